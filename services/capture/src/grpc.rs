@@ -1,0 +1,262 @@
+//! The `tracery.v1.CaptureService` gRPC adapter.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use tracery_epcis::proto::{event_from_proto, event_to_proto};
+use tracery_proto::v1::{self as pb, capture_service_server::CaptureService};
+use tracery_runtime::wire::Page;
+
+use crate::{
+    domain::{CaptureError, Outcome},
+    store::{EventQuery, EventStore, StoredEvent},
+};
+
+/// How often a live Subscribe stream looks for events committed by other processes.
+const SUBSCRIBE_POLL: Duration = Duration::from_millis(250);
+/// Rows read per store query while streaming.
+const SUBSCRIBE_BATCH: u64 = 500;
+
+/// The gRPC service.
+pub struct CaptureApi {
+    store: EventStore,
+    /// Woken after each commit, so live subscribers in this process see events at once.
+    committed: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+impl CaptureApi {
+    /// The service over `db`; streams end when `shutdown` is cancelled.
+    pub fn new(db: sea_orm::DatabaseConnection, shutdown: CancellationToken) -> Self {
+        Self {
+            store: EventStore::new(db),
+            committed: Arc::new(Notify::new()),
+            shutdown,
+        }
+    }
+}
+
+fn stored_to_proto(stored: StoredEvent) -> pb::StoredEvent {
+    pb::StoredEvent {
+        sequence: stored.sequence,
+        event: Some(event_to_proto(&stored.event)),
+    }
+}
+
+fn query_from_filter(filter: Option<pb::EventFilter>) -> Result<EventQuery, Status> {
+    let Some(filter) = filter else {
+        return Ok(EventQuery::default());
+    };
+    for (field, values) in [
+        ("filter/match_epcs", &filter.match_epcs),
+        ("filter/match_any_epcs", &filter.match_any_epcs),
+        ("filter/match_epc_classes", &filter.match_epc_classes),
+        ("filter/biz_transactions", &filter.biz_transactions),
+    ] {
+        if !values.is_empty() {
+            return Err(Status::unimplemented(format!(
+                "{field} is not supported yet"
+            )));
+        }
+    }
+    let time = |field: &str, ts: Option<prost_types::Timestamp>| {
+        ts.map(|ts| {
+            tracery_epcis::time::from_proto(field, &ts)
+                .map(|t| t.to_utc())
+                .map_err(|err| CaptureError::Invalid {
+                    field: field.to_owned(),
+                    reason: err.to_string(),
+                })
+        })
+        .transpose()
+    };
+    Ok(EventQuery {
+        event_types: filter.event_types,
+        biz_steps: filter.biz_steps,
+        dispositions: filter.dispositions,
+        read_points: filter.read_points,
+        biz_locations: filter.biz_locations,
+        event_time_from: time("filter/event_time_from", filter.event_time_from)?,
+        event_time_to: time("filter/event_time_to", filter.event_time_to)?,
+    })
+}
+
+#[tonic::async_trait]
+impl CaptureService for CaptureApi {
+    #[tracing::instrument(skip_all, fields(events))]
+    async fn capture(
+        &self,
+        request: Request<pb::CaptureRequest>,
+    ) -> Result<Response<pb::CaptureResponse>, Status> {
+        let request = request.into_inner();
+        tracing::Span::current().record("events", request.events.len());
+        let mut events = Vec::with_capacity(request.events.len());
+        let mut violations = Vec::new();
+        for (index, proto) in request.events.iter().enumerate() {
+            match event_from_proto(proto) {
+                Ok(mut event) => {
+                    // Until the GS1 event hash is computed here, an event without an ID gets
+                    // a UUID URN, which EPCIS allows as an eventID.
+                    event
+                        .event_id
+                        .get_or_insert_with(|| format!("urn:uuid:{}", uuid::Uuid::new_v4()));
+                    events.push(event);
+                }
+                Err(err) => violations.push(CaptureError::event_violation(index, &err)),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(CaptureError::InvalidEvents(violations).into());
+        }
+        let stored = self.store.append(&events).await?;
+        self.committed.notify_waiters();
+        let results = stored
+            .into_iter()
+            .enumerate()
+            .map(|(index, r)| pb::EventResult {
+                index: i32::try_from(index).unwrap_or(i32::MAX),
+                event_id: r.event_id,
+                outcome: match r.outcome {
+                    Outcome::Accepted => pb::CaptureOutcome::Accepted,
+                    Outcome::Duplicate => pb::CaptureOutcome::Duplicate,
+                } as i32,
+                sequence: r.sequence,
+                quarantine_id: String::new(),
+                violations: Vec::new(),
+            })
+            .collect();
+        Ok(Response::new(pb::CaptureResponse { results }))
+    }
+
+    type CaptureStreamStream = ReceiverStream<Result<pb::CaptureStreamResponse, Status>>;
+
+    async fn capture_stream(
+        &self,
+        _: Request<tonic::Streaming<pb::CaptureStreamRequest>>,
+    ) -> Result<Response<Self::CaptureStreamStream>, Status> {
+        Err(Status::unimplemented(
+            "CaptureService.CaptureStream is not implemented yet",
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_event(
+        &self,
+        request: Request<pb::GetEventRequest>,
+    ) -> Result<Response<pb::GetEventResponse>, Status> {
+        let event_id = request.into_inner().event_id;
+        if event_id.is_empty() {
+            return Err(CaptureError::Invalid {
+                field: "event_id".to_owned(),
+                reason: "required".to_owned(),
+            }
+            .into());
+        }
+        let stored = self.store.get(&event_id).await?;
+        Ok(Response::new(pb::GetEventResponse {
+            event: Some(stored_to_proto(stored)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn query_events(
+        &self,
+        request: Request<pb::QueryEventsRequest>,
+    ) -> Result<Response<pb::QueryEventsResponse>, Status> {
+        let request = request.into_inner();
+        let page = Page::from_request(request.page.as_ref());
+        let after = match page.after.as_deref() {
+            Some(token) => token.parse::<i64>().map_err(|_| CaptureError::Invalid {
+                field: "page/page_token".to_owned(),
+                reason: "not a token from a previous response".to_owned(),
+            })?,
+            None => 0,
+        };
+        let query = query_from_filter(request.filter)?;
+        let rows = self.store.query(&query, after, page.fetch_limit()).await?;
+        let (rows, next) = page.split(rows, |row| row.sequence.to_string());
+        Ok(Response::new(pb::QueryEventsResponse {
+            events: rows.into_iter().map(stored_to_proto).collect(),
+            page: Some(next),
+        }))
+    }
+
+    type SubscribeStream = ReceiverStream<Result<pb::SubscribeResponse, Status>>;
+
+    #[tracing::instrument(skip_all)]
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let request = request.into_inner();
+        let query = query_from_filter(request.filter)?;
+        let (tx, rx) = mpsc::channel(SUBSCRIBE_BATCH as usize);
+        let store = self.store.clone();
+        let committed = Arc::clone(&self.committed);
+        let shutdown = self.shutdown.clone();
+        let mut cursor = request.after_sequence.max(0);
+        tokio::spawn(async move {
+            loop {
+                // Registered before reading, so a commit between the read and the wait
+                // still wakes this stream.
+                let woken = committed.notified();
+                let rows = match store.query(&query, cursor, SUBSCRIBE_BATCH).await {
+                    Ok(rows) => rows,
+                    Err(err) => {
+                        let _ = tx.send(Err(err.into())).await;
+                        return;
+                    }
+                };
+                if rows.is_empty() {
+                    tokio::select! {
+                        () = woken => {}
+                        () = tokio::time::sleep(SUBSCRIBE_POLL) => {}
+                        () = shutdown.cancelled() => return,
+                        () = tx.closed() => return,
+                    }
+                    continue;
+                }
+                for row in rows {
+                    cursor = row.sequence;
+                    let message = pb::SubscribeResponse {
+                        event: Some(stored_to_proto(row)),
+                    };
+                    if tx.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn list_quarantine(
+        &self,
+        _: Request<pb::ListQuarantineRequest>,
+    ) -> Result<Response<pb::ListQuarantineResponse>, Status> {
+        Err(Status::unimplemented(
+            "CaptureService.ListQuarantine is not implemented yet",
+        ))
+    }
+
+    async fn resubmit_quarantined(
+        &self,
+        _: Request<pb::ResubmitQuarantinedRequest>,
+    ) -> Result<Response<pb::ResubmitQuarantinedResponse>, Status> {
+        Err(Status::unimplemented(
+            "CaptureService.ResubmitQuarantined is not implemented yet",
+        ))
+    }
+
+    async fn discard_quarantined(
+        &self,
+        _: Request<pb::DiscardQuarantinedRequest>,
+    ) -> Result<Response<pb::DiscardQuarantinedResponse>, Status> {
+        Err(Status::unimplemented(
+            "CaptureService.DiscardQuarantined is not implemented yet",
+        ))
+    }
+}

@@ -1,0 +1,40 @@
+//! The capture service: the front door for EPCIS 2.0 events.
+//!
+//! - [`domain`]: the error type and capture outcomes; no I/O.
+//! - [`store`]: the append-only event store (sea-orm) with its monotonic sequence.
+//! - [`grpc`]: the `tracery.v1.CaptureService` adapter, including `Subscribe`.
+
+pub mod domain;
+pub mod grpc;
+pub mod store;
+
+use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm_migration::MigratorTrait;
+use tokio::task::JoinHandle;
+use tonic::service::RoutesBuilder;
+use tracery_proto::v1::capture_service_server::CaptureServiceServer;
+use tracery_runtime::{ServiceContext, ServiceKey, ServiceModule};
+
+/// The capture service as a [`ServiceModule`].
+pub struct CaptureModule;
+
+#[async_trait::async_trait]
+impl ServiceModule for CaptureModule {
+    fn key(&self) -> ServiceKey {
+        ServiceKey::Capture
+    }
+
+    async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        store::Migrator::up(db, None).await
+    }
+
+    async fn start(
+        &self,
+        ctx: &ServiceContext,
+        routes: &mut RoutesBuilder,
+    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+        let api = grpc::CaptureApi::new(ctx.db.clone(), ctx.shutdown.clone());
+        routes.add_service(CaptureServiceServer::new(api));
+        Ok(Vec::new())
+    }
+}

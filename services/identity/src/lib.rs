@@ -1,0 +1,41 @@
+//! The identity service: GS1 keys, the product master, serial-number pools and labels.
+//!
+//! - [`domain`]: GS1 rules (check digits, normalisation) and the error type; no I/O.
+//! - [`store`]: sea-orm entities, migrations and queries.
+//! - [`grpc`]: the `tracery.v1.IdentityService` adapter.
+
+pub mod domain;
+pub mod grpc;
+pub mod store;
+
+use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm_migration::MigratorTrait;
+use tokio::task::JoinHandle;
+use tonic::service::RoutesBuilder;
+use tracery_proto::v1::identity_service_server::IdentityServiceServer;
+use tracery_runtime::{ServiceContext, ServiceKey, ServiceModule};
+
+/// The identity service as a [`ServiceModule`].
+pub struct IdentityModule;
+
+#[async_trait::async_trait]
+impl ServiceModule for IdentityModule {
+    fn key(&self) -> ServiceKey {
+        ServiceKey::Identity
+    }
+
+    async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        store::Migrator::up(db, None).await
+    }
+
+    async fn start(
+        &self,
+        ctx: &ServiceContext,
+        routes: &mut RoutesBuilder,
+    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+        routes.add_service(IdentityServiceServer::new(grpc::IdentityApi::new(
+            ctx.db.clone(),
+        )));
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,470 @@
+//! The one configuration loader.
+//!
+//! Layers, lowest first: built-in defaults → TOML file (`--config`) → `TRACERY_*`
+//! environment variables → command-line flags. Every bad value fails at start with a
+//! message that names the setting.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use serde::Deserialize;
+
+/// One of the four Tracery services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceKey {
+    /// GS1 identifiers, serial pools, labels.
+    Identity,
+    /// EPCIS event capture.
+    Capture,
+    /// Trace queries.
+    Genealogy,
+    /// ERP/PLM sync and post-back.
+    Integration,
+}
+
+impl ServiceKey {
+    /// All services, in start order.
+    pub const ALL: [ServiceKey; 4] = [
+        ServiceKey::Identity,
+        ServiceKey::Capture,
+        ServiceKey::Genealogy,
+        ServiceKey::Integration,
+    ];
+
+    /// The short name used in configuration (`capture`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Identity => "identity",
+            Self::Capture => "capture",
+            Self::Genealogy => "genealogy",
+            Self::Integration => "integration",
+        }
+    }
+
+    /// The fully qualified gRPC service name (`tracery.v1.CaptureService`).
+    pub fn grpc_name(self) -> &'static str {
+        use tracery_proto::service_names as names;
+        match self {
+            Self::Identity => names::IDENTITY,
+            Self::Capture => names::CAPTURE,
+            Self::Genealogy => names::GENEALOGY,
+            Self::Integration => names::INTEGRATION,
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ServiceKey {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ServiceKey::ALL
+            .into_iter()
+            .find(|key| key.as_str() == text)
+            .ok_or_else(|| {
+                format!("`{text}` is not a service (identity, capture, genealogy, integration)")
+            })
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// A value that must never appear in logs (database URLs carry passwords).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Flags of `tracery serve`; each also reads its `TRACERY_*` environment variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "TRACERY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long, env = "TRACERY_LISTEN")]
+    pub listen: Option<String>,
+    /// HTTP listen address (EPCIS REST, metrics, dashboard, /healthz).
+    #[arg(long, env = "TRACERY_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// Database URL: `sqlite://path?mode=rwc` or `postgres://user@host/db`.
+    #[arg(long, env = "TRACERY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Services to run in this process (comma-separated); default all four.
+    #[arg(long = "service", env = "TRACERY_SERVICES", value_delimiter = ',')]
+    pub services: Vec<String>,
+    /// gRPC endpoint of the identity service when it runs elsewhere.
+    #[arg(long, env = "TRACERY_IDENTITY_ENDPOINT")]
+    pub identity_endpoint: Option<String>,
+    /// gRPC endpoint of the capture service when it runs elsewhere.
+    #[arg(long, env = "TRACERY_CAPTURE_ENDPOINT")]
+    pub capture_endpoint: Option<String>,
+    /// gRPC endpoint of the genealogy service when it runs elsewhere.
+    #[arg(long, env = "TRACERY_GENEALOGY_ENDPOINT")]
+    pub genealogy_endpoint: Option<String>,
+    /// gRPC endpoint of the integration service when it runs elsewhere.
+    #[arg(long, env = "TRACERY_INTEGRATION_ENDPOINT")]
+    pub integration_endpoint: Option<String>,
+    /// Log format.
+    #[arg(long, env = "TRACERY_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Seconds to drain in-flight requests on SIGTERM before closing.
+    #[arg(long, env = "TRACERY_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "TRACERY_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
+}
+
+/// The configuration file; the same settings as [`ServeArgs`], in snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    http_listen: Option<String>,
+    database_url: Option<String>,
+    services: Option<Vec<String>>,
+    identity_endpoint: Option<String>,
+    capture_endpoint: Option<String>,
+    genealogy_endpoint: Option<String>,
+    integration_endpoint: Option<String>,
+    log_format: Option<LogFormat>,
+    shutdown_grace_secs: Option<u64>,
+    db_max_connections: Option<u32>,
+}
+
+/// A setting that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {setting}: {reason}")]
+pub struct ConfigError {
+    /// The setting's name, as in the file (and `--flag` / `TRACERY_*` alike).
+    pub setting: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(setting: &str, reason: impl Into<String>) -> Self {
+        Self {
+            setting: setting.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Default gRPC address of the all-in-one server.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default HTTP address of the all-in-one server.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+/// Default database: SQLite under `./tracery-data/`, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tracery-data/tracery.db?mode=rwc";
+
+/// Where to reach each peer service; `None` means "in this process".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerEndpoints {
+    /// Identity service endpoint.
+    pub identity: Option<String>,
+    /// Capture service endpoint.
+    pub capture: Option<String>,
+    /// Genealogy service endpoint.
+    pub genealogy: Option<String>,
+    /// Integration service endpoint.
+    pub integration: Option<String>,
+}
+
+impl PeerEndpoints {
+    /// The configured endpoint of one service.
+    pub fn get(&self, key: ServiceKey) -> Option<&str> {
+        match key {
+            ServiceKey::Identity => self.identity.as_deref(),
+            ServiceKey::Capture => self.capture.as_deref(),
+            ServiceKey::Genealogy => self.genealogy.as_deref(),
+            ServiceKey::Integration => self.integration.as_deref(),
+        }
+    }
+}
+
+/// The resolved configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// gRPC listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// HTTP listen address.
+    pub http_listen: SocketAddr,
+    /// Database URL.
+    pub database_url: Secret,
+    /// Services run by this process.
+    pub services: Vec<ServiceKey>,
+    /// Peer endpoints for services not run here.
+    pub peers: PeerEndpoints,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// How long to drain in-flight requests on shutdown.
+    pub shutdown_grace: Duration,
+    /// Database pool size.
+    pub db_max_connections: u32,
+}
+
+impl Config {
+    /// Resolves flags/environment over the optional file over defaults.
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|err| {
+                    ConfigError::new("config", format!("cannot read {}: {err}", path.display()))
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|err| {
+                    ConfigError::new("config", format!("{}: {}", path.display(), err.message()))
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        Self::resolve(args, file)
+    }
+
+    fn resolve(args: &ServeArgs, file: FileConfig) -> Result<Self, ConfigError> {
+        let listen = socket_addr(
+            "listen",
+            args.listen
+                .clone()
+                .or(file.listen)
+                .as_deref()
+                .unwrap_or(DEFAULT_LISTEN),
+        )?;
+        let http_listen = socket_addr(
+            "http_listen",
+            args.http_listen
+                .clone()
+                .or(file.http_listen)
+                .as_deref()
+                .unwrap_or(DEFAULT_HTTP_LISTEN),
+        )?;
+        let database_url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        check_database_url(&database_url)?;
+
+        let service_names = if args.services.is_empty() {
+            file.services.unwrap_or_default()
+        } else {
+            args.services.clone()
+        };
+        let mut services = service_names
+            .iter()
+            .map(|name| {
+                name.trim()
+                    .parse()
+                    .map_err(|reason| ConfigError::new("services", reason))
+            })
+            .collect::<Result<Vec<ServiceKey>, _>>()?;
+        if services.is_empty() {
+            services = ServiceKey::ALL.to_vec();
+        }
+        services.sort();
+        services.dedup();
+
+        let peers = PeerEndpoints {
+            identity: endpoint(
+                "identity_endpoint",
+                args.identity_endpoint.clone().or(file.identity_endpoint),
+            )?,
+            capture: endpoint(
+                "capture_endpoint",
+                args.capture_endpoint.clone().or(file.capture_endpoint),
+            )?,
+            genealogy: endpoint(
+                "genealogy_endpoint",
+                args.genealogy_endpoint.clone().or(file.genealogy_endpoint),
+            )?,
+            integration: endpoint(
+                "integration_endpoint",
+                args.integration_endpoint
+                    .clone()
+                    .or(file.integration_endpoint),
+            )?,
+        };
+        let db_max_connections = args
+            .db_max_connections
+            .or(file.db_max_connections)
+            .unwrap_or(10);
+        if db_max_connections == 0 {
+            return Err(ConfigError::new("db_max_connections", "must be at least 1"));
+        }
+        Ok(Self {
+            listen,
+            http_listen,
+            database_url: Secret::new(database_url),
+            services,
+            peers,
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            shutdown_grace: Duration::from_secs(
+                args.shutdown_grace_secs
+                    .or(file.shutdown_grace_secs)
+                    .unwrap_or(30),
+            ),
+            db_max_connections,
+        })
+    }
+
+    /// A configuration for tests: ephemeral loopback ports, the given database, all services.
+    pub fn for_tests(database_url: &str) -> Self {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            listen: loopback,
+            http_listen: loopback,
+            database_url: Secret::new(database_url),
+            services: ServiceKey::ALL.to_vec(),
+            peers: PeerEndpoints::default(),
+            log_format: LogFormat::Text,
+            shutdown_grace: Duration::from_secs(5),
+            db_max_connections: 5,
+        }
+    }
+}
+
+fn socket_addr(setting: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        ConfigError::new(
+            setting,
+            format!("`{text}` is not an address like 127.0.0.1:50051"),
+        )
+    })
+}
+
+fn check_database_url(url: &str) -> Result<(), ConfigError> {
+    let supported = ["sqlite:", "postgres://", "postgresql://"];
+    if supported.iter().any(|prefix| url.starts_with(prefix)) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "database_url",
+            "must start with sqlite:, postgres:// or postgresql://",
+        ))
+    }
+}
+
+fn endpoint(setting: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match value.parse::<http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+            Ok(Some(value))
+        }
+        _ => Err(ConfigError::new(
+            setting,
+            format!("`{value}` is not an endpoint like http://capture:50051"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).expect("test TOML parses")
+    }
+
+    #[test]
+    fn defaults_run_all_services_on_loopback_with_sqlite() {
+        let config = Config::resolve(&ServeArgs::default(), FileConfig::default()).expect("valid");
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.http_listen.to_string(), DEFAULT_HTTP_LISTEN);
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(config.services, ServiceKey::ALL.to_vec());
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let args = ServeArgs {
+            listen: Some("0.0.0.0:6000".into()),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(
+            &args,
+            file("listen = \"127.0.0.1:7000\"\nhttp_listen = \"127.0.0.1:7001\"\nservices = [\"capture\"]"),
+        )
+        .expect("valid");
+        assert_eq!(config.listen.to_string(), "0.0.0.0:6000");
+        assert_eq!(config.http_listen.to_string(), "127.0.0.1:7001");
+        assert_eq!(config.services, vec![ServiceKey::Capture]);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let bad_listen = ServeArgs {
+            listen: Some("nowhere".into()),
+            ..ServeArgs::default()
+        };
+        let err = Config::resolve(&bad_listen, FileConfig::default()).expect_err("invalid");
+        assert_eq!(err.setting, "listen");
+
+        let err = Config::resolve(&ServeArgs::default(), file("database_url = \"mysql://x\""))
+            .expect_err("invalid");
+        assert_eq!(err.setting, "database_url");
+
+        let err = Config::resolve(&ServeArgs::default(), file("services = [\"billing\"]"))
+            .expect_err("invalid");
+        assert_eq!(err.setting, "services");
+        assert!(err.to_string().contains("billing"), "{err}");
+
+        let err = Config::resolve(
+            &ServeArgs::default(),
+            file("capture_endpoint = \"capture:50051\""),
+        )
+        .expect_err("invalid");
+        assert_eq!(err.setting, "capture_endpoint");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tracery.toml");
+        std::fs::write(&path, "listne = \"127.0.0.1:1\"\n").expect("write");
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let err = Config::load(&args).expect_err("typo must fail");
+        assert_eq!(err.setting, "config");
+        assert!(err.reason.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = Config::for_tests("postgres://user:hunter2@db/tracery");
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

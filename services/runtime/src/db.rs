@@ -1,0 +1,82 @@
+//! The one database pool helper: SQLite (embedded default) or PostgreSQL (production).
+
+use std::{path::Path, time::Duration};
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+use crate::Config;
+
+/// Opens the pool for the configured database. For SQLite the file's folder is created,
+/// and the connection is set up for concurrent writers and durable commits.
+pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
+    let url = config.database_url.expose();
+    if let Some(path) = sqlite_file(url) {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|err| {
+                DbErr::Custom(format!(
+                    "cannot create database folder {}: {err}",
+                    parent.display()
+                ))
+            })?;
+        }
+    }
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(config.db_max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            // WAL lets readers run beside the writer; FULL makes a commit survive power
+            // loss, since an acknowledged event must never be lost.
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    Database::connect(options).await
+}
+
+/// The file path of a `sqlite:` URL, or `None` for PostgreSQL and in-memory SQLite.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// Whether the URL names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_sqlite_file_paths() {
+        assert_eq!(
+            sqlite_file("sqlite://tracery-data/t.db?mode=rwc"),
+            Some("tracery-data/t.db")
+        );
+        assert_eq!(sqlite_file("sqlite:/var/lib/t.db"), Some("/var/lib/t.db"));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://localhost/test"), None);
+    }
+
+    #[tokio::test]
+    async fn connect_creates_the_sqlite_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/nested/t.db?mode=rwc", dir.path().display());
+        let db = connect(&Config::for_tests(&url)).await.expect("connects");
+        db.ping().await.expect("ping");
+        assert!(dir.path().join("nested/t.db").exists());
+    }
+}

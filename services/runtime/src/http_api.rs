@@ -1,0 +1,95 @@
+//! The HTTP listener's own routes (`/healthz`) and the health state shared with gRPC.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use tokio::sync::RwLock;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::ServiceKey;
+
+/// Per-service health, reported both to `grpc.health.v1.Health` and to `/healthz`.
+#[derive(Clone)]
+pub struct Health {
+    reporter: HealthReporter,
+    serving: Arc<RwLock<BTreeMap<ServiceKey, bool>>>,
+}
+
+impl Health {
+    /// Health for `services`, all NOT_SERVING until [`set`](Self::set), reported through
+    /// `reporter` (from `tonic_health::server::health_reporter`).
+    pub async fn new(reporter: HealthReporter, services: &[ServiceKey]) -> Self {
+        let health = Self {
+            reporter,
+            serving: Arc::new(RwLock::new(BTreeMap::new())),
+        };
+        for key in services {
+            health.set(*key, false).await;
+        }
+        health
+    }
+
+    /// Marks one service serving or not.
+    pub async fn set(&self, key: ServiceKey, serving: bool) {
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter
+            .set_service_status(key.grpc_name(), status)
+            .await;
+        let mut map = self.serving.write().await;
+        map.insert(key, serving);
+        let all = map.values().all(|s| *s);
+        drop(map);
+        // The empty service name is the whole server, as grpc.health.v1 specifies.
+        let overall = if all {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter.set_service_status("", overall).await;
+    }
+}
+
+/// Routes served on the HTTP listener.
+pub fn router(health: Health, db: DatabaseConnection) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state((health, db))
+}
+
+async fn healthz(
+    State((health, db)): State<(Health, DatabaseConnection)>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let services: BTreeMap<&str, &str> = health
+        .serving
+        .read()
+        .await
+        .iter()
+        .map(|(key, serving)| {
+            (
+                key.as_str(),
+                if *serving { "SERVING" } else { "NOT_SERVING" },
+            )
+        })
+        .collect();
+    let database_ok = db.ping().await.is_ok();
+    let ok = database_ok && services.values().all(|s| *s == "SERVING");
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ok { "SERVING" } else { "NOT_SERVING" },
+            "database": if database_ok { "ok" } else { "unreachable" },
+            "services": services,
+        })),
+    )
+}

@@ -1,0 +1,24 @@
+//! Plumbing shared by every Tracery service, so it exists exactly once:
+//!
+//! - [`config`]: the one configuration loader (defaults → file → `TRACERY_*` env → flags).
+//! - [`telemetry`]: the one tracing/OpenTelemetry init, and W3C trace-context propagation
+//!   across gRPC calls.
+//! - [`db`]: the one database pool helper (SQLite or PostgreSQL) and migration runner.
+//! - [`error`]: the one mapping from domain error kinds to `tonic::Status` and HTTP codes.
+//! - [`server`]: assembles services into one gRPC server (with health and reflection) plus
+//!   the HTTP listener, and shuts them down gracefully.
+//!
+//! Service crates implement [`server::ServiceModule`]; the `tracery` binary and the
+//! per-service binaries choose which modules to run.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http_api;
+pub mod peers;
+pub mod server;
+pub mod telemetry;
+pub mod wire;
+
+pub use config::{Config, ServiceKey};
+pub use server::{Application, ServiceContext, ServiceModule};

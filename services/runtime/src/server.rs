@@ -1,0 +1,313 @@
+//! Assembles service modules into one process: a gRPC server (services, health,
+//! reflection) and an HTTP server, started on bound listeners and stopped gracefully.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context as _;
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::RoutesBuilder;
+
+use crate::{Config, ServiceKey, db, http_api, peers::Peers, telemetry::grpc_request_span};
+
+/// What a service module gets when it starts.
+#[derive(Clone)]
+pub struct ServiceContext {
+    /// The database pool, migrated.
+    pub db: DatabaseConnection,
+    /// Channels to the other services.
+    pub peers: Peers,
+    /// Cancelled when the process shuts down; long-running work must watch it.
+    pub shutdown: CancellationToken,
+    /// The process configuration.
+    pub config: Arc<Config>,
+}
+
+/// One Tracery service, as seen by the process that runs it.
+#[async_trait::async_trait]
+pub trait ServiceModule: Send + Sync + 'static {
+    /// Which service this is.
+    fn key(&self) -> ServiceKey;
+
+    /// Brings the service's tables up to date.
+    async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr>;
+
+    /// Adds the gRPC service to `routes` and starts any background work, returning its
+    /// tasks (they must end once `ctx.shutdown` is cancelled).
+    async fn start(
+        &self,
+        ctx: &ServiceContext,
+        routes: &mut RoutesBuilder,
+    ) -> anyhow::Result<Vec<JoinHandle<()>>>;
+}
+
+/// A process with its listeners bound and its database migrated, ready to [`run`](Self::run).
+pub struct Application {
+    config: Arc<Config>,
+    modules: Vec<Arc<dyn ServiceModule>>,
+    db: DatabaseConnection,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Connects and migrates the database and binds both listeners. Only the modules named
+    /// in `config.services` are kept.
+    pub async fn build(
+        config: Config,
+        available: Vec<Arc<dyn ServiceModule>>,
+    ) -> anyhow::Result<Self> {
+        let mut modules = Vec::new();
+        for key in &config.services {
+            let module = available
+                .iter()
+                .find(|m| m.key() == *key)
+                .with_context(|| format!("services: `{key}` is not built into this binary"))?;
+            modules.push(Arc::clone(module));
+        }
+        let db = db::connect(&config)
+            .await
+            .context("database_url: cannot connect")?;
+        for module in &modules {
+            module
+                .migrate(&db)
+                .await
+                .with_context(|| format!("migrating the {} tables", module.key()))?;
+        }
+        let grpc_listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listen: cannot bind {}", config.listen))?;
+        let http_listener = TcpListener::bind(config.http_listen)
+            .await
+            .with_context(|| format!("http_listen: cannot bind {}", config.http_listen))?;
+        Ok(Self {
+            config: Arc::new(config),
+            modules,
+            db,
+            grpc_listener,
+            http_listener,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The bound gRPC address (useful with port 0).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
+            .local_addr()
+            .unwrap_or(self.config.listen)
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .unwrap_or(self.config.http_listen)
+    }
+
+    /// Cancel this token to stop the process gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains in-flight requests for up
+    /// to the configured grace period and closes the database.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let grpc_addr = self.grpc_addr();
+        let http_addr = self.http_addr();
+        let self_endpoint = format!("http://{}", reachable(grpc_addr));
+        let running: Vec<ServiceKey> = self.modules.iter().map(|m| m.key()).collect();
+        let peers = Peers::new(|key| {
+            self.config
+                .peers
+                .get(key)
+                .map(str::to_owned)
+                .or_else(|| running.contains(&key).then(|| self_endpoint.clone()))
+        })?;
+        let ctx = ServiceContext {
+            db: self.db.clone(),
+            peers,
+            shutdown: self.shutdown.clone(),
+            config: Arc::clone(&self.config),
+        };
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = http_api::Health::new(reporter, &running).await;
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service);
+        routes.add_service(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tracery_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1()?,
+        );
+        routes.add_service(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tracery_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1alpha()?,
+        );
+        let mut tasks = Vec::new();
+        for module in &self.modules {
+            tasks.extend(module.start(&ctx, &mut routes).await?);
+        }
+
+        let grpc_shutdown = self.shutdown.clone();
+        let mut grpc = tokio::spawn(
+            tonic::transport::Server::builder()
+                .trace_fn(grpc_request_span)
+                .add_routes(routes.routes())
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(self.grpc_listener),
+                    grpc_shutdown.cancelled_owned(),
+                ),
+        );
+        let http_shutdown = self.shutdown.clone();
+        let mut http = tokio::spawn(
+            axum::serve(
+                self.http_listener,
+                http_api::router(health.clone(), self.db.clone()),
+            )
+            .with_graceful_shutdown(http_shutdown.cancelled_owned())
+            .into_future(),
+        );
+        for key in &running {
+            health.set(*key, true).await;
+        }
+        tracing::info!(
+            grpc = %grpc_addr,
+            http = %http_addr,
+            services = ?running,
+            "tracery serving"
+        );
+
+        let early_exit = tokio::select! {
+            () = self.shutdown.cancelled() => None,
+            result = &mut grpc => Some(flatten("grpc server", result.map(|r| r.map_err(anyhow::Error::from)))),
+            result = &mut http => Some(flatten("http server", result.map(|r| r.map_err(anyhow::Error::from)))),
+        };
+        self.shutdown.cancel();
+        for key in &running {
+            health.set(*key, false).await;
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        let grace = self.config.shutdown_grace;
+        let drain = async {
+            let _ = (&mut grpc).await;
+            let _ = (&mut http).await;
+            for task in &mut tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            tracing::warn!(?grace, "grace period over; closing with work in flight");
+            grpc.abort();
+            http.abort();
+            tasks.iter().for_each(JoinHandle::abort);
+        }
+        self.db.close().await.context("closing the database")?;
+        tracing::info!("stopped");
+        early_exit.unwrap_or(Ok(()))
+    }
+}
+
+fn flatten(
+    what: &str,
+    result: Result<anyhow::Result<()>, tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    match result {
+        Ok(Ok(())) => Err(anyhow::anyhow!("{what} stopped unexpectedly")),
+        Ok(Err(err)) => Err(err.context(format!("{what} failed"))),
+        Err(err) => Err(anyhow::anyhow!("{what} panicked: {err}")),
+    }
+}
+
+/// An address peers in this process can dial: the wildcard address becomes loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        let loopback = match addr {
+            SocketAddr::V4(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+            SocketAddr::V6(_) => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        };
+        SocketAddr::new(loopback, addr.port())
+    } else {
+        addr
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C), then cancels `token`.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+    token.cancel();
+}
+
+/// The whole life of a server process: load configuration, start telemetry, serve until
+/// SIGTERM/SIGINT. `only` restricts the process to one service (per-service binaries).
+pub async fn serve(
+    args: &crate::config::ServeArgs,
+    modules: Vec<Arc<dyn ServiceModule>>,
+    only: Option<ServiceKey>,
+) -> anyhow::Result<()> {
+    let mut config = Config::load(args)?;
+    if let Some(key) = only {
+        config.services = vec![key];
+    }
+    let telemetry_name = match only {
+        Some(key) => format!("tracery-{key}"),
+        None => "tracery".to_owned(),
+    };
+    let _telemetry = crate::telemetry::init_telemetry(&telemetry_name, config.log_format)?;
+    let app = Application::build(config, modules).await?;
+    tokio::spawn(cancel_on_signal(app.shutdown_token()));
+    app.run().await
+}
+
+/// Runs the migrations of the configured services and exits (for a Kubernetes Job, so
+/// replicas never race each other to migrate).
+pub async fn migrate(
+    args: &crate::config::ServeArgs,
+    modules: Vec<Arc<dyn ServiceModule>>,
+) -> anyhow::Result<()> {
+    let config = Config::load(args)?;
+    let _telemetry = crate::telemetry::init_telemetry("tracery-migrate", config.log_format)?;
+    let db = db::connect(&config)
+        .await
+        .context("database_url: cannot connect")?;
+    for module in modules
+        .iter()
+        .filter(|m| config.services.contains(&m.key()))
+    {
+        module
+            .migrate(&db)
+            .await
+            .with_context(|| format!("migrating the {} tables", module.key()))?;
+        tracing::info!(service = %module.key(), "migrated");
+    }
+    db.close().await?;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Test harness: starts the real all-in-one suite on ephemeral loopback ports against a
+//! fresh database and hands back connected gRPC clients.
+//!
+//! The database is a temporary SQLite file, or — when `TRACERY_TEST_DATABASE_URL` names a
+//! PostgreSQL server — a new database created for the one test and dropped after it.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use sea_orm::{ConnectionTrait, Database};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use tracery_proto::v1::{
+    capture_service_client::CaptureServiceClient, genealogy_service_client::GenealogyServiceClient,
+    identity_service_client::IdentityServiceClient,
+    integration_service_client::IntegrationServiceClient,
+};
+use tracery_runtime::{Application, Config};
+
+/// A database made for one test.
+pub enum TestDatabase {
+    /// A SQLite file in a temporary folder (removed on drop).
+    Sqlite {
+        /// The connection URL.
+        url: String,
+        /// Keeps the folder alive.
+        _dir: tempfile::TempDir,
+    },
+    /// A PostgreSQL database created for this test.
+    Postgres {
+        /// The connection URL of the new database.
+        url: String,
+        /// The server's base URL, used to drop it.
+        admin_url: String,
+        /// The database name.
+        name: String,
+    },
+}
+
+impl TestDatabase {
+    /// A fresh database on the backend chosen by `TRACERY_TEST_DATABASE_URL`.
+    pub async fn create() -> anyhow::Result<Self> {
+        match std::env::var("TRACERY_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("tracery_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(&admin_url).await?;
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await?;
+                admin.close().await?;
+                Ok(Self::Postgres {
+                    url: replace_database_name(&admin_url, &name)?,
+                    admin_url,
+                    name,
+                })
+            }
+            _ => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite://{}/tracery.db?mode=rwc", dir.path().display());
+                Ok(Self::Sqlite { url, _dir: dir })
+            }
+        }
+    }
+
+    /// The connection URL.
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Sqlite { url, .. } | Self::Postgres { url, .. } => url,
+        }
+    }
+
+    /// Drops a PostgreSQL test database (SQLite files go with the temporary folder).
+    pub async fn drop_database(self) -> anyhow::Result<()> {
+        if let Self::Postgres {
+            admin_url, name, ..
+        } = self
+        {
+            let admin = Database::connect(&admin_url).await?;
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await?;
+            admin.close().await?;
+        }
+        Ok(())
+    }
+}
+
+fn replace_database_name(url: &str, name: &str) -> anyhow::Result<String> {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let (server, _) = base
+        .rsplit_once('/')
+        .filter(|(server, _)| server.contains("://"))
+        .ok_or_else(|| anyhow::anyhow!("TRACERY_TEST_DATABASE_URL must end in /<database>"))?;
+    Ok(match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    })
+}
+
+/// A running suite and clients connected to it.
+pub struct TestApp {
+    /// Bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// Identity client.
+    pub identity: IdentityServiceClient<Channel>,
+    /// Capture client.
+    pub capture: CaptureServiceClient<Channel>,
+    /// Genealogy client.
+    pub genealogy: GenealogyServiceClient<Channel>,
+    /// Integration client.
+    pub integration: IntegrationServiceClient<Channel>,
+    /// grpc.health.v1 client.
+    pub health: HealthClient<Channel>,
+    /// A plain channel, for other clients (reflection).
+    pub channel: Channel,
+    shutdown: CancellationToken,
+    server: JoinHandle<anyhow::Result<()>>,
+    database: TestDatabase,
+}
+
+impl TestApp {
+    /// Starts the suite on a fresh database.
+    pub async fn spawn() -> anyhow::Result<Self> {
+        let database = TestDatabase::create().await?;
+        let app =
+            Application::build(Config::for_tests(database.url()), tracery::all_modules()).await?;
+        let grpc_addr = app.grpc_addr();
+        let http_addr = app.http_addr();
+        let shutdown = app.shutdown_token();
+        let server = tokio::spawn(app.run());
+        let channel = Channel::from_shared(format!("http://{grpc_addr}"))?
+            .connect()
+            .await?;
+        Ok(Self {
+            grpc_addr,
+            http_addr,
+            identity: IdentityServiceClient::new(channel.clone()),
+            capture: CaptureServiceClient::new(channel.clone()),
+            genealogy: GenealogyServiceClient::new(channel.clone()),
+            integration: IntegrationServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel.clone()),
+            channel,
+            shutdown,
+            server,
+            database,
+        })
+    }
+
+    /// Stops the suite gracefully and drops the test database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.server.await??;
+        self.database.drop_database().await
+    }
+}
+
+/// The shared fixtures folder (`../shared` beside the repository), or `None` with a loud
+/// message when it is absent. With `TRACERY_REQUIRE_FIXTURES=1` (CI) absence is a failure.
+pub fn shared_fixtures() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("TRACERY_REQUIRE_FIXTURES").as_deref() != Ok("1"),
+        "TRACERY_REQUIRE_FIXTURES=1 but the fixtures folder {} is missing",
+        dir.display()
+    );
+    eprintln!(
+        "\n*** SKIPPED: fixtures folder {} is missing; this test did not run ***\n",
+        dir.display()
+    );
+    None
+}
+
+/// Every file under `dir` whose name ends in `suffix`, sorted.
+pub fn files_with_suffix(dir: &std::path::Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.to_string_lossy().ends_with(suffix) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            replace_database_name("postgres://postgres@127.0.0.1:5432/test", "x").expect("valid"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            replace_database_name("postgres://u@h/test?sslmode=disable", "x").expect("valid"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert!(replace_database_name("postgres://", "x").is_err());
+    }
+}

@@ -1,0 +1,265 @@
+//! Capture: events stored durably, duplicates stored once, queries, and Subscribe resuming
+//! from a cursor without gaps or duplicates.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use tonic::Code;
+use tonic_types::StatusExt as _;
+use tracery_e2e::TestApp;
+use tracery_proto::v1::{self as pb, epcis_event::Body};
+
+/// An ObjectEvent OBSERVE of `epcs` at `biz_step`, `minute` minutes into 2026-11-26.
+pub(crate) fn observe(
+    event_id: &str,
+    epcs: &[&str],
+    biz_step: &str,
+    minute: i64,
+) -> pb::EpcisEvent {
+    pb::EpcisEvent {
+        event_id: event_id.to_owned(),
+        event_time: Some(prost_types::Timestamp {
+            seconds: 1_795_651_200 + minute * 60,
+            nanos: 0,
+        }),
+        event_time_zone_offset: "+01:00".to_owned(),
+        biz_step: biz_step.to_owned(),
+        read_point: Some(pb::Location {
+            id: "urn:epc:id:sgln:4012345.00001.0".to_owned(),
+            extensions: None,
+        }),
+        body: Some(Body::ObjectEvent(pb::ObjectEvent {
+            action: pb::Action::Observe as i32,
+            epcs: epcs.iter().map(|e| (*e).to_owned()).collect(),
+            quantities: Vec::new(),
+            ilmd: None,
+        })),
+        ..Default::default()
+    }
+}
+
+const UNIT_1: &str = "urn:epc:id:sgtin:4012345.011111.1001";
+const UNIT_2: &str = "urn:epc:id:sgtin:4012345.011111.1002";
+
+#[tokio::test]
+async fn events_are_stored_once_and_read_back() {
+    let mut app = TestApp::spawn().await.expect("suite starts");
+    let batch = vec![
+        observe(
+            "urn:uuid:00000000-0000-4000-8000-000000000001",
+            &[UNIT_1],
+            "receiving",
+            0,
+        ),
+        observe(
+            "urn:uuid:00000000-0000-4000-8000-000000000002",
+            &[UNIT_2],
+            "shipping",
+            5,
+        ),
+    ];
+    let results = app
+        .capture
+        .capture(pb::CaptureRequest {
+            events: batch.clone(),
+        })
+        .await
+        .expect("captures")
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 2);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.outcome == pb::CaptureOutcome::Accepted as i32)
+    );
+    assert!(
+        results[0].sequence < results[1].sequence,
+        "sequences increase"
+    );
+
+    let again = app
+        .capture
+        .capture(pb::CaptureRequest {
+            events: batch.clone(),
+        })
+        .await
+        .expect("captures")
+        .into_inner()
+        .results;
+    for (first, second) in results.iter().zip(&again) {
+        assert_eq!(second.outcome, pb::CaptureOutcome::Duplicate as i32);
+        assert_eq!(
+            second.sequence, first.sequence,
+            "a duplicate keeps its first sequence"
+        );
+    }
+
+    let stored = app
+        .capture
+        .get_event(pb::GetEventRequest {
+            event_id: batch[1].event_id.clone(),
+        })
+        .await
+        .expect("found")
+        .into_inner()
+        .event
+        .expect("event");
+    let event = stored.event.expect("event");
+    assert!(event.record_time.is_some(), "recordTime is set at capture");
+    assert_eq!(event.biz_step, "shipping");
+    assert_eq!(event.event_time, batch[1].event_time);
+    let Some(Body::ObjectEvent(object)) = event.body else {
+        panic!("object event")
+    };
+    assert_eq!(object.epcs, [UNIT_2]);
+
+    let shipped = app
+        .capture
+        .query_events(pb::QueryEventsRequest {
+            filter: Some(pb::EventFilter {
+                biz_steps: vec!["shipping".to_owned()],
+                ..Default::default()
+            }),
+            page: None,
+        })
+        .await
+        .expect("queries")
+        .into_inner()
+        .events;
+    assert_eq!(shipped.len(), 1);
+    assert_eq!(shipped[0].sequence, results[1].sequence);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn invalid_events_are_rejected_with_the_field() {
+    let mut app = TestApp::spawn().await.expect("suite starts");
+    let mut no_time = observe(
+        "urn:uuid:00000000-0000-4000-8000-00000000000a",
+        &[UNIT_1],
+        "",
+        0,
+    );
+    no_time.event_time = None;
+    let mut bad_offset = observe(
+        "urn:uuid:00000000-0000-4000-8000-00000000000b",
+        &[UNIT_1],
+        "",
+        0,
+    );
+    bad_offset.event_time_zone_offset = "CET".to_owned();
+    let status = app
+        .capture
+        .capture(pb::CaptureRequest {
+            events: vec![
+                observe(
+                    "urn:uuid:00000000-0000-4000-8000-00000000000c",
+                    &[UNIT_1],
+                    "",
+                    0,
+                ),
+                no_time,
+                bad_offset,
+            ],
+        })
+        .await
+        .expect_err("invalid events");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .expect("BadRequest")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(
+        fields,
+        ["events/1/event_time", "events/2/event_time_zone_offset"]
+    );
+
+    let nothing = app
+        .capture
+        .query_events(pb::QueryEventsRequest::default())
+        .await
+        .expect("queries")
+        .into_inner()
+        .events;
+    assert!(nothing.is_empty(), "a rejected batch stores nothing");
+    app.stop().await.expect("clean stop");
+}
+
+async fn next_sequence(stream: &mut tonic::Streaming<pb::SubscribeResponse>) -> i64 {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("an event within 10 s")
+        .expect("stream open")
+        .expect("ok")
+        .event
+        .expect("event")
+        .sequence
+}
+
+#[tokio::test]
+async fn subscribe_resumes_from_a_cursor_without_gaps_or_duplicates() {
+    let mut app = TestApp::spawn().await.expect("suite starts");
+    let ids: Vec<String> = (1..=3)
+        .map(|i| format!("urn:uuid:00000000-0000-4000-8000-1000000000{i:02}"))
+        .collect();
+    let events = ids
+        .iter()
+        .map(|id| observe(id, &[UNIT_1], "inspecting", 1))
+        .collect();
+    let sequences: Vec<i64> = app
+        .capture
+        .capture(pb::CaptureRequest { events })
+        .await
+        .expect("captures")
+        .into_inner()
+        .results
+        .iter()
+        .map(|r| r.sequence)
+        .collect();
+
+    let mut first = app
+        .capture
+        .subscribe(pb::SubscribeRequest::default())
+        .await
+        .expect("subscribes")
+        .into_inner();
+    assert_eq!(next_sequence(&mut first).await, sequences[0]);
+    assert_eq!(next_sequence(&mut first).await, sequences[1]);
+    drop(first); // the consumer disconnects after two events
+
+    let mut resumed = app
+        .capture
+        .subscribe(pb::SubscribeRequest {
+            after_sequence: sequences[1],
+            filter: None,
+        })
+        .await
+        .expect("subscribes")
+        .into_inner();
+    assert_eq!(next_sequence(&mut resumed).await, sequences[2]);
+    let live = app
+        .capture
+        .capture(pb::CaptureRequest {
+            events: vec![observe(
+                "urn:uuid:00000000-0000-4000-8000-200000000001",
+                &[UNIT_2],
+                "packing",
+                2,
+            )],
+        })
+        .await
+        .expect("captures")
+        .into_inner()
+        .results[0]
+        .sequence;
+    assert_eq!(
+        next_sequence(&mut resumed).await,
+        live,
+        "live events follow history"
+    );
+    app.stop().await.expect("clean stop");
+}

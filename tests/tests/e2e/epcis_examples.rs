@@ -1,0 +1,112 @@
+//! Every EPCIS 2.0 JSON-LD example: JSON → model → protobuf bytes → model → JSON, equal.
+//!
+//! "Equal" is equality of JSON values under EPCIS semantics, and only these three
+//! equivalences are applied, to both sides alike:
+//! - numbers compare by value (`26` and `26.0` are one JSON number);
+//! - the standard date-time fields compare as instants (protobuf keeps the UTC instant;
+//!   the event's own offset travels in `eventTimeZoneOffset`);
+//! - an empty standard list equals an absent one (`"epcList": []`).
+//! Every other field, extensions included, must come back exactly.
+
+use prost::Message as _;
+use serde_json::{Map, Number, Value};
+use tracery_epcis::{json, proto};
+use tracery_proto::v1 as pb;
+
+const DATE_TIME_FIELDS: [&str; 7] = [
+    "eventTime",
+    "recordTime",
+    "declarationTime",
+    "creationDate",
+    "time",
+    "startTime",
+    "endTime",
+];
+
+fn normalise(value: &Value, key: Option<&str>) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), normalise(v, Some(k))))
+                .filter(|(_, v)| !matches!(v, Value::Array(items) if items.is_empty()))
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| normalise(v, None)).collect()),
+        Value::Number(n) => n
+            .as_f64()
+            .and_then(Number::from_f64)
+            .map_or_else(|| value.clone(), Value::Number),
+        Value::String(text) if key.is_some_and(|k| DATE_TIME_FIELDS.contains(&k)) => {
+            match tracery_epcis::time::parse("", text) {
+                Ok(time) => Value::String(time.to_utc().to_rfc3339()),
+                Err(_) => value.clone(),
+            }
+        }
+        _ => value.clone(),
+    }
+}
+
+#[test]
+fn every_jsonld_example_round_trips_through_protobuf() {
+    let Some(shared) = tracery_e2e::shared_fixtures() else {
+        return;
+    };
+    let files = tracery_e2e::files_with_suffix(&shared.join("epcis/examples"), ".jsonld");
+    assert!(
+        files.len() >= 40,
+        "expected the GS1 examples, found {}",
+        files.len()
+    );
+    let mut events = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable example");
+        let original: Value = serde_json::from_str(&text).expect("example is JSON");
+        let document = json::parse_document(&text)
+            .unwrap_or_else(|err| panic!("{}: does not parse: {err}", file.display()));
+        events += document.events.len();
+        let bytes = proto::document_to_proto(&document).encode_to_vec();
+        let decoded = pb::EpcisDocument::decode(bytes.as_slice()).expect("protobuf decodes");
+        let back = proto::document_from_proto(&decoded)
+            .unwrap_or_else(|err| panic!("{}: protobuf back to model: {err}", file.display()));
+        let written = json::document_to_json(&back);
+        assert_eq!(
+            normalise(&written, None),
+            normalise(&original, None),
+            "{} changed in the round trip",
+            file.display()
+        );
+    }
+    assert!(
+        events >= 50,
+        "expected many events across the examples, found {events}"
+    );
+}
+
+#[test]
+fn bad_documents_name_the_offending_field() {
+    let missing_time = r#"{"type":"EPCISDocument","epcisBody":{"eventList":[
+        {"type":"ObjectEvent","action":"ADD","eventTimeZoneOffset":"+01:00","epcList":[]}]}}"#;
+    let err = json::parse_document(missing_time).expect_err("eventTime is required");
+    assert_eq!(err.field(), Some("epcisBody/eventList/0/eventTime"));
+
+    let wrong_field = r#"{"type":"EPCISDocument","epcisBody":{"eventList":[
+        {"type":"ObjectEvent","action":"ADD","eventTime":"2024-01-01T00:00:00Z",
+         "eventTimeZoneOffset":"+01:00","childEPCs":["urn:epc:id:sgtin:0614141.107346.1"]}]}}"#;
+    let err = json::parse_document(wrong_field).expect_err("childEPCs is not on ObjectEvent");
+    assert_eq!(err.field(), Some("epcisBody/eventList/0/childEPCs"));
+
+    let bad_action = r#"{"type":"EPCISDocument","epcisBody":{"eventList":[
+        {"type":"ObjectEvent","action":"MOVE","eventTime":"2024-01-01T00:00:00Z",
+         "eventTimeZoneOffset":"+01:00"}]}}"#;
+    let err = json::parse_document(bad_action).expect_err("MOVE is no action");
+    assert_eq!(err.field(), Some("epcisBody/eventList/0/action"));
+
+    let wrong_type = r#"{"type":"EPCISDocument","epcisBody":{"eventList":[
+        {"type":"ObjectEvent","action":"ADD","eventTime":"2024-01-01T00:00:00Z",
+         "eventTimeZoneOffset":"+01:00","quantityList":[{"epcClass":"x","quantity":"ten"}]}]}}"#;
+    let err = json::parse_document(wrong_type).expect_err("quantity must be a number");
+    assert_eq!(
+        err.field(),
+        Some("epcisBody/eventList/0/quantityList/0/quantity")
+    );
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests over the real suite (see `tracery_e2e::TestApp`).
+
+mod capture;
+mod epcis_examples;
+mod genealogy;
+mod health;
+mod identity;
+mod integration;
