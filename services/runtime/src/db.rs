@@ -10,18 +10,16 @@ use crate::Config;
 /// and the connection is set up for concurrent writers and durable commits.
 pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
     let url = config.database_url.expose();
-    if let Some(path) = sqlite_file(url) {
-        if let Some(parent) = Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).map_err(|err| {
-                DbErr::Custom(format!(
-                    "cannot create database folder {}: {err}",
-                    parent.display()
-                ))
-            })?;
-        }
+    if let Some(parent) = sqlite_file(url)
+        .and_then(|path| Path::new(path).parent())
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|err| {
+            DbErr::Custom(format!(
+                "cannot create database folder {}: {err}",
+                parent.display()
+            ))
+        })?;
     }
     let mut options = ConnectOptions::new(url);
     options
