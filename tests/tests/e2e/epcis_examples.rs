@@ -6,6 +6,7 @@
 //! - the standard date-time fields compare as instants (protobuf keeps the UTC instant;
 //!   the event's own offset travels in `eventTimeZoneOffset`);
 //! - an empty standard list equals an absent one (`"epcList": []`).
+//!
 //! Every other field, extensions included, must come back exactly.
 
 use prost::Message as _;
