@@ -1,0 +1,91 @@
+//! GS1 identifiers for Tracery: the shared library behind identity, capture and genealogy.
+//!
+//! - [`charset`]: character sets 82/39/64 and the mod-10 check digit.
+//! - [`ai`]: the Application Identifier table and per-value checks (lengths, dates, check digits).
+//! - [`element_string`]: element strings in bracketed and raw scanner form.
+//! - [`key`]: GS1 keys with lot/serial qualifiers ([`Identifier`]).
+//! - [`digital_link`]: GS1 Digital Link URIs.
+//! - [`epc`]: EPC pure-identity URNs.
+//! - [`parse_any`]: one entry point for whatever a scanner or an EPCIS document holds.
+//!
+//! Hand-written on purpose: no maintained Rust crate covers the full AI table, raw scanner
+//! input with FNC1 separators, Digital Link with custom resolvers and EPC URNs together with
+//! position-accurate errors; the few Digital Link crates handle a handful of AIs only.
+
+pub mod ai;
+mod associations;
+pub mod charset;
+pub mod digital_link;
+pub mod element_string;
+pub mod epc;
+pub mod error;
+pub mod key;
+
+pub use digital_link::DigitalLink;
+pub use element_string::{Element, ElementString};
+pub use error::{Gs1Error, Gs1ErrorKind};
+pub use key::{Identifier, KeyKind};
+
+/// How an identifier was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// An EPC URN.
+    EpcUrn,
+    /// A GS1 Digital Link URI.
+    DigitalLink,
+    /// An element string, bracketed or raw.
+    ElementString,
+}
+
+/// Whatever [`parse_any`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// The input's syntax.
+    pub syntax: Syntax,
+    /// All AIs and values (for a URN, those of its key).
+    pub elements: ElementString,
+    /// The key with qualifiers, when the data holds one.
+    pub identifier: Option<Identifier>,
+    /// The company prefix length, when the input shows it (EPC URNs).
+    pub company_prefix_length: Option<usize>,
+    /// The Digital Link stem, when the input was a Digital Link.
+    pub stem: Option<String>,
+}
+
+/// Parses an EPC URN, a Digital Link (also behind a `]Q1`/`]Q3` symbology identifier) or an
+/// element string.
+pub fn parse_any(text: &str) -> Result<Parsed, Gs1Error> {
+    let text = text.trim_end_matches(['\r', '\n']);
+    if text.starts_with("urn:epc:") {
+        let (identifier, cp) = Identifier::from_epc_urn(text)?;
+        return Ok(Parsed {
+            syntax: Syntax::EpcUrn,
+            elements: identifier.to_element_string()?,
+            identifier: Some(identifier),
+            company_prefix_length: Some(cp),
+            stem: None,
+        });
+    }
+    let (body, offset) = match text.strip_prefix("]Q1") {
+        Some(rest) => (rest, 3),
+        None => element_string::strip_symbology_identifier(text),
+    };
+    if body.starts_with("http://") || body.starts_with("https://") {
+        let link = DigitalLink::parse(body).map_err(|e| e.shifted(offset))?;
+        return Ok(Parsed {
+            syntax: Syntax::DigitalLink,
+            identifier: Identifier::from_element_string(&link.elements).ok(),
+            elements: link.elements,
+            company_prefix_length: None,
+            stem: Some(link.stem),
+        });
+    }
+    let elements = ElementString::parse(text)?;
+    Ok(Parsed {
+        syntax: Syntax::ElementString,
+        identifier: Identifier::from_element_string(&elements).ok(),
+        elements,
+        company_prefix_length: None,
+        stem: None,
+    })
+}
