@@ -121,15 +121,27 @@ pub struct TestApp {
     pub channel: Channel,
     shutdown: CancellationToken,
     server: JoinHandle<anyhow::Result<()>>,
-    database: TestDatabase,
+    /// The database this app owns (replicas share their primary's and own none).
+    database: Option<TestDatabase>,
+    database_url: String,
 }
 
 impl TestApp {
     /// Starts the suite on a fresh database.
     pub async fn spawn() -> anyhow::Result<Self> {
         let database = TestDatabase::create().await?;
+        Self::start(database.url().to_owned(), Some(database)).await
+    }
+
+    /// Starts a second instance of the suite on this app's database, as another replica
+    /// would run in a deployment.
+    pub async fn spawn_replica(&self) -> anyhow::Result<Self> {
+        Self::start(self.database_url.clone(), None).await
+    }
+
+    async fn start(database_url: String, database: Option<TestDatabase>) -> anyhow::Result<Self> {
         let app =
-            Application::build(Config::for_tests(database.url()), tracery::all_modules()).await?;
+            Application::build(Config::for_tests(&database_url), tracery::all_modules()).await?;
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
         let shutdown = app.shutdown_token();
@@ -149,6 +161,7 @@ impl TestApp {
             shutdown,
             server,
             database,
+            database_url,
         })
     }
 
@@ -156,7 +169,10 @@ impl TestApp {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.server.await??;
-        self.database.drop_database().await
+        match self.database {
+            Some(database) => database.drop_database().await,
+            None => Ok(()),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! GS1 rules and the identity domain types.
+//! Identity domain types and the service's error type; no I/O.
 
+use tracery_gs1::{Gs1Error, key::normalise_gtin};
 use tracery_runtime::error::{DomainError, ErrorKind, Violation};
 
 /// Errors of the identity service.
@@ -13,6 +14,14 @@ pub enum IdentityError {
         /// What is wrong.
         reason: String,
     },
+    /// A field holds a malformed GS1 identifier.
+    #[error("{field}: {error}")]
+    Gs1 {
+        /// The field path.
+        field: String,
+        /// What the GS1 parser found.
+        error: Gs1Error,
+    },
     /// No such product.
     #[error("no product with {0}")]
     ProductNotFound(String),
@@ -24,6 +33,45 @@ pub enum IdentityError {
         /// The GTIN holding it.
         gtin: String,
     },
+    /// No such serial pool.
+    #[error("no serial pool named `{0}`")]
+    PoolNotFound(String),
+    /// A pool with this name exists with different settings.
+    #[error("serial pool `{0}` already exists with different settings")]
+    PoolExists(String),
+    /// The pool cannot serve the request.
+    #[error("serial pool `{pool}` has {remaining} serials left; {requested} were requested")]
+    PoolExhausted {
+        /// The pool.
+        pool: String,
+        /// Serials still available.
+        remaining: u128,
+        /// Serials asked for.
+        requested: u64,
+    },
+    /// The request id was used before for a different allocation.
+    #[error("request_id `{request_id}` was already used for {count} serials from pool `{pool}`")]
+    RequestIdReused {
+        /// The request id.
+        request_id: String,
+        /// The pool of the earlier request.
+        pool: String,
+        /// The count of the earlier request.
+        count: u64,
+    },
+    /// A lifecycle transition that the identifier's current state does not allow.
+    #[error("{epc}: cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// The identifier.
+        epc: String,
+        /// Its current state.
+        from: &'static str,
+        /// The state asked for.
+        to: &'static str,
+    },
+    /// A label could not be drawn (data too long for the symbol).
+    #[error("label: {0}")]
+    Label(String),
     /// A storage failure.
     #[error("database: {0}")]
     Store(#[from] sea_orm::DbErr),
@@ -37,14 +85,24 @@ impl IdentityError {
             reason: reason.into(),
         }
     }
+
+    /// An [`IdentityError::Gs1`] for `field`.
+    pub fn gs1(field: impl Into<String>) -> impl FnOnce(Gs1Error) -> Self {
+        let field = field.into();
+        move |error| Self::Gs1 { field, error }
+    }
 }
 
 impl DomainError for IdentityError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Invalid { .. } => ErrorKind::InvalidArgument,
-            Self::ProductNotFound(_) => ErrorKind::NotFound,
-            Self::ItemCodeTaken { .. } => ErrorKind::AlreadyExists,
+            Self::Invalid { .. } | Self::Gs1 { .. } | Self::RequestIdReused { .. } => {
+                ErrorKind::InvalidArgument
+            }
+            Self::ProductNotFound(_) | Self::PoolNotFound(_) => ErrorKind::NotFound,
+            Self::ItemCodeTaken { .. } | Self::PoolExists(_) => ErrorKind::AlreadyExists,
+            Self::PoolExhausted { .. } => ErrorKind::ResourceExhausted,
+            Self::InvalidTransition { .. } | Self::Label(_) => ErrorKind::FailedPrecondition,
             Self::Store(err) => tracery_runtime::error::db_error_kind(err),
         }
     }
@@ -52,6 +110,16 @@ impl DomainError for IdentityError {
     fn violations(&self) -> Vec<Violation> {
         match self {
             Self::Invalid { field, reason } => vec![Violation::new(field.clone(), reason.clone())],
+            Self::Gs1 { field, error } => {
+                vec![
+                    Violation::new(field.clone(), error.to_string()).with_reason(error.kind.code()),
+                ]
+            }
+            Self::RequestIdReused { .. } => {
+                vec![
+                    Violation::new("request_id", self.to_string()).with_reason("REQUEST_ID_REUSED"),
+                ]
+            }
             _ => Vec::new(),
         }
     }
@@ -61,46 +129,6 @@ impl From<IdentityError> for tonic::Status {
     fn from(error: IdentityError) -> Self {
         tracery_runtime::error::to_status(&error)
     }
-}
-
-/// The GS1 mod-10 check digit of `digits` (all digits but the check digit).
-pub fn gs1_check_digit(digits: &str) -> Option<u32> {
-    let mut sum = 0;
-    // Weights alternate 3, 1, ... starting from the rightmost digit.
-    for (position, ch) in digits.chars().rev().enumerate() {
-        let digit = ch.to_digit(10)?;
-        sum += if position % 2 == 0 { digit * 3 } else { digit };
-    }
-    Some((10 - sum % 10) % 10)
-}
-
-/// Validates a GTIN-8/12/13/14 and returns it as 14 digits.
-pub fn normalise_gtin(field: &str, text: &str) -> Result<String, IdentityError> {
-    if !text.chars().all(|c| c.is_ascii_digit()) {
-        return Err(IdentityError::invalid(
-            field,
-            format!("`{text}` must be digits only"),
-        ));
-    }
-    if ![8, 12, 13, 14].contains(&text.len()) {
-        return Err(IdentityError::invalid(
-            field,
-            format!(
-                "`{text}` has {} digits; a GTIN has 8, 12, 13 or 14",
-                text.len()
-            ),
-        ));
-    }
-    let padded = format!("{text:0>14}");
-    let (body, check) = padded.split_at(13);
-    let expected = gs1_check_digit(body).unwrap_or(0);
-    if check.parse::<u32>().ok() != Some(expected) {
-        return Err(IdentityError::invalid(
-            field,
-            format!("`{text}` has check digit {check}; expected {expected}"),
-        ));
-    }
-    Ok(padded)
 }
 
 /// A product in the product master.
@@ -127,7 +155,7 @@ impl Product {
         company_prefix_length: i32,
         unit_of_measure: &str,
     ) -> Result<Self, IdentityError> {
-        let gtin = normalise_gtin("product/gtin", gtin)?;
+        let gtin = normalise_gtin(gtin).map_err(IdentityError::gs1("product/gtin"))?;
         let item_code = item_code.trim();
         if item_code.is_empty() {
             return Err(IdentityError::invalid("product/item_code", "required"));
@@ -149,30 +177,5 @@ impl Product {
             company_prefix_length,
             unit_of_measure,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gtin_check_digits() {
-        assert_eq!(
-            normalise_gtin("g", "09506000134352").expect("valid"),
-            "09506000134352"
-        );
-        assert_eq!(
-            normalise_gtin("g", "4006381333931").expect("valid"),
-            "04006381333931"
-        );
-        assert_eq!(
-            normalise_gtin("g", "96385074").expect("valid"),
-            "00000096385074"
-        );
-        let err = normalise_gtin("g", "09506000134353").expect_err("bad check digit");
-        assert!(err.to_string().contains("expected 2"), "{err}");
-        assert!(normalise_gtin("g", "0950600013435A").is_err());
-        assert!(normalise_gtin("g", "123").is_err());
     }
 }

@@ -1,25 +1,182 @@
 //! The `tracery.v1.IdentityService` gRPC adapter: protobuf ⇄ domain, errors ⇄ Status.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use tracery_gs1::{
+    DigitalLink, Identifier, KeyKind, Parsed, Syntax, digital_link::DEFAULT_RESOLVER,
+    key::normalise_gtin,
+};
 use tracery_proto::v1::{self as pb, identity_service_server::IdentityService};
 use tracery_runtime::wire;
 
 use crate::{
-    domain::{IdentityError, Product, normalise_gtin},
-    store::{ProductRow, ProductStore},
+    domain::{IdentityError, Product},
+    labels::{self, LabelFormat, Symbology},
+    lifecycle::{self, LifecycleState, Transition},
+    serials::{MAX_ALLOCATION, PoolSpec, SerialFormat, SerialOrder},
+    store::{PoolStore, ProductRow, ProductStore, StateStore, pools},
 };
+
+/// Serials per streamed message of a randomised allocation.
+const SERIALS_PER_MESSAGE: u64 = 10_000;
 
 /// The gRPC service.
 pub struct IdentityApi {
     products: ProductStore,
+    pools: PoolStore,
+    states: StateStore,
 }
 
 impl IdentityApi {
     /// The service over `db`.
     pub fn new(db: sea_orm::DatabaseConnection) -> Self {
         Self {
-            products: ProductStore::new(db),
+            products: ProductStore::new(db.clone()),
+            pools: PoolStore::new(db.clone()),
+            states: StateStore::new(db),
         }
+    }
+
+    /// The company prefix length for `identifier`: the explicit one, the one the input
+    /// showed, the product master's (GTIN) or that of a matching SSCC pool.
+    async fn company_prefix_length(
+        &self,
+        parsed: &Parsed,
+        explicit: i32,
+    ) -> Result<Option<usize>, IdentityError> {
+        if explicit != 0 {
+            return usize::try_from(explicit)
+                .ok()
+                .filter(|l| (6..=12).contains(l))
+                .map(Some)
+                .ok_or_else(|| {
+                    IdentityError::invalid("company_prefix_length", "must be between 6 and 12")
+                });
+        }
+        if parsed.company_prefix_length.is_some() {
+            return Ok(parsed.company_prefix_length);
+        }
+        let Some(identifier) = &parsed.identifier else {
+            return Ok(None);
+        };
+        match identifier.kind {
+            KeyKind::Gtin => match self.products.by_gtin(&identifier.key).await {
+                Ok(product) => Ok(usize::try_from(product.company_prefix_length).ok()),
+                Err(IdentityError::ProductNotFound(_)) => Ok(None),
+                Err(err) => Err(err),
+            },
+            KeyKind::Sscc => Ok(self
+                .pools
+                .sscc_pools()
+                .await?
+                .into_iter()
+                .filter_map(|p| p.company_prefix)
+                .find(|prefix| identifier.key[1..].starts_with(prefix.as_str()))
+                .map(|prefix| prefix.len())),
+            _ => Ok(None),
+        }
+    }
+
+    /// Parses `text` (any syntax) and works out its canonical EPC URN.
+    async fn resolve(
+        &self,
+        field: &str,
+        text: &str,
+        explicit_prefix_length: i32,
+    ) -> Result<(Parsed, Option<String>), IdentityError> {
+        let parsed = tracery_gs1::parse_any(text.trim()).map_err(IdentityError::gs1(field))?;
+        let prefix_length = self
+            .company_prefix_length(&parsed, explicit_prefix_length)
+            .await?;
+        let epc = match (&parsed.identifier, prefix_length) {
+            (Some(identifier), Some(length)) => Some(
+                identifier
+                    .to_epc_urn(length)
+                    .map_err(IdentityError::gs1(field))?,
+            ),
+            _ => None,
+        };
+        Ok((parsed, epc))
+    }
+
+    /// The canonical EPC URN of one instance identifier, or a field error saying why not.
+    async fn instance_epc(
+        &self,
+        field: &str,
+        text: &str,
+    ) -> Result<(Identifier, String), IdentityError> {
+        let (parsed, epc) = self.resolve(field, text, 0).await?;
+        let identifier = parsed
+            .identifier
+            .filter(Identifier::is_instance)
+            .ok_or_else(|| {
+                IdentityError::invalid(field, "not an instance identifier (SGTIN, SSCC, ...)")
+            })?;
+        let epc = epc.ok_or_else(|| {
+            IdentityError::invalid(
+                field,
+                "company prefix length unknown: register the product or write the EPC URN",
+            )
+        })?;
+        Ok((identifier, epc))
+    }
+
+    /// Whether a serial pool handed out `identifier`.
+    async fn was_allocated(&self, identifier: &Identifier) -> Result<bool, IdentityError> {
+        let (candidates, serial) = match (identifier.kind, &identifier.serial) {
+            (KeyKind::Gtin, Some(serial)) => {
+                (self.pools.for_gtin(&identifier.key).await?, serial.as_str())
+            }
+            (KeyKind::Sscc, _) => (self.pools.sscc_pools().await?, identifier.key.as_str()),
+            _ => return Ok(false),
+        };
+        for row in candidates {
+            let next = u128::try_from(row.next_index).unwrap_or_default();
+            if pools::codec(&row)?
+                .index(serial)
+                .is_some_and(|index| index < next)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn statuses(&self, texts: &[String]) -> Result<Vec<pb::IdentifierStatus>, IdentityError> {
+        let mut resolved = Vec::with_capacity(texts.len());
+        for (index, text) in texts.iter().enumerate() {
+            resolved.push(self.instance_epc(&format!("epcs/{index}"), text).await?);
+        }
+        let epcs: Vec<String> = resolved.iter().map(|(_, epc)| epc.clone()).collect();
+        let stored: HashMap<String, _> = self.states.get_many(&epcs).await?.into_iter().collect();
+        let mut statuses = Vec::with_capacity(resolved.len());
+        for (identifier, epc) in resolved {
+            let status = match stored.get(&epc) {
+                Some(s) => pb::IdentifierStatus {
+                    epc,
+                    state: state_to_proto(s.state).into(),
+                    update_time: Some(wire::timestamp(s.updated_at)),
+                    event_id: s.event_id.clone(),
+                },
+                None => {
+                    let state = if self.was_allocated(&identifier).await? {
+                        LifecycleState::Allocated
+                    } else {
+                        LifecycleState::Unknown
+                    };
+                    pb::IdentifierStatus {
+                        epc,
+                        state: state_to_proto(state).into(),
+                        ..Default::default()
+                    }
+                }
+            };
+            statuses.push(status);
+        }
+        Ok(statuses)
     }
 }
 
@@ -35,9 +192,56 @@ fn product_to_proto(row: ProductRow) -> pb::Product {
     }
 }
 
-/// RPCs whose behaviour arrives with the identity issue; the contract is fixed already.
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!("IdentityService.{rpc} is not implemented yet"))
+fn pool_to_proto(row: &pools::PoolRow) -> Result<pb::SerialPool, IdentityError> {
+    let codec = pools::codec(row)?;
+    let spec = codec.spec();
+    let remaining = spec.domain_size() - u128::try_from(row.next_index).unwrap_or_default();
+    Ok(pb::SerialPool {
+        name: row.name.clone(),
+        gtin: row.gtin.clone().unwrap_or_default(),
+        company_prefix: row.company_prefix.clone().unwrap_or_default(),
+        format: match spec.format {
+            SerialFormat::Numeric => pb::SerialFormat::Numeric,
+            SerialFormat::Alphanumeric => pb::SerialFormat::Alphanumeric,
+        }
+        .into(),
+        length: i32::from(spec.length),
+        order: match spec.order {
+            SerialOrder::Sequential => pb::SerialOrder::Sequential,
+            SerialOrder::Randomised => pb::SerialOrder::Randomised,
+        }
+        .into(),
+        remaining: u64::try_from(remaining).unwrap_or(u64::MAX),
+    })
+}
+
+fn key_type(kind: KeyKind) -> pb::KeyType {
+    match kind {
+        KeyKind::Gtin => pb::KeyType::Gtin,
+        KeyKind::Sscc => pb::KeyType::Sscc,
+        KeyKind::Gln => pb::KeyType::Gln,
+        KeyKind::Grai => pb::KeyType::Grai,
+        KeyKind::Giai => pb::KeyType::Giai,
+        KeyKind::Gsrn => pb::KeyType::Gsrn,
+        KeyKind::Gdti => pb::KeyType::Gdti,
+    }
+}
+
+fn state_to_proto(state: LifecycleState) -> pb::IdentifierState {
+    match state {
+        LifecycleState::Unknown => pb::IdentifierState::Unknown,
+        LifecycleState::Allocated => pb::IdentifierState::Allocated,
+        LifecycleState::Commissioned => pb::IdentifierState::Commissioned,
+        LifecycleState::Decommissioned => pb::IdentifierState::Decommissioned,
+        LifecycleState::Destroyed => pb::IdentifierState::Destroyed,
+    }
+}
+
+fn digital_link_of(parsed: &Parsed) -> Option<String> {
+    let stem = parsed.stem.as_deref().unwrap_or(DEFAULT_RESOLVER);
+    DigitalLink::from_element_string(stem, &parsed.elements)
+        .ok()
+        .map(|link| link.to_uri())
 }
 
 #[tonic::async_trait]
@@ -73,9 +277,8 @@ impl IdentityService for IdentityApi {
         use pb::get_product_request::Key;
         let row = match request.into_inner().key {
             Some(Key::Gtin(gtin)) => {
-                self.products
-                    .by_gtin(&normalise_gtin("gtin", &gtin)?)
-                    .await?
+                let gtin = normalise_gtin(&gtin).map_err(IdentityError::gs1("gtin"))?;
+                self.products.by_gtin(&gtin).await?
             }
             Some(Key::ItemCode(code)) => self.products.by_item_code(&code).await?,
             None => {
@@ -104,61 +307,271 @@ impl IdentityService for IdentityApi {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn parse_identifier(
         &self,
-        _: Request<pb::ParseIdentifierRequest>,
+        request: Request<pb::ParseIdentifierRequest>,
     ) -> Result<Response<pb::ParseIdentifierResponse>, Status> {
-        Err(not_yet("ParseIdentifier"))
+        let request = request.into_inner();
+        let (parsed, epc) = self
+            .resolve("text", &request.text, request.company_prefix_length)
+            .await?;
+        Ok(Response::new(pb::ParseIdentifierResponse {
+            syntax: match parsed.syntax {
+                Syntax::EpcUrn => pb::IdentifierSyntax::EpcUrn,
+                Syntax::DigitalLink => pb::IdentifierSyntax::DigitalLink,
+                Syntax::ElementString => pb::IdentifierSyntax::ElementString,
+            }
+            .into(),
+            key: parsed.identifier.as_ref().map(|id| pb::Gs1Key {
+                key_type: key_type(id.kind).into(),
+                value: id.key.clone(),
+                lot: id.lot.clone().unwrap_or_default(),
+                serial: id.serial.clone().unwrap_or_default(),
+            }),
+            elements: parsed
+                .elements
+                .elements()
+                .iter()
+                .map(|e| pb::ApplicationIdentifierValue {
+                    ai: e.ai().to_owned(),
+                    value: e.value.clone(),
+                })
+                .collect(),
+            epc_urn: epc.unwrap_or_default(),
+            digital_link: DigitalLink::from_element_string(DEFAULT_RESOLVER, &parsed.elements)
+                .map(|l| l.to_uri())
+                .unwrap_or_default(),
+            element_string: parsed.elements.to_bracketed(),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn create_serial_pool(
         &self,
-        _: Request<pb::CreateSerialPoolRequest>,
+        request: Request<pb::CreateSerialPoolRequest>,
     ) -> Result<Response<pb::CreateSerialPoolResponse>, Status> {
-        Err(not_yet("CreateSerialPool"))
+        let pool = request
+            .into_inner()
+            .pool
+            .ok_or_else(|| IdentityError::invalid("pool", "required"))?;
+        let format = match pb::SerialFormat::try_from(pool.format) {
+            Ok(pb::SerialFormat::Numeric) => Some(SerialFormat::Numeric),
+            Ok(pb::SerialFormat::Alphanumeric) => Some(SerialFormat::Alphanumeric),
+            _ => None,
+        };
+        let order = match pb::SerialOrder::try_from(pool.order) {
+            Ok(pb::SerialOrder::Sequential) => Some(SerialOrder::Sequential),
+            Ok(pb::SerialOrder::Randomised) => Some(SerialOrder::Randomised),
+            _ => None,
+        };
+        let spec = PoolSpec::new(
+            &pool.name,
+            &pool.gtin,
+            &pool.company_prefix,
+            format,
+            pool.length,
+            order,
+        )?;
+        let row = self.pools.create(&spec).await?;
+        Ok(Response::new(pb::CreateSerialPoolResponse {
+            pool: Some(pool_to_proto(&row)?),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_serial_pool(
         &self,
-        _: Request<pb::GetSerialPoolRequest>,
+        request: Request<pb::GetSerialPoolRequest>,
     ) -> Result<Response<pb::GetSerialPoolResponse>, Status> {
-        Err(not_yet("GetSerialPool"))
+        let row = self.pools.get(&request.into_inner().name).await?;
+        Ok(Response::new(pb::GetSerialPoolResponse {
+            pool: Some(pool_to_proto(&row)?),
+        }))
     }
 
-    type AllocateSerialsStream = tokio_stream::Empty<Result<pb::AllocateSerialsResponse, Status>>;
+    type AllocateSerialsStream = ReceiverStream<Result<pb::AllocateSerialsResponse, Status>>;
 
+    #[tracing::instrument(skip_all)]
     async fn allocate_serials(
         &self,
-        _: Request<pb::AllocateSerialsRequest>,
+        request: Request<pb::AllocateSerialsRequest>,
     ) -> Result<Response<Self::AllocateSerialsStream>, Status> {
-        Err(not_yet("AllocateSerials"))
+        let request = request.into_inner();
+        if !(1..=MAX_ALLOCATION).contains(&request.count) {
+            return Err(
+                IdentityError::invalid("count", format!("must be 1 to {MAX_ALLOCATION}")).into(),
+            );
+        }
+        let request_id = request.request_id.trim();
+        if request_id.is_empty() || request_id.len() > 128 {
+            return Err(
+                IdentityError::invalid("request_id", "required, at most 128 characters").into(),
+            );
+        }
+        let (row, allocation) = self
+            .pools
+            .allocate(&request.pool, request.count, request_id)
+            .await?;
+        let codec = pools::codec(&row)?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        if codec.spec().order == SerialOrder::Sequential {
+            let range = pb::SerialRange {
+                first: codec.serial(u128::from(allocation.first)),
+                count: allocation.count,
+            };
+            // The channel has room, and a vanished client only means nobody reads the answer.
+            let _ = sender.try_send(Ok(pb::AllocateSerialsResponse {
+                ranges: vec![range],
+                serials: Vec::new(),
+            }));
+        } else {
+            // Encrypting millions of slots takes a while: stream it from a blocking thread.
+            tokio::task::spawn_blocking(move || {
+                let end = allocation.first + allocation.count;
+                let mut next = allocation.first;
+                while next < end {
+                    let chunk_end = end.min(next + SERIALS_PER_MESSAGE);
+                    let serials = (next..chunk_end)
+                        .map(|i| codec.serial(u128::from(i)))
+                        .collect();
+                    let message = pb::AllocateSerialsResponse {
+                        ranges: Vec::new(),
+                        serials,
+                    };
+                    if sender.blocking_send(Ok(message)).is_err() {
+                        break;
+                    }
+                    next = chunk_end;
+                }
+            });
+        }
+        Ok(Response::new(ReceiverStream::new(receiver)))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_identifier_state(
         &self,
-        _: Request<pb::GetIdentifierStateRequest>,
+        request: Request<pb::GetIdentifierStateRequest>,
     ) -> Result<Response<pb::GetIdentifierStateResponse>, Status> {
-        Err(not_yet("GetIdentifierState"))
+        let epc = request.into_inner().epc;
+        let status = self.statuses(&[epc]).await.map_err(|e| match e {
+            IdentityError::Gs1 { error, .. } => IdentityError::Gs1 {
+                field: "epc".into(),
+                error,
+            },
+            IdentityError::Invalid { reason, .. } => IdentityError::Invalid {
+                field: "epc".into(),
+                reason,
+            },
+            other => other,
+        })?;
+        Ok(Response::new(pb::GetIdentifierStateResponse {
+            status: status.into_iter().next(),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn batch_get_identifier_states(
         &self,
-        _: Request<pb::BatchGetIdentifierStatesRequest>,
+        request: Request<pb::BatchGetIdentifierStatesRequest>,
     ) -> Result<Response<pb::BatchGetIdentifierStatesResponse>, Status> {
-        Err(not_yet("BatchGetIdentifierStates"))
+        let epcs = request.into_inner().epcs;
+        if epcs.len() > 10_000 {
+            return Err(IdentityError::invalid("epcs", "at most 10000 per call").into());
+        }
+        Ok(Response::new(pb::BatchGetIdentifierStatesResponse {
+            statuses: self.statuses(&epcs).await?,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn update_identifier_states(
         &self,
-        _: Request<pb::UpdateIdentifierStatesRequest>,
+        request: Request<pb::UpdateIdentifierStatesRequest>,
     ) -> Result<Response<pb::UpdateIdentifierStatesResponse>, Status> {
-        Err(not_yet("UpdateIdentifierStates"))
+        let mut transitions = Vec::new();
+        for (index, t) in request.into_inner().transitions.into_iter().enumerate() {
+            let field = |name: &str| format!("transitions/{index}/{name}");
+            let (_, epc) = self.instance_epc(&field("epc"), &t.epc).await?;
+            let to = match pb::IdentifierState::try_from(t.state) {
+                Ok(pb::IdentifierState::Commissioned) => LifecycleState::Commissioned,
+                Ok(pb::IdentifierState::Decommissioned) => LifecycleState::Decommissioned,
+                Ok(pb::IdentifierState::Destroyed) => LifecycleState::Destroyed,
+                _ => {
+                    return Err(IdentityError::invalid(
+                        field("state"),
+                        "must be COMMISSIONED, DECOMMISSIONED or DESTROYED",
+                    )
+                    .into());
+                }
+            };
+            if t.event_id.trim().is_empty() {
+                return Err(IdentityError::invalid(field("event_id"), "required").into());
+            }
+            let at = t
+                .update_time
+                .and_then(|ts| {
+                    DateTime::<Utc>::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)
+                })
+                .ok_or_else(|| {
+                    IdentityError::invalid(field("update_time"), "required (the event time)")
+                })?;
+            transitions.push(Transition {
+                epc,
+                to,
+                event_id: t.event_id,
+                at,
+            });
+        }
+        self.states
+            .apply(&transitions, |transition, stored| {
+                let before = stored.map_or(LifecycleState::Unknown, |s| s.state);
+                lifecycle::decide(transition, before, stored.map(|s| s.event_id.as_str()))
+            })
+            .await?;
+        Ok(Response::new(pb::UpdateIdentifierStatesResponse {
+            statuses: transitions
+                .into_iter()
+                .map(|t| pb::IdentifierStatus {
+                    epc: t.epc,
+                    state: state_to_proto(t.to).into(),
+                    update_time: Some(wire::timestamp(t.at)),
+                    event_id: t.event_id,
+                })
+                .collect(),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn render_label(
         &self,
-        _: Request<pb::RenderLabelRequest>,
+        request: Request<pb::RenderLabelRequest>,
     ) -> Result<Response<pb::RenderLabelResponse>, Status> {
-        Err(not_yet("RenderLabel"))
+        let request = request.into_inner();
+        let symbology = match pb::Symbology::try_from(request.symbology) {
+            Ok(pb::Symbology::Gs1Datamatrix) => Symbology::Gs1DataMatrix,
+            Ok(pb::Symbology::Gs1DigitalLinkQr) => Symbology::DigitalLinkQr,
+            _ => return Err(IdentityError::invalid("symbology", "required").into()),
+        };
+        let format = match pb::LabelFormat::try_from(request.format) {
+            Ok(pb::LabelFormat::Svg) => LabelFormat::Svg,
+            Ok(pb::LabelFormat::Png) => LabelFormat::Png,
+            Ok(pb::LabelFormat::Zpl) => LabelFormat::Zpl,
+            _ => return Err(IdentityError::invalid("format", "required").into()),
+        };
+        let parsed = tracery_gs1::parse_any(request.identifier.trim())
+            .map_err(IdentityError::gs1("identifier"))?;
+        let link = digital_link_of(&parsed).unwrap_or_default();
+        if symbology == Symbology::DigitalLinkQr && link.is_empty() {
+            return Err(
+                IdentityError::invalid("identifier", "holds no Digital Link primary key").into(),
+            );
+        }
+        let label = labels::render(symbology, format, &parsed.elements, &link)?;
+        Ok(Response::new(pb::RenderLabelResponse {
+            content: label.content,
+            content_type: label.content_type.to_owned(),
+        }))
     }
 }

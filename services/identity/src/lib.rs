@@ -1,11 +1,19 @@
 //! The identity service: GS1 keys, the product master, serial-number pools and labels.
 //!
-//! - [`domain`]: GS1 rules (check digits, normalisation) and the error type; no I/O.
+//! GS1 syntax itself lives in `tracery-gs1`, shared with capture and genealogy.
+//!
+//! - [`domain`]: the error type and the product master's rules; no I/O.
+//! - [`serials`]: serial pools, slot ⇄ serial (sequential or FF1-randomised); no I/O.
+//! - [`lifecycle`]: identifier states and allowed transitions; no I/O.
+//! - [`labels`]: GS1 DataMatrix / Digital Link QR as SVG, PNG and ZPL; no I/O.
 //! - [`store`]: sea-orm entities, migrations and queries.
 //! - [`grpc`]: the `tracery.v1.IdentityService` adapter.
 
 pub mod domain;
 pub mod grpc;
+pub mod labels;
+pub mod lifecycle;
+pub mod serials;
 pub mod store;
 
 use sea_orm::{DatabaseConnection, DbErr};

@@ -61,6 +61,8 @@ pub struct Violation {
     pub field: String,
     /// What is wrong with it.
     pub description: String,
+    /// Machine-readable reason (`BAD_CHECK_DIGIT`, ...); empty when there is none.
+    pub reason: String,
 }
 
 impl Violation {
@@ -69,7 +71,14 @@ impl Violation {
         Self {
             field: field.into(),
             description: description.into(),
+            reason: String::new(),
         }
+    }
+
+    /// The same violation with a machine-readable reason.
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = reason.into();
+        self
     }
 }
 
@@ -98,8 +107,11 @@ pub fn to_status<E: DomainError + ?Sized>(error: &E) -> Status {
             let details = ErrorDetails::with_bad_request(
                 violations
                     .iter()
-                    .map(|v| {
-                        tonic_types::FieldViolation::new(v.field.clone(), v.description.clone())
+                    .map(|v| tonic_types::FieldViolation {
+                        field: v.field.clone(),
+                        description: v.description.clone(),
+                        reason: v.reason.clone(),
+                        localized_message: None,
                     })
                     .collect::<Vec<_>>(),
             );

@@ -4,5 +4,7 @@ mod capture;
 mod epcis_examples;
 mod genealogy;
 mod health;
+mod identifiers;
 mod identity;
 mod integration;
+mod serials;

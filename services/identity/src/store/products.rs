@@ -1,4 +1,4 @@
-//! Identity storage: the product master (sea-orm, SQLite or PostgreSQL).
+//! The product master table and its queries.
 
 use chrono::Utc;
 use sea_orm::{
@@ -39,75 +39,6 @@ pub mod product {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
-}
-
-pub use migration::Migrator;
-
-mod migration {
-    use sea_orm_migration::prelude::*;
-
-    use super::product;
-
-    /// Identity migrations, tracked in their own table so each service migrates on its own.
-    pub struct Migrator;
-
-    #[async_trait::async_trait]
-    impl MigratorTrait for Migrator {
-        fn migration_table_name() -> DynIden {
-            "identity_migrations".into_iden()
-        }
-
-        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(CreateProducts)]
-        }
-    }
-
-    struct CreateProducts;
-
-    impl MigrationName for CreateProducts {
-        fn name(&self) -> &str {
-            "m0001_create_identity_products"
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl MigrationTrait for CreateProducts {
-        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            use product::Column as C;
-            manager
-                .create_table(
-                    Table::create()
-                        .table(product::Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(C::Gtin)
-                                .string_len(14)
-                                .not_null()
-                                .primary_key(),
-                        )
-                        .col(ColumnDef::new(C::ItemCode).string().not_null().unique_key())
-                        .col(ColumnDef::new(C::Description).text().not_null())
-                        .col(
-                            ColumnDef::new(C::CompanyPrefixLength)
-                                .small_integer()
-                                .not_null(),
-                        )
-                        .col(ColumnDef::new(C::UnitOfMeasure).string_len(8).not_null())
-                        .col(
-                            ColumnDef::new(C::CreatedAt)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .col(
-                            ColumnDef::new(C::UpdatedAt)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .to_owned(),
-                )
-                .await
-        }
-    }
 }
 
 /// Product master queries.

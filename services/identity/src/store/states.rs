@@ -1,0 +1,130 @@
+//! Identifier lifecycle states, one row per identifier that left the "allocated" state.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::OnConflict,
+};
+
+use crate::{
+    domain::IdentityError,
+    lifecycle::{LifecycleState, Transition},
+};
+
+/// The `identity_identifier_states` table.
+pub mod identifier_state {
+    use sea_orm::entity::prelude::*;
+
+    /// The last known state of one identifier.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "identity_identifier_states")]
+    pub struct Model {
+        /// Canonical EPC URN.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub epc: String,
+        /// [`crate::lifecycle::LifecycleState`] code.
+        pub state: i16,
+        /// The event that caused the last transition.
+        pub event_id: String,
+        /// Event time of the last transition.
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A stored state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredState {
+    /// The state.
+    pub state: LifecycleState,
+    /// The event that set it.
+    pub event_id: String,
+    /// When.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Lifecycle state queries.
+#[derive(Clone)]
+pub struct StateStore {
+    db: DatabaseConnection,
+}
+
+impl StateStore {
+    /// A store over `db`.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// The stored states of `epcs` (identifiers without a row are left out).
+    pub async fn get_many(
+        &self,
+        epcs: &[String],
+    ) -> Result<Vec<(String, StoredState)>, IdentityError> {
+        let mut found = Vec::new();
+        // Bounded IN lists keep both SQLite and PostgreSQL within their parameter limits.
+        for chunk in epcs.chunks(500) {
+            let rows = identifier_state::Entity::find()
+                .filter(identifier_state::Column::Epc.is_in(chunk.iter().cloned()))
+                .all(&self.db)
+                .await?;
+            found.extend(rows.into_iter().map(|row| {
+                (
+                    row.epc,
+                    StoredState {
+                        state: LifecycleState::from_code(row.state),
+                        event_id: row.event_id,
+                        updated_at: row.updated_at,
+                    },
+                )
+            }));
+        }
+        Ok(found)
+    }
+
+    /// Applies `transitions` in one transaction, after `check` approved each against the
+    /// state it read inside that transaction.
+    pub async fn apply(
+        &self,
+        transitions: &[Transition],
+        current: impl Fn(&Transition, Option<&StoredState>) -> Result<bool, IdentityError>,
+    ) -> Result<(), IdentityError> {
+        let txn = self.db.begin().await?;
+        for transition in transitions {
+            let stored = identifier_state::Entity::find_by_id(transition.epc.clone())
+                .one(&txn)
+                .await?
+                .map(|row| StoredState {
+                    state: LifecycleState::from_code(row.state),
+                    event_id: row.event_id,
+                    updated_at: row.updated_at,
+                });
+            if !current(transition, stored.as_ref())? {
+                continue;
+            }
+            identifier_state::Entity::insert(identifier_state::ActiveModel {
+                epc: Set(transition.epc.clone()),
+                state: Set(transition.to.code()),
+                event_id: Set(transition.event_id.clone()),
+                updated_at: Set(transition.at),
+            })
+            .on_conflict(
+                OnConflict::column(identifier_state::Column::Epc)
+                    .update_columns([
+                        identifier_state::Column::State,
+                        identifier_state::Column::EventId,
+                        identifier_state::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+}
