@@ -80,10 +80,15 @@ pub struct ElementString {
 }
 
 impl ElementString {
-    /// Checks `elements` as a whole (duplicates, associations) and wraps them.
+    /// Checks `elements` as a whole (duplicates, associations) and wraps them. An AI repeated
+    /// with the same value is redundant, not wrong, and is kept once.
     pub fn new(elements: Vec<Element>) -> Result<Self> {
         let string = Self { elements };
         string.check_duplicates()?;
+        let mut elements = string.elements;
+        let mut seen = std::collections::HashSet::new();
+        elements.retain(|e| seen.insert(e.def.ai.clone()));
+        let string = Self { elements };
         crate::associations::check(&string)?;
         Ok(string)
     }
@@ -357,6 +362,14 @@ mod tests {
             ElementString::parse(&bracketed.to_raw()).expect("again"),
             bracketed
         );
+    }
+
+    #[test]
+    fn repeated_identical_elements_are_kept_once() {
+        let s = ElementString::parse("(01)09506000134352(10)A(10)A").expect("parse");
+        assert_eq!(s.to_bracketed(), "(01)09506000134352(10)A");
+        let err = ElementString::parse("(01)09506000134352(10)A(10)B").expect_err("conflict");
+        assert_eq!(err.kind, Gs1ErrorKind::DuplicateAi);
     }
 
     #[test]
