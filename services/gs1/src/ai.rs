@@ -3,9 +3,9 @@
 //! Each AI is described by a compact format spec modelled on the GS1 General Specifications
 //! (§3.2) and the GS1 Barcode Syntax Dictionary: space-separated components, each a charset
 //! letter (`N` digits, `X` set 82, `Y` set 39, `Z` set 64) with a fixed (`N13`) or maximum
-//! (`X..20`) length, `[...]` for an optional trailing component and `,flag` for checks
-//! (`csum` check digit, `date` YYMMDD, `date0` YYMMDD where DD may be 00, `hour` YYMMDDHH,
-//! `minute` YYMMDDHHMM, `zero` a literal 0).
+//! (`X..20`) length, `[...]` for optional trailing components and `,flag` for checks
+//! (`csum` check digit, `date` YYMMDD, `date0` YYMMDD where DD may be 00, `hh` hour, `hhmi`
+//! hour and minute, `mi` minute or second, `zero` a literal 0).
 
 use std::{collections::HashMap, sync::LazyLock};
 
@@ -28,10 +28,12 @@ pub enum Check {
         /// Whether DD = 00 is allowed.
         day_zero: bool,
     },
-    /// YYMMDDHH.
-    DateHour,
-    /// YYMMDDHHMM.
-    DateMinute,
+    /// HH, 00 to 23.
+    Hour,
+    /// HHMM, 0000 to 2359.
+    HourMinute,
+    /// MM or SS, 00 to 59.
+    MinuteOrSecond,
     /// The single digit 0 (the padding digit of GRAI in AI 8003).
     Zero,
 }
@@ -155,23 +157,25 @@ fn check_component(component: &Component, part: &str) -> Result<()> {
         Check::None => Ok(()),
         Check::CheckDigit => verify_check_digit(part),
         Check::Date { day_zero } => parse_date(part, day_zero).map(|_| ()),
-        Check::DateHour | Check::DateMinute => {
-            parse_date(&part[..6], false)?;
-            let hour: u32 = part[6..8].parse().unwrap_or(99);
-            if hour > 23 {
-                return Err(
-                    Gs1Error::new(Gs1ErrorKind::InvalidDate, "hour must be 00 to 23").at(6),
-                );
-            }
-            if part.len() >= 10 && part[8..10].parse::<u32>().unwrap_or(99) > 59 {
-                return Err(
-                    Gs1Error::new(Gs1ErrorKind::InvalidDate, "minute must be 00 to 59").at(8),
-                );
-            }
-            Ok(())
+        Check::Hour => check_range(part, 0, 23, "hour"),
+        Check::HourMinute => {
+            check_range(&part[..2], 0, 23, "hour")?;
+            check_range(&part[2..], 0, 59, "minute").map_err(|e| e.shifted(2))
         }
+        Check::MinuteOrSecond => check_range(part, 0, 59, "minute or second"),
         Check::Zero if part == "0" => Ok(()),
         Check::Zero => Err(Gs1Error::new(Gs1ErrorKind::Syntax, "must be 0")),
+    }
+}
+
+fn check_range(digits: &str, min: u32, max: u32, what: &str) -> Result<()> {
+    match digits.parse::<u32>() {
+        Ok(value) if (min..=max).contains(&value) => Ok(()),
+        _ => Err(Gs1Error::new(
+            Gs1ErrorKind::InvalidDate,
+            format!("{what} {digits} is outside {min:02} to {max:02}"),
+        )
+        .at(0)),
     }
 }
 
@@ -282,9 +286,9 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("420", "X..20", "SHIP TO POST"),
     ("421", "N3 X..9", "SHIP TO POST"),
     ("422", "N3", "ORIGIN"),
-    ("423", "N3 [N..12]", "COUNTRY - INITIAL PROCESS"),
+    ("423", "N3 [N3] [N3] [N3] [N3]", "COUNTRY - INITIAL PROCESS"),
     ("424", "N3", "COUNTRY - PROCESS"),
-    ("425", "N3 [N..12]", "COUNTRY - DISASSEMBLY"),
+    ("425", "N3 [N3] [N3] [N3] [N3]", "COUNTRY - DISASSEMBLY"),
     ("426", "N3", "COUNTRY - FULL PROCESS"),
     ("427", "X..3", "ORIGIN SUBDIVISION"),
     ("4300", "X..35", "SHIP TO COMP"),
@@ -296,7 +300,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("4306", "X..70", "SHIP TO REG"),
     ("4307", "X2", "SHIP TO COUNTRY"),
     ("4308", "X..30", "SHIP TO PHONE"),
-    ("4309", "N20", "SHIP TO GEO"),
+    ("4309", "N10 N10", "SHIP TO GEO"),
     ("4310", "X..35", "RTN TO COMP"),
     ("4311", "X..35", "RTN TO NAME"),
     ("4312", "X..70", "RTN TO ADD1"),
@@ -311,8 +315,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("4321", "N1", "DANGEROUS GOODS"),
     ("4322", "N1", "AUTH LEAVE"),
     ("4323", "N1", "SIG REQUIRED"),
-    ("4324", "N10,minute", "NBEF DEL DT"),
-    ("4325", "N10,minute", "NAFT DEL DT"),
+    ("4324", "N6,date0 N4,hhmi", "NOT BEF DEL DT"),
+    ("4325", "N6,date0 N4,hhmi", "NOT AFT DEL DT"),
     ("4326", "N6,date", "REL DATE"),
     ("4330", "N6 [X1]", "MAX TEMP F"),
     ("4331", "N6 [X1]", "MAX TEMP C"),
@@ -320,7 +324,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("4333", "N6 [X1]", "MIN TEMP C"),
     ("7001", "N13", "NSN"),
     ("7002", "X..30", "MEAT CUT"),
-    ("7003", "N10,minute", "EXPIRY TIME"),
+    ("7003", "N6,date N4,hhmi", "EXPIRY TIME"),
     ("7004", "N..4", "ACTIVE POTENCY"),
     ("7005", "X..12", "CATCH AREA"),
     ("7006", "N6,date", "FIRST FREEZE DATE"),
@@ -328,25 +332,25 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("7008", "X..3", "AQUATIC SPECIES"),
     ("7009", "X..10", "FISHING GEAR TYPE"),
     ("7010", "X..2", "PROD METHOD"),
-    ("7011", "N6,date [N4]", "TEST BY DATE"),
+    ("7011", "N6,date [N4,hhmi]", "TEST BY DATE"),
     ("7020", "X..20", "REFURB LOT"),
     ("7021", "X..20", "FUNC STAT"),
     ("7022", "X..20", "REV STAT"),
     ("7023", "X..30", "GIAI - ASSEMBLY"),
-    ("7040", "N1 X3", "UIC+EXT"),
+    ("7040", "N1 X1 X1 X1", "UIC+EXT"),
     ("7041", "X..4", "UFRGT UNIT TYPE"),
     ("7240", "X..20", "PROTOCOL"),
     ("7241", "N2", "AIDC MEDIA TYPE"),
     ("7242", "X..25", "VCN"),
     ("7250", "N8", "DOB"),
-    ("7251", "N12", "DOB TIME"),
+    ("7251", "N8 N4,hhmi", "DOB TIME"),
     ("7252", "N1", "BIO SEX"),
     ("7253", "X..40", "FAMILY NAME"),
     ("7254", "X..40", "GIVEN NAME"),
     ("7255", "X..10", "SUFFIX"),
     ("7256", "X..90", "FULL NAME"),
     ("7257", "X..70", "PERSON ADDR"),
-    ("7258", "N1 X1 N1", "BIRTH SEQUENCE"),
+    ("7258", "X3", "BIRTH SEQUENCE"),
     ("7259", "X..40", "BABY"),
     ("8001", "N14", "DIMENSIONS"),
     ("8002", "X..20", "CMT No."),
@@ -355,15 +359,15 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("8005", "N6", "PRICE PER UNIT"),
     ("8006", "N14,csum N4", "ITIP"),
     ("8007", "X..34", "IBAN"),
-    ("8008", "N8,hour [N..4]", "PROD TIME"),
+    ("8008", "N6,date N2,hh [N2,mi] [N2,mi]", "PROD TIME"),
     ("8009", "X..50", "OPTSEN"),
     ("8010", "Y..30", "CPID"),
     ("8011", "N..12", "CPID SERIAL"),
     ("8012", "X..20", "VERSION"),
     ("8013", "X..25", "GMN"),
     ("8014", "X..25", "MUDI"),
-    ("8017", "N18,csum", "GSRNP"),
-    ("8018", "N18,csum", "GSRN"),
+    ("8017", "N18,csum", "GSRN - PROVIDER"),
+    ("8018", "N18,csum", "GSRN - RECIPIENT"),
     ("8019", "N..10", "SRIN"),
     ("8020", "X..25", "REF No."),
     ("8026", "N14,csum N4", "ITIP CONTENT"),
@@ -377,7 +381,7 @@ const TABLE: &[(&str, &str, &str)] = &[
 
 /// AI families whose last digit varies: `(prefix, last digits, spec, title, decimal places)`.
 const FAMILIES: &[(&str, &str, &str, &str, bool)] = &[
-    ("710", "0123456", "X..20", "NHRN", false),
+    ("71", "0123456", "X..20", "NHRN", false),
     ("703", "0123456789", "N3 X..27", "PROCESSOR # s", false),
     ("723", "0123456789", "X2 X..28", "CERT # s", false),
     ("9", "123456789", "X..90", "INTERNAL", false),
@@ -428,8 +432,9 @@ fn parse_spec(spec: &str) -> Vec<Component> {
                 Some("csum") => Check::CheckDigit,
                 Some("date") => Check::Date { day_zero: false },
                 Some("date0") => Check::Date { day_zero: true },
-                Some("hour") => Check::DateHour,
-                Some("minute") => Check::DateMinute,
+                Some("hh") => Check::Hour,
+                Some("hhmi") => Check::HourMinute,
+                Some("mi") => Check::MinuteOrSecond,
                 Some("zero") => Check::Zero,
                 _ => Check::None,
             };

@@ -72,6 +72,9 @@ pub enum IdentityError {
     /// A label could not be drawn (data too long for the symbol).
     #[error("label: {0}")]
     Label(String),
+    /// Stored data that cannot be right (a pool without its key, say).
+    #[error("corrupt identity data: {0}")]
+    Corrupt(String),
     /// A storage failure.
     #[error("database: {0}")]
     Store(#[from] sea_orm::DbErr),
@@ -103,6 +106,7 @@ impl DomainError for IdentityError {
             Self::ItemCodeTaken { .. } | Self::PoolExists(_) => ErrorKind::AlreadyExists,
             Self::PoolExhausted { .. } => ErrorKind::ResourceExhausted,
             Self::InvalidTransition { .. } | Self::Label(_) => ErrorKind::FailedPrecondition,
+            Self::Corrupt(_) => ErrorKind::Internal,
             Self::Store(err) => tracery_runtime::error::db_error_kind(err),
         }
     }

@@ -145,10 +145,15 @@ impl IdentityApi {
         Ok(false)
     }
 
-    async fn statuses(&self, texts: &[String]) -> Result<Vec<pb::IdentifierStatus>, IdentityError> {
+    /// The states of `texts`; `field` names the request field of the text at an index.
+    async fn statuses(
+        &self,
+        texts: &[String],
+        field: impl Fn(usize) -> String,
+    ) -> Result<Vec<pb::IdentifierStatus>, IdentityError> {
         let mut resolved = Vec::with_capacity(texts.len());
         for (index, text) in texts.iter().enumerate() {
-            resolved.push(self.instance_epc(&format!("epcs/{index}"), text).await?);
+            resolved.push(self.instance_epc(&field(index), text).await?);
         }
         let epcs: Vec<String> = resolved.iter().map(|(_, epc)| epc.clone()).collect();
         let stored: HashMap<String, _> = self.states.get_many(&epcs).await?.into_iter().collect();
@@ -417,7 +422,7 @@ impl IdentityService for IdentityApi {
         let (sender, receiver) = tokio::sync::mpsc::channel(4);
         if codec.spec().order == SerialOrder::Sequential {
             let range = pb::SerialRange {
-                first: codec.serial(u128::from(allocation.first)),
+                first: codec.serial(u128::from(allocation.first))?,
                 count: allocation.count,
             };
             // The channel has room, and a vanished client only means nobody reads the answer.
@@ -432,14 +437,17 @@ impl IdentityService for IdentityApi {
                 let mut next = allocation.first;
                 while next < end {
                     let chunk_end = end.min(next + SERIALS_PER_MESSAGE);
-                    let serials = (next..chunk_end)
+                    let serials: Result<Vec<String>, IdentityError> = (next..chunk_end)
                         .map(|i| codec.serial(u128::from(i)))
                         .collect();
-                    let message = pb::AllocateSerialsResponse {
-                        ranges: Vec::new(),
-                        serials,
-                    };
-                    if sender.blocking_send(Ok(message)).is_err() {
+                    let message = serials
+                        .map(|serials| pb::AllocateSerialsResponse {
+                            ranges: Vec::new(),
+                            serials,
+                        })
+                        .map_err(Status::from);
+                    let failed = message.is_err();
+                    if sender.blocking_send(message).is_err() || failed {
                         break;
                     }
                     next = chunk_end;
@@ -455,17 +463,7 @@ impl IdentityService for IdentityApi {
         request: Request<pb::GetIdentifierStateRequest>,
     ) -> Result<Response<pb::GetIdentifierStateResponse>, Status> {
         let epc = request.into_inner().epc;
-        let status = self.statuses(&[epc]).await.map_err(|e| match e {
-            IdentityError::Gs1 { error, .. } => IdentityError::Gs1 {
-                field: "epc".into(),
-                error,
-            },
-            IdentityError::Invalid { reason, .. } => IdentityError::Invalid {
-                field: "epc".into(),
-                reason,
-            },
-            other => other,
-        })?;
+        let status = self.statuses(&[epc], |_| "epc".to_owned()).await?;
         Ok(Response::new(pb::GetIdentifierStateResponse {
             status: status.into_iter().next(),
         }))
@@ -481,7 +479,9 @@ impl IdentityService for IdentityApi {
             return Err(IdentityError::invalid("epcs", "at most 10000 per call").into());
         }
         Ok(Response::new(pb::BatchGetIdentifierStatesResponse {
-            statuses: self.statuses(&epcs).await?,
+            statuses: self
+                .statuses(&epcs, |index| format!("epcs/{index}"))
+                .await?,
         }))
     }
 

@@ -170,9 +170,9 @@ fn png(grid: &Grid) -> Result<Vec<u8>, IdentityError> {
 
 /// ZPL II: the symbol at the top, the human-readable text under it.
 ///
-/// `^BX` with quality 200 is ECC 200 DataMatrix; `~1`... is avoided by declaring `_` as the
-/// escape character, so `_1` is FNC1. The QR payload is prefixed `QA,` (error correction Q,
-/// automatic data mode) as `^BQ` requires.
+/// `^BX` with quality 200 is ECC 200 DataMatrix; declaring `_` as its escape character
+/// makes `_1` an FNC1 (and `_5F` a literal underscore). The QR payload is prefixed `QA,`
+/// (error correction Q, automatic data mode) as `^BQ` requires.
 fn zpl(symbology: Symbology, elements: &ElementString, digital_link: &str) -> String {
     let (code, text) = match symbology {
         Symbology::Gs1DataMatrix => {

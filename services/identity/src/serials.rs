@@ -175,14 +175,14 @@ impl SerialCodec {
             SerialOrder::Sequential => None,
             SerialOrder::Randomised => {
                 if key.len() != 32 {
-                    return Err(IdentityError::Label(format!(
+                    return Err(IdentityError::Corrupt(format!(
                         "pool `{}` has no valid key",
                         spec.name
                     )));
                 }
                 Some(
                     FF1::<Aes256>::new(key, spec.format.radix())
-                        .map_err(|e| IdentityError::Label(format!("FF1: {e:?}")))?,
+                        .map_err(|e| IdentityError::Corrupt(format!("FF1: {e:?}")))?,
                 )
             }
         };
@@ -195,7 +195,16 @@ impl SerialCodec {
     }
 
     /// The serial (for SSCC pools the full 18-digit SSCC) of slot `index`.
-    pub fn serial(&self, index: u128) -> String {
+    ///
+    /// Fails only for a slot outside the pool or a corrupt pool row; never falls back to
+    /// another serial, which could repeat one.
+    pub fn serial(&self, index: u128) -> Result<String, IdentityError> {
+        if index >= self.spec.domain_size() {
+            return Err(IdentityError::Corrupt(format!(
+                "slot {index} is outside pool `{}`",
+                self.spec.name
+            )));
+        }
         let radix = u128::from(self.spec.format.radix());
         let mut numerals = vec![0u16; usize::from(self.spec.length)];
         let mut rest = index;
@@ -204,20 +213,24 @@ impl SerialCodec {
             rest /= radix;
         }
         if let Some(cipher) = &self.cipher {
-            let input = FlexibleNumeralString::from(numerals.clone());
-            if let Ok(encrypted) = cipher.encrypt(self.spec.name.as_bytes(), &input) {
-                numerals = encrypted.into();
-            }
+            let input = FlexibleNumeralString::from(numerals);
+            numerals = cipher
+                .encrypt(self.spec.name.as_bytes(), &input)
+                .map_err(|e| IdentityError::Corrupt(format!("FF1: {e:?}")))?
+                .into();
         }
         let text: String = numerals
             .iter()
             .map(|&n| char::from(ALPHANUMERIC[usize::from(n)]))
             .collect();
         match &self.spec.target {
-            PoolTarget::Gtin(_) => text,
+            PoolTarget::Gtin(_) => Ok(text),
             PoolTarget::Sscc { company_prefix } => {
                 let (extension, reference) = text.split_at(1);
-                with_check_digit(&format!("{extension}{company_prefix}{reference}")).unwrap_or(text)
+                Ok(
+                    with_check_digit(&format!("{extension}{company_prefix}{reference}"))
+                        .unwrap_or(text),
+                )
             }
         }
     }
@@ -277,15 +290,15 @@ mod tests {
     fn sequential_serials_count_up() {
         let codec = SerialCodec::new(pool(SerialOrder::Sequential, SerialFormat::Numeric, 6), &[])
             .expect("codec");
-        assert_eq!(codec.serial(0), "000000");
-        assert_eq!(codec.serial(41), "000041");
+        assert_eq!(codec.serial(0).expect("slot"), "000000");
+        assert_eq!(codec.serial(41).expect("slot"), "000041");
         assert_eq!(codec.index("000041"), Some(41));
         let alpha = SerialCodec::new(
             pool(SerialOrder::Sequential, SerialFormat::Alphanumeric, 4),
             &[],
         )
         .expect("codec");
-        assert_eq!(alpha.serial(36 * 36 + 35), "01 0Z".replace(' ', ""));
+        assert_eq!(alpha.serial(36 * 36 + 35).expect("slot"), "010Z");
     }
 
     #[test]
@@ -295,7 +308,9 @@ mod tests {
             &[7; 32],
         )
         .expect("codec");
-        let serials: Vec<String> = (0..20_000).map(|i| codec.serial(i)).collect();
+        let serials: Vec<String> = (0..20_000)
+            .map(|i| codec.serial(i).expect("slot"))
+            .collect();
         assert_eq!(serials.iter().collect::<HashSet<_>>().len(), serials.len());
         assert!(
             serials
@@ -318,7 +333,7 @@ mod tests {
         let spec = PoolSpec::new("s", "", "0614141", None, 0, Some(SerialOrder::Sequential))
             .expect("spec");
         let codec = SerialCodec::new(spec, &[]).expect("codec");
-        let sscc = codec.serial(12);
+        let sscc = codec.serial(12).expect("slot");
         assert_eq!(sscc, "006141410000000128");
         assert!(tracery_gs1::charset::verify_check_digit(&sscc).is_ok());
         assert_eq!(codec.index(&sscc), Some(12));
