@@ -382,3 +382,36 @@ async fn identifiers_move_through_their_lifecycle() {
     );
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn allocations_survive_a_restart() {
+    let mut app = TestApp::spawn().await.expect("suite starts");
+    create_pool(
+        &mut app.identity,
+        "ibu-restart",
+        6,
+        pb::SerialOrder::Sequential,
+    )
+    .await;
+    let mut instance = app.spawn_replica().await.expect("instance starts");
+    let before = allocate(&mut instance.identity, "ibu-restart", 10, "before")
+        .await
+        .expect("allocates");
+    instance.stop().await.expect("instance stops");
+
+    let mut restarted = app.spawn_replica().await.expect("instance restarts");
+    let repeated = allocate(&mut restarted.identity, "ibu-restart", 10, "before")
+        .await
+        .expect("repeat after restart");
+    assert_eq!(repeated, before, "idempotency outlives the process");
+    let after = allocate(&mut restarted.identity, "ibu-restart", 5, "after")
+        .await
+        .expect("allocates");
+    assert_eq!(
+        after.first().map(String::as_str),
+        Some("000010"),
+        "the counter is durable"
+    );
+    restarted.stop().await.expect("stops");
+    app.stop().await.expect("clean stop");
+}
