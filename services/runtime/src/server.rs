@@ -183,10 +183,22 @@ impl Application {
             "tracery serving"
         );
 
+        // Both servers also watch the shutdown token, so one of them may be the branch that
+        // completes on a normal shutdown: that is not an early exit. A finished JoinHandle must
+        // not be polled again below, hence the flags.
+        let (mut grpc_done, mut http_done) = (false, false);
         let early_exit = tokio::select! {
             () = self.shutdown.cancelled() => None,
-            result = &mut grpc => Some(flatten("grpc server", result.map(|r| r.map_err(anyhow::Error::from)))),
-            result = &mut http => Some(flatten("http server", result.map(|r| r.map_err(anyhow::Error::from)))),
+            result = &mut grpc => {
+                grpc_done = true;
+                let result = result.map(|r| r.map_err(anyhow::Error::from));
+                (!self.shutdown.is_cancelled()).then(|| flatten("grpc server", result))
+            }
+            result = &mut http => {
+                http_done = true;
+                let result = result.map(|r| r.map_err(anyhow::Error::from));
+                (!self.shutdown.is_cancelled()).then(|| flatten("http server", result))
+            }
         };
         self.shutdown.cancel();
         for key in &running {
@@ -195,8 +207,12 @@ impl Application {
         tracing::info!("shutting down: draining in-flight requests");
         let grace = self.config.shutdown_grace;
         let drain = async {
-            let _ = (&mut grpc).await;
-            let _ = (&mut http).await;
+            if !grpc_done {
+                let _ = (&mut grpc).await;
+            }
+            if !http_done {
+                let _ = (&mut http).await;
+            }
             for task in &mut tasks {
                 let _ = task.await;
             }
