@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracery_gs1::{
-    DigitalLink, Identifier, KeyKind, Parsed, Syntax, digital_link::DEFAULT_RESOLVER,
-    key::normalise_gtin,
+    DigitalLink, KeyKind, Parsed, Syntax, digital_link::DEFAULT_RESOLVER, key::normalise_gtin,
 };
 use tracery_proto::v1::{self as pb, identity_service_server::IdentityService};
 use tracery_runtime::wire;
@@ -16,6 +15,7 @@ use crate::{
     domain::{IdentityError, Product},
     labels::{self, LabelFormat, Symbology},
     lifecycle::{self, LifecycleState, Transition},
+    resolve::Resolver,
     serials::{MAX_ALLOCATION, PoolSpec, SerialFormat, SerialOrder},
     store::{PoolStore, ProductRow, ProductStore, StateStore, pools},
 };
@@ -28,121 +28,20 @@ pub struct IdentityApi {
     products: ProductStore,
     pools: PoolStore,
     states: StateStore,
+    resolver: Resolver,
 }
 
 impl IdentityApi {
     /// The service over `db`.
     pub fn new(db: sea_orm::DatabaseConnection) -> Self {
+        let products = ProductStore::new(db.clone());
+        let pools = PoolStore::new(db.clone());
         Self {
-            products: ProductStore::new(db.clone()),
-            pools: PoolStore::new(db.clone()),
+            resolver: Resolver::new(products.clone(), pools.clone()),
+            products,
+            pools,
             states: StateStore::new(db),
         }
-    }
-
-    /// The company prefix length for `identifier`: the explicit one, the one the input
-    /// showed, the product master's (GTIN) or that of a matching SSCC pool.
-    async fn company_prefix_length(
-        &self,
-        parsed: &Parsed,
-        explicit: i32,
-    ) -> Result<Option<usize>, IdentityError> {
-        if explicit != 0 {
-            return usize::try_from(explicit)
-                .ok()
-                .filter(|l| (6..=12).contains(l))
-                .map(Some)
-                .ok_or_else(|| {
-                    IdentityError::invalid("company_prefix_length", "must be between 6 and 12")
-                });
-        }
-        if parsed.company_prefix_length.is_some() {
-            return Ok(parsed.company_prefix_length);
-        }
-        let Some(identifier) = &parsed.identifier else {
-            return Ok(None);
-        };
-        match identifier.kind {
-            KeyKind::Gtin => match self.products.by_gtin(&identifier.key).await {
-                Ok(product) => Ok(usize::try_from(product.company_prefix_length).ok()),
-                Err(IdentityError::ProductNotFound(_)) => Ok(None),
-                Err(err) => Err(err),
-            },
-            KeyKind::Sscc => Ok(self
-                .pools
-                .sscc_pools()
-                .await?
-                .into_iter()
-                .filter_map(|p| p.company_prefix)
-                .find(|prefix| identifier.key[1..].starts_with(prefix.as_str()))
-                .map(|prefix| prefix.len())),
-            _ => Ok(None),
-        }
-    }
-
-    /// Parses `text` (any syntax) and works out its canonical EPC URN.
-    async fn resolve(
-        &self,
-        field: &str,
-        text: &str,
-        explicit_prefix_length: i32,
-    ) -> Result<(Parsed, Option<String>), IdentityError> {
-        let parsed = tracery_gs1::parse_any(text.trim()).map_err(IdentityError::gs1(field))?;
-        let prefix_length = self
-            .company_prefix_length(&parsed, explicit_prefix_length)
-            .await?;
-        let epc = match (&parsed.identifier, prefix_length) {
-            (Some(identifier), Some(length)) => Some(
-                identifier
-                    .to_epc_urn(length)
-                    .map_err(IdentityError::gs1(field))?,
-            ),
-            _ => None,
-        };
-        Ok((parsed, epc))
-    }
-
-    /// The canonical EPC URN of one instance identifier, or a field error saying why not.
-    async fn instance_epc(
-        &self,
-        field: &str,
-        text: &str,
-    ) -> Result<(Identifier, String), IdentityError> {
-        let (parsed, epc) = self.resolve(field, text, 0).await?;
-        let identifier = parsed
-            .identifier
-            .filter(Identifier::is_instance)
-            .ok_or_else(|| {
-                IdentityError::invalid(field, "not an instance identifier (SGTIN, SSCC, ...)")
-            })?;
-        let epc = epc.ok_or_else(|| {
-            IdentityError::invalid(
-                field,
-                "company prefix length unknown: register the product or write the EPC URN",
-            )
-        })?;
-        Ok((identifier, epc))
-    }
-
-    /// Whether a serial pool handed out `identifier`.
-    async fn was_allocated(&self, identifier: &Identifier) -> Result<bool, IdentityError> {
-        let (candidates, serial) = match (identifier.kind, &identifier.serial) {
-            (KeyKind::Gtin, Some(serial)) => {
-                (self.pools.for_gtin(&identifier.key).await?, serial.as_str())
-            }
-            (KeyKind::Sscc, _) => (self.pools.sscc_pools().await?, identifier.key.as_str()),
-            _ => return Ok(false),
-        };
-        for row in candidates {
-            let next = u128::try_from(row.next_index).unwrap_or_default();
-            if pools::codec(&row)?
-                .index(serial)
-                .is_some_and(|index| index < next)
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     /// The states of `texts`; `field` names the request field of the text at an index.
@@ -153,7 +52,7 @@ impl IdentityApi {
     ) -> Result<Vec<pb::IdentifierStatus>, IdentityError> {
         let mut resolved = Vec::with_capacity(texts.len());
         for (index, text) in texts.iter().enumerate() {
-            resolved.push(self.instance_epc(&field(index), text).await?);
+            resolved.push(self.resolver.instance_epc(&field(index), text).await?);
         }
         let epcs: Vec<String> = resolved.iter().map(|(_, epc)| epc.clone()).collect();
         let stored: HashMap<String, _> = self.states.get_many(&epcs).await?.into_iter().collect();
@@ -167,7 +66,7 @@ impl IdentityApi {
                     event_id: s.event_id.clone(),
                 },
                 None => {
-                    let state = if self.was_allocated(&identifier).await? {
+                    let state = if self.resolver.was_allocated(&identifier).await? {
                         LifecycleState::Allocated
                     } else {
                         LifecycleState::Unknown
@@ -319,6 +218,7 @@ impl IdentityService for IdentityApi {
     ) -> Result<Response<pb::ParseIdentifierResponse>, Status> {
         let request = request.into_inner();
         let (parsed, epc) = self
+            .resolver
             .resolve("text", &request.text, request.company_prefix_length)
             .await?;
         Ok(Response::new(pb::ParseIdentifierResponse {
@@ -493,7 +393,7 @@ impl IdentityService for IdentityApi {
         let mut transitions = Vec::new();
         for (index, t) in request.into_inner().transitions.into_iter().enumerate() {
             let field = |name: &str| format!("transitions/{index}/{name}");
-            let (_, epc) = self.instance_epc(&field("epc"), &t.epc).await?;
+            let (_, epc) = self.resolver.instance_epc(&field("epc"), &t.epc).await?;
             let to = match pb::IdentifierState::try_from(t.state) {
                 Ok(pb::IdentifierState::Commissioned) => LifecycleState::Commissioned,
                 Ok(pb::IdentifierState::Decommissioned) => LifecycleState::Decommissioned,

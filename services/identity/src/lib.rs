@@ -6,6 +6,7 @@
 //! - [`serials`]: serial pools, slot ⇄ serial (sequential or FF1-randomised); no I/O.
 //! - [`lifecycle`]: identifier states and allowed transitions; no I/O.
 //! - [`labels`]: GS1 DataMatrix / Digital Link QR as SVG, PNG and ZPL; no I/O.
+//! - [`resolve`]: any identifier syntax → canonical EPC URN, with product and pool data.
 //! - [`store`]: sea-orm entities, migrations and queries.
 //! - [`grpc`]: the `tracery.v1.IdentityService` adapter.
 
@@ -13,6 +14,7 @@ pub mod domain;
 pub mod grpc;
 pub mod labels;
 pub mod lifecycle;
+pub mod resolve;
 pub mod serials;
 pub mod store;
 
