@@ -7,6 +7,7 @@
 pub mod domain;
 pub mod grpc;
 pub mod store;
+pub mod validation;
 
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;

@@ -3,11 +3,13 @@
 //! - [`model`]: typed events ([`Event`] with one [`EventKind`] per EPCIS event type) and
 //!   documents, with every standard field and user extensions kept verbatim.
 //! - [`json`]: the JSON-LD binding (serde), exactly as in the EPCIS 2.0 standard.
+//! - [`cbv`]: Core Business Vocabulary terms (bizStep, disposition, ...) in all spellings.
 //! - [`proto`]: conversion to and from the `tracery.v1` protobuf messages.
 //!
 //! No crate fits here: the public EPCIS crates cover EPCIS 1.x XML only, so the model is
 //! written against the EPCIS 2.0 JSON schema directly.
 
+pub mod cbv;
 pub mod error;
 pub mod json;
 pub mod model;

@@ -21,6 +21,42 @@ const ESCAPED: &[(char, &str)] = &[
     ('?', "%3F"),
 ];
 
+/// The EPC URN form of an identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrnForm {
+    /// `urn:epc:id:…`: one instance.
+    Instance,
+    /// `urn:epc:class:…`: a class (LGTIN).
+    Class,
+    /// `urn:epc:idpat:…`: a pattern (all instances of a GTIN).
+    Pattern,
+}
+
+/// The form and scheme of an EPC URN (`urn:epc:id:sgtin:…` → `(Instance, "sgtin")`), or
+/// `None` when `urn` is not an EPC URN at all.
+pub fn urn_scheme(urn: &str) -> Option<(UrnForm, &str)> {
+    let (form, rest) = [
+        ("urn:epc:id:", UrnForm::Instance),
+        ("urn:epc:class:", UrnForm::Class),
+        ("urn:epc:idpat:", UrnForm::Pattern),
+    ]
+    .iter()
+    .find_map(|(prefix, form)| urn.strip_prefix(prefix).map(|rest| (*form, rest)))?;
+    rest.split_once(':').map(|(scheme, _)| (form, scheme))
+}
+
+/// Whether [`Identifier::from_epc_urn`] reads this form and scheme. Other EPC schemes
+/// (PGLN, GINC, ITIP, ...) are valid EPCs this crate does not decode.
+pub fn is_supported(form: UrnForm, scheme: &str) -> bool {
+    match form {
+        UrnForm::Instance => {
+            ["sgtin", "sscc", "sgln", "grai", "giai", "gsrn", "gdti"].contains(&scheme)
+        }
+        UrnForm::Class => scheme == "lgtin",
+        UrnForm::Pattern => scheme == "sgtin",
+    }
+}
+
 fn syntax(detail: impl Into<String>) -> Gs1Error {
     Gs1Error::new(Gs1ErrorKind::Syntax, detail)
 }
@@ -149,19 +185,13 @@ impl Identifier {
 
     /// Reads an EPC URN; returns the identifier and the company prefix length it shows.
     pub fn from_epc_urn(urn: &str) -> Result<(Self, usize)> {
-        let (scheme, body) = ["urn:epc:id:", "urn:epc:class:", "urn:epc:idpat:"]
-            .iter()
-            .find_map(|prefix| urn.strip_prefix(prefix))
-            .and_then(|rest| rest.split_once(':'))
-            .ok_or_else(|| syntax("expected urn:epc:id:<scheme>:..., urn:epc:class:lgtin:... or urn:epc:idpat:sgtin:..."))?;
-        let scheme_ok = match &urn[8..urn.len() - body.len() - scheme.len() - 1] {
-            "id:" => ["sgtin", "sscc", "sgln", "grai", "giai", "gsrn", "gdti"].contains(&scheme),
-            "class:" => scheme == "lgtin",
-            _ => scheme == "sgtin",
-        };
-        if !scheme_ok {
+        let (form, scheme) = urn_scheme(urn).ok_or_else(|| {
+            syntax("expected urn:epc:id:<scheme>:..., urn:epc:class:lgtin:... or urn:epc:idpat:sgtin:...")
+        })?;
+        if !is_supported(form, scheme) {
             return Err(syntax(format!("unsupported EPC scheme `{scheme}`")));
         }
+        let body = &urn[urn.find(scheme).unwrap_or_default() + scheme.len() + 1..];
         // Serials and lots may hold dots, so split only as often as the scheme has parts.
         let part_count = match scheme {
             "sscc" | "giai" | "gsrn" => 2,
@@ -207,7 +237,7 @@ impl Identifier {
                 digits(reference, 13 - cp, "indicator and item reference")?;
                 let gtin = complete(format!("{}{company}{}", &reference[..1], &reference[1..]));
                 let last = part(2)?;
-                match (urn.starts_with("urn:epc:idpat:"), scheme) {
+                match (form == UrnForm::Pattern, scheme) {
                     (true, _) if last == "*" => Identifier::gtin(&gtin, None, None)?,
                     (true, _) => return Err(syntax("an SGTIN pattern ends in `.*`")),
                     (false, "lgtin") => Identifier::gtin(&gtin, Some(&unescape(last)?), None)?,
