@@ -1,14 +1,11 @@
-//! Capture errors and outcomes.
+//! Capture errors, outcomes and what the intake pipeline decides about one event.
 
-use tracery_epcis::EpcisError;
+use tracery_epcis::{EpcisError, Event};
 use tracery_runtime::error::{DomainError, ErrorKind, Violation};
 
 /// Errors of the capture service.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    /// Events in a request do not fit the EPCIS model; one violation per bad field.
-    #[error("{} invalid field(s): {}", .0.len(), .0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
-    InvalidEvents(Vec<Violation>),
     /// A request field is invalid.
     #[error("{field}: {reason}")]
     Invalid {
@@ -20,6 +17,17 @@ pub enum CaptureError {
     /// No event with that ID.
     #[error("no event with eventID `{0}`")]
     EventNotFound(String),
+    /// No quarantine entry with that id.
+    #[error("no quarantined event `{0}`")]
+    QuarantineNotFound(String),
+    /// The quarantine entry was resubmitted or discarded already.
+    #[error("quarantined event `{id}` is {status} already")]
+    QuarantineClosed {
+        /// The entry.
+        id: String,
+        /// `resubmitted` or `discarded`.
+        status: &'static str,
+    },
     /// A stored event no longer parses: a bug or a tampered row.
     #[error("stored event at sequence {sequence} is unreadable: {reason}")]
     CorruptEvent {
@@ -34,25 +42,23 @@ pub enum CaptureError {
 }
 
 impl CaptureError {
-    /// An event conversion error at `events/{index}`.
-    pub fn event_violation(index: usize, error: &EpcisError) -> Violation {
-        let field = match error.field() {
-            Some(field) => format!("events/{index}/{field}"),
-            None => format!("events/{index}"),
-        };
+    /// An event conversion error, with the field path inside the event.
+    pub fn event_violation(error: &EpcisError) -> Violation {
+        let field = error.field().unwrap_or_default().to_owned();
         let description = match error {
             EpcisError::InvalidField { reason, .. } => reason.clone(),
             other => other.to_string(),
         };
-        Violation::new(field, description)
+        Violation::new(field, description).with_reason("MALFORMED_EVENT")
     }
 }
 
 impl DomainError for CaptureError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidEvents(_) | Self::Invalid { .. } => ErrorKind::InvalidArgument,
-            Self::EventNotFound(_) => ErrorKind::NotFound,
+            Self::Invalid { .. } => ErrorKind::InvalidArgument,
+            Self::EventNotFound(_) | Self::QuarantineNotFound(_) => ErrorKind::NotFound,
+            Self::QuarantineClosed { .. } => ErrorKind::FailedPrecondition,
             Self::CorruptEvent { .. } => ErrorKind::Internal,
             Self::Store(err) => tracery_runtime::error::db_error_kind(err),
         }
@@ -60,7 +66,6 @@ impl DomainError for CaptureError {
 
     fn violations(&self) -> Vec<Violation> {
         match self {
-            Self::InvalidEvents(violations) => violations.clone(),
             Self::Invalid { field, reason } => vec![Violation::new(field.clone(), reason.clone())],
             _ => Vec::new(),
         }
@@ -80,4 +85,53 @@ pub enum Outcome {
     Accepted,
     /// Stored before; nothing new stored.
     Duplicate,
+}
+
+/// How an event arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// gRPC Capture / CaptureStream.
+    Grpc,
+    /// The EPCIS REST binding.
+    Rest,
+    /// MQTT from scanners.
+    Mqtt,
+}
+
+impl Channel {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::Rest => "rest",
+            Self::Mqtt => "mqtt",
+        }
+    }
+}
+
+/// An event the pipeline refused, kept with everything needed to correct and resubmit it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// The event as JSON-LD text, when it could be read as EPCIS.
+    pub payload: Option<String>,
+    /// The protobuf bytes as received, when it could not.
+    pub payload_protobuf: Option<Vec<u8>>,
+    /// Every reason.
+    pub violations: Vec<Violation>,
+    /// How it arrived.
+    pub channel: Channel,
+}
+
+/// The pipeline's decision about one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    /// Valid: store it, and return the warnings with the result.
+    Accept {
+        /// The event, with its eventID assigned.
+        event: Box<Event>,
+        /// Findings that do not stop the event.
+        warnings: Vec<Violation>,
+    },
+    /// Invalid: quarantine it.
+    Reject(Rejected),
 }

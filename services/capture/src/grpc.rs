@@ -6,13 +6,18 @@ use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-use tracery_epcis::proto::{event_from_proto, event_to_proto};
+use tracery_epcis::proto::event_to_proto;
 use tracery_proto::v1::{self as pb, capture_service_server::CaptureService};
-use tracery_runtime::wire::Page;
+use tracery_runtime::{
+    error::Violation,
+    wire::{self, Page},
+};
 
 use crate::{
-    domain::{CaptureError, Outcome},
-    store::{EventQuery, EventStore, StoredEvent},
+    domain::{Admission, CaptureError, Channel, Outcome},
+    pipeline::{admit_proto, readmit},
+    store::{EventQuery, EventStore, IntakeResult, StoredEvent},
+    validation::Policy,
 };
 
 /// How often a live Subscribe stream looks for events committed by other processes.
@@ -26,6 +31,7 @@ pub struct CaptureApi {
     /// Woken after each commit, so live subscribers in this process see events at once.
     committed: Arc<Notify>,
     shutdown: CancellationToken,
+    policy: Policy,
 }
 
 impl CaptureApi {
@@ -35,7 +41,46 @@ impl CaptureApi {
             store: EventStore::new(db),
             committed: Arc::new(Notify::new()),
             shutdown,
+            policy: Policy::default(),
         }
+    }
+}
+
+fn violations_to_proto(violations: &[Violation]) -> Vec<pb::FieldViolation> {
+    violations
+        .iter()
+        .map(|v| pb::FieldViolation {
+            field: v.field.clone(),
+            code: v.reason.clone(),
+            description: v.description.clone(),
+        })
+        .collect()
+}
+
+/// The result of one event: what the store did, with the pipeline's reasons or warnings.
+fn event_result(admission: &Admission, stored: IntakeResult) -> pb::EventResult {
+    let violations = match admission {
+        Admission::Accept { warnings, .. } => violations_to_proto(warnings),
+        Admission::Reject(rejected) => violations_to_proto(&rejected.violations),
+    };
+    match stored {
+        IntakeResult::Stored(stored) => pb::EventResult {
+            event_id: stored.event_id,
+            outcome: match stored.outcome {
+                Outcome::Accepted => pb::CaptureOutcome::Accepted,
+                Outcome::Duplicate => pb::CaptureOutcome::Duplicate,
+            }
+            .into(),
+            sequence: stored.sequence,
+            violations,
+            ..Default::default()
+        },
+        IntakeResult::Quarantined(id) => pb::EventResult {
+            outcome: pb::CaptureOutcome::Quarantined.into(),
+            quarantine_id: id,
+            violations,
+            ..Default::default()
+        },
     }
 }
 
@@ -93,39 +138,21 @@ impl CaptureService for CaptureApi {
     ) -> Result<Response<pb::CaptureResponse>, Status> {
         let request = request.into_inner();
         tracing::Span::current().record("events", request.events.len());
-        let mut events = Vec::with_capacity(request.events.len());
-        let mut violations = Vec::new();
-        for (index, proto) in request.events.iter().enumerate() {
-            match event_from_proto(proto) {
-                Ok(mut event) => {
-                    // Until the GS1 event hash is computed here, an event without an ID gets
-                    // a UUID URN, which EPCIS allows as an eventID.
-                    event
-                        .event_id
-                        .get_or_insert_with(|| format!("urn:uuid:{}", uuid::Uuid::new_v4()));
-                    events.push(event);
-                }
-                Err(err) => violations.push(CaptureError::event_violation(index, &err)),
-            }
-        }
-        if !violations.is_empty() {
-            return Err(CaptureError::InvalidEvents(violations).into());
-        }
-        let stored = self.store.append(&events).await?;
+        let admissions: Vec<Admission> = request
+            .events
+            .iter()
+            .map(|proto| admit_proto(proto, Channel::Grpc, &self.policy))
+            .collect();
+        let stored = self.store.capture(&admissions).await?;
         self.committed.notify_waiters();
-        let results = stored
-            .into_iter()
+        let results = admissions
+            .iter()
+            .zip(stored)
             .enumerate()
-            .map(|(index, r)| pb::EventResult {
-                index: i32::try_from(index).unwrap_or(i32::MAX),
-                event_id: r.event_id,
-                outcome: match r.outcome {
-                    Outcome::Accepted => pb::CaptureOutcome::Accepted,
-                    Outcome::Duplicate => pb::CaptureOutcome::Duplicate,
-                } as i32,
-                sequence: r.sequence,
-                quarantine_id: String::new(),
-                violations: Vec::new(),
+            .map(|(index, (admission, stored))| {
+                let mut result = event_result(admission, stored);
+                result.index = i32::try_from(index).unwrap_or(i32::MAX);
+                result
             })
             .collect();
         Ok(Response::new(pb::CaptureResponse { results }))
@@ -233,30 +260,69 @@ impl CaptureService for CaptureApi {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_quarantine(
         &self,
-        _: Request<pb::ListQuarantineRequest>,
+        request: Request<pb::ListQuarantineRequest>,
     ) -> Result<Response<pb::ListQuarantineResponse>, Status> {
-        Err(Status::unimplemented(
-            "CaptureService.ListQuarantine is not implemented yet",
-        ))
+        let page = Page::from_request(request.into_inner().page.as_ref());
+        let entries = self
+            .store
+            .list_quarantine(page.after.as_deref(), page.fetch_limit())
+            .await?;
+        let (entries, next) = page.split(entries, |e| e.id.clone());
+        Ok(Response::new(pb::ListQuarantineResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| pb::QuarantinedEvent {
+                    id: e.id,
+                    payload: e.rejected.payload.unwrap_or_default(),
+                    violations: violations_to_proto(&e.rejected.violations),
+                    receive_time: Some(wire::timestamp(e.received_at)),
+                    channel: e.rejected.channel.as_str().to_owned(),
+                    payload_protobuf: e.rejected.payload_protobuf.unwrap_or_default(),
+                })
+                .collect(),
+            page: Some(next),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn resubmit_quarantined(
         &self,
-        _: Request<pb::ResubmitQuarantinedRequest>,
+        request: Request<pb::ResubmitQuarantinedRequest>,
     ) -> Result<Response<pb::ResubmitQuarantinedResponse>, Status> {
-        Err(Status::unimplemented(
-            "CaptureService.ResubmitQuarantined is not implemented yet",
-        ))
+        let request = request.into_inner();
+        let entry = self.store.quarantined(&request.id).await?;
+        let admission = readmit(&entry.rejected, request.corrected.as_ref(), &self.policy);
+        let stored = self.store.resubmit(&entry.id, &admission).await?;
+        self.committed.notify_waiters();
+        Ok(Response::new(pb::ResubmitQuarantinedResponse {
+            result: Some(event_result(&admission, stored)),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn discard_quarantined(
         &self,
-        _: Request<pb::DiscardQuarantinedRequest>,
+        request: Request<pb::DiscardQuarantinedRequest>,
     ) -> Result<Response<pb::DiscardQuarantinedResponse>, Status> {
-        Err(Status::unimplemented(
-            "CaptureService.DiscardQuarantined is not implemented yet",
-        ))
+        let request = request.into_inner();
+        let reason = request.reason.trim();
+        if reason.is_empty() {
+            return Err(CaptureError::Invalid {
+                field: "reason".to_owned(),
+                reason: "required: say why the event is discarded".to_owned(),
+            }
+            .into());
+        }
+        let rejected = self.store.discard(&request.id, reason).await?;
+        tracing::info!(
+            quarantine_id = %request.id,
+            channel = rejected.channel.as_str(),
+            reason,
+            "quarantined event discarded"
+        );
+        Ok(Response::new(pb::DiscardQuarantinedResponse {}))
     }
 }

@@ -1,11 +1,15 @@
 //! The capture service: the front door for EPCIS 2.0 events.
 //!
-//! - [`domain`]: the error type and capture outcomes; no I/O.
-//! - [`store`]: the append-only event store (sea-orm) with its monotonic sequence.
+//! - [`domain`]: the error type, outcomes and admission decisions; no I/O.
+//! - [`validation`]: GS1 identifier and CBV vocabulary rules for one event; no I/O.
+//! - [`pipeline`]: read → validate → accept or quarantine, the same for every channel.
+//! - [`store`]: the append-only event store (sea-orm) with its monotonic sequence, and the
+//!   quarantine.
 //! - [`grpc`]: the `tracery.v1.CaptureService` adapter, including `Subscribe`.
 
 pub mod domain;
 pub mod grpc;
+pub mod pipeline;
 pub mod store;
 pub mod validation;
 

@@ -219,8 +219,9 @@ pub fn validate(event: &Event, policy: &Policy) -> Vec<Finding> {
             check.quantities("childQuantityList", &e.child_quantities);
         }
         EventKind::Association(e) => {
+            // An association's parent may be a place or an asset, not only an object.
             if let Some(parent) = &e.parent_id {
-                check.identifier("parentID", parent, Role::Instance);
+                check.identifier("parentID", parent, Role::Any);
             }
             check.identifiers("childEPCs", &e.child_epcs, Role::Instance);
             check.quantities("childQuantityList", &e.child_quantities);

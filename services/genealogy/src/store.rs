@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
+    QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 use tracery_epcis::Event;
 
@@ -196,7 +196,7 @@ impl ProjectionStore {
     /// the cursor was applied before and is skipped; returns whether it was applied now.
     #[tracing::instrument(skip(self, event))]
     pub async fn apply(&self, sequence: i64, event: &Event) -> Result<bool, GenealogyError> {
-        let txn = self.db.begin().await?;
+        let txn = tracery_runtime::db::begin_write(&self.db).await?;
         let applied = cursor::Entity::find_by_id(CURSOR_ID)
             .one(&txn)
             .await?

@@ -132,9 +132,25 @@ async fn events_are_stored_once_and_read_back() {
     app.stop().await.expect("clean stop");
 }
 
-#[tokio::test]
-async fn invalid_events_are_rejected_with_the_field() {
-    let mut app = TestApp::spawn().await.expect("suite starts");
+fn outcome(result: &pb::EventResult) -> (i32, Vec<(String, String)>) {
+    (
+        result.outcome,
+        result
+            .violations
+            .iter()
+            .map(|v| (v.field.clone(), v.code.clone()))
+            .collect(),
+    )
+}
+
+/// A batch with one good event and four bad ones, each bad in its own way.
+fn mixed_batch() -> Vec<pb::EpcisEvent> {
+    let good = observe(
+        "urn:uuid:00000000-0000-4000-8000-00000000000c",
+        &[UNIT_1],
+        "receiving",
+        0,
+    );
     let mut no_time = observe(
         "urn:uuid:00000000-0000-4000-8000-00000000000a",
         &[UNIT_1],
@@ -149,43 +165,232 @@ async fn invalid_events_are_rejected_with_the_field() {
         0,
     );
     bad_offset.event_time_zone_offset = "CET".to_owned();
-    let status = app
+    let bad_check_digit = observe(
+        "urn:uuid:00000000-0000-4000-8000-00000000000d",
+        &["https://id.gs1.org/01/04012345111119/21/1"],
+        "receiving",
+        0,
+    );
+    let typo = observe(
+        "urn:uuid:00000000-0000-4000-8000-00000000000e",
+        &[UNIT_2],
+        "shippping",
+        0,
+    );
+    vec![good, no_time, bad_offset, bad_check_digit, typo]
+}
+
+#[tokio::test]
+async fn invalid_events_are_quarantined_with_every_reason() {
+    let mut app = TestApp::spawn().await.expect("suite starts");
+    let results = app
         .capture
         .capture(pb::CaptureRequest {
-            events: vec![
-                observe(
-                    "urn:uuid:00000000-0000-4000-8000-00000000000c",
-                    &[UNIT_1],
-                    "",
-                    0,
-                ),
-                no_time,
-                bad_offset,
-            ],
+            events: mixed_batch(),
         })
         .await
-        .expect_err("invalid events");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .expect("BadRequest")
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+        .expect("a batch with bad events is still answered per event")
+        .into_inner()
+        .results;
+    let quarantined = pb::CaptureOutcome::Quarantined as i32;
+    let pair = |f: &str, c: &str| vec![(f.to_owned(), c.to_owned())];
     assert_eq!(
-        fields,
-        ["events/1/event_time", "events/2/event_time_zone_offset"]
+        results.iter().map(outcome).collect::<Vec<_>>(),
+        [
+            (pb::CaptureOutcome::Accepted as i32, vec![]),
+            (quarantined, pair("event_time", "MALFORMED_EVENT")),
+            (
+                quarantined,
+                pair("event_time_zone_offset", "MALFORMED_EVENT")
+            ),
+            (quarantined, pair("epcList/0", "BAD_CHECK_DIGIT")),
+            (quarantined, pair("bizStep", "UNKNOWN_BIZ_STEP")),
+        ]
+    );
+    assert!(
+        results[3].violations[0].description.contains("check digit"),
+        "{:?}",
+        results[3].violations
+    );
+    assert!(
+        results[1..]
+            .iter()
+            .all(|r| !r.quarantine_id.is_empty() && r.sequence == 0)
     );
 
-    let nothing = app
+    let stored = app
         .capture
         .query_events(pb::QueryEventsRequest::default())
         .await
         .expect("queries")
         .into_inner()
         .events;
-    assert!(nothing.is_empty(), "a rejected batch stores nothing");
+    assert_eq!(stored.len(), 1, "only the good event is stored");
+
+    let entries = app
+        .capture
+        .list_quarantine(pb::ListQuarantineRequest::default())
+        .await
+        .expect("lists")
+        .into_inner()
+        .entries;
+    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+    let expected: Vec<&str> = results[1..]
+        .iter()
+        .map(|r| r.quarantine_id.as_str())
+        .collect();
+    assert_eq!(ids, expected, "every bad event is kept, oldest first");
+    assert!(
+        entries[0].payload.is_empty() && !entries[0].payload_protobuf.is_empty(),
+        "unreadable: kept as received"
+    );
+    assert!(
+        entries[4 - 1].payload.contains("shippping"),
+        "readable: kept as JSON-LD"
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.channel == "grpc" && e.receive_time.is_some())
+    );
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn quarantined_events_are_resubmitted_or_discarded_with_a_reason() {
+    let mut app = TestApp::spawn().await.expect("suite starts");
+    let batch = mixed_batch();
+    let results = app
+        .capture
+        .capture(pb::CaptureRequest {
+            events: batch.clone(),
+        })
+        .await
+        .expect("captures")
+        .into_inner()
+        .results;
+    let (no_time_id, typo_id, check_digit_id) = (
+        results[1].quarantine_id.clone(),
+        results[4].quarantine_id.clone(),
+        results[3].quarantine_id.clone(),
+    );
+    let resubmit = |id: &str, corrected: Option<pb::EpcisEvent>| pb::ResubmitQuarantinedRequest {
+        id: id.to_owned(),
+        corrected,
+    };
+
+    let again = app
+        .capture
+        .resubmit_quarantined(resubmit(&typo_id, None))
+        .await
+        .expect("resubmits")
+        .into_inner()
+        .result
+        .expect("result");
+    assert_eq!(
+        (again.outcome, again.quarantine_id.as_str()),
+        (pb::CaptureOutcome::Quarantined as i32, typo_id.as_str()),
+        "unchanged, it stays in quarantine"
+    );
+
+    let mut fixed = batch[4].clone();
+    fixed.biz_step = "shipping".to_owned();
+    let accepted = app
+        .capture
+        .resubmit_quarantined(resubmit(&typo_id, Some(fixed)))
+        .await
+        .expect("resubmits")
+        .into_inner()
+        .result
+        .expect("result");
+    assert_eq!(accepted.outcome, pb::CaptureOutcome::Accepted as i32);
+    assert!(accepted.sequence > 0);
+    let stored = app
+        .capture
+        .get_event(pb::GetEventRequest {
+            event_id: accepted.event_id.clone(),
+        })
+        .await
+        .expect("stored")
+        .into_inner();
+    assert_eq!(
+        stored
+            .event
+            .and_then(|e| e.event)
+            .map(|e| e.biz_step)
+            .as_deref(),
+        Some("shipping")
+    );
+    let status = app
+        .capture
+        .resubmit_quarantined(resubmit(&typo_id, None))
+        .await
+        .expect_err("closed");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+
+    // The unreadable one was kept as protobuf; a correction makes it whole.
+    let mut fixed = batch[1].clone();
+    fixed.event_time = batch[0].event_time;
+    let accepted = app
+        .capture
+        .resubmit_quarantined(resubmit(&no_time_id, Some(fixed)))
+        .await
+        .expect("resubmits")
+        .into_inner()
+        .result
+        .expect("result");
+    assert_eq!(accepted.outcome, pb::CaptureOutcome::Accepted as i32);
+
+    let discard = |id: &str, reason: &str| pb::DiscardQuarantinedRequest {
+        id: id.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let status = app
+        .capture
+        .discard_quarantined(discard(&check_digit_id, "  "))
+        .await
+        .expect_err("no reason");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status
+            .get_details_bad_request()
+            .expect("BadRequest")
+            .field_violations[0]
+            .field,
+        "reason"
+    );
+    app.capture
+        .discard_quarantined(discard(&check_digit_id, "label misprint, unit scrapped"))
+        .await
+        .expect("discards");
+    let status = app
+        .capture
+        .discard_quarantined(discard(&check_digit_id, "again"))
+        .await
+        .expect_err("closed");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let status = app
+        .capture
+        .discard_quarantined(discard("no-such-id", "x"))
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+
+    let left: Vec<String> = app
+        .capture
+        .list_quarantine(pb::ListQuarantineRequest::default())
+        .await
+        .expect("lists")
+        .into_inner()
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        left,
+        [results[2].quarantine_id.clone()],
+        "only the untouched entry is still open"
+    );
     app.stop().await.expect("clean stop");
 }
 

@@ -111,3 +111,37 @@ fn bad_documents_name_the_offending_field() {
         Some("epcisBody/eventList/0/quantityList/0/quantity")
     );
 }
+
+#[tokio::test]
+async fn every_jsonld_example_is_accepted_over_grpc() {
+    let Some(shared) = tracery_e2e::shared_fixtures() else {
+        return;
+    };
+    let mut app = tracery_e2e::TestApp::spawn().await.expect("suite starts");
+    let mut accepted = 0;
+    for file in tracery_e2e::files_with_suffix(&shared.join("epcis/examples"), ".jsonld") {
+        let text = std::fs::read_to_string(&file).expect("readable example");
+        let document = json::parse_document(&text).expect("example parses");
+        let events = document.events.iter().map(proto::event_to_proto).collect();
+        let results = app
+            .capture
+            .capture(pb::CaptureRequest { events })
+            .await
+            .unwrap_or_else(|err| panic!("{}: {err}", file.display()))
+            .into_inner()
+            .results;
+        for result in results {
+            assert_ne!(
+                result.outcome,
+                pb::CaptureOutcome::Quarantined as i32,
+                "{}: event {} quarantined: {:?}",
+                file.display(),
+                result.index,
+                result.violations
+            );
+            accepted += 1;
+        }
+    }
+    assert!(accepted >= 50, "{accepted}");
+    app.stop().await.expect("clean stop");
+}

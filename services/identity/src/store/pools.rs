@@ -8,7 +8,7 @@ use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -240,7 +240,7 @@ impl PoolStore {
             return Ok((self.get(pool_name).await?, earlier));
         }
         let n = i64::try_from(count).map_err(|_| IdentityError::invalid("count", "too large"))?;
-        let txn = self.db.begin().await?;
+        let txn = tracery_runtime::db::begin_write(&self.db).await?;
         // The write comes first so SQLite takes its write lock before reading anything.
         let bumped = pool::Entity::update_many()
             .col_expr(

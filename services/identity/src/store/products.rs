@@ -3,7 +3,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 
 use crate::domain::{IdentityError, Product};
@@ -59,7 +59,7 @@ impl ProductStore {
     /// Inserts or updates a product; returns the row and whether it was created.
     #[tracing::instrument(skip(self, p), fields(gtin = %p.gtin))]
     pub async fn upsert(&self, p: &Product) -> Result<(ProductRow, bool), IdentityError> {
-        let txn = self.db.begin().await?;
+        let txn = tracery_runtime::db::begin_write(&self.db).await?;
         if let Some(holder) = product::Entity::find()
             .filter(product::Column::ItemCode.eq(&p.item_code))
             .filter(product::Column::Gtin.ne(&p.gtin))

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
     sea_query::OnConflict,
 };
 
@@ -93,7 +93,7 @@ impl StateStore {
         transitions: &[Transition],
         current: impl Fn(&Transition, Option<&StoredState>) -> Result<bool, IdentityError>,
     ) -> Result<(), IdentityError> {
-        let txn = self.db.begin().await?;
+        let txn = tracery_runtime::db::begin_write(&self.db).await?;
         for transition in transitions {
             let stored = identifier_state::Entity::find_by_id(transition.epc.clone())
                 .one(&txn)

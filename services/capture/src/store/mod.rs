@@ -3,12 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use tracery_epcis::{Event, json};
 
-use crate::domain::{CaptureError, Outcome};
+use crate::domain::{Admission, CaptureError, Outcome, Rejected};
+
+pub mod quarantine;
 
 /// The `capture_events` table.
 pub mod event {
@@ -55,7 +57,7 @@ pub use migration::Migrator;
 mod migration {
     use sea_orm_migration::prelude::*;
 
-    use super::event;
+    use super::{event, quarantine::entry};
 
     /// Capture migrations, tracked in their own table.
     pub struct Migrator;
@@ -67,7 +69,7 @@ mod migration {
         }
 
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(CreateEvents)]
+            vec![Box::new(CreateEvents), Box::new(CreateQuarantine)]
         }
     }
 
@@ -127,6 +129,62 @@ mod migration {
                 .await
         }
     }
+
+    struct CreateQuarantine;
+
+    impl MigrationName for CreateQuarantine {
+        fn name(&self) -> &str {
+            "m0002_create_capture_quarantine"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateQuarantine {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use entry::Column as C;
+            manager
+                .create_table(
+                    Table::create()
+                        .table(entry::Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(C::Id)
+                                .string_len(36)
+                                .not_null()
+                                .primary_key(),
+                        )
+                        .col(
+                            ColumnDef::new(C::ReceivedAt)
+                                .timestamp_with_time_zone()
+                                .not_null(),
+                        )
+                        .col(ColumnDef::new(C::Channel).string_len(8).not_null())
+                        .col(ColumnDef::new(C::Payload).text().null())
+                        .col(ColumnDef::new(C::PayloadProtobuf).binary().null())
+                        .col(ColumnDef::new(C::Violations).text().not_null())
+                        .col(ColumnDef::new(C::Status).small_integer().not_null())
+                        .col(
+                            ColumnDef::new(C::ClosedAt)
+                                .timestamp_with_time_zone()
+                                .null(),
+                        )
+                        .col(ColumnDef::new(C::Resolution).text().null())
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("capture_quarantine_status")
+                        .table(entry::Entity)
+                        .col(C::Status)
+                        .col(C::Id)
+                        .if_not_exists()
+                        .to_owned(),
+                )
+                .await
+        }
+    }
 }
 
 /// A stored event: its sequence and the event with `record_time` set.
@@ -147,6 +205,61 @@ pub struct StoreResult {
     pub outcome: Outcome,
     /// Its sequence.
     pub sequence: i64,
+}
+
+/// What the store did with one admitted event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntakeResult {
+    /// Appended now or before.
+    Stored(StoreResult),
+    /// Quarantined under this id.
+    Quarantined(String),
+}
+
+/// Appends one event inside `conn`'s transaction, or finds it stored already.
+async fn insert_event(
+    conn: &impl ConnectionTrait,
+    event: &Event,
+    record_time: DateTime<Utc>,
+) -> Result<StoreResult, CaptureError> {
+    let Some(event_id) = event.event_id.clone() else {
+        return Err(CaptureError::Invalid {
+            field: "event_id".to_owned(),
+            reason: "required by the store".to_owned(),
+        });
+    };
+    if let Some(existing) = event::Entity::find()
+        .filter(event::Column::EventId.eq(&event_id))
+        .one(conn)
+        .await?
+    {
+        return Ok(StoreResult {
+            event_id,
+            outcome: Outcome::Duplicate,
+            sequence: existing.sequence,
+        });
+    }
+    let mut stored = event.clone();
+    stored.record_time = Some(record_time.fixed_offset());
+    let row = event::ActiveModel {
+        event_id: Set(event_id.clone()),
+        event_type: Set(stored.kind.type_name().to_owned()),
+        event_time: Set(stored.event_time.with_timezone(&Utc)),
+        record_time: Set(record_time),
+        biz_step: Set(stored.biz_step.clone()),
+        disposition: Set(stored.disposition.clone()),
+        read_point: Set(stored.read_point.as_ref().map(|l| l.id.clone())),
+        biz_location: Set(stored.biz_location.as_ref().map(|l| l.id.clone())),
+        payload: Set(json::event_to_json(&stored).to_string()),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(StoreResult {
+        event_id,
+        outcome: Outcome::Accepted,
+        sequence: row.sequence,
+    })
 }
 
 /// Filters for [`EventStore::query`]; empty lists do not filter.
@@ -180,56 +293,76 @@ impl EventStore {
         Self { db }
     }
 
-    /// Appends events in one transaction; an event whose eventID is stored already is
-    /// reported as a duplicate with its first sequence. Returns once committed.
-    #[tracing::instrument(skip_all, fields(events = events.len()))]
-    pub async fn append(&self, events: &[Event]) -> Result<Vec<StoreResult>, CaptureError> {
-        let record_time = Utc::now();
-        let txn = self.db.begin().await?;
-        let mut results = Vec::with_capacity(events.len());
-        for event in events {
-            let Some(event_id) = event.event_id.clone() else {
-                return Err(CaptureError::Invalid {
-                    field: "event_id".to_owned(),
-                    reason: "required by the store".to_owned(),
-                });
-            };
-            if let Some(existing) = event::Entity::find()
-                .filter(event::Column::EventId.eq(&event_id))
-                .one(&txn)
-                .await?
-            {
-                results.push(StoreResult {
-                    event_id,
-                    outcome: Outcome::Duplicate,
-                    sequence: existing.sequence,
-                });
-                continue;
-            }
-            let mut stored = event.clone();
-            stored.record_time = Some(record_time.fixed_offset());
-            let row = event::ActiveModel {
-                event_id: Set(event_id.clone()),
-                event_type: Set(stored.kind.type_name().to_owned()),
-                event_time: Set(stored.event_time.with_timezone(&Utc)),
-                record_time: Set(record_time),
-                biz_step: Set(stored.biz_step.clone()),
-                disposition: Set(stored.disposition.clone()),
-                read_point: Set(stored.read_point.as_ref().map(|l| l.id.clone())),
-                biz_location: Set(stored.biz_location.as_ref().map(|l| l.id.clone())),
-                payload: Set(json::event_to_json(&stored).to_string()),
-                ..Default::default()
-            }
-            .insert(&txn)
-            .await?;
-            results.push(StoreResult {
-                event_id,
-                outcome: Outcome::Accepted,
-                sequence: row.sequence,
+    /// Stores a batch in one transaction: accepted events are appended (an eventID stored
+    /// already is a duplicate with its first sequence), refused ones quarantined. Returns
+    /// once committed, so every result is durable.
+    #[tracing::instrument(skip_all, fields(events = admissions.len()))]
+    pub async fn capture(
+        &self,
+        admissions: &[Admission],
+    ) -> Result<Vec<IntakeResult>, CaptureError> {
+        let now = Utc::now();
+        let txn = tracery_runtime::db::begin_write(&self.db).await?;
+        let mut results = Vec::with_capacity(admissions.len());
+        for admission in admissions {
+            results.push(match admission {
+                Admission::Accept { event, .. } => {
+                    IntakeResult::Stored(insert_event(&txn, event, now).await?)
+                }
+                Admission::Reject(rejected) => {
+                    IntakeResult::Quarantined(quarantine::insert(&txn, rejected, now).await?)
+                }
             });
         }
         txn.commit().await?;
         Ok(results)
+    }
+
+    /// Applies a new decision about quarantined event `id`: stores it and closes the entry,
+    /// or records the new reasons and keeps it open.
+    pub async fn resubmit(
+        &self,
+        id: &str,
+        admission: &Admission,
+    ) -> Result<IntakeResult, CaptureError> {
+        let txn = tracery_runtime::db::begin_write(&self.db).await?;
+        quarantine::open_entry(&txn, id).await?;
+        let result = match admission {
+            Admission::Accept { event, .. } => {
+                let stored = insert_event(&txn, event, Utc::now()).await?;
+                quarantine::close_resubmitted(&txn, id, &stored.event_id).await?;
+                IntakeResult::Stored(stored)
+            }
+            Admission::Reject(rejected) => {
+                quarantine::update(&txn, id, rejected).await?;
+                IntakeResult::Quarantined(id.to_owned())
+            }
+        };
+        txn.commit().await?;
+        Ok(result)
+    }
+
+    /// The open quarantine entry `id`.
+    pub async fn quarantined(&self, id: &str) -> Result<quarantine::Entry, CaptureError> {
+        quarantine::open_entry(&self.db, id).await
+    }
+
+    /// Open quarantine entries after `after`, oldest first.
+    pub async fn list_quarantine(
+        &self,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<quarantine::Entry>, CaptureError> {
+        quarantine::list_open(&self.db, after, limit).await
+    }
+
+    /// Discards quarantined event `id` for `reason`.
+    pub async fn discard(&self, id: &str, reason: &str) -> Result<Rejected, CaptureError> {
+        let txn = tracery_runtime::db::begin_write(&self.db).await?;
+        let entry = quarantine::open_entry(&txn, id).await?;
+        quarantine::close_discarded(&txn, id, reason).await?;
+        txn.commit().await?;
+        Ok(entry.rejected)
     }
 
     /// The event with this eventID.

@@ -1,0 +1,234 @@
+//! The quarantine: events the pipeline refused, kept with their reasons until they are
+//! corrected and resubmitted or discarded with a reason. Closed entries stay as the audit
+//! trail.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
+};
+use serde_json::json;
+use tracery_runtime::error::Violation;
+
+use crate::domain::{CaptureError, Channel, Rejected};
+
+/// The `capture_quarantine` table.
+pub mod entry {
+    use sea_orm::entity::prelude::*;
+
+    /// One quarantined event.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "capture_quarantine")]
+    pub struct Model {
+        /// UUIDv7, so ids sort by arrival.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// Arrival time.
+        pub received_at: ChronoDateTimeUtc,
+        /// `grpc`, `rest` or `mqtt`.
+        pub channel: String,
+        /// JSON-LD text of the event, when it was readable.
+        pub payload: Option<String>,
+        /// Protobuf bytes as received, when it was not.
+        pub payload_protobuf: Option<Vec<u8>>,
+        /// JSON array of `{field, reason, description}`.
+        pub violations: String,
+        /// 1 open, 2 resubmitted, 3 discarded.
+        pub status: i16,
+        /// When it was resubmitted or discarded.
+        pub closed_at: Option<ChronoDateTimeUtc>,
+        /// The stored eventID (resubmitted) or the discard reason.
+        pub resolution: Option<String>,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+const OPEN: i16 = 1;
+const RESUBMITTED: i16 = 2;
+const DISCARDED: i16 = 3;
+
+/// A quarantine entry as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Its id.
+    pub id: String,
+    /// Arrival time.
+    pub received_at: DateTime<Utc>,
+    /// The event and the reasons.
+    pub rejected: Rejected,
+}
+
+fn channel(name: &str) -> Channel {
+    match name {
+        "rest" => Channel::Rest,
+        "mqtt" => Channel::Mqtt,
+        _ => Channel::Grpc,
+    }
+}
+
+fn violations_to_json(violations: &[Violation]) -> String {
+    json!(
+        violations
+            .iter()
+            .map(|v| json!({"field": v.field, "reason": v.reason, "description": v.description}))
+            .collect::<Vec<_>>()
+    )
+    .to_string()
+}
+
+fn violations_from_json(text: &str) -> Vec<Violation> {
+    let values: Vec<serde_json::Value> = serde_json::from_str(text).unwrap_or_default();
+    values
+        .iter()
+        .map(|v| {
+            let text = |key: &str| {
+                v.get(key)
+                    .and_then(|s| s.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            Violation::new(text("field"), text("description")).with_reason(text("reason"))
+        })
+        .collect()
+}
+
+fn to_entry(row: entry::Model) -> Entry {
+    Entry {
+        rejected: Rejected {
+            payload: row.payload,
+            payload_protobuf: row.payload_protobuf,
+            violations: violations_from_json(&row.violations),
+            channel: channel(&row.channel),
+        },
+        id: row.id,
+        received_at: row.received_at,
+    }
+}
+
+/// Stores a refused event; returns its id.
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    rejected: &Rejected,
+    received_at: DateTime<Utc>,
+) -> Result<String, CaptureError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    entry::ActiveModel {
+        id: Set(id.clone()),
+        received_at: Set(received_at),
+        channel: Set(rejected.channel.as_str().to_owned()),
+        payload: Set(rejected.payload.clone()),
+        payload_protobuf: Set(rejected.payload_protobuf.clone()),
+        violations: Set(violations_to_json(&rejected.violations)),
+        status: Set(OPEN),
+        closed_at: Set(None),
+        resolution: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    Ok(id)
+}
+
+/// The open entry `id`; closed entries are an error naming what happened to them.
+pub async fn open_entry(conn: &impl ConnectionTrait, id: &str) -> Result<Entry, CaptureError> {
+    let row = entry::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .ok_or_else(|| CaptureError::QuarantineNotFound(id.to_owned()))?;
+    match row.status {
+        OPEN => Ok(to_entry(row)),
+        RESUBMITTED => Err(CaptureError::QuarantineClosed {
+            id: id.to_owned(),
+            status: "resubmitted",
+        }),
+        _ => Err(CaptureError::QuarantineClosed {
+            id: id.to_owned(),
+            status: "discarded",
+        }),
+    }
+}
+
+/// Up to `limit` open entries after `after`, oldest first.
+pub async fn list_open(
+    conn: &impl ConnectionTrait,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Entry>, CaptureError> {
+    let mut query = entry::Entity::find()
+        .filter(entry::Column::Status.eq(OPEN))
+        .order_by_asc(entry::Column::Id);
+    if let Some(after) = after {
+        query = query.filter(entry::Column::Id.gt(after));
+    }
+    Ok(query
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(to_entry)
+        .collect())
+}
+
+/// Replaces the payload and reasons of an open entry after a failed resubmission.
+pub async fn update(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    rejected: &Rejected,
+) -> Result<(), CaptureError> {
+    entry::ActiveModel {
+        id: Set(id.to_owned()),
+        payload: Set(rejected.payload.clone()),
+        payload_protobuf: Set(rejected.payload_protobuf.clone()),
+        violations: Set(violations_to_json(&rejected.violations)),
+        ..Default::default()
+    }
+    .update(conn)
+    .await?;
+    Ok(())
+}
+
+/// Closes an open entry as resubmitted (resolution = the stored eventID).
+pub async fn close_resubmitted(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    event_id: &str,
+) -> Result<(), CaptureError> {
+    close(conn, id, RESUBMITTED, event_id).await
+}
+
+/// Closes an open entry as discarded, keeping the reason.
+pub async fn close_discarded(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    reason: &str,
+) -> Result<(), CaptureError> {
+    close(conn, id, DISCARDED, reason).await
+}
+
+async fn close(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    status: i16,
+    resolution: &str,
+) -> Result<(), CaptureError> {
+    let closed = entry::Entity::update_many()
+        .col_expr(entry::Column::Status, Expr::value(status))
+        .col_expr(entry::Column::ClosedAt, Expr::value(Utc::now()))
+        .col_expr(
+            entry::Column::Resolution,
+            Expr::value(resolution.to_owned()),
+        )
+        .filter(entry::Column::Id.eq(id))
+        .filter(entry::Column::Status.eq(OPEN))
+        .exec(conn)
+        .await?;
+    if closed.rows_affected == 0 {
+        // Someone else closed it in the meantime; report what happened to it.
+        open_entry(conn, id).await?;
+    }
+    Ok(())
+}
