@@ -28,20 +28,56 @@ const SUBSCRIBE_BATCH: u64 = 500;
 /// The gRPC service.
 pub struct CaptureApi {
     store: EventStore,
+    intake: Intake,
+    shutdown: CancellationToken,
+}
+
+/// Admits and stores batches, and wakes live subscribers after each commit.
+#[derive(Clone)]
+struct Intake {
+    store: EventStore,
+    policy: Arc<Policy>,
     /// Woken after each commit, so live subscribers in this process see events at once.
     committed: Arc<Notify>,
-    shutdown: CancellationToken,
-    policy: Policy,
+}
+
+impl Intake {
+    /// Runs `events` through the pipeline and stores the batch; one result per event.
+    async fn capture(
+        &self,
+        events: &[pb::EpcisEvent],
+    ) -> Result<Vec<pb::EventResult>, CaptureError> {
+        let admissions: Vec<Admission> = events
+            .iter()
+            .map(|proto| admit_proto(proto, Channel::Grpc, &self.policy))
+            .collect();
+        let stored = self.store.capture(&admissions).await?;
+        self.committed.notify_waiters();
+        Ok(admissions
+            .iter()
+            .zip(stored)
+            .enumerate()
+            .map(|(index, (admission, stored))| {
+                let mut result = event_result(admission, stored);
+                result.index = i32::try_from(index).unwrap_or(i32::MAX);
+                result
+            })
+            .collect())
+    }
 }
 
 impl CaptureApi {
     /// The service over `db`; streams end when `shutdown` is cancelled.
     pub fn new(db: sea_orm::DatabaseConnection, shutdown: CancellationToken) -> Self {
+        let store = EventStore::new(db);
         Self {
-            store: EventStore::new(db),
-            committed: Arc::new(Notify::new()),
+            intake: Intake {
+                store: store.clone(),
+                policy: Arc::new(Policy::default()),
+                committed: Arc::new(Notify::new()),
+            },
+            store,
             shutdown,
-            policy: Policy::default(),
         }
     }
 }
@@ -138,35 +174,58 @@ impl CaptureService for CaptureApi {
     ) -> Result<Response<pb::CaptureResponse>, Status> {
         let request = request.into_inner();
         tracing::Span::current().record("events", request.events.len());
-        let admissions: Vec<Admission> = request
-            .events
-            .iter()
-            .map(|proto| admit_proto(proto, Channel::Grpc, &self.policy))
-            .collect();
-        let stored = self.store.capture(&admissions).await?;
-        self.committed.notify_waiters();
-        let results = admissions
-            .iter()
-            .zip(stored)
-            .enumerate()
-            .map(|(index, (admission, stored))| {
-                let mut result = event_result(admission, stored);
-                result.index = i32::try_from(index).unwrap_or(i32::MAX);
-                result
-            })
-            .collect();
+        let results = self.intake.capture(&request.events).await?;
         Ok(Response::new(pb::CaptureResponse { results }))
     }
 
     type CaptureStreamStream = ReceiverStream<Result<pb::CaptureStreamResponse, Status>>;
 
+    #[tracing::instrument(skip_all)]
     async fn capture_stream(
         &self,
-        _: Request<tonic::Streaming<pb::CaptureStreamRequest>>,
+        request: Request<tonic::Streaming<pb::CaptureStreamRequest>>,
     ) -> Result<Response<Self::CaptureStreamStream>, Status> {
-        Err(Status::unimplemented(
-            "CaptureService.CaptureStream is not implemented yet",
-        ))
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let intake = self.intake.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut cursor = 0;
+            loop {
+                // A batch that has arrived is always stored and acknowledged; shutdown only
+                // stops waiting for the next one.
+                let batch = tokio::select! {
+                    message = inbound.message() => message,
+                    () = shutdown.cancelled() => break,
+                };
+                let batch = match batch {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!(%status, "capture stream closed by the client");
+                        break;
+                    }
+                };
+                let acknowledgement = intake.capture(&batch.events).await.map(|results| {
+                    cursor = results.iter().map(|r| r.sequence).fold(cursor, i64::max);
+                    pb::CaptureStreamResponse {
+                        batch_id: batch.batch_id,
+                        results,
+                        cursor,
+                    }
+                });
+                let failed = acknowledgement.is_err();
+                if tx
+                    .send(acknowledgement.map_err(Status::from))
+                    .await
+                    .is_err()
+                    || failed
+                {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -222,7 +281,7 @@ impl CaptureService for CaptureApi {
         let query = query_from_filter(request.filter)?;
         let (tx, rx) = mpsc::channel(SUBSCRIBE_BATCH as usize);
         let store = self.store.clone();
-        let committed = Arc::clone(&self.committed);
+        let committed = Arc::clone(&self.intake.committed);
         let shutdown = self.shutdown.clone();
         let mut cursor = request.after_sequence.max(0);
         tokio::spawn(async move {
@@ -294,9 +353,13 @@ impl CaptureService for CaptureApi {
     ) -> Result<Response<pb::ResubmitQuarantinedResponse>, Status> {
         let request = request.into_inner();
         let entry = self.store.quarantined(&request.id).await?;
-        let admission = readmit(&entry.rejected, request.corrected.as_ref(), &self.policy);
+        let admission = readmit(
+            &entry.rejected,
+            request.corrected.as_ref(),
+            &self.intake.policy,
+        );
         let stored = self.store.resubmit(&entry.id, &admission).await?;
-        self.committed.notify_waiters();
+        self.intake.committed.notify_waiters();
         Ok(Response::new(pb::ResubmitQuarantinedResponse {
             result: Some(event_result(&admission, stored)),
         }))

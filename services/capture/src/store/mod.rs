@@ -281,6 +281,9 @@ pub struct EventQuery {
     pub event_time_to: Option<DateTime<Utc>>,
 }
 
+/// The advisory lock key of capture appenders ("tracery" in ASCII).
+const APPEND_LOCK: i64 = 0x0074_7261_6365_7279;
+
 /// The event store.
 #[derive(Clone)]
 pub struct EventStore {
@@ -293,6 +296,22 @@ impl EventStore {
         Self { db }
     }
 
+    /// A transaction that may append events, serialised with every other appender.
+    ///
+    /// Readers follow `sequence > cursor`, so a sequence must never become visible after a
+    /// higher one: with two writers, a lower sequence committing late would be skipped.
+    /// Appenders therefore take one lock, so sequences commit in order: SQLite's write lock
+    /// (`BEGIN IMMEDIATE`) already does this, PostgreSQL takes a transaction-level advisory
+    /// lock, released at commit, and shared by all capture replicas.
+    async fn begin_append(&self) -> Result<sea_orm::DatabaseTransaction, CaptureError> {
+        let txn = tracery_runtime::db::begin_write(&self.db).await?;
+        if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({APPEND_LOCK})"))
+                .await?;
+        }
+        Ok(txn)
+    }
+
     /// Stores a batch in one transaction: accepted events are appended (an eventID stored
     /// already is a duplicate with its first sequence), refused ones quarantined. Returns
     /// once committed, so every result is durable.
@@ -302,7 +321,7 @@ impl EventStore {
         admissions: &[Admission],
     ) -> Result<Vec<IntakeResult>, CaptureError> {
         let now = Utc::now();
-        let txn = tracery_runtime::db::begin_write(&self.db).await?;
+        let txn = self.begin_append().await?;
         let mut results = Vec::with_capacity(admissions.len());
         for admission in admissions {
             results.push(match admission {
@@ -325,7 +344,7 @@ impl EventStore {
         id: &str,
         admission: &Admission,
     ) -> Result<IntakeResult, CaptureError> {
-        let txn = tracery_runtime::db::begin_write(&self.db).await?;
+        let txn = self.begin_append().await?;
         quarantine::open_entry(&txn, id).await?;
         let result = match admission {
             Admission::Accept { event, .. } => {
