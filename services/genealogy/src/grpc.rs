@@ -5,23 +5,23 @@ use std::sync::{Arc, atomic::Ordering};
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 use tracery_proto::v1::{self as pb, genealogy_service_server::GenealogyService};
+use tracery_runtime::follow::FollowStats;
 use tracery_runtime::wire::{self, Page};
 
 use crate::{
     domain::GenealogyError,
-    projection::ProjectionStats,
     store::{ProjectionStore, history},
 };
 
 /// The gRPC service.
 pub struct GenealogyApi {
     store: ProjectionStore,
-    stats: Arc<ProjectionStats>,
+    stats: Arc<FollowStats>,
 }
 
 impl GenealogyApi {
     /// The service over the projection.
-    pub fn new(store: ProjectionStore, stats: Arc<ProjectionStats>) -> Self {
+    pub fn new(store: ProjectionStore, stats: Arc<FollowStats>) -> Self {
         Self { store, stats }
     }
 }

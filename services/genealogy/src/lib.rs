@@ -2,7 +2,7 @@
 //!
 //! - [`domain`]: the error type; no I/O.
 //! - [`store`]: the projection tables and the persisted capture cursor.
-//! - [`projection`]: follows `CaptureService.Subscribe` from the cursor and applies events.
+//! - [`projection`]: the sink that applies followed capture events to the store.
 //! - [`grpc`]: the `tracery.v1.GenealogyService` adapter.
 
 pub mod domain;
@@ -15,7 +15,10 @@ use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinHandle;
 use tonic::service::RoutesBuilder;
 use tracery_proto::v1::genealogy_service_server::GenealogyServiceServer;
-use tracery_runtime::{ServiceContext, ServiceKey, ServiceModule};
+use tracery_runtime::{
+    ServiceContext, ServiceKey, ServiceModule,
+    follow::{FollowStats, follow_capture},
+};
 
 /// The genealogy service as a [`ServiceModule`].
 pub struct GenealogyModule;
@@ -37,9 +40,14 @@ impl ServiceModule for GenealogyModule {
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
         let store = store::ProjectionStore::new(ctx.db.clone());
         let capture = ctx.peers.channel(ServiceKey::Capture)?;
-        let projection = projection::Projection::new(store.clone(), capture);
-        let stats = projection.stats();
-        let task = tokio::spawn(projection.run(ctx.shutdown.clone()));
+        let stats = std::sync::Arc::new(FollowStats::default());
+        let task = tokio::spawn(follow_capture(
+            "genealogy",
+            capture,
+            projection::GenealogySink::new(store.clone()),
+            std::sync::Arc::clone(&stats),
+            ctx.shutdown.clone(),
+        ));
         routes.add_service(GenealogyServiceServer::new(grpc::GenealogyApi::new(
             store, stats,
         )));

@@ -5,6 +5,7 @@
 //!   across gRPC calls.
 //! - [`db`]: the one database pool helper (SQLite or PostgreSQL) and migration runner.
 //! - [`error`]: the one mapping from domain error kinds to `tonic::Status` and HTTP codes.
+//! - [`follow`]: the one loop that follows capture's `Subscribe` from a persisted cursor.
 //! - [`server`]: assembles services into one gRPC server (with health and reflection) plus
 //!   the HTTP listener, and shuts them down gracefully.
 //!
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod follow;
 pub mod http_api;
 pub mod peers;
 pub mod server;
