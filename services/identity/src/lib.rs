@@ -7,10 +7,12 @@
 //! - [`lifecycle`]: identifier states and allowed transitions; no I/O.
 //! - [`labels`]: GS1 DataMatrix / Digital Link QR as SVG, PNG and ZPL; no I/O.
 //! - [`resolve`]: any identifier syntax → canonical EPC URN, with product and pool data.
+//! - [`follow`]: follows capture and records commissioning/decommissioning in the states.
 //! - [`store`]: sea-orm entities, migrations and queries.
 //! - [`grpc`]: the `tracery.v1.IdentityService` adapter.
 
 pub mod domain;
+pub mod follow;
 pub mod grpc;
 pub mod labels;
 pub mod lifecycle;
@@ -20,10 +22,12 @@ pub mod store;
 
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
+use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tonic::service::RoutesBuilder;
 use tracery_proto::v1::identity_service_server::IdentityServiceServer;
-use tracery_runtime::{ServiceContext, ServiceKey, ServiceModule};
+
+use tracery_runtime::{ServiceContext, ServiceKey, ServiceModule, follow::follow_capture};
 
 /// The identity service as a [`ServiceModule`].
 pub struct IdentityModule;
@@ -46,6 +50,19 @@ impl ServiceModule for IdentityModule {
         routes.add_service(IdentityServiceServer::new(grpc::IdentityApi::new(
             ctx.db.clone(),
         )));
-        Ok(Vec::new())
+        let products = store::ProductStore::new(ctx.db.clone());
+        let pools = store::PoolStore::new(ctx.db.clone());
+        let sink = follow::LifecycleSink::new(
+            resolve::Resolver::new(products, pools),
+            store::StateStore::new(ctx.db.clone()),
+        );
+        let lifecycle = tokio::spawn(follow_capture(
+            "identity-lifecycle",
+            ctx.peers.channel(ServiceKey::Capture)?,
+            sink,
+            Arc::default(),
+            ctx.shutdown.clone(),
+        ));
+        Ok(vec![lifecycle])
     }
 }

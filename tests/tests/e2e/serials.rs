@@ -415,3 +415,109 @@ async fn allocations_survive_a_restart() {
     restarted.stop().await.expect("stops");
     app.stop().await.expect("clean stop");
 }
+
+/// An ObjectEvent with `action` on `epc` at `bizStep`, `minute` minutes into the day.
+fn object_event(
+    event_id: &str,
+    action: pb::Action,
+    epc: &str,
+    biz_step: &str,
+    minute: i64,
+) -> pb::EpcisEvent {
+    pb::EpcisEvent {
+        event_id: event_id.to_owned(),
+        event_time: Some(prost_types::Timestamp {
+            seconds: 1_795_651_200 + minute * 60,
+            nanos: 0,
+        }),
+        event_time_zone_offset: "+01:00".to_owned(),
+        biz_step: biz_step.to_owned(),
+        body: Some(pb::epcis_event::Body::ObjectEvent(pb::ObjectEvent {
+            action: action.into(),
+            epcs: vec![epc.to_owned()],
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+async fn wait_for_state(
+    app: &mut TestApp,
+    epc: &str,
+    state: pb::IdentifierState,
+) -> pb::IdentifierStatus {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = app
+            .identity
+            .get_identifier_state(pb::GetIdentifierStateRequest {
+                epc: epc.to_owned(),
+            })
+            .await
+            .expect("state")
+            .into_inner()
+            .status
+            .expect("status");
+        if status.state == state as i32 {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{epc} never became {state:?}: {status:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn captured_events_drive_the_identifier_lifecycle() {
+    let mut app = TestApp::spawn().await.expect("suite starts");
+    app.identity
+        .register_product(pb::RegisterProductRequest {
+            product: Some(pb::Product {
+                gtin: GTIN.into(),
+                item_code: "IBU".into(),
+                company_prefix_length: 7,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("product");
+    let urn = "urn:epc:id:sgtin:9506000.013435.LOT7-0001";
+    // Commissioned as a Digital Link, decommissioned and destroyed as an EPC URN: the same unit.
+    let link = format!("https://id.gs1.org/01/{GTIN}/21/LOT7-0001");
+    let events = vec![object_event(
+        "urn:uuid:00000000-0000-4000-8000-0000000000c1",
+        pb::Action::Add,
+        &link,
+        "commissioning",
+        0,
+    )];
+    app.capture
+        .capture(pb::CaptureRequest { events })
+        .await
+        .expect("captures");
+    let commissioned = wait_for_state(&mut app, urn, pb::IdentifierState::Commissioned).await;
+    assert_eq!(
+        commissioned.event_id,
+        "urn:uuid:00000000-0000-4000-8000-0000000000c1"
+    );
+
+    let events = vec![object_event(
+        "urn:uuid:00000000-0000-4000-8000-0000000000c2",
+        pb::Action::Delete,
+        urn,
+        "destroying",
+        5,
+    )];
+    app.capture
+        .capture(pb::CaptureRequest { events })
+        .await
+        .expect("captures");
+    let destroyed = wait_for_state(&mut app, urn, pb::IdentifierState::Destroyed).await;
+    assert_eq!(
+        destroyed.event_id,
+        "urn:uuid:00000000-0000-4000-8000-0000000000c2"
+    );
+    app.stop().await.expect("clean stop");
+}

@@ -14,7 +14,11 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateProducts), Box::new(CreatePoolsAndStates)]
+        vec![
+            Box::new(CreateProducts),
+            Box::new(CreatePoolsAndStates),
+            Box::new(CreateCaptureCursor),
+        ]
     }
 }
 
@@ -180,6 +184,36 @@ impl MigrationTrait for CreatePoolsAndStates {
                             .timestamp_with_time_zone()
                             .not_null(),
                     )
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+struct CreateCaptureCursor;
+
+impl MigrationName for CreateCaptureCursor {
+    fn name(&self) -> &str {
+        "m0003_create_identity_capture_cursor"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateCaptureCursor {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use states::capture_cursor::Column as C;
+        manager
+            .create_table(
+                Table::create()
+                    .table(states::capture_cursor::Entity)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(C::Id)
+                            .small_integer()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(C::AppliedSequence).big_integer().not_null())
                     .to_owned(),
             )
             .await

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     sea_query::OnConflict,
 };
 
@@ -36,6 +36,31 @@ pub mod identifier_state {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// The `identity_capture_cursor` table: how far the lifecycle projection has followed
+/// capture (one row).
+pub mod capture_cursor {
+    use sea_orm::entity::prelude::*;
+
+    /// The cursor.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "identity_capture_cursor")]
+    pub struct Model {
+        /// Always [`super::CURSOR_ID`].
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i16,
+        /// Last applied capture sequence.
+        pub applied_sequence: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+const CURSOR_ID: i16 = 1;
 
 /// A stored state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,40 +116,89 @@ impl StateStore {
     pub async fn apply(
         &self,
         transitions: &[Transition],
-        current: impl Fn(&Transition, Option<&StoredState>) -> Result<bool, IdentityError>,
+        check: impl Fn(&Transition, Option<&StoredState>) -> Result<bool, IdentityError>,
     ) -> Result<(), IdentityError> {
         let txn = tracery_runtime::db::begin_write(&self.db).await?;
-        for transition in transitions {
-            let stored = identifier_state::Entity::find_by_id(transition.epc.clone())
-                .one(&txn)
-                .await?
-                .map(|row| StoredState {
-                    state: LifecycleState::from_code(row.state),
-                    event_id: row.event_id,
-                    updated_at: row.updated_at,
-                });
-            if !current(transition, stored.as_ref())? {
-                continue;
-            }
-            identifier_state::Entity::insert(identifier_state::ActiveModel {
-                epc: Set(transition.epc.clone()),
-                state: Set(transition.to.code()),
-                event_id: Set(transition.event_id.clone()),
-                updated_at: Set(transition.at),
-            })
-            .on_conflict(
-                OnConflict::column(identifier_state::Column::Epc)
-                    .update_columns([
-                        identifier_state::Column::State,
-                        identifier_state::Column::EventId,
-                        identifier_state::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-        }
+        write_transitions(&txn, transitions, check).await?;
         txn.commit().await?;
         Ok(())
     }
+
+    /// The capture sequence the lifecycle projection has applied.
+    pub async fn applied_sequence(&self) -> Result<i64, IdentityError> {
+        Ok(capture_cursor::Entity::find_by_id(CURSOR_ID)
+            .one(&self.db)
+            .await?
+            .map_or(0, |c| c.applied_sequence))
+    }
+
+    /// Records what captured event `sequence` did to identifiers, with the cursor, in one
+    /// transaction. Capture has validated the event already, so the facts are recorded as
+    /// they are; a replay (sequence at or below the cursor) changes nothing.
+    pub async fn apply_captured(
+        &self,
+        sequence: i64,
+        transitions: &[Transition],
+    ) -> Result<bool, IdentityError> {
+        let txn = tracery_runtime::db::begin_write(&self.db).await?;
+        let applied = capture_cursor::Entity::find_by_id(CURSOR_ID)
+            .one(&txn)
+            .await?
+            .map_or(0, |c| c.applied_sequence);
+        if sequence <= applied {
+            return Ok(false);
+        }
+        write_transitions(&txn, transitions, |_, _| Ok(true)).await?;
+        capture_cursor::Entity::insert(capture_cursor::ActiveModel {
+            id: Set(CURSOR_ID),
+            applied_sequence: Set(sequence),
+        })
+        .on_conflict(
+            OnConflict::column(capture_cursor::Column::Id)
+                .update_column(capture_cursor::Column::AppliedSequence)
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn write_transitions(
+    txn: &impl ConnectionTrait,
+    transitions: &[Transition],
+    check: impl Fn(&Transition, Option<&StoredState>) -> Result<bool, IdentityError>,
+) -> Result<(), IdentityError> {
+    for transition in transitions {
+        let stored = identifier_state::Entity::find_by_id(transition.epc.clone())
+            .one(txn)
+            .await?
+            .map(|row| StoredState {
+                state: LifecycleState::from_code(row.state),
+                event_id: row.event_id,
+                updated_at: row.updated_at,
+            });
+        if !check(transition, stored.as_ref())? {
+            continue;
+        }
+        identifier_state::Entity::insert(identifier_state::ActiveModel {
+            epc: Set(transition.epc.clone()),
+            state: Set(transition.to.code()),
+            event_id: Set(transition.event_id.clone()),
+            updated_at: Set(transition.at),
+        })
+        .on_conflict(
+            OnConflict::column(identifier_state::Column::Epc)
+                .update_columns([
+                    identifier_state::Column::State,
+                    identifier_state::Column::EventId,
+                    identifier_state::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    }
+    Ok(())
 }

@@ -1,0 +1,61 @@
+//! Keeps identifier lifecycle states in step with what capture stores: a
+//! [`EventSink`] that follows capture's `Subscribe` and records commissioning,
+//! decommissioning and destruction with the cursor.
+
+use tracery_epcis::proto::event_from_proto;
+use tracery_proto::v1 as pb;
+use tracery_runtime::follow::EventSink;
+
+use crate::{
+    lifecycle::{Transition, effects_of},
+    resolve::Resolver,
+    store::StateStore,
+};
+
+/// Applies captured events to identifier states.
+pub struct LifecycleSink {
+    resolver: Resolver,
+    states: StateStore,
+}
+
+impl LifecycleSink {
+    /// A sink resolving identifiers with `resolver` and writing to `states`.
+    pub fn new(resolver: Resolver, states: StateStore) -> Self {
+        Self { resolver, states }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSink for LifecycleSink {
+    async fn applied_sequence(&self) -> anyhow::Result<i64> {
+        Ok(self.states.applied_sequence().await?)
+    }
+
+    async fn apply(&mut self, stored: pb::StoredEvent) -> anyhow::Result<bool> {
+        let Some(proto_event) = stored.event else {
+            return Ok(false);
+        };
+        let event = event_from_proto(&proto_event)?;
+        let event_id = event.event_id.clone().unwrap_or_default();
+        let mut transitions = Vec::new();
+        for (written, to) in effects_of(&event) {
+            // Identifiers identity cannot canonicalise (a Digital Link of an unregistered
+            // GTIN, a non-GS1 URI) have no lifecycle here; the event itself is stored anyway.
+            match self.resolver.instance_epc("epc", written).await {
+                Ok((_, epc)) => transitions.push(Transition {
+                    epc,
+                    to,
+                    event_id: event_id.clone(),
+                    at: event.event_time.to_utc(),
+                }),
+                Err(err) => {
+                    tracing::debug!(identifier = written, error = %err, "no lifecycle for identifier")
+                }
+            }
+        }
+        Ok(self
+            .states
+            .apply_captured(stored.sequence, &transitions)
+            .await?)
+    }
+}
