@@ -36,6 +36,9 @@ pub enum CaptureError {
         /// Why.
         reason: String,
     },
+    /// The identity service is needed for the lifecycle rules and did not answer.
+    #[error("identity service unavailable: {0}")]
+    IdentityUnavailable(String),
     /// A storage failure.
     #[error("database: {0}")]
     Store(#[from] sea_orm::DbErr),
@@ -59,6 +62,7 @@ impl DomainError for CaptureError {
             Self::Invalid { .. } => ErrorKind::InvalidArgument,
             Self::EventNotFound(_) | Self::QuarantineNotFound(_) => ErrorKind::NotFound,
             Self::QuarantineClosed { .. } => ErrorKind::FailedPrecondition,
+            Self::IdentityUnavailable(_) => ErrorKind::Unavailable,
             Self::CorruptEvent { .. } => ErrorKind::Internal,
             Self::Store(err) => tracery_runtime::error::db_error_kind(err),
         }

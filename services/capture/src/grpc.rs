@@ -1,22 +1,22 @@
 //! The `tracery.v1.CaptureService` gRPC adapter.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracery_epcis::proto::event_to_proto;
 use tracery_proto::v1::{self as pb, capture_service_server::CaptureService};
 use tracery_runtime::{
-    error::Violation,
+    peers::PeerChannel,
     wire::{self, Page},
 };
 
 use crate::{
-    domain::{Admission, CaptureError, Channel, Outcome},
-    pipeline::{admit_proto, readmit},
-    store::{EventQuery, EventStore, IntakeResult, StoredEvent},
+    domain::{CaptureError, Channel},
+    intake::{Intake, violations_to_proto},
+    store::{EventQuery, EventStore, StoredEvent},
     validation::Policy,
 };
 
@@ -32,91 +32,21 @@ pub struct CaptureApi {
     shutdown: CancellationToken,
 }
 
-/// Admits and stores batches, and wakes live subscribers after each commit.
-#[derive(Clone)]
-struct Intake {
-    store: EventStore,
-    policy: Arc<Policy>,
-    /// Woken after each commit, so live subscribers in this process see events at once.
-    committed: Arc<Notify>,
-}
-
-impl Intake {
-    /// Runs `events` through the pipeline and stores the batch; one result per event.
-    async fn capture(
-        &self,
-        events: &[pb::EpcisEvent],
-    ) -> Result<Vec<pb::EventResult>, CaptureError> {
-        let admissions: Vec<Admission> = events
-            .iter()
-            .map(|proto| admit_proto(proto, Channel::Grpc, &self.policy))
-            .collect();
-        let stored = self.store.capture(&admissions).await?;
-        self.committed.notify_waiters();
-        Ok(admissions
-            .iter()
-            .zip(stored)
-            .enumerate()
-            .map(|(index, (admission, stored))| {
-                let mut result = event_result(admission, stored);
-                result.index = i32::try_from(index).unwrap_or(i32::MAX);
-                result
-            })
-            .collect())
-    }
-}
-
 impl CaptureApi {
-    /// The service over `db`; streams end when `shutdown` is cancelled.
-    pub fn new(db: sea_orm::DatabaseConnection, shutdown: CancellationToken) -> Self {
+    /// The service over `db`, asking `identity` for lifecycle states when configured;
+    /// streams end when `shutdown` is cancelled.
+    pub fn new(
+        db: sea_orm::DatabaseConnection,
+        policy: Policy,
+        identity: Option<PeerChannel>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let store = EventStore::new(db);
         Self {
-            intake: Intake {
-                store: store.clone(),
-                policy: Arc::new(Policy::default()),
-                committed: Arc::new(Notify::new()),
-            },
+            intake: Intake::new(store.clone(), policy, identity),
             store,
             shutdown,
         }
-    }
-}
-
-fn violations_to_proto(violations: &[Violation]) -> Vec<pb::FieldViolation> {
-    violations
-        .iter()
-        .map(|v| pb::FieldViolation {
-            field: v.field.clone(),
-            code: v.reason.clone(),
-            description: v.description.clone(),
-        })
-        .collect()
-}
-
-/// The result of one event: what the store did, with the pipeline's reasons or warnings.
-fn event_result(admission: &Admission, stored: IntakeResult) -> pb::EventResult {
-    let violations = match admission {
-        Admission::Accept { warnings, .. } => violations_to_proto(warnings),
-        Admission::Reject(rejected) => violations_to_proto(&rejected.violations),
-    };
-    match stored {
-        IntakeResult::Stored(stored) => pb::EventResult {
-            event_id: stored.event_id,
-            outcome: match stored.outcome {
-                Outcome::Accepted => pb::CaptureOutcome::Accepted,
-                Outcome::Duplicate => pb::CaptureOutcome::Duplicate,
-            }
-            .into(),
-            sequence: stored.sequence,
-            violations,
-            ..Default::default()
-        },
-        IntakeResult::Quarantined(id) => pb::EventResult {
-            outcome: pb::CaptureOutcome::Quarantined.into(),
-            quarantine_id: id,
-            violations,
-            ..Default::default()
-        },
     }
 }
 
@@ -174,7 +104,7 @@ impl CaptureService for CaptureApi {
     ) -> Result<Response<pb::CaptureResponse>, Status> {
         let request = request.into_inner();
         tracing::Span::current().record("events", request.events.len());
-        let results = self.intake.capture(&request.events).await?;
+        let results = self.intake.capture(&request.events, Channel::Grpc).await?;
         Ok(Response::new(pb::CaptureResponse { results }))
     }
 
@@ -206,14 +136,18 @@ impl CaptureService for CaptureApi {
                         break;
                     }
                 };
-                let acknowledgement = intake.capture(&batch.events).await.map(|results| {
-                    cursor = results.iter().map(|r| r.sequence).fold(cursor, i64::max);
-                    pb::CaptureStreamResponse {
-                        batch_id: batch.batch_id,
-                        results,
-                        cursor,
-                    }
-                });
+                let acknowledgement =
+                    intake
+                        .capture(&batch.events, Channel::Grpc)
+                        .await
+                        .map(|results| {
+                            cursor = results.iter().map(|r| r.sequence).fold(cursor, i64::max);
+                            pb::CaptureStreamResponse {
+                                batch_id: batch.batch_id,
+                                results,
+                                cursor,
+                            }
+                        });
                 let failed = acknowledgement.is_err();
                 if tx
                     .send(acknowledgement.map_err(Status::from))
@@ -281,7 +215,7 @@ impl CaptureService for CaptureApi {
         let query = query_from_filter(request.filter)?;
         let (tx, rx) = mpsc::channel(SUBSCRIBE_BATCH as usize);
         let store = self.store.clone();
-        let committed = Arc::clone(&self.intake.committed);
+        let committed = self.intake.committed();
         let shutdown = self.shutdown.clone();
         let mut cursor = request.after_sequence.max(0);
         tokio::spawn(async move {
@@ -353,15 +287,12 @@ impl CaptureService for CaptureApi {
     ) -> Result<Response<pb::ResubmitQuarantinedResponse>, Status> {
         let request = request.into_inner();
         let entry = self.store.quarantined(&request.id).await?;
-        let admission = readmit(
-            &entry.rejected,
-            request.corrected.as_ref(),
-            &self.intake.policy,
-        );
-        let stored = self.store.resubmit(&entry.id, &admission).await?;
-        self.intake.committed.notify_waiters();
+        let result = self
+            .intake
+            .resubmit(&entry, request.corrected.as_ref())
+            .await?;
         Ok(Response::new(pb::ResubmitQuarantinedResponse {
-            result: Some(event_result(&admission, stored)),
+            result: Some(result),
         }))
     }
 

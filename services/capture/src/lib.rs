@@ -3,13 +3,17 @@
 //! - [`domain`]: the error type, outcomes and admission decisions; no I/O.
 //! - [`validation`]: GS1 identifier and CBV vocabulary rules for one event; no I/O.
 //! - [`pipeline`]: read → validate → accept or quarantine, the same for every channel.
+//! - [`state_rules`]: lifecycle rules against identity's states (retired, duplicate, unknown).
+//! - [`intake`]: one batch through pipeline, state rules and one durable store transaction.
 //! - [`store`]: the append-only event store (sea-orm) with its monotonic sequence, and the
 //!   quarantine.
 //! - [`grpc`]: the `tracery.v1.CaptureService` adapter, including `Subscribe`.
 
 pub mod domain;
 pub mod grpc;
+pub mod intake;
 pub mod pipeline;
+pub mod state_rules;
 pub mod store;
 pub mod validation;
 
@@ -38,7 +42,21 @@ impl ServiceModule for CaptureModule {
         ctx: &ServiceContext,
         routes: &mut RoutesBuilder,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-        let api = grpc::CaptureApi::new(ctx.db.clone(), ctx.shutdown.clone());
+        // Without a reachable identity service the lifecycle rules are skipped; the syntax
+        // and vocabulary rules still apply.
+        let identity = match ctx.peers.channel(ServiceKey::Identity) {
+            Ok(channel) => Some(channel),
+            Err(err) => {
+                tracing::warn!(error = %err, "capture runs without lifecycle rules");
+                None
+            }
+        };
+        let api = grpc::CaptureApi::new(
+            ctx.db.clone(),
+            validation::Policy::default(),
+            identity,
+            ctx.shutdown.clone(),
+        );
         routes.add_service(CaptureServiceServer::new(api));
         Ok(Vec::new())
     }

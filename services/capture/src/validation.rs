@@ -32,7 +32,7 @@ pub struct Finding {
     pub severity: Severity,
 }
 
-/// Which rules reject and which only warn.
+/// Which rules reject and which only warn; `None` turns a rule off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Malformed GS1 identifiers (bad check digit, wrong length, class where an instance
@@ -40,8 +40,16 @@ pub struct Policy {
     pub identifiers: Severity,
     /// Bare words that are not CBV terms, and CBV URIs with unknown terms.
     pub vocabulary: Severity,
-    /// User-defined vocabulary URIs; `None` accepts them silently.
+    /// User-defined vocabulary URIs.
     pub custom_vocabulary: Option<Severity>,
+    /// Using a decommissioned or destroyed identifier.
+    pub retired_identifier: Option<Severity>,
+    /// Commissioning an identifier that is commissioned already (a duplicate in the field).
+    pub recommissioning: Option<Severity>,
+    /// Using an identifier that was never commissioned.
+    pub unknown_identifier: Option<Severity>,
+    /// The identity service could not be asked: warn and store, or refuse the request.
+    pub identity_unavailable: Severity,
 }
 
 impl Default for Policy {
@@ -50,6 +58,11 @@ impl Default for Policy {
             identifiers: Severity::Reject,
             vocabulary: Severity::Reject,
             custom_vocabulary: None,
+            retired_identifier: Some(Severity::Reject),
+            recommissioning: Some(Severity::Reject),
+            // Supplier serials arrive without our commissioning event, so this only warns.
+            unknown_identifier: Some(Severity::Warn),
+            identity_unavailable: Severity::Warn,
         }
     }
 }
@@ -302,6 +315,38 @@ pub fn validate(event: &Event, policy: &Policy) -> Vec<Finding> {
         check.term("errorDeclaration/reason", reason, Vocabulary::ErrorReason);
     }
     check.findings
+}
+
+/// The instance identifiers `event` names with their field paths: the objects whose
+/// lifecycle the state rules look at (an association's parent may be a place, so it is not
+/// one of them).
+pub fn instance_fields(event: &Event) -> Vec<(String, &str)> {
+    fn list<'e>(name: &str, values: &'e [String]) -> Vec<(String, &'e str)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{name}/{i}"), v.as_str()))
+            .collect()
+    }
+    fn parent(parent: &Option<String>) -> Vec<(String, &str)> {
+        parent
+            .iter()
+            .map(|p| ("parentID".to_owned(), p.as_str()))
+            .collect()
+    }
+    match &event.kind {
+        EventKind::Object(e) => list("epcList", &e.epcs),
+        EventKind::Aggregation(e) => {
+            [parent(&e.parent_id), list("childEPCs", &e.child_epcs)].concat()
+        }
+        EventKind::Association(e) => list("childEPCs", &e.child_epcs),
+        EventKind::Transaction(e) => [parent(&e.parent_id), list("epcList", &e.epcs)].concat(),
+        EventKind::Transformation(e) => [
+            list("inputEPCList", &e.input_epcs),
+            list("outputEPCList", &e.output_epcs),
+        ]
+        .concat(),
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //!   documents, with every standard field and user extensions kept verbatim.
 //! - [`json`]: the JSON-LD binding (serde), exactly as in the EPCIS 2.0 standard.
 //! - [`cbv`]: Core Business Vocabulary terms (bizStep, disposition, ...) in all spellings.
+//! - [`lifecycle`]: what an event does to the life of the objects it names.
 //! - [`proto`]: conversion to and from the `tracery.v1` protobuf messages.
 //!
 //! No crate fits here: the public EPCIS crates cover EPCIS 1.x XML only, so the model is
@@ -12,6 +13,7 @@
 pub mod cbv;
 pub mod error;
 pub mod json;
+pub mod lifecycle;
 pub mod model;
 pub mod proto;
 pub mod time;

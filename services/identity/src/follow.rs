@@ -6,11 +6,7 @@ use tracery_epcis::proto::event_from_proto;
 use tracery_proto::v1 as pb;
 use tracery_runtime::follow::EventSink;
 
-use crate::{
-    lifecycle::{Transition, effects_of},
-    resolve::Resolver,
-    store::StateStore,
-};
+use crate::{lifecycle::Transition, resolve::Resolver, store::StateStore};
 
 /// Applies captured events to identifier states.
 pub struct LifecycleSink {
@@ -38,13 +34,13 @@ impl EventSink for LifecycleSink {
         let event = event_from_proto(&proto_event)?;
         let event_id = event.event_id.clone().unwrap_or_default();
         let mut transitions = Vec::new();
-        for (written, to) in effects_of(&event) {
+        for (written, effect) in event.lifecycle_effects() {
             // Identifiers identity cannot canonicalise (a Digital Link of an unregistered
             // GTIN, a non-GS1 URI) have no lifecycle here; the event itself is stored anyway.
             match self.resolver.instance_epc("epc", written).await {
                 Ok((_, epc)) => transitions.push(Transition {
                     epc,
-                    to,
+                    to: effect.into(),
                     event_id: event_id.clone(),
                     at: event.event_time.to_utc(),
                 }),

@@ -45,19 +45,42 @@ impl IdentityApi {
     }
 
     /// The states of `texts`; `field` names the request field of the text at an index.
+    /// With `tolerant`, an identifier that cannot be canonicalised comes back as written
+    /// with state UNSPECIFIED instead of failing the call.
     async fn statuses(
         &self,
         texts: &[String],
         field: impl Fn(usize) -> String,
+        tolerant: bool,
     ) -> Result<Vec<pb::IdentifierStatus>, IdentityError> {
         let mut resolved = Vec::with_capacity(texts.len());
         for (index, text) in texts.iter().enumerate() {
-            resolved.push(self.resolver.instance_epc(&field(index), text).await?);
+            match self.resolver.instance_epc(&field(index), text).await {
+                Ok(found) => resolved.push(Ok(found)),
+                Err(IdentityError::Gs1 { .. } | IdentityError::Invalid { .. }) if tolerant => {
+                    resolved.push(Err(text.clone()));
+                }
+                Err(err) => return Err(err),
+            }
         }
-        let epcs: Vec<String> = resolved.iter().map(|(_, epc)| epc.clone()).collect();
+        let epcs: Vec<String> = resolved
+            .iter()
+            .flatten()
+            .map(|(_, epc)| epc.clone())
+            .collect();
         let stored: HashMap<String, _> = self.states.get_many(&epcs).await?.into_iter().collect();
         let mut statuses = Vec::with_capacity(resolved.len());
-        for (identifier, epc) in resolved {
+        for found in resolved {
+            let (identifier, epc) = match found {
+                Ok(found) => found,
+                Err(text) => {
+                    statuses.push(pb::IdentifierStatus {
+                        epc: text,
+                        ..Default::default()
+                    });
+                    continue;
+                }
+            };
             let status = match stored.get(&epc) {
                 Some(s) => pb::IdentifierStatus {
                     epc,
@@ -363,7 +386,7 @@ impl IdentityService for IdentityApi {
         request: Request<pb::GetIdentifierStateRequest>,
     ) -> Result<Response<pb::GetIdentifierStateResponse>, Status> {
         let epc = request.into_inner().epc;
-        let status = self.statuses(&[epc], |_| "epc".to_owned()).await?;
+        let status = self.statuses(&[epc], |_| "epc".to_owned(), false).await?;
         Ok(Response::new(pb::GetIdentifierStateResponse {
             status: status.into_iter().next(),
         }))
@@ -380,7 +403,7 @@ impl IdentityService for IdentityApi {
         }
         Ok(Response::new(pb::BatchGetIdentifierStatesResponse {
             statuses: self
-                .statuses(&epcs, |index| format!("epcs/{index}"))
+                .statuses(&epcs, |index| format!("epcs/{index}"), true)
                 .await?,
         }))
     }

@@ -3,10 +3,7 @@
 //! Packing and shipping are containment and custody, kept by the genealogy service.
 
 use chrono::{DateTime, Utc};
-use tracery_epcis::{
-    Action, Event, EventKind,
-    cbv::{Term, Vocabulary},
-};
+use tracery_epcis::lifecycle::LifecycleEffect;
 
 use crate::domain::IdentityError;
 
@@ -105,33 +102,12 @@ pub fn decide(
     }
 }
 
-/// What a captured event did to the lifecycle of the identifiers it names, as
-/// `(identifier as written, new state)`: an ObjectEvent ADD commissions, a DELETE
-/// decommissions, or destroys when the bizStep is `destroying` or the disposition
-/// `destroyed`.
-pub fn effects_of(event: &Event) -> Vec<(&str, LifecycleState)> {
-    let EventKind::Object(object) = &event.kind else {
-        return Vec::new();
-    };
-    let is = |value: &Option<String>, vocabulary: Vocabulary, term: &str| {
-        value
-            .as_deref()
-            .is_some_and(|v| matches!(vocabulary.classify(v), Term::Standard(t) if t == term))
-    };
-    let state = match object.action {
-        Action::Add => LifecycleState::Commissioned,
-        Action::Delete
-            if is(&event.biz_step, Vocabulary::BizStep, "destroying")
-                || is(&event.disposition, Vocabulary::Disposition, "destroyed") =>
-        {
-            LifecycleState::Destroyed
+impl From<LifecycleEffect> for LifecycleState {
+    fn from(effect: LifecycleEffect) -> Self {
+        match effect {
+            LifecycleEffect::Commissioned => Self::Commissioned,
+            LifecycleEffect::Decommissioned => Self::Decommissioned,
+            LifecycleEffect::Destroyed => Self::Destroyed,
         }
-        Action::Delete => LifecycleState::Decommissioned,
-        Action::Observe => return Vec::new(),
-    };
-    object
-        .epcs
-        .iter()
-        .map(|epc| (epc.as_str(), state))
-        .collect()
+    }
 }

@@ -197,7 +197,11 @@ async fn invalid_events_are_quarantined_with_every_reason() {
     assert_eq!(
         results.iter().map(outcome).collect::<Vec<_>>(),
         [
-            (pb::CaptureOutcome::Accepted as i32, vec![]),
+            // Stored, with a warning: nothing ever commissioned this unit.
+            (
+                pb::CaptureOutcome::Accepted as i32,
+                pair("epcList/0", "UNKNOWN_IDENTIFIER")
+            ),
             (quarantined, pair("event_time", "MALFORMED_EVENT")),
             (
                 quarantined,

@@ -521,3 +521,109 @@ async fn captured_events_drive_the_identifier_lifecycle() {
     );
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn lifecycle_rules_quarantine_duplicate_and_retired_identifiers() {
+    let mut app = TestApp::spawn().await.expect("suite starts");
+    let unit = "urn:epc:id:sgtin:9506000.013435.R-1";
+    let id = |n: u32| format!("urn:uuid:00000000-0000-4000-8000-0000000001{n:02}");
+    let capture = |events: Vec<pb::EpcisEvent>| pb::CaptureRequest { events };
+    let outcomes = |results: &[pb::EventResult]| -> Vec<(i32, Vec<String>)> {
+        results
+            .iter()
+            .map(|r| {
+                (
+                    r.outcome,
+                    r.violations.iter().map(|v| v.code.clone()).collect(),
+                )
+            })
+            .collect()
+    };
+    let accepted = pb::CaptureOutcome::Accepted as i32;
+    let quarantined = pb::CaptureOutcome::Quarantined as i32;
+
+    // Commissioned and observed in one batch: judged in order, so no complaint.
+    let results = app
+        .capture
+        .capture(capture(vec![
+            object_event(&id(1), pb::Action::Add, unit, "commissioning", 0),
+            object_event(&id(2), pb::Action::Observe, unit, "packing", 1),
+        ]))
+        .await
+        .expect("captures")
+        .into_inner()
+        .results;
+    assert_eq!(outcomes(&results), [(accepted, vec![]), (accepted, vec![])]);
+    wait_for_state(&mut app, unit, pb::IdentifierState::Commissioned).await;
+
+    let results = app
+        .capture
+        .capture(capture(vec![object_event(
+            &id(3),
+            pb::Action::Add,
+            unit,
+            "commissioning",
+            2,
+        )]))
+        .await
+        .expect("captures")
+        .into_inner()
+        .results;
+    assert_eq!(
+        outcomes(&results),
+        [(quarantined, vec!["ALREADY_COMMISSIONED".to_owned()])]
+    );
+    assert!(
+        results[0].violations[0].description.contains(&id(1)),
+        "names the first commissioning"
+    );
+
+    // Resending the commissioning event is a duplicate, not a second commissioning.
+    let results = app
+        .capture
+        .capture(capture(vec![object_event(
+            &id(1),
+            pb::Action::Add,
+            unit,
+            "commissioning",
+            0,
+        )]))
+        .await
+        .expect("captures")
+        .into_inner()
+        .results;
+    assert_eq!(
+        outcomes(&results),
+        [(pb::CaptureOutcome::Duplicate as i32, vec![])]
+    );
+
+    app.capture
+        .capture(capture(vec![object_event(
+            &id(4),
+            pb::Action::Delete,
+            unit,
+            "decommissioning",
+            3,
+        )]))
+        .await
+        .expect("captures");
+    wait_for_state(&mut app, unit, pb::IdentifierState::Decommissioned).await;
+    let results = app
+        .capture
+        .capture(capture(vec![object_event(
+            &id(5),
+            pb::Action::Observe,
+            unit,
+            "shipping",
+            4,
+        )]))
+        .await
+        .expect("captures")
+        .into_inner()
+        .results;
+    assert_eq!(
+        outcomes(&results),
+        [(quarantined, vec!["RETIRED_IDENTIFIER".to_owned()])]
+    );
+    app.stop().await.expect("clean stop");
+}

@@ -1,6 +1,8 @@
 //! The append-only event store. Each accepted event gets the next `sequence`; readers
 //! (Subscribe, genealogy, integration) follow that cursor. Rows are never updated.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
@@ -382,6 +384,25 @@ impl EventStore {
         quarantine::close_discarded(&txn, id, reason).await?;
         txn.commit().await?;
         Ok(entry.rejected)
+    }
+
+    /// Which of `event_ids` are stored already.
+    pub async fn existing_event_ids(
+        &self,
+        event_ids: &[String],
+    ) -> Result<HashSet<String>, CaptureError> {
+        let mut found = HashSet::new();
+        for chunk in event_ids.chunks(500) {
+            let rows = event::Entity::find()
+                .select_only()
+                .column(event::Column::EventId)
+                .filter(event::Column::EventId.is_in(chunk.iter().cloned()))
+                .into_tuple::<String>()
+                .all(&self.db)
+                .await?;
+            found.extend(rows);
+        }
+        Ok(found)
     }
 
     /// The event with this eventID.

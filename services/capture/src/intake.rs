@@ -1,0 +1,267 @@
+//! Intake of one batch, whatever the channel: the pipeline's decision per event, the state
+//! rules against the identity service, one durable store transaction, then a wake-up for
+//! live subscribers.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
+use tracery_epcis::{Event, json};
+use tracery_proto::v1::{self as pb, identity_service_client::IdentityServiceClient};
+use tracery_runtime::{error::Violation, peers::PeerChannel};
+
+use crate::{
+    domain::{Admission, CaptureError, Channel, Outcome, Rejected},
+    pipeline::{admit_proto, readmit},
+    state_rules::{Known, KnownState, Ledger},
+    store::{EventStore, IntakeResult, quarantine::Entry},
+    validation::{Finding, Policy, Severity, instance_fields},
+};
+
+/// How long capture waits for identity before treating it as unavailable.
+const IDENTITY_TIMEOUT: Duration = Duration::from_secs(3);
+/// Identifiers per BatchGetIdentifierStates call.
+const IDENTITY_BATCH: usize = 5_000;
+
+/// Admits and stores batches.
+#[derive(Clone)]
+pub struct Intake {
+    store: EventStore,
+    policy: Arc<Policy>,
+    identity: Option<IdentityServiceClient<PeerChannel>>,
+    /// Woken after each commit, so live subscribers in this process see events at once.
+    committed: Arc<Notify>,
+}
+
+impl Intake {
+    /// An intake storing into `store`, asking `identity` (when configured) for states.
+    pub fn new(store: EventStore, policy: Policy, identity: Option<PeerChannel>) -> Self {
+        Self {
+            store,
+            policy: Arc::new(policy),
+            identity: identity.map(IdentityServiceClient::new),
+            committed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Woken after every commit.
+    pub fn committed(&self) -> Arc<Notify> {
+        Arc::clone(&self.committed)
+    }
+
+    /// Runs `events` through the pipeline and stores the batch; one result per event.
+    pub async fn capture(
+        &self,
+        events: &[pb::EpcisEvent],
+        channel: Channel,
+    ) -> Result<Vec<pb::EventResult>, CaptureError> {
+        let admissions = events
+            .iter()
+            .map(|proto| admit_proto(proto, channel, &self.policy))
+            .collect();
+        let admissions = self.apply_state_rules(admissions, channel).await?;
+        let stored = self.store.capture(&admissions).await?;
+        self.committed.notify_waiters();
+        Ok(admissions
+            .iter()
+            .zip(stored)
+            .enumerate()
+            .map(|(index, (admission, stored))| {
+                let mut result = event_result(admission, stored);
+                result.index = i32::try_from(index).unwrap_or(i32::MAX);
+                result
+            })
+            .collect())
+    }
+
+    /// Decides again about quarantined `entry` (with `corrected` if given).
+    pub async fn resubmit(
+        &self,
+        entry: &Entry,
+        corrected: Option<&pb::EpcisEvent>,
+    ) -> Result<pb::EventResult, CaptureError> {
+        let admission = readmit(&entry.rejected, corrected, &self.policy);
+        let mut admissions = self
+            .apply_state_rules(vec![admission], entry.rejected.channel)
+            .await?;
+        let admission = admissions
+            .pop()
+            .ok_or_else(|| CaptureError::QuarantineNotFound(entry.id.clone()))?;
+        let stored = self.store.resubmit(&entry.id, &admission).await?;
+        self.committed.notify_waiters();
+        Ok(event_result(&admission, stored))
+    }
+
+    /// Checks accepted events against identity's lifecycle states, in batch order.
+    async fn apply_state_rules(
+        &self,
+        admissions: Vec<Admission>,
+        channel: Channel,
+    ) -> Result<Vec<Admission>, CaptureError> {
+        let policy = &self.policy;
+        let Some(identity) = self.identity.clone() else {
+            return Ok(admissions);
+        };
+        if policy.retired_identifier.is_none()
+            && policy.recommissioning.is_none()
+            && policy.unknown_identifier.is_none()
+        {
+            return Ok(admissions);
+        }
+        let accepted_ids: Vec<String> = admissions
+            .iter()
+            .filter_map(|a| match a {
+                Admission::Accept { event, .. } => event.event_id.clone(),
+                Admission::Reject(_) => None,
+            })
+            .collect();
+        // A resent event is a duplicate whatever its identifiers went through since.
+        let stored = self.store.existing_event_ids(&accepted_ids).await?;
+        let to_check =
+            |event: &Event| !stored.contains(event.event_id.as_deref().unwrap_or_default());
+        let mut written: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for admission in &admissions {
+            if let Admission::Accept { event, .. } = admission
+                && to_check(event)
+            {
+                for (_, identifier) in instance_fields(event) {
+                    if seen.insert(identifier.to_owned()) {
+                        written.push(identifier.to_owned());
+                    }
+                }
+            }
+        }
+        if written.is_empty() {
+            return Ok(admissions);
+        }
+        let (mut ledger, unavailable) = match ask_identity(identity, &written).await {
+            Ok(known) => (Ledger::new(known), None),
+            Err(reason) if policy.identity_unavailable == Severity::Reject => {
+                return Err(CaptureError::IdentityUnavailable(reason));
+            }
+            Err(reason) => (Ledger::default(), Some(reason)),
+        };
+        let mut decided = Vec::with_capacity(admissions.len());
+        for admission in admissions {
+            let Admission::Accept {
+                event,
+                mut warnings,
+            } = admission
+            else {
+                decided.push(admission);
+                continue;
+            };
+            if !to_check(&event) {
+                decided.push(Admission::Accept { event, warnings });
+                continue;
+            }
+            if let Some(reason) = &unavailable {
+                warnings.push(
+                    Violation::new("", format!("lifecycle rules not checked: {reason}"))
+                        .with_reason("IDENTITY_UNAVAILABLE"),
+                );
+            }
+            let findings = ledger.check(&event, policy);
+            if findings.iter().any(|f| f.severity == Severity::Reject) {
+                decided.push(Admission::Reject(Rejected {
+                    payload: Some(json::event_to_json(&event).to_string()),
+                    payload_protobuf: None,
+                    violations: warnings
+                        .into_iter()
+                        .chain(findings.iter().map(to_violation))
+                        .collect(),
+                    channel,
+                }));
+                continue;
+            }
+            warnings.extend(findings.iter().map(to_violation));
+            ledger.record(&event);
+            decided.push(Admission::Accept { event, warnings });
+        }
+        Ok(decided)
+    }
+}
+
+fn to_violation(finding: &Finding) -> Violation {
+    Violation::new(finding.field.clone(), finding.message.clone()).with_reason(finding.code.clone())
+}
+
+/// Identity's states for `written`, keyed by the identifier as written.
+async fn ask_identity(
+    mut identity: IdentityServiceClient<PeerChannel>,
+    written: &[String],
+) -> Result<Vec<(String, Known)>, String> {
+    let mut known = Vec::new();
+    for chunk in written.chunks(IDENTITY_BATCH) {
+        let request = pb::BatchGetIdentifierStatesRequest {
+            epcs: chunk.to_vec(),
+        };
+        let response = tokio::time::timeout(
+            IDENTITY_TIMEOUT,
+            identity.batch_get_identifier_states(request),
+        )
+        .await
+        .map_err(|_| format!("identity did not answer within {IDENTITY_TIMEOUT:?}"))?
+        .map_err(|status| format!("identity: {}", status.message()))?
+        .into_inner();
+        for (written, status) in chunk.iter().zip(response.statuses) {
+            let state = match pb::IdentifierState::try_from(status.state) {
+                Ok(pb::IdentifierState::Unknown | pb::IdentifierState::Allocated) => {
+                    KnownState::NotCommissioned
+                }
+                Ok(pb::IdentifierState::Commissioned) => KnownState::Commissioned,
+                Ok(pb::IdentifierState::Decommissioned) => KnownState::Decommissioned,
+                Ok(pb::IdentifierState::Destroyed) => KnownState::Destroyed,
+                _ => continue,
+            };
+            known.push((
+                written.clone(),
+                Known {
+                    epc: status.epc,
+                    state,
+                    event_id: status.event_id,
+                },
+            ));
+        }
+    }
+    Ok(known)
+}
+
+/// Violations as protobuf field violations.
+pub(crate) fn violations_to_proto(violations: &[Violation]) -> Vec<pb::FieldViolation> {
+    violations
+        .iter()
+        .map(|v| pb::FieldViolation {
+            field: v.field.clone(),
+            code: v.reason.clone(),
+            description: v.description.clone(),
+        })
+        .collect()
+}
+
+/// The result of one event: what the store did, with the pipeline's reasons or warnings.
+fn event_result(admission: &Admission, stored: IntakeResult) -> pb::EventResult {
+    let violations = match admission {
+        Admission::Accept { warnings, .. } => violations_to_proto(warnings),
+        Admission::Reject(rejected) => violations_to_proto(&rejected.violations),
+    };
+    match stored {
+        IntakeResult::Stored(stored) => pb::EventResult {
+            event_id: stored.event_id,
+            outcome: match stored.outcome {
+                Outcome::Accepted => pb::CaptureOutcome::Accepted,
+                Outcome::Duplicate => pb::CaptureOutcome::Duplicate,
+            }
+            .into(),
+            sequence: stored.sequence,
+            violations,
+            ..Default::default()
+        },
+        IntakeResult::Quarantined(id) => pb::EventResult {
+            outcome: pb::CaptureOutcome::Quarantined.into(),
+            quarantine_id: id,
+            violations,
+            ..Default::default()
+        },
+    }
+}
