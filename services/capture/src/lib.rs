@@ -53,7 +53,8 @@ impl ServiceModule for CaptureModule {
         };
         let api = grpc::CaptureApi::new(
             ctx.db.clone(),
-            validation::Policy::default(),
+            validation::Policy::from_settings(&ctx.config.capture_rules)
+                .map_err(anyhow::Error::msg)?,
             identity,
             ctx.shutdown.clone(),
         );

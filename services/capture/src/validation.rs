@@ -1,6 +1,8 @@
 //! Real-time validation of one EPCIS event: GS1 identifiers (through `tracery-gs1`) and CBV
 //! vocabularies. Pure: no I/O, so every channel (gRPC, REST, MQTT) validates alike.
 
+use std::collections::BTreeMap;
+
 use tracery_epcis::{
     Event, EventKind, QuantityElement,
     cbv::{Term, Vocabulary},
@@ -9,6 +11,7 @@ use tracery_gs1::{
     DigitalLink, Gs1ErrorKind, Identifier, KeyKind,
     epc::{self, UrnForm},
 };
+use tracery_runtime::config::RuleAction;
 
 /// Whether a finding stops the event or only travels with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +69,51 @@ impl Default for Policy {
         }
     }
 }
+
+impl Policy {
+    /// The defaults, with the rules named in the configuration's `[capture_rules]` table.
+    /// An unknown rule name, or `off` for a rule that cannot be switched off, is an error
+    /// naming the setting.
+    pub fn from_settings(settings: &BTreeMap<String, RuleAction>) -> Result<Self, String> {
+        let mut policy = Self::default();
+        for (name, action) in settings {
+            let optional = match action {
+                RuleAction::Off => None,
+                RuleAction::Warn => Some(Severity::Warn),
+                RuleAction::Reject => Some(Severity::Reject),
+            };
+            let required =
+                || optional.ok_or_else(|| format!("capture_rules.{name}: cannot be off"));
+            match name.as_str() {
+                "identifier_syntax" => policy.identifiers = required()?,
+                "vocabulary" => policy.vocabulary = required()?,
+                "identity_unavailable" => policy.identity_unavailable = required()?,
+                "custom_vocabulary" => policy.custom_vocabulary = optional,
+                "retired_identifier" => policy.retired_identifier = optional,
+                "recommissioning" => policy.recommissioning = optional,
+                "unknown_identifier" => policy.unknown_identifier = optional,
+                other => {
+                    return Err(format!(
+                        "capture_rules.{other}: unknown rule; the rules are {}",
+                        RULE_NAMES.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(policy)
+    }
+}
+
+/// The rule names `[capture_rules]` accepts.
+pub const RULE_NAMES: [&str; 7] = [
+    "identifier_syntax",
+    "vocabulary",
+    "custom_vocabulary",
+    "retired_identifier",
+    "recommissioning",
+    "unknown_identifier",
+    "identity_unavailable",
+];
 
 /// What an identifier field must name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -420,6 +468,31 @@ mod tests {
                 ("sourceList/0/type", "UNKNOWN_SOURCE_DESTINATION_TYPE"),
             ]
             .map(|(f, c)| (f.to_owned(), c.to_owned()))
+        );
+    }
+
+    #[test]
+    fn policy_from_settings() {
+        let settings = BTreeMap::from([
+            ("unknown_identifier".to_owned(), RuleAction::Reject),
+            ("custom_vocabulary".to_owned(), RuleAction::Warn),
+            ("recommissioning".to_owned(), RuleAction::Off),
+        ]);
+        let policy = Policy::from_settings(&settings).expect("valid");
+        assert_eq!(policy.unknown_identifier, Some(Severity::Reject));
+        assert_eq!(policy.custom_vocabulary, Some(Severity::Warn));
+        assert_eq!(policy.recommissioning, None);
+        let typo = BTreeMap::from([("unknown_identifer".to_owned(), RuleAction::Warn)]);
+        assert!(
+            Policy::from_settings(&typo)
+                .expect_err("typo")
+                .contains("unknown rule")
+        );
+        let off = BTreeMap::from([("vocabulary".to_owned(), RuleAction::Off)]);
+        assert!(
+            Policy::from_settings(&off)
+                .expect_err("required")
+                .contains("cannot be off")
         );
     }
 

@@ -4,7 +4,9 @@
 //! environment variables → command-line flags. Every bad value fails at start with a
 //! message that names the setting.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{
+    collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration,
+};
 
 use serde::Deserialize;
 
@@ -160,6 +162,19 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     shutdown_grace_secs: Option<u64>,
     db_max_connections: Option<u32>,
+    capture_rules: Option<BTreeMap<String, RuleAction>>,
+}
+
+/// What a validation rule does with an event that breaks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    /// The rule is not checked.
+    Off,
+    /// The event is stored and the finding returned as a warning.
+    Warn,
+    /// The event is quarantined.
+    Reject,
 }
 
 /// A setting that could not be used.
@@ -232,6 +247,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Database pool size.
     pub db_max_connections: u32,
+    /// Capture validation rules set in the file's `[capture_rules]` table, by rule name;
+    /// the capture service checks the names and applies its defaults to the rest.
+    pub capture_rules: BTreeMap<String, RuleAction>,
 }
 
 impl Config {
@@ -334,6 +352,7 @@ impl Config {
                     .unwrap_or(30),
             ),
             db_max_connections,
+            capture_rules: file.capture_rules.unwrap_or_default(),
         })
     }
 
@@ -349,6 +368,7 @@ impl Config {
             log_format: LogFormat::Text,
             shutdown_grace: Duration::from_secs(5),
             db_max_connections: 5,
+            capture_rules: BTreeMap::new(),
         }
     }
 }
@@ -460,6 +480,26 @@ mod tests {
         let err = Config::load(&args).expect_err("typo must fail");
         assert_eq!(err.setting, "config");
         assert!(err.reason.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn capture_rules_come_from_the_file() {
+        let config = Config::resolve(
+            &ServeArgs::default(),
+            file("[capture_rules]\nunknown_identifier = \"reject\"\ncustom_vocabulary = \"warn\""),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.capture_rules.get("unknown_identifier"),
+            Some(&RuleAction::Reject)
+        );
+        assert_eq!(
+            config.capture_rules.get("custom_vocabulary"),
+            Some(&RuleAction::Warn)
+        );
+        let err = toml::from_str::<FileConfig>("[capture_rules]\nvocabulary = \"sometimes\"")
+            .expect_err("not an action");
+        assert!(err.to_string().contains("sometimes"), "{err}");
     }
 
     #[test]
