@@ -129,19 +129,26 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the suite on a fresh database.
     pub async fn spawn() -> anyhow::Result<Self> {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the suite on a fresh database with `configure` applied to the test config.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
         let database = TestDatabase::create().await?;
-        Self::start(database.url().to_owned(), Some(database)).await
+        let mut config = Config::for_tests(database.url());
+        configure(&mut config);
+        Self::start(config, Some(database)).await
     }
 
     /// Starts a second instance of the suite on this app's database, as another replica
     /// would run in a deployment.
     pub async fn spawn_replica(&self) -> anyhow::Result<Self> {
-        Self::start(self.database_url.clone(), None).await
+        Self::start(Config::for_tests(&self.database_url), None).await
     }
 
-    async fn start(database_url: String, database: Option<TestDatabase>) -> anyhow::Result<Self> {
-        let app =
-            Application::build(Config::for_tests(&database_url), tracery::all_modules()).await?;
+    async fn start(config: Config, database: Option<TestDatabase>) -> anyhow::Result<Self> {
+        let database_url = config.database_url.expose().to_owned();
+        let app = Application::build(config, tracery::all_modules()).await?;
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
         let shutdown = app.shutdown_token();
@@ -191,6 +198,24 @@ pub fn shared_fixtures() -> Option<PathBuf> {
     eprintln!(
         "\n*** SKIPPED: fixtures folder {} is missing; this test did not run ***\n",
         dir.display()
+    );
+    None
+}
+
+/// The MQTT broker on 127.0.0.1:1883, or `None` with a loud message when nothing listens
+/// there (a developer machine without Mosquitto). With `TRACERY_REQUIRE_FIXTURES=1` (CI,
+/// which starts Mosquitto) absence is a failure.
+pub fn mqtt_broker() -> Option<std::net::SocketAddr> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1883));
+    if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_ok() {
+        return Some(addr);
+    }
+    assert!(
+        std::env::var("TRACERY_REQUIRE_FIXTURES").as_deref() != Ok("1"),
+        "TRACERY_REQUIRE_FIXTURES=1 but no MQTT broker listens on {addr}"
+    );
+    eprintln!(
+        "\n*** SKIPPED: no MQTT broker on {addr} (start Mosquitto); this test did not run ***\n"
     );
     None
 }

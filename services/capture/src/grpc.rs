@@ -48,6 +48,11 @@ impl CaptureApi {
             shutdown,
         }
     }
+
+    /// The intake, for the other channels (MQTT) to share.
+    pub fn intake(&self) -> Intake {
+        self.intake.clone()
+    }
 }
 
 fn stored_to_proto(stored: StoredEvent) -> pb::StoredEvent {

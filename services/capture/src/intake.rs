@@ -58,6 +58,20 @@ impl Intake {
             .iter()
             .map(|proto| admit_proto(proto, channel, &self.policy))
             .collect();
+        self.capture_admissions(admissions, channel).await
+    }
+
+    /// The pipeline's policy, for channels that admit events themselves.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Applies the state rules to admitted events and stores the batch.
+    pub async fn capture_admissions(
+        &self,
+        admissions: Vec<Admission>,
+        channel: Channel,
+    ) -> Result<Vec<pb::EventResult>, CaptureError> {
         let admissions = self.apply_state_rules(admissions, channel).await?;
         let stored = self.store.capture(&admissions).await?;
         self.committed.notify_waiters();

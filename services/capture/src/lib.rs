@@ -5,6 +5,7 @@
 //! - [`pipeline`]: read → validate → accept or quarantine, the same for every channel.
 //! - [`state_rules`]: lifecycle rules against identity's states (retired, duplicate, unknown).
 //! - [`intake`]: one batch through pipeline, state rules and one durable store transaction.
+//! - [`mqtt`] and [`scan`]: scanner messages from an MQTT broker, acknowledged once durable.
 //! - [`store`]: the append-only event store (sea-orm) with its monotonic sequence, and the
 //!   quarantine.
 //! - [`grpc`]: the `tracery.v1.CaptureService` adapter, including `Subscribe`.
@@ -12,7 +13,9 @@
 pub mod domain;
 pub mod grpc;
 pub mod intake;
+pub mod mqtt;
 pub mod pipeline;
+pub mod scan;
 pub mod state_rules;
 pub mod store;
 pub mod validation;
@@ -58,7 +61,15 @@ impl ServiceModule for CaptureModule {
             identity,
             ctx.shutdown.clone(),
         );
+        let mut tasks = Vec::new();
+        if let Some(mqtt) = ctx.config.capture_mqtt.clone() {
+            tasks.push(tokio::spawn(mqtt::run(
+                mqtt,
+                api.intake(),
+                ctx.shutdown.clone(),
+            )));
+        }
         routes.add_service(CaptureServiceServer::new(api));
-        Ok(Vec::new())
+        Ok(tasks)
     }
 }

@@ -163,6 +163,68 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     db_max_connections: Option<u32>,
     capture_rules: Option<BTreeMap<String, RuleAction>>,
+    capture_mqtt: Option<MqttSettings>,
+}
+
+/// The `[capture_mqtt]` table: capture subscribes to scanner messages on an MQTT broker.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSettings {
+    /// Broker, `mqtt://host:port` (plain TCP).
+    pub broker: String,
+    /// Topic filter, e.g. `plant-1/scans/#`.
+    pub topic: String,
+    /// MQTT client id; the broker keeps this client's session (and unacknowledged
+    /// messages) across reconnects.
+    #[serde(default = "default_mqtt_client_id")]
+    pub client_id: String,
+    /// Fixed readers by id: where a compact scan message from each one happened.
+    #[serde(default)]
+    pub readers: BTreeMap<String, ReaderSettings>,
+}
+
+/// Where and why a fixed reader scans.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaderSettings {
+    /// readPoint id, e.g. `urn:epc:id:sgln:4012345.00001.0`.
+    pub read_point: String,
+    /// bizStep of its scans, e.g. `receiving`.
+    pub biz_step: Option<String>,
+    /// bizLocation id.
+    pub biz_location: Option<String>,
+    /// disposition of its scans.
+    pub disposition: Option<String>,
+}
+
+fn default_mqtt_client_id() -> String {
+    "tracery-capture".to_owned()
+}
+
+impl MqttSettings {
+    /// `(host, port)` of the broker.
+    pub fn broker_address(&self) -> Result<(String, u16), ConfigError> {
+        let bad = || {
+            ConfigError::new(
+                "capture_mqtt.broker",
+                format!("`{}` is not like mqtt://host:1883", self.broker),
+            )
+        };
+        let rest = self
+            .broker
+            .strip_prefix("mqtt://")
+            .or_else(|| self.broker.strip_prefix("tcp://"))
+            .ok_or_else(bad)?;
+        let (host, port) = rest
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .unwrap_or((rest, "1883"));
+        let port = port.parse().map_err(|_| bad())?;
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok((host.to_owned(), port))
+    }
 }
 
 /// What a validation rule does with an event that breaks it.
@@ -250,6 +312,8 @@ pub struct Config {
     /// Capture validation rules set in the file's `[capture_rules]` table, by rule name;
     /// the capture service checks the names and applies its defaults to the rest.
     pub capture_rules: BTreeMap<String, RuleAction>,
+    /// MQTT intake for capture, when the file has a `[capture_mqtt]` table.
+    pub capture_mqtt: Option<MqttSettings>,
 }
 
 impl Config {
@@ -353,6 +417,13 @@ impl Config {
             ),
             db_max_connections,
             capture_rules: file.capture_rules.unwrap_or_default(),
+            capture_mqtt: match file.capture_mqtt {
+                Some(mqtt) => {
+                    mqtt.broker_address()?;
+                    Some(mqtt)
+                }
+                None => None,
+            },
         })
     }
 
@@ -369,6 +440,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(5),
             db_max_connections: 5,
             capture_rules: BTreeMap::new(),
+            capture_mqtt: None,
         }
     }
 }
@@ -500,6 +572,31 @@ mod tests {
         let err = toml::from_str::<FileConfig>("[capture_rules]\nvocabulary = \"sometimes\"")
             .expect_err("not an action");
         assert!(err.to_string().contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn mqtt_settings_come_from_the_file() {
+        let config = Config::resolve(
+            &ServeArgs::default(),
+            file("[capture_mqtt]\nbroker = \"mqtt://127.0.0.1:1883\"\ntopic = \"p1/scans/#\"\n[capture_mqtt.readers.dock-1]\nread_point = \"urn:epc:id:sgln:4012345.00001.0\"\nbiz_step = \"receiving\""),
+        )
+        .expect("valid");
+        let mqtt = config.capture_mqtt.expect("mqtt");
+        assert_eq!(
+            mqtt.broker_address().expect("address"),
+            ("127.0.0.1".to_owned(), 1883)
+        );
+        assert_eq!(mqtt.client_id, "tracery-capture");
+        assert_eq!(
+            mqtt.readers["dock-1"].biz_step.as_deref(),
+            Some("receiving")
+        );
+        let err = Config::resolve(
+            &ServeArgs::default(),
+            file("[capture_mqtt]\nbroker = \"http://x\"\ntopic = \"t\""),
+        )
+        .expect_err("not mqtt");
+        assert_eq!(err.setting, "capture_mqtt.broker");
     }
 
     #[test]

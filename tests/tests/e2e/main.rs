@@ -7,4 +7,5 @@ mod health;
 mod identifiers;
 mod identity;
 mod integration;
+mod mqtt;
 mod serials;
