@@ -66,18 +66,6 @@ fn query_from_filter(filter: Option<pb::EventFilter>) -> Result<EventQuery, Stat
     let Some(filter) = filter else {
         return Ok(EventQuery::default());
     };
-    for (field, values) in [
-        ("filter/match_epcs", &filter.match_epcs),
-        ("filter/match_any_epcs", &filter.match_any_epcs),
-        ("filter/match_epc_classes", &filter.match_epc_classes),
-        ("filter/biz_transactions", &filter.biz_transactions),
-    ] {
-        if !values.is_empty() {
-            return Err(Status::unimplemented(format!(
-                "{field} is not supported yet"
-            )));
-        }
-    }
     let time = |field: &str, ts: Option<prost_types::Timestamp>| {
         ts.map(|ts| {
             tracery_epcis::time::from_proto(field, &ts)
@@ -97,6 +85,10 @@ fn query_from_filter(filter: Option<pb::EventFilter>) -> Result<EventQuery, Stat
         biz_locations: filter.biz_locations,
         event_time_from: time("filter/event_time_from", filter.event_time_from)?,
         event_time_to: time("filter/event_time_to", filter.event_time_to)?,
+        match_epcs: filter.match_epcs,
+        match_any_epcs: filter.match_any_epcs,
+        match_epc_classes: filter.match_epc_classes,
+        biz_transactions: filter.biz_transactions,
     })
 }
 

@@ -89,3 +89,30 @@ pub fn parse_any(text: &str) -> Result<Parsed, Gs1Error> {
         stem: None,
     })
 }
+
+/// The one spelling of an EPCIS identifier URI used to compare identifiers: EPC URNs and
+/// Digital Links of the same object become the same `https://id.gs1.org/...` link.
+///
+/// An instance is named by its key and serial only (an SGTIN carries no lot), a class by
+/// GTIN and lot, a GTIN pattern (`urn:epc:idpat:sgtin:…*`) by the bare GTIN. Returns `None`
+/// for anything that is not a GS1 identifier URI (a `urn:uuid:`, a non-GS1 URL, a malformed
+/// key), which callers compare as written.
+pub fn canonical_uri(uri: &str) -> Option<String> {
+    if !(uri.starts_with("urn:epc:") || uri.starts_with("https://") || uri.starts_with("http://")) {
+        return None;
+    }
+    let parsed = parse_any(uri).ok()?;
+    let identifier = parsed.identifier?;
+    let named = if identifier.kind == KeyKind::Gtin && identifier.serial.is_some() {
+        Identifier {
+            lot: None,
+            ..identifier
+        }
+    } else {
+        identifier
+    };
+    let elements = named.to_element_string().ok()?;
+    DigitalLink::from_element_string(digital_link::DEFAULT_RESOLVER, &elements)
+        .ok()
+        .map(|link| link.to_uri())
+}

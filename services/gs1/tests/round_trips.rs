@@ -160,3 +160,27 @@ fn parse_any_accepts_all_three_syntaxes() {
     assert_eq!(from_link.identifier, from_raw.identifier);
     assert_eq!(from_urn.company_prefix_length, Some(7));
 }
+
+#[test]
+fn canonical_uris_make_urns_and_links_comparable() {
+    let canonical = tracery_gs1::canonical_uri;
+    let sgtin = Some("https://id.gs1.org/01/09506000134352/21/12345".to_owned());
+    assert_eq!(canonical("urn:epc:id:sgtin:9506000.013435.12345"), sgtin);
+    assert_eq!(
+        canonical("https://brand.example.com/01/09506000134352/10/L1/21/12345?17=261231"),
+        sgtin
+    );
+    assert_eq!(
+        canonical("urn:epc:class:lgtin:9506000.013435.L1").as_deref(),
+        Some("https://id.gs1.org/01/09506000134352/10/L1")
+    );
+    assert_eq!(
+        canonical("urn:epc:idpat:sgtin:9506000.013435.*").as_deref(),
+        Some("https://id.gs1.org/01/09506000134352")
+    );
+    assert_eq!(
+        canonical("urn:uuid:6f1c2a9e-3b1f-4c52-9d1e-0a4b7c2d8e11"),
+        None
+    );
+    assert_eq!(canonical("https://example.com/assets/7"), None);
+}

@@ -601,3 +601,145 @@ async fn two_writers_never_let_a_subscriber_skip_or_repeat_an_event() {
     replica.stop().await.expect("replica stops");
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn queries_match_identifiers_in_any_spelling() {
+    let mut app = TestApp::spawn().await.expect("suite starts");
+    let serial_1 = "urn:epc:id:sgtin:4012345.011111.1001";
+    let serial_2_as_link = "https://id.gs1.org/01/04012345111118/21/1002";
+    let pallet = "urn:epc:id:sscc:4012345.0000000001";
+    let lot = "urn:epc:class:lgtin:4012345.011111.L1";
+    let id = |n: u32| format!("urn:uuid:00000000-0000-4000-8000-0000000002{n:02}");
+    let mut by_lot = observe(&id(3), &[], "receiving", 2);
+    if let Some(Body::ObjectEvent(object)) = by_lot.body.as_mut() {
+        object.quantities = vec![pb::QuantityElement {
+            epc_class: lot.to_owned(),
+            quantity: Some(12.0),
+            uom: "KGM".to_owned(),
+        }];
+    }
+    by_lot.biz_transactions = vec![pb::BizTransaction {
+        r#type: "po".to_owned(),
+        id: "urn:epcglobal:cbv:bt:4012345000009:PO-1".to_owned(),
+    }];
+    let packing = pb::EpcisEvent {
+        body: Some(Body::AggregationEvent(pb::AggregationEvent {
+            action: pb::Action::Add.into(),
+            parent_id: pallet.to_owned(),
+            child_epcs: vec![serial_1.to_owned()],
+            ..Default::default()
+        })),
+        ..observe(&id(4), &[], "packing", 3)
+    };
+    let events = vec![
+        observe(&id(1), &[serial_1], "receiving", 0),
+        observe(&id(2), &[serial_2_as_link], "receiving", 1),
+        by_lot,
+        packing,
+    ];
+    app.capture
+        .capture(pb::CaptureRequest { events })
+        .await
+        .expect("captures");
+
+    let query = |filter: pb::EventFilter| {
+        let mut capture = app.capture.clone();
+        async move {
+            capture
+                .query_events(pb::QueryEventsRequest {
+                    filter: Some(filter),
+                    page: None,
+                })
+                .await
+                .expect("queries")
+                .into_inner()
+                .events
+                .into_iter()
+                .filter_map(|e| e.event)
+                .map(|e| e.event_id[e.event_id.len() - 2..].to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let strings = |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
+    let serial_1_as_link = "https://id.gs1.org/01/04012345111118/21/1001";
+    assert_eq!(
+        query(pb::EventFilter {
+            match_epcs: strings(&[serial_1_as_link]),
+            ..Default::default()
+        })
+        .await,
+        ["01", "04"],
+        "a link finds the URN"
+    );
+    assert_eq!(
+        query(pb::EventFilter {
+            match_epcs: strings(&["urn:epc:id:sgtin:4012345.011111.1002"]),
+            ..Default::default()
+        })
+        .await,
+        ["02"],
+        "a URN finds the link"
+    );
+    assert_eq!(
+        query(pb::EventFilter {
+            match_epcs: strings(&["urn:epc:idpat:sgtin:4012345.011111.*"]),
+            ..Default::default()
+        })
+        .await,
+        ["01", "02", "04"],
+        "every serial of the GTIN"
+    );
+    assert_eq!(
+        query(pb::EventFilter {
+            match_epcs: strings(&[pallet]),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new(),
+        "a parent is not an epc"
+    );
+    assert_eq!(
+        query(pb::EventFilter {
+            match_any_epcs: strings(&[pallet]),
+            ..Default::default()
+        })
+        .await,
+        ["04"]
+    );
+    assert_eq!(
+        query(pb::EventFilter {
+            match_epc_classes: strings(&["urn:epc:idpat:sgtin:4012345.011111.*"]),
+            ..Default::default()
+        })
+        .await,
+        ["03"],
+        "every lot of the GTIN"
+    );
+    assert_eq!(
+        query(pb::EventFilter {
+            match_epc_classes: strings(&["https://id.gs1.org/01/04012345111118/10/L1"]),
+            ..Default::default()
+        })
+        .await,
+        ["03"]
+    );
+    assert_eq!(
+        query(pb::EventFilter {
+            biz_transactions: strings(&["urn:epcglobal:cbv:bt:4012345000009:PO-1"]),
+            ..Default::default()
+        })
+        .await,
+        ["03"]
+    );
+    assert_eq!(
+        query(pb::EventFilter {
+            match_epcs: strings(&[serial_1]),
+            biz_steps: strings(&["packing"]),
+            ..Default::default()
+        })
+        .await,
+        ["04"],
+        "filters combine"
+    );
+    app.stop().await.expect("clean stop");
+}

@@ -12,6 +12,7 @@ use tracery_epcis::{Event, json};
 
 use crate::domain::{Admission, CaptureError, Outcome, Rejected};
 
+pub mod keys;
 pub mod quarantine;
 
 /// The `capture_events` table.
@@ -59,7 +60,9 @@ pub use migration::Migrator;
 mod migration {
     use sea_orm_migration::prelude::*;
 
-    use super::{event, quarantine::entry};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+    use super::{decode, event, keys, quarantine::entry};
 
     /// Capture migrations, tracked in their own table.
     pub struct Migrator;
@@ -71,7 +74,11 @@ mod migration {
         }
 
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(CreateEvents), Box::new(CreateQuarantine)]
+            vec![
+                Box::new(CreateEvents),
+                Box::new(CreateQuarantine),
+                Box::new(CreateEventKeys),
+            ]
         }
     }
 
@@ -129,6 +136,72 @@ mod migration {
                         .to_owned(),
                 )
                 .await
+        }
+    }
+
+    struct CreateEventKeys;
+
+    impl MigrationName for CreateEventKeys {
+        fn name(&self) -> &str {
+            "m0003_create_capture_event_keys"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateEventKeys {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use keys::key::Column as C;
+            manager
+                .create_table(
+                    Table::create()
+                        .table(keys::key::Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(C::Id)
+                                .big_integer()
+                                .auto_increment()
+                                .primary_key(),
+                        )
+                        .col(ColumnDef::new(C::Sequence).big_integer().not_null())
+                        .col(ColumnDef::new(C::Role).small_integer().not_null())
+                        .col(ColumnDef::new(C::Value).text().not_null())
+                        .to_owned(),
+                )
+                .await?;
+            for (name, columns) in [
+                (
+                    "capture_event_keys_value",
+                    vec![C::Value, C::Role, C::Sequence],
+                ),
+                ("capture_event_keys_sequence", vec![C::Sequence]),
+            ] {
+                let mut index = Index::create();
+                index.name(name).table(keys::key::Entity).if_not_exists();
+                for column in columns {
+                    index.col(column);
+                }
+                manager.create_index(index.to_owned()).await?;
+            }
+            // Index the events stored before this table existed.
+            let db = manager.get_connection();
+            let mut after = 0;
+            loop {
+                let rows = event::Entity::find()
+                    .filter(event::Column::Sequence.gt(after))
+                    .order_by_asc(event::Column::Sequence)
+                    .limit(1000)
+                    .all(db)
+                    .await?;
+                let Some(last) = rows.last().map(|r| r.sequence) else {
+                    break;
+                };
+                for row in rows {
+                    let stored = decode(row).map_err(|err| DbErr::Migration(err.to_string()))?;
+                    keys::insert(db, stored.sequence, &stored.event).await?;
+                }
+                after = last;
+            }
+            Ok(())
         }
     }
 
@@ -257,6 +330,7 @@ async fn insert_event(
     }
     .insert(conn)
     .await?;
+    keys::insert(conn, row.sequence, event).await?;
     Ok(StoreResult {
         event_id,
         outcome: Outcome::Accepted,
@@ -281,6 +355,14 @@ pub struct EventQuery {
     pub event_time_from: Option<DateTime<Utc>>,
     /// eventTime < this.
     pub event_time_to: Option<DateTime<Utc>>,
+    /// MATCH_epc: objects in epcList, childEPCs, inputEPCList, outputEPCList.
+    pub match_epcs: Vec<String>,
+    /// MATCH_anyEPC: those and parentID.
+    pub match_any_epcs: Vec<String>,
+    /// MATCH_epcClass: quantity element classes.
+    pub match_epc_classes: Vec<String>,
+    /// EQ_bizTransaction, of any type.
+    pub biz_transactions: Vec<String>,
 }
 
 /// The advisory lock key of capture appenders ("tracery" in ASCII).
@@ -443,6 +525,20 @@ impl EventStore {
         }
         if let Some(to) = query.event_time_to {
             condition = condition.add(event::Column::EventTime.lt(to));
+        }
+        for (values, roles) in [
+            (&query.match_epcs, &[keys::Role::Epc][..]),
+            (
+                &query.match_any_epcs,
+                &[keys::Role::Epc, keys::Role::Parent][..],
+            ),
+            (&query.match_epc_classes, &[keys::Role::Class][..]),
+            (&query.biz_transactions, &[keys::Role::BizTransaction][..]),
+        ] {
+            if !values.is_empty() {
+                condition = condition
+                    .add(event::Column::Sequence.in_subquery(keys::matching(values, roles)));
+            }
         }
         event::Entity::find()
             .filter(condition)

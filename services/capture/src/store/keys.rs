@@ -1,0 +1,154 @@
+//! The identifier index of stored events, for MATCH_epc, MATCH_anyEPC, MATCH_epcClass and
+//! EQ_bizTransaction: one row per (event, role, identifier), identifiers in their canonical
+//! spelling so an EPC URN finds events that wrote the same object as a Digital Link.
+
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use tracery_epcis::{Event, EventKind, QuantityElement};
+
+/// The `capture_event_keys` table.
+pub mod key {
+    use sea_orm::entity::prelude::*;
+
+    /// One identifier of one stored event.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "capture_event_keys")]
+    pub struct Model {
+        /// Row id.
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// The event's store sequence.
+        pub sequence: i64,
+        /// [`super::Role`] code.
+        pub role: i16,
+        /// The identifier, canonical where it is a GS1 identifier.
+        pub value: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// What an indexed identifier is to its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// An object in epcList, childEPCs, inputEPCList or outputEPCList.
+    Epc = 1,
+    /// parentID.
+    Parent = 2,
+    /// epcClass of a quantity element.
+    Class = 3,
+    /// A bizTransaction identifier.
+    BizTransaction = 4,
+}
+
+/// The spelling used in the index and in queries.
+pub fn canonical(identifier: &str) -> String {
+    tracery_gs1::canonical_uri(identifier).unwrap_or_else(|| identifier.to_owned())
+}
+
+/// Every indexed identifier of `event`.
+pub fn keys_of(event: &Event) -> Vec<(Role, String)> {
+    let mut keys = Vec::new();
+    let epcs = |keys: &mut Vec<(Role, String)>, list: &[String]| {
+        keys.extend(list.iter().map(|e| (Role::Epc, canonical(e))));
+    };
+    let classes = |keys: &mut Vec<(Role, String)>, list: &[QuantityElement]| {
+        keys.extend(list.iter().map(|q| (Role::Class, canonical(&q.epc_class))));
+    };
+    let parent = |keys: &mut Vec<(Role, String)>, parent: &Option<String>| {
+        keys.extend(parent.iter().map(|p| (Role::Parent, canonical(p))));
+    };
+    match &event.kind {
+        EventKind::Object(e) => {
+            epcs(&mut keys, &e.epcs);
+            classes(&mut keys, &e.quantities);
+        }
+        EventKind::Aggregation(e) => {
+            parent(&mut keys, &e.parent_id);
+            epcs(&mut keys, &e.child_epcs);
+            classes(&mut keys, &e.child_quantities);
+        }
+        EventKind::Association(e) => {
+            parent(&mut keys, &e.parent_id);
+            epcs(&mut keys, &e.child_epcs);
+            classes(&mut keys, &e.child_quantities);
+        }
+        EventKind::Transaction(e) => {
+            parent(&mut keys, &e.parent_id);
+            epcs(&mut keys, &e.epcs);
+            classes(&mut keys, &e.quantities);
+        }
+        EventKind::Transformation(e) => {
+            epcs(&mut keys, &e.input_epcs);
+            classes(&mut keys, &e.input_quantities);
+            epcs(&mut keys, &e.output_epcs);
+            classes(&mut keys, &e.output_quantities);
+        }
+    }
+    keys.extend(
+        event
+            .biz_transactions
+            .iter()
+            .map(|t| (Role::BizTransaction, t.id.clone())),
+    );
+    keys.sort_by(|a, b| (a.0 as i16, &a.1).cmp(&(b.0 as i16, &b.1)));
+    keys.dedup();
+    keys
+}
+
+/// Indexes stored event `sequence`.
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    sequence: i64,
+    event: &Event,
+) -> Result<(), DbErr> {
+    let rows: Vec<key::ActiveModel> = keys_of(event)
+        .into_iter()
+        .map(|(role, value)| key::ActiveModel {
+            sequence: Set(sequence),
+            role: Set(role as i16),
+            value: Set(value),
+            ..Default::default()
+        })
+        .collect();
+    if !rows.is_empty() {
+        key::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The sequences of events with an identifier in one of `roles` matching one of `patterns`.
+///
+/// A pattern is an identifier (any spelling of a GS1 identifier matches its canonical
+/// form), a GTIN-level pattern (`urn:epc:idpat:sgtin:CP.REF.*` or a Digital Link with only
+/// a GTIN) that matches every serial of the GTIN — and, for classes, every lot — or any
+/// other value ending in `*`, matched as a prefix.
+pub fn matching(patterns: &[String], roles: &[Role]) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::{ColumnTrait, Condition, QueryFilter, QuerySelect, QueryTrait};
+
+    let mut any = Condition::any();
+    for pattern in patterns {
+        let canonical = canonical(pattern);
+        let gtin_level =
+            canonical.starts_with("https://id.gs1.org/01/") && canonical.matches('/').count() == 4;
+        any = if gtin_level {
+            any.add(key::Column::Value.eq(canonical.clone()))
+                .add(key::Column::Value.starts_with(format!("{canonical}/")))
+        } else if let Some(prefix) = pattern.strip_suffix('*') {
+            any.add(key::Column::Value.starts_with(prefix))
+        } else {
+            any.add(key::Column::Value.eq(canonical))
+        };
+    }
+    key::Entity::find()
+        .select_only()
+        .column(key::Column::Sequence)
+        .filter(key::Column::Role.is_in(roles.iter().map(|r| *r as i16)))
+        .filter(any)
+        .into_query()
+}
