@@ -10,6 +10,7 @@ use tracery_proto::v1::{self as pb, identity_service_client::IdentityServiceClie
 use tracery_runtime::{error::Violation, peers::PeerChannel};
 
 use crate::{
+    containment::{Containment, packed_children},
     domain::{Admission, CaptureError, Channel, Outcome, Rejected},
     pipeline::{admit_proto, readmit},
     state_rules::{Known, KnownState, Ledger},
@@ -112,13 +113,12 @@ impl Intake {
         channel: Channel,
     ) -> Result<Vec<Admission>, CaptureError> {
         let policy = &self.policy;
-        let Some(identity) = self.identity.clone() else {
-            return Ok(admissions);
-        };
-        if policy.retired_identifier.is_none()
-            && policy.recommissioning.is_none()
-            && policy.unknown_identifier.is_none()
-        {
+        let lifecycle_rules = self.identity.is_some()
+            && (policy.retired_identifier.is_some()
+                || policy.recommissioning.is_some()
+                || policy.unknown_identifier.is_some());
+        let packing_rule = policy.already_packed.is_some();
+        if !lifecycle_rules && !packing_rule {
             return Ok(admissions);
         }
         let accepted_ids: Vec<String> = admissions
@@ -132,29 +132,49 @@ impl Intake {
         let stored = self.store.existing_event_ids(&accepted_ids).await?;
         let to_check =
             |event: &Event| !stored.contains(event.event_id.as_deref().unwrap_or_default());
-        let mut written: Vec<String> = Vec::new();
-        let mut seen = HashSet::new();
-        for admission in &admissions {
-            if let Admission::Accept { event, .. } = admission
-                && to_check(event)
-            {
-                for (_, identifier) in instance_fields(event) {
-                    if seen.insert(identifier.to_owned()) {
-                        written.push(identifier.to_owned());
-                    }
-                }
-            }
-        }
-        if written.is_empty() {
+        let checked: Vec<&Event> = admissions
+            .iter()
+            .filter_map(|a| match a {
+                Admission::Accept { event, .. } if to_check(event) => Some(event.as_ref()),
+                _ => None,
+            })
+            .collect();
+        if checked.is_empty() {
             return Ok(admissions);
         }
-        let (mut ledger, unavailable) = match ask_identity(identity, &written).await {
-            Ok(known) => (Ledger::new(known), None),
-            Err(reason) if policy.identity_unavailable == Severity::Reject => {
-                return Err(CaptureError::IdentityUnavailable(reason));
+        let (mut ledger, unavailable) = match (&self.identity, lifecycle_rules) {
+            (Some(identity), true) => {
+                let mut written: Vec<String> = Vec::new();
+                let mut seen = HashSet::new();
+                for event in &checked {
+                    for (_, identifier) in instance_fields(event) {
+                        if seen.insert(identifier.to_owned()) {
+                            written.push(identifier.to_owned());
+                        }
+                    }
+                }
+                match ask_identity(identity.clone(), &written).await {
+                    Ok(known) => (Ledger::new(known), None),
+                    Err(reason) if policy.identity_unavailable == Severity::Reject => {
+                        return Err(CaptureError::IdentityUnavailable(reason));
+                    }
+                    Err(reason) => (Ledger::default(), Some(reason)),
+                }
             }
-            Err(reason) => (Ledger::default(), Some(reason)),
+            _ => (Ledger::default(), None),
         };
+        let mut containment = Containment::default();
+        if packing_rule {
+            let mut known = Vec::new();
+            let mut seen = HashSet::new();
+            for child in checked.iter().flat_map(|event| packed_children(event)) {
+                if seen.insert(child.clone()) {
+                    let place = self.store.current_parent(&child).await?;
+                    known.push((child, place));
+                }
+            }
+            containment = Containment::new(known);
+        }
         let mut decided = Vec::with_capacity(admissions.len());
         for admission in admissions {
             let Admission::Accept {
@@ -175,7 +195,8 @@ impl Intake {
                         .with_reason("IDENTITY_UNAVAILABLE"),
                 );
             }
-            let findings = ledger.check(&event, policy);
+            let mut findings = ledger.check(&event, policy);
+            findings.extend(containment.check(&event, policy));
             if findings.iter().any(|f| f.severity == Severity::Reject) {
                 decided.push(Admission::Reject(Rejected {
                     payload: Some(json::event_to_json(&event).to_string()),
@@ -190,6 +211,7 @@ impl Intake {
             }
             warnings.extend(findings.iter().map(to_violation));
             ledger.record(&event);
+            containment.record(&event);
             decided.push(Admission::Accept { event, warnings });
         }
         Ok(decided)

@@ -4,12 +4,14 @@
 //! - [`validation`]: GS1 identifier and CBV vocabulary rules for one event; no I/O.
 //! - [`pipeline`]: read → validate → accept or quarantine, the same for every channel.
 //! - [`state_rules`]: lifecycle rules against identity's states (retired, duplicate, unknown).
+//! - [`containment`]: the packing rule (a child inside one parent cannot go into another).
 //! - [`intake`]: one batch through pipeline, state rules and one durable store transaction.
 //! - [`mqtt`] and [`scan`]: scanner messages from an MQTT broker, acknowledged once durable.
 //! - [`store`]: the append-only event store (sea-orm) with its monotonic sequence, and the
 //!   quarantine.
 //! - [`grpc`]: the `tracery.v1.CaptureService` adapter, including `Subscribe`.
 
+pub mod containment;
 pub mod domain;
 pub mod grpc;
 pub mod intake;

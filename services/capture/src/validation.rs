@@ -51,6 +51,8 @@ pub struct Policy {
     pub recommissioning: Option<Severity>,
     /// Using an identifier that was never commissioned.
     pub unknown_identifier: Option<Severity>,
+    /// Packing a child that is inside another parent.
+    pub already_packed: Option<Severity>,
     /// The identity service could not be asked: warn and store, or refuse the request.
     pub identity_unavailable: Severity,
 }
@@ -65,6 +67,7 @@ impl Default for Policy {
             recommissioning: Some(Severity::Reject),
             // Supplier serials arrive without our commissioning event, so this only warns.
             unknown_identifier: Some(Severity::Warn),
+            already_packed: Some(Severity::Reject),
             identity_unavailable: Severity::Warn,
         }
     }
@@ -92,6 +95,7 @@ impl Policy {
                 "retired_identifier" => policy.retired_identifier = optional,
                 "recommissioning" => policy.recommissioning = optional,
                 "unknown_identifier" => policy.unknown_identifier = optional,
+                "already_packed" => policy.already_packed = optional,
                 other => {
                     return Err(format!(
                         "capture_rules.{other}: unknown rule; the rules are {}",
@@ -105,13 +109,14 @@ impl Policy {
 }
 
 /// The rule names `[capture_rules]` accepts.
-pub const RULE_NAMES: [&str; 7] = [
+pub const RULE_NAMES: [&str; 8] = [
     "identifier_syntax",
     "vocabulary",
     "custom_vocabulary",
     "retired_identifier",
     "recommissioning",
     "unknown_identifier",
+    "already_packed",
     "identity_unavailable",
 ];
 

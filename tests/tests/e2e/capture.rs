@@ -743,3 +743,87 @@ async fn queries_match_identifiers_in_any_spelling() {
     );
     app.stop().await.expect("clean stop");
 }
+
+fn aggregation(
+    id: &str,
+    action: pb::Action,
+    parent: &str,
+    children: &[&str],
+    minute: i64,
+) -> pb::EpcisEvent {
+    pb::EpcisEvent {
+        body: Some(Body::AggregationEvent(pb::AggregationEvent {
+            action: action.into(),
+            parent_id: parent.to_owned(),
+            child_epcs: children.iter().map(|c| (*c).to_owned()).collect(),
+            ..Default::default()
+        })),
+        ..observe(id, &[], "packing", minute)
+    }
+}
+
+/// Each result's outcome and reason codes, without the never-commissioned warning that
+/// uncommissioned test units always carry.
+async fn outcomes(app: &TestApp, events: Vec<pb::EpcisEvent>) -> Vec<(i32, Vec<String>)> {
+    app.capture
+        .clone()
+        .capture(pb::CaptureRequest { events })
+        .await
+        .expect("captures")
+        .into_inner()
+        .results
+        .into_iter()
+        .map(|r| {
+            let codes = r.violations.into_iter().map(|v| v.code);
+            (
+                r.outcome,
+                codes.filter(|c| c != "UNKNOWN_IDENTIFIER").collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_packed_child_must_be_unpacked_before_it_moves() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let case_a = "urn:epc:id:sscc:4012345.0000000011";
+    let case_b = "urn:epc:id:sscc:4012345.0000000022";
+    let id = |n: u32| format!("urn:uuid:00000000-0000-4000-8000-0000000003{n:02}");
+    let accepted = (pb::CaptureOutcome::Accepted as i32, Vec::<String>::new());
+    let packed = (
+        pb::CaptureOutcome::Quarantined as i32,
+        vec!["ALREADY_PACKED".to_owned()],
+    );
+    let pack = |n, action, parent, children: &[&str], minute| {
+        aggregation(&id(n), action, parent, children, minute)
+    };
+
+    // Judged in batch order: packed into A, then into B without unpacking.
+    let batch = vec![
+        pack(1, pb::Action::Add, case_a, &[UNIT_1, UNIT_2], 0),
+        pack(2, pb::Action::Add, case_b, &[UNIT_1], 1),
+    ];
+    assert_eq!(
+        outcomes(&app, batch).await,
+        [accepted.clone(), packed.clone()]
+    );
+    // Against the store, and under another spelling of the same unit.
+    let unit_1_as_link = "https://id.gs1.org/01/04012345111118/21/1001";
+    let moved = vec![pack(3, pb::Action::Add, case_b, &[unit_1_as_link], 2)];
+    assert_eq!(outcomes(&app, moved).await, [packed]);
+    // Re-packing into the same case is a confirmation, not a move.
+    let confirmed = vec![pack(4, pb::Action::Observe, case_a, &[UNIT_1], 3)];
+    assert_eq!(
+        outcomes(&app, confirmed).await,
+        std::slice::from_ref(&accepted)
+    );
+    // Emptying case A frees both units.
+    let emptied = vec![pack(5, pb::Action::Delete, case_a, &[], 4)];
+    assert_eq!(
+        outcomes(&app, emptied).await,
+        std::slice::from_ref(&accepted)
+    );
+    let repacked = vec![pack(6, pb::Action::Add, case_b, &[UNIT_1, UNIT_2], 5)];
+    assert_eq!(outcomes(&app, repacked).await, [accepted]);
+    app.stop().await.expect("clean stop");
+}

@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
-use tracery_epcis::{Event, json};
+use tracery_epcis::{Action, Event, EventKind, json};
 
 use crate::domain::{Admission, CaptureError, Outcome, Rejected};
 
@@ -466,6 +466,66 @@ impl EventStore {
         quarantine::close_discarded(&txn, id, reason).await?;
         txn.commit().await?;
         Ok(entry.rejected)
+    }
+
+    /// Where `child` (canonical) was last packed: the parent (canonical) and the event, or
+    /// `None` when it is in no parent.
+    pub async fn current_parent(
+        &self,
+        child: &str,
+    ) -> Result<Option<(String, String)>, CaptureError> {
+        let aggregations = || {
+            event::Entity::find()
+                .select_only()
+                .column(event::Column::Sequence)
+                .filter(event::Column::EventType.eq("AggregationEvent"))
+                .into_query()
+        };
+        let latest = keys::key::Entity::find()
+            .filter(keys::key::Column::Role.eq(keys::Role::Epc as i16))
+            .filter(keys::key::Column::Value.eq(child))
+            .filter(keys::key::Column::Sequence.in_subquery(aggregations()))
+            .order_by_desc(keys::key::Column::Sequence)
+            .one(&self.db)
+            .await?;
+        let Some(latest) = latest else {
+            return Ok(None);
+        };
+        let packing = self.at_sequence(latest.sequence).await?;
+        let EventKind::Aggregation(aggregation) = &packing.event.kind else {
+            return Ok(None);
+        };
+        let (Some(parent), false) = (&aggregation.parent_id, aggregation.action == Action::Delete)
+        else {
+            return Ok(None);
+        };
+        let parent = keys::canonical(parent);
+        // A later DELETE without children empties the whole parent.
+        let later = keys::key::Entity::find()
+            .filter(keys::key::Column::Role.eq(keys::Role::Parent as i16))
+            .filter(keys::key::Column::Value.eq(parent.clone()))
+            .filter(keys::key::Column::Sequence.gt(latest.sequence))
+            .filter(keys::key::Column::Sequence.in_subquery(aggregations()))
+            .all(&self.db)
+            .await?;
+        for row in later {
+            let event = self.at_sequence(row.sequence).await?.event;
+            if let EventKind::Aggregation(a) = &event.kind
+                && a.action == Action::Delete
+                && a.child_epcs.is_empty()
+            {
+                return Ok(None);
+            }
+        }
+        Ok(Some((parent, packing.event.event_id.unwrap_or_default())))
+    }
+
+    async fn at_sequence(&self, sequence: i64) -> Result<StoredEvent, CaptureError> {
+        let row = event::Entity::find_by_id(sequence)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| CaptureError::EventNotFound(format!("sequence {sequence}")))?;
+        decode(row)
     }
 
     /// Which of `event_ids` are stored already.
