@@ -49,7 +49,12 @@ impl CaptureApi {
         }
     }
 
-    /// The intake, for the other channels (MQTT) to share.
+    /// The event store, for the REST binding to share.
+    pub fn store(&self) -> EventStore {
+        self.store.clone()
+    }
+
+    /// The intake, for the other channels (MQTT, REST) to share.
     pub fn intake(&self) -> Intake {
         self.intake.clone()
     }

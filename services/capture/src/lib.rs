@@ -6,6 +6,7 @@
 //! - [`state_rules`]: lifecycle rules against identity's states (retired, duplicate, unknown).
 //! - [`containment`]: the packing rule (a child inside one parent cannot go into another).
 //! - [`intake`]: one batch through pipeline, state rules and one durable store transaction.
+//! - [`rest`]: the EPCIS 2.0 REST binding (capture jobs, events, queries) on the HTTP listener.
 //! - [`mqtt`] and [`scan`]: scanner messages from an MQTT broker, acknowledged once durable.
 //! - [`store`]: the append-only event store (sea-orm) with its monotonic sequence, and the
 //!   quarantine.
@@ -17,6 +18,7 @@ pub mod grpc;
 pub mod intake;
 pub mod mqtt;
 pub mod pipeline;
+pub mod rest;
 pub mod scan;
 pub mod state_rules;
 pub mod store;
@@ -25,9 +27,8 @@ pub mod validation;
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinHandle;
-use tonic::service::RoutesBuilder;
 use tracery_proto::v1::capture_service_server::CaptureServiceServer;
-use tracery_runtime::{ServiceContext, ServiceKey, ServiceModule};
+use tracery_runtime::{Routes, ServiceContext, ServiceKey, ServiceModule};
 
 /// The capture service as a [`ServiceModule`].
 pub struct CaptureModule;
@@ -45,7 +46,7 @@ impl ServiceModule for CaptureModule {
     async fn start(
         &self,
         ctx: &ServiceContext,
-        routes: &mut RoutesBuilder,
+        routes: &mut Routes,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
         // Without a reachable identity service the lifecycle rules are skipped; the syntax
         // and vocabulary rules still apply.
@@ -71,7 +72,8 @@ impl ServiceModule for CaptureModule {
                 ctx.shutdown.clone(),
             )));
         }
-        routes.add_service(CaptureServiceServer::new(api));
+        routes.add_http(rest::router(api.intake(), api.store()));
+        routes.grpc.add_service(CaptureServiceServer::new(api));
         Ok(tasks)
     }
 }

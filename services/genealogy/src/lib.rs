@@ -13,10 +13,9 @@ pub mod store;
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinHandle;
-use tonic::service::RoutesBuilder;
 use tracery_proto::v1::genealogy_service_server::GenealogyServiceServer;
 use tracery_runtime::{
-    ServiceContext, ServiceKey, ServiceModule,
+    Routes, ServiceContext, ServiceKey, ServiceModule,
     follow::{FollowStats, follow_capture},
 };
 
@@ -36,7 +35,7 @@ impl ServiceModule for GenealogyModule {
     async fn start(
         &self,
         ctx: &ServiceContext,
-        routes: &mut RoutesBuilder,
+        routes: &mut Routes,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
         let store = store::ProjectionStore::new(ctx.db.clone());
         let capture = ctx.peers.channel(ServiceKey::Capture)?;
@@ -48,9 +47,11 @@ impl ServiceModule for GenealogyModule {
             std::sync::Arc::clone(&stats),
             ctx.shutdown.clone(),
         ));
-        routes.add_service(GenealogyServiceServer::new(grpc::GenealogyApi::new(
-            store, stats,
-        )));
+        routes
+            .grpc
+            .add_service(GenealogyServiceServer::new(grpc::GenealogyApi::new(
+                store, stats,
+            )));
         Ok(vec![task])
     }
 }

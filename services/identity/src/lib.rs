@@ -24,10 +24,9 @@ use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
-use tonic::service::RoutesBuilder;
 use tracery_proto::v1::identity_service_server::IdentityServiceServer;
 
-use tracery_runtime::{ServiceContext, ServiceKey, ServiceModule, follow::follow_capture};
+use tracery_runtime::{Routes, ServiceContext, ServiceKey, ServiceModule, follow::follow_capture};
 
 /// The identity service as a [`ServiceModule`].
 pub struct IdentityModule;
@@ -45,11 +44,13 @@ impl ServiceModule for IdentityModule {
     async fn start(
         &self,
         ctx: &ServiceContext,
-        routes: &mut RoutesBuilder,
+        routes: &mut Routes,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-        routes.add_service(IdentityServiceServer::new(grpc::IdentityApi::new(
-            ctx.db.clone(),
-        )));
+        routes
+            .grpc
+            .add_service(IdentityServiceServer::new(grpc::IdentityApi::new(
+                ctx.db.clone(),
+            )));
         let products = store::ProductStore::new(ctx.db.clone());
         let pools = store::PoolStore::new(ctx.db.clone());
         let sink = follow::LifecycleSink::new(

@@ -11,9 +11,8 @@ pub mod store;
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinHandle;
-use tonic::service::RoutesBuilder;
 use tracery_proto::v1::integration_service_server::IntegrationServiceServer;
-use tracery_runtime::{ServiceContext, ServiceKey, ServiceModule};
+use tracery_runtime::{Routes, ServiceContext, ServiceKey, ServiceModule};
 
 /// The integration service as a [`ServiceModule`].
 pub struct IntegrationModule;
@@ -31,12 +30,14 @@ impl ServiceModule for IntegrationModule {
     async fn start(
         &self,
         ctx: &ServiceContext,
-        routes: &mut RoutesBuilder,
+        routes: &mut Routes,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
         let store = store::SyncRunStore::new(ctx.db.clone());
-        routes.add_service(IntegrationServiceServer::new(grpc::IntegrationApi::new(
-            store,
-        )));
+        routes
+            .grpc
+            .add_service(IntegrationServiceServer::new(grpc::IntegrationApi::new(
+                store,
+            )));
         Ok(Vec::new())
     }
 }

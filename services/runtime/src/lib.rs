@@ -23,4 +23,4 @@ pub mod telemetry;
 pub mod wire;
 
 pub use config::{Config, ServiceKey};
-pub use server::{Application, ServiceContext, ServiceModule};
+pub use server::{Application, Routes, ServiceContext, ServiceModule};

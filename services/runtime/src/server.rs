@@ -34,13 +34,28 @@ pub trait ServiceModule: Send + Sync + 'static {
     /// Brings the service's tables up to date.
     async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr>;
 
-    /// Adds the gRPC service to `routes` and starts any background work, returning its
-    /// tasks (they must end once `ctx.shutdown` is cancelled).
+    /// Adds the gRPC service (and any HTTP routes) to `routes` and starts any background
+    /// work, returning its tasks (they must end once `ctx.shutdown` is cancelled).
     async fn start(
         &self,
         ctx: &ServiceContext,
-        routes: &mut RoutesBuilder,
+        routes: &mut Routes,
     ) -> anyhow::Result<Vec<JoinHandle<()>>>;
+}
+
+/// What the services of one process serve: gRPC services and routes on the HTTP listener.
+#[derive(Default)]
+pub struct Routes {
+    /// gRPC services.
+    pub grpc: RoutesBuilder,
+    http: axum::Router,
+}
+
+impl Routes {
+    /// Adds HTTP routes (paths must not clash with another service's).
+    pub fn add_http(&mut self, router: axum::Router) {
+        self.http = std::mem::take(&mut self.http).merge(router);
+    }
 }
 
 /// A process with its listeners bound and its database migrated, ready to [`run`](Self::run).
@@ -135,15 +150,15 @@ impl Application {
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = http_api::Health::new(reporter, &running).await;
-        let mut routes = RoutesBuilder::default();
-        routes.add_service(health_service);
-        routes.add_service(
+        let mut routes = Routes::default();
+        routes.grpc.add_service(health_service);
+        routes.grpc.add_service(
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(tracery_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .build_v1()?,
         );
-        routes.add_service(
+        routes.grpc.add_service(
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(tracery_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -158,7 +173,7 @@ impl Application {
         let mut grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 .trace_fn(grpc_request_span)
-                .add_routes(routes.routes())
+                .add_routes(routes.grpc.routes())
                 .serve_with_incoming_shutdown(
                     TcpListenerStream::new(self.grpc_listener),
                     grpc_shutdown.cancelled_owned(),
@@ -168,7 +183,7 @@ impl Application {
         let mut http = tokio::spawn(
             axum::serve(
                 self.http_listener,
-                http_api::router(health.clone(), self.db.clone()),
+                http_api::router(health.clone(), self.db.clone()).merge(routes.http),
             )
             .with_graceful_shutdown(http_shutdown.cancelled_owned())
             .into_future(),

@@ -8,4 +8,5 @@ mod identifiers;
 mod identity;
 mod integration;
 mod mqtt;
+mod rest;
 mod serials;

@@ -12,6 +12,7 @@ use tracery_epcis::{Action, Event, EventKind, json};
 
 use crate::domain::{Admission, CaptureError, Outcome, Rejected};
 
+pub mod jobs;
 pub mod keys;
 pub mod quarantine;
 
@@ -62,7 +63,7 @@ mod migration {
 
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-    use super::{decode, event, keys, quarantine::entry};
+    use super::{decode, event, jobs::job, keys, quarantine::entry};
 
     /// Capture migrations, tracked in their own table.
     pub struct Migrator;
@@ -78,6 +79,7 @@ mod migration {
                 Box::new(CreateEvents),
                 Box::new(CreateQuarantine),
                 Box::new(CreateEventKeys),
+                Box::new(CreateJobs),
             ]
         }
     }
@@ -202,6 +204,48 @@ mod migration {
                 after = last;
             }
             Ok(())
+        }
+    }
+
+    struct CreateJobs;
+
+    impl MigrationName for CreateJobs {
+        fn name(&self) -> &str {
+            "m0004_create_capture_jobs"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateJobs {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use job::Column as C;
+            manager
+                .create_table(
+                    Table::create()
+                        .table(job::Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(C::Id)
+                                .string_len(36)
+                                .not_null()
+                                .primary_key(),
+                        )
+                        .col(
+                            ColumnDef::new(C::CreatedAt)
+                                .timestamp_with_time_zone()
+                                .not_null(),
+                        )
+                        .col(
+                            ColumnDef::new(C::FinishedAt)
+                                .timestamp_with_time_zone()
+                                .not_null(),
+                        )
+                        .col(ColumnDef::new(C::Success).boolean().not_null())
+                        .col(ColumnDef::new(C::ErrorBehaviour).string_len(16).not_null())
+                        .col(ColumnDef::new(C::Errors).text().not_null())
+                        .to_owned(),
+                )
+                .await
         }
     }
 
@@ -526,6 +570,11 @@ impl EventStore {
             .await?
             .ok_or_else(|| CaptureError::EventNotFound(format!("sequence {sequence}")))?;
         decode(row)
+    }
+
+    /// The database, for the REST binding's capture jobs.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
     }
 
     /// Which of `event_ids` are stored already.

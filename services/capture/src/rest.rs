@@ -1,0 +1,427 @@
+//! The EPCIS 2.0 REST binding (JSON-LD) on the HTTP listener: `POST /capture` with capture
+//! jobs, `POST /events`, and the query side `GET /events` and `GET /events/{eventID}`.
+//! Every response carries the `GS1-EPCIS-Version` and `GS1-CBV-Version` headers; errors are
+//! RFC 7807 problem documents with the standard's exception types.
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use tracery_epcis::json as epcis_json;
+use tracery_proto::v1 as pb;
+
+use crate::{
+    domain::{Admission, CaptureError, Channel, Rejected},
+    intake::Intake,
+    pipeline::admit_json,
+    store::{EventQuery, EventStore, jobs},
+};
+use tracery_runtime::error::Violation;
+
+const EPCIS_CONTEXT: &str = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld";
+/// Events per page when the client does not say (`perPage`).
+const DEFAULT_PER_PAGE: u64 = 30;
+/// The most a client may ask for.
+const MAX_PER_PAGE: u64 = 1000;
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Rest {
+    intake: Intake,
+    store: EventStore,
+}
+
+/// The REST routes.
+pub fn router(intake: Intake, store: EventStore) -> Router {
+    Router::new()
+        .route("/capture", axum::routing::post(capture))
+        .route("/capture/{capture_id}", get(capture_job))
+        .route("/events", get(query_events).post(capture_event))
+        .route("/events/{event_id}", get(get_event))
+        .layer(axum::middleware::map_response(gs1_headers))
+        .with_state(Rest { intake, store })
+}
+
+async fn gs1_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert("GS1-EPCIS-Version", HeaderValue::from_static("2.0.0"));
+    headers.insert("GS1-CBV-Version", HeaderValue::from_static("2.0.0"));
+    response
+}
+
+/// An RFC 7807 problem response.
+fn problem(
+    status: StatusCode,
+    exception: &str,
+    detail: impl Into<String>,
+    extra: Value,
+) -> Response {
+    let mut body = json!({
+        "type": format!("epcisException:{exception}"),
+        "title": exception,
+        "status": status.as_u16(),
+        "detail": detail.into(),
+    });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+fn from_error(error: CaptureError) -> Response {
+    use tracery_runtime::error::DomainError as _;
+    let status = error.kind().http_status();
+    let exception = match status {
+        StatusCode::NOT_FOUND => "NoSuchResourceException",
+        StatusCode::BAD_REQUEST => "ValidationException",
+        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailableException",
+        _ => "ImplementationException",
+    };
+    let detail = if status.is_server_error() {
+        tracing::error!(error = %error, "REST request failed");
+        "internal error; see the server log".to_owned()
+    } else {
+        error.to_string()
+    };
+    problem(status, exception, detail, json!({}))
+}
+
+/// The JSON body, or the problem response explaining why there is none.
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Response>> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if !content_type.contains("json") {
+        return Err(Box::new(problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaTypeException",
+            format!(
+                "`{content_type}` is not accepted here; send application/ld+json or application/json"
+            ),
+            json!({}),
+        )));
+    }
+    serde_json::from_slice(body).map_err(|err| {
+        Box::new(problem(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            format!("not JSON: {err}"),
+            json!({}),
+        ))
+    })
+}
+
+/// `POST /events`: one event, stored synchronously.
+async fn capture_event(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> Response {
+    let value = match json_body(&headers, &body) {
+        Ok(value) => value,
+        Err(response) => return *response,
+    };
+    let admission = admit_json(value, Channel::Rest, rest.intake.policy());
+    let result = match rest
+        .intake
+        .capture_admissions(vec![admission], Channel::Rest)
+        .await
+    {
+        Ok(mut results) => results.pop(),
+        Err(err) => return from_error(err),
+    };
+    let Some(result) = result else {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ImplementationException",
+            "no result",
+            json!({}),
+        );
+    };
+    if result.outcome == pb::CaptureOutcome::Quarantined as i32 {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "the event is invalid and was quarantined",
+            json!({"quarantineID": result.quarantine_id, "violations": field_violations(&result.violations)}),
+        );
+    }
+    let location = format!("/events/{}", percent_encode(&result.event_id));
+    let mut response = StatusCode::CREATED.into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn field_violations(violations: &[pb::FieldViolation]) -> Value {
+    Value::Array(
+        violations
+            .iter()
+            .map(|v| json!({"field": v.field, "reason": v.code, "description": v.description}))
+            .collect(),
+    )
+}
+
+fn percent_encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// `POST /capture`: an EPCISDocument; every event is stored or quarantined before the
+/// `202`, so the capture job is finished when the client first looks at it.
+async fn capture(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> Response {
+    let created_at = Utc::now();
+    let document = match json_body(&headers, &body) {
+        Ok(value) => value,
+        Err(response) => return *response,
+    };
+    let behaviour = headers
+        .get("GS1-Capture-Error-Behaviour")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("rollback")
+        .to_ascii_lowercase();
+    if behaviour != "rollback" && behaviour != "proceed" {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "GS1-Capture-Error-Behaviour must be rollback or proceed",
+            json!({}),
+        );
+    }
+    let Some(events) = document
+        .pointer("/epcisBody/eventList")
+        .and_then(Value::as_array)
+    else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "an EPCISDocument with epcisBody/eventList is required",
+            json!({}),
+        );
+    };
+    let mut admissions: Vec<Admission> = events
+        .iter()
+        .map(|event| admit_json(event.clone(), Channel::Rest, rest.intake.policy()))
+        .collect();
+    let any_invalid = admissions.iter().any(|a| matches!(a, Admission::Reject(_)));
+    if any_invalid && behaviour == "rollback" {
+        // Rolled back means none is stored; quarantined, each keeps a way back.
+        admissions = admissions.into_iter().map(roll_back).collect();
+    }
+    let results = match rest
+        .intake
+        .capture_admissions(admissions, Channel::Rest)
+        .await
+    {
+        Ok(results) => results,
+        Err(err) => return from_error(err),
+    };
+    let errors: Vec<Value> = results
+        .iter()
+        .filter(|r| r.outcome == pb::CaptureOutcome::Quarantined as i32)
+        .map(|r| {
+            json!({
+                "type": "epcisException:ValidationException",
+                "title": "ValidationException",
+                "status": 400,
+                "detail": format!("event {} was quarantined", r.index),
+                "eventIndex": r.index,
+                "quarantineID": r.quarantine_id,
+                "violations": field_violations(&r.violations),
+            })
+        })
+        .collect();
+    let success = errors.is_empty();
+    let id = match jobs::insert(
+        rest.store.db(),
+        created_at,
+        success,
+        &behaviour,
+        &Value::Array(errors),
+    )
+    .await
+    {
+        Ok(id) => id,
+        Err(err) => return from_error(err),
+    };
+    let mut response = StatusCode::ACCEPTED.into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("/capture/{id}")) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn roll_back(admission: Admission) -> Admission {
+    match admission {
+        Admission::Accept { event, warnings } => Admission::Reject(Rejected {
+            payload: Some(epcis_json::event_to_json(&event).to_string()),
+            payload_protobuf: None,
+            violations: warnings
+                .into_iter()
+                .chain(std::iter::once(
+                    Violation::new("", "another event of the same capture job is invalid (GS1-Capture-Error-Behaviour: rollback)")
+                        .with_reason("CAPTURE_JOB_ROLLED_BACK"),
+                ))
+                .collect(),
+            channel: Channel::Rest,
+        }),
+        rejected => rejected,
+    }
+}
+
+/// `GET /capture/{captureID}`.
+async fn capture_job(State(rest): State<Rest>, Path(id): Path<String>) -> Response {
+    match jobs::get(rest.store.db(), &id).await {
+        Ok(Some(job)) => {
+            let errors: Value =
+                serde_json::from_str(&job.errors).unwrap_or(Value::Array(Vec::new()));
+            Json(json!({
+                "captureID": job.id,
+                "createdAt": timestamp(job.created_at),
+                "finishedAt": timestamp(job.finished_at),
+                "running": false,
+                "success": job.success,
+                "captureErrorBehaviour": job.error_behaviour,
+                "errors": errors,
+            }))
+            .into_response()
+        }
+        Ok(None) => problem(
+            StatusCode::NOT_FOUND,
+            "NoSuchResourceException",
+            format!("no capture job `{id}`"),
+            json!({}),
+        ),
+        Err(err) => from_error(err),
+    }
+}
+
+fn timestamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `GET /events/{eventID}`.
+async fn get_event(State(rest): State<Rest>, Path(event_id): Path<String>) -> Response {
+    match rest.store.get(&event_id).await {
+        Ok(stored) => Json(query_document(vec![epcis_json::event_to_json(
+            &stored.event,
+        )]))
+        .into_response(),
+        Err(CaptureError::EventNotFound(_)) => problem(
+            StatusCode::NOT_FOUND,
+            "NoSuchResourceException",
+            format!("no event with eventID `{event_id}`"),
+            json!({}),
+        ),
+        Err(err) => from_error(err),
+    }
+}
+
+fn query_document(events: Vec<Value>) -> Value {
+    json!({
+        "@context": [EPCIS_CONTEXT],
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": timestamp(Utc::now()),
+        "epcisBody": {
+            "queryResults": {
+                "queryName": "SimpleEventQuery",
+                "resultsBody": {"eventList": events},
+            }
+        }
+    })
+}
+
+/// `GET /events` with the standard query parameters.
+async fn query_events(
+    State(rest): State<Rest>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let mut query = EventQuery::default();
+    let mut per_page = DEFAULT_PER_PAGE;
+    let mut after = 0i64;
+    let bad = |name: &str, detail: String| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "QueryParameterException",
+            detail,
+            json!({"parameter": name}),
+        )
+    };
+    for (name, value) in &params {
+        // Several values are separated by `|` (EPCIS 2.0 REST binding) or given as
+        // repeated parameters.
+        let values = || value.split('|').map(str::to_owned).collect::<Vec<_>>();
+        let time = |value: &str| {
+            DateTime::parse_from_rfc3339(value)
+                .map(|t| t.to_utc())
+                .map_err(|_| Box::new(bad(name, format!("`{value}` is not an RFC 3339 date-time"))))
+        };
+        match name.as_str() {
+            "eventType" => query.event_types.extend(values()),
+            "EQ_bizStep" => query.biz_steps.extend(values()),
+            "EQ_disposition" => query.dispositions.extend(values()),
+            "EQ_readPoint" => query.read_points.extend(values()),
+            "EQ_bizLocation" => query.biz_locations.extend(values()),
+            "MATCH_epc" => query.match_epcs.extend(values()),
+            "MATCH_anyEPC" => query.match_any_epcs.extend(values()),
+            "MATCH_epcClass" => query.match_epc_classes.extend(values()),
+            "EQ_bizTransaction" => query.biz_transactions.extend(values()),
+            "GE_eventTime" => match time(value) {
+                Ok(t) => query.event_time_from = Some(t),
+                Err(response) => return *response,
+            },
+            "LT_eventTime" => match time(value) {
+                Ok(t) => query.event_time_to = Some(t),
+                Err(response) => return *response,
+            },
+            "perPage" => match value.parse::<u64>() {
+                Ok(n) if (1..=MAX_PER_PAGE).contains(&n) => per_page = n,
+                _ => return bad(name, format!("perPage must be 1 to {MAX_PER_PAGE}")),
+            },
+            "nextPageToken" => match value.parse::<i64>() {
+                Ok(n) => after = n,
+                Err(_) => return bad(name, "not a token from a previous response".to_owned()),
+            },
+            other => {
+                return bad(
+                    other,
+                    format!("`{other}` is not a supported query parameter"),
+                );
+            }
+        }
+    }
+    let mut rows = match rest.store.query(&query, after, per_page + 1).await {
+        Ok(rows) => rows,
+        Err(err) => return from_error(err),
+    };
+    let more = rows.len() as u64 > per_page;
+    rows.truncate(usize::try_from(per_page).unwrap_or(usize::MAX));
+    let next = rows.last().map(|r| r.sequence).filter(|_| more);
+    let events = rows
+        .iter()
+        .map(|r| epcis_json::event_to_json(&r.event))
+        .collect();
+    let mut response = Json(query_document(events)).into_response();
+    if let Some(next) = next {
+        let mut link_params: Vec<String> = params
+            .iter()
+            .filter(|(name, _)| name != "nextPageToken")
+            .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
+            .collect();
+        link_params.push(format!("nextPageToken={next}"));
+        let link = format!("</events?{}>; rel=\"next\"", link_params.join("&"));
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    response
+}

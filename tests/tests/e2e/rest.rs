@@ -1,0 +1,347 @@
+//! The EPCIS 2.0 REST binding on the HTTP listener: capture jobs, single events, queries
+//! with paging, RFC 7807 problems and the GS1 headers.
+
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+use tracery_e2e::TestApp;
+
+fn event(id: &str, biz_step: &str, minute: u32) -> Value {
+    json!({
+        "type": "ObjectEvent",
+        "eventID": id,
+        "eventTime": format!("2026-11-26T10:{minute:02}:00+01:00"),
+        "eventTimeZoneOffset": "+01:00",
+        "action": "OBSERVE",
+        "bizStep": biz_step,
+        "epcList": [format!("urn:epc:id:sgtin:4012345.011111.{minute}")],
+    })
+}
+
+fn document(events: Vec<Value>) -> Value {
+    json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-26T10:00:00Z",
+        "epcisBody": {"eventList": events},
+    })
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", app.http_addr),
+        }
+    }
+
+    async fn post(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(header::CONTENT_TYPE, "application/ld+json")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request")
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()[header::LOCATION]
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
+fn event_ids(query_document: &Value) -> Vec<String> {
+    query_document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        .as_array()
+        .expect("eventList")
+        .iter()
+        .map(|e| e["eventID"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn capture_jobs_events_and_queries() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let client = Client::new(&app);
+    let ids: Vec<String> = (1..=3)
+        .map(|n| format!("urn:uuid:00000000-0000-4000-8000-0000000004{n:02}"))
+        .collect();
+
+    let accepted = client
+        .post(
+            "/capture",
+            &document(
+                ids.iter()
+                    .zip(1..)
+                    .map(|(id, m)| event(id, "receiving", m))
+                    .collect(),
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    assert_eq!(accepted.headers()["GS1-EPCIS-Version"], "2.0.0");
+    let job: Value = client
+        .get(&location(&accepted))
+        .await
+        .json()
+        .await
+        .expect("job JSON");
+    assert_eq!(
+        (job["running"].clone(), job["success"].clone()),
+        (json!(false), json!(true)),
+        "{job}"
+    );
+    assert_eq!(job["captureErrorBehaviour"], "rollback");
+
+    let one = client.get(&format!("/events/{}", urlencode(&ids[1]))).await;
+    assert_eq!(one.status(), StatusCode::OK);
+    assert_eq!(
+        event_ids(&one.json().await.expect("JSON")),
+        [ids[1].clone()]
+    );
+
+    let single = client
+        .post(
+            "/events",
+            &event(
+                "urn:uuid:00000000-0000-4000-8000-000000000410",
+                "shipping",
+                10,
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(single.status(), StatusCode::CREATED);
+    assert_eq!(
+        client.get(&location(&single)).await.status(),
+        StatusCode::OK,
+        "Location reads it back"
+    );
+
+    let invalid = client
+        .post(
+            "/events",
+            &event(
+                "urn:uuid:00000000-0000-4000-8000-000000000411",
+                "shippping",
+                11,
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        invalid.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    let problem: Value = invalid.json().await.expect("problem");
+    assert_eq!(problem["type"], "epcisException:ValidationException");
+    assert_eq!(problem["violations"][0]["reason"], "UNKNOWN_BIZ_STEP");
+    assert!(
+        problem["quarantineID"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "kept in quarantine: {problem}"
+    );
+
+    // Rollback (the default): one bad event, so none of the job is stored; all quarantined.
+    let rolled = client
+        .post(
+            "/capture",
+            &document(vec![
+                event(
+                    "urn:uuid:00000000-0000-4000-8000-000000000420",
+                    "receiving",
+                    20,
+                ),
+                event(
+                    "urn:uuid:00000000-0000-4000-8000-000000000421",
+                    "recieving",
+                    21,
+                ),
+            ]),
+            &[],
+        )
+        .await;
+    assert_eq!(rolled.status(), StatusCode::ACCEPTED);
+    let job: Value = client
+        .get(&location(&rolled))
+        .await
+        .json()
+        .await
+        .expect("job JSON");
+    assert_eq!(job["success"], json!(false));
+    let reasons: Vec<&str> = job["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["violations"][0]["reason"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(reasons, ["CAPTURE_JOB_ROLLED_BACK", "UNKNOWN_BIZ_STEP"]);
+    assert_eq!(
+        client
+            .get("/events/urn%3Auuid%3A00000000-0000-4000-8000-000000000420")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // Proceed: the good one is stored.
+    let proceeded = client
+        .post(
+            "/capture",
+            &document(vec![
+                event(
+                    "urn:uuid:00000000-0000-4000-8000-000000000420",
+                    "receiving",
+                    20,
+                ),
+                event(
+                    "urn:uuid:00000000-0000-4000-8000-000000000421",
+                    "recieving",
+                    21,
+                ),
+            ]),
+            &[("GS1-Capture-Error-Behaviour", "proceed")],
+        )
+        .await;
+    let job: Value = client
+        .get(&location(&proceeded))
+        .await
+        .json()
+        .await
+        .expect("job JSON");
+    assert_eq!(
+        (
+            job["success"].clone(),
+            job["errors"].as_array().map(Vec::len)
+        ),
+        (json!(false), Some(1))
+    );
+    assert_eq!(
+        client
+            .get("/events/urn%3Auuid%3A00000000-0000-4000-8000-000000000420")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // Paging with Link headers, filters as in EPCIS queries.
+    let first = client.get("/events?EQ_bizStep=receiving&perPage=2").await;
+    let link = first.headers()[header::LINK]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(
+        event_ids(&first.json().await.expect("JSON")),
+        [ids[0].clone(), ids[1].clone()]
+    );
+    let next = link
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .expect("link target");
+    let second = client.get(next).await;
+    assert!(second.headers().get(header::LINK).is_none(), "last page");
+    assert_eq!(
+        event_ids(&second.json().await.expect("JSON")),
+        [
+            ids[2].clone(),
+            "urn:uuid:00000000-0000-4000-8000-000000000420".to_owned()
+        ]
+    );
+    let matched: Value = client
+        .get("/events?MATCH_epc=https%3A%2F%2Fid.gs1.org%2F01%2F04012345111118%2F21%2F2")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        event_ids(&matched),
+        [ids[1].clone()],
+        "a Digital Link finds the URN"
+    );
+
+    let bad = client.get("/events?EQ_bizStepp=receiving").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = bad.json().await.expect("problem");
+    assert_eq!(problem["type"], "epcisException:QueryParameterException");
+    let missing = client.get("/events/urn%3Auuid%3Anope").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let xml = client
+        .http
+        .post(format!("{}/events", client.base))
+        .header(header::CONTENT_TYPE, "application/xml")
+        .body("<epcis/>")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(xml.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn every_jsonld_example_is_accepted_over_rest() {
+    let Some(shared) = tracery_e2e::shared_fixtures() else {
+        return;
+    };
+    let app = TestApp::spawn().await.expect("suite starts");
+    let client = Client::new(&app);
+    let mut captured = 0;
+    for file in tracery_e2e::files_with_suffix(&shared.join("epcis/examples"), ".jsonld") {
+        let document: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).expect("readable")).expect("JSON");
+        if document.pointer("/epcisBody/eventList").is_none() {
+            continue;
+        }
+        let response = client.post("/capture", &document, &[]).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "{}",
+            file.display()
+        );
+        let job: Value = client
+            .get(&location(&response))
+            .await
+            .json()
+            .await
+            .expect("job JSON");
+        assert_eq!(job["success"], json!(true), "{}: {job}", file.display());
+        captured += 1;
+    }
+    assert!(
+        captured >= 40,
+        "expected the GS1 example documents, captured {captured}"
+    );
+    app.stop().await.expect("clean stop");
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
