@@ -70,6 +70,7 @@ impl IdentityApi {
             .collect();
         let stored: HashMap<String, _> = self.states.get_many(&epcs).await?.into_iter().collect();
         let mut statuses = Vec::with_capacity(resolved.len());
+        let mut allocation = self.resolver.allocation_check();
         for found in resolved {
             let (identifier, epc) = match found {
                 Ok(found) => found,
@@ -89,7 +90,7 @@ impl IdentityApi {
                     event_id: s.event_id.clone(),
                 },
                 None => {
-                    let state = if self.resolver.was_allocated(&identifier).await? {
+                    let state = if allocation.was_allocated(&identifier).await? {
                         LifecycleState::Allocated
                     } else {
                         LifecycleState::Unknown

@@ -1,10 +1,13 @@
 //! Identifiers as clients write them → canonical EPC URNs, with what the product master and
 //! the serial pools know (company prefix lengths, allocated serials).
 
+use std::collections::HashMap;
+
 use tracery_gs1::{Identifier, KeyKind, Parsed};
 
 use crate::{
     domain::IdentityError,
+    serials::SerialCodec,
     store::{PoolStore, ProductStore, pools},
 };
 
@@ -105,24 +108,60 @@ impl Resolver {
         Ok((identifier, epc))
     }
 
+    /// A check of "did a pool hand this out", reading each pool once however many
+    /// identifiers it is asked about.
+    pub fn allocation_check(&self) -> AllocationCheck<'_> {
+        AllocationCheck {
+            pools: &self.pools,
+            by_gtin: HashMap::new(),
+            sscc: None,
+        }
+    }
+}
+
+/// Pools as codecs with their counters.
+type Loaded = Vec<(SerialCodec, u128)>;
+
+/// See [`Resolver::allocation_check`].
+pub struct AllocationCheck<'a> {
+    pools: &'a PoolStore,
+    by_gtin: HashMap<String, Loaded>,
+    sscc: Option<Loaded>,
+}
+
+fn load(rows: Vec<pools::PoolRow>) -> Result<Loaded, IdentityError> {
+    rows.iter()
+        .map(|row| {
+            Ok((
+                pools::codec(row)?,
+                u128::try_from(row.next_index).unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+impl AllocationCheck<'_> {
     /// Whether a serial pool handed out `identifier`.
-    pub async fn was_allocated(&self, identifier: &Identifier) -> Result<bool, IdentityError> {
+    pub async fn was_allocated(&mut self, identifier: &Identifier) -> Result<bool, IdentityError> {
         let (candidates, serial) = match (identifier.kind, &identifier.serial) {
             (KeyKind::Gtin, Some(serial)) => {
-                (self.pools.for_gtin(&identifier.key).await?, serial.as_str())
+                if !self.by_gtin.contains_key(&identifier.key) {
+                    let loaded = load(self.pools.for_gtin(&identifier.key).await?)?;
+                    self.by_gtin.insert(identifier.key.clone(), loaded);
+                }
+                (self.by_gtin.get(&identifier.key), serial.as_str())
             }
-            (KeyKind::Sscc, _) => (self.pools.sscc_pools().await?, identifier.key.as_str()),
+            (KeyKind::Sscc, _) => {
+                if self.sscc.is_none() {
+                    self.sscc = Some(load(self.pools.sscc_pools().await?)?);
+                }
+                (self.sscc.as_ref(), identifier.key.as_str())
+            }
             _ => return Ok(false),
         };
-        for row in candidates {
-            let next = u128::try_from(row.next_index).unwrap_or_default();
-            if pools::codec(&row)?
-                .index(serial)
-                .is_some_and(|index| index < next)
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(candidates
+            .into_iter()
+            .flatten()
+            .any(|(codec, next)| codec.index(serial).is_some_and(|index| index < *next)))
     }
 }
