@@ -20,12 +20,12 @@ pub mod resolve;
 pub mod serials;
 pub mod store;
 
+use std::sync::Arc;
+
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
-use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tracery_proto::v1::identity_service_server::IdentityServiceServer;
-
 use tracery_runtime::{Routes, ServiceContext, ServiceKey, ServiceModule, follow::follow_capture};
 
 /// The identity service as a [`ServiceModule`].
@@ -51,6 +51,14 @@ impl ServiceModule for IdentityModule {
             .add_service(IdentityServiceServer::new(grpc::IdentityApi::new(
                 ctx.db.clone(),
             )));
+        // Identity runs on its own too; then lifecycle states change only through the API.
+        let capture = match ctx.peers.channel(ServiceKey::Capture) {
+            Ok(channel) => channel,
+            Err(err) => {
+                tracing::warn!(error = %err, "identity does not follow capture");
+                return Ok(Vec::new());
+            }
+        };
         let products = store::ProductStore::new(ctx.db.clone());
         let pools = store::PoolStore::new(ctx.db.clone());
         let sink = follow::LifecycleSink::new(
@@ -59,7 +67,7 @@ impl ServiceModule for IdentityModule {
         );
         let lifecycle = tokio::spawn(follow_capture(
             "identity-lifecycle",
-            ctx.peers.channel(ServiceKey::Capture)?,
+            capture,
             sink,
             Arc::default(),
             ctx.shutdown.clone(),
