@@ -241,6 +241,51 @@ pub fn files_with_suffix(dir: &std::path::Path, suffix: &str) -> Vec<PathBuf> {
     found
 }
 
+/// Starts a per-service `binary` with no peer endpoints in a scratch folder and asserts that
+/// `grpc.health.v1` reports `service` SERVING — the per-service deployment's first check.
+pub async fn assert_serves_alone(binary: &str, service: &str) {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    };
+    let dir = tempfile::tempdir().expect("working directory");
+    let port = free_port();
+    let mut child = std::process::Command::new(binary)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut status = None;
+    for _ in 0..200 {
+        let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("valid URI");
+        if let Ok(channel) = endpoint.connect().await {
+            let request = HealthCheckRequest {
+                service: service.to_owned(),
+            };
+            if let Ok(response) = HealthClient::new(channel).check(request).await {
+                status = Some(response.into_inner().status);
+                break;
+            }
+        }
+        if let Ok(Some(exit)) = child.try_wait() {
+            panic!("{binary} exited: {exit}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().expect("stop");
+    child.wait().expect("reaped");
+    assert_eq!(status, Some(ServingStatus::Serving as i32), "{binary}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
