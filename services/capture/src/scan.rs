@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, FixedOffset, Utc};
 use sha2::{Digest, Sha256};
 use tracery_epcis::{Action, Event, EventKind, Location, ObjectEvent, QuantityElement};
-use tracery_gs1::{DigitalLink, Identifier, digital_link::DEFAULT_RESOLVER};
 use tracery_runtime::{config::ReaderSettings, error::Violation};
 
 /// Whether a JSON message looks like a scan message rather than an EPCIS event.
@@ -49,30 +48,16 @@ pub fn to_event(
     }
     let what = match tracery_gs1::parse_any(text("code").trim()) {
         Ok(parsed) => match parsed.identifier {
-            Some(identifier) => {
-                let instance = identifier.is_instance();
-                // An instance is named by key and serial alone (like an SGTIN); a lot-level
-                // code names a class. A Digital Link needs no company prefix length.
-                let named = if instance {
-                    Identifier {
-                        lot: None,
-                        ..identifier
-                    }
-                } else {
-                    identifier
-                };
-                match named.to_element_string().and_then(|elements| {
-                    DigitalLink::from_element_string(DEFAULT_RESOLVER, &elements)
-                }) {
-                    Ok(link) => Some((instance, link.to_uri())),
-                    Err(err) => {
-                        violations.push(
-                            Violation::new("code", err.to_string()).with_reason(err.kind.code()),
-                        );
-                        None
-                    }
+            // A Digital Link is a valid EPCIS 2.0 identifier and needs no company prefix
+            // length; a serial names an instance, a lot-level code a class.
+            Some(identifier) => match identifier.canonical_link() {
+                Ok(link) => Some((identifier.is_instance(), link)),
+                Err(err) => {
+                    violations
+                        .push(Violation::new("code", err.to_string()).with_reason(err.kind.code()));
+                    None
                 }
-            }
+            },
             None => {
                 violations.push(
                     Violation::new("code", "holds no GS1 key (GTIN, SSCC, GRAI, ...)")

@@ -9,7 +9,7 @@ use crate::{
     ai,
     element_string::{Element, ElementString},
     error::{Gs1Error, Gs1ErrorKind, Result},
-    key::normalise_gtin,
+    key::{Identifier, normalise_gtin},
 };
 
 /// GS1's own resolver, used when no other domain is asked for.
@@ -170,6 +170,24 @@ impl DigitalLink {
             uri.push_str(&query.join("&"));
         }
         uri
+    }
+}
+
+impl Identifier {
+    /// The `https://id.gs1.org/...` link that names this object or class in one spelling:
+    /// an instance by its key and serial only (an SGTIN carries no lot), a class by GTIN and
+    /// lot. Unlike an EPC URN it needs no company prefix length.
+    pub fn canonical_link(&self) -> Result<String> {
+        let named = if self.is_instance() {
+            Identifier {
+                lot: None,
+                ..self.clone()
+            }
+        } else {
+            self.clone()
+        };
+        let elements = named.to_element_string()?;
+        Ok(DigitalLink::from_element_string(DEFAULT_RESOLVER, &elements)?.to_uri())
     }
 }
 

@@ -101,18 +101,5 @@ pub fn canonical_uri(uri: &str) -> Option<String> {
     if !(uri.starts_with("urn:epc:") || uri.starts_with("https://") || uri.starts_with("http://")) {
         return None;
     }
-    let parsed = parse_any(uri).ok()?;
-    let identifier = parsed.identifier?;
-    let named = if identifier.kind == KeyKind::Gtin && identifier.serial.is_some() {
-        Identifier {
-            lot: None,
-            ..identifier
-        }
-    } else {
-        identifier
-    };
-    let elements = named.to_element_string().ok()?;
-    DigitalLink::from_element_string(digital_link::DEFAULT_RESOLVER, &elements)
-        .ok()
-        .map(|link| link.to_uri())
+    parse_any(uri).ok()?.identifier?.canonical_link().ok()
 }
