@@ -16,6 +16,17 @@ pub(crate) fn observe(
     biz_step: &str,
     minute: i64,
 ) -> pb::EpcisEvent {
+    object_event(event_id, pb::Action::Observe, epcs, biz_step, minute)
+}
+
+/// An ObjectEvent with `action` on `epcs` at `biz_step`, `minute` minutes into 2026-11-26.
+pub(crate) fn object_event(
+    event_id: &str,
+    action: pb::Action,
+    epcs: &[&str],
+    biz_step: &str,
+    minute: i64,
+) -> pb::EpcisEvent {
     pb::EpcisEvent {
         event_id: event_id.to_owned(),
         event_time: Some(prost_types::Timestamp {
@@ -29,7 +40,7 @@ pub(crate) fn observe(
             extensions: None,
         }),
         body: Some(Body::ObjectEvent(pb::ObjectEvent {
-            action: pb::Action::Observe as i32,
+            action: action.into(),
             epcs: epcs.iter().map(|e| (*e).to_owned()).collect(),
             quantities: Vec::new(),
             ilmd: None,

@@ -416,7 +416,7 @@ async fn allocations_survive_a_restart() {
     app.stop().await.expect("clean stop");
 }
 
-/// An ObjectEvent with `action` on `epc` at `bizStep`, `minute` minutes into the day.
+/// An ObjectEvent with `action` on one `epc`.
 fn object_event(
     event_id: &str,
     action: pb::Action,
@@ -424,21 +424,7 @@ fn object_event(
     biz_step: &str,
     minute: i64,
 ) -> pb::EpcisEvent {
-    pb::EpcisEvent {
-        event_id: event_id.to_owned(),
-        event_time: Some(prost_types::Timestamp {
-            seconds: 1_795_651_200 + minute * 60,
-            nanos: 0,
-        }),
-        event_time_zone_offset: "+01:00".to_owned(),
-        biz_step: biz_step.to_owned(),
-        body: Some(pb::epcis_event::Body::ObjectEvent(pb::ObjectEvent {
-            action: action.into(),
-            epcs: vec![epc.to_owned()],
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
+    crate::capture::object_event(event_id, action, &[epc], biz_step, minute)
 }
 
 async fn wait_for_state(
