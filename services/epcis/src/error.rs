@@ -14,6 +14,9 @@ pub enum EpcisError {
     /// The input is not JSON of the expected shape.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
+    /// The input is not well-formed XML.
+    #[error("malformed XML: {0}")]
+    MalformedXml(String),
 }
 
 impl EpcisError {
@@ -40,7 +43,7 @@ impl EpcisError {
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::InvalidField { field, .. } => Some(field),
-            Self::MalformedJson(_) => None,
+            Self::MalformedJson(_) | Self::MalformedXml(_) => None,
         }
     }
 }

@@ -20,6 +20,11 @@ use crate::{
 pub fn parse_document(text: &str) -> Result<Document, EpcisError> {
     let value: Value =
         serde_json::from_str(text).map_err(|err| EpcisError::MalformedJson(err.to_string()))?;
+    document_from_value(value)
+}
+
+/// Reads an EPCIS document from a parsed JSON value.
+pub fn document_from_value(value: Value) -> Result<Document, EpcisError> {
     let wire: DocumentJson = serde_path_to_error::deserialize(value).map_err(serde_error)?;
     wire.into_model()
 }
@@ -109,6 +114,8 @@ struct QueryResultsJson {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     query_name: Option<String>,
     results_body: ResultsBodyJson,
+    #[serde(flatten)]
+    extensions: Map<String, Value>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -130,33 +137,35 @@ impl DocumentJson {
                 ));
             }
         };
-        let (wire_events, subscription_id, query_name, events_path) = match (
-            kind,
-            self.epcis_body.event_list,
-            self.epcis_body.query_results,
-        ) {
-            (DocumentKind::Epcis, Some(events), None) => {
-                (events, None, None, "epcisBody/eventList")
-            }
-            (DocumentKind::Query, None, Some(results)) => (
-                results.results_body.event_list,
-                results.subscription_id,
-                results.query_name,
-                "epcisBody/queryResults/resultsBody/eventList",
-            ),
-            (DocumentKind::Epcis, ..) => {
-                return Err(EpcisError::invalid(
-                    "epcisBody",
-                    "an EPCISDocument body holds eventList and nothing else",
-                ));
-            }
-            (DocumentKind::Query, ..) => {
-                return Err(EpcisError::invalid(
-                    "epcisBody",
-                    "an EPCISQueryDocument body holds queryResults and nothing else",
-                ));
-            }
-        };
+        let (wire_events, subscription_id, query_name, query_results_extensions, events_path) =
+            match (
+                kind,
+                self.epcis_body.event_list,
+                self.epcis_body.query_results,
+            ) {
+                (DocumentKind::Epcis, Some(events), None) => {
+                    (events, None, None, Map::new(), "epcisBody/eventList")
+                }
+                (DocumentKind::Query, None, Some(results)) => (
+                    results.results_body.event_list,
+                    results.subscription_id,
+                    results.query_name,
+                    results.extensions,
+                    "epcisBody/queryResults/resultsBody/eventList",
+                ),
+                (DocumentKind::Epcis, ..) => {
+                    return Err(EpcisError::invalid(
+                        "epcisBody",
+                        "an EPCISDocument body holds eventList and nothing else",
+                    ));
+                }
+                (DocumentKind::Query, ..) => {
+                    return Err(EpcisError::invalid(
+                        "epcisBody",
+                        "an EPCISQueryDocument body holds queryResults and nothing else",
+                    ));
+                }
+            };
         let events = wire_events
             .into_iter()
             .enumerate()
@@ -180,6 +189,7 @@ impl DocumentJson {
             subscription_id,
             query_name,
             extensions: self.extensions,
+            query_results_extensions,
         })
     }
 
@@ -201,6 +211,7 @@ impl DocumentJson {
                         subscription_id: document.subscription_id.clone(),
                         query_name: document.query_name.clone(),
                         results_body: ResultsBodyJson { event_list: events },
+                        extensions: document.query_results_extensions.clone(),
                     }),
                 },
             ),

@@ -3,8 +3,10 @@
 //! - [`model`]: typed events ([`Event`] with one [`EventKind`] per EPCIS event type) and
 //!   documents, with every standard field and user extensions kept verbatim.
 //! - [`json`]: the JSON-LD binding (serde), exactly as in the EPCIS 2.0 standard.
+//! - [`xml`]: the XML binding, read into the same model.
 //! - [`cbv`]: Core Business Vocabulary terms (bizStep, disposition, ...) in all spellings.
 //! - [`lifecycle`]: what an event does to the life of the objects it names.
+//! - [`hash`]: the GS1 event hash, the ID of an event sent without one.
 //! - [`proto`]: conversion to and from the `tracery.v1` protobuf messages.
 //!
 //! No crate fits here: the public EPCIS crates cover EPCIS 1.x XML only, so the model is
@@ -12,11 +14,13 @@
 
 pub mod cbv;
 pub mod error;
+pub mod hash;
 pub mod json;
 pub mod lifecycle;
 pub mod model;
 pub mod proto;
 pub mod time;
+pub mod xml;
 
 pub use error::EpcisError;
 pub use model::*;

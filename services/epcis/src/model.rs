@@ -418,4 +418,6 @@ pub struct Document {
     pub query_name: Option<String>,
     /// Document-level extension fields.
     pub extensions: Extensions,
+    /// Extension fields of queryResults (query documents).
+    pub query_results_extensions: Extensions,
 }

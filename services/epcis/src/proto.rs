@@ -234,6 +234,7 @@ pub fn document_to_proto(document: &Document) -> pb::EpcisDocument {
         subscription_id: document.subscription_id.clone().unwrap_or_default(),
         query_name: document.query_name.clone().unwrap_or_default(),
         extensions: extensions_to_proto(&document.extensions),
+        query_results_extensions: extensions_to_proto(&document.query_results_extensions),
     }
 }
 
@@ -270,6 +271,7 @@ pub fn document_from_proto(document: &pb::EpcisDocument) -> Result<Document, Epc
         subscription_id: non_empty(&document.subscription_id),
         query_name: non_empty(&document.query_name),
         extensions: extensions_from_proto(document.extensions.as_ref()),
+        query_results_extensions: extensions_from_proto(document.query_results_extensions.as_ref()),
     })
 }
 

@@ -3,6 +3,7 @@
 mod capture;
 mod epcis_examples;
 mod genealogy;
+mod hash_vectors;
 mod health;
 mod identifiers;
 mod identity;
