@@ -140,6 +140,18 @@ impl TestApp {
         Self::start(config, Some(database)).await
     }
 
+    /// Starts the suite for the GS1 example documents: they are independent illustrations
+    /// and several commission the same serial, so a second commissioning only warns.
+    pub async fn spawn_for_examples() -> anyhow::Result<Self> {
+        Self::spawn_with(|config| {
+            config.capture_rules.insert(
+                "recommissioning".to_owned(),
+                tracery_runtime::config::RuleAction::Warn,
+            );
+        })
+        .await
+    }
+
     /// Starts a second instance of the suite on this app's database, as another replica
     /// would run in a deployment.
     pub async fn spawn_replica(&self) -> anyhow::Result<Self> {

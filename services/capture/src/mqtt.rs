@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio_util::sync::CancellationToken;
+use tracery_epcis::hash::HashContext;
 use tracery_runtime::{config::MqttSettings, error::Violation};
 
 use crate::{
@@ -100,10 +101,16 @@ fn admission(settings: &MqttSettings, intake: &Intake, publish: &Publish) -> Adm
         }
     };
     if !scan::is_scan(&value) {
-        return admit_json(value, Channel::Mqtt, intake.policy());
+        let context = HashContext::from_json(&value);
+        return admit_json(value, Channel::Mqtt, intake.policy(), &context);
     }
     match scan::to_event(&publish.payload, &value, &settings.readers) {
-        Ok(event) => admit(event, Channel::Mqtt, intake.policy()),
+        Ok(event) => admit(
+            event,
+            Channel::Mqtt,
+            intake.policy(),
+            &HashContext::default(),
+        ),
         Err(violations) => Admission::Reject(Rejected {
             payload: Some(value.to_string()),
             payload_protobuf: None,

@@ -2,7 +2,12 @@
 //! whether it is stored or quarantined.
 
 use prost::Message as _;
-use tracery_epcis::{Event, json, proto::event_from_proto};
+use tracery_epcis::{
+    Event,
+    hash::{HashContext, event_hash},
+    json,
+    proto::event_from_proto,
+};
 use tracery_proto::v1 as pb;
 use tracery_runtime::error::Violation;
 
@@ -11,10 +16,11 @@ use crate::{
     validation::{Policy, Severity, validate},
 };
 
-/// Decides about an event received as protobuf.
+/// Decides about an event received as protobuf (no JSON-LD context: extension keys are
+/// read as written).
 pub fn admit_proto(proto: &pb::EpcisEvent, channel: Channel, policy: &Policy) -> Admission {
     match event_from_proto(proto) {
-        Ok(event) => admit(event, channel, policy),
+        Ok(event) => admit(event, channel, policy, &HashContext::default()),
         Err(err) => Admission::Reject(Rejected {
             payload: None,
             payload_protobuf: Some(proto.encode_to_vec()),
@@ -24,11 +30,17 @@ pub fn admit_proto(proto: &pb::EpcisEvent, channel: Channel, policy: &Policy) ->
     }
 }
 
-/// Decides about an event received as JSON-LD (one event object).
-pub fn admit_json(value: serde_json::Value, channel: Channel, policy: &Policy) -> Admission {
+/// Decides about an event received as JSON-LD (one event object), read in the context
+/// of the document it came in.
+pub fn admit_json(
+    value: serde_json::Value,
+    channel: Channel,
+    policy: &Policy,
+    context: &HashContext,
+) -> Admission {
     let payload = value.to_string();
     match json::parse_event(value) {
-        Ok(event) => admit(event, channel, policy),
+        Ok(event) => admit(event, channel, policy, context),
         Err(err) => Admission::Reject(Rejected {
             payload: Some(payload),
             payload_protobuf: None,
@@ -38,8 +50,17 @@ pub fn admit_json(value: serde_json::Value, channel: Channel, policy: &Policy) -
     }
 }
 
-/// Validates a well-formed event.
-pub fn admit(mut event: Event, channel: Channel, policy: &Policy) -> Admission {
+/// Validates a well-formed event. An event without an eventID gets its GS1 event hash,
+/// before validation, so that a quarantined event keeps the ID it will be stored under.
+pub fn admit(
+    mut event: Event,
+    channel: Channel,
+    policy: &Policy,
+    context: &HashContext,
+) -> Admission {
+    if event.event_id.is_none() {
+        event.event_id = Some(event_hash(&event, context));
+    }
     let findings = validate(&event, policy);
     let violation = |f: &crate::validation::Finding| {
         Violation::new(f.field.clone(), f.message.clone()).with_reason(f.code.clone())
@@ -52,11 +73,6 @@ pub fn admit(mut event: Event, channel: Channel, policy: &Policy) -> Admission {
             channel,
         });
     }
-    // Until the GS1 event hash is computed here, an event without an ID gets a UUID URN,
-    // which EPCIS allows as an eventID.
-    event
-        .event_id
-        .get_or_insert_with(|| format!("urn:uuid:{}", uuid::Uuid::new_v4()));
     Admission::Accept {
         event: Box::new(event),
         warnings: findings.iter().map(violation).collect(),
@@ -86,7 +102,7 @@ pub fn readmit(
     }
     let text = stored.payload.as_deref().unwrap_or_default();
     match serde_json::from_str(text) {
-        Ok(value) => admit_json(value, stored.channel, policy),
+        Ok(value) => admit_json(value, stored.channel, policy, &HashContext::default()),
         Err(err) => Admission::Reject(Rejected {
             violations: vec![
                 Violation::new("", format!("not JSON: {err}")).with_reason("MALFORMED_EVENT"),

@@ -1,5 +1,6 @@
-//! The EPCIS 2.0 REST binding (JSON-LD) on the HTTP listener: `POST /capture` with capture
-//! jobs, `POST /events`, and the query side `GET /events` and `GET /events/{eventID}`.
+//! The EPCIS 2.0 REST binding on the HTTP listener: `POST /capture` with capture jobs,
+//! `POST /events`, and the query side `GET /events` and `GET /events/{eventID}`. Capture
+//! takes JSON-LD or XML (read into the same JSON-LD form); responses are JSON-LD.
 //! Every response carries the `GS1-EPCIS-Version` and `GS1-CBV-Version` headers; errors are
 //! RFC 7807 problem documents with the standard's exception types.
 
@@ -13,7 +14,7 @@ use axum::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use tracery_epcis::json as epcis_json;
+use tracery_epcis::{hash::HashContext, json as epcis_json, xml as epcis_xml};
 use tracery_proto::v1 as pb;
 
 use crate::{
@@ -97,39 +98,76 @@ fn from_error(error: CaptureError) -> Response {
     problem(status, exception, detail, json!({}))
 }
 
-/// The JSON body, or the problem response explaining why there is none.
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Response>> {
+/// The body as JSON-LD (XML is read into its JSON-LD form), or the problem response
+/// explaining why there is none.
+fn document_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Response>> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    if !content_type.contains("json") {
-        return Err(Box::new(problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UnsupportedMediaTypeException",
-            format!(
-                "`{content_type}` is not accepted here; send application/ld+json or application/json"
-            ),
-            json!({}),
-        )));
-    }
-    serde_json::from_slice(body).map_err(|err| {
+    let invalid = |detail: String| {
         Box::new(problem(
             StatusCode::BAD_REQUEST,
             "ValidationException",
-            format!("not JSON: {err}"),
+            detail,
             json!({}),
         ))
-    })
+    };
+    if content_type.contains("json") {
+        return serde_json::from_slice(body).map_err(|err| invalid(format!("not JSON: {err}")));
+    }
+    if content_type.contains("xml") {
+        let text = std::str::from_utf8(body)
+            .map_err(|err| invalid(format!("XML must be UTF-8: {err}")))?;
+        return epcis_xml::document_json(text).map_err(|err| invalid(err.to_string()));
+    }
+    Err(Box::new(problem(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UnsupportedMediaTypeException",
+        format!(
+            "`{content_type}` is not accepted here; send application/ld+json, application/json or application/xml"
+        ),
+        json!({}),
+    )))
+}
+
+/// The events of an EPCISDocument or EPCISQueryDocument.
+fn document_events(document: &Value) -> Option<&Vec<Value>> {
+    document
+        .pointer("/epcisBody/eventList")
+        .or_else(|| document.pointer("/epcisBody/queryResults/resultsBody/eventList"))
+        .and_then(Value::as_array)
+}
+
+/// The one event of a `POST /events` body: a JSON-LD event, or an XML document holding
+/// exactly one event.
+fn single_event(headers: &HeaderMap, body: &Bytes) -> Result<(Value, HashContext), Box<Response>> {
+    let value = document_body(headers, body)?;
+    let context = HashContext::from_json(&value);
+    let Some(events) = document_events(&value) else {
+        return Ok((value, context));
+    };
+    match events.as_slice() {
+        [event] => Ok((event.clone(), context)),
+        _ => Err(Box::new(problem(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            format!(
+                "POST /events takes one event; this document holds {} (use POST /capture)",
+                events.len()
+            ),
+            json!({}),
+        ))),
+    }
 }
 
 /// `POST /events`: one event, stored synchronously.
 async fn capture_event(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> Response {
-    let value = match json_body(&headers, &body) {
-        Ok(value) => value,
+    let (value, context) = match single_event(&headers, &body) {
+        Ok(event) => event,
         Err(response) => return *response,
     };
-    let admission = admit_json(value, Channel::Rest, rest.intake.policy());
+    let admission = admit_json(value, Channel::Rest, rest.intake.policy(), &context);
     let result = match rest
         .intake
         .capture_admissions(vec![admission], Channel::Rest)
@@ -179,7 +217,7 @@ fn percent_encode(text: &str) -> String {
 /// `202`, so the capture job is finished when the client first looks at it.
 async fn capture(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> Response {
     let created_at = Utc::now();
-    let document = match json_body(&headers, &body) {
+    let document = match document_body(&headers, &body) {
         Ok(value) => value,
         Err(response) => return *response,
     };
@@ -196,20 +234,18 @@ async fn capture(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> R
             json!({}),
         );
     }
-    let Some(events) = document
-        .pointer("/epcisBody/eventList")
-        .and_then(Value::as_array)
-    else {
+    let Some(events) = document_events(&document) else {
         return problem(
             StatusCode::BAD_REQUEST,
             "ValidationException",
-            "an EPCISDocument with epcisBody/eventList is required",
+            "an EPCISDocument (epcisBody/eventList) or EPCISQueryDocument (epcisBody/queryResults/resultsBody/eventList) is required",
             json!({}),
         );
     };
+    let context = HashContext::from_json(&document);
     let mut admissions: Vec<Admission> = events
         .iter()
-        .map(|event| admit_json(event.clone(), Channel::Rest, rest.intake.policy()))
+        .map(|event| admit_json(event.clone(), Channel::Rest, rest.intake.policy(), &context))
         .collect();
     let any_invalid = admissions.iter().any(|a| matches!(a, Admission::Reject(_)));
     if any_invalid && behaviour == "rollback" {

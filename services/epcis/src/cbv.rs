@@ -170,13 +170,17 @@ impl Vocabulary {
         }
     }
 
-    /// Classifies `value` in this vocabulary.
+    /// Classifies `value` in this vocabulary. The prefix is matched ignoring case, as
+    /// GS1's own examples write `Bizstep-` as well as `BizStep-`.
     pub fn classify(self, value: &str) -> Term {
         let (web, urn) = self.prefixes();
-        let name = value
-            .strip_prefix(web)
-            .or_else(|| value.strip_prefix(urn))
-            .unwrap_or(value);
+        let strip = |prefix: &str| {
+            value
+                .get(..prefix.len())
+                .filter(|head| head.eq_ignore_ascii_case(prefix))
+                .map(|_| &value[prefix.len()..])
+        };
+        let name = strip(web).or_else(|| strip(urn)).unwrap_or(value);
         if let Some(term) = self.terms().iter().find(|t| **t == name) {
             return Term::Standard(term);
         }

@@ -22,10 +22,15 @@ const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 /// Parses an EPCISDocument or EPCISQueryDocument in the EPCIS 2.0 XML binding.
 pub fn parse_document(text: &str) -> Result<Document, EpcisError> {
+    json_binding::document_from_value(document_json(text)?)
+}
+
+/// The JSON-LD equivalent of an XML document, not yet checked against the model: for
+/// intake that looks at each event on its own.
+pub fn document_json(text: &str) -> Result<Value, EpcisError> {
     let mut namespaces = Prefixes::default();
     let root = read_tree(text, &mut namespaces)?;
-    let value = document_json(&root, &namespaces)?;
-    json_binding::document_from_value(value)
+    root_json(&root, &namespaces)
 }
 
 /// An element with its namespace resolved: `namespace` is `None` for the unqualified
@@ -260,7 +265,7 @@ fn open(
     })
 }
 
-fn document_json(root: &Element, prefixes: &Prefixes) -> Result<Value, EpcisError> {
+fn root_json(root: &Element, prefixes: &Prefixes) -> Result<Value, EpcisError> {
     let kind = root.local.as_str();
     if kind != "EPCISDocument" && kind != "EPCISQueryDocument" {
         return Err(EpcisError::invalid(

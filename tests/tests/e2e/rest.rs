@@ -52,6 +52,16 @@ impl Client {
         request.send().await.expect("request")
     }
 
+    async fn post_text(&self, path: &str, content_type: &str, body: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request")
+    }
+
     async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
@@ -286,15 +296,19 @@ async fn capture_jobs_events_and_queries() {
     assert_eq!(problem["type"], "epcisException:QueryParameterException");
     let missing = client.get("/events/urn%3Auuid%3Anope").await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    let xml = client
-        .http
-        .post(format!("{}/events", client.base))
-        .header(header::CONTENT_TYPE, "application/xml")
-        .body("<epcis/>")
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(xml.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let not_epcis = client
+        .post_text("/events", "application/xml", "<epcis/>")
+        .await;
+    assert_eq!(not_epcis.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = not_epcis.json().await.expect("problem");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("EPCISDocument")),
+        "{problem}"
+    );
+    let plain = client.post_text("/events", "text/plain", "hello").await;
+    assert_eq!(plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     app.stop().await.expect("clean stop");
 }
 
@@ -303,7 +317,7 @@ async fn every_jsonld_example_is_accepted_over_rest() {
     let Some(shared) = tracery_e2e::shared_fixtures() else {
         return;
     };
-    let app = TestApp::spawn().await.expect("suite starts");
+    let app = TestApp::spawn_for_examples().await.expect("suite starts");
     let client = Client::new(&app);
     let mut captured = 0;
     for file in tracery_e2e::files_with_suffix(&shared.join("epcis/examples"), ".jsonld") {
@@ -332,6 +346,88 @@ async fn every_jsonld_example_is_accepted_over_rest() {
         captured >= 40,
         "expected the GS1 example documents, captured {captured}"
     );
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn every_xml_example_is_accepted_over_rest() {
+    let Some(shared) = tracery_e2e::shared_fixtures() else {
+        return;
+    };
+    let app = TestApp::spawn_for_examples().await.expect("suite starts");
+    let client = Client::new(&app);
+    let (mut documents, mut events) = (0, 0);
+    for file in tracery_e2e::files_with_suffix(&shared.join("epcis/examples"), ".xml") {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        // Capture-job responses and master-data documents are examples of other things.
+        if !text.contains("EPCISDocument") || text.contains("EPCISMasterDataDocument") {
+            continue;
+        }
+        let response = client.post_text("/capture", "application/xml", &text).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "{}: {}",
+            file.display(),
+            response.text().await.unwrap_or_default()
+        );
+        let job: Value = client
+            .get(&location(&response))
+            .await
+            .json()
+            .await
+            .expect("job JSON");
+        assert_eq!(job["success"], json!(true), "{}: {job}", file.display());
+        documents += 1;
+        events += text.matches("Event>").count() / 2;
+    }
+    assert!(
+        documents >= 25,
+        "expected the GS1 XML examples, captured {documents}"
+    );
+    assert!(events >= 40, "expected many events, counted {events}");
+    app.stop().await.expect("clean stop");
+}
+
+/// An event without an eventID is stored under its GS1 event hash, so the same event sent
+/// again (here: as XML after JSON-LD) is recognised and stored once.
+#[tokio::test]
+async fn events_without_an_id_are_stored_under_their_event_hash() {
+    let Some(shared) = tracery_e2e::shared_fixtures() else {
+        return;
+    };
+    let vectors = shared.join("epcis/hash-vectors/examples");
+    let read = |name: &str| std::fs::read_to_string(vectors.join(name)).expect("vector readable");
+    let expected_hash = read("ReferenceEventHashAlgorithm.hashes").trim().to_owned();
+    let app = TestApp::spawn().await.expect("suite starts");
+    let client = Client::new(&app);
+
+    let json_document: Value =
+        serde_json::from_str(&read("ReferenceEventHashAlgorithm.jsonld")).expect("JSON");
+    let response = client.post("/capture", &json_document, &[]).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let stored = client
+        .get(&format!("/events/{}", urlencode(&expected_hash)))
+        .await;
+    assert_eq!(stored.status(), StatusCode::OK, "stored under its hash");
+    let stored: Value = stored.json().await.expect("event JSON");
+    assert_eq!(event_ids(&stored), std::slice::from_ref(&expected_hash));
+
+    let response = client
+        .post_text(
+            "/capture",
+            "application/xml",
+            &read("ReferenceEventHashAlgorithm.xml"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let matched: Value = client
+        .get("/events?MATCH_epc=urn%3Aepc%3Aid%3Asscc%3A4012345.0000000111")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(event_ids(&matched), [expected_hash], "stored once");
     app.stop().await.expect("clean stop");
 }
 

@@ -28,13 +28,36 @@ pub struct HashContext {
 impl HashContext {
     /// The context of the events of `document`.
     pub fn of(document: &Document) -> Self {
-        let namespaces = tree::Namespaces::from_context(&document.context);
-        let mut ignored = Vec::new();
-        for (key, value) in document
+        let extensions = document
             .extensions
             .iter()
-            .chain(&document.query_results_extensions)
-        {
+            .chain(&document.query_results_extensions);
+        Self::new(&document.context, extensions)
+    }
+
+    /// The context of a JSON-LD document or single event, before it is parsed.
+    pub fn from_json(value: &Value) -> Self {
+        let context = match value.get("@context") {
+            Some(Value::Array(entries)) => entries.clone(),
+            Some(entry) => vec![entry.clone()],
+            None => Vec::new(),
+        };
+        let top_level = value.as_object().into_iter().flatten();
+        let query_results = value
+            .pointer("/epcisBody/queryResults")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten();
+        Self::new(&context, top_level.chain(query_results))
+    }
+
+    fn new<'a>(
+        context: &[Value],
+        extensions: impl Iterator<Item = (&'a String, &'a Value)>,
+    ) -> Self {
+        let namespaces = tree::Namespaces::from_context(context);
+        let mut ignored = Vec::new();
+        for (key, value) in extensions {
             if key.rsplit(':').next() != Some("ignoreFields") {
                 continue;
             }
