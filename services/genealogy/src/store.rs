@@ -205,6 +205,14 @@ impl ProjectionStore {
             return Ok(false);
         }
         let event_id = event.event_id.clone().unwrap_or_default();
+        if event.error_declaration.is_some() {
+            // The declared event is no longer part of any object's history.
+            history::Entity::delete_many()
+                .filter(history::Column::EventId.eq(&event_id))
+                .exec(&txn)
+                .await?;
+            return advance_cursor(txn, sequence).await;
+        }
         let mut identifiers = event.kind.identifiers();
         identifiers.sort_unstable();
         identifiers.dedup();
@@ -230,19 +238,7 @@ impl ProjectionStore {
                 .exec(&txn)
                 .await?;
         }
-        cursor::Entity::insert(cursor::ActiveModel {
-            id: Set(CURSOR_ID),
-            applied_sequence: Set(sequence),
-        })
-        .on_conflict(
-            OnConflict::column(cursor::Column::Id)
-                .update_column(cursor::Column::AppliedSequence)
-                .to_owned(),
-        )
-        .exec(&txn)
-        .await?;
-        txn.commit().await?;
-        Ok(true)
+        advance_cursor(txn, sequence).await
     }
 
     /// Events that touched `identifier`, in event-time order, after the `(time, sequence)`
@@ -270,4 +266,24 @@ impl ProjectionStore {
         }
         Ok(query.limit(limit).all(&self.db).await?)
     }
+}
+
+/// Moves the cursor to `sequence` and commits what was applied with it.
+async fn advance_cursor(
+    txn: sea_orm::DatabaseTransaction,
+    sequence: i64,
+) -> Result<bool, GenealogyError> {
+    cursor::Entity::insert(cursor::ActiveModel {
+        id: Set(CURSOR_ID),
+        applied_sequence: Set(sequence),
+    })
+    .on_conflict(
+        OnConflict::column(cursor::Column::Id)
+            .update_column(cursor::Column::AppliedSequence)
+            .to_owned(),
+    )
+    .exec(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(true)
 }

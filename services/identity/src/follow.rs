@@ -6,7 +6,11 @@ use tracery_epcis::proto::event_from_proto;
 use tracery_proto::v1 as pb;
 use tracery_runtime::follow::EventSink;
 
-use crate::{lifecycle::Transition, resolve::Resolver, store::StateStore};
+use crate::{
+    lifecycle::{LifecycleState, Transition},
+    resolve::Resolver,
+    store::{CapturedChange, Reversal, StateStore},
+};
 
 /// Applies captured events to identifier states.
 pub struct LifecycleSink {
@@ -33,25 +37,42 @@ impl EventSink for LifecycleSink {
         };
         let event = event_from_proto(&proto_event)?;
         let event_id = event.event_id.clone().unwrap_or_default();
-        let mut transitions = Vec::new();
+        let mut effects = Vec::new();
         for (written, effect) in event.lifecycle_effects() {
             // Identifiers identity cannot canonicalise (a Digital Link of an unregistered
             // GTIN, a non-GS1 URI) have no lifecycle here; the event itself is stored anyway.
             match self.resolver.instance_epc("epc", written).await {
-                Ok((_, epc)) => transitions.push(Transition {
-                    epc,
-                    to: effect.into(),
-                    event_id: event_id.clone(),
-                    at: event.event_time.to_utc(),
-                }),
+                Ok((_, epc)) => effects.push((epc, LifecycleState::from(effect))),
                 Err(err) => {
                     tracing::debug!(identifier = written, error = %err, "no lifecycle for identifier")
                 }
             }
         }
-        Ok(self
-            .states
-            .apply_captured(stored.sequence, &transitions)
-            .await?)
+        // An error declaration repeats the erroneous event: what that event did is undone.
+        let change = if event.error_declaration.is_some() {
+            CapturedChange::Reversals(
+                effects
+                    .into_iter()
+                    .map(|(epc, undone)| Reversal {
+                        epc,
+                        undone,
+                        event_id: event_id.clone(),
+                    })
+                    .collect(),
+            )
+        } else {
+            CapturedChange::Transitions(
+                effects
+                    .into_iter()
+                    .map(|(epc, to)| Transition {
+                        epc,
+                        to,
+                        event_id: event_id.clone(),
+                        at: event.event_time.to_utc(),
+                    })
+                    .collect(),
+            )
+        };
+        Ok(self.states.apply_captured(stored.sequence, &change).await?)
     }
 }

@@ -838,3 +838,101 @@ async fn a_packed_child_must_be_unpacked_before_it_moves() {
     assert_eq!(outcomes(&app, repacked).await, [accepted]);
     app.stop().await.expect("clean stop");
 }
+
+/// The identity state of `epc`, as identity reports it.
+async fn identity_state(app: &TestApp, epc: &str) -> i32 {
+    app.identity
+        .clone()
+        .batch_get_identifier_states(pb::BatchGetIdentifierStatesRequest {
+            epcs: vec![epc.to_owned()],
+        })
+        .await
+        .expect("states")
+        .into_inner()
+        .statuses
+        .first()
+        .map_or(0, |s| s.state)
+}
+
+/// Waits until identity, which follows capture, reports `state` for `epc`.
+async fn await_identity_state(app: &TestApp, epc: &str, state: pb::IdentifierState) {
+    for _ in 0..100 {
+        if identity_state(app, epc).await == state as i32 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("identity never reported {state:?} for {epc}");
+}
+
+#[tokio::test]
+async fn an_error_declaration_is_kept_and_undoes_the_declared_event() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let unit = "urn:epc:id:sgtin:4012345.011111.2001";
+    let wrong = "urn:uuid:00000000-0000-4000-8000-300000000001";
+    let corrective = "urn:uuid:00000000-0000-4000-8000-300000000002";
+    let commissioning = object_event(wrong, pb::Action::Add, &[unit], "commissioning", 1);
+    let accepted = pb::CaptureOutcome::Accepted as i32;
+    assert_eq!(
+        outcomes(&app, vec![commissioning.clone()]).await,
+        [(accepted, vec![])]
+    );
+    await_identity_state(&app, unit, pb::IdentifierState::Commissioned).await;
+
+    // The declaration repeats the erroneous event, with the same eventID.
+    let mut declaration = commissioning;
+    declaration.error_declaration = Some(pb::ErrorDeclaration {
+        declaration_time: Some(prost_types::Timestamp {
+            seconds: 1_795_651_200 + 600,
+            nanos: 0,
+        }),
+        reason: "incorrect_data".into(),
+        corrective_event_ids: vec![corrective.into()],
+        extensions: None,
+    });
+    assert_eq!(
+        outcomes(&app, vec![declaration.clone()]).await,
+        [(accepted, vec![])],
+        "kept next to the event it declares erroneous, not taken for a duplicate"
+    );
+    assert_eq!(
+        outcomes(&app, vec![declaration]).await,
+        [(pb::CaptureOutcome::Duplicate as i32, vec![])],
+        "the declaration itself is stored once"
+    );
+
+    // Subscribers see the event, then the declaration, under the same eventID.
+    let mut stream = app
+        .capture
+        .clone()
+        .subscribe(pb::SubscribeRequest {
+            after_sequence: 0,
+            ..Default::default()
+        })
+        .await
+        .expect("subscribes")
+        .into_inner();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let stored = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("stream open")
+            .expect("ok")
+            .event
+            .expect("event")
+            .event
+            .expect("body");
+        seen.push((stored.event_id, stored.error_declaration.is_some()));
+    }
+    assert_eq!(seen, [(wrong.to_owned(), false), (wrong.to_owned(), true)]);
+
+    // Identity undoes the commissioning, so the corrective event may commission the unit.
+    await_identity_state(&app, unit, pb::IdentifierState::Unknown).await;
+    let recommission = object_event(corrective, pb::Action::Add, &[unit], "commissioning", 11);
+    assert_eq!(
+        outcomes(&app, vec![recommission]).await,
+        [(accepted, vec![])]
+    );
+    app.stop().await.expect("clean stop");
+}

@@ -27,7 +27,8 @@ pub mod event {
         /// Store sequence, assigned at insert.
         #[sea_orm(primary_key)]
         pub sequence: i64,
-        /// eventID, unique.
+        /// The store key: the eventID, unique; an error declaration, which repeats the
+        /// eventID of the event it declares erroneous, is keyed `{eventID}#errorDeclaration`.
         #[sea_orm(unique)]
         pub event_id: String,
         /// EPCIS event type.
@@ -47,6 +48,8 @@ pub mod event {
         /// The event as EPCIS JSON-LD.
         #[sea_orm(column_type = "Text")]
         pub payload: String,
+        /// For an error declaration: the eventID it declares erroneous.
+        pub declares: Option<String>,
     }
 
     /// No relations.
@@ -63,7 +66,7 @@ mod migration {
 
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-    use super::{decode, event, jobs::job, keys, quarantine::entry};
+    use super::{decode_payload, event, jobs::job, keys, quarantine::entry};
 
     /// Capture migrations, tracked in their own table.
     pub struct Migrator;
@@ -80,6 +83,7 @@ mod migration {
                 Box::new(CreateQuarantine),
                 Box::new(CreateEventKeys),
                 Box::new(CreateJobs),
+                Box::new(AddErrorDeclarations),
             ]
         }
     }
@@ -188,17 +192,23 @@ mod migration {
             let db = manager.get_connection();
             let mut after = 0;
             loop {
-                let rows = event::Entity::find()
+                // Only the columns this migration's schema has: later ones add more.
+                let rows: Vec<(i64, String)> = event::Entity::find()
+                    .select_only()
+                    .column(event::Column::Sequence)
+                    .column(event::Column::Payload)
                     .filter(event::Column::Sequence.gt(after))
                     .order_by_asc(event::Column::Sequence)
                     .limit(1000)
+                    .into_tuple()
                     .all(db)
                     .await?;
-                let Some(last) = rows.last().map(|r| r.sequence) else {
+                let Some(last) = rows.last().map(|r| r.0) else {
                     break;
                 };
-                for row in rows {
-                    let stored = decode(row).map_err(|err| DbErr::Migration(err.to_string()))?;
+                for (sequence, payload) in rows {
+                    let stored = decode_payload(sequence, &payload)
+                        .map_err(|err| DbErr::Migration(err.to_string()))?;
                     keys::insert(db, stored.sequence, &stored.event).await?;
                 }
                 after = last;
@@ -243,6 +253,38 @@ mod migration {
                         .col(ColumnDef::new(C::Success).boolean().not_null())
                         .col(ColumnDef::new(C::ErrorBehaviour).string_len(16).not_null())
                         .col(ColumnDef::new(C::Errors).text().not_null())
+                        .to_owned(),
+                )
+                .await
+        }
+    }
+
+    struct AddErrorDeclarations;
+
+    impl MigrationName for AddErrorDeclarations {
+        fn name(&self) -> &str {
+            "m0005_capture_error_declarations"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for AddErrorDeclarations {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(event::Entity)
+                        .add_column(ColumnDef::new(event::Column::Declares).string().null())
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("capture_events_declares")
+                        .table(event::Entity)
+                        .col(event::Column::Declares)
+                        .if_not_exists()
                         .to_owned(),
                 )
                 .await
@@ -335,6 +377,16 @@ pub enum IntakeResult {
     Quarantined(String),
 }
 
+/// The store key of an event: its eventID, or for an error declaration (which carries the
+/// eventID of the event it corrects) a key of its own, so both are kept.
+fn store_key(event: &Event, event_id: &str) -> String {
+    if event.error_declaration.is_some() {
+        format!("{event_id}#errorDeclaration")
+    } else {
+        event_id.to_owned()
+    }
+}
+
 /// Appends one event inside `conn`'s transaction, or finds it stored already.
 async fn insert_event(
     conn: &impl ConnectionTrait,
@@ -347,8 +399,9 @@ async fn insert_event(
             reason: "required by the store".to_owned(),
         });
     };
+    let key = store_key(event, &event_id);
     if let Some(existing) = event::Entity::find()
-        .filter(event::Column::EventId.eq(&event_id))
+        .filter(event::Column::EventId.eq(&key))
         .one(conn)
         .await?
     {
@@ -360,8 +413,10 @@ async fn insert_event(
     }
     let mut stored = event.clone();
     stored.record_time = Some(record_time.fixed_offset());
+    let declares = event.error_declaration.is_some().then(|| event_id.clone());
     let row = event::ActiveModel {
-        event_id: Set(event_id.clone()),
+        event_id: Set(key),
+        declares: Set(declares),
         event_type: Set(stored.kind.type_name().to_owned()),
         event_time: Set(stored.event_time.with_timezone(&Utc)),
         record_time: Set(record_time),
@@ -596,10 +651,16 @@ impl EventStore {
         Ok(found)
     }
 
-    /// The event with this eventID.
+    /// The event with this eventID; once declared erroneous, the error declaration (the
+    /// event as corrected, with its `errorDeclaration`).
     pub async fn get(&self, event_id: &str) -> Result<StoredEvent, CaptureError> {
         let row = event::Entity::find()
-            .filter(event::Column::EventId.eq(event_id))
+            .filter(
+                Condition::any()
+                    .add(event::Column::EventId.eq(event_id))
+                    .add(event::Column::Declares.eq(event_id)),
+            )
+            .order_by_desc(event::Column::Sequence)
             .one(&self.db)
             .await?
             .ok_or_else(|| CaptureError::EventNotFound(event_id.to_owned()))?;
@@ -662,15 +723,13 @@ impl EventStore {
 }
 
 fn decode(row: event::Model) -> Result<StoredEvent, CaptureError> {
-    let corrupt = |reason: String| CaptureError::CorruptEvent {
-        sequence: row.sequence,
-        reason,
-    };
+    decode_payload(row.sequence, &row.payload)
+}
+
+fn decode_payload(sequence: i64, payload: &str) -> Result<StoredEvent, CaptureError> {
+    let corrupt = |reason: String| CaptureError::CorruptEvent { sequence, reason };
     let value: serde_json::Value =
-        serde_json::from_str(&row.payload).map_err(|err| corrupt(err.to_string()))?;
+        serde_json::from_str(payload).map_err(|err| corrupt(err.to_string()))?;
     let event = json::parse_event(value).map_err(|err| corrupt(err.to_string()))?;
-    Ok(StoredEvent {
-        sequence: row.sequence,
-        event,
-    })
+    Ok(StoredEvent { sequence, event })
 }

@@ -8,4 +8,4 @@ pub mod states;
 pub use migration::Migrator;
 pub use pools::PoolStore;
 pub use products::{ProductRow, ProductStore};
-pub use states::StateStore;
+pub use states::{CapturedChange, Reversal, StateStore};

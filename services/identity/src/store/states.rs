@@ -138,7 +138,7 @@ impl StateStore {
     pub async fn apply_captured(
         &self,
         sequence: i64,
-        transitions: &[Transition],
+        change: &CapturedChange,
     ) -> Result<bool, IdentityError> {
         let txn = tracery_runtime::db::begin_write(&self.db).await?;
         let applied = capture_cursor::Entity::find_by_id(CURSOR_ID)
@@ -148,7 +148,12 @@ impl StateStore {
         if sequence <= applied {
             return Ok(false);
         }
-        write_transitions(&txn, transitions, |_, _| Ok(true)).await?;
+        match change {
+            CapturedChange::Transitions(transitions) => {
+                write_transitions(&txn, transitions, |_, _| Ok(true)).await?;
+            }
+            CapturedChange::Reversals(reversals) => revert(&txn, reversals).await?,
+        }
         capture_cursor::Entity::insert(capture_cursor::ActiveModel {
             id: Set(CURSOR_ID),
             applied_sequence: Set(sequence),
@@ -163,6 +168,55 @@ impl StateStore {
         txn.commit().await?;
         Ok(true)
     }
+}
+
+/// What one captured event does to identifier states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapturedChange {
+    /// A new fact: the event's lifecycle effects.
+    Transitions(Vec<Transition>),
+    /// An error declaration: the declared event's effects are undone.
+    Reversals(Vec<Reversal>),
+}
+
+/// Undoing what an event declared erroneous did to one identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reversal {
+    /// Canonical EPC URN.
+    pub epc: String,
+    /// The state the erroneous event set.
+    pub undone: LifecycleState,
+    /// The erroneous event.
+    pub event_id: String,
+}
+
+/// Undoes reversals whose identifier is still in the state the erroneous event set; a
+/// later event has the last word otherwise. Commissioning undone returns the identifier
+/// to allocated or unknown (no row); a retirement undone returns it to commissioned.
+async fn revert(txn: &impl ConnectionTrait, reversals: &[Reversal]) -> Result<(), IdentityError> {
+    for reversal in reversals {
+        let Some(row) = identifier_state::Entity::find_by_id(reversal.epc.clone())
+            .one(txn)
+            .await?
+        else {
+            continue;
+        };
+        if row.event_id != reversal.event_id
+            || LifecycleState::from_code(row.state) != reversal.undone
+        {
+            continue;
+        }
+        if reversal.undone == LifecycleState::Commissioned {
+            identifier_state::Entity::delete_by_id(reversal.epc.clone())
+                .exec(txn)
+                .await?;
+        } else {
+            let mut active: identifier_state::ActiveModel = row.into();
+            active.state = Set(LifecycleState::Commissioned.code());
+            sea_orm::ActiveModelTrait::update(active, txn).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn write_transitions(
