@@ -74,7 +74,8 @@ impl Intake {
         channel: Channel,
     ) -> Result<Vec<pb::EventResult>, CaptureError> {
         let admissions = self.apply_state_rules(admissions, channel).await?;
-        let stored = self.store.capture(&admissions).await?;
+        let (admissions, stored) = self.store.capture(admissions).await;
+        let stored = stored?;
         self.committed.notify_waiters();
         Ok(admissions
             .iter()

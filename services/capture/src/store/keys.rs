@@ -99,13 +99,9 @@ pub fn keys_of(event: &Event) -> Vec<(Role, String)> {
     keys
 }
 
-/// Indexes stored event `sequence`.
-pub async fn insert(
-    conn: &impl ConnectionTrait,
-    sequence: i64,
-    event: &Event,
-) -> Result<(), DbErr> {
-    let rows: Vec<key::ActiveModel> = keys_of(event)
+/// The index rows of the event stored at `sequence`.
+pub fn rows(sequence: i64, event: &Event) -> Vec<key::ActiveModel> {
+    keys_of(event)
         .into_iter()
         .map(|(role, value)| key::ActiveModel {
             sequence: Set(sequence),
@@ -113,13 +109,29 @@ pub async fn insert(
             value: Set(value),
             ..Default::default()
         })
-        .collect();
-    if !rows.is_empty() {
-        key::Entity::insert_many(rows)
+        .collect()
+}
+
+/// Writes index rows with multi-row statements.
+pub async fn insert_rows(
+    conn: &impl ConnectionTrait,
+    rows: Vec<key::ActiveModel>,
+) -> Result<(), DbErr> {
+    for chunk in rows.chunks(1000) {
+        key::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(conn)
             .await?;
     }
     Ok(())
+}
+
+/// Indexes the event stored at `sequence`.
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    sequence: i64,
+    event: &Event,
+) -> Result<(), DbErr> {
+    insert_rows(conn, rows(sequence, event)).await
 }
 
 /// The sequences of events with an identifier in one of `roles` matching one of `patterns`.

@@ -1,13 +1,14 @@
 //! The append-only event store. Each accepted event gets the next `sequence`; readers
 //! (Subscribe, genealogy, integration) follow that cursor. Rows are never updated.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
+use tokio::sync::{mpsc, oneshot};
 use tracery_epcis::{Action, Event, EventKind, json};
 
 use crate::domain::{Admission, CaptureError, Outcome, Rejected};
@@ -387,36 +388,103 @@ fn store_key(event: &Event, event_id: &str) -> String {
     }
 }
 
-/// Appends one event inside `conn`'s transaction, or finds it stored already.
-async fn insert_event(
+/// Rows per multi-row INSERT: well inside both databases' bound-parameter limits.
+const ROWS_PER_INSERT: usize = 400;
+
+/// Appends `events` inside `conn`'s transaction with a few multi-row statements, or finds
+/// them stored already (an eventID stored before, or earlier in the same batch, is a
+/// duplicate with the first one's sequence).
+async fn append_events(
     conn: &impl ConnectionTrait,
-    event: &Event,
+    events: &[&Event],
     record_time: DateTime<Utc>,
-) -> Result<StoreResult, CaptureError> {
-    let Some(event_id) = event.event_id.clone() else {
-        return Err(CaptureError::Invalid {
-            field: "event_id".to_owned(),
-            reason: "required by the store".to_owned(),
-        });
-    };
-    let key = store_key(event, &event_id);
-    if let Some(existing) = event::Entity::find()
-        .filter(event::Column::EventId.eq(&key))
-        .one(conn)
-        .await?
-    {
-        return Ok(StoreResult {
-            event_id,
-            outcome: Outcome::Duplicate,
-            sequence: existing.sequence,
-        });
+) -> Result<Vec<StoreResult>, CaptureError> {
+    let mut keyed = Vec::with_capacity(events.len());
+    for event in events {
+        let Some(event_id) = event.event_id.clone() else {
+            return Err(CaptureError::Invalid {
+                field: "event_id".to_owned(),
+                reason: "required by the store".to_owned(),
+            });
+        };
+        keyed.push((store_key(event, &event_id), event_id));
     }
+    let mut sequences: HashMap<String, i64> = HashMap::new();
+    for chunk in keyed.chunks(ROWS_PER_INSERT) {
+        let found: Vec<(String, i64)> = event::Entity::find()
+            .select_only()
+            .column(event::Column::EventId)
+            .column(event::Column::Sequence)
+            .filter(event::Column::EventId.is_in(chunk.iter().map(|(key, _)| key.clone())))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        sequences.extend(found);
+    }
+    // The first occurrence of each key not stored yet is appended; the rest are duplicates.
+    let mut first: HashMap<String, usize> = HashMap::new();
+    let appended: Vec<usize> = (0..keyed.len())
+        .filter(|&i| {
+            let key = &keyed[i].0;
+            !sequences.contains_key(key) && !first.contains_key(key) && {
+                first.insert(key.clone(), i);
+                true
+            }
+        })
+        .collect();
+    for chunk in appended.chunks(ROWS_PER_INSERT) {
+        let rows = chunk
+            .iter()
+            .map(|&i| event_row(events[i], &keyed[i], record_time));
+        let assigned = event::Entity::insert_many(rows)
+            .exec_with_returning_keys(conn)
+            .await?;
+        if assigned.len() != chunk.len() {
+            return Err(CaptureError::CorruptEvent {
+                sequence: assigned.last().copied().unwrap_or_default(),
+                reason: format!(
+                    "{} rows inserted, {} sequences returned",
+                    chunk.len(),
+                    assigned.len()
+                ),
+            });
+        }
+        // Appenders hold the append lock, so one statement's rows get their sequences in
+        // VALUES order.
+        for (&i, sequence) in chunk.iter().zip(assigned) {
+            sequences.insert(keyed[i].0.clone(), sequence);
+        }
+    }
+    let key_rows: Vec<keys::key::ActiveModel> = appended
+        .iter()
+        .flat_map(|&i| keys::rows(sequences[&keyed[i].0], events[i]))
+        .collect();
+    keys::insert_rows(conn, key_rows).await?;
+    Ok(keyed
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, event_id))| StoreResult {
+            outcome: if first.get(&key) == Some(&i) {
+                Outcome::Accepted
+            } else {
+                Outcome::Duplicate
+            },
+            sequence: sequences[&key],
+            event_id,
+        })
+        .collect())
+}
+
+fn event_row(
+    event: &Event,
+    (key, event_id): &(String, String),
+    record_time: DateTime<Utc>,
+) -> event::ActiveModel {
     let mut stored = event.clone();
     stored.record_time = Some(record_time.fixed_offset());
-    let declares = event.error_declaration.is_some().then(|| event_id.clone());
-    let row = event::ActiveModel {
-        event_id: Set(key),
-        declares: Set(declares),
+    event::ActiveModel {
+        event_id: Set(key.clone()),
+        declares: Set(event.error_declaration.is_some().then(|| event_id.clone())),
         event_type: Set(stored.kind.type_name().to_owned()),
         event_time: Set(stored.event_time.with_timezone(&Utc)),
         record_time: Set(record_time),
@@ -427,14 +495,60 @@ async fn insert_event(
         payload: Set(json::event_to_json(&stored).to_string()),
         ..Default::default()
     }
-    .insert(conn)
-    .await?;
-    keys::insert(conn, row.sequence, event).await?;
-    Ok(StoreResult {
-        event_id,
-        outcome: Outcome::Accepted,
-        sequence: row.sequence,
-    })
+}
+
+/// See [`EventStore::begin_append`].
+async fn begin_append(
+    db: &DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, CaptureError> {
+    let txn = tracery_runtime::db::begin_write(db).await?;
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({APPEND_LOCK})"))
+            .await?;
+    }
+    Ok(txn)
+}
+
+/// Commits waiting batches together until every [`EventStore`] handle is gone. When a
+/// group fails, its batches are retried one by one, so one caller's bad batch (or a
+/// database error) is reported to that caller alone.
+async fn group_commit(db: DatabaseConnection, mut pending: mpsc::Receiver<Pending>) {
+    while let Some(first) = pending.recv().await {
+        let mut events = first.admissions.len();
+        let mut group = vec![first];
+        while events < MAX_GROUP_EVENTS {
+            match pending.try_recv() {
+                Ok(next) => {
+                    events += next.admissions.len();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let all: Vec<&Admission> = group.iter().flat_map(|p| &p.admissions).collect();
+        match EventStore::store_group(&db, &all).await {
+            Ok(results) => {
+                let mut results = results.into_iter();
+                for batch in group {
+                    let mine = results.by_ref().take(batch.admissions.len()).collect();
+                    // A caller that gave up waiting has nothing to receive.
+                    let _ = batch.reply.send((batch.admissions, Ok(mine)));
+                }
+            }
+            Err(err) if group.len() == 1 => {
+                if let Some(batch) = group.pop() {
+                    let _ = batch.reply.send((batch.admissions, Err(err)));
+                }
+            }
+            Err(_) => {
+                for batch in group {
+                    let own: Vec<&Admission> = batch.admissions.iter().collect();
+                    let result = EventStore::store_group(&db, &own).await;
+                    let _ = batch.reply.send((batch.admissions, result));
+                }
+            }
+        }
+    }
 }
 
 /// Filters for [`EventStore::query`]; empty lists do not filter.
@@ -467,16 +581,31 @@ pub struct EventQuery {
 /// The advisory lock key of capture appenders ("tracery" in ASCII).
 const APPEND_LOCK: i64 = 0x0074_7261_6365_7279;
 
+/// The most events one group commit takes; more wait for the next.
+const MAX_GROUP_EVENTS: usize = 20_000;
+
+/// A batch handed back with what became of it.
+type Decided = (Vec<Admission>, Result<Vec<IntakeResult>, CaptureError>);
+
+/// A caller's batch waiting for the group commit, and where its results go.
+struct Pending {
+    admissions: Vec<Admission>,
+    reply: oneshot::Sender<Decided>,
+}
+
 /// The event store.
 #[derive(Clone)]
 pub struct EventStore {
     db: DatabaseConnection,
+    appender: mpsc::Sender<Pending>,
 }
 
 impl EventStore {
-    /// A store over `db`.
+    /// A store over `db`, with its group-commit task (needs a Tokio runtime).
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        let (appender, pending) = mpsc::channel(1024);
+        tokio::spawn(group_commit(db.clone(), pending));
+        Self { db, appender }
     }
 
     /// A transaction that may append events, serialised with every other appender.
@@ -487,29 +616,53 @@ impl EventStore {
     /// (`BEGIN IMMEDIATE`) already does this, PostgreSQL takes a transaction-level advisory
     /// lock, released at commit, and shared by all capture replicas.
     async fn begin_append(&self) -> Result<sea_orm::DatabaseTransaction, CaptureError> {
-        let txn = tracery_runtime::db::begin_write(&self.db).await?;
-        if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({APPEND_LOCK})"))
-                .await?;
-        }
-        Ok(txn)
+        begin_append(&self.db).await
     }
 
-    /// Stores a batch in one transaction: accepted events are appended (an eventID stored
-    /// already is a duplicate with its first sequence), refused ones quarantined. Returns
-    /// once committed, so every result is durable.
+    /// Stores a batch: accepted events are appended (an eventID stored already is a
+    /// duplicate with its first sequence), refused ones quarantined. Returns the
+    /// admissions with their results once committed, so every result is durable.
+    ///
+    /// Batches that arrive while a commit is running are committed together in one
+    /// transaction (group commit), so many small concurrent requests cost one commit.
     #[tracing::instrument(skip_all, fields(events = admissions.len()))]
-    pub async fn capture(
-        &self,
-        admissions: &[Admission],
+    pub async fn capture(&self, admissions: Vec<Admission>) -> Decided {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || CaptureError::Invalid {
+            field: String::new(),
+            reason: "the event store is shutting down".to_owned(),
+        };
+        if let Err(refused) = self.appender.send(Pending { admissions, reply }).await {
+            return (refused.0.admissions, Err(stopped()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| (Vec::new(), Err(stopped())))
+    }
+
+    /// Stores the admissions of one group in one transaction.
+    async fn store_group(
+        db: &DatabaseConnection,
+        admissions: &[&Admission],
     ) -> Result<Vec<IntakeResult>, CaptureError> {
         let now = Utc::now();
-        let txn = self.begin_append().await?;
+        let txn = begin_append(db).await?;
+        let accepted: Vec<&Event> = admissions
+            .iter()
+            .filter_map(|a| match *a {
+                Admission::Accept { event, .. } => Some(event.as_ref()),
+                Admission::Reject(_) => None,
+            })
+            .collect();
+        let mut stored = append_events(&txn, &accepted, now).await?.into_iter();
         let mut results = Vec::with_capacity(admissions.len());
         for admission in admissions {
             results.push(match admission {
-                Admission::Accept { event, .. } => {
-                    IntakeResult::Stored(insert_event(&txn, event, now).await?)
+                Admission::Accept { .. } => {
+                    IntakeResult::Stored(stored.next().ok_or_else(|| CaptureError::Invalid {
+                        field: String::new(),
+                        reason: "store result missing".to_owned(),
+                    })?)
                 }
                 Admission::Reject(rejected) => {
                     IntakeResult::Quarantined(quarantine::insert(&txn, rejected, now).await?)
@@ -531,7 +684,13 @@ impl EventStore {
         quarantine::open_entry(&txn, id).await?;
         let result = match admission {
             Admission::Accept { event, .. } => {
-                let stored = insert_event(&txn, event, Utc::now()).await?;
+                let stored = append_events(&txn, &[event.as_ref()], Utc::now())
+                    .await?
+                    .pop()
+                    .ok_or_else(|| CaptureError::Invalid {
+                        field: String::new(),
+                        reason: "store result missing".to_owned(),
+                    })?;
                 quarantine::close_resubmitted(&txn, id, &stored.event_id).await?;
                 IntakeResult::Stored(stored)
             }

@@ -1,0 +1,31 @@
+//! `tracery-bench`: load generators against a running Tracery suite. Each prints one
+//! Markdown table row per run, so results paste straight into `BENCHMARKS.md`.
+//!
+//! ```text
+//! tracery serve &                      # the suite under test
+//! tracery-bench capture --events 100000 --batch 1000 --streams 4
+//! ```
+
+mod capture;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Capture throughput and acknowledgement latency through `CaptureStream`.
+    Capture(capture::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Capture(args) => capture::run(args).await,
+    }
+}
