@@ -99,26 +99,28 @@ pub fn keys_of(event: &Event) -> Vec<(Role, String)> {
     keys
 }
 
-/// The index rows of the event stored at `sequence`.
-pub fn rows(sequence: i64, event: &Event) -> Vec<key::ActiveModel> {
+/// The index rows `(sequence, role, value)` of the event stored at `sequence`.
+pub fn rows(sequence: i64, event: &Event) -> impl Iterator<Item = (i64, Role, String)> {
     keys_of(event)
         .into_iter()
-        .map(|(role, value)| key::ActiveModel {
-            sequence: Set(sequence),
-            role: Set(role as i16),
-            value: Set(value),
-            ..Default::default()
-        })
-        .collect()
+        .map(move |(role, value)| (sequence, role, value))
 }
 
 /// Writes index rows with multi-row statements.
 pub async fn insert_rows(
     conn: &impl ConnectionTrait,
-    rows: Vec<key::ActiveModel>,
+    rows: Vec<(i64, Role, String)>,
 ) -> Result<(), DbErr> {
     for chunk in rows.chunks(1000) {
-        key::Entity::insert_many(chunk.to_vec())
+        let models = chunk
+            .iter()
+            .map(|(sequence, role, value)| key::ActiveModel {
+                sequence: Set(*sequence),
+                role: Set(*role as i16),
+                value: Set(value.clone()),
+                ..Default::default()
+            });
+        key::Entity::insert_many(models)
             .exec_without_returning(conn)
             .await?;
     }
@@ -131,7 +133,7 @@ pub async fn insert(
     sequence: i64,
     event: &Event,
 ) -> Result<(), DbErr> {
-    insert_rows(conn, rows(sequence, event)).await
+    insert_rows(conn, rows(sequence, event).collect()).await
 }
 
 /// The sequences of events with an identifier in one of `roles` matching one of `patterns`.

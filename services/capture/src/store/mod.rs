@@ -5,14 +5,15 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracery_epcis::{Action, Event, EventKind, json};
 
 use crate::domain::{Admission, CaptureError, Outcome, Rejected};
 
+mod bulk;
 pub mod jobs;
 pub mod keys;
 pub mod quarantine;
@@ -388,12 +389,9 @@ fn store_key(event: &Event, event_id: &str) -> String {
     }
 }
 
-/// Rows per multi-row INSERT: well inside both databases' bound-parameter limits.
-const ROWS_PER_INSERT: usize = 400;
-
-/// Appends `events` inside `conn`'s transaction with a few multi-row statements, or finds
-/// them stored already (an eventID stored before, or earlier in the same batch, is a
-/// duplicate with the first one's sequence).
+/// Appends `events` inside `conn`'s transaction, or finds them stored already (an eventID
+/// stored before, or earlier in the same batch, is a duplicate with the first one's
+/// sequence). A few statements per batch, whatever its size.
 async fn append_events(
     conn: &impl ConnectionTrait,
     events: &[&Event],
@@ -409,18 +407,8 @@ async fn append_events(
         };
         keyed.push((store_key(event, &event_id), event_id));
     }
-    let mut sequences: HashMap<String, i64> = HashMap::new();
-    for chunk in keyed.chunks(ROWS_PER_INSERT) {
-        let found: Vec<(String, i64)> = event::Entity::find()
-            .select_only()
-            .column(event::Column::EventId)
-            .column(event::Column::Sequence)
-            .filter(event::Column::EventId.is_in(chunk.iter().map(|(key, _)| key.clone())))
-            .into_tuple()
-            .all(conn)
-            .await?;
-        sequences.extend(found);
-    }
+    let store_keys: Vec<String> = keyed.iter().map(|(key, _)| key.clone()).collect();
+    let mut sequences = bulk::sequences_of(conn, &store_keys).await?;
     // The first occurrence of each key not stored yet is appended; the rest are duplicates.
     let mut first: HashMap<String, usize> = HashMap::new();
     let appended: Vec<usize> = (0..keyed.len())
@@ -432,34 +420,17 @@ async fn append_events(
             }
         })
         .collect();
-    for chunk in appended.chunks(ROWS_PER_INSERT) {
-        let rows = chunk
-            .iter()
-            .map(|&i| event_row(events[i], &keyed[i], record_time));
-        let assigned = event::Entity::insert_many(rows)
-            .exec_with_returning_keys(conn)
-            .await?;
-        if assigned.len() != chunk.len() {
-            return Err(CaptureError::CorruptEvent {
-                sequence: assigned.last().copied().unwrap_or_default(),
-                reason: format!(
-                    "{} rows inserted, {} sequences returned",
-                    chunk.len(),
-                    assigned.len()
-                ),
-            });
-        }
-        // Appenders hold the append lock, so one statement's rows get their sequences in
-        // VALUES order.
-        for (&i, sequence) in chunk.iter().zip(assigned) {
-            sequences.insert(keyed[i].0.clone(), sequence);
-        }
-    }
-    let key_rows: Vec<keys::key::ActiveModel> = appended
+    let rows = appended
         .iter()
-        .flat_map(|&i| keys::rows(sequences[&keyed[i].0], events[i]))
+        .map(|&i| event_row(events[i], &keyed[i], record_time))
         .collect();
-    keys::insert_rows(conn, key_rows).await?;
+    let assigned = bulk::insert_events(conn, rows).await?;
+    let mut key_rows = Vec::new();
+    for (&i, sequence) in appended.iter().zip(assigned) {
+        sequences.insert(keyed[i].0.clone(), sequence);
+        key_rows.extend(keys::rows(sequence, events[i]));
+    }
+    bulk::insert_keys(conn, key_rows).await?;
     Ok(keyed
         .into_iter()
         .enumerate()
@@ -469,7 +440,7 @@ async fn append_events(
             } else {
                 Outcome::Duplicate
             },
-            sequence: sequences[&key],
+            sequence: sequences.get(&key).copied().unwrap_or_default(),
             event_id,
         })
         .collect())
@@ -479,21 +450,20 @@ fn event_row(
     event: &Event,
     (key, event_id): &(String, String),
     record_time: DateTime<Utc>,
-) -> event::ActiveModel {
+) -> bulk::EventRow {
     let mut stored = event.clone();
     stored.record_time = Some(record_time.fixed_offset());
-    event::ActiveModel {
-        event_id: Set(key.clone()),
-        declares: Set(event.error_declaration.is_some().then(|| event_id.clone())),
-        event_type: Set(stored.kind.type_name().to_owned()),
-        event_time: Set(stored.event_time.with_timezone(&Utc)),
-        record_time: Set(record_time),
-        biz_step: Set(stored.biz_step.clone()),
-        disposition: Set(stored.disposition.clone()),
-        read_point: Set(stored.read_point.as_ref().map(|l| l.id.clone())),
-        biz_location: Set(stored.biz_location.as_ref().map(|l| l.id.clone())),
-        payload: Set(json::event_to_json(&stored).to_string()),
-        ..Default::default()
+    bulk::EventRow {
+        store_key: key.clone(),
+        declares: event.error_declaration.is_some().then(|| event_id.clone()),
+        event_type: stored.kind.type_name().to_owned(),
+        event_time: stored.event_time.with_timezone(&Utc),
+        record_time,
+        biz_step: stored.biz_step.clone(),
+        disposition: stored.disposition.clone(),
+        read_point: stored.read_point.as_ref().map(|l| l.id.clone()),
+        biz_location: stored.biz_location.as_ref().map(|l| l.id.clone()),
+        payload: json::event_to_json(&stored).to_string(),
     }
 }
 
@@ -525,8 +495,23 @@ async fn group_commit(db: DatabaseConnection, mut pending: mpsc::Receiver<Pendin
                 Err(_) => break,
             }
         }
-        let all: Vec<&Admission> = group.iter().flat_map(|p| &p.admissions).collect();
-        match EventStore::store_group(&db, &all).await {
+        // Each group commits in a task of its own: a panic there fails that group's callers
+        // and leaves the committer running.
+        let db_for_group = db.clone();
+        let committed = tokio::spawn(async move {
+            let all: Vec<&Admission> = group.iter().flat_map(|p| &p.admissions).collect();
+            let result = EventStore::store_group(&db_for_group, &all).await;
+            (group, result)
+        })
+        .await;
+        let (group, result) = match committed {
+            Ok(done) => done,
+            Err(err) => {
+                tracing::error!(error = %err, "a group commit failed unexpectedly");
+                continue;
+            }
+        };
+        match result {
             Ok(results) => {
                 let mut results = results.into_iter();
                 for batch in group {
@@ -536,7 +521,7 @@ async fn group_commit(db: DatabaseConnection, mut pending: mpsc::Receiver<Pendin
                 }
             }
             Err(err) if group.len() == 1 => {
-                if let Some(batch) = group.pop() {
+                if let Some(batch) = group.into_iter().next() {
                     let _ = batch.reply.send((batch.admissions, Err(err)));
                 }
             }
@@ -628,16 +613,22 @@ impl EventStore {
     #[tracing::instrument(skip_all, fields(events = admissions.len()))]
     pub async fn capture(&self, admissions: Vec<Admission>) -> Decided {
         let (reply, answer) = oneshot::channel();
-        let stopped = || CaptureError::Invalid {
+        let failed = |reason: &str| CaptureError::Invalid {
             field: String::new(),
-            reason: "the event store is shutting down".to_owned(),
+            reason: reason.to_owned(),
         };
         if let Err(refused) = self.appender.send(Pending { admissions, reply }).await {
-            return (refused.0.admissions, Err(stopped()));
+            return (
+                refused.0.admissions,
+                Err(failed("the event store is shutting down")),
+            );
         }
-        answer
-            .await
-            .unwrap_or_else(|_| (Vec::new(), Err(stopped())))
+        answer.await.unwrap_or_else(|_| {
+            (
+                Vec::new(),
+                Err(failed("the commit failed unexpectedly; nothing was stored")),
+            )
+        })
     }
 
     /// Stores the admissions of one group in one transaction.
@@ -796,18 +787,10 @@ impl EventStore {
         &self,
         event_ids: &[String],
     ) -> Result<HashSet<String>, CaptureError> {
-        let mut found = HashSet::new();
-        for chunk in event_ids.chunks(500) {
-            let rows = event::Entity::find()
-                .select_only()
-                .column(event::Column::EventId)
-                .filter(event::Column::EventId.is_in(chunk.iter().cloned()))
-                .into_tuple::<String>()
-                .all(&self.db)
-                .await?;
-            found.extend(rows);
-        }
-        Ok(found)
+        Ok(bulk::sequences_of(&self.db, event_ids)
+            .await?
+            .into_keys()
+            .collect())
     }
 
     /// The event with this eventID; once declared erroneous, the error declaration (the

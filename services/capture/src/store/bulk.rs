@@ -1,0 +1,215 @@
+//! Multi-row statements for appending a batch. PostgreSQL gets one array parameter per
+//! column (`= ANY($1)`, `INSERT … SELECT * FROM UNNEST(…)`): a statement with thousands of
+//! scalar parameters costs PostgreSQL more to plan than to run. SQLite, in-process, takes
+//! ordinary multi-row statements.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    Statement, Value, sea_query::ArrayType,
+};
+
+use super::{event, keys};
+
+/// Rows per multi-row statement on SQLite: well inside its bound-parameter limit.
+const SQLITE_ROWS: usize = 400;
+
+fn is_postgres(conn: &impl ConnectionTrait) -> bool {
+    conn.get_database_backend() == DatabaseBackend::Postgres
+}
+
+/// A `text[]` parameter. Array elements cannot be NULL here, so an absent value travels
+/// as `''` and the statement turns it back with `NULLIF`.
+fn text_array(values: impl IntoIterator<Item = Option<String>>) -> Value {
+    Value::Array(
+        ArrayType::String,
+        Some(Box::new(
+            values
+                .into_iter()
+                .map(|v| Value::String(Some(v.unwrap_or_default())))
+                .collect(),
+        )),
+    )
+}
+
+/// The sequences of the stored events among `store_keys`.
+pub async fn sequences_of(
+    conn: &impl ConnectionTrait,
+    store_keys: &[String],
+) -> Result<HashMap<String, i64>, DbErr> {
+    let mut found = HashMap::new();
+    if is_postgres(conn) {
+        let statement = Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            r#"SELECT "event_id", "sequence" FROM "capture_events" WHERE "event_id" = ANY($1)"#,
+            [text_array(store_keys.iter().cloned().map(Some))],
+        );
+        for row in conn.query_all_raw(statement).await? {
+            found.insert(row.try_get("", "event_id")?, row.try_get("", "sequence")?);
+        }
+        return Ok(found);
+    }
+    for chunk in store_keys.chunks(SQLITE_ROWS) {
+        let rows: Vec<(String, i64)> = event::Entity::find()
+            .select_only()
+            .column(event::Column::EventId)
+            .column(event::Column::Sequence)
+            .filter(event::Column::EventId.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// One event row to append.
+pub struct EventRow {
+    pub store_key: String,
+    pub declares: Option<String>,
+    pub event_type: String,
+    pub event_time: DateTime<Utc>,
+    pub record_time: DateTime<Utc>,
+    pub biz_step: Option<String>,
+    pub disposition: Option<String>,
+    pub read_point: Option<String>,
+    pub biz_location: Option<String>,
+    pub payload: String,
+}
+
+/// Appends `rows` and returns each one's sequence, in order.
+pub async fn insert_events(
+    conn: &impl ConnectionTrait,
+    rows: Vec<EventRow>,
+) -> Result<Vec<i64>, DbErr> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    if is_postgres(conn) {
+        let keys: Vec<String> = rows.iter().map(|r| r.store_key.clone()).collect();
+        let times = |pick: fn(&EventRow) -> DateTime<Utc>| {
+            Value::Array(
+                ArrayType::ChronoDateTimeUtc,
+                Some(Box::new(
+                    rows.iter()
+                        .map(|r| Value::ChronoDateTimeUtc(Some(pick(r))))
+                        .collect(),
+                )),
+            )
+        };
+        let texts = |pick: fn(&EventRow) -> Option<String>| text_array(rows.iter().map(pick));
+        let values = vec![
+            text_array(keys.iter().cloned().map(Some)),
+            texts(|r| r.declares.clone()),
+            texts(|r| Some(r.event_type.clone())),
+            times(|r| r.event_time),
+            times(|r| r.record_time),
+            texts(|r| r.biz_step.clone()),
+            texts(|r| r.disposition.clone()),
+            texts(|r| r.read_point.clone()),
+            texts(|r| r.biz_location.clone()),
+            texts(|r| Some(r.payload.clone())),
+        ];
+        let statement = Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            r#"INSERT INTO "capture_events" ("event_id", "declares", "event_type", "event_time",
+                 "record_time", "biz_step", "disposition", "read_point", "biz_location", "payload")
+               SELECT k, NULLIF(d, ''), t, et, rt, NULLIF(bs, ''), NULLIF(dp, ''),
+                 NULLIF(rp, ''), NULLIF(bl, ''), p
+               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                 $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+                 AS u(k, d, t, et, rt, bs, dp, rp, bl, p)
+               RETURNING "event_id", "sequence""#,
+            values,
+        );
+        let mut assigned = HashMap::new();
+        for row in conn.query_all_raw(statement).await? {
+            let key: String = row.try_get("", "event_id")?;
+            let sequence: i64 = row.try_get("", "sequence")?;
+            assigned.insert(key, sequence);
+        }
+        return keys
+            .iter()
+            .map(|key| {
+                assigned.get(key).copied().ok_or_else(|| {
+                    DbErr::Custom(format!("no sequence returned for appended event `{key}`"))
+                })
+            })
+            .collect();
+    }
+    let mut sequences = Vec::with_capacity(rows.len());
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<event::ActiveModel> = rows.by_ref().take(SQLITE_ROWS).map(active).collect();
+        let count = chunk.len();
+        let assigned = event::Entity::insert_many(chunk)
+            .exec_with_returning_keys(conn)
+            .await?;
+        if assigned.len() != count {
+            return Err(DbErr::Custom(format!(
+                "{count} events inserted, {} sequences returned",
+                assigned.len()
+            )));
+        }
+        // The writer holds the database lock, so one statement's rows get their sequences
+        // in VALUES order.
+        sequences.extend(assigned);
+    }
+    Ok(sequences)
+}
+
+fn active(row: EventRow) -> event::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    event::ActiveModel {
+        event_id: Set(row.store_key),
+        declares: Set(row.declares),
+        event_type: Set(row.event_type),
+        event_time: Set(row.event_time),
+        record_time: Set(row.record_time),
+        biz_step: Set(row.biz_step),
+        disposition: Set(row.disposition),
+        read_point: Set(row.read_point),
+        biz_location: Set(row.biz_location),
+        payload: Set(row.payload),
+        ..Default::default()
+    }
+}
+
+/// Writes identifier index rows `(sequence, role, value)`.
+pub async fn insert_keys(
+    conn: &impl ConnectionTrait,
+    rows: Vec<(i64, keys::Role, String)>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if is_postgres(conn) {
+        let statement = Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            r#"INSERT INTO "capture_event_keys" ("sequence", "role", "value")
+               SELECT * FROM UNNEST($1::bigint[], $2::smallint[], $3::text[])"#,
+            [
+                Value::Array(
+                    ArrayType::BigInt,
+                    Some(Box::new(
+                        rows.iter().map(|r| Value::BigInt(Some(r.0))).collect(),
+                    )),
+                ),
+                Value::Array(
+                    ArrayType::SmallInt,
+                    Some(Box::new(
+                        rows.iter()
+                            .map(|r| Value::SmallInt(Some(r.1 as i16)))
+                            .collect(),
+                    )),
+                ),
+                text_array(rows.iter().map(|r| Some(r.2.clone()))),
+            ],
+        );
+        conn.execute_raw(statement).await?;
+        return Ok(());
+    }
+    keys::insert_rows(conn, rows).await
+}
