@@ -10,8 +10,17 @@ use tracery_runtime::wire::{self, Page};
 
 use crate::{
     domain::GenealogyError,
+    export,
+    facts::LinkKind,
+    graph::{self, Direction, Limits, NodeKind, Trace},
     store::{ProjectionStore, history},
 };
+
+/// Depth and node bounds when the request leaves them at 0.
+const DEFAULT_MAX_DEPTH: usize = 32;
+const DEFAULT_MAX_NODES: usize = 10_000;
+/// The most a request may ask for.
+const MAX_NODES: usize = 1_000_000;
 
 /// The gRPC service.
 pub struct GenealogyApi {
@@ -26,8 +35,98 @@ impl GenealogyApi {
     }
 }
 
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!("GenealogyService.{rpc} is not implemented yet"))
+fn limits(
+    max_depth: i32,
+    max_nodes: i32,
+    as_of: Option<&prost_types::Timestamp>,
+) -> Result<Limits, GenealogyError> {
+    let bound = |value: i32, default: usize, field: &str| match value {
+        0 => Ok(default),
+        v if v < 0 => Err(invalid(field, "must not be negative")),
+        v => Ok((v as usize).min(MAX_NODES)),
+    };
+    Ok(Limits {
+        as_of: as_of.map(|t| time(t, "as_of")).transpose()?,
+        since: None,
+        max_depth: bound(max_depth, DEFAULT_MAX_DEPTH, "max_depth")?,
+        max_nodes: bound(max_nodes, DEFAULT_MAX_NODES, "max_nodes")?,
+    })
+}
+
+fn time(timestamp: &prost_types::Timestamp, field: &str) -> Result<DateTime<Utc>, GenealogyError> {
+    u32::try_from(timestamp.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(timestamp.seconds, nanos))
+        .ok_or_else(|| invalid(field, "not a valid timestamp"))
+}
+
+fn node_kind(kind: NodeKind) -> pb::NodeKind {
+    match kind {
+        NodeKind::Instance => pb::NodeKind::Instance,
+        NodeKind::Lot => pb::NodeKind::Lot,
+        NodeKind::Party => pb::NodeKind::Party,
+    }
+}
+
+fn edge_kind(code: i16) -> pb::EdgeKind {
+    match LinkKind::from_code(code) {
+        Some(LinkKind::TransformedInto) => pb::EdgeKind::TransformedInto,
+        Some(LinkKind::ContainedIn) => pb::EdgeKind::ContainedIn,
+        Some(LinkKind::MemberOfLot) => pb::EdgeKind::MemberOfLot,
+        Some(LinkKind::ShippedTo) => pb::EdgeKind::ShippedTo,
+        _ => pb::EdgeKind::Unspecified,
+    }
+}
+
+fn trace_response(trace: Trace) -> pb::TraceResponse {
+    pb::TraceResponse {
+        nodes: trace
+            .nodes
+            .into_iter()
+            .map(|(id, kind, depth)| pb::Node {
+                id,
+                kind: node_kind(kind) as i32,
+                depth: i32::try_from(depth).unwrap_or(i32::MAX),
+            })
+            .collect(),
+        edges: trace
+            .links
+            .into_iter()
+            .map(|l| pb::Edge {
+                from: l.from_node,
+                to: l.to_node,
+                kind: edge_kind(l.kind) as i32,
+                event_id: l.event_id,
+                event_time: Some(wire::timestamp(l.event_time)),
+                biz_step: l.biz_step.unwrap_or_default(),
+                read_point: l.read_point.unwrap_or_default(),
+                quantity: l.quantity,
+                uom: l.uom.unwrap_or_default(),
+                end_time: l.end_time.map(wire::timestamp),
+            })
+            .collect(),
+        truncated: trace.truncated,
+    }
+}
+
+impl GenealogyApi {
+    async fn run_trace(
+        &self,
+        request: &pb::TraceRequest,
+        direction: Direction,
+    ) -> Result<Trace, GenealogyError> {
+        if request.id.is_empty() {
+            return Err(invalid("id", "required"));
+        }
+        let limits = limits(request.max_depth, request.max_nodes, request.as_of.as_ref())?;
+        graph::trace(
+            &self.store,
+            std::slice::from_ref(&request.id),
+            direction,
+            limits,
+        )
+        .await
+    }
 }
 
 fn invalid(field: &str, reason: &str) -> GenealogyError {
@@ -68,25 +167,82 @@ fn history_entry(row: history::Model) -> pb::HistoryEntry {
 
 #[tonic::async_trait]
 impl GenealogyService for GenealogyApi {
+    #[tracing::instrument(skip_all)]
     async fn trace_backward(
         &self,
-        _: Request<pb::TraceRequest>,
+        request: Request<pb::TraceRequest>,
     ) -> Result<Response<pb::TraceResponse>, Status> {
-        Err(not_yet("TraceBackward"))
+        let trace = self
+            .run_trace(request.get_ref(), Direction::Backward)
+            .await?;
+        Ok(Response::new(trace_response(trace)))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn trace_forward(
         &self,
-        _: Request<pb::TraceRequest>,
+        request: Request<pb::TraceRequest>,
     ) -> Result<Response<pb::TraceResponse>, Status> {
-        Err(not_yet("TraceForward"))
+        let trace = self
+            .run_trace(request.get_ref(), Direction::Forward)
+            .await?;
+        Ok(Response::new(trace_response(trace)))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn recall_scope(
         &self,
-        _: Request<pb::RecallScopeRequest>,
+        request: Request<pb::RecallScopeRequest>,
     ) -> Result<Response<pb::RecallScopeResponse>, Status> {
-        Err(not_yet("RecallScope"))
+        let request = request.into_inner();
+        if request.ids.is_empty() || request.ids.iter().any(String::is_empty) {
+            return Err(invalid("ids", "one or more identifiers required").into());
+        }
+        let mut limits = limits(0, request.max_nodes, request.window_end.as_ref())?;
+        limits.since = request
+            .window_start
+            .as_ref()
+            .map(|t| time(t, "window_start"))
+            .transpose()?;
+        let recall = graph::recall(&self.store, &request.ids, limits).await?;
+        let counts = |key: fn(&graph::Affected) -> Option<String>| {
+            recall
+                .counts(key)
+                .into_iter()
+                .map(|(key, count)| pb::GroupCount { key, count })
+                .collect()
+        };
+        let (export_content, export_content_type) =
+            match pb::ExportFormat::try_from(request.export).unwrap_or_default() {
+                pb::ExportFormat::Json => (export::recall_json(&recall), "application/json"),
+                pb::ExportFormat::Csv => (export::recall_csv(&recall), "text/csv"),
+                pb::ExportFormat::Unspecified => (String::new(), ""),
+            };
+        Ok(Response::new(pb::RecallScopeResponse {
+            by_container: counts(|i| i.whereabouts.outermost.clone()),
+            by_location: counts(|i| i.whereabouts.location.clone()),
+            by_disposition: counts(|i| i.whereabouts.disposition.clone()),
+            by_custodian: counts(|i| i.whereabouts.custodian.clone()),
+            truncated: recall.truncated,
+            export_content: export_content.into_bytes(),
+            export_content_type: export_content_type.to_owned(),
+            items: recall
+                .items
+                .into_iter()
+                .map(|item| {
+                    let w = item.whereabouts;
+                    pb::AffectedItem {
+                        id: item.id,
+                        kind: node_kind(item.kind) as i32,
+                        container: w.outermost.unwrap_or_default(),
+                        location: w.location.unwrap_or_default(),
+                        disposition: w.disposition.unwrap_or_default(),
+                        in_our_custody: w.custodian.is_none(),
+                        custodian: w.custodian.unwrap_or_default(),
+                    }
+                })
+                .collect(),
+        }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -113,25 +269,77 @@ impl GenealogyService for GenealogyApi {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn contents(
         &self,
-        _: Request<pb::ContentsRequest>,
+        request: Request<pb::ContentsRequest>,
     ) -> Result<Response<pb::ContentsResponse>, Status> {
-        Err(not_yet("Contents"))
+        let request = request.into_inner();
+        if request.container.is_empty() {
+            return Err(invalid("container", "required").into());
+        }
+        let at = request.at.as_ref().map(|t| time(t, "at")).transpose()?;
+        let root = graph::contents(&self.store, &request.container, at, DEFAULT_MAX_NODES).await?;
+        fn convert(node: graph::Contained) -> pb::ContainmentNode {
+            pb::ContainmentNode {
+                id: node.id,
+                packed_time: node.packed_at.map(wire::timestamp),
+                children: node.children.into_iter().map(convert).collect(),
+            }
+        }
+        Ok(Response::new(pb::ContentsResponse {
+            root: Some(convert(root)),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn where_is(
         &self,
-        _: Request<pb::WhereIsRequest>,
+        request: Request<pb::WhereIsRequest>,
     ) -> Result<Response<pb::WhereIsResponse>, Status> {
-        Err(not_yet("WhereIs"))
+        let request = request.into_inner();
+        if request.id.is_empty() {
+            return Err(invalid("id", "required").into());
+        }
+        let w = graph::where_is(&self.store, &request.id).await?;
+        let (last_event_id, last_event_time) = w
+            .last_event
+            .map(|(id, time)| (id, Some(wire::timestamp(time))))
+            .unwrap_or_default();
+        Ok(Response::new(pb::WhereIsResponse {
+            id: w.id,
+            location: w.location.unwrap_or_default(),
+            read_point: w.read_point.unwrap_or_default(),
+            disposition: w.disposition.unwrap_or_default(),
+            container: w.container.unwrap_or_default(),
+            custodian: w.custodian.unwrap_or_default(),
+            last_event_time,
+            last_event_id,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn export_graph(
         &self,
-        _: Request<pb::ExportGraphRequest>,
+        request: Request<pb::ExportGraphRequest>,
     ) -> Result<Response<pb::ExportGraphResponse>, Status> {
-        Err(not_yet("ExportGraph"))
+        let request = request.into_inner();
+        let trace_request = request.trace.unwrap_or_default();
+        let direction = match pb::TraceDirection::try_from(request.direction).unwrap_or_default() {
+            pb::TraceDirection::Forward => Direction::Forward,
+            _ => Direction::Backward,
+        };
+        let trace = self.run_trace(&trace_request, direction).await?;
+        let (content, content_type) =
+            match pb::GraphFormat::try_from(request.format).unwrap_or_default() {
+                pb::GraphFormat::Dot => (export::graph_dot(&trace), "text/vnd.graphviz"),
+                pb::GraphFormat::Svg => (export::graph_svg(&trace), "image/svg+xml"),
+                _ => (export::graph_json(&trace), "application/json"),
+            };
+        Ok(Response::new(pb::ExportGraphResponse {
+            content: content.into_bytes(),
+            content_type: content_type.to_owned(),
+        }))
     }
 
     async fn get_projection_status(

@@ -1,11 +1,24 @@
 //! The genealogy service: trace queries over its own projection of the event stream.
 //!
 //! - [`domain`]: the error type; no I/O.
-//! - [`store`]: the projection tables and the persisted capture cursor.
+//! - [`facts`]: what one EPCIS event says about the graph (pure).
+//! - [`store`]: the projection tables (history, links) and the persisted capture cursor.
 //! - [`projection`]: the sink that applies followed capture events to the store.
+//! - [`graph`]: traces, containment, whereabouts and recall scope over the links.
+//! - [`export`]: traces and recalls as JSON, DOT, SVG and CSV.
 //! - [`grpc`]: the `tracery.v1.GenealogyService` adapter.
+//!
+//! Storage layout: an adjacency table of links indexed by `(from_node, kind)` and
+//! `(to_node, kind)` in the service's own database (SQLite or PostgreSQL). A trace walks
+//! it breadth-first with one `IN (frontier)` lookup per level and direction, so its cost
+//! grows with the size of the answer, not of the plant; the same layout serves
+//! time travel (links carry their begin and end times) and error declarations (links
+//! carry the event that made or ended them).
 
 pub mod domain;
+pub mod export;
+pub mod facts;
+pub mod graph;
 pub mod grpc;
 pub mod projection;
 pub mod store;

@@ -3,6 +3,7 @@
 mod capture;
 mod epcis_examples;
 mod genealogy;
+mod genealogy_trace;
 mod hash_vectors;
 mod health;
 mod identifiers;

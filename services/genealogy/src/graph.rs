@@ -1,0 +1,365 @@
+//! Trace queries over the link table: breadth-first, one statement per level and
+//! direction, so a trace of depth d costs about 2·d indexed lookups whatever the size of
+//! the plant.
+//!
+//! - Backward (where did this come from): the inputs it was made from, the lot a serial
+//!   belongs to, and what was packed into a container.
+//! - Forward (where did this go): what it was made into, the serials of a lot, every
+//!   container that held it, and where it was shipped.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    domain::GenealogyError,
+    facts::{self, LinkKind},
+    store::{LinkEnd, ProjectionStore, history, link},
+};
+
+/// Trace direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Where did this come from.
+    Backward,
+    /// Where did this go.
+    Forward,
+}
+
+/// What a node stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NodeKind {
+    /// One serialised instance.
+    Instance,
+    /// A lot or class.
+    Lot,
+    /// A party or location shipped to.
+    Party,
+}
+
+/// Limits of one trace.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Only links begun at or before this time.
+    pub as_of: Option<DateTime<Utc>>,
+    /// Only links begun at or after this time (recall windows).
+    pub since: Option<DateTime<Utc>>,
+    pub max_depth: usize,
+    pub max_nodes: usize,
+}
+
+/// A trace: nodes with their distance, the links walked, and whether a limit cut it.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    pub nodes: Vec<(String, NodeKind, usize)>,
+    pub links: Vec<link::Model>,
+    pub truncated: bool,
+}
+
+/// One step of the walk: which end of a link matches the frontier, which link kinds.
+struct Step {
+    end: LinkEnd,
+    kinds: &'static [LinkKind],
+}
+
+fn steps(direction: Direction) -> [Step; 2] {
+    match direction {
+        Direction::Backward => [
+            Step {
+                end: LinkEnd::To,
+                kinds: &[LinkKind::TransformedInto, LinkKind::ContainedIn],
+            },
+            Step {
+                end: LinkEnd::From,
+                kinds: &[LinkKind::MemberOfLot],
+            },
+        ],
+        Direction::Forward => [
+            Step {
+                end: LinkEnd::From,
+                kinds: &[
+                    LinkKind::TransformedInto,
+                    LinkKind::ContainedIn,
+                    LinkKind::ShippedTo,
+                ],
+            },
+            Step {
+                end: LinkEnd::To,
+                kinds: &[LinkKind::MemberOfLot],
+            },
+        ],
+    }
+}
+
+/// The kind of a node reached over `link` at its `far` end.
+fn kind_of(node: &str, reached_by: Option<&link::Model>) -> NodeKind {
+    if reached_by.is_some_and(|l| l.kind == LinkKind::ShippedTo.code() && l.to_node == node) {
+        NodeKind::Party
+    } else if facts::is_lot(node) {
+        NodeKind::Lot
+    } else {
+        NodeKind::Instance
+    }
+}
+
+/// Traces from `starts` in `direction`.
+pub async fn trace(
+    store: &ProjectionStore,
+    starts: &[String],
+    direction: Direction,
+    limits: Limits,
+) -> Result<Trace, GenealogyError> {
+    let mut trace = Trace::default();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut frontier: Vec<String> = Vec::new();
+    for start in starts {
+        let node = facts::node_id(start);
+        if seen.insert(node.clone()) {
+            trace.nodes.push((node.clone(), kind_of(&node, None), 0));
+            frontier.push(node);
+        }
+    }
+    let mut walked: HashSet<i64> = HashSet::new();
+    for depth in 1.. {
+        if frontier.is_empty() {
+            break;
+        }
+        if depth > limits.max_depth {
+            trace.truncated = true;
+            break;
+        }
+        let mut next = Vec::new();
+        for step in steps(direction) {
+            let links = store
+                .links_at(&frontier, step.end, step.kinds, limits.as_of)
+                .await?;
+            for link in links {
+                if limits.since.is_some_and(|since| link.event_time < since)
+                    || !walked.insert(link.id)
+                {
+                    continue;
+                }
+                let far = match step.end {
+                    LinkEnd::From => link.to_node.clone(),
+                    LinkEnd::To => link.from_node.clone(),
+                };
+                // A party is where things went; nothing goes on from it.
+                let is_party = link.kind == LinkKind::ShippedTo.code();
+                if seen.insert(far.clone()) {
+                    if trace.nodes.len() >= limits.max_nodes {
+                        trace.truncated = true;
+                        return Ok(trace);
+                    }
+                    trace
+                        .nodes
+                        .push((far.clone(), kind_of(&far, Some(&link)), depth));
+                    if !is_party {
+                        next.push(far);
+                    }
+                }
+                trace.links.push(link);
+            }
+        }
+        frontier = next;
+    }
+    Ok(trace)
+}
+
+/// A containment tree node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contained {
+    pub id: String,
+    pub packed_at: Option<DateTime<Utc>>,
+    pub children: Vec<Contained>,
+}
+
+/// Whether containment `link` held at `at` (now when absent).
+fn held_at(link: &link::Model, at: Option<DateTime<Utc>>) -> bool {
+    match at {
+        Some(at) => link.event_time <= at && link.end_time.is_none_or(|end| end > at),
+        None => link.end_time.is_none(),
+    }
+}
+
+/// What `container` held at `at` (now when absent), nested.
+pub async fn contents(
+    store: &ProjectionStore,
+    container: &str,
+    at: Option<DateTime<Utc>>,
+    max_nodes: usize,
+) -> Result<Contained, GenealogyError> {
+    let root = facts::node_id(container);
+    let mut children_of: HashMap<String, Vec<(String, DateTime<Utc>)>> = HashMap::new();
+    let mut frontier = vec![root.clone()];
+    let mut seen: HashSet<String> = HashSet::from([root.clone()]);
+    while !frontier.is_empty() && seen.len() < max_nodes {
+        let links = store
+            .links_at(&frontier, LinkEnd::To, &[LinkKind::ContainedIn], at)
+            .await?;
+        let mut next = Vec::new();
+        for link in links.into_iter().filter(|l| held_at(l, at)) {
+            if seen.insert(link.from_node.clone()) {
+                next.push(link.from_node.clone());
+                children_of
+                    .entry(link.to_node.clone())
+                    .or_default()
+                    .push((link.from_node, link.event_time));
+            }
+        }
+        frontier = next;
+    }
+    fn build(
+        id: String,
+        packed_at: Option<DateTime<Utc>>,
+        children_of: &HashMap<String, Vec<(String, DateTime<Utc>)>>,
+    ) -> Contained {
+        let mut children: Vec<Contained> = children_of
+            .get(&id)
+            .map(|kids| {
+                kids.iter()
+                    .map(|(kid, at)| build(kid.clone(), Some(*at), children_of))
+                    .collect()
+            })
+            .unwrap_or_default();
+        children.sort_by(|a, b| a.id.cmp(&b.id));
+        Contained {
+            id,
+            packed_at,
+            children,
+        }
+    }
+    Ok(build(root, None, &children_of))
+}
+
+/// The chain of containers holding `node` now, innermost first.
+pub async fn containers(
+    store: &ProjectionStore,
+    node: &str,
+) -> Result<Vec<String>, GenealogyError> {
+    let mut chain = Vec::new();
+    let mut current = node.to_owned();
+    let mut seen = HashSet::from([current.clone()]);
+    loop {
+        let links = store
+            .links_at(
+                std::slice::from_ref(&current),
+                LinkEnd::From,
+                &[LinkKind::ContainedIn],
+                None,
+            )
+            .await?;
+        let Some(parent) = links
+            .into_iter()
+            .filter(|l| l.end_time.is_none())
+            .max_by_key(|l| (l.event_time, l.sequence))
+            .map(|l| l.to_node)
+        else {
+            return Ok(chain);
+        };
+        if !seen.insert(parent.clone()) {
+            return Ok(chain);
+        }
+        chain.push(parent.clone());
+        current = parent;
+    }
+}
+
+/// Where something is, as far as the events say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Whereabouts {
+    pub id: String,
+    pub location: Option<String>,
+    pub read_point: Option<String>,
+    pub disposition: Option<String>,
+    /// Innermost current container.
+    pub container: Option<String>,
+    /// Outermost current container.
+    pub outermost: Option<String>,
+    pub custodian: Option<String>,
+    pub last_event: Option<(String, DateTime<Utc>)>,
+}
+
+/// The latest value of each field over the histories of `node` and its containers: a unit
+/// shipped inside a pallet is where the pallet is.
+pub async fn where_is(
+    store: &ProjectionStore,
+    written: &str,
+) -> Result<Whereabouts, GenealogyError> {
+    let node = facts::node_id(written);
+    let chain = containers(store, &node).await?;
+    let mut rows: Vec<history::Model> = Vec::new();
+    for holder in std::iter::once(&node).chain(&chain) {
+        rows.extend(store.latest_history(holder, 50).await?);
+    }
+    rows.sort_by_key(|row| std::cmp::Reverse((row.event_time, row.sequence)));
+    let latest = |pick: fn(&history::Model) -> Option<&String>| {
+        rows.iter().find_map(|row| pick(row).cloned())
+    };
+    Ok(Whereabouts {
+        location: latest(|r| r.biz_location.as_ref()),
+        read_point: latest(|r| r.read_point.as_ref()),
+        disposition: latest(|r| r.disposition.as_ref()),
+        custodian: latest(|r| r.custodian.as_ref()),
+        last_event: rows
+            .iter()
+            .find(|r| r.identifier == node)
+            .map(|r| (r.event_id.clone(), r.event_time)),
+        container: chain.first().cloned(),
+        outermost: chain.last().cloned(),
+        id: node,
+    })
+}
+
+/// One affected item of a recall.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Affected {
+    pub id: String,
+    pub kind: NodeKind,
+    pub whereabouts: Whereabouts,
+}
+
+/// A recall: every instance and lot reached forward from `starts`, with where each is.
+#[derive(Debug, Clone, Default)]
+pub struct Recall {
+    pub items: Vec<Affected>,
+    pub truncated: bool,
+}
+
+impl Recall {
+    /// Counts of items per value of one grouping (`(none)` for items without one).
+    pub fn counts(&self, key: impl Fn(&Affected) -> Option<String>) -> Vec<(String, i64)> {
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        for item in &self.items {
+            *counts
+                .entry(key(item).unwrap_or_else(|| "(none)".to_owned()))
+                .or_default() += 1;
+        }
+        counts.into_iter().collect()
+    }
+}
+
+/// The recall scope of `starts`.
+pub async fn recall(
+    store: &ProjectionStore,
+    starts: &[String],
+    limits: Limits,
+) -> Result<Recall, GenealogyError> {
+    let trace = trace(store, starts, Direction::Forward, limits).await?;
+    let mut items = Vec::new();
+    for (id, kind, depth) in trace.nodes {
+        if depth == 0 || kind == NodeKind::Party {
+            continue;
+        }
+        let whereabouts = where_is(store, &id).await?;
+        items.push(Affected {
+            id,
+            kind,
+            whereabouts,
+        });
+    }
+    items.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Recall {
+        items,
+        truncated: trace.truncated,
+    })
+}
