@@ -283,9 +283,12 @@ pub async fn assert_serves_alone(binary: &str, service: &str) {
             let request = HealthCheckRequest {
                 service: service.to_owned(),
             };
+            // NOT_SERVING while it migrates and starts; wait for SERVING.
             if let Ok(response) = HealthClient::new(channel).check(request).await {
                 status = Some(response.into_inner().status);
-                break;
+                if status == Some(ServingStatus::Serving as i32) {
+                    break;
+                }
             }
         }
         if let Ok(Some(exit)) = child.try_wait() {

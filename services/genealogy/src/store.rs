@@ -10,7 +10,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, sea_query::OnConflict,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, sea_query::Expr};
+use sea_orm::{DatabaseTransaction, sea_query::Expr};
 use tracery_epcis::Event;
 
 use crate::{
@@ -60,6 +60,7 @@ async fn record(
             .exec(txn)
             .await?;
     }
+    write_packings(txn, sequence, event_id, event, &facts).await?;
     let close = |condition: Condition| {
         link::Entity::update_many()
             .col_expr(link::Column::EndTime, Expr::value(at))
@@ -120,9 +121,81 @@ async fn record(
     Ok(())
 }
 
-/// An error declaration: the declared event stops counting. Its history rows and links
-/// go, and containment it ended is open again.
-async fn forget(txn: &impl ConnectionTrait, event_id: &str) -> Result<(), GenealogyError> {
+/// Records each child packed or unpacked by the event; an unpack of everything is
+/// recorded per child held at that moment.
+async fn write_packings(
+    txn: &DatabaseTransaction,
+    sequence: i64,
+    event_id: &str,
+    event: &Event,
+    facts: &facts::Facts,
+) -> Result<(), GenealogyError> {
+    let mut rows: Vec<(String, String, i16)> = Vec::new();
+    for new in facts
+        .links
+        .iter()
+        .filter(|l| l.kind == LinkKind::ContainedIn)
+    {
+        rows.push((new.from.clone(), new.to.clone(), PACKED));
+    }
+    for unpack in &facts.unpacks {
+        match unpack {
+            Unpack::Children { parent, children } => {
+                rows.extend(
+                    children
+                        .iter()
+                        .map(|c| (c.clone(), parent.clone(), UNPACKED)),
+                );
+            }
+            Unpack::All { parent } => {
+                let held = link::Entity::find()
+                    .filter(link::Column::ToNode.eq(parent.clone()))
+                    .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
+                    .filter(link::Column::EndTime.is_null())
+                    .all(txn)
+                    .await?;
+                rows.extend(
+                    held.into_iter()
+                        .map(|l| (l.from_node, parent.clone(), UNPACKED)),
+                );
+            }
+        }
+    }
+    let models: Vec<packing::ActiveModel> = rows
+        .into_iter()
+        .map(|(child, parent, action)| packing::ActiveModel {
+            child: Set(child),
+            parent: Set(parent),
+            action: Set(action),
+            event_id: Set(event_id.to_owned()),
+            sequence: Set(sequence),
+            event_time: Set(event.event_time.to_utc()),
+            biz_step: Set(event.biz_step.clone()),
+            read_point: Set(event.read_point.as_ref().map(|l| l.id.clone())),
+            ..Default::default()
+        })
+        .collect();
+    for chunk in models.chunks(500) {
+        packing::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// An error declaration: the declared event stops counting. Its history rows, links and
+/// packings go, and the containment of every child it packed or unpacked is rebuilt
+/// from the packings that remain, as if the event had never been captured.
+async fn forget(txn: &DatabaseTransaction, event_id: &str) -> Result<(), GenealogyError> {
+    let mut affected: Vec<String> = packing::Entity::find()
+        .filter(packing::Column::EventId.eq(event_id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|p| p.child)
+        .collect();
+    affected.sort();
+    affected.dedup();
     history::Entity::delete_many()
         .filter(history::Column::EventId.eq(event_id))
         .exec(txn)
@@ -131,15 +204,69 @@ async fn forget(txn: &impl ConnectionTrait, event_id: &str) -> Result<(), Geneal
         .filter(link::Column::EventId.eq(event_id))
         .exec(txn)
         .await?;
-    link::Entity::update_many()
-        .col_expr(
-            link::Column::EndTime,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(link::Column::ClosedBy, Expr::value(Option::<String>::None))
-        .filter(link::Column::ClosedBy.eq(event_id))
+    packing::Entity::delete_many()
+        .filter(packing::Column::EventId.eq(event_id))
         .exec(txn)
         .await?;
+    for child in affected {
+        rebuild_containment(txn, &child).await?;
+    }
+    Ok(())
+}
+
+/// Replays the packings of `child` in capture order into its containment links.
+async fn rebuild_containment(txn: &DatabaseTransaction, child: &str) -> Result<(), GenealogyError> {
+    link::Entity::delete_many()
+        .filter(link::Column::FromNode.eq(child))
+        .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
+        .exec(txn)
+        .await?;
+    let packings = packing::Entity::find()
+        .filter(packing::Column::Child.eq(child))
+        .order_by_asc(packing::Column::Sequence)
+        .all(txn)
+        .await?;
+    let mut links: Vec<link::ActiveModel> = Vec::new();
+    let mut open: Option<usize> = None;
+    for packing in packings {
+        let close = |links: &mut Vec<link::ActiveModel>, open: &mut Option<usize>| {
+            if let Some(index) = open.take() {
+                links[index].end_time = Set(Some(packing.event_time));
+                links[index].closed_by = Set(Some(packing.event_id.clone()));
+            }
+        };
+        if packing.action == PACKED {
+            close(&mut links, &mut open);
+            open = Some(links.len());
+            links.push(link::ActiveModel {
+                from_node: Set(child.to_owned()),
+                to_node: Set(packing.parent.clone()),
+                kind: Set(LinkKind::ContainedIn.code()),
+                event_id: Set(packing.event_id.clone()),
+                sequence: Set(packing.sequence),
+                event_time: Set(packing.event_time),
+                end_time: Set(None),
+                closed_by: Set(None),
+                biz_step: Set(packing.biz_step.clone()),
+                read_point: Set(packing.read_point.clone()),
+                quantity: Set(None),
+                uom: Set(None),
+                ..Default::default()
+            });
+        } else {
+            let in_this_parent = open.is_some_and(|index| {
+                matches!(&links[index].to_node, sea_orm::ActiveValue::Set(p) if *p == packing.parent)
+            });
+            if in_this_parent {
+                close(&mut links, &mut open);
+            }
+        }
+    }
+    for chunk in links.chunks(500) {
+        link::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -251,6 +378,38 @@ pub mod link {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// The `genealogy_packings` table: every pack and unpack of a child, the record that
+/// containment intervals are rebuilt from when an error declaration changes the past.
+pub mod packing {
+    use sea_orm::entity::prelude::*;
+
+    /// One child packed into (action 1) or taken out of (action 2) a parent.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_packings")]
+    pub struct Model {
+        /// Row id.
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub child: String,
+        pub parent: String,
+        pub action: i16,
+        pub event_id: String,
+        pub sequence: i64,
+        pub event_time: ChronoDateTimeUtc,
+        pub biz_step: Option<String>,
+        pub read_point: Option<String>,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+const PACKED: i16 = 1;
+const UNPACKED: i16 = 2;
+
 pub use migration::Migrator;
 
 mod migration {
@@ -258,7 +417,7 @@ mod migration {
 
     use sea_orm::{ConnectionTrait, EntityTrait};
 
-    use super::{cursor, history, link};
+    use super::{cursor, history, link, packing};
 
     /// Genealogy migrations, tracked in their own table.
     pub struct Migrator;
@@ -342,6 +501,49 @@ mod migration {
                         Index::create()
                             .name(name)
                             .table(link::Entity)
+                            .col(column)
+                            .if_not_exists()
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+            use packing::Column as P;
+            manager
+                .create_table(
+                    Table::create()
+                        .table(packing::Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(P::Id)
+                                .big_integer()
+                                .not_null()
+                                .auto_increment()
+                                .primary_key(),
+                        )
+                        .col(ColumnDef::new(P::Child).string().not_null())
+                        .col(ColumnDef::new(P::Parent).string().not_null())
+                        .col(ColumnDef::new(P::Action).small_integer().not_null())
+                        .col(ColumnDef::new(P::EventId).string().not_null())
+                        .col(ColumnDef::new(P::Sequence).big_integer().not_null())
+                        .col(
+                            ColumnDef::new(P::EventTime)
+                                .timestamp_with_time_zone()
+                                .not_null(),
+                        )
+                        .col(ColumnDef::new(P::BizStep).string().null())
+                        .col(ColumnDef::new(P::ReadPoint).string().null())
+                        .to_owned(),
+                )
+                .await?;
+            for (name, column) in [
+                ("genealogy_packings_child", P::Child),
+                ("genealogy_packings_event", P::EventId),
+            ] {
+                manager
+                    .create_index(
+                        Index::create()
+                            .name(name)
+                            .table(packing::Entity)
                             .col(column)
                             .if_not_exists()
                             .to_owned(),
