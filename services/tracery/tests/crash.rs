@@ -1,6 +1,7 @@
 //! Crash test: a client streams events while the server process is killed with SIGKILL and
 //! started again. Every event acknowledged before the kill must be there afterwards, and
-//! none twice.
+//! none twice; the genealogy projection, killed mid-stream with it, resumes from its
+//! cursor and ends with every stored event exactly once.
 
 use std::{
     collections::HashSet,
@@ -12,7 +13,10 @@ use std::{
 use tokio_stream::StreamExt as _;
 use tonic::transport::Channel;
 use tracery_e2e::TestDatabase;
-use tracery_proto::v1::{self as pb, capture_service_client::CaptureServiceClient};
+use tracery_proto::v1::{
+    self as pb, capture_service_client::CaptureServiceClient,
+    genealogy_service_client::GenealogyServiceClient,
+};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -177,6 +181,39 @@ async fn acknowledged_events_survive_sigkill() {
         stored.len(),
         "exactly the stored ones are duplicates"
     );
+
+    let last = results.iter().map(|r| r.sequence).max().unwrap_or_default();
+    let mut genealogy = GenealogyServiceClient::connect(server.grpc.clone())
+        .await
+        .expect("genealogy");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while genealogy
+        .get_projection_status(pb::GetProjectionStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner()
+        .applied_sequence
+        < last
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "genealogy never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for n in 0..64 * PER_BATCH {
+        let entries = genealogy
+            .history(pb::HistoryRequest {
+                id: format!("urn:epc:id:sgtin:4012345.011111.{n}"),
+                page: None,
+            })
+            .await
+            .expect("history")
+            .into_inner()
+            .entries;
+        let ids: Vec<String> = entries.into_iter().map(|e| e.event_id).collect();
+        assert_eq!(ids, [event(n).event_id], "unit {n}: its one event, once");
+    }
 
     server.child.kill().expect("stop");
     server.child.wait().expect("reaped");
