@@ -26,6 +26,7 @@ fn link_name(code: i16) -> &'static str {
         Some(LinkKind::MemberOfLot) => "member_of_lot",
         Some(LinkKind::ShippedTo) => "shipped_to",
         Some(LinkKind::AssociatedWith) => "associated_with",
+        Some(LinkKind::ReceivedFrom) => "received_from",
         None => "unknown",
     }
 }

@@ -19,6 +19,8 @@ pub enum LinkKind {
     ShippedTo,
     /// Asset or sensor association (AssociationEvent); never traversed by traces.
     AssociatedWith,
+    /// Received from a source party or location (sourceList): from the party to the item.
+    ReceivedFrom,
 }
 
 impl LinkKind {
@@ -30,6 +32,7 @@ impl LinkKind {
             Self::MemberOfLot => 3,
             Self::ShippedTo => 4,
             Self::AssociatedWith => 5,
+            Self::ReceivedFrom => 6,
         }
     }
 
@@ -41,6 +44,7 @@ impl LinkKind {
             3 => Self::MemberOfLot,
             4 => Self::ShippedTo,
             5 => Self::AssociatedWith,
+            6 => Self::ReceivedFrom,
             _ => return None,
         })
     }
@@ -252,6 +256,13 @@ pub fn of(event: &Event) -> Facts {
         .find(|d| preferred(&d.kind))
         .or_else(|| event.destinations.first())
         .map(|d| node_id(&d.id));
+    for source in &event.sources {
+        let from = node_id(&source.id);
+        facts.links.extend(
+            what.iter()
+                .map(|item| link(&from, item, LinkKind::ReceivedFrom)),
+        );
+    }
     for destination in &event.destinations {
         let to = node_id(&destination.id);
         facts

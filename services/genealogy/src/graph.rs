@@ -3,7 +3,7 @@
 //! the plant.
 //!
 //! - Backward (where did this come from): the inputs it was made from, the lot a serial
-//!   belongs to, and what was packed into a container.
+//!   belongs to, what was packed into a container, and the party it was received from.
 //! - Forward (where did this go): what it was made into, the serials of a lot, every
 //!   container that held it, and where it was shipped.
 
@@ -67,7 +67,11 @@ fn steps(direction: Direction) -> [Step; 2] {
         Direction::Backward => [
             Step {
                 end: LinkEnd::To,
-                kinds: &[LinkKind::TransformedInto, LinkKind::ContainedIn],
+                kinds: &[
+                    LinkKind::TransformedInto,
+                    LinkKind::ContainedIn,
+                    LinkKind::ReceivedFrom,
+                ],
             },
             Step {
                 end: LinkEnd::From,
@@ -93,7 +97,11 @@ fn steps(direction: Direction) -> [Step; 2] {
 
 /// The kind of a node reached over `link` at its `far` end.
 fn kind_of(node: &str, reached_by: Option<&link::Model>) -> NodeKind {
-    if reached_by.is_some_and(|l| l.kind == LinkKind::ShippedTo.code() && l.to_node == node) {
+    let party_end = |l: &link::Model| {
+        (l.kind == LinkKind::ShippedTo.code() && l.to_node == node)
+            || (l.kind == LinkKind::ReceivedFrom.code() && l.from_node == node)
+    };
+    if reached_by.is_some_and(party_end) {
         NodeKind::Party
     } else if facts::is_lot(node) {
         NodeKind::Lot
@@ -143,8 +151,9 @@ pub async fn trace(
                     LinkEnd::From => link.to_node.clone(),
                     LinkEnd::To => link.from_node.clone(),
                 };
-                // A party is where things went; nothing goes on from it.
-                let is_party = link.kind == LinkKind::ShippedTo.code();
+                // A party is where things went or came from; the trace ends there.
+                let is_party = link.kind == LinkKind::ShippedTo.code()
+                    || link.kind == LinkKind::ReceivedFrom.code();
                 if seen.insert(far.clone()) {
                     if trace.nodes.len() >= limits.max_nodes {
                         trace.truncated = true;

@@ -74,6 +74,7 @@ fn edge_kind(code: i16) -> pb::EdgeKind {
         Some(LinkKind::ContainedIn) => pb::EdgeKind::ContainedIn,
         Some(LinkKind::MemberOfLot) => pb::EdgeKind::MemberOfLot,
         Some(LinkKind::ShippedTo) => pb::EdgeKind::ShippedTo,
+        Some(LinkKind::ReceivedFrom) => pb::EdgeKind::ReceivedFrom,
         _ => pb::EdgeKind::Unspecified,
     }
 }

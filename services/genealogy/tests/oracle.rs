@@ -63,6 +63,10 @@ enum Op {
         cases: Vec<usize>,
         party: usize,
     },
+    Receive {
+        lots: Vec<usize>,
+        party: usize,
+    },
     /// Declares the n-th earlier operation (modulo) erroneous.
     Declare(usize),
 }
@@ -83,6 +87,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(parent, units, cases)| Op::Unpack { parent, units, cases }),
         2 => (subset(UNITS), subset(CASES), 0..PARTIES)
             .prop_map(|(units, cases, party)| Op::Ship { units, cases, party }),
+        1 => (subset(LOTS), 0..PARTIES).prop_map(|(lots, party)| Op::Receive { lots, party }),
         1 => any::<usize>().prop_map(Op::Declare),
     ]
 }
@@ -223,6 +228,23 @@ fn events(ops: &[Op]) -> (Vec<Event>, BTreeSet<String>) {
                 }];
                 event
             }
+            Op::Receive { lots, party: from } => {
+                let mut event = base(
+                    id,
+                    minute,
+                    EventKind::Object(ObjectEvent {
+                        action: Action::Observe,
+                        epcs: Vec::new(),
+                        quantities: quantities(lots),
+                        ilmd: None,
+                    }),
+                );
+                event.sources = vec![SourceDestination {
+                    kind: "owning_party".into(),
+                    id: party(*from),
+                }];
+                event
+            }
             Op::Declare(n) => {
                 let candidates: Vec<&Event> = events
                     .iter()
@@ -258,6 +280,8 @@ struct Oracle {
     transformed: Vec<(String, String, DateTime<Utc>)>,
     members: Vec<(String, String, DateTime<Utc>)>,
     shipped: Vec<(String, String, DateTime<Utc>)>,
+    /// (party, item, time).
+    received: Vec<(String, String, DateTime<Utc>)>,
     intervals: Vec<Interval>,
 }
 
@@ -301,11 +325,22 @@ impl Oracle {
                             oracle.members.push((node_id(epc), lot, t));
                         }
                     }
+                    let items: Vec<String> = e
+                        .epcs
+                        .iter()
+                        .chain(e.quantities.iter().map(|q| &q.epc_class))
+                        .map(|i| node_id(i))
+                        .collect();
                     for destination in &event.destinations {
-                        for epc in &e.epcs {
+                        for item in &items {
                             oracle
                                 .shipped
-                                .push((node_id(epc), node_id(&destination.id), t));
+                                .push((item.clone(), node_id(&destination.id), t));
+                        }
+                    }
+                    for source in &event.sources {
+                        for item in &items {
+                            oracle.received.push((node_id(&source.id), item.clone(), t));
                         }
                     }
                 }
@@ -367,6 +402,12 @@ impl Oracle {
                         .filter(|l| l.0 == node && begun(&l.2))
                         .map(|l| l.1.clone()),
                 );
+                out.extend(
+                    self.received
+                        .iter()
+                        .filter(|l| l.1 == node && begun(&l.2))
+                        .map(|l| l.0.clone()),
+                );
             }
             Direction::Forward => {
                 out.extend(
@@ -405,7 +446,7 @@ impl Oracle {
         as_of: Option<DateTime<Utc>>,
     ) -> BTreeSet<String> {
         let start = node_id(start);
-        let parties: BTreeSet<String> = self.shipped.iter().map(|l| l.1.clone()).collect();
+        let parties = self.parties();
         let mut seen = BTreeSet::from([start.clone()]);
         let mut queue = VecDeque::from([start]);
         while let Some(node) = queue.pop_front() {
@@ -419,6 +460,14 @@ impl Oracle {
             }
         }
         seen
+    }
+
+    fn parties(&self) -> BTreeSet<String> {
+        self.shipped
+            .iter()
+            .map(|l| l.1.clone())
+            .chain(self.received.iter().map(|l| l.0.clone()))
+            .collect()
     }
 
     /// (parent, child) pairs of the containment tree under `root` at `at` (now if None).
@@ -494,6 +543,23 @@ async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 );
             }
         }
+    }
+    for start in (0..LOTS).map(lot) {
+        let limits = Limits {
+            as_of: None,
+            since: None,
+            max_depth: 1000,
+            max_nodes: 100_000,
+        };
+        let recall = graph::recall(&store, std::slice::from_ref(&start), limits)
+            .await
+            .expect("recall");
+        let actual: BTreeSet<String> = recall.items.into_iter().map(|i| i.id).collect();
+        let parties = oracle.parties();
+        let mut expected = oracle.trace(&start, Direction::Forward, None);
+        expected.remove(&node_id(&start));
+        expected.retain(|n| !parties.contains(n));
+        prop_assert_eq!(actual, expected, "recall scope of {}", start);
     }
     for root in (0..CASES).map(case) {
         for minute in times {

@@ -15,6 +15,7 @@ const CASE_1: &str = "urn:epc:id:sscc:4012345.0000000101";
 const CASE_2: &str = "urn:epc:id:sscc:4012345.0000000102";
 const PALLET: &str = "urn:epc:id:sscc:4012345.0000000201";
 const CUSTOMER: &str = "urn:epc:id:pgln:4012345.00099";
+const SUPPLIER: &str = "urn:epc:id:pgln:4012345.00077";
 
 fn unit(n: u32) -> String {
     format!("urn:epc:id:sgtin:4012345.000004.{n}")
@@ -174,6 +175,20 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
         id: CUSTOMER.into(),
     }];
     shipment.disposition = "in_transit".into();
+    let mut receipt = event(
+        11,
+        -5,
+        "receiving",
+        Body::ObjectEvent(pb::ObjectEvent {
+            action: pb::Action::Observe.into(),
+            quantities: vec![quantity(SUPPLIER_A, 100.0)],
+            ..Default::default()
+        }),
+    );
+    receipt.sources = vec![pb::SourceDestination {
+        r#type: "owning_party".into(),
+        id: SUPPLIER.into(),
+    }];
     let wrong_id = 9;
     let wrong = event(
         wrong_id,
@@ -184,6 +199,7 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
     let last = capture(
         &app,
         vec![
+            receipt,
             event(
                 1,
                 0,
@@ -286,8 +302,9 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
             BATCH,
             SUPPLIER_A,
             SUPPLIER_B,
+            SUPPLIER,
         ]),
-        "where unit 4 came from: its lot, the intermediate, the batch and both supplier lots"
+        "where unit 4 came from: its lot, the intermediate, the batch, both supplier lots and the supplier"
     );
     assert!(!backward.truncated);
     let mixing = backward
