@@ -1,6 +1,6 @@
-//! Capture throughput: `--streams` concurrent `CaptureStream` calls, each sending batches
-//! of `--batch` ObjectEvents with at most `--in-flight` unacknowledged batches, timing
-//! every batch from send to acknowledgement.
+//! Capture throughput: `--streams` concurrent `CaptureStream` calls, each sending a
+//! synthetic plant's events (see [`crate::plant`]) in batches of `--batch` with at most
+//! `--in-flight` unacknowledged batches, timing every batch from send to acknowledgement.
 
 use std::{collections::HashMap, time::Instant};
 
@@ -8,9 +8,11 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
+
+use crate::plant::Plant;
 use tokio_stream::wrappers::ReceiverStream;
 use tracery_proto::v1::{
-    self as pb, capture_service_client::CaptureServiceClient as CaptureClient, epcis_event::Body,
+    self as pb, capture_service_client::CaptureServiceClient as CaptureClient,
 };
 
 /// Options of `tracery-bench capture`.
@@ -34,61 +36,37 @@ pub struct Args {
     /// Label for the table's first column (e.g. the database).
     #[arg(long, default_value = "")]
     label: String,
-}
-
-/// The eventTime of every generated event (2026-11-26T00:00:00Z).
-const EVENT_TIME: i64 = 1_795_651_200;
-
-fn event(run: u64, n: usize) -> pb::EpcisEvent {
-    pb::EpcisEvent {
-        event_id: format!("urn:uuid:00000000-0000-4000-8000-{run:04x}{n:08x}"),
-        event_time: Some(prost_types::Timestamp {
-            seconds: EVENT_TIME + (n as i64 % 86_400),
-            nanos: 0,
-        }),
-        event_time_zone_offset: "+00:00".into(),
-        biz_step: "inspecting".into(),
-        read_point: Some(pb::Location {
-            id: "urn:epc:id:sgln:4012345.00001.0".into(),
-            extensions: None,
-        }),
-        body: Some(Body::ObjectEvent(pb::ObjectEvent {
-            action: pb::Action::Observe.into(),
-            epcs: vec![format!("urn:epc:id:sgtin:4012345.011111.{run}{n}")],
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
+    /// Plant seed of the first stream; stream i uses seed + i (seeds 0 to 9).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 /// Runs one stream: returns the latency (µs) of each batch and the events acknowledged.
 async fn stream(
     client: CaptureClient<tonic::transport::Channel>,
-    run: u64,
-    range: std::ops::Range<usize>,
-    args_batch: usize,
+    plant: Plant,
+    batch: usize,
     in_flight: usize,
-) -> anyhow::Result<(Histogram<u64>, usize)> {
+) -> anyhow::Result<(Histogram<u64>, usize, usize)> {
     let mut client = client;
     let (sender, receiver) = mpsc::channel(in_flight);
     let mut responses = client
         .capture_stream(ReceiverStream::new(receiver))
         .await?
         .into_inner();
-    let batches: Vec<std::ops::Range<usize>> = range
-        .clone()
-        .step_by(args_batch)
-        .map(|start| start..(start + args_batch).min(range.end))
-        .collect();
+    let events: Vec<pb::EpcisEvent> = plant.collect();
+    let total = events.len();
+    let batches: Vec<&[pb::EpcisEvent]> = events.chunks(batch).collect();
     let mut sent_at: HashMap<String, Instant> = HashMap::new();
     let mut histogram = Histogram::<u64>::new(3)?;
     let mut acknowledged = 0;
+    let mut quarantined = 0;
     let mut next = 0;
     let mut outstanding = 0;
-    while acknowledged < range.len() {
+    while acknowledged < total {
         while outstanding < in_flight && next < batches.len() {
             let batch_id = next.to_string();
-            let events = batches[next].clone().map(|n| event(run, n)).collect();
+            let events = batches[next].to_vec();
             sent_at.insert(batch_id.clone(), Instant::now());
             sender
                 .send(pb::CaptureStreamRequest { batch_id, events })
@@ -105,9 +83,14 @@ async fn stream(
             histogram.record(started.elapsed().as_micros() as u64)?;
         }
         acknowledged += ack.results.len();
+        quarantined += ack
+            .results
+            .iter()
+            .filter(|r| r.outcome == pb::CaptureOutcome::Quarantined as i32)
+            .count();
         outstanding -= 1;
     }
-    Ok((histogram, acknowledged))
+    Ok((histogram, acknowledged, quarantined))
 }
 
 /// Runs the benchmark and prints the table.
@@ -117,39 +100,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to {}", args.addr))?;
     let client = CaptureClient::new(channel).max_decoding_message_size(64 << 20);
-    // Distinct identifiers and eventIDs per run, so runs against one database never collide.
-    let run = u64::from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .subsec_nanos()
-            % 0xffff,
+    anyhow::ensure!(
+        args.seed + args.streams as u64 <= 10,
+        "seeds 0 to 9 only: lower --seed or --streams"
     );
     let per_stream = args.events.div_ceil(args.streams);
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.streams)
         .map(|i| {
-            let range = (i * per_stream)..((i + 1) * per_stream).min(args.events);
-            tokio::spawn(stream(
-                client.clone(),
-                run,
-                range,
-                args.batch,
-                args.in_flight,
-            ))
+            let plant = Plant::new(args.seed + i as u64, per_stream);
+            tokio::spawn(stream(client.clone(), plant, args.batch, args.in_flight))
         })
         .collect();
     let mut histogram = Histogram::<u64>::new(3)?;
-    let mut events = 0;
+    let (mut events, mut quarantined) = (0, 0);
     for task in tasks {
-        let (stream_histogram, acknowledged) = task.await??;
+        let (stream_histogram, acknowledged, refused) = task.await??;
         histogram.add(stream_histogram)?;
         events += acknowledged;
+        quarantined += refused;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    println!("| run | events | batch | streams | events/s | ack p50 ms | ack p99 ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {} | {events} | {} | {} | {:.0} | {:.1} | {:.1} |",
+        "| run | events | batch | streams | events/s | ack p50 ms | ack p99 ms | quarantined |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {events} | {} | {} | {:.0} | {:.1} | {:.1} | {quarantined} |",
         args.label,
         args.batch,
         args.streams,

@@ -7,6 +7,7 @@
 //! ```
 
 mod capture;
+mod plant;
 
 use clap::{Parser, Subcommand};
 

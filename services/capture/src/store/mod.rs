@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    QueryOrder, QuerySelect,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracery_epcis::{Action, Event, EventKind, json};
@@ -723,24 +723,11 @@ impl EventStore {
         &self,
         child: &str,
     ) -> Result<Option<(String, String)>, CaptureError> {
-        let aggregations = || {
-            event::Entity::find()
-                .select_only()
-                .column(event::Column::Sequence)
-                .filter(event::Column::EventType.eq("AggregationEvent"))
-                .into_query()
-        };
-        let latest = keys::key::Entity::find()
-            .filter(keys::key::Column::Role.eq(keys::Role::Epc as i16))
-            .filter(keys::key::Column::Value.eq(child))
-            .filter(keys::key::Column::Sequence.in_subquery(aggregations()))
-            .order_by_desc(keys::key::Column::Sequence)
-            .one(&self.db)
-            .await?;
-        let Some(latest) = latest else {
+        // Walk the child's own index rows, newest first (the (value, role, sequence) index
+        // makes this a short range scan), to its latest packing that still counts.
+        let Some(packing) = self.latest_aggregation(keys::Role::Epc, child).await? else {
             return Ok(None);
         };
-        let packing = self.at_sequence(latest.sequence).await?;
         let EventKind::Aggregation(aggregation) = &packing.event.kind else {
             return Ok(None);
         };
@@ -750,23 +737,74 @@ impl EventStore {
         };
         let parent = keys::canonical(parent);
         // A later DELETE without children empties the whole parent.
-        let later = keys::key::Entity::find()
-            .filter(keys::key::Column::Role.eq(keys::Role::Parent as i16))
-            .filter(keys::key::Column::Value.eq(parent.clone()))
-            .filter(keys::key::Column::Sequence.gt(latest.sequence))
-            .filter(keys::key::Column::Sequence.in_subquery(aggregations()))
-            .all(&self.db)
-            .await?;
-        for row in later {
-            let event = self.at_sequence(row.sequence).await?.event;
-            if let EventKind::Aggregation(a) = &event.kind
+        let mut after = packing.sequence;
+        while let Some(later) = self
+            .latest_aggregation_after(keys::Role::Parent, &parent, after)
+            .await?
+        {
+            if let EventKind::Aggregation(a) = &later.event.kind
                 && a.action == Action::Delete
                 && a.child_epcs.is_empty()
             {
                 return Ok(None);
             }
+            after = later.sequence;
         }
         Ok(Some((parent, packing.event.event_id.unwrap_or_default())))
+    }
+
+    /// Aggregation events that name `value` in `role`, newest first, skipping error
+    /// declarations and the events they declare erroneous; the first one, if any.
+    async fn latest_aggregation(
+        &self,
+        role: keys::Role,
+        value: &str,
+    ) -> Result<Option<StoredEvent>, CaptureError> {
+        let rows = keys::key::Entity::find()
+            .filter(keys::key::Column::Value.eq(value))
+            .filter(keys::key::Column::Role.eq(role as i16))
+            .order_by_desc(keys::key::Column::Sequence)
+            .all(&self.db)
+            .await?;
+        let mut declared: HashSet<String> = HashSet::new();
+        for row in rows {
+            let stored = self.at_sequence(row.sequence).await?;
+            let id = stored.event.event_id.clone().unwrap_or_default();
+            if stored.event.error_declaration.is_some() {
+                declared.insert(id);
+                continue;
+            }
+            if declared.contains(&id) || !matches!(stored.event.kind, EventKind::Aggregation(_)) {
+                continue;
+            }
+            return Ok(Some(stored));
+        }
+        Ok(None)
+    }
+
+    /// The oldest counting aggregation event naming `value` in `role` after `after`.
+    async fn latest_aggregation_after(
+        &self,
+        role: keys::Role,
+        value: &str,
+        after: i64,
+    ) -> Result<Option<StoredEvent>, CaptureError> {
+        let rows = keys::key::Entity::find()
+            .filter(keys::key::Column::Value.eq(value))
+            .filter(keys::key::Column::Role.eq(role as i16))
+            .filter(keys::key::Column::Sequence.gt(after))
+            .order_by_asc(keys::key::Column::Sequence)
+            .all(&self.db)
+            .await?;
+        for row in rows {
+            let stored = self.at_sequence(row.sequence).await?;
+            if stored.event.error_declaration.is_none()
+                && matches!(stored.event.kind, EventKind::Aggregation(_))
+            {
+                return Ok(Some(stored));
+            }
+        }
+        Ok(None)
     }
 
     async fn at_sequence(&self, sequence: i64) -> Result<StoredEvent, CaptureError> {

@@ -1,0 +1,269 @@
+//! A synthetic plant: deterministic (seeded) EPCIS traffic shaped like a real line.
+//!
+//! Each production run receives supplier lots (with the supplier as source), mixes them
+//! into a batch, makes an intermediate, serialises finished units under a finished lot,
+//! packs units into cases and cases onto a pallet (with an occasional unpack/repack),
+//! ships the pallet to a customer, and now and then decommissions a unit or declares a
+//! packing event erroneous. The same seed and size always give the same events.
+
+use prost_types::{Struct, Timestamp, Value, value::Kind};
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use tracery_proto::v1::{self as pb, epcis_event::Body};
+
+/// Units per case and cases per pallet.
+const UNITS_PER_CASE: usize = 10;
+const CASES_PER_PALLET: usize = 4;
+const SUPPLIERS: usize = 20;
+const CUSTOMERS: usize = 50;
+/// The first event's time: 2026-01-01T00:00:00Z.
+const START: i64 = 1_767_225_600;
+
+/// The plant generator; iterate it for events.
+pub struct Plant {
+    rng: SmallRng,
+    remaining: usize,
+    pending: std::collections::VecDeque<pb::EpcisEvent>,
+    run: usize,
+    clock: i64,
+    next_event: u64,
+    seed: u64,
+    /// Identifiers worth tracing: supplier lots and finished units, a sample of each.
+    pub supplier_lots: Vec<String>,
+    pub units: Vec<String>,
+}
+
+fn class(item: usize, lot: &str) -> String {
+    format!("urn:epc:class:lgtin:4012345.{item:06}.{lot}")
+}
+
+fn quantity(epc_class: String, amount: f64) -> pb::QuantityElement {
+    pb::QuantityElement {
+        epc_class,
+        quantity: Some(amount),
+        uom: "KGM".into(),
+    }
+}
+
+fn location(id: &str) -> Option<pb::Location> {
+    Some(pb::Location {
+        id: id.into(),
+        extensions: None,
+    })
+}
+
+impl Plant {
+    /// `events` events from `seed` (0 to 9: identifiers have room for one digit).
+    pub fn new(seed: u64, events: usize) -> Self {
+        Self {
+            rng: SmallRng::seed_from_u64(seed),
+            remaining: events,
+            pending: Default::default(),
+            run: 0,
+            clock: START,
+            next_event: 0,
+            seed,
+            supplier_lots: Vec::new(),
+            units: Vec::new(),
+        }
+    }
+
+    fn event(&mut self, biz_step: &str, body: Body) -> pb::EpcisEvent {
+        self.clock += 1;
+        self.next_event += 1;
+        pb::EpcisEvent {
+            event_id: format!(
+                "urn:uuid:{:08x}-0000-4000-8000-{:012x}",
+                self.seed as u32, self.next_event
+            ),
+            event_time: Some(Timestamp {
+                seconds: self.clock,
+                nanos: 0,
+            }),
+            event_time_zone_offset: "+00:00".into(),
+            biz_step: biz_step.into(),
+            read_point: location("urn:epc:id:sgln:4012345.00001.1"),
+            biz_location: location("urn:epc:id:sgln:4012345.00001.0"),
+            body: Some(body),
+            ..Default::default()
+        }
+    }
+
+    fn aggregation(
+        &mut self,
+        action: pb::Action,
+        parent: &str,
+        children: Vec<String>,
+    ) -> pb::EpcisEvent {
+        let step = if action == pb::Action::Add {
+            "packing"
+        } else {
+            "unpacking"
+        };
+        self.event(
+            step,
+            Body::AggregationEvent(pb::AggregationEvent {
+                action: action.into(),
+                parent_id: parent.into(),
+                child_epcs: children,
+                child_quantities: Vec::new(),
+            }),
+        )
+    }
+
+    /// One production run's events.
+    fn production_run(&mut self) -> Vec<pb::EpcisEvent> {
+        // Identifiers carry the seed, so plants of different seeds never share one.
+        let run = self.seed as usize * 1_000_000 + self.run;
+        self.run += 1;
+        let mut out = Vec::new();
+        let supplier_lots: Vec<String> = (0..3).map(|i| class(1, &format!("S{run}-{i}"))).collect();
+        for lot in &supplier_lots {
+            let supplier = format!(
+                "urn:epc:id:pgln:4012345.1{:04}",
+                self.rng.random_range(0..SUPPLIERS)
+            );
+            let mut receipt = self.event(
+                "receiving",
+                Body::ObjectEvent(pb::ObjectEvent {
+                    action: pb::Action::Observe.into(),
+                    quantities: vec![quantity(lot.clone(), 500.0)],
+                    ..Default::default()
+                }),
+            );
+            receipt.sources = vec![pb::SourceDestination {
+                r#type: "owning_party".into(),
+                id: supplier,
+            }];
+            out.push(receipt);
+        }
+        if self.run % 10 == 1 {
+            self.supplier_lots.push(supplier_lots[0].clone());
+        }
+        let batch = class(2, &format!("B{run}"));
+        out.push(
+            self.event(
+                "commissioning",
+                Body::TransformationEvent(pb::TransformationEvent {
+                    input_quantities: supplier_lots
+                        .iter()
+                        .map(|l| quantity(l.clone(), 300.0))
+                        .collect(),
+                    output_quantities: vec![quantity(batch.clone(), 900.0)],
+                    ..Default::default()
+                }),
+            ),
+        );
+        let intermediate = class(3, &format!("I{run}"));
+        out.push(self.event(
+            "commissioning",
+            Body::TransformationEvent(pb::TransformationEvent {
+                input_quantities: vec![quantity(batch, 900.0)],
+                output_quantities: vec![quantity(intermediate.clone(), 880.0)],
+                ..Default::default()
+            }),
+        ));
+        let finished_lot = format!("F{run}");
+        let mut cases = Vec::new();
+        for case_no in 0..CASES_PER_PALLET {
+            let units: Vec<String> = (0..UNITS_PER_CASE)
+                .map(|u| format!("urn:epc:id:sgtin:4012345.000004.{run}-{case_no}-{u}"))
+                .collect();
+            out.push(
+                self.event(
+                    "commissioning",
+                    Body::TransformationEvent(pb::TransformationEvent {
+                        input_quantities: vec![quantity(intermediate.clone(), 22.0)],
+                        output_epcs: units.clone(),
+                        ilmd: Some(Struct {
+                            fields: [(
+                                "cbvmda:lotNumber".to_owned(),
+                                Value {
+                                    kind: Some(Kind::StringValue(finished_lot.clone())),
+                                },
+                            )]
+                            .into(),
+                        }),
+                        ..Default::default()
+                    }),
+                ),
+            );
+            if self.run % 10 == 1 && case_no == 0 {
+                self.units.push(units[0].clone());
+            }
+            let case = format!("urn:epc:id:sscc:4012345.{:010}", run * 100 + case_no + 1);
+            debug_assert!(case.len() == 34, "SSCC serial reference overflow");
+            out.push(self.aggregation(pb::Action::Add, &case, units.clone()));
+            cases.push((case, units));
+        }
+        // Now and then a unit is unpacked and repacked into the next case.
+        if self.rng.random_bool(0.1) {
+            let moved = cases[0].1[0].clone();
+            let (from, to) = (cases[0].0.clone(), cases[1].0.clone());
+            out.push(self.aggregation(pb::Action::Delete, &from, vec![moved.clone()]));
+            out.push(self.aggregation(pb::Action::Add, &to, vec![moved]));
+        }
+        let pallet = format!("urn:epc:id:sscc:4012345.{:010}", run * 100 + 99);
+        let case_ids: Vec<String> = cases.iter().map(|c| c.0.clone()).collect();
+        out.push(self.aggregation(pb::Action::Add, &pallet, case_ids));
+        // Now and then the palletising is declared erroneous (the cases ship loose).
+        if self.rng.random_bool(0.05)
+            && let Some(mut declaration) = out.last().cloned()
+        {
+            declaration.error_declaration = Some(pb::ErrorDeclaration {
+                declaration_time: Some(Timestamp {
+                    seconds: self.clock + 1,
+                    nanos: 0,
+                }),
+                reason: "incorrect_data".into(),
+                ..Default::default()
+            });
+            out.push(declaration);
+        }
+        if self.rng.random_bool(0.2) {
+            let unit = cases[2].1[UNITS_PER_CASE - 1].clone();
+            out.push(self.event(
+                "decommissioning",
+                Body::ObjectEvent(pb::ObjectEvent {
+                    action: pb::Action::Delete.into(),
+                    epcs: vec![unit],
+                    ..Default::default()
+                }),
+            ));
+        }
+        let customer = format!(
+            "urn:epc:id:pgln:4012345.2{:04}",
+            self.rng.random_range(0..CUSTOMERS)
+        );
+        let mut shipping = self.event(
+            "shipping",
+            Body::ObjectEvent(pb::ObjectEvent {
+                action: pb::Action::Observe.into(),
+                epcs: vec![pallet],
+                ..Default::default()
+            }),
+        );
+        shipping.disposition = "in_transit".into();
+        shipping.destinations = vec![pb::SourceDestination {
+            r#type: "owning_party".into(),
+            id: customer,
+        }];
+        out.push(shipping);
+        out
+    }
+}
+
+impl Iterator for Plant {
+    type Item = pb::EpcisEvent;
+
+    fn next(&mut self) -> Option<pb::EpcisEvent> {
+        if self.remaining == 0 {
+            return None;
+        }
+        if self.pending.is_empty() {
+            let run = self.production_run();
+            self.pending.extend(run);
+        }
+        self.remaining -= 1;
+        self.pending.pop_front()
+    }
+}
