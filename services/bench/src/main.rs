@@ -8,6 +8,7 @@
 
 mod capture;
 mod plant;
+mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -22,11 +23,14 @@ struct Cli {
 enum Command {
     /// Capture throughput and acknowledgement latency through `CaptureStream`.
     Capture(capture::Args),
+    /// Trace, forward trace and recall latency, with a recursive-SQL baseline.
+    Trace(trace::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Capture(args) => capture::run(args).await,
+        Command::Trace(args) => trace::run(args).await,
     }
 }

@@ -1,5 +1,5 @@
-//! The genealogy projection as a [`EventSink`]: each event from capture's `Subscribe` is
-//! applied with the cursor in one transaction (see [`ProjectionStore::apply`]).
+//! The genealogy projection as a [`EventSink`]: events from capture's `Subscribe` are
+//! applied in batches with the cursor in one transaction (see [`ProjectionStore::apply_batch`]).
 
 use tracery_epcis::proto::event_from_proto;
 use tracery_proto::v1 as pb;
@@ -25,11 +25,13 @@ impl EventSink for GenealogySink {
         Ok(self.store.applied_sequence().await?)
     }
 
-    async fn apply(&mut self, stored: pb::StoredEvent) -> anyhow::Result<bool> {
-        let Some(proto_event) = stored.event else {
-            return Ok(false);
-        };
-        let event = event_from_proto(&proto_event)?;
-        Ok(self.store.apply(stored.sequence, &event).await?)
+    async fn apply(&mut self, events: Vec<pb::StoredEvent>) -> anyhow::Result<usize> {
+        let mut decoded = Vec::with_capacity(events.len());
+        for stored in events {
+            if let Some(event) = &stored.event {
+                decoded.push((stored.sequence, event_from_proto(event)?));
+            }
+        }
+        Ok(self.store.apply_batch(&decoded).await?)
     }
 }

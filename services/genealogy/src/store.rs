@@ -680,23 +680,38 @@ impl ProjectionStore {
 
     /// Applies one event and advances the cursor in one transaction. An event at or below
     /// the cursor was applied before and is skipped; returns whether it was applied now.
-    #[tracing::instrument(skip(self, event))]
     pub async fn apply(&self, sequence: i64, event: &Event) -> Result<bool, GenealogyError> {
+        Ok(self.apply_batch(&[(sequence, event.clone())]).await? == 1)
+    }
+
+    /// Applies events `(sequence, event)` in order and moves the cursor to the last, in one
+    /// transaction; returns how many were above the cursor and applied now.
+    #[tracing::instrument(skip_all, fields(events = events.len()))]
+    pub async fn apply_batch(&self, events: &[(i64, Event)]) -> Result<usize, GenealogyError> {
         let txn = tracery_runtime::db::begin_write(&self.db).await?;
-        let applied = cursor::Entity::find_by_id(CURSOR_ID)
+        let mut applied = cursor::Entity::find_by_id(CURSOR_ID)
             .one(&txn)
             .await?
             .map_or(0, |c| c.applied_sequence);
-        if sequence <= applied {
-            return Ok(false);
+        let mut count = 0;
+        for (sequence, event) in events {
+            if *sequence <= applied {
+                continue;
+            }
+            let event_id = event.event_id.clone().unwrap_or_default();
+            if event.error_declaration.is_some() {
+                forget(&txn, &event_id).await?;
+            } else {
+                record(&txn, *sequence, &event_id, event).await?;
+            }
+            applied = *sequence;
+            count += 1;
         }
-        let event_id = event.event_id.clone().unwrap_or_default();
-        if event.error_declaration.is_some() {
-            forget(&txn, &event_id).await?;
-        } else {
-            record(&txn, sequence, &event_id, event).await?;
+        if count == 0 {
+            return Ok(0);
         }
-        advance_cursor(txn, sequence).await
+        advance_cursor(txn, applied).await?;
+        Ok(count)
     }
 
     /// Links with a node of `frontier` at `end` (`from_node` or `to_node`), of `kinds`,

@@ -31,11 +31,22 @@ impl EventSink for LifecycleSink {
         Ok(self.states.applied_sequence().await?)
     }
 
-    async fn apply(&mut self, stored: pb::StoredEvent) -> anyhow::Result<bool> {
-        let Some(proto_event) = stored.event else {
-            return Ok(false);
-        };
-        let event = event_from_proto(&proto_event)?;
+    async fn apply(&mut self, events: Vec<pb::StoredEvent>) -> anyhow::Result<usize> {
+        let mut changes = Vec::with_capacity(events.len());
+        for stored in events {
+            let Some(proto_event) = stored.event else {
+                continue;
+            };
+            let event = event_from_proto(&proto_event)?;
+            changes.push((stored.sequence, self.change(&event).await));
+        }
+        Ok(self.states.apply_captured(&changes).await?)
+    }
+}
+
+impl LifecycleSink {
+    /// What `event` does to identifier states.
+    async fn change(&self, event: &tracery_epcis::Event) -> CapturedChange {
         let event_id = event.event_id.clone().unwrap_or_default();
         let mut effects = Vec::new();
         for (written, effect) in event.lifecycle_effects() {
@@ -49,7 +60,7 @@ impl EventSink for LifecycleSink {
             }
         }
         // An error declaration repeats the erroneous event: what that event did is undone.
-        let change = if event.error_declaration.is_some() {
+        if event.error_declaration.is_some() {
             CapturedChange::Reversals(
                 effects
                     .into_iter()
@@ -72,7 +83,6 @@ impl EventSink for LifecycleSink {
                     })
                     .collect(),
             )
-        };
-        Ok(self.states.apply_captured(stored.sequence, &change).await?)
+        }
     }
 }

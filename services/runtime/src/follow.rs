@@ -2,8 +2,10 @@
 //! loop every downstream projection (genealogy, identity lifecycle, integration post-back)
 //! runs, with reconnection and backoff.
 //!
-//! The sink owns the cursor: it applies each event together with the cursor in one
-//! transaction, so a restart resumes exactly and a replayed event changes nothing.
+//! The sink owns the cursor: it applies each batch of events together with the cursor in
+//! one transaction, so a restart resumes exactly and a replayed event changes nothing.
+//! Events already waiting on the stream are applied together (up to [`MAX_BATCH`]), so a
+//! follower that fell behind catches up at database speed, not one commit per event.
 
 use std::{
     sync::{
@@ -23,11 +25,13 @@ use crate::peers::PeerChannel;
 /// Where followed events go.
 #[async_trait::async_trait]
 pub trait EventSink: Send {
-    /// The sequence of the last applied event (0 before the first).
+    /// The highest capture sequence applied so far (0 when none).
     async fn applied_sequence(&self) -> anyhow::Result<i64>;
 
-    /// Applies one stored event with its cursor; returns whether it was new.
-    async fn apply(&mut self, event: pb::StoredEvent) -> anyhow::Result<bool>;
+    /// Applies `events` (in sequence order) and moves the cursor to the last one, in one
+    /// transaction; events at or below the cursor are skipped. Returns how many were
+    /// applied now.
+    async fn apply(&mut self, events: Vec<pb::StoredEvent>) -> anyhow::Result<usize>;
 }
 
 /// Counters a follower's owner may report.
@@ -39,6 +43,8 @@ pub struct FollowStats {
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The most events one sink transaction takes.
+pub const MAX_BATCH: usize = 200;
 
 /// Follows `capture` into `sink` until `shutdown`, reconnecting with backoff when the stream
 /// breaks. `name` labels the log lines.
@@ -81,12 +87,22 @@ async fn follow_once(
         .await?
         .into_inner();
     while let Some(message) = stream.message().await? {
-        let Some(stored) = message.event else {
-            continue;
-        };
-        if sink.apply(stored).await? {
-            stats.applied_since_start.fetch_add(1, Ordering::Relaxed);
+        let mut batch: Vec<pb::StoredEvent> = message.event.into_iter().collect();
+        // Take what is already waiting, without waiting for more.
+        while batch.len() < MAX_BATCH {
+            match tokio::time::timeout(Duration::ZERO, stream.message()).await {
+                Ok(Ok(Some(next))) => batch.extend(next.event),
+                Ok(Ok(None)) | Err(_) => break,
+                Ok(Err(status)) => return Err(status.into()),
+            }
         }
+        if batch.is_empty() {
+            continue;
+        }
+        let applied = sink.apply(batch).await?;
+        stats
+            .applied_since_start
+            .fetch_add(applied as i64, Ordering::Relaxed);
     }
     anyhow::bail!("capture closed the stream")
 }

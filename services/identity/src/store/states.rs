@@ -137,26 +137,33 @@ impl StateStore {
     /// they are; a replay (sequence at or below the cursor) changes nothing.
     pub async fn apply_captured(
         &self,
-        sequence: i64,
-        change: &CapturedChange,
-    ) -> Result<bool, IdentityError> {
+        changes: &[(i64, CapturedChange)],
+    ) -> Result<usize, IdentityError> {
         let txn = tracery_runtime::db::begin_write(&self.db).await?;
-        let applied = capture_cursor::Entity::find_by_id(CURSOR_ID)
+        let mut applied = capture_cursor::Entity::find_by_id(CURSOR_ID)
             .one(&txn)
             .await?
             .map_or(0, |c| c.applied_sequence);
-        if sequence <= applied {
-            return Ok(false);
-        }
-        match change {
-            CapturedChange::Transitions(transitions) => {
-                write_transitions(&txn, transitions, |_, _| Ok(true)).await?;
+        let mut count = 0;
+        for (sequence, change) in changes {
+            if *sequence <= applied {
+                continue;
             }
-            CapturedChange::Reversals(reversals) => revert(&txn, reversals).await?,
+            match change {
+                CapturedChange::Transitions(transitions) => {
+                    write_transitions(&txn, transitions, |_, _| Ok(true)).await?;
+                }
+                CapturedChange::Reversals(reversals) => revert(&txn, reversals).await?,
+            }
+            applied = *sequence;
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(0);
         }
         capture_cursor::Entity::insert(capture_cursor::ActiveModel {
             id: Set(CURSOR_ID),
-            applied_sequence: Set(sequence),
+            applied_sequence: Set(applied),
         })
         .on_conflict(
             OnConflict::column(capture_cursor::Column::Id)
@@ -166,7 +173,7 @@ impl StateStore {
         .exec_without_returning(&txn)
         .await?;
         txn.commit().await?;
-        Ok(true)
+        Ok(count)
     }
 }
 

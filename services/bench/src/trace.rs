@@ -1,0 +1,185 @@
+//! Trace latency: random `TraceBackward` (from finished units), `TraceForward` and
+//! `RecallScope` (from supplier lots) against a suite loaded by `tracery-bench capture`
+//! with the same `--events`, `--streams` and `--seed`, so the identifiers exist.
+//!
+//! The baseline runs the same backward traversal as one recursive SQL query
+//! (`WITH RECURSIVE`) over the projection's link table, straight on the database.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use sea_orm::{ConnectionTrait, Database, DatabaseBackend, Statement};
+use tracery_proto::v1::{self as pb, genealogy_service_client::GenealogyServiceClient};
+
+use crate::plant::Plant;
+
+/// Options of `tracery-bench trace`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The suite's gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    /// The suite's database, for the recursive-SQL baseline (skipped when absent).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The `--events`, `--streams` and `--seed` the suite was loaded with.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    #[arg(long, default_value_t = 4)]
+    streams: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Queries of each kind.
+    #[arg(long, default_value_t = 500)]
+    queries: usize,
+    /// Trace depth bound.
+    #[arg(long, default_value_t = 10)]
+    max_depth: i32,
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+/// Backward over links: to_node → from_node for transformations (1), containment (2) and
+/// receipts (6), from_node → to_node for lot membership (3).
+const RECURSIVE_BACKWARD: &str = r#"
+WITH RECURSIVE trace(node, depth) AS (
+    SELECT $1, 0
+  UNION
+    SELECT CASE WHEN l.kind = 3 THEN l.to_node ELSE l.from_node END, t.depth + 1
+    FROM trace t
+    JOIN genealogy_links l
+      ON (l.to_node = t.node AND l.kind IN (1, 2, 6))
+      OR (l.from_node = t.node AND l.kind = 3)
+    WHERE t.depth < $2
+)
+SELECT COUNT(DISTINCT node) AS nodes FROM trace"#;
+
+fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+/// Runs the benchmark and prints the table.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let per_stream = args.events.div_ceil(args.streams);
+    let (mut lots, mut units) = (Vec::new(), Vec::new());
+    for i in 0..args.streams {
+        let mut plant = Plant::new(args.seed + i as u64, per_stream);
+        plant.by_ref().for_each(drop);
+        lots.extend(plant.supplier_lots);
+        units.extend(plant.units);
+    }
+    anyhow::ensure!(
+        !lots.is_empty() && !units.is_empty(),
+        "the plant is too small"
+    );
+    let mut client = GenealogyServiceClient::connect(args.addr.clone())
+        .await
+        .with_context(|| format!("connecting to {}", args.addr))?
+        .max_decoding_message_size(256 << 20);
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut rows = Vec::new();
+    for kind in ["TraceBackward", "TraceForward", "RecallScope"] {
+        let mut histogram = Histogram::<u64>::new(3)?;
+        let mut nodes = 0usize;
+        for _ in 0..args.queries {
+            let started = Instant::now();
+            match kind {
+                "TraceBackward" => {
+                    let id = units[rng.random_range(0..units.len())].clone();
+                    let response = client
+                        .trace_backward(pb::TraceRequest {
+                            id,
+                            max_depth: args.max_depth,
+                            ..Default::default()
+                        })
+                        .await?
+                        .into_inner();
+                    nodes += response.nodes.len();
+                }
+                "TraceForward" => {
+                    let id = lots[rng.random_range(0..lots.len())].clone();
+                    let response = client
+                        .trace_forward(pb::TraceRequest {
+                            id,
+                            max_depth: args.max_depth,
+                            ..Default::default()
+                        })
+                        .await?
+                        .into_inner();
+                    nodes += response.nodes.len();
+                }
+                _ => {
+                    let id = lots[rng.random_range(0..lots.len())].clone();
+                    let response = client
+                        .recall_scope(pb::RecallScopeRequest {
+                            ids: vec![id],
+                            ..Default::default()
+                        })
+                        .await?
+                        .into_inner();
+                    nodes += response.items.len();
+                }
+            }
+            histogram.record(started.elapsed().as_micros() as u64)?;
+        }
+        rows.push((kind.to_owned(), histogram, nodes / args.queries.max(1)));
+    }
+    if let Some(url) = &args.database_url {
+        let db = Database::connect(url.as_str()).await?;
+        let backend = db.get_database_backend();
+        let sql = if backend == DatabaseBackend::Sqlite {
+            RECURSIVE_BACKWARD.replace("$1", "?").replace("$2", "?")
+        } else {
+            RECURSIVE_BACKWARD.to_owned()
+        };
+        let mut histogram = Histogram::<u64>::new(3)?;
+        let mut nodes = 0usize;
+        let mut canonical = SmallRng::seed_from_u64(7);
+        for _ in 0..args.queries {
+            let id = units[canonical.random_range(0..units.len())].clone();
+            let node = tracery_epcis_node(&id);
+            let started = Instant::now();
+            let row = db
+                .query_one_raw(Statement::from_sql_and_values(
+                    backend,
+                    sql.clone(),
+                    [node.into(), args.max_depth.into()],
+                ))
+                .await?;
+            histogram.record(started.elapsed().as_micros() as u64)?;
+            nodes += row
+                .and_then(|r| r.try_get::<i64>("", "nodes").ok())
+                .unwrap_or_default() as usize;
+        }
+        rows.push((
+            "TraceBackward as WITH RECURSIVE (baseline)".to_owned(),
+            histogram,
+            nodes / args.queries.max(1),
+        ));
+    }
+    println!("| run | query | queries | nodes (mean) | p50 ms | p99 ms |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (kind, histogram, nodes) in &rows {
+        println!(
+            "| {} | {kind} | {} | {nodes} | {:.2} | {:.2} |",
+            args.label,
+            args.queries,
+            ms(histogram, 0.5),
+            ms(histogram, 0.99)
+        );
+    }
+    if let (Some(ours), Some(baseline)) = (rows.first(), rows.get(3)) {
+        println!(
+            "\nbaseline / Tracery at p99 for TraceBackward: {:.1}x",
+            ms(&baseline.1, 0.99) / ms(&ours.1, 0.99).max(0.001)
+        );
+    }
+    Ok(())
+}
+
+/// The genealogy service's node spelling of an identifier (its canonical Digital Link).
+fn tracery_epcis_node(written: &str) -> String {
+    tracery_gs1::canonical_uri(written).unwrap_or_else(|| written.to_owned())
+}
