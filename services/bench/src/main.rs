@@ -8,6 +8,7 @@
 
 mod capture;
 mod plant;
+mod serials;
 mod trace;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     Capture(capture::Args),
     /// Trace, forward trace and recall latency, with a recursive-SQL baseline.
     Trace(trace::Args),
+    /// Serial allocation rate from a sequential pool, with a duplicate count.
+    Serials(serials::Args),
 }
 
 #[tokio::main]
@@ -32,5 +35,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Capture(args) => capture::run(args).await,
         Command::Trace(args) => trace::run(args).await,
+        Command::Serials(args) => serials::run(args).await,
     }
 }
