@@ -140,6 +140,29 @@ impl TestApp {
         Self::start(config, Some(database)).await
     }
 
+    /// Waits (up to 15 s) until the genealogy projection has applied capture sequence
+    /// `sequence`: it follows capture asynchronously.
+    pub async fn await_genealogy(&self, sequence: i64) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let status = self
+                .genealogy
+                .clone()
+                .get_projection_status(tracery_proto::v1::GetProjectionStatusRequest {})
+                .await
+                .expect("projection status")
+                .into_inner();
+            if status.applied_sequence >= sequence {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "genealogy projection stuck at {status:?}, waiting for {sequence}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Starts the suite for the GS1 example documents: they are independent illustrations
     /// and several commission the same serial, so a second commissioning only warns.
     pub async fn spawn_for_examples() -> anyhow::Result<Self> {

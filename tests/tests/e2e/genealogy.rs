@@ -1,8 +1,6 @@
 //! Genealogy: events captured over gRPC reach the genealogy projection through Subscribe
 //! and come back as an identifier's history.
 
-use std::time::Duration;
-
 use tracery_e2e::TestApp;
 use tracery_proto::v1 as pb;
 
@@ -47,23 +45,7 @@ async fn captured_events_become_history() {
         .max()
         .expect("results");
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let status = app
-            .genealogy
-            .get_projection_status(pb::GetProjectionStatusRequest {})
-            .await
-            .expect("status")
-            .into_inner();
-        if status.applied_sequence >= last_sequence {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "projection stuck at {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.await_genealogy(last_sequence).await;
 
     let history = app
         .genealogy

@@ -2,7 +2,7 @@
 //! into a batch, an intermediate, serialised units, cases, a pallet and a shipment, with
 //! an unpack/repack and an error declaration; every query kind answers exactly.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::collections::BTreeSet;
 
 use tracery_e2e::TestApp;
 use tracery_proto::v1::{self as pb, epcis_event::Body};
@@ -116,27 +116,6 @@ async fn capture(app: &TestApp, events: Vec<pb::EpcisEvent>) -> i64 {
         );
     }
     results.iter().map(|r| r.sequence).max().unwrap_or_default()
-}
-
-async fn caught_up(app: &TestApp, sequence: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let status = app
-            .genealogy
-            .clone()
-            .get_projection_status(pb::GetProjectionStatusRequest {})
-            .await
-            .expect("status")
-            .into_inner();
-        if status.applied_sequence >= sequence {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stuck at {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn trace_nodes(response: &pb::TraceResponse) -> BTreeSet<String> {
@@ -282,7 +261,7 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
         extensions: None,
     });
     let last = last.max(capture(&app, vec![declaration]).await);
-    caught_up(&app, last).await;
+    app.await_genealogy(last).await;
     let mut genealogy = app.genealogy.clone();
 
     let backward = genealogy

@@ -16,6 +16,15 @@ fn read_document(path: &Path) -> Document {
     .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 
+fn pre_hashes(document: &Document) -> Vec<String> {
+    let context = hash::HashContext::of(document);
+    document
+        .events
+        .iter()
+        .map(|event| hash::pre_hash(event, &context))
+        .collect()
+}
+
 fn hashes(document: &Document) -> Vec<String> {
     document
         .events
@@ -53,11 +62,7 @@ fn documents_hash_to_the_published_values() {
         let actual = hashes(&document);
         checked += 1;
         if actual != expected {
-            let pre_hashes: Vec<String> = document
-                .events
-                .iter()
-                .map(|e| hash::pre_hash(e, &hash::HashContext::of(&document)))
-                .collect();
+            let pre_hashes = pre_hashes(&document);
             failures.push(format!(
                 "{}\n  expected {expected:?}\n  actual   {actual:?}\n  pre-hashes:\n    {}",
                 path.display(),
@@ -88,11 +93,7 @@ fn equivalent_spellings_hash_alike() {
         let actual = hashes(&document);
         checked += 1;
         if actual.is_empty() || actual.iter().any(|h| *h != actual[0]) {
-            let pre_hashes: Vec<String> = document
-                .events
-                .iter()
-                .map(|e| hash::pre_hash(e, &hash::HashContext::of(&document)))
-                .collect();
+            let pre_hashes = pre_hashes(&document);
             failures.push(format!(
                 "{}: {actual:?}\n    {}",
                 path.display(),
