@@ -240,39 +240,6 @@ pub async fn contents(
     Ok(build(root, None, &children_of))
 }
 
-/// The chain of containers holding `node` now, innermost first.
-pub async fn containers(
-    store: &ProjectionStore,
-    node: &str,
-) -> Result<Vec<String>, GenealogyError> {
-    let mut chain = Vec::new();
-    let mut current = node.to_owned();
-    let mut seen = HashSet::from([current.clone()]);
-    loop {
-        let links = store
-            .links_at(
-                std::slice::from_ref(&current),
-                LinkEnd::From,
-                &[LinkKind::ContainedIn],
-                None,
-            )
-            .await?;
-        let Some(parent) = links
-            .into_iter()
-            .filter(|l| l.end_time.is_none())
-            .max_by_key(|l| (l.event_time, l.sequence))
-            .map(|l| l.to_node)
-        else {
-            return Ok(chain);
-        };
-        if !seen.insert(parent.clone()) {
-            return Ok(chain);
-        }
-        chain.push(parent.clone());
-        current = parent;
-    }
-}
-
 /// Where something is, as far as the events say.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Whereabouts {
@@ -288,35 +255,94 @@ pub struct Whereabouts {
     pub last_event: Option<(String, DateTime<Utc>)>,
 }
 
-/// The latest value of each field over the histories of `node` and its containers: a unit
-/// shipped inside a pallet is where the pallet is.
+/// Where `written` is: see [`where_are`].
 pub async fn where_is(
     store: &ProjectionStore,
     written: &str,
 ) -> Result<Whereabouts, GenealogyError> {
     let node = facts::node_id(written);
-    let chain = containers(store, &node).await?;
-    let mut rows: Vec<history::Model> = Vec::new();
-    for holder in std::iter::once(&node).chain(&chain) {
-        rows.extend(store.latest_history(holder, 50).await?);
-    }
-    rows.sort_by_key(|row| std::cmp::Reverse((row.event_time, row.sequence)));
-    let latest = |pick: fn(&history::Model) -> Option<&String>| {
-        rows.iter().find_map(|row| pick(row).cloned())
-    };
-    Ok(Whereabouts {
-        location: latest(|r| r.biz_location.as_ref()),
-        read_point: latest(|r| r.read_point.as_ref()),
-        disposition: latest(|r| r.disposition.as_ref()),
-        custodian: latest(|r| r.custodian.as_ref()),
-        last_event: rows
-            .iter()
-            .find(|r| r.identifier == node)
-            .map(|r| (r.event_id.clone(), r.event_time)),
-        container: chain.first().cloned(),
-        outermost: chain.last().cloned(),
+    let mut found = where_are(store, std::slice::from_ref(&node)).await?;
+    Ok(found.pop().unwrap_or(Whereabouts {
         id: node,
-    })
+        ..Whereabouts::default()
+    }))
+}
+
+/// Where each of `nodes` is: the latest value of each field over the histories of the
+/// node and its current containers (a unit shipped inside a pallet is where the pallet
+/// is). Containment chains are walked one level for all nodes at a time, and histories
+/// read with one query per chunk of nodes.
+pub async fn where_are(
+    store: &ProjectionStore,
+    nodes: &[String],
+) -> Result<Vec<Whereabouts>, GenealogyError> {
+    let mut parent_of: HashMap<String, String> = HashMap::new();
+    let mut seen: HashSet<String> = nodes.iter().cloned().collect();
+    let mut frontier: Vec<String> = seen.iter().cloned().collect();
+    while !frontier.is_empty() {
+        let links = store
+            .links_at(&frontier, LinkEnd::From, &[LinkKind::ContainedIn], None)
+            .await?;
+        let mut latest: HashMap<String, link::Model> = HashMap::new();
+        for link in links.into_iter().filter(|l| l.end_time.is_none()) {
+            let newer = latest.get(&link.from_node).is_none_or(|held| {
+                (link.event_time, link.sequence) > (held.event_time, held.sequence)
+            });
+            if newer {
+                latest.insert(link.from_node.clone(), link);
+            }
+        }
+        frontier = Vec::new();
+        for (child, link) in latest {
+            if seen.insert(link.to_node.clone()) {
+                frontier.push(link.to_node.clone());
+            }
+            parent_of.insert(child, link.to_node);
+        }
+    }
+    let holders: Vec<String> = seen.into_iter().collect();
+    let mut histories: HashMap<String, Vec<history::Model>> = HashMap::new();
+    for row in store.histories(&holders).await? {
+        histories
+            .entry(row.identifier.clone())
+            .or_default()
+            .push(row);
+    }
+    let mut out = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let mut chain: Vec<String> = Vec::new();
+        let mut current = node;
+        while let Some(parent) = parent_of.get(current) {
+            if parent == node || chain.contains(parent) {
+                break;
+            }
+            chain.push(parent.clone());
+            current = parent;
+        }
+        let mut rows: Vec<&history::Model> = std::iter::once(node)
+            .chain(&chain)
+            .filter_map(|holder| histories.get(holder))
+            .flatten()
+            .collect();
+        rows.sort_by_key(|row| std::cmp::Reverse((row.event_time, row.sequence)));
+        let latest = |pick: fn(&history::Model) -> Option<&String>| {
+            rows.iter().find_map(|row| pick(row).cloned())
+        };
+        out.push(Whereabouts {
+            location: latest(|r| r.biz_location.as_ref()),
+            read_point: latest(|r| r.read_point.as_ref()),
+            disposition: latest(|r| r.disposition.as_ref()),
+            custodian: latest(|r| r.custodian.as_ref()),
+            last_event: rows
+                .iter()
+                .find(|r| r.identifier == *node)
+                .map(|r| (r.event_id.clone(), r.event_time)),
+            container: chain.first().cloned(),
+            outermost: chain.last().cloned(),
+            id: node.clone(),
+        });
+    }
+    Ok(out)
 }
 
 /// One affected item of a recall.
@@ -354,18 +380,23 @@ pub async fn recall(
     limits: Limits,
 ) -> Result<Recall, GenealogyError> {
     let trace = trace(store, starts, Direction::Forward, limits).await?;
-    let mut items = Vec::new();
-    for (id, kind, depth) in trace.nodes {
-        if depth == 0 || kind == NodeKind::Party {
-            continue;
-        }
-        let whereabouts = where_is(store, &id).await?;
-        items.push(Affected {
+    let affected: Vec<(String, NodeKind)> = trace
+        .nodes
+        .into_iter()
+        .filter(|(_, kind, depth)| *depth > 0 && *kind != NodeKind::Party)
+        .map(|(id, kind, _)| (id, kind))
+        .collect();
+    let ids: Vec<String> = affected.iter().map(|(id, _)| id.clone()).collect();
+    let whereabouts = where_are(store, &ids).await?;
+    let mut items: Vec<Affected> = affected
+        .into_iter()
+        .zip(whereabouts)
+        .map(|((id, kind), whereabouts)| Affected {
             id,
             kind,
             whereabouts,
-        });
-    }
+        })
+        .collect();
     items.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Recall {
         items,

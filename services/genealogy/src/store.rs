@@ -740,19 +740,18 @@ impl ProjectionStore {
         Ok(found)
     }
 
-    /// The latest history rows of `node`, newest first, at most `limit`.
-    pub async fn latest_history(
-        &self,
-        node: &str,
-        limit: u64,
-    ) -> Result<Vec<history::Model>, GenealogyError> {
-        Ok(history::Entity::find()
-            .filter(history::Column::Identifier.eq(node))
-            .order_by_desc(history::Column::EventTime)
-            .order_by_desc(history::Column::Sequence)
-            .limit(limit)
-            .all(&self.db)
-            .await?)
+    /// Every history row of `nodes`.
+    pub async fn histories(&self, nodes: &[String]) -> Result<Vec<history::Model>, GenealogyError> {
+        let mut rows = Vec::new();
+        for chunk in nodes.chunks(500) {
+            rows.extend(
+                history::Entity::find()
+                    .filter(history::Column::Identifier.is_in(chunk.iter().cloned()))
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        Ok(rows)
     }
 
     /// Events that touched `identifier`, in event-time order, after the `(time, sequence)`
