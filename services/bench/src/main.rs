@@ -8,6 +8,7 @@
 
 mod capture;
 mod plant;
+mod rest;
 mod serials;
 mod trace;
 
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Capture throughput and acknowledgement latency through `CaptureStream`.
     Capture(capture::Args),
+    /// Capture throughput through the EPCIS REST binding (`POST /capture`).
+    Rest(rest::Args),
     /// Trace, forward trace and recall latency, with a recursive-SQL baseline.
     Trace(trace::Args),
     /// Serial allocation rate from a sequential pool, with a duplicate count.
@@ -34,6 +37,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Capture(args) => capture::run(args).await,
+        Command::Rest(args) => rest::run(args).await,
         Command::Trace(args) => trace::run(args).await,
         Command::Serials(args) => serials::run(args).await,
     }
