@@ -725,7 +725,10 @@ impl EventStore {
     ) -> Result<Option<(String, String)>, CaptureError> {
         // Walk the child's own index rows, newest first (the (value, role, sequence) index
         // makes this a short range scan), to its latest packing that still counts.
-        let Some(packing) = self.latest_aggregation(keys::Role::Epc, child).await? else {
+        let Some(packing) = self
+            .first_aggregation(keys::Role::Epc, child, 0, true)
+            .await?
+        else {
             return Ok(None);
         };
         let EventKind::Aggregation(aggregation) = &packing.event.kind else {
@@ -739,7 +742,7 @@ impl EventStore {
         // A later DELETE without children empties the whole parent.
         let mut after = packing.sequence;
         while let Some(later) = self
-            .latest_aggregation_after(keys::Role::Parent, &parent, after)
+            .first_aggregation(keys::Role::Parent, &parent, after, false)
             .await?
         {
             if let EventKind::Aggregation(a) = &later.event.kind
@@ -753,21 +756,27 @@ impl EventStore {
         Ok(Some((parent, packing.event.event_id.unwrap_or_default())))
     }
 
-    /// Aggregation events that name `value` in `role`, newest first, skipping error
-    /// declarations and the events they declare erroneous; the first one, if any.
-    async fn latest_aggregation(
+    /// The first aggregation event naming `value` in `role` above sequence `after`, newest
+    /// or oldest first, that counts: error declarations are skipped, and so (newest first,
+    /// where the declaration comes before what it declares) are the events they declare.
+    async fn first_aggregation(
         &self,
         role: keys::Role,
         value: &str,
+        after: i64,
+        newest_first: bool,
     ) -> Result<Option<StoredEvent>, CaptureError> {
         let rows = keys::key::Entity::find()
             .filter(keys::key::Column::Value.eq(value))
             .filter(keys::key::Column::Role.eq(role as i16))
-            .order_by_desc(keys::key::Column::Sequence)
-            .all(&self.db)
-            .await?;
+            .filter(keys::key::Column::Sequence.gt(after));
+        let rows = if newest_first {
+            rows.order_by_desc(keys::key::Column::Sequence)
+        } else {
+            rows.order_by_asc(keys::key::Column::Sequence)
+        };
         let mut declared: HashSet<String> = HashSet::new();
-        for row in rows {
+        for row in rows.all(&self.db).await? {
             let stored = self.at_sequence(row.sequence).await?;
             let id = stored.event.event_id.clone().unwrap_or_default();
             if stored.event.error_declaration.is_some() {
@@ -778,31 +787,6 @@ impl EventStore {
                 continue;
             }
             return Ok(Some(stored));
-        }
-        Ok(None)
-    }
-
-    /// The oldest counting aggregation event naming `value` in `role` after `after`.
-    async fn latest_aggregation_after(
-        &self,
-        role: keys::Role,
-        value: &str,
-        after: i64,
-    ) -> Result<Option<StoredEvent>, CaptureError> {
-        let rows = keys::key::Entity::find()
-            .filter(keys::key::Column::Value.eq(value))
-            .filter(keys::key::Column::Role.eq(role as i16))
-            .filter(keys::key::Column::Sequence.gt(after))
-            .order_by_asc(keys::key::Column::Sequence)
-            .all(&self.db)
-            .await?;
-        for row in rows {
-            let stored = self.at_sequence(row.sequence).await?;
-            if stored.event.error_declaration.is_none()
-                && matches!(stored.event.kind, EventKind::Aggregation(_))
-            {
-                return Ok(Some(stored));
-            }
         }
         Ok(None)
     }
