@@ -166,15 +166,18 @@ impl Intake {
         };
         let mut containment = Containment::default();
         if packing_rule {
-            let mut known = Vec::new();
-            let mut seen = HashSet::new();
-            for child in checked.iter().flat_map(|event| packed_children(event)) {
-                if seen.insert(child.clone()) {
-                    let place = self.store.current_parent(&child).await?;
-                    known.push((child, place));
-                }
-            }
-            containment = Containment::new(known);
+            let mut children: Vec<String> = checked
+                .iter()
+                .flat_map(|event| packed_children(event))
+                .collect();
+            children.sort_unstable();
+            children.dedup();
+            let placed = self.store.placements_of(&children).await?;
+            containment = Containment::new(
+                placed
+                    .into_iter()
+                    .map(|(child, place)| (child, Some((place.parent, place.event_id)))),
+            );
         }
         let mut decided = Vec::with_capacity(admissions.len());
         for admission in admissions {

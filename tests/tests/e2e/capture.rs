@@ -821,7 +821,7 @@ async fn a_packed_child_must_be_unpacked_before_it_moves() {
     // Against the store, and under another spelling of the same unit.
     let unit_1_as_link = "https://id.gs1.org/01/04012345111118/21/1001";
     let moved = vec![pack(3, pb::Action::Add, case_b, &[unit_1_as_link], 2)];
-    assert_eq!(outcomes(&app, moved).await, [packed]);
+    assert_eq!(outcomes(&app, moved).await, std::slice::from_ref(&packed));
     // Re-packing into the same case is a confirmation, not a move.
     let confirmed = vec![pack(4, pb::Action::Observe, case_a, &[UNIT_1], 3)];
     assert_eq!(
@@ -834,9 +834,40 @@ async fn a_packed_child_must_be_unpacked_before_it_moves() {
         outcomes(&app, emptied).await,
         std::slice::from_ref(&accepted)
     );
-    let repacked = vec![pack(6, pb::Action::Add, case_b, &[UNIT_1, UNIT_2], 5)];
-    assert_eq!(outcomes(&app, repacked).await, [accepted]);
+    let repacked = pack(6, pb::Action::Add, case_b, &[UNIT_1, UNIT_2], 5);
+    assert_eq!(
+        outcomes(&app, vec![repacked.clone()]).await,
+        std::slice::from_ref(&accepted)
+    );
+    // A packing declared erroneous never happened: both units are free again.
+    let declared = outcomes(&app, vec![declared_erroneous(repacked)]).await;
+    assert_eq!(declared, std::slice::from_ref(&accepted));
+    let into_a = vec![pack(7, pb::Action::Add, case_a, &[UNIT_1], 6)];
+    assert_eq!(
+        outcomes(&app, into_a).await,
+        std::slice::from_ref(&accepted)
+    );
+    // Nor did an emptying declared erroneous: unit 2 is back in case A since event 1.
+    let emptying = pack(5, pb::Action::Delete, case_a, &[], 4);
+    let declared = outcomes(&app, vec![declared_erroneous(emptying)]).await;
+    assert_eq!(declared, std::slice::from_ref(&accepted));
+    let into_b = vec![pack(8, pb::Action::Add, case_b, &[UNIT_2], 7)];
+    assert_eq!(outcomes(&app, into_b).await, [packed]);
     app.stop().await.expect("clean stop");
+}
+
+/// `event` again, declared erroneous.
+fn declared_erroneous(mut event: pb::EpcisEvent) -> pb::EpcisEvent {
+    event.error_declaration = Some(pb::ErrorDeclaration {
+        declaration_time: Some(prost_types::Timestamp {
+            seconds: 1_795_651_200 + 3_600,
+            nanos: 0,
+        }),
+        reason: "incorrect_data".into(),
+        corrective_event_ids: Vec::new(),
+        extensions: None,
+    });
+    event
 }
 
 /// The identity state of `epc`, as identity reports it.

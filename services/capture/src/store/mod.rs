@@ -9,13 +9,14 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 use tokio::sync::{mpsc, oneshot};
-use tracery_epcis::{Action, Event, EventKind, json};
+use tracery_epcis::{Event, json};
 
 use crate::domain::{Admission, CaptureError, Outcome, Rejected};
 
 mod bulk;
 pub mod jobs;
 pub mod keys;
+pub mod placements;
 pub mod quarantine;
 
 /// The `capture_events` table.
@@ -86,6 +87,7 @@ mod migration {
                 Box::new(CreateEventKeys),
                 Box::new(CreateJobs),
                 Box::new(AddErrorDeclarations),
+                Box::new(CreatePlacements),
             ]
         }
     }
@@ -261,6 +263,63 @@ mod migration {
         }
     }
 
+    struct CreatePlacements;
+
+    impl MigrationName for CreatePlacements {
+        fn name(&self) -> &str {
+            "m0006_capture_placements"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreatePlacements {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::placements::{placement, rebuild};
+            manager
+                .create_table(
+                    Table::create()
+                        .table(placement::Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(placement::Column::Child)
+                                .string()
+                                .not_null()
+                                .primary_key(),
+                        )
+                        .col(
+                            ColumnDef::new(placement::Column::Parent)
+                                .string()
+                                .not_null(),
+                        )
+                        .col(
+                            ColumnDef::new(placement::Column::EventId)
+                                .string()
+                                .not_null(),
+                        )
+                        .col(
+                            ColumnDef::new(placement::Column::Sequence)
+                                .big_integer()
+                                .not_null(),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("capture_placements_parent")
+                        .table(placement::Entity)
+                        .col(placement::Column::Parent)
+                        .if_not_exists()
+                        .to_owned(),
+                )
+                .await?;
+            rebuild(manager.get_connection())
+                .await
+                .map_err(|err| DbErr::Migration(err.to_string()))
+        }
+    }
+
     struct AddErrorDeclarations;
 
     impl MigrationName for AddErrorDeclarations {
@@ -426,11 +485,14 @@ async fn append_events(
         .collect();
     let assigned = bulk::insert_events(conn, rows).await?;
     let mut key_rows = Vec::new();
+    let mut appended_events = Vec::with_capacity(appended.len());
     for (&i, sequence) in appended.iter().zip(assigned) {
         sequences.insert(keyed[i].0.clone(), sequence);
         key_rows.extend(keys::rows(sequence, events[i]));
+        appended_events.push((sequence, events[i]));
     }
     bulk::insert_keys(conn, key_rows).await?;
+    placements::record(conn, &appended_events).await?;
     Ok(keyed
         .into_iter()
         .enumerate()
@@ -717,86 +779,12 @@ impl EventStore {
         Ok(entry.rejected)
     }
 
-    /// Where `child` (canonical) was last packed: the parent (canonical) and the event, or
-    /// `None` when it is in no parent.
-    pub async fn current_parent(
+    /// Where each of `children` (canonical) is packed now, for those that are.
+    pub async fn placements_of(
         &self,
-        child: &str,
-    ) -> Result<Option<(String, String)>, CaptureError> {
-        // Walk the child's own index rows, newest first (the (value, role, sequence) index
-        // makes this a short range scan), to its latest packing that still counts.
-        let Some(packing) = self
-            .first_aggregation(keys::Role::Epc, child, 0, true)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let EventKind::Aggregation(aggregation) = &packing.event.kind else {
-            return Ok(None);
-        };
-        let (Some(parent), false) = (&aggregation.parent_id, aggregation.action == Action::Delete)
-        else {
-            return Ok(None);
-        };
-        let parent = keys::canonical(parent);
-        // A later DELETE without children empties the whole parent.
-        let mut after = packing.sequence;
-        while let Some(later) = self
-            .first_aggregation(keys::Role::Parent, &parent, after, false)
-            .await?
-        {
-            if let EventKind::Aggregation(a) = &later.event.kind
-                && a.action == Action::Delete
-                && a.child_epcs.is_empty()
-            {
-                return Ok(None);
-            }
-            after = later.sequence;
-        }
-        Ok(Some((parent, packing.event.event_id.unwrap_or_default())))
-    }
-
-    /// The first aggregation event naming `value` in `role` above sequence `after`, newest
-    /// or oldest first, that counts: error declarations are skipped, and so (newest first,
-    /// where the declaration comes before what it declares) are the events they declare.
-    async fn first_aggregation(
-        &self,
-        role: keys::Role,
-        value: &str,
-        after: i64,
-        newest_first: bool,
-    ) -> Result<Option<StoredEvent>, CaptureError> {
-        let rows = keys::key::Entity::find()
-            .filter(keys::key::Column::Value.eq(value))
-            .filter(keys::key::Column::Role.eq(role as i16))
-            .filter(keys::key::Column::Sequence.gt(after));
-        let rows = if newest_first {
-            rows.order_by_desc(keys::key::Column::Sequence)
-        } else {
-            rows.order_by_asc(keys::key::Column::Sequence)
-        };
-        let mut declared: HashSet<String> = HashSet::new();
-        for row in rows.all(&self.db).await? {
-            let stored = self.at_sequence(row.sequence).await?;
-            let id = stored.event.event_id.clone().unwrap_or_default();
-            if stored.event.error_declaration.is_some() {
-                declared.insert(id);
-                continue;
-            }
-            if declared.contains(&id) || !matches!(stored.event.kind, EventKind::Aggregation(_)) {
-                continue;
-            }
-            return Ok(Some(stored));
-        }
-        Ok(None)
-    }
-
-    async fn at_sequence(&self, sequence: i64) -> Result<StoredEvent, CaptureError> {
-        let row = event::Entity::find_by_id(sequence)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| CaptureError::EventNotFound(format!("sequence {sequence}")))?;
-        decode(row)
+        children: &[String],
+    ) -> Result<HashMap<String, placements::Placement>, CaptureError> {
+        Ok(placements::placements_of(&self.db, children).await?)
     }
 
     /// The database, for the REST binding's capture jobs.

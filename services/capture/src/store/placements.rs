@@ -1,0 +1,361 @@
+//! Where each packed child is now: one row per child inside a parent, kept current in the
+//! transaction that appends the aggregation events, so the packing rule reads a whole
+//! batch's children with one query instead of walking each child's event history.
+//!
+//! The table is derived: replaying the stored aggregation events in sequence order gives
+//! it back. Error declarations are the one case that rewrites history, so the children a
+//! declared aggregation touched are replayed from their own events.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::OnConflict,
+};
+use tracery_epcis::{Action, Event, EventKind};
+
+use super::{StoredEvent, decode_payload, event, keys};
+use crate::domain::CaptureError;
+
+/// The `capture_placements` table.
+pub mod placement {
+    use sea_orm::entity::prelude::*;
+
+    /// A child and the parent it is packed in.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "capture_placements")]
+    pub struct Model {
+        /// The child, canonical.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub child: String,
+        /// The parent, canonical.
+        pub parent: String,
+        /// The eventID of the aggregation that packed it.
+        pub event_id: String,
+        /// That event's store sequence.
+        pub sequence: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Where a child is: its parent and the eventID and sequence that put it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub parent: String,
+    pub event_id: String,
+    pub sequence: i64,
+}
+
+/// Rows per lookup or upsert statement: well inside SQLite's bound-parameter limit.
+const CHUNK: usize = 1_000;
+
+/// The children among `children` (canonical) that are packed, with their placement.
+pub async fn placements_of(
+    conn: &impl ConnectionTrait,
+    children: &[String],
+) -> Result<HashMap<String, Placement>, DbErr> {
+    let mut found = HashMap::new();
+    for chunk in children.chunks(CHUNK) {
+        let rows = placement::Entity::find()
+            .filter(placement::Column::Child.is_in(chunk.iter().cloned()))
+            .all(conn)
+            .await?;
+        found.extend(rows.into_iter().map(|row| {
+            (
+                row.child,
+                Placement {
+                    parent: row.parent,
+                    event_id: row.event_id,
+                    sequence: row.sequence,
+                },
+            )
+        }));
+    }
+    Ok(found)
+}
+
+/// Children's placements as a replay of aggregation events leaves them; `None` once
+/// unpacked. Starts from nothing, so the caller replays every event that matters.
+#[derive(Debug, Default)]
+pub struct Replay {
+    placed: HashMap<String, Option<Placement>>,
+    /// Parents emptied by a DELETE without children, for the rows not replayed here.
+    emptied: HashSet<String>,
+}
+
+impl Replay {
+    /// Applies one aggregation event (other events are ignored).
+    pub fn apply(&mut self, sequence: i64, event: &Event) {
+        let EventKind::Aggregation(aggregation) = &event.kind else {
+            return;
+        };
+        let Some(parent) = aggregation.parent_id.as_deref().map(keys::canonical) else {
+            return;
+        };
+        match aggregation.action {
+            Action::Delete if aggregation.child_epcs.is_empty() => {
+                for place in self.placed.values_mut() {
+                    if place.as_ref().is_some_and(|p| p.parent == parent) {
+                        *place = None;
+                    }
+                }
+                self.emptied.insert(parent);
+            }
+            Action::Delete => {
+                for child in &aggregation.child_epcs {
+                    self.placed.insert(keys::canonical(child), None);
+                }
+            }
+            Action::Add | Action::Observe => {
+                let placement = Placement {
+                    parent,
+                    event_id: event.event_id.clone().unwrap_or_default(),
+                    sequence,
+                };
+                for child in &aggregation.child_epcs {
+                    self.placed
+                        .insert(keys::canonical(child), Some(placement.clone()));
+                }
+            }
+        }
+    }
+
+    /// Replays `events` (any order) without the declared ones and the declarations.
+    fn replay_counted(events: &mut [StoredEvent]) -> Self {
+        events.sort_by_key(|stored| stored.sequence);
+        let declared: HashSet<&str> = events
+            .iter()
+            .filter(|stored| stored.event.error_declaration.is_some())
+            .filter_map(|stored| stored.event.event_id.as_deref())
+            .collect();
+        let mut replay = Self::default();
+        for stored in events.iter() {
+            let id = stored.event.event_id.as_deref().unwrap_or_default();
+            if stored.event.error_declaration.is_none() && !declared.contains(id) {
+                replay.apply(stored.sequence, &stored.event);
+            }
+        }
+        replay
+    }
+
+    /// Writes the outcome over the table: parents emptied first, then each child's place.
+    async fn write(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+        if !self.emptied.is_empty() {
+            placement::Entity::delete_many()
+                .filter(placement::Column::Parent.is_in(self.emptied))
+                .exec(conn)
+                .await?;
+        }
+        let (placed, unpacked): (Vec<_>, Vec<_>) = self
+            .placed
+            .into_iter()
+            .partition(|(_, place)| place.is_some());
+        let unpacked: Vec<String> = unpacked.into_iter().map(|(child, _)| child).collect();
+        for chunk in unpacked.chunks(CHUNK) {
+            placement::Entity::delete_many()
+                .filter(placement::Column::Child.is_in(chunk.iter().cloned()))
+                .exec(conn)
+                .await?;
+        }
+        let rows: Vec<placement::ActiveModel> = placed
+            .into_iter()
+            .filter_map(|(child, place)| {
+                place.map(|p| placement::ActiveModel {
+                    child: Set(child),
+                    parent: Set(p.parent),
+                    event_id: Set(p.event_id),
+                    sequence: Set(p.sequence),
+                })
+            })
+            .collect();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
+            placement::Entity::insert_many(chunk)
+                .on_conflict(
+                    OnConflict::column(placement::Column::Child)
+                        .update_columns([
+                            placement::Column::Parent,
+                            placement::Column::EventId,
+                            placement::Column::Sequence,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Brings the table up to date with events just appended in `conn`'s transaction (their
+/// identifier index rows written already), in sequence order.
+pub async fn record(
+    conn: &impl ConnectionTrait,
+    appended: &[(i64, &Event)],
+) -> Result<(), CaptureError> {
+    let mut replay = Replay::default();
+    let mut declared_aggregations = Vec::new();
+    for (sequence, event) in appended {
+        if event.error_declaration.is_some() {
+            if matches!(event.kind, EventKind::Aggregation(_)) {
+                declared_aggregations.push(*event);
+            }
+            continue;
+        }
+        replay.apply(*sequence, event);
+    }
+    replay.write(conn).await?;
+    if !declared_aggregations.is_empty() {
+        replay_children(conn, affected_children(conn, &declared_aggregations).await?).await?;
+    }
+    Ok(())
+}
+
+/// The children whose placement a declared aggregation may have decided: its own, and for
+/// a DELETE without children every child ever packed into its parent.
+async fn affected_children(
+    conn: &impl ConnectionTrait,
+    declarations: &[&Event],
+) -> Result<HashSet<String>, CaptureError> {
+    let mut children = HashSet::new();
+    let mut parents = Vec::new();
+    for declaration in declarations {
+        let EventKind::Aggregation(aggregation) = &declaration.kind else {
+            continue;
+        };
+        children.extend(aggregation.child_epcs.iter().map(|c| keys::canonical(c)));
+        if aggregation.action == Action::Delete
+            && aggregation.child_epcs.is_empty()
+            && let Some(parent) = &aggregation.parent_id
+        {
+            parents.push(keys::canonical(parent));
+        }
+    }
+    let packings = sequences_naming(conn, keys::Role::Parent, &parents).await?;
+    for stored in events_at(conn, &packings).await? {
+        if let EventKind::Aggregation(aggregation) = &stored.event.kind {
+            children.extend(aggregation.child_epcs.iter().map(|c| keys::canonical(c)));
+        }
+    }
+    Ok(children)
+}
+
+/// Replays `children` from their own aggregation events and the emptyings of every parent
+/// they were packed into, and writes where they end up.
+async fn replay_children(
+    conn: &impl ConnectionTrait,
+    children: HashSet<String>,
+) -> Result<(), CaptureError> {
+    let children: Vec<String> = children.into_iter().collect();
+    let mut events = events_at(
+        conn,
+        &sequences_naming(conn, keys::Role::Epc, &children).await?,
+    )
+    .await?;
+    events.retain(|stored| matches!(stored.event.kind, EventKind::Aggregation(_)));
+    let mut parents: Vec<String> = events
+        .iter()
+        .filter_map(|stored| match &stored.event.kind {
+            EventKind::Aggregation(a) => a.parent_id.as_deref().map(keys::canonical),
+            _ => None,
+        })
+        .collect();
+    parents.sort();
+    parents.dedup();
+    let known: HashSet<i64> = events.iter().map(|stored| stored.sequence).collect();
+    let emptyings: Vec<i64> = sequences_naming(conn, keys::Role::Parent, &parents)
+        .await?
+        .into_iter()
+        .filter(|sequence| !known.contains(sequence))
+        .collect();
+    events.extend(
+        events_at(conn, &emptyings)
+            .await?
+            .into_iter()
+            .filter(|stored| match &stored.event.kind {
+                EventKind::Aggregation(a) => a.action == Action::Delete && a.child_epcs.is_empty(),
+                _ => false,
+            }),
+    );
+    let mut replay = Replay::replay_counted(&mut events);
+    // Only the asked children are rewritten; parents are not emptied wholesale.
+    replay.emptied.clear();
+    replay.placed.retain(|child, _| children.contains(child));
+    for child in &children {
+        replay.placed.entry(child.clone()).or_insert(None);
+    }
+    replay.write(conn).await?;
+    Ok(())
+}
+
+/// The sequences of events naming one of `values` in `role`.
+async fn sequences_naming(
+    conn: &impl ConnectionTrait,
+    role: keys::Role,
+    values: &[String],
+) -> Result<Vec<i64>, DbErr> {
+    let mut sequences = Vec::new();
+    for chunk in values.chunks(CHUNK) {
+        let found: Vec<i64> = keys::key::Entity::find()
+            .select_only()
+            .column(keys::key::Column::Sequence)
+            .filter(keys::key::Column::Role.eq(role as i16))
+            .filter(keys::key::Column::Value.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        sequences.extend(found);
+    }
+    sequences.sort_unstable();
+    sequences.dedup();
+    Ok(sequences)
+}
+
+/// The stored events at `sequences`.
+async fn events_at(
+    conn: &impl ConnectionTrait,
+    sequences: &[i64],
+) -> Result<Vec<StoredEvent>, CaptureError> {
+    let mut events = Vec::with_capacity(sequences.len());
+    for chunk in sequences.chunks(CHUNK) {
+        let rows: Vec<(i64, String)> = event::Entity::find()
+            .select_only()
+            .column(event::Column::Sequence)
+            .column(event::Column::Payload)
+            .filter(event::Column::Sequence.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        for (sequence, payload) in rows {
+            events.push(decode_payload(sequence, &payload)?);
+        }
+    }
+    Ok(events)
+}
+
+/// Fills the table from the stored aggregation events (for a store that predates it).
+pub async fn rebuild(conn: &impl ConnectionTrait) -> Result<(), CaptureError> {
+    let rows: Vec<(i64, String)> = event::Entity::find()
+        .select_only()
+        .column(event::Column::Sequence)
+        .column(event::Column::Payload)
+        .filter(event::Column::EventType.eq("AggregationEvent"))
+        .order_by_asc(event::Column::Sequence)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut events = rows
+        .into_iter()
+        .map(|(sequence, payload)| decode_payload(sequence, &payload))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut replay = Replay::replay_counted(&mut events);
+    replay.emptied.clear();
+    replay.write(conn).await?;
+    Ok(())
+}
