@@ -56,6 +56,27 @@ WITH RECURSIVE trace(node, depth) AS (
 )
 SELECT COUNT(DISTINCT node) AS nodes FROM trace"#;
 
+/// Waits until the genealogy projection has stopped moving, so queries see the whole
+/// plant and do not compete with its catching up.
+async fn await_projection(
+    client: &mut GenealogyServiceClient<tonic::transport::Channel>,
+) -> anyhow::Result<()> {
+    let mut last = -1;
+    loop {
+        let applied = client
+            .get_projection_status(pb::GetProjectionStatusRequest {})
+            .await?
+            .into_inner()
+            .applied_sequence;
+        if applied == last {
+            return Ok(());
+        }
+        eprintln!("genealogy projection at sequence {applied}");
+        last = applied;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
 fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
     histogram.value_at_quantile(quantile) as f64 / 1000.0
 }
@@ -78,6 +99,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to {}", args.addr))?
         .max_decoding_message_size(256 << 20);
+    await_projection(&mut client).await?;
     let mut rng = SmallRng::seed_from_u64(7);
     let mut rows = Vec::new();
     for kind in ["TraceBackward", "TraceForward", "RecallScope"] {

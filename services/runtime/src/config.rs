@@ -106,6 +106,81 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where a secret comes from: an environment variable or a mounted file (a Kubernetes
+/// Secret), never the configuration file itself.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "SecretSourceText")]
+pub struct SecretSource {
+    env: Option<String>,
+    file: Option<PathBuf>,
+}
+
+/// How a [`SecretSource`] is written: `{ env = "VAR" }` or `{ file = "/run/secrets/x" }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecretSourceText {
+    Table {
+        env: Option<String>,
+        file: Option<PathBuf>,
+    },
+    Literal(#[allow(dead_code)] String),
+}
+
+impl TryFrom<SecretSourceText> for SecretSource {
+    type Error = String;
+
+    fn try_from(text: SecretSourceText) -> Result<Self, Self::Error> {
+        match text {
+            SecretSourceText::Table { env, file } if env.is_some() != file.is_some() => {
+                Ok(Self { env, file })
+            }
+            SecretSourceText::Table { .. } => {
+                Err("a secret names exactly one of `env` and `file`".to_owned())
+            }
+            SecretSourceText::Literal(_) => Err(
+                "secrets are never written in the configuration file: use { env = \"VAR\" } or { file = \"/run/secrets/name\" }"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+impl SecretSource {
+    /// A secret read from environment variable `name`.
+    pub fn env(name: impl Into<String>) -> Self {
+        Self {
+            env: Some(name.into()),
+            file: None,
+        }
+    }
+
+    /// A secret read from the file at `path` (a mounted Kubernetes Secret).
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            env: None,
+            file: Some(path.into()),
+        }
+    }
+
+    /// Reads the secret now; files are read on every call, so a rotated secret is used
+    /// from the next call on. `setting` names it in errors.
+    pub fn read(&self, setting: &str) -> Result<Secret, ConfigError> {
+        if let Some(name) = &self.env {
+            return std::env::var(name).map(Secret::new).map_err(|_| {
+                ConfigError::new(setting, format!("environment variable {name} is not set"))
+            });
+        }
+        let Some(path) = &self.file else {
+            return Err(ConfigError::new(setting, "no source"));
+        };
+        std::fs::read_to_string(path)
+            .map(|text| Secret::new(text.trim_end_matches(['\n', '\r'])))
+            .map_err(|err| {
+                ConfigError::new(setting, format!("cannot read {}: {err}", path.display()))
+            })
+    }
+}
+
 /// Flags of `tracery serve`; each also reads its `TRACERY_*` environment variable.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
@@ -164,6 +239,7 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     capture_rules: Option<BTreeMap<String, RuleAction>>,
     capture_mqtt: Option<MqttSettings>,
+    connectors: Option<BTreeMap<String, toml::Table>>,
 }
 
 /// The `[capture_mqtt]` table: capture subscribes to scanner messages on an MQTT broker.
@@ -314,6 +390,9 @@ pub struct Config {
     pub capture_rules: BTreeMap<String, RuleAction>,
     /// MQTT intake for capture, when the file has a `[capture_mqtt]` table.
     pub capture_mqtt: Option<MqttSettings>,
+    /// The plant's ERP/PLM connectors, `[connectors.<name>]` tables by name; the
+    /// integration service reads each by its `system`.
+    pub connectors: BTreeMap<String, toml::Table>,
 }
 
 impl Config {
@@ -424,6 +503,7 @@ impl Config {
                 }
                 None => None,
             },
+            connectors: file.connectors.unwrap_or_default(),
         })
     }
 
@@ -441,6 +521,7 @@ impl Config {
             db_max_connections: 5,
             capture_rules: BTreeMap::new(),
             capture_mqtt: None,
+            connectors: BTreeMap::new(),
         }
     }
 }

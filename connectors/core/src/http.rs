@@ -1,0 +1,202 @@
+//! HTTP with the manners ERP servers expect: bounded timeouts, retries of transient
+//! failures (connect errors, timeouts, 429, 500, 502, 503, 504) with exponential backoff
+//! and full jitter, and `Retry-After` honoured when the server sends it.
+//!
+//! Only requests the caller marks as safe to repeat are retried: reads, and writes the
+//! caller has made idempotent.
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use reqwest::{RequestBuilder, Response, StatusCode, header::HeaderMap};
+
+use crate::error::{ConnectorError, vendor_message};
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The first backoff; doubled per attempt.
+    pub base_delay: Duration,
+    /// The longest wait, whatever the backoff or `Retry-After` says.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1`: full jitter over the doubled base.
+    fn backoff(&self, attempt: u32, rng: &mut SmallRng) -> Duration {
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.max_delay);
+        ceiling.mul_f64(rng.random_range(0.5..=1.0))
+    }
+}
+
+/// A client for one system.
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+}
+
+/// Whether a request may be sent again after a failure whose outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// A read, or an idempotent write.
+    Safe,
+    /// A write that may have happened: only failures before sending are retried.
+    Once,
+}
+
+impl Http {
+    /// A client with `timeout` per request and a cookie store (ERP sessions and CSRF
+    /// tokens live in cookies).
+    pub fn new(timeout: Duration, policy: RetryPolicy) -> Result<Self, ConnectorError> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .cookie_store(true)
+            .user_agent(concat!("tracery/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| ConnectorError::Config(format!("HTTP client: {err}")))?;
+        Ok(Self { client, policy })
+    }
+
+    /// The underlying client, to build requests with.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends what `build` makes, retrying transient failures; a non-success answer that
+    /// is not transient (or still failing after the last attempt) becomes a typed error.
+    pub async fn send(
+        &self,
+        repeat: Repeat,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, ConnectorError> {
+        let mut rng = SmallRng::seed_from_u64(seed());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= self.policy.attempts;
+            let wait = match build().send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(response.headers());
+                    if last || !transient(status) {
+                        return Err(error_from(response).await);
+                    }
+                    tracing::warn!(%status, attempt, "transient answer; retrying");
+                    retry_after.unwrap_or_else(|| self.policy.backoff(attempt, &mut rng))
+                }
+                Err(err) => {
+                    let unsent = err.is_connect();
+                    if last || !(unsent || (repeat == Repeat::Safe && err.is_timeout())) {
+                        return Err(ConnectorError::Transport(err.to_string()));
+                    }
+                    tracing::warn!(error = %err, attempt, "request failed; retrying");
+                    self.policy.backoff(attempt, &mut rng)
+                }
+            };
+            tokio::time::sleep(wait.min(self.policy.max_delay)).await;
+        }
+    }
+}
+
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7)
+}
+
+/// Statuses worth another attempt.
+fn transient(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    if let Ok(seconds) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
+    (at.to_utc() - chrono::Utc::now()).to_std().ok()
+}
+
+/// The typed error for a non-success answer.
+pub async fn error_from(response: Response) -> ConnectorError {
+    let status = response.status();
+    let csrf_required = response
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("required"));
+    let retry_after = retry_after(response.headers());
+    let message = vendor_message(&response.text().await.unwrap_or_default());
+    match status.as_u16() {
+        401 => ConnectorError::Auth(message),
+        403 if csrf_required => ConnectorError::Csrf(message),
+        403 => ConnectorError::Forbidden(message),
+        404 => ConnectorError::NotFound(message),
+        429 => ConnectorError::RateLimited {
+            retry_after,
+            message,
+        },
+        status => ConnectorError::Status { status, message },
+    }
+}
+
+/// Reads a success body as JSON.
+pub async fn json(response: Response) -> Result<serde_json::Value, ConnectorError> {
+    let text = response
+        .text()
+        .await
+        .map_err(|err| ConnectorError::Transport(err.to_string()))?;
+    serde_json::from_str(&text)
+        .map_err(|err| ConnectorError::malformed("(body)", format!("not JSON: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_ceiling_with_jitter() {
+        let policy = RetryPolicy {
+            attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        let mut rng = SmallRng::seed_from_u64(1);
+        for attempt in 1..10 {
+            let ceiling = Duration::from_millis(100 * (1 << attempt)).min(policy.max_delay);
+            let wait = policy.backoff(attempt, &mut rng);
+            assert!(
+                wait <= ceiling && wait >= ceiling / 2,
+                "{attempt}: {wait:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds() {
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::RETRY_AFTER, "3".parse().expect("header"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+    }
+}

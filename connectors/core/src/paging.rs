@@ -1,0 +1,71 @@
+//! Where a sync stands within a system's changes: the change time it started from and
+//! the position within that scan. The integration service stores the cursor with each
+//! page it applies, so a sync resumes after a crash without skipping or repeating work.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Record;
+
+/// A position within one scan of changed records.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Position {
+    /// The first page.
+    #[default]
+    Start,
+    /// Records skipped so far (offset paging).
+    Offset(u64),
+    /// The server's link to the next page (server-driven paging).
+    Next(String),
+}
+
+/// Where a scan of changed records stands.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Records changed at or after this value, in the system's own spelling; `None`
+    /// fetches everything.
+    pub since: Option<String>,
+    /// The page to fetch.
+    pub position: Position,
+}
+
+/// A record that could not be read, and why; the rest of its page still counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    /// The record's key, as far as it could be read.
+    pub key: String,
+    /// The offending field.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}`: {}: {}", self.key, self.field, self.reason)
+    }
+}
+
+/// One fetched record, or why it could not be read.
+pub type Fetched = Result<Record, Malformed>;
+
+/// One page of changed records.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub records: Vec<Fetched>,
+    /// The latest change time on this page, in the system's own spelling (the next
+    /// scan's `since`).
+    pub high_water: Option<String>,
+    /// The next page; `None` when this was the last.
+    pub next: Option<Position>,
+}
+
+impl Page {
+    /// The later of two change times in the same spelling (they sort as text).
+    pub fn later(a: Option<String>, b: Option<String>) -> Option<String> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b > a { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+}
