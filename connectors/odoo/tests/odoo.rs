@@ -1,0 +1,392 @@
+//! The Odoo connector against wiremock servers answering like Odoo's JSON-RPC (16–18) and
+//! JSON-2 (19) APIs.
+
+use std::{path::PathBuf, time::Duration};
+
+use serde_json::{Value, json};
+use tracery_connector::{
+    Connector, Cursor, OrderStatus, Page, Position, Record, RecordKind,
+    http::{Http, RetryPolicy},
+};
+use tracery_connector_odoo::{Odoo, Protocol, Settings};
+use tracery_runtime::config::SecretSource;
+use wiremock::{
+    Match, Mock, MockServer, Request, Respond, ResponseTemplate,
+    matchers::{header, method, path},
+};
+
+fn http() -> Http {
+    let policy = RetryPolicy {
+        attempts: 4,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_secs(5),
+    };
+    Http::new(Duration::from_secs(5), policy).expect("client")
+}
+
+fn key_file(name: &str, value: &str) -> PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("tracery-odoo-test-{}-{name}", std::process::id()));
+    std::fs::write(&path, value).expect("key file");
+    path
+}
+
+fn settings(server: &MockServer, protocol: Protocol, key: PathBuf, page_size: u32) -> Settings {
+    Settings {
+        base_url: server.uri(),
+        database: "acme".to_owned(),
+        protocol,
+        login: Some("integration@acme.example".to_owned()),
+        api_key: SecretSource::file(key),
+        version: 17,
+        page_size,
+        bom_revision_field: "code".to_owned(),
+    }
+}
+
+/// A JSON-RPC `execute_kw` on `model`, optionally at `offset` and with a `write_date` bound.
+struct ExecuteKw {
+    model: &'static str,
+    offset: Option<u64>,
+    since: Option<&'static str>,
+}
+
+impl Match for ExecuteKw {
+    fn matches(&self, request: &Request) -> bool {
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return false;
+        };
+        let args = &body["params"]["args"];
+        let kwargs = &args[6];
+        body["params"]["method"] == "execute_kw"
+            && args[3] == self.model
+            && self.offset.is_none_or(|o| kwargs["offset"] == o)
+            && self
+                .since
+                .is_none_or(|since| kwargs["domain"] == json!([["write_date", ">=", since]]))
+            && (self.since.is_some() || self.offset.is_none() || kwargs["domain"] == json!([]))
+    }
+}
+
+fn authenticate() -> impl Match {
+    struct Authenticate;
+    impl Match for Authenticate {
+        fn matches(&self, request: &Request) -> bool {
+            serde_json::from_slice::<Value>(&request.body).is_ok_and(|b| {
+                b["params"]["method"] == "authenticate"
+                    && b["params"]["args"]
+                        == json!(["acme", "integration@acme.example", "rpc-key", {}])
+            })
+        }
+    }
+    Authenticate
+}
+
+fn rpc_result(result: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({"jsonrpc": "2.0", "id": 1, "result": result}))
+}
+
+fn product(id: i64, code: Value, written: &str) -> Value {
+    json!({"id": id, "default_code": code, "name": format!("Product {id}"), "barcode": false,
+           "uom_id": [1, "Units"], "active": true, "write_date": written})
+}
+
+async fn scan(
+    connector: &Odoo,
+    kind: RecordKind,
+    since: Option<String>,
+) -> (Vec<tracery_connector::Fetched>, Option<String>, usize) {
+    let mut cursor = Cursor {
+        since,
+        position: Position::Start,
+    };
+    let (mut records, mut high_water, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = connector.fetch(kind, &cursor).await.expect("page");
+        pages += 1;
+        records.extend(page.records);
+        high_water = Page::later(high_water, page.high_water);
+        match page.next {
+            Some(next) => cursor.position = next,
+            None => return (records, high_water, pages),
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_rpc_pages_products_reports_one_without_a_code_and_fetches_changes_only() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/jsonrpc"))
+        .and(authenticate())
+        .respond_with(rpc_result(json!(7)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let products = |offset, since| ExecuteKw {
+        model: "product.product",
+        offset: Some(offset),
+        since,
+    };
+    Mock::given(method("POST"))
+        .and(path("/jsonrpc"))
+        .and(products(0, None))
+        .respond_with(rpc_result(json!([
+            product(21, json!("SHAFT-20"), "2025-03-01 08:00:00"),
+            product(22, json!(false), "2025-03-02 08:00:00")
+        ])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/jsonrpc"))
+        .and(products(2, None))
+        .respond_with(rpc_result(json!([product(
+            23,
+            json!("SCREW-M6"),
+            "2025-03-04 13:05:12"
+        )])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/jsonrpc"))
+        .and(products(0, Some("2025-03-04 13:05:12")))
+        .respond_with(rpc_result(json!([product(
+            23,
+            json!("SCREW-M6"),
+            "2025-03-05 09:00:00"
+        )])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let connector = Odoo::new(
+        settings(&server, Protocol::JsonRpc, key_file("rpc", "rpc-key"), 2),
+        http(),
+    )
+    .expect("connector");
+    let (first, since, pages) = scan(&connector, RecordKind::Materials, None).await;
+    assert_eq!(pages, 2);
+    assert_eq!(first.len(), 3);
+    let bad = first[1].as_ref().expect_err("no default_code");
+    assert_eq!(
+        (bad.key.as_str(), bad.field.as_str()),
+        ("22", "default_code")
+    );
+    match &first[2] {
+        Ok(Record::Material(m)) => {
+            assert_eq!(
+                (m.item_code.as_str(), m.unit.as_str(), m.gtin.as_deref()),
+                ("SCREW-M6", "Units", None)
+            );
+        }
+        other => panic!("not a material: {other:?}"),
+    }
+    assert_eq!(since.as_deref(), Some("2025-03-04 13:05:12"));
+    let (second, since, _) = scan(&connector, RecordKind::Materials, since).await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(since.as_deref(), Some("2025-03-05 09:00:00"));
+}
+
+#[tokio::test]
+async fn an_expired_json_rpc_session_authenticates_again_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/jsonrpc"))
+        .and(authenticate())
+        .respond_with(rpc_result(json!(7)))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let any_products = || ExecuteKw {
+        model: "product.product",
+        offset: None,
+        since: None,
+    };
+    Mock::given(method("POST"))
+        .and(path("/jsonrpc"))
+        .and(any_products())
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"jsonrpc": "2.0", "id": 2, "error": {
+            "code": 100, "message": "Odoo Session Expired",
+            "data": {"name": "odoo.http.SessionExpiredException", "message": "Session expired"}}}),
+        ))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/jsonrpc"))
+        .and(any_products())
+        .respond_with(rpc_result(json!([product(
+            21,
+            json!("SHAFT-20"),
+            "2025-03-01 08:00:00"
+        )])))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let connector = Odoo::new(
+        settings(&server, Protocol::JsonRpc, key_file("rpc2", "rpc-key"), 50),
+        http(),
+    )
+    .expect("connector");
+    let page = connector
+        .fetch(RecordKind::Materials, &Cursor::default())
+        .await
+        .expect("page");
+    assert_eq!(page.records.len(), 1);
+}
+
+/// Answers 401 and, like a secret manager, rotates the key in the mounted file.
+struct RotateKey(PathBuf);
+
+impl Respond for RotateKey {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        std::fs::write(&self.0, "new-key").expect("rotate");
+        ResponseTemplate::new(401).set_body_json(
+            json!({"name": "werkzeug.exceptions.Unauthorized", "message": "Invalid apikey"}),
+        )
+    }
+}
+
+#[tokio::test]
+async fn json2_orders_survive_throttling_errors_and_a_rotated_key() {
+    let server = MockServer::start().await;
+    let key = key_file("json2", "old-key");
+    let orders = || {
+        Mock::given(method("POST"))
+            .and(path("/json/2/mrp.production/search_read"))
+            .and(header("x-odoo-database", "acme"))
+    };
+    orders()
+        .and(header("authorization", "Bearer old-key"))
+        .respond_with(RotateKey(key.clone()))
+        .mount(&server)
+        .await;
+    orders()
+        .and(header("authorization", "Bearer new-key"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    orders()
+        .and(header("authorization", "Bearer new-key"))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_json(
+                json!({"name": "builtins.RuntimeError", "message": "worker restarted"}),
+            ),
+        )
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    orders()
+        .and(header("authorization", "Bearer new-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": 42, "name": "WH/MO/00042", "state": "progress",
+             "product_id": [17, "[PUMP-100] Pump 100 l/min"], "product_qty": 50.0,
+             "product_uom_id": [1, "Units"], "bom_id": [9, "PUMP-100"],
+             "date_start": "2025-03-03 06:00:00", "date_finished": false,
+             "company_id": [1, "Acme"], "write_date": "2025-03-04 13:05:12"}])))
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/json/2/product.product/search_read"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([{"id": 17, "default_code": "PUMP-100"}])),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/json/2/mrp.bom/search_read"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": 9, "code": "REV-C"}])))
+        .mount(&server)
+        .await;
+    let connector =
+        Odoo::new(settings(&server, Protocol::Json2, key, 50), http()).expect("connector");
+    let started = std::time::Instant::now();
+    let page = connector
+        .fetch(RecordKind::Orders, &Cursor::default())
+        .await
+        .expect("page");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    match page.records.as_slice() {
+        [Ok(Record::Order(order))] => {
+            assert_eq!(
+                (order.number.as_str(), order.item_code.as_str()),
+                ("WH/MO/00042", "PUMP-100")
+            );
+            assert_eq!(order.status, OrderStatus::InProgress);
+            assert_eq!(order.bom_revision.as_deref(), Some("REV-C"));
+            assert_eq!(order.planned_end, None, "false is empty");
+            assert_eq!(order.unit, "Units");
+        }
+        other => panic!("one order expected: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn json2_boms_join_their_lines_and_component_codes() {
+    let server = MockServer::start().await;
+    let answer = |model: &str, body: Value| {
+        Mock::given(method("POST"))
+            .and(path(format!("/json/2/{model}/search_read")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+    };
+    answer("mrp.bom", json!([{"id": 9, "code": "REV-C", "type": "normal", "active": true,
+        "product_tmpl_id": [12, "Pump 100 l/min"], "product_id": false, "product_qty": 1.0,
+        "product_uom_id": [1, "Units"], "bom_line_ids": [31, 33], "write_date": "2025-02-20 08:12:44"}]))
+        .mount(&server)
+        .await;
+    answer("mrp.bom.line", json!([
+        {"id": 31, "bom_id": [9, "PUMP-100"], "sequence": 1, "product_id": [21, "[SHAFT-20] Shaft 20 mm"], "product_qty": 1.0, "product_uom_id": [1, "Units"]},
+        {"id": 33, "bom_id": [9, "PUMP-100"], "sequence": 3, "product_id": [23, "[SCREW-M6] Screw M6"], "product_qty": 8.0, "product_uom_id": [1, "Units"]}]))
+        .mount(&server)
+        .await;
+    answer(
+        "product.product",
+        json!([{"id": 21, "default_code": "SHAFT-20"}, {"id": 23, "default_code": "SCREW-M6"}]),
+    )
+    .mount(&server)
+    .await;
+    answer(
+        "product.template",
+        json!([{"id": 12, "default_code": "PUMP-100"}]),
+    )
+    .mount(&server)
+    .await;
+    let connector = Odoo::new(
+        settings(&server, Protocol::Json2, key_file("bom", "k"), 50),
+        http(),
+    )
+    .expect("connector");
+    let page = connector
+        .fetch(RecordKind::Boms, &Cursor::default())
+        .await
+        .expect("page");
+    match page.records.as_slice() {
+        [Ok(Record::Bom(bom))] => {
+            assert_eq!(
+                (bom.material.as_str(), bom.revision.as_str()),
+                ("PUMP-100", "REV-C")
+            );
+            let lines: Vec<(&str, String)> = bom
+                .lines
+                .iter()
+                .map(|l| (l.component.as_str(), l.quantity_per.to_string()))
+                .collect();
+            assert_eq!(
+                lines,
+                [("SHAFT-20", "1".to_owned()), ("SCREW-M6", "8".to_owned())]
+            );
+        }
+        other => panic!("one BOM expected: {other:?}"),
+    }
+}
