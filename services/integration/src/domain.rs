@@ -19,6 +19,31 @@ pub enum IntegrationError {
     /// No such sync run.
     #[error("no sync run `{0}`")]
     RunNotFound(String),
+    /// No such order, BOM or item.
+    #[error("{0}")]
+    NotFound(String),
+    /// The plant configuration of a connector is unusable.
+    #[error("connectors.{connector}: {reason}")]
+    Config {
+        /// The connector's name.
+        connector: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The connector failed (after its retries).
+    #[error("{connector}: {source}")]
+    Connector {
+        /// The connector's name.
+        connector: String,
+        /// What went wrong.
+        source: tracery_connector::ConnectorError,
+    },
+    /// The service is stopping; the run resumes from its cursor at the next start.
+    #[error("the service is shutting down")]
+    ShuttingDown,
+    /// Stored data that cannot be read back.
+    #[error("corrupt integration data: {0}")]
+    Corrupt(String),
     /// A storage failure.
     #[error("database: {0}")]
     Store(#[from] sea_orm::DbErr),
@@ -28,7 +53,12 @@ impl DomainError for IntegrationError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid { .. } => ErrorKind::InvalidArgument,
-            Self::UnknownConnector(_) | Self::RunNotFound(_) => ErrorKind::NotFound,
+            Self::UnknownConnector(_) | Self::RunNotFound(_) | Self::NotFound(_) => {
+                ErrorKind::NotFound
+            }
+            Self::Config { .. } => ErrorKind::FailedPrecondition,
+            Self::Connector { .. } | Self::ShuttingDown => ErrorKind::Unavailable,
+            Self::Corrupt(_) => ErrorKind::Internal,
             Self::Store(err) => tracery_runtime::error::db_error_kind(err),
         }
     }

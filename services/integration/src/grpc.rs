@@ -1,28 +1,45 @@
 //! The `tracery.v1.IntegrationService` gRPC adapter.
 
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use rust_decimal::prelude::ToPrimitive;
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
+use tracery_connector::{Bom, OrderStatus, ProductionOrder, RecordKind};
 use tracery_proto::v1::{self as pb, integration_service_server::IntegrationService};
 use tracery_runtime::wire::{self, Page};
 
 use crate::{
+    conformance,
     domain::{IntegrationError, RunState},
-    store::{SyncRunRow, SyncRunStore},
+    store::{
+        SyncRunRow,
+        records::{self, BomSelector},
+    },
+    sync::Syncer,
 };
 
 /// The gRPC service.
 pub struct IntegrationApi {
-    runs: SyncRunStore,
+    syncer: Arc<Syncer>,
 }
 
 impl IntegrationApi {
-    /// The service over the sync-run store.
-    pub fn new(runs: SyncRunStore) -> Self {
-        Self { runs }
+    /// The service over the plant's syncer.
+    pub fn new(syncer: Arc<Syncer>) -> Self {
+        Self { syncer }
     }
 }
 
 fn not_yet(rpc: &str) -> Status {
     Status::unimplemented(format!("IntegrationService.{rpc} is not implemented yet"))
+}
+
+fn invalid(field: &str, reason: &str) -> IntegrationError {
+    IntegrationError::Invalid {
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    }
 }
 
 fn run_to_proto(row: SyncRunRow) -> pb::SyncRun {
@@ -50,6 +67,79 @@ fn run_to_proto(row: SyncRunRow) -> pb::SyncRun {
     }
 }
 
+fn status_to_proto(status: OrderStatus) -> pb::OrderStatus {
+    match status {
+        OrderStatus::Planned => pb::OrderStatus::Planned,
+        OrderStatus::Released => pb::OrderStatus::Released,
+        OrderStatus::InProgress => pb::OrderStatus::InProgress,
+        OrderStatus::Completed => pb::OrderStatus::Completed,
+        OrderStatus::Closed => pb::OrderStatus::Closed,
+        OrderStatus::Cancelled => pb::OrderStatus::Cancelled,
+    }
+}
+
+/// The stored spelling of a requested status.
+fn status_name(status: i32) -> Result<String, IntegrationError> {
+    let status = match pb::OrderStatus::try_from(status) {
+        Ok(pb::OrderStatus::Planned) => OrderStatus::Planned,
+        Ok(pb::OrderStatus::Released) => OrderStatus::Released,
+        Ok(pb::OrderStatus::InProgress) => OrderStatus::InProgress,
+        Ok(pb::OrderStatus::Completed) => OrderStatus::Completed,
+        Ok(pb::OrderStatus::Closed) => OrderStatus::Closed,
+        Ok(pb::OrderStatus::Cancelled) => OrderStatus::Cancelled,
+        _ => return Err(invalid("statuses", "unknown order status")),
+    };
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .ok_or_else(|| IntegrationError::Corrupt("order status name".to_owned()))
+}
+
+fn quantity(value: rust_decimal::Decimal) -> f64 {
+    value.to_f64().unwrap_or_default()
+}
+
+fn order_to_proto(order: ProductionOrder, source: String) -> pb::ProductionOrder {
+    pb::ProductionOrder {
+        number: order.number,
+        item_code: order.item_code,
+        quantity: quantity(order.quantity),
+        unit_of_measure: order.unit,
+        status: status_to_proto(order.status) as i32,
+        planned_start: order.planned_start.map(wire::timestamp),
+        planned_end: order.planned_end.map(wire::timestamp),
+        actual_start: order.actual_start.map(wire::timestamp),
+        actual_end: order.actual_end.map(wire::timestamp),
+        plant: order.plant.unwrap_or_default(),
+        work_centre: order.work_centre.unwrap_or_default(),
+        bom_revision: order.bom_revision.unwrap_or_default(),
+        source,
+    }
+}
+
+fn bom_to_proto(bom: Bom, source: String) -> pb::Bom {
+    pb::Bom {
+        material: bom.material,
+        revision: bom.revision,
+        valid_from: bom.valid_from.map(wire::timestamp),
+        valid_to: bom.valid_to.map(wire::timestamp),
+        lines: bom
+            .lines
+            .into_iter()
+            .map(|line| pb::BomLine {
+                component: line.component,
+                quantity_per: quantity(line.quantity_per),
+                unit_of_measure: line.unit,
+                scrap_percent: quantity(line.scrap_percent),
+                alternative_group: line.alternative_group.unwrap_or_default(),
+            })
+            .collect(),
+        source,
+    }
+}
+
+type SyncStatusStream = Pin<Box<dyn Stream<Item = Result<pb::SyncStatusResponse, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl IntegrationService for IntegrationApi {
     #[tracing::instrument(skip_all)]
@@ -57,19 +147,15 @@ impl IntegrationService for IntegrationApi {
         &self,
         request: Request<pb::TriggerSyncRequest>,
     ) -> Result<Response<pb::TriggerSyncResponse>, Status> {
-        let connector = request.into_inner().connector;
-        // No connector is configurable yet, so a named one cannot exist and "all" is empty.
-        if !connector.is_empty() {
-            return Err(IntegrationError::UnknownConnector(connector).into());
-        }
-        let run = self.runs.record_empty_run(&connector).await?;
+        let run = self.syncer.trigger(&request.into_inner().connector).await?;
         Ok(Response::new(pb::TriggerSyncResponse {
             run: Some(run_to_proto(run)),
         }))
     }
 
-    type SyncStatusStream = tokio_stream::Once<Result<pb::SyncStatusResponse, Status>>;
+    type SyncStatusStream = SyncStatusStream;
 
+    /// The run as it progresses: a message now and after every change, until it ends.
     #[tracing::instrument(skip_all)]
     async fn sync_status(
         &self,
@@ -77,19 +163,12 @@ impl IntegrationService for IntegrationApi {
     ) -> Result<Response<Self::SyncStatusStream>, Status> {
         let run_id = request.into_inner().run_id;
         if run_id.is_empty() {
-            return Err(IntegrationError::Invalid {
-                field: "run_id".to_owned(),
-                reason: "required".to_owned(),
-            }
-            .into());
+            return Err(invalid("run_id", "required").into());
         }
-        // Runs finish within TriggerSync for now, so the status is final at once.
-        let run = self.runs.get(&run_id).await?;
-        Ok(Response::new(tokio_stream::once(Ok(
-            pb::SyncStatusResponse {
-                run: Some(run_to_proto(run)),
-            },
-        ))))
+        let first = self.syncer.runs().get(&run_id).await?;
+        let syncer = Arc::clone(&self.syncer);
+        let stream = async_stream(syncer, run_id, first);
+        Ok(Response::new(Box::pin(stream)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -98,18 +177,8 @@ impl IntegrationService for IntegrationApi {
         request: Request<pb::ListSyncRunsRequest>,
     ) -> Result<Response<pb::ListSyncRunsResponse>, Status> {
         let page = Page::from_request(request.into_inner().page.as_ref());
-        let before = match page.after.as_deref() {
-            Some(token) => Some(
-                token
-                    .parse::<i64>()
-                    .map_err(|_| IntegrationError::Invalid {
-                        field: "page/page_token".to_owned(),
-                        reason: "not a token from a previous response".to_owned(),
-                    })?,
-            ),
-            None => None,
-        };
-        let rows = self.runs.list(before, page.fetch_limit()).await?;
+        let before = page_key(&page)?;
+        let rows = self.syncer.runs().list(before, page.fetch_limit()).await?;
         let (rows, next) = page.split(rows, |row| row.id.to_string());
         Ok(Response::new(pb::ListSyncRunsResponse {
             runs: rows.into_iter().map(run_to_proto).collect(),
@@ -117,46 +186,177 @@ impl IntegrationService for IntegrationApi {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_orders(
         &self,
-        _: Request<pb::ListOrdersRequest>,
+        request: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
-        Err(not_yet("ListOrders"))
+        let request = request.into_inner();
+        let page = Page::from_request(request.page.as_ref());
+        let statuses = request
+            .statuses
+            .iter()
+            .map(|s| status_name(*s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = records::orders(
+            self.syncer.db(),
+            &statuses,
+            page_key(&page)?,
+            page.fetch_limit(),
+        )
+        .await?;
+        let (rows, next) = page.split(rows, |row| row.id.to_string());
+        let orders = rows
+            .iter()
+            .map(|row| records::order_of(row).map(|o| order_to_proto(o, row.connector.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders,
+            page: Some(next),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_order(
         &self,
-        _: Request<pb::GetOrderRequest>,
+        request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::GetOrderResponse>, Status> {
-        Err(not_yet("GetOrder"))
+        let number = request.into_inner().number;
+        if number.is_empty() {
+            return Err(invalid("number", "required").into());
+        }
+        let row = records::by_key(self.syncer.db(), RecordKind::Orders, &number)
+            .await?
+            .ok_or_else(|| {
+                IntegrationError::NotFound(format!(
+                    "no production order `{number}` has been synced"
+                ))
+            })?;
+        Ok(Response::new(pb::GetOrderResponse {
+            order: Some(order_to_proto(records::order_of(&row)?, row.connector)),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_bom(
         &self,
-        _: Request<pb::GetBomRequest>,
+        request: Request<pb::GetBomRequest>,
     ) -> Result<Response<pb::GetBomResponse>, Status> {
-        Err(not_yet("GetBom"))
+        let request = request.into_inner();
+        if request.material.is_empty() {
+            return Err(invalid("material", "required").into());
+        }
+        let selector = match request.selector {
+            Some(pb::get_bom_request::Selector::Revision(revision)) if !revision.is_empty() => {
+                BomSelector::Revision(revision)
+            }
+            Some(pb::get_bom_request::Selector::EffectiveAt(at)) => BomSelector::EffectiveAt(
+                chrono::DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0))
+                    .ok_or_else(|| invalid("effective_at", "not a valid time"))?,
+            ),
+            _ => BomSelector::Latest,
+        };
+        let row = records::bom(self.syncer.db(), &request.material, &selector)
+            .await?
+            .ok_or_else(|| {
+                IntegrationError::NotFound(format!(
+                    "no BOM of `{}` matches {selector:?}",
+                    request.material
+                ))
+            })?;
+        Ok(Response::new(pb::GetBomResponse {
+            bom: Some(bom_to_proto(records::bom_of(&row)?, row.connector)),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn resolve_item(
         &self,
-        _: Request<pb::ResolveItemRequest>,
+        request: Request<pb::ResolveItemRequest>,
     ) -> Result<Response<pb::ResolveItemResponse>, Status> {
-        Err(not_yet("ResolveItem"))
+        let row = match request.into_inner().key {
+            Some(pb::resolve_item_request::Key::Gtin(gtin)) => {
+                let gtin = conformance::normal_gtin(&gtin)
+                    .ok_or_else(|| invalid("gtin", "not a valid GTIN"))?;
+                records::material(self.syncer.db(), Some(&gtin), None).await?
+            }
+            Some(pb::resolve_item_request::Key::ItemCode(code)) if !code.is_empty() => {
+                records::material(self.syncer.db(), None, Some(&code)).await?
+            }
+            _ => return Err(invalid("key", "a GTIN or an item code is required").into()),
+        };
+        let row = row
+            .ok_or_else(|| IntegrationError::NotFound("no synced item has that key".to_owned()))?;
+        let material = records::material_of(&row)?;
+        Ok(Response::new(pb::ResolveItemResponse {
+            material: Some(pb::Material {
+                item_code: material.item_code,
+                gtin: material.gtin.unwrap_or_default(),
+                description: material.description,
+                unit_of_measure: material.unit,
+                revision: material.revision.unwrap_or_default(),
+            }),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn check_bom_conformance(
         &self,
-        _: Request<pb::CheckBomConformanceRequest>,
+        request: Request<pb::CheckBomConformanceRequest>,
     ) -> Result<Response<pb::CheckBomConformanceResponse>, Status> {
-        Err(not_yet("CheckBomConformance"))
+        let request = request.into_inner();
+        if request.order_number.is_empty() {
+            return Err(invalid("order_number", "required").into());
+        }
+        if request.component.is_empty() {
+            return Err(invalid("component", "required").into());
+        }
+        let verdict =
+            conformance::check(self.syncer.db(), &request.order_number, &request.component).await?;
+        Ok(Response::new(pb::CheckBomConformanceResponse {
+            conforms: verdict.is_ok(),
+            reason: verdict.err().unwrap_or_default(),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn compare_boms(
         &self,
-        _: Request<pb::CompareBomsRequest>,
+        request: Request<pb::CompareBomsRequest>,
     ) -> Result<Response<pb::CompareBomsResponse>, Status> {
-        Err(not_yet("CompareBoms"))
+        let request = request.into_inner();
+        if request.material.is_empty() {
+            return Err(invalid("material", "required").into());
+        }
+        let load = |revision: String, field: &'static str| {
+            let db = self.syncer.db().clone();
+            let material = request.material.clone();
+            async move {
+                if revision.is_empty() {
+                    return Err(invalid(field, "required"));
+                }
+                let row = records::bom(&db, &material, &BomSelector::Revision(revision.clone()))
+                    .await?
+                    .ok_or_else(|| {
+                        IntegrationError::NotFound(format!(
+                            "no BOM of `{material}` at revision `{revision}`"
+                        ))
+                    })?;
+                records::bom_of(&row)
+            }
+        };
+        let plm = load(request.plm_revision, "plm_revision").await?;
+        let erp = load(request.erp_revision, "erp_revision").await?;
+        let differences = conformance::compare(&plm, &erp)
+            .into_iter()
+            .map(|d| pb::BomDifference {
+                component: d.component,
+                kind: d.kind as i32,
+                plm_quantity: d.plm.map(quantity).unwrap_or_default(),
+                erp_quantity: d.erp.map(quantity).unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::CompareBomsResponse { differences }))
     }
 
     async fn list_postings(
@@ -172,4 +372,55 @@ impl IntegrationService for IntegrationApi {
     ) -> Result<Response<pb::RetryPostingResponse>, Status> {
         Err(not_yet("RetryPosting"))
     }
+}
+
+/// The row id a page token carries.
+fn page_key(page: &Page) -> Result<Option<i64>, IntegrationError> {
+    page.after
+        .as_deref()
+        .map(|token| {
+            token
+                .parse::<i64>()
+                .map_err(|_| invalid("page/page_token", "not a token from a previous response"))
+        })
+        .transpose()
+}
+
+/// Sends the run now and after each change until it has ended.
+fn async_stream(
+    syncer: Arc<Syncer>,
+    run_id: String,
+    first: SyncRunRow,
+) -> impl Stream<Item = Result<pb::SyncStatusResponse, Status>> + Send {
+    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut progress = syncer.progress();
+        let mut last = first;
+        let respond = |run: &SyncRunRow| {
+            Ok(pb::SyncStatusResponse {
+                run: Some(run_to_proto(run.clone())),
+            })
+        };
+        if sender.send(respond(&last)).await.is_err() {
+            return;
+        }
+        while last.ended_at.is_none() {
+            // Progress wakes us; the timeout covers a run driven by another replica.
+            let _ = tokio::time::timeout(Duration::from_millis(500), progress.changed()).await;
+            let run = match syncer.runs().get(&run_id).await {
+                Ok(run) => run,
+                Err(err) => {
+                    let _ = sender.send(Err(err.into())).await;
+                    return;
+                }
+            };
+            if run != last {
+                if sender.send(respond(&run)).await.is_err() {
+                    return;
+                }
+                last = run;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
 }

@@ -1,12 +1,19 @@
-//! The integration service: sync runs against ERP/PLM connectors, and post-back.
+//! The integration service: syncs items, BOMs and production orders from the plant's ERP
+//! (and later PLM) connectors into its store, answers order/BOM/item lookups, and checks
+//! consumed components against BOMs for capture.
 //!
-//! - [`domain`]: the error type and sync-run states; no I/O.
-//! - [`store`]: sync-run records (sea-orm).
+//! - [`plant`]: the connectors named in the configuration file.
+//! - [`sync`]: sync runs, page by page from persisted cursors; schedules.
+//! - [`conformance`]: the BOM-conformance rule and BOM comparison.
+//! - [`store`]: runs, synced records, cursors (sea-orm).
 //! - [`grpc`]: the `tracery.v1.IntegrationService` adapter.
 
+pub mod conformance;
 pub mod domain;
 pub mod grpc;
+pub mod plant;
 pub mod store;
+pub mod sync;
 
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
@@ -32,12 +39,14 @@ impl ServiceModule for IntegrationModule {
         ctx: &ServiceContext,
         routes: &mut Routes,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-        let store = store::SyncRunStore::new(ctx.db.clone());
+        let connectors = plant::connectors(&ctx.config.connectors)?;
+        let syncer = sync::Syncer::new(ctx.db.clone(), connectors, ctx.shutdown.clone());
+        let resume = syncer.interrupted().await?;
         routes
             .grpc
             .add_service(IntegrationServiceServer::new(grpc::IntegrationApi::new(
-                store,
+                std::sync::Arc::clone(&syncer),
             )));
-        Ok(Vec::new())
+        Ok(vec![tokio::spawn(syncer.schedule(resume))])
     }
 }

@@ -1,65 +1,282 @@
-//! Integration: sync runs are recorded and read back through storage.
+//! Integration: a plant with an ERPNext site and an SAP tenant (wiremock, vendor-shaped
+//! payloads) syncs orders, BOMs and items, which the gRPC API then serves.
 
 use futures::StreamExt as _;
 use tonic::Code;
-use tracery_e2e::TestApp;
+use tracery_e2e::{
+    TestApp,
+    erp_sites::{ErpSites, FrappeList},
+};
 use tracery_proto::v1 as pb;
 
-#[tokio::test]
-async fn sync_runs_are_recorded_and_listed() {
-    let mut app = TestApp::spawn().await.expect("suite starts");
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        let run = app
-            .integration
-            .trigger_sync(pb::TriggerSyncRequest::default())
-            .await
-            .expect("sync runs")
-            .into_inner()
-            .run
-            .expect("run");
-        assert_eq!(run.state, pb::SyncRunState::Succeeded as i32);
-        ids.push(run.id);
-    }
-    let listed = app
-        .integration
-        .list_sync_runs(pb::ListSyncRunsRequest {
-            page: Some(pb::PageRequest {
-                page_size: 2,
-                page_token: String::new(),
-            }),
-        })
-        .await
-        .expect("lists")
-        .into_inner();
-    let newest_first: Vec<_> = listed.runs.iter().map(|r| r.id.clone()).collect();
-    assert_eq!(newest_first, [ids[2].clone(), ids[1].clone()]);
-    assert!(!listed.page.expect("page").next_page_token.is_empty());
-
+/// Follows `SyncStatus` of `run_id` to its end.
+pub async fn finished(app: &TestApp, run_id: &str) -> pb::SyncRun {
     let mut status = app
         .integration
+        .clone()
         .sync_status(pb::SyncStatusRequest {
-            run_id: ids[0].clone(),
+            run_id: run_id.to_owned(),
         })
         .await
         .expect("status")
         .into_inner();
-    let first = status
-        .next()
+    let mut last = None;
+    while let Some(update) = tokio::time::timeout(std::time::Duration::from_secs(30), status.next())
         .await
-        .expect("one update")
-        .expect("ok")
+        .expect("progress within 30 s")
+    {
+        last = update.expect("update").run;
+    }
+    let run = last.expect("at least one update");
+    assert!(run.end_time.is_some(), "the stream ends with the run");
+    run
+}
+
+async fn sync(app: &TestApp, connector: &str) -> pb::SyncRun {
+    let run = app
+        .integration
+        .clone()
+        .trigger_sync(pb::TriggerSyncRequest {
+            connector: connector.to_owned(),
+        })
+        .await
+        .expect("sync starts")
+        .into_inner()
         .run
         .expect("run");
-    assert_eq!(first.id, ids[0]);
+    finished(app, &run.id).await
+}
 
-    let err = app
-        .integration
+fn counts(run: &pb::SyncRun) -> (i64, i64, i64, i64, i64) {
+    let c = run.counts.unwrap_or_default();
+    (c.fetched, c.created, c.updated, c.unchanged, c.failed)
+}
+
+fn timestamp(rfc3339: &str) -> prost_types::Timestamp {
+    let t = chrono::DateTime::parse_from_rfc3339(rfc3339).expect("time");
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_plant_syncs_orders_boms_and_items_from_erpnext_and_sap() {
+    let sites = ErpSites::start(false).await;
+    let app = TestApp::spawn_with(|config| config.connectors = sites.connectors())
+        .await
+        .expect("suite starts");
+    let mut integration = app.integration.clone();
+
+    let first = sync(&app, "").await;
+    assert_eq!(
+        first.state,
+        pb::SyncRunState::Succeeded as i32,
+        "{:?}",
+        first.errors
+    );
+    // ERPNext: 5 items, 1 BOM, 2 work orders; SAP: 1 product, 1 BOM, 1 order.
+    assert_eq!(counts(&first), (11, 11, 0, 0, 0));
+
+    let orders = integration
+        .list_orders(pb::ListOrdersRequest::default())
+        .await
+        .expect("orders")
+        .into_inner()
+        .orders;
+    let listed: Vec<(String, String)> = orders
+        .iter()
+        .map(|o| (o.number.clone(), o.source.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("MFG-WO-2025-00012".to_owned(), "erp".to_owned()),
+            ("MFG-WO-2025-00013".to_owned(), "erp".to_owned()),
+            ("1000123".to_owned(), "sap".to_owned()),
+        ]
+    );
+    let in_progress = integration
+        .list_orders(pb::ListOrdersRequest {
+            statuses: vec![pb::OrderStatus::InProgress as i32],
+            page: None,
+        })
+        .await
+        .expect("orders")
+        .into_inner()
+        .orders;
+    assert_eq!(in_progress.len(), 1);
+    assert_eq!(in_progress[0].bom_revision, "BOM-PUMP-100-003");
+    let sap_order = integration
+        .get_order(pb::GetOrderRequest {
+            number: "1000123".to_owned(),
+        })
+        .await
+        .expect("order")
+        .into_inner()
+        .order
+        .expect("order");
+    assert_eq!(
+        (
+            sap_order.item_code.as_str(),
+            sap_order.quantity,
+            sap_order.unit_of_measure.as_str()
+        ),
+        ("VALVE-7", 50.0, "PC")
+    );
+    assert_eq!(sap_order.status, pb::OrderStatus::Released as i32);
+
+    let bom = |material: &str, selector| {
+        let mut client = integration.clone();
+        let request = pb::GetBomRequest {
+            material: material.to_owned(),
+            selector: Some(selector),
+        };
+        async move { client.get_bom(request).await }
+    };
+    let pump = bom(
+        "PUMP-100",
+        pb::get_bom_request::Selector::Revision("BOM-PUMP-100-003".to_owned()),
+    )
+    .await
+    .expect("ERPNext BOM")
+    .into_inner()
+    .bom
+    .expect("bom");
+    let lines: Vec<(String, f64)> = pump
+        .lines
+        .iter()
+        .map(|l| (l.component.clone(), l.quantity_per))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("SHAFT-20".to_owned(), 1.0),
+            ("HOUSING-A".to_owned(), 1.0),
+            ("SCREW-M6".to_owned(), 8.0)
+        ]
+    );
+    let valve = bom(
+        "VALVE-7",
+        pb::get_bom_request::Selector::EffectiveAt(timestamp("2025-06-01T00:00:00Z")),
+    )
+    .await
+    .expect("SAP BOM in force")
+    .into_inner()
+    .bom
+    .expect("bom");
+    assert_eq!(
+        (valve.revision.as_str(), valve.source.as_str()),
+        ("500000000123", "sap")
+    );
+    assert_eq!(valve.lines[1].scrap_percent, 1.5);
+    let before = bom(
+        "VALVE-7",
+        pb::get_bom_request::Selector::EffectiveAt(timestamp("2024-06-01T00:00:00Z")),
+    )
+    .await
+    .expect_err("not valid before 2025");
+    assert_eq!(before.code(), Code::NotFound);
+
+    let shaft = integration
+        .resolve_item(pb::ResolveItemRequest {
+            key: Some(pb::resolve_item_request::Key::Gtin(
+                "4012345111118".to_owned(),
+            )),
+        })
+        .await
+        .expect("resolves a GTIN-13")
+        .into_inner()
+        .material
+        .expect("material");
+    assert_eq!(
+        (shaft.item_code.as_str(), shaft.unit_of_measure.as_str()),
+        ("SHAFT-20", "Nos")
+    );
+
+    let conformance = |component: &str| {
+        let mut client = integration.clone();
+        let request = pb::CheckBomConformanceRequest {
+            order_number: "urn:epcglobal:cbv:bt:4012345000009:MFG-WO-2025-00012".to_owned(),
+            component: component.to_owned(),
+        };
+        async move {
+            client
+                .check_bom_conformance(request)
+                .await
+                .expect("checked")
+                .into_inner()
+        }
+    };
+    assert!(
+        conformance("urn:epc:class:lgtin:4012345.011111.SH-2502-07")
+            .await
+            .conforms
+    );
+    assert!(conformance("SCREW-M6").await.conforms);
+    let label = conformance("urn:epc:class:lgtin:4012345.033333.L1").await;
+    assert!(!label.conforms);
+    assert!(
+        label
+            .reason
+            .contains("`LABEL-X` is not a component of BOM `BOM-PUMP-100-003`"),
+        "{}",
+        label.reason
+    );
+
+    // Nothing changed at the sources: a second run updates nothing.
+    let second = sync(&app, "").await;
+    assert_eq!(counts(&second), (11, 0, 0, 11, 0));
+    let runs = integration
+        .list_sync_runs(pb::ListSyncRunsRequest::default())
+        .await
+        .expect("runs")
+        .into_inner()
+        .runs;
+    let newest_first: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(newest_first, [second.id.as_str(), first.id.as_str()]);
+
+    let unknown = integration
         .trigger_sync(pb::TriggerSyncRequest {
-            connector: "sap-s4".to_owned(),
+            connector: "plm".to_owned(),
         })
         .await
         .expect_err("no such connector");
-    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(unknown.code(), Code::NotFound);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_malformed_record_fails_alone_and_the_run_says_which() {
+    let sites = ErpSites::start(false).await;
+    // A work order without its item, among good ones: reported, the rest synced.
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path("/api/resource/Work%20Order"))
+        .respond_with(FrappeList(vec![
+            serde_json::json!({"name": "MFG-WO-2025-00020", "status": "Draft", "production_item": null,
+             "qty": 5.0, "stock_uom": "Nos", "modified": "2025-03-05 10:00:00"}),
+            serde_json::json!({"name": "MFG-WO-2025-00021", "status": "Draft", "production_item": "PUMP-100",
+             "qty": 5.0, "stock_uom": "Nos", "modified": "2025-03-05 10:00:01"}),
+        ]))
+        .with_priority(1)
+        .mount(&sites.erpnext)
+        .await;
+    let app = TestApp::spawn_with(|config| config.connectors = sites.connectors())
+        .await
+        .expect("suite starts");
+    let run = sync(&app, "erp").await;
+    assert_eq!(run.state, pb::SyncRunState::Partial as i32);
+    assert_eq!(counts(&run).4, 1);
+    assert_eq!(
+        run.errors,
+        ["erp/orders: `MFG-WO-2025-00020`: production_item: required but missing or empty"]
+    );
+    app.integration
+        .clone()
+        .get_order(pb::GetOrderRequest {
+            number: "MFG-WO-2025-00021".to_owned(),
+        })
+        .await
+        .expect("the good order of the page is synced");
     app.stop().await.expect("clean stop");
 }

@@ -1,0 +1,295 @@
+//! Sync runs: each connector's record kinds fetched page by page from its stored cursor.
+//!
+//! A page is applied in one transaction with the cursor that follows it and the run's
+//! counts, so a run stopped at any point (error, shutdown, crash) resumes at the first page
+//! not applied, never skipping one or applying one twice. A scan's `since` moves to the
+//! latest change time seen only once the scan has reached its last page.
+
+use std::{collections::HashMap, sync::Arc};
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::{Mutex, watch};
+use tokio_util::sync::CancellationToken;
+use tracery_connector::{Cursor, Page, Position, Record, RecordKind};
+
+use crate::{
+    domain::{IntegrationError, RunState},
+    plant::PlantConnector,
+    store::{
+        SyncRunRow, SyncRunStore,
+        cursors::{self, Stored},
+        records, runs,
+    },
+};
+
+/// Runs syncs, one at a time per connector.
+pub struct Syncer {
+    db: DatabaseConnection,
+    runs: SyncRunStore,
+    connectors: Vec<Arc<PlantConnector>>,
+    /// The run in progress per connector name.
+    running: Mutex<HashMap<String, String>>,
+    /// Bumped after every applied page and finished run, for progress streams.
+    progress: watch::Sender<u64>,
+    shutdown: CancellationToken,
+}
+
+impl Syncer {
+    /// A syncer over the plant's connectors.
+    pub fn new(
+        db: DatabaseConnection,
+        connectors: Vec<PlantConnector>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            runs: SyncRunStore::new(db.clone()),
+            db,
+            connectors: connectors.into_iter().map(Arc::new).collect(),
+            running: Mutex::new(HashMap::new()),
+            progress: watch::channel(0).0,
+            shutdown,
+        })
+    }
+
+    /// The sync-run records.
+    pub fn runs(&self) -> &SyncRunStore {
+        &self.runs
+    }
+
+    /// The database, for queries over synced records.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Wakes on progress of any run.
+    pub fn progress(&self) -> watch::Receiver<u64> {
+        self.progress.subscribe()
+    }
+
+    /// The configured connectors.
+    pub fn connectors(&self) -> &[Arc<PlantConnector>] {
+        &self.connectors
+    }
+
+    /// Starts a run of connector `name` (every connector when empty) in the background and
+    /// returns its record; when that connector is syncing already, the run in progress.
+    pub async fn trigger(self: &Arc<Self>, name: &str) -> Result<SyncRunRow, IntegrationError> {
+        let targets: Vec<Arc<PlantConnector>> = if name.is_empty() {
+            self.connectors.clone()
+        } else {
+            let found = self.connectors.iter().find(|c| c.name == name);
+            vec![
+                found
+                    .cloned()
+                    .ok_or_else(|| IntegrationError::UnknownConnector(name.to_owned()))?,
+            ]
+        };
+        let mut running = self.running.lock().await;
+        if let Some(run_id) = running.get(name) {
+            return self.runs.get(run_id).await;
+        }
+        let run = self.runs.start(name).await?;
+        running.insert(name.to_owned(), run.run_id.clone());
+        drop(running);
+        let syncer = Arc::clone(self);
+        let (run_id, name) = (run.run_id.clone(), name.to_owned());
+        tokio::spawn(async move {
+            let (state, error) = syncer.run(&run_id, &targets).await;
+            if let Err(err) = syncer.runs.finish(&run_id, state, error).await {
+                tracing::error!(error = %err, run_id, "could not record the end of a sync run");
+            }
+            syncer.running.lock().await.remove(&name);
+            syncer.progress.send_modify(|n| *n += 1);
+        });
+        Ok(run)
+    }
+
+    /// Syncs `targets`; the run's final state and, when it stopped, why.
+    #[tracing::instrument(skip(self, targets), fields(connectors = targets.len()))]
+    async fn run(
+        &self,
+        run_id: &str,
+        targets: &[Arc<PlantConnector>],
+    ) -> (RunState, Option<String>) {
+        let mut stopped = Vec::new();
+        for target in targets {
+            for &kind in target.connector.kinds() {
+                if let Err(err) = self.sync_kind(run_id, target, kind).await {
+                    tracing::warn!(error = %err, connector = target.name, kind = kind.as_str(), "sync stopped");
+                    stopped.push(format!("{}/{}: {err}", target.name, kind.as_str()));
+                    break;
+                }
+            }
+        }
+        if !stopped.is_empty() {
+            return (RunState::Failed, Some(stopped.join("; ")));
+        }
+        match self.runs.get(run_id).await {
+            Ok(run) if run.failed > 0 => (RunState::Partial, None),
+            Ok(_) => (RunState::Succeeded, None),
+            Err(err) => (RunState::Failed, Some(err.to_string())),
+        }
+    }
+
+    /// Fetches and applies pages of `kind` until the scan's last page.
+    async fn sync_kind(
+        &self,
+        run_id: &str,
+        target: &PlantConnector,
+        kind: RecordKind,
+    ) -> Result<(), IntegrationError> {
+        let mut previous_keys: Vec<String> = Vec::new();
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Err(IntegrationError::ShuttingDown);
+            }
+            let stored = cursors::load(&self.db, &target.name, kind).await?;
+            let page = target
+                .connector
+                .fetch(kind, &stored.cursor)
+                .instrument_page(&target.name, kind)
+                .await
+                .map_err(|source| IntegrationError::Connector {
+                    connector: target.name.clone(),
+                    source,
+                })?;
+            // A server that ignores the paging parameters answers every page alike.
+            let keys: Vec<String> = page
+                .records
+                .iter()
+                .filter_map(|r| r.as_ref().ok().map(Record::key))
+                .collect();
+            if !keys.is_empty() && keys == previous_keys && page.next.is_some() {
+                return Err(IntegrationError::Connector {
+                    connector: target.name.clone(),
+                    source: tracery_connector::ConnectorError::malformed(
+                        "(paging)",
+                        "the same page came back twice: the system ignores the paging parameters",
+                    ),
+                });
+            }
+            previous_keys = keys;
+            let last = page.next.is_none();
+            self.apply(run_id, &target.name, kind, stored, page).await?;
+            self.progress.send_modify(|n| *n += 1);
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies one page with the cursor after it and the run's counts, in one transaction.
+    async fn apply(
+        &self,
+        run_id: &str,
+        connector: &str,
+        kind: RecordKind,
+        stored: Stored,
+        page: Page,
+    ) -> Result<(), IntegrationError> {
+        let fetched = page.records.len() as i64;
+        let mut good: Vec<Record> = Vec::with_capacity(page.records.len());
+        let mut errors = Vec::new();
+        for fetched in page.records {
+            match fetched {
+                Ok(record) => good.push(record),
+                Err(malformed) => {
+                    errors.push(format!("{connector}/{}: {malformed}", kind.as_str()))
+                }
+            }
+        }
+        let pending = Page::later(stored.pending_high_water, page.high_water);
+        let after = match page.next {
+            Some(position) => Stored {
+                cursor: Cursor {
+                    since: stored.cursor.since,
+                    position,
+                },
+                pending_high_water: pending,
+            },
+            None => Stored {
+                cursor: Cursor {
+                    since: Page::later(stored.cursor.since, pending),
+                    position: Position::Start,
+                },
+                pending_high_water: None,
+            },
+        };
+        let txn = tracery_runtime::db::begin_write(&self.db).await?;
+        let applied = records::apply(&txn, connector, kind, &good).await?;
+        cursors::save(&txn, connector, kind, &after).await?;
+        runs::add_page(&txn, run_id, fetched, applied, errors).await?;
+        txn.commit().await?;
+        tracing::info!(
+            connector,
+            kind = kind.as_str(),
+            fetched,
+            created = applied.created,
+            updated = applied.updated,
+            "page applied"
+        );
+        Ok(())
+    }
+
+    /// Marks the runs a previous process left running as interrupted and returns their
+    /// connectors, to sync again (from their cursors). Call before serving requests, so a
+    /// run started by this process is never taken for an interrupted one.
+    pub async fn interrupted(&self) -> Result<Vec<String>, IntegrationError> {
+        Ok(self
+            .runs
+            .interrupted()
+            .await?
+            .into_iter()
+            .map(|run| run.connector)
+            .collect())
+    }
+
+    /// Syncs the `resume` connectors at once, then each scheduled connector on its
+    /// schedule, until shutdown.
+    pub async fn schedule(self: Arc<Self>, resume: Vec<String>) {
+        for connector in resume {
+            tracing::info!(connector, "resuming an interrupted sync");
+            if let Err(err) = self.trigger(&connector).await {
+                tracing::warn!(error = %err, connector, "could not resume a sync");
+            }
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for target in self.connectors.iter().filter(|c| c.every.is_some()) {
+            let (syncer, name) = (Arc::clone(&self), target.name.clone());
+            let every = target.every.unwrap_or_default();
+            tasks.spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                loop {
+                    tokio::select! {
+                        _ = syncer.shutdown.cancelled() => return,
+                        _ = ticks.tick() => {
+                            if let Err(err) = syncer.trigger(&name).await {
+                                tracing::warn!(error = %err, connector = name, "scheduled sync not started");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        self.shutdown.cancelled().await;
+        tasks.shutdown().await;
+    }
+}
+
+/// A span per fetched page.
+trait InstrumentPage: Sized + std::future::Future {
+    fn instrument_page(
+        self,
+        connector: &str,
+        kind: RecordKind,
+    ) -> tracing::instrument::Instrumented<Self> {
+        use tracing::Instrument;
+        self.instrument(tracing::info_span!(
+            "sync_page",
+            connector,
+            kind = kind.as_str()
+        ))
+    }
+}
+
+impl<F: std::future::Future> InstrumentPage for F {}
