@@ -8,14 +8,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracery_epcis::proto::event_to_proto;
 use tracery_proto::v1::{self as pb, capture_service_server::CaptureService};
-use tracery_runtime::{
-    peers::PeerChannel,
-    wire::{self, Page},
-};
+use tracery_runtime::wire::{self, Page};
 
 use crate::{
     domain::{CaptureError, Channel},
-    intake::{Intake, violations_to_proto},
+    intake::{Intake, IntakePeers, violations_to_proto},
     store::{EventQuery, EventStore, StoredEvent},
     validation::Policy,
 };
@@ -33,17 +30,17 @@ pub struct CaptureApi {
 }
 
 impl CaptureApi {
-    /// The service over `db`, asking `identity` for lifecycle states when configured;
-    /// streams end when `shutdown` is cancelled.
+    /// The service over `db`, asking its `peers` when configured; streams end when
+    /// `shutdown` is cancelled.
     pub fn new(
         db: sea_orm::DatabaseConnection,
         policy: Policy,
-        identity: Option<PeerChannel>,
+        peers: IntakePeers,
         shutdown: CancellationToken,
     ) -> Self {
         let store = EventStore::new(db);
         Self {
-            intake: Intake::new(store.clone(), policy, identity),
+            intake: Intake::new(store.clone(), policy, peers),
             store,
             shutdown,
         }

@@ -6,10 +6,14 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use tokio::sync::Notify;
 use tracery_epcis::{Event, json};
-use tracery_proto::v1::{self as pb, identity_service_client::IdentityServiceClient};
+use tracery_proto::v1::{
+    self as pb, identity_service_client::IdentityServiceClient,
+    integration_service_client::IntegrationServiceClient,
+};
 use tracery_runtime::{error::Violation, peers::PeerChannel};
 
 use crate::{
+    bom_rule::BomVerdicts,
     containment::{Containment, packed_children},
     domain::{Admission, CaptureError, Channel, Outcome, Rejected},
     pipeline::{admit_proto, readmit},
@@ -23,23 +27,35 @@ const IDENTITY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Identifiers per BatchGetIdentifierStates call.
 const IDENTITY_BATCH: usize = 5_000;
 
+/// The services capture asks while admitting events.
+#[derive(Default)]
+pub struct IntakePeers {
+    /// Identifier lifecycle states.
+    pub identity: Option<PeerChannel>,
+    /// Production orders and BOMs.
+    pub integration: Option<PeerChannel>,
+}
+
 /// Admits and stores batches.
 #[derive(Clone)]
 pub struct Intake {
     store: EventStore,
     policy: Arc<Policy>,
     identity: Option<IdentityServiceClient<PeerChannel>>,
+    integration: Option<IntegrationServiceClient<PeerChannel>>,
     /// Woken after each commit, so live subscribers in this process see events at once.
     committed: Arc<Notify>,
 }
 
 impl Intake {
-    /// An intake storing into `store`, asking `identity` (when configured) for states.
-    pub fn new(store: EventStore, policy: Policy, identity: Option<PeerChannel>) -> Self {
+    /// An intake storing into `store`, asking the peers (when configured) for identifier
+    /// states and BOM conformance.
+    pub fn new(store: EventStore, policy: Policy, peers: IntakePeers) -> Self {
         Self {
             store,
             policy: Arc::new(policy),
-            identity: identity.map(IdentityServiceClient::new),
+            identity: peers.identity.map(IdentityServiceClient::new),
+            integration: peers.integration.map(IntegrationServiceClient::new),
             committed: Arc::new(Notify::new()),
         }
     }
@@ -119,7 +135,10 @@ impl Intake {
                 || policy.recommissioning.is_some()
                 || policy.unknown_identifier.is_some());
         let packing_rule = policy.already_packed.is_some();
-        if !lifecycle_rules && !packing_rule {
+        let bom_rule = policy
+            .bom_conformance
+            .filter(|_| self.integration.is_some());
+        if !lifecycle_rules && !packing_rule && bom_rule.is_none() {
             return Ok(admissions);
         }
         let accepted_ids: Vec<String> = admissions
@@ -179,6 +198,10 @@ impl Intake {
                     .map(|(child, place)| (child, Some((place.parent, place.event_id)))),
             );
         }
+        let bom_verdicts = match (&self.integration, bom_rule) {
+            (Some(integration), Some(_)) => BomVerdicts::ask(integration, &checked).await,
+            _ => BomVerdicts::default(),
+        };
         let mut decided = Vec::with_capacity(admissions.len());
         for admission in admissions {
             let Admission::Accept {
@@ -199,8 +222,12 @@ impl Intake {
                         .with_reason("IDENTITY_UNAVAILABLE"),
                 );
             }
+            warnings.extend(bom_verdicts.unchecked(&event));
             let mut findings = ledger.check(&event, policy);
             findings.extend(containment.check(&event, policy));
+            if let Some(severity) = bom_rule {
+                findings.extend(bom_verdicts.check(&event, severity));
+            }
             if findings.iter().any(|f| f.severity == Severity::Reject) {
                 decided.push(Admission::Reject(Rejected {
                     payload: Some(json::event_to_json(&event).to_string()),

@@ -4,6 +4,7 @@
 //! - [`validation`]: GS1 identifier and CBV vocabulary rules for one event; no I/O.
 //! - [`pipeline`]: read → validate → accept or quarantine, the same for every channel.
 //! - [`state_rules`]: lifecycle rules against identity's states (retired, duplicate, unknown).
+//! - [`bom_rule`]: the BOM-conformance rule against integration's orders and BOMs.
 //! - [`containment`]: the packing rule (a child inside one parent cannot go into another).
 //! - [`intake`]: one batch through pipeline, state rules and one durable store transaction.
 //! - [`rest`]: the EPCIS 2.0 REST binding (capture jobs, events, queries) on the HTTP listener.
@@ -12,6 +13,7 @@
 //!   quarantine.
 //! - [`grpc`]: the `tracery.v1.CaptureService` adapter, including `Subscribe`.
 
+pub mod bom_rule;
 pub mod containment;
 pub mod domain;
 pub mod grpc;
@@ -57,13 +59,21 @@ impl ServiceModule for CaptureModule {
                 None
             }
         };
-        let api = grpc::CaptureApi::new(
-            ctx.db.clone(),
-            validation::Policy::from_settings(&ctx.config.capture_rules)
-                .map_err(anyhow::Error::msg)?,
+        let policy = validation::Policy::from_settings(&ctx.config.capture_rules)
+            .map_err(anyhow::Error::msg)?;
+        let integration = match ctx.peers.channel(ServiceKey::Integration) {
+            Ok(channel) => Some(channel),
+            Err(err) if policy.bom_conformance.is_some() => {
+                tracing::warn!(error = %err, "capture runs without the BOM-conformance rule");
+                None
+            }
+            Err(_) => None,
+        };
+        let peers = intake::IntakePeers {
             identity,
-            ctx.shutdown.clone(),
-        );
+            integration,
+        };
+        let api = grpc::CaptureApi::new(ctx.db.clone(), policy, peers, ctx.shutdown.clone());
         let mut tasks = Vec::new();
         if let Some(mqtt) = ctx.config.capture_mqtt.clone() {
             tasks.push(tokio::spawn(mqtt::run(

@@ -55,6 +55,8 @@ pub struct Policy {
     pub already_packed: Option<Severity>,
     /// The identity service could not be asked: warn and store, or refuse the request.
     pub identity_unavailable: Severity,
+    /// Consuming a component that is not on the production order's BOM.
+    pub bom_conformance: Option<Severity>,
 }
 
 impl Default for Policy {
@@ -69,6 +71,8 @@ impl Default for Policy {
             unknown_identifier: Some(Severity::Warn),
             already_packed: Some(Severity::Reject),
             identity_unavailable: Severity::Warn,
+            // Needs the ERP's orders and BOMs synced: each plant turns it on.
+            bom_conformance: None,
         }
     }
 }
@@ -96,6 +100,7 @@ impl Policy {
                 "recommissioning" => policy.recommissioning = optional,
                 "unknown_identifier" => policy.unknown_identifier = optional,
                 "already_packed" => policy.already_packed = optional,
+                "bom_conformance" => policy.bom_conformance = optional,
                 other => {
                     return Err(format!(
                         "capture_rules.{other}: unknown rule; the rules are {}",
@@ -109,7 +114,7 @@ impl Policy {
 }
 
 /// The rule names `[capture_rules]` accepts.
-pub const RULE_NAMES: [&str; 8] = [
+pub const RULE_NAMES: [&str; 9] = [
     "identifier_syntax",
     "vocabulary",
     "custom_vocabulary",
@@ -118,6 +123,7 @@ pub const RULE_NAMES: [&str; 8] = [
     "unknown_identifier",
     "already_packed",
     "identity_unavailable",
+    "bom_conformance",
 ];
 
 /// What an identifier field must name.

@@ -280,3 +280,92 @@ async fn a_malformed_record_fails_alone_and_the_run_says_which() {
         .expect("the good order of the page is synced");
     app.stop().await.expect("clean stop");
 }
+
+/// A TransformationEvent under ERPNext work order MFG-WO-2025-00012 consuming `classes`.
+fn production(event_id: &str, classes: &[&str]) -> pb::EpcisEvent {
+    let quantity = |class: &str| pb::QuantityElement {
+        epc_class: class.to_owned(),
+        quantity: Some(1.0),
+        uom: String::new(),
+    };
+    pb::EpcisEvent {
+        event_id: event_id.to_owned(),
+        event_time: Some(timestamp("2026-11-26T09:00:00Z")),
+        event_time_zone_offset: "+01:00".to_owned(),
+        biz_step: "commissioning".to_owned(),
+        read_point: Some(pb::Location {
+            id: "urn:epc:id:sgln:4012345.00001.0".to_owned(),
+            extensions: None,
+        }),
+        biz_transactions: vec![pb::BizTransaction {
+            r#type: "urn:epcglobal:cbv:btt:prodorder".to_owned(),
+            id: "urn:epcglobal:cbv:bt:4012345000009:MFG-WO-2025-00012".to_owned(),
+        }],
+        body: Some(pb::epcis_event::Body::TransformationEvent(
+            pb::TransformationEvent {
+                input_quantities: classes.iter().map(|c| quantity(c)).collect(),
+                output_quantities: vec![quantity("urn:epc:class:lgtin:4012345.044444.P1")],
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn capture_flags_a_component_that_is_not_on_the_orders_bom() {
+    let sites = ErpSites::start(false).await;
+    let app = TestApp::spawn_with(|config| {
+        config.connectors = sites.connectors();
+        config.capture_rules.insert(
+            "bom_conformance".to_owned(),
+            tracery_runtime::config::RuleAction::Reject,
+        );
+    })
+    .await
+    .expect("suite starts");
+    assert_eq!(
+        sync(&app, "erp").await.state,
+        pb::SyncRunState::Succeeded as i32
+    );
+
+    let shaft = "urn:epc:class:lgtin:4012345.011111.SH-2502-07";
+    let label = "urn:epc:class:lgtin:4012345.033333.L1";
+    let results = app
+        .capture
+        .clone()
+        .capture(pb::CaptureRequest {
+            events: vec![
+                production("urn:uuid:00000000-0000-4000-8000-b00000000001", &[shaft]),
+                production(
+                    "urn:uuid:00000000-0000-4000-8000-b00000000002",
+                    &[shaft, label],
+                ),
+            ],
+        })
+        .await
+        .expect("captured")
+        .into_inner()
+        .results;
+    assert_eq!(
+        results[0].outcome,
+        pb::CaptureOutcome::Accepted as i32,
+        "{:?}",
+        results[0].violations
+    );
+    assert_eq!(results[1].outcome, pb::CaptureOutcome::Quarantined as i32);
+    let flagged: Vec<(&str, &str)> = results[1]
+        .violations
+        .iter()
+        .filter(|v| v.code == "NOT_IN_BOM")
+        .map(|v| (v.field.as_str(), v.description.as_str()))
+        .collect();
+    assert_eq!(
+        flagged,
+        [(
+            "inputQuantityList/1/epcClass",
+            "`LABEL-X` is not a component of BOM `BOM-PUMP-100-003` of `PUMP-100` (order `MFG-WO-2025-00012`)"
+        )]
+    );
+    app.stop().await.expect("clean stop");
+}
