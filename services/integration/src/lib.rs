@@ -41,12 +41,17 @@ impl ServiceModule for IntegrationModule {
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
         let connectors = plant::connectors(&ctx.config.connectors)?;
         let syncer = sync::Syncer::new(ctx.db.clone(), connectors, ctx.shutdown.clone());
-        let resume = syncer.interrupted().await?;
+        // Runs a previous process left unfinished start again (from their cursors) before
+        // anything is served, so no client sees them stopped but not yet resumed.
+        for connector in syncer.interrupted().await? {
+            tracing::info!(connector, "resuming an interrupted sync");
+            syncer.trigger(&connector).await?;
+        }
         routes
             .grpc
             .add_service(IntegrationServiceServer::new(grpc::IntegrationApi::new(
                 std::sync::Arc::clone(&syncer),
             )));
-        Ok(vec![tokio::spawn(syncer.schedule(resume))])
+        Ok(vec![tokio::spawn(syncer.schedule())])
     }
 }

@@ -232,8 +232,8 @@ impl Syncer {
     }
 
     /// Marks the runs a previous process left running as interrupted and returns their
-    /// connectors, to sync again (from their cursors). Call before serving requests, so a
-    /// run started by this process is never taken for an interrupted one.
+    /// connectors, to sync again (from their cursors). Call before starting any run, so a
+    /// run of this process is never taken for an interrupted one.
     pub async fn interrupted(&self) -> Result<Vec<String>, IntegrationError> {
         Ok(self
             .runs
@@ -244,15 +244,8 @@ impl Syncer {
             .collect())
     }
 
-    /// Syncs the `resume` connectors at once, then each scheduled connector on its
-    /// schedule, until shutdown.
-    pub async fn schedule(self: Arc<Self>, resume: Vec<String>) {
-        for connector in resume {
-            tracing::info!(connector, "resuming an interrupted sync");
-            if let Err(err) = self.trigger(&connector).await {
-                tracing::warn!(error = %err, connector, "could not resume a sync");
-            }
-        }
+    /// Syncs each scheduled connector on its schedule, until shutdown.
+    pub async fn schedule(self: Arc<Self>) {
         let mut tasks = tokio::task::JoinSet::new();
         for target in self.connectors.iter().filter(|c| c.every.is_some()) {
             let (syncer, name) = (Arc::clone(&self), target.name.clone());

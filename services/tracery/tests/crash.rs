@@ -37,6 +37,15 @@ struct Server {
     grpc: String,
 }
 
+/// A failing test must not leave its server running (it would hold the test's output
+/// pipes open and hang the runner).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start(database_url: &str, grpc_port: u16, http_port: u16, dir: &std::path::Path) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tracery"));
     command.args(["serve", "--listen", &format!("127.0.0.1:{grpc_port}")]);
