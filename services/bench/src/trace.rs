@@ -56,11 +56,26 @@ WITH RECURSIVE trace(node, depth) AS (
 )
 SELECT COUNT(DISTINCT node) AS nodes FROM trace"#;
 
-/// Waits until the genealogy projection has stopped moving, so queries see the whole
-/// plant and do not compete with its catching up.
+/// Waits until the genealogy projection has applied everything captured (read from the
+/// database when given, else until it stops moving), so queries see the whole plant and
+/// do not compete with its catching up.
 async fn await_projection(
     client: &mut GenealogyServiceClient<tonic::transport::Channel>,
+    database_url: Option<&str>,
 ) -> anyhow::Result<()> {
+    let captured = match database_url {
+        Some(url) => {
+            let db = Database::connect(url).await?;
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT MAX(sequence) AS last FROM capture_events",
+                ))
+                .await?;
+            row.and_then(|r| r.try_get::<Option<i64>>("", "last").ok().flatten())
+        }
+        None => None,
+    };
     let mut last = -1;
     loop {
         let applied = client
@@ -68,10 +83,14 @@ async fn await_projection(
             .await?
             .into_inner()
             .applied_sequence;
-        if applied == last {
+        let done = match captured {
+            Some(captured) => applied >= captured,
+            None => applied == last,
+        };
+        if done {
             return Ok(());
         }
-        eprintln!("genealogy projection at sequence {applied}");
+        eprintln!("genealogy projection at sequence {applied} of {captured:?}");
         last = applied;
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
@@ -99,7 +118,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to {}", args.addr))?
         .max_decoding_message_size(256 << 20);
-    await_projection(&mut client).await?;
+    await_projection(&mut client, args.database_url.as_deref()).await?;
     let mut rng = SmallRng::seed_from_u64(7);
     let mut rows = Vec::new();
     for kind in ["TraceBackward", "TraceForward", "RecallScope"] {

@@ -22,6 +22,60 @@ use crate::{
     },
 };
 
+/// Sync metrics, per connector and record kind.
+struct SyncMetrics {
+    pages: prometheus::IntCounterVec,
+    records: prometheus::IntCounterVec,
+    page_seconds: prometheus::HistogramVec,
+    runs: prometheus::IntCounterVec,
+}
+
+fn metrics() -> &'static SyncMetrics {
+    use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+    use tracery_runtime::metrics::register;
+    static METRICS: std::sync::OnceLock<SyncMetrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(|| {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).map(register)
+        };
+        let histogram = HistogramVec::new(
+            HistogramOpts::new(
+                "tracery_sync_page_seconds",
+                "Time to fetch and apply one page of a sync",
+            ),
+            &["connector", "kind"],
+        )
+        .map(register);
+        // The names and labels are constants: building them cannot fail.
+        match (
+            counter(
+                "tracery_sync_pages_total",
+                "Pages applied by syncs",
+                &["connector", "kind"],
+            ),
+            counter(
+                "tracery_sync_records_total",
+                "Records synced, by outcome (created, updated, unchanged, failed)",
+                &["connector", "kind", "outcome"],
+            ),
+            histogram,
+            counter(
+                "tracery_sync_runs_total",
+                "Sync runs ended, by final state",
+                &["connector", "state"],
+            ),
+        ) {
+            (Ok(pages), Ok(records), Ok(page_seconds), Ok(runs)) => SyncMetrics {
+                pages,
+                records,
+                page_seconds,
+                runs,
+            },
+            _ => unreachable!("constant metric definitions are valid"),
+        }
+    })
+}
+
 /// Runs syncs, one at a time per connector.
 pub struct Syncer {
     db: DatabaseConnection,
@@ -95,6 +149,10 @@ impl Syncer {
         let (run_id, name) = (run.run_id.clone(), name.to_owned());
         tokio::spawn(async move {
             let (state, error) = syncer.run(&run_id, &targets).await;
+            metrics()
+                .runs
+                .with_label_values(&[name.as_str(), state.as_str()])
+                .inc();
             if let Err(err) = syncer.runs.finish(&run_id, state, error).await {
                 tracing::error!(error = %err, run_id, "could not record the end of a sync run");
             }
@@ -143,6 +201,7 @@ impl Syncer {
             if self.shutdown.is_cancelled() {
                 return Err(IntegrationError::ShuttingDown);
             }
+            let started = std::time::Instant::now();
             let stored = cursors::load(&self.db, &target.name, kind).await?;
             let page = target
                 .connector
@@ -171,6 +230,12 @@ impl Syncer {
             previous_keys = keys;
             let last = page.next.is_none();
             self.apply(run_id, &target.name, kind, stored, page).await?;
+            let labels = [target.name.as_str(), kind.as_str()];
+            metrics().pages.with_label_values(&labels).inc();
+            metrics()
+                .page_seconds
+                .with_label_values(&labels)
+                .observe(started.elapsed().as_secs_f64());
             self.progress.send_modify(|n| *n += 1);
             if last {
                 return Ok(());
@@ -218,8 +283,20 @@ impl Syncer {
         let txn = tracery_runtime::db::begin_write(&self.db).await?;
         let applied = records::apply(&txn, connector, kind, &good).await?;
         cursors::save(&txn, connector, kind, &after).await?;
+        let failed = errors.len() as u64;
         runs::add_page(&txn, run_id, fetched, applied, errors).await?;
         txn.commit().await?;
+        for (outcome, count) in [
+            ("created", applied.created as u64),
+            ("updated", applied.updated as u64),
+            ("unchanged", applied.unchanged as u64),
+            ("failed", failed),
+        ] {
+            metrics()
+                .records
+                .with_label_values(&[connector, kind.as_str(), outcome])
+                .inc_by(count);
+        }
         tracing::info!(
             connector,
             kind = kind.as_str(),

@@ -1,4 +1,5 @@
-//! The HTTP listener's own routes (`/healthz`) and the health state shared with gRPC.
+//! The HTTP listener's own routes (`/healthz`, `/metrics`) and the health state shared
+//! with gRPC.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -59,7 +60,34 @@ impl Health {
 pub fn router(health: Health, db: DatabaseConnection) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .with_state((health, db))
+}
+
+/// Every metric of the process, in the Prometheus text format.
+async fn metrics() -> (
+    StatusCode,
+    [(axum::http::header::HeaderName, &'static str); 1],
+    String,
+) {
+    use prometheus::Encoder as _;
+    let encoder = prometheus::TextEncoder::new();
+    let mut text = Vec::new();
+    match encoder.encode(&crate::metrics::registry().gather(), &mut text) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            String::from_utf8_lossy(&text).into_owned(),
+        ),
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(axum::http::header::CONTENT_TYPE, "text/plain")],
+            err.to_string(),
+        ),
+    }
 }
 
 async fn healthz(

@@ -17,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod follow;
 pub mod http_api;
+pub mod metrics;
 pub mod peers;
 pub mod server;
 pub mod telemetry;

@@ -236,6 +236,23 @@ async fn a_plant_syncs_orders_boms_and_items_from_erpnext_and_sap() {
     let newest_first: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(newest_first, [second.id.as_str(), first.id.as_str()]);
 
+    // Per-page metrics on the HTTP listener (the registry is per process, so other tests'
+    // syncs may add to the counts).
+    let metrics = reqwest::get(format!("http://{}/metrics", app.http_addr))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    for family in [
+        r#"tracery_sync_pages_total{connector="erp",kind="materials"}"#,
+        r#"tracery_sync_records_total{connector="sap",kind="orders",outcome="created"}"#,
+        r#"tracery_sync_page_seconds_count{connector="erp",kind="boms"}"#,
+        r#"tracery_sync_runs_total{connector="",state="succeeded"}"#,
+    ] {
+        assert!(metrics.contains(family), "{family} missing from /metrics");
+    }
+
     let unknown = integration
         .trigger_sync(pb::TriggerSyncRequest {
             connector: "plm".to_owned(),
