@@ -220,7 +220,7 @@ async fn throttling_server_errors_and_an_expired_oauth_token_are_absorbed() {
     Mock::given(method("GET"))
         .and(path(ORDERS))
         .and(header("authorization", "Bearer second"))
-        .respond_with(ResponseTemplate::new(503).set_body_string("Service Unavailable"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {"code": "/IWBEP/CM_MGW_RT/000", "message": {"lang": "en", "value": "In the context of Data Services an unknown internal server error occurred"}}})))
         .up_to_n_times(1)
         .with_priority(2)
         .mount(&server)
