@@ -11,6 +11,8 @@ pub mod fields;
 pub mod http;
 pub mod model;
 pub mod paging;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::ConnectorError;
 pub use model::{Bom, BomLine, Material, OrderStatus, ProductionOrder, Record, RecordKind};

@@ -4,40 +4,20 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tracery_connector::{
-    Connector, ConnectorError, Cursor, Fetched, OrderStatus, Position, Record, RecordKind,
-    http::{Http, RetryPolicy},
+    Connector, ConnectorError, Cursor, OrderStatus, Record, RecordKind,
+    testing::{http, scan, secret_file},
 };
 use tracery_connector_erpnext::{ErpNext, Settings};
-use tracery_runtime::config::SecretSource;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{body_json, header, method, path, query_param, query_param_contains},
 };
 
-fn http() -> Http {
-    let policy = RetryPolicy {
-        attempts: 4,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_secs(5),
-    };
-    Http::new(Duration::from_secs(5), policy).expect("client")
-}
-
-/// A secret in a mounted file, as Kubernetes provides it.
-fn secret_file(value: &str) -> SecretSource {
-    let path = std::env::temp_dir().join(format!(
-        "tracery-erpnext-test-{}-{value}",
-        std::process::id()
-    ));
-    std::fs::write(&path, format!("{value}\n")).expect("secret file");
-    SecretSource::file(path)
-}
-
 fn token_settings(server: &MockServer, page_size: u32) -> Settings {
     Settings {
         base_url: server.uri(),
-        api_key: Some(secret_file("k3y")),
-        api_secret: Some(secret_file("s3cret")),
+        api_key: Some(secret_file("erpnext-key", "k3y")),
+        api_secret: Some(secret_file("erpnext-secret", "s3cret")),
         user: None,
         password: None,
         page_size,
@@ -50,29 +30,6 @@ fn item(code: &str, modified: &str) -> Value {
     json!({"name": code, "item_code": code, "item_name": format!("Item {code}"),
            "stock_uom": "Nos", "custom_gtin": "04012345111118", "modified": modified,
            "has_batch_no": 1, "disabled": 0})
-}
-
-/// Every page of `kind` from `cursor`: the records and the new `since`.
-async fn scan(
-    connector: &ErpNext,
-    kind: RecordKind,
-    since: Option<String>,
-) -> (Vec<Fetched>, Option<String>, usize) {
-    let mut cursor = Cursor {
-        since,
-        position: Position::Start,
-    };
-    let (mut records, mut high_water, mut pages) = (Vec::new(), None, 0);
-    loop {
-        let page = connector.fetch(kind, &cursor).await.expect("page");
-        pages += 1;
-        records.extend(page.records);
-        high_water = tracery_connector::Page::later(high_water, page.high_water);
-        match page.next {
-            Some(next) => cursor.position = next,
-            None => return (records, high_water, pages),
-        }
-    }
 }
 
 #[tokio::test]
@@ -319,7 +276,7 @@ async fn an_expired_session_is_opened_again_once() {
         api_key: None,
         api_secret: None,
         user: Some("integration@acme".to_owned()),
-        password: Some(secret_file("pw")),
+        password: Some(secret_file("erpnext-password", "pw")),
         ..token_settings(&server, 100)
     };
     let connector = ErpNext::new(settings, http()).expect("connector");

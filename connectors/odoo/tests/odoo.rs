@@ -5,8 +5,8 @@ use std::{path::PathBuf, time::Duration};
 
 use serde_json::{Value, json};
 use tracery_connector::{
-    Connector, Cursor, OrderStatus, Page, Position, Record, RecordKind,
-    http::{Http, RetryPolicy},
+    Connector, Cursor, OrderStatus, Record, RecordKind,
+    testing::{http, scan},
 };
 use tracery_connector_odoo::{Odoo, Protocol, Settings};
 use tracery_runtime::config::SecretSource;
@@ -14,15 +14,6 @@ use wiremock::{
     Match, Mock, MockServer, Request, Respond, ResponseTemplate,
     matchers::{header, method, path},
 };
-
-fn http() -> Http {
-    let policy = RetryPolicy {
-        attempts: 4,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_secs(5),
-    };
-    Http::new(Duration::from_secs(5), policy).expect("client")
-}
 
 fn key_file(name: &str, value: &str) -> PathBuf {
     let path =
@@ -89,28 +80,6 @@ fn rpc_result(result: Value) -> ResponseTemplate {
 fn product(id: i64, code: Value, written: &str) -> Value {
     json!({"id": id, "default_code": code, "name": format!("Product {id}"), "barcode": false,
            "uom_id": [1, "Units"], "active": true, "write_date": written})
-}
-
-async fn scan(
-    connector: &Odoo,
-    kind: RecordKind,
-    since: Option<String>,
-) -> (Vec<tracery_connector::Fetched>, Option<String>, usize) {
-    let mut cursor = Cursor {
-        since,
-        position: Position::Start,
-    };
-    let (mut records, mut high_water, mut pages) = (Vec::new(), None, 0);
-    loop {
-        let page = connector.fetch(kind, &cursor).await.expect("page");
-        pages += 1;
-        records.extend(page.records);
-        high_water = Page::later(high_water, page.high_water);
-        match page.next {
-            Some(next) => cursor.position = next,
-            None => return (records, high_water, pages),
-        }
-    }
 }
 
 #[tokio::test]

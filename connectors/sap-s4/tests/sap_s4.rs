@@ -4,11 +4,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tracery_connector::{
-    Connector, Cursor, Fetched, OrderStatus, Page, Position, Record, RecordKind,
-    http::{Http, RetryPolicy},
+    Connector, Cursor, OrderStatus, Record, RecordKind,
+    testing::{http, scan, secret_file},
 };
 use tracery_connector_sap_s4::{ChangeTime, SapS4, Settings};
-use tracery_runtime::config::SecretSource;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{body_json, header, method, path, query_param, query_param_contains},
@@ -16,27 +15,11 @@ use wiremock::{
 
 const ORDERS: &str = "/sap/opu/odata/sap/API_PRODUCTION_ORDER_2_SRV/A_ProductionOrder_2";
 
-fn http() -> Http {
-    let policy = RetryPolicy {
-        attempts: 4,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_secs(5),
-    };
-    Http::new(Duration::from_secs(5), policy).expect("client")
-}
-
-fn secret_file(value: &str) -> SecretSource {
-    let path =
-        std::env::temp_dir().join(format!("tracery-sap-test-{}-{value}", std::process::id()));
-    std::fs::write(&path, value).expect("secret file");
-    SecretSource::file(path)
-}
-
 fn basic(server: &MockServer, page_size: u32) -> Settings {
     Settings {
         base_url: server.uri(),
         user: Some("COMM_USER".to_owned()),
-        password: Some(secret_file("Welcome1")),
+        password: Some(secret_file("sap-password", "Welcome1")),
         token_url: None,
         client_id: None,
         client_secret: None,
@@ -73,28 +56,6 @@ fn collection(rows: Vec<Value>, next: Option<String>) -> Value {
         d["__next"] = json!(next);
     }
     json!({"d": d})
-}
-
-async fn scan(
-    connector: &SapS4,
-    kind: RecordKind,
-    since: Option<String>,
-) -> (Vec<Fetched>, Option<String>, usize) {
-    let mut cursor = Cursor {
-        since,
-        position: Position::Start,
-    };
-    let (mut records, mut high_water, mut pages) = (Vec::new(), None, 0);
-    loop {
-        let page = connector.fetch(kind, &cursor).await.expect("page");
-        pages += 1;
-        records.extend(page.records);
-        high_water = Page::later(high_water, page.high_water);
-        match page.next {
-            Some(next) => cursor.position = next,
-            None => return (records, high_water, pages),
-        }
-    }
 }
 
 #[tokio::test]
@@ -243,7 +204,7 @@ async fn throttling_server_errors_and_an_expired_oauth_token_are_absorbed() {
         password: None,
         token_url: Some(format!("{}/oauth/token", server.uri())),
         client_id: Some("tracery".to_owned()),
-        client_secret: Some(secret_file("client-secret")),
+        client_secret: Some(secret_file("sap-client-secret", "client-secret")),
         ..basic(&server, 100)
     };
     let connector = SapS4::new(settings, http()).expect("connector");
