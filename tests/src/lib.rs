@@ -190,9 +190,19 @@ impl TestApp {
         let http_addr = app.http_addr();
         let shutdown = app.shutdown_token();
         let server = tokio::spawn(app.run());
-        let channel = Channel::from_shared(format!("http://{grpc_addr}"))?
+        let channel = match Channel::from_shared(format!("http://{grpc_addr}"))?
             .connect()
-            .await?;
+            .await
+        {
+            Ok(channel) => channel,
+            // A suite that failed to start says why better than the refused connection.
+            Err(refused) => {
+                return match tokio::time::timeout(std::time::Duration::from_secs(5), server).await {
+                    Ok(Ok(Err(why))) => Err(why.context("the suite stopped while starting")),
+                    _ => Err(refused.into()),
+                };
+            }
+        };
         Ok(Self {
             grpc_addr,
             http_addr,

@@ -69,3 +69,31 @@ impl Page {
         }
     }
 }
+
+/// The rows of an OData v4 collection (`value`) and the next page: the server's
+/// `@odata.nextLink` when it sends one, else the offset after a full page of `top`
+/// (`skip` is `None` when this page came from a next link and none followed).
+pub fn odata4_page(
+    body: &serde_json::Value,
+    skip: Option<u64>,
+    top: u32,
+) -> Result<(Vec<serde_json::Value>, Option<Position>), crate::ConnectorError> {
+    let rows = body
+        .get("value")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .ok_or_else(|| crate::ConnectorError::malformed("value", "not an OData v4 collection"))?;
+    let next = match body
+        .get("@odata.nextLink")
+        .and_then(serde_json::Value::as_str)
+    {
+        Some(link) => Some(Position::Next(link.to_owned())),
+        None => match skip {
+            Some(skip) if rows.len() as u64 >= u64::from(top) => {
+                Some(Position::Offset(skip + rows.len() as u64))
+            }
+            _ => None,
+        },
+    };
+    Ok((rows, next))
+}

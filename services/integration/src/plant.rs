@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [connectors.erp]
-//! system = "erpnext"              # erpnext | odoo | sap_s4
+//! system = "erpnext"              # erpnext | odoo | sap_s4 | aras | windchill
 //! base_url = "https://acme.frappe.cloud"
 //! api_key = { env = "ERPNEXT_API_KEY" }
 //! api_secret = { file = "/run/secrets/erpnext-secret" }
@@ -122,9 +122,20 @@ fn connector(name: &str, table: &toml::Table) -> Result<PlantConnector, Integrat
             tracery_connector_sap_s4::SapS4::new(own.try_into().map_err(settings_error)?, http)
                 .map_err(|err| bad(err.to_string()))?,
         ),
+        "aras" => Arc::new(
+            tracery_connector_aras::Aras::new(own.try_into().map_err(settings_error)?, http)
+                .map_err(|err| bad(err.to_string()))?,
+        ),
+        "windchill" => Arc::new(
+            tracery_connector_windchill::Windchill::new(
+                own.try_into().map_err(settings_error)?,
+                http,
+            )
+            .map_err(|err| bad(err.to_string()))?,
+        ),
         other => {
             return Err(bad(format!(
-                "unknown system `{other}`; the systems are erpnext, odoo, sap_s4"
+                "unknown system `{other}`; the systems are erpnext, odoo, sap_s4, aras, windchill"
             )));
         }
     };

@@ -386,3 +386,95 @@ async fn capture_flags_a_component_that_is_not_on_the_orders_bom() {
     );
     app.stop().await.expect("clean stop");
 }
+
+/// An Aras Innovator (wiremock) whose PUMP-100 revision C drifted from the ERP's BOM.
+async fn aras_site() -> wiremock::MockServer {
+    use serde_json::json;
+    use wiremock::{
+        Mock, MockServer, ResponseTemplate,
+        matchers::{method, path},
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/InnovatorServer/OAuthServer/connect/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "t", "expires_in": 3600, "token_type": "Bearer"}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/InnovatorServer/server/odata/Part"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [
+            {"id": "A2", "config_id": "CFG-PUMP", "item_number": "PUMP-100", "name": "Pump 100 l/min",
+             "major_rev": "C", "generation": "3", "is_current": "1", "state": "Released", "unit": "EA",
+             "modified_on": "2025-03-04T10:00:00"}]})))
+        .mount(&server)
+        .await;
+    let line = |number: &str, quantity: &str| {
+        json!({"id": format!("L-{number}"), "quantity": quantity, "sort_order": 128,
+               "related_id": {"id": format!("ID-{number}"), "item_number": number, "name": number, "major_rev": "A", "unit": "EA"}})
+    };
+    Mock::given(method("GET"))
+        .and(path("/InnovatorServer/server/odata/Part('A2')/Part%20BOM"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [
+            line("SHAFT-20", "1"), line("SCREW-M6", "6"), line("SEAL-A", "1")]})))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn engineering_and_manufacturing_boms_are_compared_after_a_sync() {
+    let sites = ErpSites::start(false).await;
+    let aras = aras_site().await;
+    let secrets = tempfile::tempdir().expect("secrets");
+    let password = secrets.path().join("aras-password");
+    std::fs::write(&password, "innovator").expect("secret");
+    let plm = format!(
+        "system = \"aras\"\nbase_url = \"{}/InnovatorServer\"\ndatabase = \"InnovatorSolutions\"\nusername = \"integration\"\npassword = {{ file = \"{}\" }}\n",
+        aras.uri(),
+        password.display()
+    );
+    let app = TestApp::spawn_with(|config| {
+        config.connectors = sites.connectors();
+        config
+            .connectors
+            .insert("plm".to_owned(), toml::from_str(&plm).expect("plm table"));
+    })
+    .await
+    .expect("suite starts");
+    assert_eq!(
+        sync(&app, "").await.state,
+        pb::SyncRunState::Succeeded as i32
+    );
+    let differences = app
+        .integration
+        .clone()
+        .compare_boms(pb::CompareBomsRequest {
+            material: "PUMP-100".to_owned(),
+            plm_revision: "C".to_owned(),
+            erp_revision: "BOM-PUMP-100-003".to_owned(),
+        })
+        .await
+        .expect("compared")
+        .into_inner()
+        .differences;
+    let found: Vec<(&str, i32, f64, f64)> = differences
+        .iter()
+        .map(|d| (d.component.as_str(), d.kind, d.plm_quantity, d.erp_quantity))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("HOUSING-A", pb::BomDifferenceKind::Added as i32, 0.0, 1.0),
+            (
+                "SCREW-M6",
+                pb::BomDifferenceKind::QuantityChanged as i32,
+                6.0,
+                8.0
+            ),
+            ("SEAL-A", pb::BomDifferenceKind::Removed as i32, 1.0, 0.0),
+        ]
+    );
+    app.stop().await.expect("clean stop");
+}

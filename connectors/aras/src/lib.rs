@@ -1,0 +1,271 @@
+//! Tracery connector for Aras Innovator 12+ (REST / OData v4): parts and their
+//! engineering BOMs (`Part BOM` relationships), one BOM record per part revision.
+//!
+//! - Token from the Aras OAuth server (`grant_type=password`, the password sent as its MD5
+//!   hex digest, as Aras expects), fetched again once when a call is refused.
+//! - Parts changed since the cursor (`modified_on gt …`), `$top`/`$skip`, following
+//!   `@odata.nextLink` when the server sends one. A new generation is a new `id`, so a
+//!   part is keyed by item number and revision (`major_rev`); older revisions stay stored.
+//! - Each changed part's `Part BOM` is read with the related parts expanded; parts without
+//!   BOM lines give no BOM.
+
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tracery_connector::{
+    Bom, BomLine, Connector, ConnectorError, Cursor, Fetched, Material, Page, Position, Record,
+    RecordKind,
+    fields::Fields,
+    http::{self, Http, Repeat},
+    paging::odata4_page,
+};
+use tracery_runtime::config::SecretSource;
+
+/// `[connectors.<name>]` settings of an Aras connector (besides the common ones).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Innovator server root, e.g. `https://plm.example.com/InnovatorServer`.
+    pub base_url: String,
+    pub database: String,
+    pub username: String,
+    pub password: SecretSource,
+    /// OAuth client id.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+}
+
+fn default_client_id() -> String {
+    "IOMApp".to_owned()
+}
+fn default_page_size() -> u32 {
+    100
+}
+
+/// An Aras Innovator database.
+pub struct Aras {
+    settings: Settings,
+    http: Http,
+    token: Mutex<Option<String>>,
+}
+
+const KINDS: &[RecordKind] = &[RecordKind::Materials, RecordKind::Boms];
+const PART_FIELDS: &str =
+    "id,config_id,item_number,name,major_rev,generation,is_current,state,unit,modified_on";
+
+impl Aras {
+    /// A connector for `settings`, sending through `http`.
+    pub fn new(settings: Settings, http: Http) -> Result<Self, ConnectorError> {
+        if settings.page_size == 0 {
+            return Err(ConnectorError::Config(
+                "page_size must be at least 1".to_owned(),
+            ));
+        }
+        Ok(Self {
+            settings: Settings {
+                base_url: settings.base_url.trim_end_matches('/').to_owned(),
+                ..settings
+            },
+            http,
+            token: Mutex::new(None),
+        })
+    }
+
+    async fn token(&self, renew: bool) -> Result<String, ConnectorError> {
+        use md5::{Digest, Md5};
+        let mut token = self.token.lock().await;
+        if let (Some(token), false) = (token.as_ref(), renew) {
+            return Ok(token.clone());
+        }
+        let password = self
+            .settings
+            .password
+            .read("password")
+            .map_err(|err| ConnectorError::Config(err.to_string()))?;
+        let digest: String = Md5::digest(password.expose().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let form = [
+            ("grant_type", "password"),
+            ("scope", "Innovator"),
+            ("client_id", self.settings.client_id.as_str()),
+            ("username", self.settings.username.as_str()),
+            ("password", digest.as_str()),
+            ("database", self.settings.database.as_str()),
+        ];
+        let url = format!("{}/OAuthServer/connect/token", self.settings.base_url);
+        let response = self
+            .http
+            .send(Repeat::Safe, || self.http.client().post(&url).form(&form))
+            .await?;
+        let body = http::json(response).await?;
+        let access = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ConnectorError::malformed("access_token", "missing from the token response")
+            })?;
+        *token = Some(access.to_owned());
+        Ok(access.to_owned())
+    }
+
+    /// GETs `url`, fetching a new token once when the current one is refused.
+    async fn get(&self, url: &str, query: &[(&str, String)]) -> Result<Value, ConnectorError> {
+        let mut renew = false;
+        loop {
+            let token = self.token(renew).await?;
+            let result = self
+                .http
+                .send(Repeat::Safe, || {
+                    self.http.client().get(url).bearer_auth(&token).query(query)
+                })
+                .await;
+            match result {
+                Err(ConnectorError::Auth(reason)) if !renew => {
+                    tracing::info!(%reason, "Aras refused the token; fetching a new one");
+                    renew = true;
+                }
+                other => return http::json(other?).await,
+            }
+        }
+    }
+
+    fn odata(&self, path: &str) -> String {
+        format!("{}/server/odata/{path}", self.settings.base_url)
+    }
+
+    /// One page of parts changed since `cursor.since`.
+    async fn parts(
+        &self,
+        cursor: &Cursor,
+    ) -> Result<(Vec<Value>, Option<Position>), ConnectorError> {
+        let top = self.settings.page_size;
+        let (body, skip) = match &cursor.position {
+            Position::Next(link) => (self.get(link, &[]).await?, None),
+            position => {
+                let skip = if let Position::Offset(skip) = position {
+                    *skip
+                } else {
+                    0
+                };
+                let mut query = vec![
+                    ("$select", PART_FIELDS.to_owned()),
+                    ("$orderby", "modified_on,id".to_owned()),
+                    ("$top", top.to_string()),
+                    ("$skip", skip.to_string()),
+                ];
+                if let Some(since) = &cursor.since {
+                    query.push(("$filter", format!("modified_on gt {since}")));
+                }
+                (self.get(&self.odata("Part"), &query).await?, Some(skip))
+            }
+        };
+        odata4_page(&body, skip, top)
+    }
+
+    /// The BOM of `part` (a row of the Part list), if it has lines.
+    async fn bom(&self, part: &Value) -> Result<Option<Fetched>, ConnectorError> {
+        let f = Fields::new(part, "item_number");
+        let id = match f.text("id") {
+            Ok(id) => id,
+            Err(malformed) => return Ok(Some(Err(malformed))),
+        };
+        let url = self.odata(&format!("Part('{id}')/Part%20BOM"));
+        let query = [(
+            "$expand",
+            "related_id($select=item_number,name,major_rev,unit)".to_owned(),
+        )];
+        let body = self.get(&url, &query).await?;
+        let lines = body
+            .get("value")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(bom(&f, &lines)))
+    }
+}
+
+fn material(part: &Value) -> Fetched {
+    let f = Fields::new(part, "item_number");
+    let item_code = f.text("item_number")?;
+    Ok(Record::Material(Material {
+        description: f.opt_text("name")?.unwrap_or_else(|| item_code.clone()),
+        gtin: None,
+        unit: f.opt_text("unit")?.unwrap_or_else(|| "EA".to_owned()),
+        revision: f.opt_text("major_rev")?,
+        item_code,
+    }))
+}
+
+fn bom(part: &Fields, lines: &[Value]) -> Fetched {
+    let mut bom_lines = Vec::with_capacity(lines.len());
+    for (index, line) in lines.iter().enumerate() {
+        let l = Fields::new(line, "id");
+        let at = |m: tracery_connector::paging::Malformed| {
+            part.malformed(&format!("Part BOM/{index}/{}", m.field), m.reason)
+        };
+        bom_lines.push(BomLine {
+            component: l.text("/related_id/item_number").map_err(at)?,
+            quantity_per: l.decimal("quantity").map_err(at)?,
+            unit: l
+                .opt_text("/related_id/unit")
+                .map_err(at)?
+                .unwrap_or_else(|| "EA".to_owned()),
+            scrap_percent: rust_decimal::Decimal::ZERO,
+            alternative_group: None,
+        });
+    }
+    Ok(Record::Bom(Bom {
+        material: part.text("item_number")?,
+        revision: part.text("major_rev")?,
+        valid_from: None,
+        valid_to: None,
+        lines: bom_lines,
+    }))
+}
+
+#[async_trait::async_trait]
+impl Connector for Aras {
+    fn system(&self) -> &'static str {
+        "aras"
+    }
+
+    fn kinds(&self) -> &'static [RecordKind] {
+        KINDS
+    }
+
+    #[tracing::instrument(skip(self), fields(system = "aras"))]
+    async fn fetch(&self, kind: RecordKind, cursor: &Cursor) -> Result<Page, ConnectorError> {
+        let (parts, next) = self.parts(cursor).await?;
+        let records = match kind {
+            RecordKind::Materials => parts.iter().map(material).collect(),
+            RecordKind::Boms => {
+                let mut records = Vec::new();
+                for part in &parts {
+                    records.extend(self.bom(part).await?);
+                }
+                records
+            }
+            RecordKind::Orders => Vec::new(),
+        };
+        let high_water = parts
+            .iter()
+            .filter_map(|p| {
+                p.get("modified_on")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .max();
+        Ok(Page {
+            records,
+            high_water,
+            next,
+        })
+    }
+}
