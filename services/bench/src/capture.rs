@@ -2,12 +2,16 @@
 //! synthetic plant's events (see [`crate::plant`]) in batches of `--batch` with at most
 //! `--in-flight` unacknowledged batches, timing every batch from send to acknowledgement.
 
-use std::{collections::HashMap, time::Instant};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::plant::Plant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -39,47 +43,73 @@ pub struct Args {
     /// Plant seed of the first stream; stream i uses seed + i (seeds 0 to 9).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Offered events per second across all streams (0: as fast as acknowledged), for
+    /// ack latency at a given load.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
 }
 
 /// Runs one stream: returns the latency (µs) of each batch and the events acknowledged.
+/// With `pace`, batch `i` is sent at `start + i · pace` (an offered rate, whatever the
+/// acknowledgements do); without, as soon as fewer than `in_flight` await theirs.
 async fn stream(
     client: CaptureClient<tonic::transport::Channel>,
     plant: Plant,
     batch: usize,
     in_flight: usize,
+    pace: Option<Duration>,
 ) -> anyhow::Result<(Histogram<u64>, usize, usize)> {
     let mut client = client;
-    let (sender, receiver) = mpsc::channel(in_flight);
+    let (sender, receiver) = mpsc::channel(in_flight.max(1));
     let mut responses = client
         .capture_stream(ReceiverStream::new(receiver))
         .await?
         .into_inner();
     let events: Vec<pb::EpcisEvent> = plant.collect();
     let total = events.len();
-    let batches: Vec<&[pb::EpcisEvent]> = events.chunks(batch).collect();
-    let mut sent_at: HashMap<String, Instant> = HashMap::new();
+    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // Paced streams do not wait for acknowledgements: the offered rate is the point.
+    let permits = Arc::new(Semaphore::new(if pace.is_some() {
+        1 << 20
+    } else {
+        in_flight.max(1)
+    }));
+    let sending = {
+        let (sent_at, permits) = (Arc::clone(&sent_at), Arc::clone(&permits));
+        let batches: Vec<Vec<pb::EpcisEvent>> = events.chunks(batch).map(<[_]>::to_vec).collect();
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            for (index, events) in batches.into_iter().enumerate() {
+                if let Some(pace) = pace {
+                    tokio::time::sleep_until(start + pace * index as u32).await;
+                }
+                let permit = permits.acquire().await?;
+                permit.forget();
+                let batch_id = index.to_string();
+                if let Ok(mut sent) = sent_at.lock() {
+                    sent.insert(batch_id.clone(), Instant::now());
+                }
+                sender
+                    .send(pb::CaptureStreamRequest { batch_id, events })
+                    .await
+                    .context("stream closed")?;
+            }
+            anyhow::Ok(sender)
+        })
+    };
     let mut histogram = Histogram::<u64>::new(3)?;
     let mut acknowledged = 0;
     let mut quarantined = 0;
-    let mut next = 0;
-    let mut outstanding = 0;
     while acknowledged < total {
-        while outstanding < in_flight && next < batches.len() {
-            let batch_id = next.to_string();
-            let events = batches[next].to_vec();
-            sent_at.insert(batch_id.clone(), Instant::now());
-            sender
-                .send(pb::CaptureStreamRequest { batch_id, events })
-                .await
-                .context("stream closed")?;
-            next += 1;
-            outstanding += 1;
-        }
         let ack = responses
             .next()
             .await
             .context("server ended the stream")??;
-        if let Some(started) = sent_at.remove(&ack.batch_id) {
+        let started = sent_at
+            .lock()
+            .ok()
+            .and_then(|mut sent| sent.remove(&ack.batch_id));
+        if let Some(started) = started {
             histogram.record(started.elapsed().as_micros() as u64)?;
         }
         acknowledged += ack.results.len();
@@ -88,8 +118,9 @@ async fn stream(
             .iter()
             .filter(|r| r.outcome == pb::CaptureOutcome::Quarantined as i32)
             .count();
-        outstanding -= 1;
+        permits.add_permits(1);
     }
+    drop(sending.await??);
     Ok((histogram, acknowledged, quarantined))
 }
 
@@ -105,11 +136,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "seeds 0 to 9 only: lower --seed or --streams"
     );
     let per_stream = args.events.div_ceil(args.streams);
+    // Each stream offers its share of --rate, one batch at a time.
+    let pace = (args.rate > 0).then(|| {
+        Duration::from_secs_f64(args.batch as f64 * args.streams as f64 / args.rate as f64)
+    });
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.streams)
         .map(|i| {
             let plant = Plant::new(args.seed + i as u64, per_stream);
-            tokio::spawn(stream(client.clone(), plant, args.batch, args.in_flight))
+            tokio::spawn(stream(
+                client.clone(),
+                plant,
+                args.batch,
+                args.in_flight,
+                pace,
+            ))
         })
         .collect();
     let mut histogram = Histogram::<u64>::new(3)?;
