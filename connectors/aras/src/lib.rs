@@ -17,7 +17,8 @@ use tracery_connector::{
     RecordKind,
     fields::Fields,
     http::{self, Http, Repeat},
-    paging::odata4_page,
+    paging::{ODataRequest, odata4_page, odata4_request},
+    parts::{self, PartCatalogue},
 };
 use tracery_runtime::config::SecretSource;
 
@@ -136,59 +137,6 @@ impl Aras {
     fn odata(&self, path: &str) -> String {
         format!("{}/server/odata/{path}", self.settings.base_url)
     }
-
-    /// One page of parts changed since `cursor.since`.
-    async fn parts(
-        &self,
-        cursor: &Cursor,
-    ) -> Result<(Vec<Value>, Option<Position>), ConnectorError> {
-        let top = self.settings.page_size;
-        let (body, skip) = match &cursor.position {
-            Position::Next(link) => (self.get(link, &[]).await?, None),
-            position => {
-                let skip = if let Position::Offset(skip) = position {
-                    *skip
-                } else {
-                    0
-                };
-                let mut query = vec![
-                    ("$select", PART_FIELDS.to_owned()),
-                    ("$orderby", "modified_on,id".to_owned()),
-                    ("$top", top.to_string()),
-                    ("$skip", skip.to_string()),
-                ];
-                if let Some(since) = &cursor.since {
-                    query.push(("$filter", format!("modified_on gt {since}")));
-                }
-                (self.get(&self.odata("Part"), &query).await?, Some(skip))
-            }
-        };
-        odata4_page(&body, skip, top)
-    }
-
-    /// The BOM of `part` (a row of the Part list), if it has lines.
-    async fn bom(&self, part: &Value) -> Result<Option<Fetched>, ConnectorError> {
-        let f = Fields::new(part, "item_number");
-        let id = match f.text("id") {
-            Ok(id) => id,
-            Err(malformed) => return Ok(Some(Err(malformed))),
-        };
-        let url = self.odata(&format!("Part('{id}')/Part%20BOM"));
-        let query = [(
-            "$expand",
-            "related_id($select=item_number,name,major_rev,unit)".to_owned(),
-        )];
-        let body = self.get(&url, &query).await?;
-        let lines = body
-            .get("value")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if lines.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(bom(&f, &lines)))
-    }
 }
 
 fn material(part: &Value) -> Fetched {
@@ -242,30 +190,57 @@ impl Connector for Aras {
 
     #[tracing::instrument(skip(self), fields(system = "aras"))]
     async fn fetch(&self, kind: RecordKind, cursor: &Cursor) -> Result<Page, ConnectorError> {
-        let (parts, next) = self.parts(cursor).await?;
-        let records = match kind {
-            RecordKind::Materials => parts.iter().map(material).collect(),
-            RecordKind::Boms => {
-                let mut records = Vec::new();
-                for part in &parts {
-                    records.extend(self.bom(part).await?);
-                }
-                records
+        parts::fetch(self, kind, cursor).await
+    }
+}
+
+#[async_trait::async_trait]
+impl PartCatalogue for Aras {
+    fn changed_field(&self) -> &'static str {
+        "modified_on"
+    }
+
+    /// One page of parts changed since `cursor.since`.
+    async fn parts(
+        &self,
+        cursor: &Cursor,
+    ) -> Result<(Vec<Value>, Option<Position>), ConnectorError> {
+        let top = self.settings.page_size;
+        let (body, skip) = match odata4_request(cursor, top, "modified_on,id", "modified_on") {
+            ODataRequest::Link(link) => (self.get(&link, &[]).await?, None),
+            ODataRequest::Query(mut query, skip) => {
+                query.insert(0, ("$select", PART_FIELDS.to_owned()));
+                (self.get(&self.odata("Part"), &query).await?, Some(skip))
             }
-            RecordKind::Orders => Vec::new(),
         };
-        let high_water = parts
-            .iter()
-            .filter_map(|p| {
-                p.get("modified_on")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .max();
-        Ok(Page {
-            records,
-            high_water,
-            next,
-        })
+        odata4_page(&body, skip, top)
+    }
+
+    fn material(&self, part: &Value) -> Fetched {
+        material(part)
+    }
+
+    /// The BOM of `part` (a row of the Part list), if it has lines.
+    async fn bom(&self, part: &Value) -> Result<Option<Fetched>, ConnectorError> {
+        let f = Fields::new(part, "item_number");
+        let id = match f.text("id") {
+            Ok(id) => id,
+            Err(malformed) => return Ok(Some(Err(malformed))),
+        };
+        let url = self.odata(&format!("Part('{id}')/Part%20BOM"));
+        let query = [(
+            "$expand",
+            "related_id($select=item_number,name,major_rev,unit)".to_owned(),
+        )];
+        let body = self.get(&url, &query).await?;
+        let lines = body
+            .get("value")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(bom(&f, &lines)))
     }
 }

@@ -11,6 +11,7 @@ pub mod fields;
 pub mod http;
 pub mod model;
 pub mod paging;
+pub mod parts;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -97,3 +97,30 @@ pub fn odata4_page(
     };
     Ok((rows, next))
 }
+
+/// What to ask for the page of an OData v4 collection at `cursor`.
+pub enum ODataRequest {
+    /// The server's next link, as given.
+    Link(String),
+    /// `$orderby`, `$top`, `$skip` and (once a scan has a `since`) `$filter` on
+    /// `changed gt since`; and the skip, for [`odata4_page`].
+    Query(Vec<(&'static str, String)>, u64),
+}
+
+/// The request for the page at `cursor`, ordered by `order_by`.
+pub fn odata4_request(cursor: &Cursor, top: u32, order_by: &str, changed: &str) -> ODataRequest {
+    let skip = match &cursor.position {
+        Position::Next(link) => return ODataRequest::Link(link.clone()),
+        Position::Offset(skip) => *skip,
+        Position::Start => 0,
+    };
+    let mut query = vec![
+        ("$orderby", order_by.to_owned()),
+        ("$top", top.to_string()),
+        ("$skip", skip.to_string()),
+    ];
+    if let Some(since) = &cursor.since {
+        query.push(("$filter", format!("{changed} gt {since}")));
+    }
+    ODataRequest::Query(query, skip)
+}

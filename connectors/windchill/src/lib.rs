@@ -15,7 +15,8 @@ use tracery_connector::{
     RecordKind,
     fields::Fields,
     http::{self, Http, Repeat},
-    paging::odata4_page,
+    paging::{ODataRequest, odata4_page, odata4_request},
+    parts::{self, PartCatalogue},
 };
 use tracery_runtime::config::{Secret, SecretSource};
 
@@ -142,61 +143,6 @@ impl Windchill {
         }
         Err(ConnectorError::Csrf("nonce refused twice".to_owned()))
     }
-
-    async fn parts(
-        &self,
-        cursor: &Cursor,
-    ) -> Result<(Vec<Value>, Option<Position>), ConnectorError> {
-        let top = self.settings.page_size;
-        let (body, skip) = match &cursor.position {
-            Position::Next(link) => (self.get(link, &[]).await?, None),
-            position => {
-                let skip = if let Position::Offset(skip) = position {
-                    *skip
-                } else {
-                    0
-                };
-                let mut query = vec![
-                    ("$orderby", "LastModified,ID".to_owned()),
-                    ("$top", top.to_string()),
-                    ("$skip", skip.to_string()),
-                ];
-                if let Some(since) = &cursor.since {
-                    query.push(("$filter", format!("LastModified gt {since}")));
-                }
-                (
-                    self.get(&self.odata("ProdMgmt/Parts"), &query).await?,
-                    Some(skip),
-                )
-            }
-        };
-        odata4_page(&body, skip, top)
-    }
-
-    async fn bom(&self, part: &Value) -> Result<Option<Fetched>, ConnectorError> {
-        let f = Fields::new(part, "Number");
-        let id = match f.text("ID") {
-            Ok(id) => id,
-            Err(malformed) => return Ok(Some(Err(malformed))),
-        };
-        let url = self.odata(&format!(
-            "ProdMgmt/Parts('{id}')/PTC.ProdMgmt.GetPartStructure"
-        ));
-        let query = [(
-            "$expand",
-            "Components($expand=Part,PartUse,Occurrence)".to_owned(),
-        )];
-        let body = self.post_action(&url, &query, &json!({})).await?;
-        let components = body
-            .pointer("/value/0/Components")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if components.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(bom(&f, &components)))
-    }
 }
 
 /// An enumerated property's `Value`, or a plain string.
@@ -262,30 +208,58 @@ impl Connector for Windchill {
 
     #[tracing::instrument(skip(self), fields(system = "windchill"))]
     async fn fetch(&self, kind: RecordKind, cursor: &Cursor) -> Result<Page, ConnectorError> {
-        let (parts, next) = self.parts(cursor).await?;
-        let records = match kind {
-            RecordKind::Materials => parts.iter().map(material).collect(),
-            RecordKind::Boms => {
-                let mut records = Vec::new();
-                for part in &parts {
-                    records.extend(self.bom(part).await?);
-                }
-                records
-            }
-            RecordKind::Orders => Vec::new(),
+        parts::fetch(self, kind, cursor).await
+    }
+}
+
+#[async_trait::async_trait]
+impl PartCatalogue for Windchill {
+    fn changed_field(&self) -> &'static str {
+        "LastModified"
+    }
+
+    /// One page of parts changed since `cursor.since`.
+    async fn parts(
+        &self,
+        cursor: &Cursor,
+    ) -> Result<(Vec<Value>, Option<Position>), ConnectorError> {
+        let top = self.settings.page_size;
+        let (body, skip) = match odata4_request(cursor, top, "LastModified,ID", "LastModified") {
+            ODataRequest::Link(link) => (self.get(&link, &[]).await?, None),
+            ODataRequest::Query(query, skip) => (
+                self.get(&self.odata("ProdMgmt/Parts"), &query).await?,
+                Some(skip),
+            ),
         };
-        let high_water = parts
-            .iter()
-            .filter_map(|p| {
-                p.get("LastModified")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .max();
-        Ok(Page {
-            records,
-            high_water,
-            next,
-        })
+        odata4_page(&body, skip, top)
+    }
+
+    fn material(&self, part: &Value) -> Fetched {
+        material(part)
+    }
+
+    async fn bom(&self, part: &Value) -> Result<Option<Fetched>, ConnectorError> {
+        let f = Fields::new(part, "Number");
+        let id = match f.text("ID") {
+            Ok(id) => id,
+            Err(malformed) => return Ok(Some(Err(malformed))),
+        };
+        let url = self.odata(&format!(
+            "ProdMgmt/Parts('{id}')/PTC.ProdMgmt.GetPartStructure"
+        ));
+        let query = [(
+            "$expand",
+            "Components($expand=Part,PartUse,Occurrence)".to_owned(),
+        )];
+        let body = self.post_action(&url, &query, &json!({})).await?;
+        let components = body
+            .pointer("/value/0/Components")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if components.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(bom(&f, &components)))
     }
 }

@@ -167,7 +167,7 @@ impl IntegrationService for IntegrationApi {
         }
         let first = self.syncer.runs().get(&run_id).await?;
         let syncer = Arc::clone(&self.syncer);
-        let stream = async_stream(syncer, run_id, first);
+        let stream = progress_stream(syncer, run_id, first);
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -387,7 +387,7 @@ fn page_key(page: &Page) -> Result<Option<i64>, IntegrationError> {
 }
 
 /// Sends the run now and after each change until it has ended.
-fn async_stream(
+fn progress_stream(
     syncer: Arc<Syncer>,
     run_id: String,
     first: SyncRunRow,
