@@ -1,6 +1,9 @@
 //! The identifier index of stored events, for MATCH_epc, MATCH_anyEPC, MATCH_epcClass and
 //! EQ_bizTransaction: one row per (event, role, identifier), identifiers in their canonical
 //! spelling so an EPC URN finds events that wrote the same object as a Digital Link.
+//!
+//! Transformation inputs and outputs, sources and destinations have roles of their own, so
+//! the index alone tells which way an event moved material.
 
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 use tracery_epcis::{Event, EventKind, QuantityElement};
@@ -34,14 +37,33 @@ pub mod key {
 /// What an indexed identifier is to its event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// An object in epcList, childEPCs, inputEPCList or outputEPCList.
+    /// An object in epcList or childEPCs.
     Epc = 1,
     /// parentID.
     Parent = 2,
-    /// epcClass of a quantity element.
+    /// epcClass of quantityList or childQuantityList.
     Class = 3,
     /// A bizTransaction identifier.
     BizTransaction = 4,
+    /// An object in inputEPCList.
+    InputEpc = 5,
+    /// epcClass of inputQuantityList.
+    InputClass = 6,
+    /// An object in outputEPCList.
+    OutputEpc = 7,
+    /// epcClass of outputQuantityList.
+    OutputClass = 8,
+    /// A sourceList party or location.
+    Source = 9,
+    /// A destinationList party or location.
+    Destination = 10,
+}
+
+impl Role {
+    /// Every role naming an object instance.
+    pub const OBJECTS: [Role; 3] = [Role::Epc, Role::InputEpc, Role::OutputEpc];
+    /// Every role naming a class.
+    pub const CLASSES: [Role; 3] = [Role::Class, Role::InputClass, Role::OutputClass];
 }
 
 /// The spelling used in the index and in queries.
@@ -52,42 +74,54 @@ pub fn canonical(identifier: &str) -> String {
 /// Every indexed identifier of `event`.
 pub fn keys_of(event: &Event) -> Vec<(Role, String)> {
     let mut keys = Vec::new();
-    let epcs = |keys: &mut Vec<(Role, String)>, list: &[String]| {
-        keys.extend(list.iter().map(|e| (Role::Epc, canonical(e))));
+    let epcs = |keys: &mut Vec<(Role, String)>, role: Role, list: &[String]| {
+        keys.extend(list.iter().map(|e| (role, canonical(e))));
     };
-    let classes = |keys: &mut Vec<(Role, String)>, list: &[QuantityElement]| {
-        keys.extend(list.iter().map(|q| (Role::Class, canonical(&q.epc_class))));
+    let classes = |keys: &mut Vec<(Role, String)>, role: Role, list: &[QuantityElement]| {
+        keys.extend(list.iter().map(|q| (role, canonical(&q.epc_class))));
     };
     let parent = |keys: &mut Vec<(Role, String)>, parent: &Option<String>| {
         keys.extend(parent.iter().map(|p| (Role::Parent, canonical(p))));
     };
     match &event.kind {
         EventKind::Object(e) => {
-            epcs(&mut keys, &e.epcs);
-            classes(&mut keys, &e.quantities);
+            epcs(&mut keys, Role::Epc, &e.epcs);
+            classes(&mut keys, Role::Class, &e.quantities);
         }
         EventKind::Aggregation(e) => {
             parent(&mut keys, &e.parent_id);
-            epcs(&mut keys, &e.child_epcs);
-            classes(&mut keys, &e.child_quantities);
+            epcs(&mut keys, Role::Epc, &e.child_epcs);
+            classes(&mut keys, Role::Class, &e.child_quantities);
         }
         EventKind::Association(e) => {
             parent(&mut keys, &e.parent_id);
-            epcs(&mut keys, &e.child_epcs);
-            classes(&mut keys, &e.child_quantities);
+            epcs(&mut keys, Role::Epc, &e.child_epcs);
+            classes(&mut keys, Role::Class, &e.child_quantities);
         }
         EventKind::Transaction(e) => {
             parent(&mut keys, &e.parent_id);
-            epcs(&mut keys, &e.epcs);
-            classes(&mut keys, &e.quantities);
+            epcs(&mut keys, Role::Epc, &e.epcs);
+            classes(&mut keys, Role::Class, &e.quantities);
         }
         EventKind::Transformation(e) => {
-            epcs(&mut keys, &e.input_epcs);
-            classes(&mut keys, &e.input_quantities);
-            epcs(&mut keys, &e.output_epcs);
-            classes(&mut keys, &e.output_quantities);
+            epcs(&mut keys, Role::InputEpc, &e.input_epcs);
+            classes(&mut keys, Role::InputClass, &e.input_quantities);
+            epcs(&mut keys, Role::OutputEpc, &e.output_epcs);
+            classes(&mut keys, Role::OutputClass, &e.output_quantities);
         }
     }
+    keys.extend(
+        event
+            .sources
+            .iter()
+            .map(|s| (Role::Source, canonical(&s.id))),
+    );
+    keys.extend(
+        event
+            .destinations
+            .iter()
+            .map(|d| (Role::Destination, canonical(&d.id))),
+    );
     keys.extend(
         event
             .biz_transactions
@@ -127,15 +161,6 @@ pub async fn insert_rows(
     Ok(())
 }
 
-/// Indexes the event stored at `sequence`.
-pub async fn insert(
-    conn: &impl ConnectionTrait,
-    sequence: i64,
-    event: &Event,
-) -> Result<(), DbErr> {
-    insert_rows(conn, rows(sequence, event).collect()).await
-}
-
 /// The sequences of events with an identifier in one of `roles` matching one of `patterns`.
 ///
 /// A pattern is an identifier (any spelling of a GS1 identifier matches its canonical
@@ -165,4 +190,41 @@ pub fn matching(patterns: &[String], roles: &[Role]) -> sea_orm::sea_query::Sele
         .filter(key::Column::Role.is_in(roles.iter().map(|r| *r as i16)))
         .filter(any)
         .into_query()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transformation_sides_and_sources_have_their_own_roles() {
+        let event = tracery_epcis::json::parse_event(serde_json::json!({
+            "type": "TransformationEvent",
+            "eventTime": "2026-01-01T00:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "inputQuantityList": [
+                {"epcClass": "urn:epc:class:lgtin:4012345.000001.S1", "quantity": 3}
+            ],
+            "outputEPCList": ["urn:epc:id:sgtin:4012345.000004.7"],
+            "sourceList": [
+                {"type": "urn:epcglobal:cbv:sdt:owning_party", "source": "urn:epc:id:pgln:4012345.10001"}
+            ]
+        }))
+        .expect("a valid event");
+        let roles: Vec<(Role, String)> = keys_of(&event);
+        assert_eq!(
+            roles,
+            vec![
+                (
+                    Role::InputClass,
+                    canonical("urn:epc:class:lgtin:4012345.000001.S1")
+                ),
+                (
+                    Role::OutputEpc,
+                    canonical("urn:epc:id:sgtin:4012345.000004.7")
+                ),
+                (Role::Source, canonical("urn:epc:id:pgln:4012345.10001")),
+            ]
+        );
+    }
 }

@@ -88,6 +88,7 @@ mod migration {
                 Box::new(CreateJobs),
                 Box::new(AddErrorDeclarations),
                 Box::new(CreatePlacements),
+                Box::new(SplitKeyRoles),
             ]
         }
     }
@@ -192,32 +193,55 @@ mod migration {
                 }
                 manager.create_index(index.to_owned()).await?;
             }
-            // Index the events stored before this table existed.
-            let db = manager.get_connection();
-            let mut after = 0;
-            loop {
-                // Only the columns this migration's schema has: later ones add more.
-                let rows: Vec<(i64, String)> = event::Entity::find()
-                    .select_only()
-                    .column(event::Column::Sequence)
-                    .column(event::Column::Payload)
-                    .filter(event::Column::Sequence.gt(after))
-                    .order_by_asc(event::Column::Sequence)
-                    .limit(1000)
-                    .into_tuple()
-                    .all(db)
-                    .await?;
-                let Some(last) = rows.last().map(|r| r.0) else {
-                    break;
-                };
-                for (sequence, payload) in rows {
-                    let stored = decode_payload(sequence, &payload)
-                        .map_err(|err| DbErr::Migration(err.to_string()))?;
-                    keys::insert(db, stored.sequence, &stored.event).await?;
-                }
-                after = last;
+            index_stored_events(manager.get_connection()).await
+        }
+    }
+
+    /// Indexes every stored event with the current [`keys::keys_of`], from an empty index.
+    async fn index_stored_events(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
+        let mut after = 0;
+        loop {
+            // Only the columns this migration's schema has: later ones add more.
+            let rows: Vec<(i64, String)> = event::Entity::find()
+                .select_only()
+                .column(event::Column::Sequence)
+                .column(event::Column::Payload)
+                .filter(event::Column::Sequence.gt(after))
+                .order_by_asc(event::Column::Sequence)
+                .limit(1000)
+                .into_tuple()
+                .all(db)
+                .await?;
+            let Some(last) = rows.last().map(|r| r.0) else {
+                return Ok(());
+            };
+            let mut index_rows = Vec::new();
+            for (sequence, payload) in rows {
+                let stored = decode_payload(sequence, &payload)
+                    .map_err(|err| DbErr::Migration(err.to_string()))?;
+                index_rows.extend(keys::rows(stored.sequence, &stored.event));
             }
-            Ok(())
+            keys::insert_rows(db, index_rows).await?;
+            after = last;
+        }
+    }
+
+    struct SplitKeyRoles;
+
+    impl MigrationName for SplitKeyRoles {
+        fn name(&self) -> &str {
+            "m0007_capture_key_roles"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for SplitKeyRoles {
+        /// Transformation inputs and outputs, sources and destinations got roles of their
+        /// own: the index is rebuilt from the stored events.
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            keys::key::Entity::delete_many().exec(db).await?;
+            index_stored_events(db).await
         }
     }
 
@@ -849,12 +873,17 @@ impl EventStore {
             condition = condition.add(event::Column::EventTime.lt(to));
         }
         for (values, roles) in [
-            (&query.match_epcs, &[keys::Role::Epc][..]),
+            (&query.match_epcs, &keys::Role::OBJECTS[..]),
             (
                 &query.match_any_epcs,
-                &[keys::Role::Epc, keys::Role::Parent][..],
+                &[
+                    keys::Role::Epc,
+                    keys::Role::InputEpc,
+                    keys::Role::OutputEpc,
+                    keys::Role::Parent,
+                ][..],
             ),
-            (&query.match_epc_classes, &[keys::Role::Class][..]),
+            (&query.match_epc_classes, &keys::Role::CLASSES[..]),
             (&query.biz_transactions, &[keys::Role::BizTransaction][..]),
         ] {
             if !values.is_empty() {
