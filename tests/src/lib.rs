@@ -4,6 +4,7 @@
 //! The database is a temporary SQLite file, or — when `TRACERY_TEST_DATABASE_URL` names a
 //! PostgreSQL server — a new database created for the one test and dropped after it.
 
+pub mod erp_postings;
 pub mod erp_sites;
 
 use std::{net::SocketAddr, path::PathBuf};

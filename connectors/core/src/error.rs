@@ -63,6 +63,21 @@ impl ConnectorError {
     pub fn is_auth(&self) -> bool {
         matches!(self, Self::Auth(_))
     }
+
+    /// Whether sending again later may succeed: throttling, unavailability and lost
+    /// answers may pass; a refusal of the document itself or of our credentials will not
+    /// until someone changes something.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::RateLimited { .. } | Self::Transport(_) | Self::Csrf(_) => true,
+            Self::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            Self::Config(_)
+            | Self::Auth(_)
+            | Self::Forbidden(_)
+            | Self::NotFound(_)
+            | Self::Malformed { .. } => false,
+        }
+    }
 }
 
 /// The human message in a vendor's error body: SAP OData (`error.message.value`), OData v4

@@ -96,7 +96,7 @@ impl Http {
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
-                    if last || !transient(status) {
+                    if last || !transient(status, repeat) {
                         return Err(error_from(response).await);
                     }
                     tracing::warn!(%status, attempt, "transient answer; retrying");
@@ -123,9 +123,13 @@ fn seed() -> u64 {
         .unwrap_or(7)
 }
 
-/// Statuses worth another attempt.
-fn transient(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+/// Statuses worth another attempt. A write is repeated only when the system says it did
+/// not take it (throttled, unavailable): after a 500 or a gateway timeout it may have.
+fn transient(status: StatusCode, repeat: Repeat) -> bool {
+    match repeat {
+        Repeat::Safe => matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504),
+        Repeat::Once => matches!(status.as_u16(), 429 | 503),
+    }
 }
 
 /// `Retry-After` in seconds or as an HTTP date.

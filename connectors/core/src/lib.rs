@@ -12,12 +12,14 @@ pub mod http;
 pub mod model;
 pub mod paging;
 pub mod parts;
+pub mod postback;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::ConnectorError;
 pub use model::{Bom, BomLine, Material, OrderStatus, ProductionOrder, Record, RecordKind};
 pub use paging::{Cursor, Fetched, Page, Position};
+pub use postback::{Consumed, PostBack, ProductionReport};
 
 /// One ERP or PLM system, read page by page.
 #[async_trait::async_trait]
@@ -30,4 +32,9 @@ pub trait Connector: Send + Sync {
 
     /// One page of `kind` records changed since `cursor.since`, from `cursor.position`.
     async fn fetch(&self, kind: RecordKind, cursor: &Cursor) -> Result<Page, ConnectorError>;
+
+    /// How this system takes production back, if it does.
+    fn post_back(&self) -> Option<&dyn PostBack> {
+        None
+    }
 }

@@ -8,8 +8,11 @@
 //!   (Frappe silently caps unpaged lists at 20 rows).
 //! - Auth: `Authorization: token key:secret`, or a password session (`/api/method/login`,
 //!   `sid` cookie) that is opened again once when it expires.
+//! - Production goes back as a submitted `Stock Entry` of type Manufacture carrying our
+//!   reference in a custom field (see [`postback`]).
 
 mod map;
+pub mod postback;
 
 use chrono::FixedOffset;
 use serde::Deserialize;
@@ -41,6 +44,19 @@ pub struct Settings {
     /// An Item field holding the GTIN (ERPNext keeps barcodes in a child table that
     /// lists do not return; plants usually add a custom field).
     pub gtin_field: Option<String>,
+    /// The custom Stock Entry field holding our posting reference (Frappe has no
+    /// idempotency key).
+    #[serde(default = "default_reference_field")]
+    pub reference_field: String,
+    /// Warehouses of posted stock entries: components are issued from `wip_warehouse`,
+    /// the finished item received into `fg_warehouse` (ERPNext takes the work order's own
+    /// when they are absent).
+    pub wip_warehouse: Option<String>,
+    pub fg_warehouse: Option<String>,
+}
+
+fn default_reference_field() -> String {
+    "custom_mes_event_id".to_owned()
 }
 
 fn default_page_size() -> u32 {
@@ -71,6 +87,9 @@ pub struct ErpNext {
     page_size: u32,
     offset: FixedOffset,
     gtin_field: Option<String>,
+    reference_field: String,
+    wip_warehouse: Option<String>,
+    fg_warehouse: Option<String>,
     http: Http,
     /// Held while a session login runs, so concurrent callers log in once.
     login: Mutex<bool>,
@@ -122,6 +141,9 @@ impl ErpNext {
             page_size: settings.page_size,
             offset,
             gtin_field: settings.gtin_field,
+            reference_field: settings.reference_field,
+            wip_warehouse: settings.wip_warehouse,
+            fg_warehouse: settings.fg_warehouse,
             http,
             login: Mutex::new(false),
         })
@@ -164,12 +186,25 @@ impl ErpNext {
         Ok(())
     }
 
-    /// GETs `path` (already encoded) with `query`, logging in again once if the
-    /// credentials or the session were refused.
+    /// GETs `path` (already encoded) with `query`; see [`Self::call`].
     async fn get(
         &self,
         path: &str,
         query: &[(&str, String)],
+    ) -> Result<serde_json::Value, ConnectorError> {
+        self.call(Repeat::Safe, reqwest::Method::GET, path, query, None)
+            .await
+    }
+
+    /// Sends one request to `path` (already encoded), logging in again once if the
+    /// credentials or the session were refused (a refused request changed nothing).
+    async fn call(
+        &self,
+        repeat: Repeat,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
     ) -> Result<serde_json::Value, ConnectorError> {
         self.log_in(false).await?;
         let url = format!("{}{path}", self.base_url);
@@ -177,8 +212,15 @@ impl ErpNext {
             let token = self.token()?;
             let response = self
                 .http
-                .send(Repeat::Safe, || {
-                    let request = self.http.client().get(&url).query(query);
+                .send(repeat, || {
+                    let mut request = self
+                        .http
+                        .client()
+                        .request(method.clone(), &url)
+                        .query(query);
+                    if let Some(body) = body {
+                        request = request.json(body);
+                    }
                     match &token {
                         Some(token) => request.header(reqwest::header::AUTHORIZATION, token),
                         None => request,
@@ -331,5 +373,9 @@ impl Connector for ErpNext {
             high_water,
             next,
         })
+    }
+
+    fn post_back(&self) -> Option<&dyn tracery_connector::PostBack> {
+        Some(self)
     }
 }

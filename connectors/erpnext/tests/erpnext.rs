@@ -23,6 +23,9 @@ fn token_settings(server: &MockServer, page_size: u32) -> Settings {
         page_size,
         utc_offset: "+01:00".to_owned(),
         gtin_field: Some("custom_gtin".to_owned()),
+        reference_field: "custom_mes_event_id".to_owned(),
+        wip_warehouse: None,
+        fg_warehouse: None,
     }
 }
 

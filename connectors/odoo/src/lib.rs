@@ -10,8 +10,10 @@
 //!   codes (`default_code`) of referenced products are read in one call per page.
 //! - JSON-RPC re-authenticates once on `AccessDenied` / `SessionExpired`; JSON-2 reads its
 //!   API key again once on 401, so a rotated key in a mounted secret is picked up.
+//! - Production goes back by completing the manufacturing order (see [`postback`]).
 
 mod map;
+pub mod postback;
 mod transport;
 
 use std::collections::{BTreeSet, HashMap};
@@ -298,5 +300,9 @@ impl Connector for Odoo {
                 Ok(self.page(&rows, offset, records))
             }
         }
+    }
+
+    fn post_back(&self) -> Option<&dyn tracery_connector::PostBack> {
+        Some(self)
     }
 }

@@ -26,6 +26,15 @@ pub enum Protocol {
     Json2,
 }
 
+/// One model method call.
+struct Call<'a> {
+    model: &'a str,
+    method: &'a str,
+    ids: Option<&'a [i64]>,
+    kwargs: &'a Value,
+    repeat: Repeat,
+}
+
 /// Calls model methods.
 pub struct Transport {
     protocol: Protocol,
@@ -66,48 +75,69 @@ impl Transport {
             .map_err(|err| ConnectorError::Config(err.to_string()))
     }
 
-    /// `model.method(**kwargs)`; reads are retried after transient failures.
+    /// `model.method(**kwargs)`, a read: retried after transient failures.
     pub async fn call(
         &self,
         model: &str,
         method: &str,
         kwargs: Value,
     ) -> Result<Value, ConnectorError> {
+        self.call_on(model, method, None, kwargs, Repeat::Safe)
+            .await
+    }
+
+    /// `model.browse(ids).method(**kwargs)` (a model method when `ids` is `None`); a
+    /// refused login is retried once (nothing happened then), other failures as `repeat`
+    /// says.
+    pub async fn call_on(
+        &self,
+        model: &str,
+        method: &str,
+        ids: Option<&[i64]>,
+        kwargs: Value,
+        repeat: Repeat,
+    ) -> Result<Value, ConnectorError> {
+        let call = Call {
+            model,
+            method,
+            ids,
+            kwargs: &kwargs,
+            repeat,
+        };
         match self.protocol {
-            Protocol::Json2 => match self.json2(model, method, &kwargs).await {
+            Protocol::Json2 => match self.json2(&call).await {
                 Err(ConnectorError::Auth(reason)) => {
                     tracing::info!(%reason, "Odoo refused the API key; reading it again");
-                    self.json2(model, method, &kwargs).await
+                    self.json2(&call).await
                 }
                 other => other,
             },
-            Protocol::JsonRpc => match self.execute_kw(model, method, &kwargs, false).await {
+            Protocol::JsonRpc => match self.execute_kw(&call, false).await {
                 Err(ConnectorError::Auth(reason)) => {
                     tracing::info!(%reason, "Odoo refused the session; authenticating again");
-                    self.execute_kw(model, method, &kwargs, true).await
+                    self.execute_kw(&call, true).await
                 }
                 other => other,
             },
         }
     }
 
-    async fn json2(
-        &self,
-        model: &str,
-        method: &str,
-        kwargs: &Value,
-    ) -> Result<Value, ConnectorError> {
+    async fn json2(&self, call: &Call<'_>) -> Result<Value, ConnectorError> {
         let key = self.key()?;
-        let url = format!("{}/json/2/{model}/{method}", self.base_url);
+        let url = format!("{}/json/2/{}/{}", self.base_url, call.model, call.method);
+        let mut body = call.kwargs.clone();
+        if let (Some(ids), Some(fields)) = (call.ids, body.as_object_mut()) {
+            fields.insert("ids".to_owned(), json!(ids));
+        }
         let response = self
             .http
-            .send(Repeat::Safe, || {
+            .send(call.repeat, || {
                 self.http
                     .client()
                     .post(&url)
                     .bearer_auth(&key)
                     .header("X-Odoo-Database", &self.database)
-                    .json(kwargs)
+                    .json(&body)
             })
             .await?;
         http::json(response).await
@@ -120,7 +150,9 @@ impl Transport {
             return Ok(uid);
         }
         let args = json!([self.database, self.login, self.key()?, {}]);
-        let result = self.rpc("common", "authenticate", args).await?;
+        let result = self
+            .rpc("common", "authenticate", args, Repeat::Safe)
+            .await?;
         let id = result.as_i64().ok_or_else(|| {
             ConnectorError::Auth(format!(
                 "Odoo refused login `{}` on database `{}`",
@@ -131,20 +163,32 @@ impl Transport {
         Ok(id)
     }
 
-    async fn execute_kw(
-        &self,
-        model: &str,
-        method: &str,
-        kwargs: &Value,
-        again: bool,
-    ) -> Result<Value, ConnectorError> {
+    async fn execute_kw(&self, call: &Call<'_>, again: bool) -> Result<Value, ConnectorError> {
         let uid = self.uid(again).await?;
-        let args = json!([self.database, uid, self.key()?, model, method, [], kwargs]);
-        self.rpc("object", "execute_kw", args).await
+        let positional = match call.ids {
+            Some(ids) => json!([ids]),
+            None => json!([]),
+        };
+        let args = json!([
+            self.database,
+            uid,
+            self.key()?,
+            call.model,
+            call.method,
+            positional,
+            call.kwargs
+        ]);
+        self.rpc("object", "execute_kw", args, call.repeat).await
     }
 
     /// One JSON-RPC call; Odoo reports errors inside an HTTP 200 envelope.
-    async fn rpc(&self, service: &str, method: &str, args: Value) -> Result<Value, ConnectorError> {
+    async fn rpc(
+        &self,
+        service: &str,
+        method: &str,
+        args: Value,
+        repeat: Repeat,
+    ) -> Result<Value, ConnectorError> {
         let body = json!({
             "jsonrpc": "2.0",
             "method": "call",
@@ -154,7 +198,7 @@ impl Transport {
         let url = format!("{}/jsonrpc", self.base_url);
         let response = self
             .http
-            .send(Repeat::Safe, || self.http.client().post(&url).json(&body))
+            .send(repeat, || self.http.client().post(&url).json(&body))
             .await?;
         let mut envelope = http::json(response).await?;
         if let Some(error) = envelope.get("error") {

@@ -359,3 +359,192 @@ async fn json2_boms_join_their_lines_and_component_codes() {
         other => panic!("one BOM expected: {other:?}"),
     }
 }
+
+/// A JSON-2 call on `model.method` whose body has `fields` (a subset match).
+fn json2_call(model: &str, method_name: &str, fields: Value) -> wiremock::MockBuilder {
+    Mock::given(method("POST"))
+        .and(path(format!("/json/2/{model}/{method_name}")))
+        .and(wiremock::matchers::body_partial_json(fields))
+}
+
+fn report(reference: &str) -> tracery_connector::ProductionReport {
+    tracery_connector::ProductionReport {
+        reference: reference.to_owned(),
+        order: "WH/MO/00042".to_owned(),
+        material: "PUMP-100".to_owned(),
+        quantity: rust_decimal::Decimal::from(10),
+        unit: "Units".to_owned(),
+        lot: Some("PUMP-250304-01".to_owned()),
+        plant: None,
+        made_at: chrono::Utc::now(),
+        consumed: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_production_report_marks_produces_and_closes_the_manufacturing_order() {
+    let server = MockServer::start().await;
+    let key = key_file("json2-post", "post-key");
+    let mo = |state: &str| {
+        json!([{"id": 42, "name": "WH/MO/00042", "state": state,
+                "product_id": [17, "[PUMP-100] Pump 100 l/min"], "company_id": [1, "Acme"]}])
+    };
+    let reference = "TRC-0123456789abcdef01234567";
+    json2_call(
+        "mrp.production",
+        "search_read",
+        json!({"domain": [["name", "=", "WH/MO/00042"]]}),
+    )
+    .respond_with(ResponseTemplate::new(200).set_body_json(mo("confirmed")))
+    .mount(&server)
+    .await;
+    json2_call(
+        "mail.message",
+        "search_count",
+        json!({"domain": [
+        ["model", "=", "mrp.production"], ["res_id", "=", 42], ["body", "ilike", reference]]}),
+    )
+    .respond_with(ResponseTemplate::new(200).set_body_json(json!(0)))
+    .mount(&server)
+    .await;
+    json2_call("mrp.production", "message_post", json!({"ids": [42]}))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!(9001)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    json2_call(
+        "stock.lot",
+        "search_read",
+        json!({"domain": [["name", "=", "PUMP-250304-01"], ["product_id", "=", 17]]}),
+    )
+    .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+    .mount(&server)
+    .await;
+    json2_call(
+        "stock.lot",
+        "create",
+        json!({"vals_list": [{"name": "PUMP-250304-01", "product_id": 17, "company_id": 1}]}),
+    )
+    .respond_with(ResponseTemplate::new(200).set_body_json(json!([311])))
+    .expect(1)
+    .mount(&server)
+    .await;
+    json2_call(
+        "mrp.production",
+        "write",
+        json!({"ids": [42], "vals": {"qty_producing": 10.0, "lot_producing_id": 311}}),
+    )
+    .respond_with(ResponseTemplate::new(200).set_body_json(json!(true)))
+    .expect(1)
+    .mount(&server)
+    .await;
+    json2_call(
+        "mrp.production",
+        "button_mark_done",
+        json!({"ids": [42], "context": {"skip_backorder": true}}),
+    )
+    .respond_with(ResponseTemplate::new(200).set_body_json(json!(true)))
+    .expect(1)
+    .mount(&server)
+    .await;
+    let connector =
+        Odoo::new(settings(&server, Protocol::Json2, key, 200), http()).expect("connector");
+    let post_back = connector.post_back().expect("Odoo takes production back");
+    let posted = post_back.post(&report(reference)).await.expect("posted");
+    assert_eq!(posted, "WH/MO/00042");
+    let requests = server.received_requests().await.unwrap_or_default();
+    let marked = requests
+        .iter()
+        .find(|r| r.url.path().ends_with("/message_post"))
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .unwrap_or_default();
+    assert!(marked.contains(reference), "{marked}");
+    // Not done yet by Odoo's account (the MO still reads `confirmed`): not posted.
+    assert_eq!(
+        post_back
+            .find_posted(&report(reference))
+            .await
+            .expect("looked"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_done_order_with_our_mark_is_posted_and_a_wizard_is_not_done() {
+    let server = MockServer::start().await;
+    let key = key_file("json2-wizard", "post-key");
+    json2_call(
+        "mrp.production",
+        "search_read",
+        json!({"domain": [["name", "=", "WH/MO/00042"]]}),
+    )
+    .respond_with(
+        ResponseTemplate::new(200).set_body_json(json!([{"id": 42, "name": "WH/MO/00042",
+            "state": "done", "product_id": [17, "PUMP-100"], "company_id": false}])),
+    )
+    .mount(&server)
+    .await;
+    json2_call("mail.message", "search_count", json!({}))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!(1)))
+        .mount(&server)
+        .await;
+    let connector =
+        Odoo::new(settings(&server, Protocol::Json2, key.clone(), 200), http()).expect("connector");
+    let post_back = connector.post_back().expect("post-back");
+    assert_eq!(
+        post_back
+            .find_posted(&report("TRC-1"))
+            .await
+            .expect("looked"),
+        Some("WH/MO/00042".to_owned())
+    );
+    let refused = post_back
+        .post(&report("TRC-1"))
+        .await
+        .expect_err("done already");
+    assert!(refused.to_string().contains("is done"), "{refused}");
+
+    // A strict BOM: Odoo answers button_mark_done with a consumption wizard.
+    let server = MockServer::start().await;
+    json2_call("mrp.production", "search_read", json!({}))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([{"id": 7, "name": "WH/MO/00042",
+            "state": "progress", "product_id": [17, "PUMP-100"], "company_id": false}])),
+        )
+        .mount(&server)
+        .await;
+    json2_call("mail.message", "search_count", json!({}))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!(1)))
+        .mount(&server)
+        .await;
+    json2_call("stock.lot", "search_read", json!({}))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": 5}])))
+        .mount(&server)
+        .await;
+    json2_call(
+        "mrp.production",
+        "write",
+        json!({"vals": {"lot_producing_id": 5}}),
+    )
+    .respond_with(ResponseTemplate::new(200).set_body_json(json!(true)))
+    .mount(&server)
+    .await;
+    json2_call("mrp.production", "button_mark_done", json!({}))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "type": "ir.actions.act_window", "res_model": "mrp.consumption.warning", "target": "new"})))
+        .mount(&server)
+        .await;
+    let connector =
+        Odoo::new(settings(&server, Protocol::Json2, key, 200), http()).expect("connector");
+    let refused = connector
+        .post_back()
+        .expect("post-back")
+        .post(&report("TRC-2"))
+        .await
+        .expect_err("a wizard is not done");
+    assert!(
+        refused.to_string().contains("mrp.consumption.warning"),
+        "{refused}"
+    );
+    assert!(!refused.is_transient());
+}

@@ -11,8 +11,11 @@
 //!   again once when refused. Writes fetch a CSRF token from the service root (trailing
 //!   slash) and send it with the session cookies; a `403 x-csrf-token: Required` fetches
 //!   a new one and retries once.
+//! - Production goes back as order confirmations with goods movements
+//!   (`API_PROD_ORDER_CONFIRMATION_2_SRV`, see [`postback`]).
 
 mod map;
+pub mod postback;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -63,6 +66,20 @@ pub struct Settings {
     pub bom_service: String,
     #[serde(default = "default_product_service")]
     pub product_service: String,
+    #[serde(default = "default_confirmation_service")]
+    pub confirmation_service: String,
+    /// The operation confirmations are posted against.
+    #[serde(default = "default_confirmation_operation")]
+    pub confirmation_operation: String,
+    /// Storage location of the goods movements, when the plant does not default one.
+    pub storage_location: Option<String>,
+}
+
+fn default_confirmation_service() -> String {
+    "API_PROD_ORDER_CONFIRMATION_2_SRV".to_owned()
+}
+fn default_confirmation_operation() -> String {
+    "0010".to_owned()
 }
 
 fn default_page_size() -> u32 {
@@ -478,5 +495,9 @@ impl Connector for SapS4 {
             high_water,
             next,
         })
+    }
+
+    fn post_back(&self) -> Option<&dyn tracery_connector::PostBack> {
+        Some(self)
     }
 }

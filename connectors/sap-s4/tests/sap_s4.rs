@@ -30,6 +30,9 @@ fn basic(server: &MockServer, page_size: u32) -> Settings {
         order_service: "API_PRODUCTION_ORDER_2_SRV".to_owned(),
         bom_service: "API_BILL_OF_MATERIAL_SRV;v=0002".to_owned(),
         product_service: "API_PRODUCT_SRV".to_owned(),
+        confirmation_service: "API_PROD_ORDER_CONFIRMATION_2_SRV".to_owned(),
+        confirmation_operation: "0010".to_owned(),
+        storage_location: None,
     }
 }
 

@@ -25,21 +25,32 @@ pub fn normal_gtin(text: &str) -> Option<String> {
     (identifier.kind == KeyKind::Gtin).then_some(identifier.key)
 }
 
-/// The order a reference names: its number as written, or the last `:` or `/` segment of
-/// a bizTransaction URI (`urn:epcglobal:cbv:bt:4012345000009:1000123`).
-async fn order(
+/// The synced order record a reference names: its number as written, or the last `:` or
+/// `/` segment of a bizTransaction URI (`urn:epcglobal:cbv:bt:4012345000009:1000123`).
+pub async fn order_record(
     conn: &impl ConnectionTrait,
     reference: &str,
-) -> Result<Option<tracery_connector::ProductionOrder>, IntegrationError> {
+) -> Result<Option<records::record::Model>, IntegrationError> {
     let mut candidates = vec![reference.to_owned()];
     candidates.extend(reference.rsplit_once(':').map(|(_, last)| last.to_owned()));
     candidates.extend(reference.rsplit_once('/').map(|(_, last)| last.to_owned()));
     for candidate in candidates.into_iter().filter(|c| !c.is_empty()) {
         if let Some(row) = records::by_key(conn, RecordKind::Orders, &candidate).await? {
-            return records::order_of(&row).map(Some);
+            return Ok(Some(row));
         }
     }
     Ok(None)
+}
+
+/// See [`order_record`].
+async fn order(
+    conn: &impl ConnectionTrait,
+    reference: &str,
+) -> Result<Option<tracery_connector::ProductionOrder>, IntegrationError> {
+    order_record(conn, reference)
+        .await?
+        .map(|row| records::order_of(&row))
+        .transpose()
 }
 
 /// `Ok(Ok(()))` when `component` (item code, GTIN, or a GS1 identifier of the material) is

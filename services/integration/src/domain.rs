@@ -38,6 +38,9 @@ pub enum IntegrationError {
         /// What went wrong.
         source: tracery_connector::ConnectorError,
     },
+    /// The request does not fit the current state (a posting that is not dead-lettered).
+    #[error("{0}")]
+    Precondition(String),
     /// The service is stopping; the run resumes from its cursor at the next start.
     #[error("the service is shutting down")]
     ShuttingDown,
@@ -56,7 +59,7 @@ impl DomainError for IntegrationError {
             Self::UnknownConnector(_) | Self::RunNotFound(_) | Self::NotFound(_) => {
                 ErrorKind::NotFound
             }
-            Self::Config { .. } => ErrorKind::FailedPrecondition,
+            Self::Config { .. } | Self::Precondition(_) => ErrorKind::FailedPrecondition,
             Self::Connector { .. } | Self::ShuttingDown => ErrorKind::Unavailable,
             Self::Corrupt(_) => ErrorKind::Internal,
             Self::Store(err) => tracery_runtime::error::db_error_kind(err),

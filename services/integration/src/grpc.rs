@@ -14,6 +14,7 @@ use crate::{
     domain::{IntegrationError, RunState},
     store::{
         SyncRunRow,
+        postings::{self, PostingState},
         records::{self, BomSelector},
     },
     sync::Syncer,
@@ -29,10 +30,6 @@ impl IntegrationApi {
     pub fn new(syncer: Arc<Syncer>) -> Self {
         Self { syncer }
     }
-}
-
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!("IntegrationService.{rpc} is not implemented yet"))
 }
 
 fn invalid(field: &str, reason: &str) -> IntegrationError {
@@ -64,6 +61,26 @@ fn run_to_proto(row: SyncRunRow) -> pb::SyncRun {
         start_time: Some(wire::timestamp(row.started_at)),
         end_time: row.ended_at.map(wire::timestamp),
         errors: serde_json::from_str(&row.errors).unwrap_or_default(),
+    }
+}
+
+fn posting_to_proto(row: postings::posting::Model) -> pb::Posting {
+    let state = match PostingState::parse(&row.state) {
+        Some(PostingState::Pending) => pb::PostingState::Pending,
+        Some(PostingState::Sent) => pb::PostingState::Sent,
+        Some(PostingState::DeadLetter) => pb::PostingState::DeadLetter,
+        None => pb::PostingState::Unspecified,
+    };
+    pb::Posting {
+        id: row.posting_id,
+        reference: row.reference,
+        connector: row.connector.unwrap_or_default(),
+        order_number: row.order_number.unwrap_or(row.order_reference),
+        state: state as i32,
+        attempts: row.attempts,
+        last_error: row.last_error.unwrap_or_default(),
+        erp_document: row.erp_document.unwrap_or_default(),
+        create_time: Some(wire::timestamp(row.created_at)),
     }
 }
 
@@ -359,18 +376,66 @@ impl IntegrationService for IntegrationApi {
         Ok(Response::new(pb::CompareBomsResponse { differences }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_postings(
         &self,
-        _: Request<pb::ListPostingsRequest>,
+        request: Request<pb::ListPostingsRequest>,
     ) -> Result<Response<pb::ListPostingsResponse>, Status> {
-        Err(not_yet("ListPostings"))
+        let request = request.into_inner();
+        let page = Page::from_request(request.page.as_ref());
+        let states = request
+            .states
+            .iter()
+            .map(|state| match pb::PostingState::try_from(*state) {
+                Ok(pb::PostingState::Pending) => Ok(PostingState::Pending),
+                Ok(pb::PostingState::Sent) => Ok(PostingState::Sent),
+                Ok(pb::PostingState::DeadLetter) => Ok(PostingState::DeadLetter),
+                _ => Err(invalid(
+                    "states",
+                    &format!("{state} is not PENDING, SENT or DEAD_LETTER"),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = postings::list(
+            self.syncer.db(),
+            &states,
+            page_key(&page)?,
+            page.fetch_limit(),
+        )
+        .await?;
+        let (rows, next) = page.split(rows, |row| row.id.to_string());
+        Ok(Response::new(pb::ListPostingsResponse {
+            postings: rows.into_iter().map(posting_to_proto).collect(),
+            page: Some(next),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn retry_posting(
         &self,
-        _: Request<pb::RetryPostingRequest>,
+        request: Request<pb::RetryPostingRequest>,
     ) -> Result<Response<pb::RetryPostingResponse>, Status> {
-        Err(not_yet("RetryPosting"))
+        let id = request.into_inner().id;
+        if id.is_empty() {
+            return Err(invalid("id", "required").into());
+        }
+        let db = self.syncer.db();
+        let row = postings::by_posting_id(db, &id)
+            .await?
+            .ok_or_else(|| IntegrationError::NotFound(format!("no posting `{id}`")))?;
+        if !postings::retry(db, row.id).await? {
+            return Err(IntegrationError::Precondition(format!(
+                "posting `{id}` is {}, not dead-lettered: only dead-lettered postings are retried",
+                row.state
+            ))
+            .into());
+        }
+        let row = postings::by_posting_id(db, &id)
+            .await?
+            .ok_or_else(|| IntegrationError::NotFound(format!("no posting `{id}`")))?;
+        Ok(Response::new(pb::RetryPostingResponse {
+            posting: Some(posting_to_proto(row)),
+        }))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod domain;
 pub mod grpc;
 pub mod plant;
+pub mod postback;
 pub mod store;
 pub mod sync;
 
@@ -19,7 +20,10 @@ use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinHandle;
 use tracery_proto::v1::integration_service_server::IntegrationServiceServer;
-use tracery_runtime::{Routes, ServiceContext, ServiceKey, ServiceModule};
+use tracery_runtime::{
+    Routes, ServiceContext, ServiceKey, ServiceModule,
+    follow::{FollowStats, follow_capture},
+};
 
 /// The integration service as a [`ServiceModule`].
 pub struct IntegrationModule;
@@ -47,11 +51,34 @@ impl ServiceModule for IntegrationModule {
             tracing::info!(connector, "resuming an interrupted sync");
             syncer.trigger(&connector).await?;
         }
+        let mut tasks = Vec::new();
+        // Only a plant posting back follows capture; events captured before post-back was
+        // first turned on are not posted (see `postback::sink`).
+        if syncer.connectors().iter().any(|c| c.post_back) {
+            let recorded = std::sync::Arc::new(tokio::sync::Notify::new());
+            tasks.push(tokio::spawn(follow_capture(
+                "integration post-back",
+                ctx.peers.channel(ServiceKey::Capture)?,
+                postback::sink::PostingSink::new(ctx.db.clone(), recorded.clone()),
+                std::sync::Arc::new(FollowStats::default()),
+                ctx.shutdown.clone(),
+            )));
+            tasks.push(tokio::spawn(
+                postback::worker::PostingWorker::new(
+                    ctx.db.clone(),
+                    syncer.connectors().to_vec(),
+                    recorded,
+                    ctx.shutdown.clone(),
+                )
+                .run(),
+            ));
+        }
         routes
             .grpc
             .add_service(IntegrationServiceServer::new(grpc::IntegrationApi::new(
                 std::sync::Arc::clone(&syncer),
             )));
-        Ok(vec![tokio::spawn(syncer.schedule())])
+        tasks.push(tokio::spawn(syncer.schedule()));
+        Ok(tasks)
     }
 }

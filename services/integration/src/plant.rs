@@ -9,6 +9,8 @@
 //! every_secs = 900                # sync schedule; absent = on request only
 //! timeout_secs = 30               # per request
 //! retry_attempts = 5
+//! post_back = true                # post production events of its orders back
+//! post_attempts = 5               # tries before a posting is dead-lettered
 //! ```
 //!
 //! `system`, the schedule and the HTTP settings are common; the rest is the system's own
@@ -31,6 +33,12 @@ pub struct PlantConnector {
     /// How often to sync it, if on a schedule.
     pub every: Option<Duration>,
     pub connector: Arc<dyn Connector>,
+    /// Whether production events of its orders are posted back to it.
+    pub post_back: bool,
+    /// Attempts at a posting before it is dead-lettered.
+    pub post_attempts: u32,
+    /// The longest one request to it may take.
+    pub timeout: Duration,
 }
 
 /// The settings every connector has.
@@ -47,6 +55,10 @@ struct Common {
     retry_base_ms: u64,
     #[serde(default = "default_max_secs")]
     retry_max_secs: u64,
+    #[serde(default)]
+    post_back: bool,
+    #[serde(default = "default_attempts")]
+    post_attempts: u32,
 }
 
 fn default_timeout() -> u64 {
@@ -62,13 +74,15 @@ fn default_max_secs() -> u64 {
     60
 }
 
-const COMMON_KEYS: [&str; 6] = [
+const COMMON_KEYS: [&str; 8] = [
     "system",
     "every_secs",
     "timeout_secs",
     "retry_attempts",
     "retry_base_ms",
     "retry_max_secs",
+    "post_back",
+    "post_attempts",
 ];
 
 /// Builds the plant's connectors; any unusable setting is an error naming it.
@@ -93,9 +107,9 @@ fn connector(name: &str, table: &toml::Table) -> Result<PlantConnector, Integrat
     let common: Common = toml::Value::Table(common)
         .try_into()
         .map_err(|err: toml::de::Error| bad(err.message().to_owned()))?;
-    if common.retry_attempts == 0 || common.timeout_secs == 0 {
+    if common.retry_attempts == 0 || common.timeout_secs == 0 || common.post_attempts == 0 {
         return Err(bad(
-            "timeout_secs and retry_attempts must be at least 1".to_owned()
+            "timeout_secs, retry_attempts and post_attempts must be at least 1".to_owned(),
         ));
     }
     let http = Http::new(
@@ -139,12 +153,21 @@ fn connector(name: &str, table: &toml::Table) -> Result<PlantConnector, Integrat
             )));
         }
     };
+    if common.post_back && built.post_back().is_none() {
+        return Err(bad(format!(
+            "post_back: Tracery cannot post production back to {}",
+            common.system
+        )));
+    }
     Ok(PlantConnector {
         name: name.to_owned(),
         every: common
             .every_secs
             .filter(|s| *s > 0)
             .map(Duration::from_secs),
+        post_back: common.post_back,
+        post_attempts: common.post_attempts,
+        timeout: Duration::from_secs(common.timeout_secs),
         connector: built,
     })
 }

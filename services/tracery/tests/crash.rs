@@ -3,7 +3,8 @@
 //! - Capture: every event acknowledged before the kill is there afterwards, none twice;
 //!   the genealogy projection resumes from its cursor with every stored event once.
 //! - Integration: a sync killed mid-page resumes at that page after the restart, without
-//!   fetching an applied page again or storing a record twice.
+//!   fetching an applied page again or storing a record twice; a posting killed after the
+//!   ERP stored it but before its answer was recorded is not sent again.
 
 use std::{
     collections::HashSet,
@@ -17,6 +18,7 @@ use tokio_stream::StreamExt as _;
 use tonic::transport::Channel;
 use tracery_e2e::{
     TestDatabase,
+    erp_postings::Answer,
     erp_sites::{ERPNEXT_ITEMS, ErpSites},
 };
 use tracery_proto::v1::{
@@ -357,6 +359,116 @@ async fn a_sync_killed_mid_page_resumes_there_after_a_restart() {
         "no item stored twice"
     );
     drop(db);
+
+    server.child.kill().expect("stop");
+    server.child.wait().expect("reaped");
+    database.drop_database().await.expect("database dropped");
+}
+
+/// A TransformationEvent under ERPNext work order MFG-WO-2025-00012 consuming a shaft lot.
+fn pumps_made() -> pb::EpcisEvent {
+    let quantity = |class: &str| pb::QuantityElement {
+        epc_class: class.to_owned(),
+        quantity: Some(10.0),
+        uom: String::new(),
+    };
+    pb::EpcisEvent {
+        event_id: "urn:uuid:00000000-0000-4000-8000-d00000000001".to_owned(),
+        event_time: Some(prost_types::Timestamp {
+            seconds: 1_795_651_200,
+            nanos: 0,
+        }),
+        event_time_zone_offset: "+01:00".to_owned(),
+        biz_step: "commissioning".to_owned(),
+        biz_transactions: vec![pb::BizTransaction {
+            r#type: "urn:epcglobal:cbv:btt:prodorder".to_owned(),
+            id: "MFG-WO-2025-00012".to_owned(),
+        }],
+        body: Some(pb::epcis_event::Body::TransformationEvent(
+            pb::TransformationEvent {
+                input_quantities: vec![quantity("urn:epc:class:lgtin:4012345.011111.SH-2502-07")],
+                output_quantities: vec![quantity("urn:epc:class:lgtin:4012345.044444.P1")],
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_posting_killed_between_sending_and_recording_is_not_sent_again() {
+    let database = TestDatabase::create().await.expect("database");
+    let dir = tempfile::tempdir().expect("working directory");
+    let sites = ErpSites::start(false).await;
+    let postings = sites.take_postings().await;
+    // ERPNext stores the stock entry at once and answers long after the kill.
+    postings.answer(Answer::LateOnce(Duration::from_secs(20)));
+    std::fs::write(
+        dir.path().join("tracery.toml"),
+        sites.connectors_toml_posting_back(2),
+    )
+    .expect("config");
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut client = connect_integration(&server).await;
+    client
+        .trigger_sync(pb::TriggerSyncRequest {
+            connector: "erp".to_owned(),
+        })
+        .await
+        .expect("sync starts");
+    let synced = newest_finished_run(&mut client).await;
+    assert_eq!(synced.state, pb::SyncRunState::Succeeded as i32);
+    let results = connect(&server)
+        .await
+        .capture(pb::CaptureRequest {
+            events: vec![pumps_made()],
+        })
+        .await
+        .expect("captured")
+        .into_inner()
+        .results;
+    assert_eq!(results[0].outcome, pb::CaptureOutcome::Accepted as i32);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while postings.stock_entries().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stock entry was never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reaped");
+
+    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut client = connect_integration(&server).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let sent = loop {
+        let listed = client
+            .list_postings(pb::ListPostingsRequest {
+                states: vec![pb::PostingState::Sent as i32],
+                page: None,
+            })
+            .await
+            .expect("postings")
+            .into_inner()
+            .postings;
+        if let Some(sent) = listed.into_iter().next() {
+            break sent;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the posting never completed after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(sent.attempts, 2, "the killed send, then the lookup");
+    assert_eq!(sent.erp_document, "MAT-STE-2026-00001");
+    assert_eq!(
+        postings.stock_entries().len(),
+        1,
+        "ERPNext got the stock entry once"
+    );
 
     server.child.kill().expect("stop");
     server.child.wait().expect("reaped");

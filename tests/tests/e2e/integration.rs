@@ -32,7 +32,7 @@ pub async fn finished(app: &TestApp, run_id: &str) -> pb::SyncRun {
     run
 }
 
-async fn sync(app: &TestApp, connector: &str) -> pb::SyncRun {
+pub async fn sync(app: &TestApp, connector: &str) -> pb::SyncRun {
     let run = app
         .integration
         .clone()
@@ -52,7 +52,7 @@ fn counts(run: &pb::SyncRun) -> (i64, i64, i64, i64, i64) {
     (c.fetched, c.created, c.updated, c.unchanged, c.failed)
 }
 
-fn timestamp(rfc3339: &str) -> prost_types::Timestamp {
+pub fn timestamp(rfc3339: &str) -> prost_types::Timestamp {
     let t = chrono::DateTime::parse_from_rfc3339(rfc3339).expect("time");
     prost_types::Timestamp {
         seconds: t.timestamp(),
@@ -299,7 +299,7 @@ async fn a_malformed_record_fails_alone_and_the_run_says_which() {
 }
 
 /// A TransformationEvent under ERPNext work order MFG-WO-2025-00012 consuming `classes`.
-fn production(event_id: &str, classes: &[&str]) -> pb::EpcisEvent {
+pub fn production(event_id: &str, classes: &[&str]) -> pb::EpcisEvent {
     let quantity = |class: &str| pb::QuantityElement {
         epc_class: class.to_owned(),
         quantity: Some(1.0),

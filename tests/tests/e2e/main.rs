@@ -10,5 +10,6 @@ mod identifiers;
 mod identity;
 mod integration;
 mod mqtt;
+mod postback;
 mod rest;
 mod serials;

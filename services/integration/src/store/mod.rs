@@ -2,6 +2,7 @@
 //! each connector's cursor per record kind.
 
 pub mod cursors;
+pub mod postings;
 pub mod records;
 pub mod runs;
 
@@ -11,7 +12,12 @@ pub use runs::{SyncRunRow, SyncRunStore};
 mod migration {
     use sea_orm_migration::prelude::*;
 
-    use super::{cursors::cursor, records::record, runs::sync_run};
+    use super::{
+        cursors::cursor,
+        postings::{follow, posting},
+        records::record,
+        runs::sync_run,
+    };
 
     /// Integration migrations, tracked in their own table.
     pub struct Migrator;
@@ -23,7 +29,11 @@ mod migration {
         }
 
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(CreateSyncRuns), Box::new(CreateRecords)]
+            vec![
+                Box::new(CreateSyncRuns),
+                Box::new(CreateRecords),
+                Box::new(CreatePostings),
+            ]
         }
     }
 
@@ -163,6 +173,104 @@ mod migration {
                         .col(ColumnDef::new(C::Position).text().not_null())
                         .col(ColumnDef::new(C::PendingHighWater).string().null())
                         .primary_key(Index::create().col(C::Connector).col(C::Kind))
+                        .to_owned(),
+                )
+                .await
+        }
+    }
+
+    struct CreatePostings;
+
+    impl MigrationName for CreatePostings {
+        fn name(&self) -> &str {
+            "m0003_create_integration_postings"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreatePostings {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use posting::Column as P;
+            let time = |column: P| {
+                ColumnDef::new(column)
+                    .timestamp_with_time_zone()
+                    .not_null()
+                    .to_owned()
+            };
+            manager
+                .create_table(
+                    Table::create()
+                        .table(posting::Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(P::Id)
+                                .big_integer()
+                                .not_null()
+                                .auto_increment()
+                                .primary_key(),
+                        )
+                        .col(
+                            ColumnDef::new(P::PostingId)
+                                .string_len(36)
+                                .not_null()
+                                .unique_key(),
+                        )
+                        .col(
+                            ColumnDef::new(P::Reference)
+                                .string_len(40)
+                                .not_null()
+                                .unique_key(),
+                        )
+                        .col(ColumnDef::new(P::EventId).string().not_null())
+                        .col(ColumnDef::new(P::Sequence).big_integer().not_null())
+                        .col(ColumnDef::new(P::OrderReference).string().not_null())
+                        .col(ColumnDef::new(P::Facts).text().not_null())
+                        .col(ColumnDef::new(P::Connector).string().null())
+                        .col(ColumnDef::new(P::OrderNumber).string().null())
+                        .col(ColumnDef::new(P::Report).text().null())
+                        .col(ColumnDef::new(P::State).string_len(16).not_null())
+                        .col(ColumnDef::new(P::Attempts).integer().not_null())
+                        .col(ColumnDef::new(P::AttemptsBeforeRetry).integer().not_null())
+                        .col(ColumnDef::new(P::LastError).text().null())
+                        .col(ColumnDef::new(P::ErpDocument).string().null())
+                        .col(time(P::NextAttemptAt))
+                        .col(time(P::CreatedAt))
+                        .col(time(P::UpdatedAt))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("integration_postings_due")
+                        .table(posting::Entity)
+                        .col(P::State)
+                        .col(P::NextAttemptAt)
+                        .if_not_exists()
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table(follow::Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(follow::Column::Id)
+                                .small_integer()
+                                .not_null()
+                                .primary_key(),
+                        )
+                        .col(
+                            ColumnDef::new(follow::Column::AppliedSequence)
+                                .big_integer()
+                                .not_null(),
+                        )
+                        .col(
+                            ColumnDef::new(follow::Column::StartedAt)
+                                .timestamp_with_time_zone()
+                                .not_null(),
+                        )
                         .to_owned(),
                 )
                 .await
