@@ -23,6 +23,8 @@ pub enum Answer {
     /// Store it, then answer only after `Duration` (longer than the connector waits),
     /// once; normally afterwards.
     LateOnce(Duration),
+    /// Like `LateOnce`, for every write.
+    Late(Duration),
     /// Refuse it with the ERP's validation error, storing nothing.
     Refuse(String),
 }
@@ -75,6 +77,7 @@ impl Postings {
                 ledger.answer = Answer::Normally;
                 Some(delay)
             }
+            Answer::Late(delay) => Some(delay),
             Answer::Normally => None,
         };
         let list = pick(&mut ledger);

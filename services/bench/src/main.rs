@@ -7,6 +7,7 @@
 //! ```
 
 mod capture;
+mod generate;
 mod plant;
 mod rest;
 mod serials;
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Capture throughput and acknowledgement latency through `CaptureStream`.
     Capture(capture::Args),
+    /// Writes the synthetic plant as EPCIS JSON-LD files.
+    Generate(generate::Args),
     /// Capture throughput through the EPCIS REST binding (`POST /capture`).
     Rest(rest::Args),
     /// Trace, forward trace and recall latency, with a recursive-SQL baseline.
@@ -37,6 +40,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Capture(args) => capture::run(args).await,
+        Command::Generate(args) => generate::run(args),
         Command::Rest(args) => rest::run(args).await,
         Command::Trace(args) => trace::run(args).await,
         Command::Serials(args) => serials::run(args).await,

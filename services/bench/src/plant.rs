@@ -267,3 +267,20 @@ impl Iterator for Plant {
         self.pending.pop_front()
     }
 }
+
+/// A plant event in EPCIS 2.0 JSON-LD.
+pub fn event_json(event: &pb::EpcisEvent) -> anyhow::Result<serde_json::Value> {
+    let event = tracery_epcis::proto::event_from_proto(event)?;
+    Ok(tracery_epcis::json::event_to_json(&event))
+}
+
+/// An EPCISDocument of `events` (JSON-LD).
+pub fn document(events: &[serde_json::Value]) -> serde_json::Value {
+    serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-26T00:00:00Z",
+        "epcisBody": {"eventList": events},
+    })
+}

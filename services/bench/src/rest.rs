@@ -4,12 +4,9 @@
 
 use std::time::Instant;
 
+use crate::plant::{self, Plant};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
-use serde_json::json;
-use tracery_epcis::{json as epcis_json, proto::event_from_proto};
-
-use crate::plant::Plant;
 
 /// Options of `tracery-bench rest`.
 #[derive(clap::Args)]
@@ -34,20 +31,11 @@ pub struct Args {
 /// The documents one client posts.
 fn documents(seed: u64, events: usize, batch: usize) -> anyhow::Result<Vec<String>> {
     let events = Plant::new(seed, events)
-        .map(|event| event_from_proto(&event).map(|e| epcis_json::event_to_json(&e)))
+        .map(|event| plant::event_json(&event))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(events
         .chunks(batch)
-        .map(|chunk| {
-            json!({
-                "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-                "type": "EPCISDocument",
-                "schemaVersion": "2.0",
-                "creationDate": "2026-11-26T00:00:00Z",
-                "epcisBody": {"eventList": chunk},
-            })
-            .to_string()
-        })
+        .map(|chunk| plant::document(chunk).to_string())
         .collect())
 }
 

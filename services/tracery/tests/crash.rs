@@ -395,14 +395,39 @@ fn pumps_made() -> pb::EpcisEvent {
     }
 }
 
+/// An ObjectEvent commissioning three valves under SAP order 1000123.
+fn valves_made() -> pb::EpcisEvent {
+    pb::EpcisEvent {
+        event_id: "urn:uuid:00000000-0000-4000-8000-d00000000002".to_owned(),
+        event_time: Some(prost_types::Timestamp {
+            seconds: 1_795_651_260,
+            nanos: 0,
+        }),
+        event_time_zone_offset: "+01:00".to_owned(),
+        biz_step: "commissioning".to_owned(),
+        biz_transactions: vec![pb::BizTransaction {
+            r#type: "urn:epcglobal:cbv:btt:prodorder".to_owned(),
+            id: "1000123".to_owned(),
+        }],
+        body: Some(pb::epcis_event::Body::ObjectEvent(pb::ObjectEvent {
+            action: pb::Action::Add.into(),
+            epcs: (0..3)
+                .map(|n| format!("urn:epc:id:sgtin:4012345.077777.K{n}"))
+                .collect(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
-async fn a_posting_killed_between_sending_and_recording_is_not_sent_again() {
+async fn postings_killed_between_sending_and_recording_are_not_sent_again() {
     let database = TestDatabase::create().await.expect("database");
     let dir = tempfile::tempdir().expect("working directory");
     let sites = ErpSites::start(false).await;
     let postings = sites.take_postings().await;
-    // ERPNext stores the stock entry at once and answers long after the kill.
-    postings.answer(Answer::LateOnce(Duration::from_secs(20)));
+    // The ERPs store what they get at once and answer long after the kill.
+    postings.answer(Answer::Late(Duration::from_secs(20)));
     std::fs::write(
         dir.path().join("tracery.toml"),
         sites.connectors_toml_posting_back(2),
@@ -413,7 +438,7 @@ async fn a_posting_killed_between_sending_and_recording_is_not_sent_again() {
     let mut client = connect_integration(&server).await;
     client
         .trigger_sync(pb::TriggerSyncRequest {
-            connector: "erp".to_owned(),
+            connector: String::new(),
         })
         .await
         .expect("sync starts");
@@ -422,18 +447,23 @@ async fn a_posting_killed_between_sending_and_recording_is_not_sent_again() {
     let results = connect(&server)
         .await
         .capture(pb::CaptureRequest {
-            events: vec![pumps_made()],
+            events: vec![pumps_made(), valves_made()],
         })
         .await
         .expect("captured")
         .into_inner()
         .results;
-    assert_eq!(results[0].outcome, pb::CaptureOutcome::Accepted as i32);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.outcome == pb::CaptureOutcome::Accepted as i32),
+        "{results:?}"
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while postings.stock_entries().is_empty() {
+    while postings.stock_entries().is_empty() || postings.confirmations().is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the stock entry was never sent"
+            "the stock entry and the confirmation were never sent"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -453,21 +483,36 @@ async fn a_posting_killed_between_sending_and_recording_is_not_sent_again() {
             .expect("postings")
             .into_inner()
             .postings;
-        if let Some(sent) = listed.into_iter().next() {
-            break sent;
+        if listed.len() == 2 {
+            break listed;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the posting never completed after the restart"
+            "the postings never completed after the restart: {listed:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(sent.attempts, 2, "the killed send, then the lookup");
-    assert_eq!(sent.erp_document, "MAT-STE-2026-00001");
+    let documents: HashSet<(&str, &str)> = sent
+        .iter()
+        .map(|p| (p.connector.as_str(), p.erp_document.as_str()))
+        .collect();
+    assert_eq!(
+        documents,
+        HashSet::from([("erp", "MAT-STE-2026-00001"), ("sap", "0000004711/1")])
+    );
+    assert!(
+        sent.iter().all(|p| p.attempts == 2),
+        "the killed send, then the lookup: {sent:?}"
+    );
     assert_eq!(
         postings.stock_entries().len(),
         1,
         "ERPNext got the stock entry once"
+    );
+    assert_eq!(
+        postings.confirmations().len(),
+        1,
+        "SAP got the confirmation once"
     );
 
     server.child.kill().expect("stop");
