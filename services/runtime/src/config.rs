@@ -240,6 +240,7 @@ struct FileConfig {
     capture_rules: Option<BTreeMap<String, RuleAction>>,
     capture_mqtt: Option<MqttSettings>,
     connectors: Option<BTreeMap<String, toml::Table>>,
+    auth: Option<crate::auth::AuthSettings>,
 }
 
 /// The `[capture_mqtt]` table: capture subscribes to scanner messages on an MQTT broker.
@@ -393,6 +394,9 @@ pub struct Config {
     /// The plant's ERP/PLM connectors, `[connectors.<name>]` tables by name; the
     /// integration service reads each by its `system`.
     pub connectors: BTreeMap<String, toml::Table>,
+    /// Authentication and the plant principals must be scoped to; `None` is dev mode
+    /// (loopback only).
+    pub auth: Option<crate::auth::AuthSettings>,
 }
 
 impl Config {
@@ -482,6 +486,21 @@ impl Config {
         if db_max_connections == 0 {
             return Err(ConfigError::new("db_max_connections", "must be at least 1"));
         }
+        // Without authentication the suite is a development server: it must not be
+        // reachable from the network.
+        if file.auth.is_none()
+            && let Some((setting, addr)) = [("listen", listen), ("http_listen", http_listen)]
+                .into_iter()
+                .find(|(_, addr)| !addr.ip().is_loopback())
+        {
+            return Err(ConfigError::new(
+                "auth",
+                format!(
+                    "{setting} = {addr} is not a loopback address: configure [auth] \
+                     (issuer, audience, jwks_file or jwks_url, plant) before serving the network"
+                ),
+            ));
+        }
         Ok(Self {
             listen,
             http_listen,
@@ -504,6 +523,7 @@ impl Config {
                 None => None,
             },
             connectors: file.connectors.unwrap_or_default(),
+            auth: file.auth,
         })
     }
 
@@ -522,6 +542,7 @@ impl Config {
             capture_rules: BTreeMap::new(),
             capture_mqtt: None,
             connectors: BTreeMap::new(),
+            auth: None,
         }
     }
 }
@@ -582,7 +603,7 @@ mod tests {
     #[test]
     fn flags_override_file() {
         let args = ServeArgs {
-            listen: Some("0.0.0.0:6000".into()),
+            listen: Some("127.0.0.2:6000".into()),
             ..ServeArgs::default()
         };
         let config = Config::resolve(
@@ -590,9 +611,25 @@ mod tests {
             file("listen = \"127.0.0.1:7000\"\nhttp_listen = \"127.0.0.1:7001\"\nservices = [\"capture\"]"),
         )
         .expect("valid");
-        assert_eq!(config.listen.to_string(), "0.0.0.0:6000");
+        assert_eq!(config.listen.to_string(), "127.0.0.2:6000");
         assert_eq!(config.http_listen.to_string(), "127.0.0.1:7001");
         assert_eq!(config.services, vec![ServiceKey::Capture]);
+    }
+
+    #[test]
+    fn without_auth_the_suite_serves_loopback_only() {
+        let public = ServeArgs {
+            listen: Some("0.0.0.0:50051".into()),
+            ..ServeArgs::default()
+        };
+        let err = Config::resolve(&public, FileConfig::default()).expect_err("refused");
+        assert_eq!(err.setting, "auth");
+        assert!(err.to_string().contains("0.0.0.0:50051"), "{err}");
+        let with_auth = file(
+            "[auth]\nplant = \"plant-1\"\nissuer = \"https://idp\"\naudience = \"tracery\"\njwks_file = \"/etc/jwks.json\"",
+        );
+        let config = Config::resolve(&public, with_auth).expect("auth configured");
+        assert_eq!(config.auth.map(|a| a.plant), Some("plant-1".to_owned()));
     }
 
     #[test]

@@ -1,22 +1,62 @@
 //! Channels to peer services. In all-in-one mode a peer is this process's own gRPC
-//! address, so calls take the same path as between separate deployments.
+//! address, so calls take the same path as between separate deployments — including
+//! authentication: calls carry the trace context and the process's credentials.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use tonic::{
-    service::interceptor::InterceptedService,
+    metadata::MetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
     transport::{Channel, Endpoint},
 };
 
-use crate::{ServiceKey, telemetry::TraceContextInjector};
+use crate::{ServiceKey, config::SecretSource, telemetry::TraceContextInjector};
 
-/// A channel to a peer that propagates the trace context.
-pub type PeerChannel = InterceptedService<Channel, TraceContextInjector>;
+/// What a peer call presents as `authorization`.
+#[derive(Debug, Clone)]
+pub enum PeerCredentials {
+    /// Nothing (dev mode, or no peer token configured).
+    None,
+    /// This process's own token, for a peer served by this process.
+    Internal(Arc<str>),
+    /// A token read from its source at each call (rotated tokens need no restart).
+    Token(SecretSource),
+}
+
+/// Adds the trace context and the credentials to every peer call.
+#[derive(Debug, Clone)]
+pub struct PeerHeaders {
+    credentials: PeerCredentials,
+}
+
+impl Interceptor for PeerHeaders {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = TraceContextInjector.call(request)?;
+        let token = match &self.credentials {
+            PeerCredentials::None => return Ok(request),
+            PeerCredentials::Internal(token) => token.to_string(),
+            PeerCredentials::Token(source) => source
+                .read("auth.peer_token")
+                .map_err(|err| tonic::Status::unauthenticated(err.to_string()))?
+                .expose()
+                .trim()
+                .to_owned(),
+        };
+        let value: MetadataValue<_> = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| tonic::Status::unauthenticated("auth.peer_token is not a header value"))?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+}
+
+/// A channel to a peer.
+pub type PeerChannel = InterceptedService<Channel, PeerHeaders>;
 
 /// Lazily connected channels to every peer service.
 #[derive(Debug, Clone)]
 pub struct Peers {
-    channels: BTreeMap<ServiceKey, Channel>,
+    channels: BTreeMap<ServiceKey, (Channel, PeerCredentials)>,
 }
 
 /// A peer that has no usable endpoint.
@@ -30,12 +70,15 @@ pub struct PeerError {
 }
 
 impl Peers {
-    /// Builds channels; `endpoint_of` gives each service's endpoint URI. No connection is
-    /// made until the first call, so peers may start in any order.
-    pub fn new(endpoint_of: impl Fn(ServiceKey) -> Option<String>) -> Result<Self, PeerError> {
+    /// Builds channels; `endpoint_of` gives each service's endpoint URI and what to
+    /// present to it. No connection is made until the first call, so peers may start in
+    /// any order.
+    pub fn new(
+        endpoint_of: impl Fn(ServiceKey) -> Option<(String, PeerCredentials)>,
+    ) -> Result<Self, PeerError> {
         let mut channels = BTreeMap::new();
         for service in ServiceKey::ALL {
-            let Some(uri) = endpoint_of(service) else {
+            let Some((uri, credentials)) = endpoint_of(service) else {
                 continue;
             };
             let endpoint = Endpoint::from_shared(uri.clone()).map_err(|err| PeerError {
@@ -45,7 +88,7 @@ impl Peers {
             let endpoint = endpoint
                 .connect_timeout(std::time::Duration::from_secs(5))
                 .tcp_nodelay(true);
-            channels.insert(service, endpoint.connect_lazy());
+            channels.insert(service, (endpoint.connect_lazy(), credentials));
         }
         Ok(Self { channels })
     }
@@ -55,7 +98,9 @@ impl Peers {
         self.channels
             .get(&service)
             .cloned()
-            .map(|channel| InterceptedService::new(channel, TraceContextInjector))
+            .map(|(channel, credentials)| {
+                InterceptedService::new(channel, PeerHeaders { credentials })
+            })
             .ok_or_else(|| PeerError {
                 service,
                 reason: "not configured; set it when the service runs elsewhere".to_owned(),

@@ -10,7 +10,16 @@ use tokio_stream::{StreamExt as _, wrappers::TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::service::RoutesBuilder;
 
-use crate::{Config, ServiceKey, db, http_api, peers::Peers, telemetry::grpc_request_span};
+use crate::{
+    Config, ServiceKey,
+    auth::{
+        Authenticator,
+        layer::{GrpcAuthLayer, rest_guard},
+    },
+    db, http_api,
+    peers::{PeerCredentials, Peers},
+    telemetry::grpc_request_span,
+};
 
 /// What a service module gets when it starts.
 #[derive(Clone)]
@@ -61,6 +70,7 @@ impl Routes {
 /// A process with its listeners bound and its database migrated, ready to [`run`](Self::run).
 pub struct Application {
     config: Arc<Config>,
+    auth: Arc<Authenticator>,
     modules: Vec<Arc<dyn ServiceModule>>,
     db: DatabaseConnection,
     grpc_listener: TcpListener,
@@ -83,6 +93,7 @@ impl Application {
                 .with_context(|| format!("services: `{key}` is not built into this binary"))?;
             modules.push(Arc::clone(module));
         }
+        let auth = Authenticator::new(config.auth.clone()).map_err(anyhow::Error::msg)?;
         let db = db::connect(&config)
             .await
             .context("database_url: cannot connect")?;
@@ -100,6 +111,7 @@ impl Application {
             .with_context(|| format!("http_listen: cannot bind {}", config.http_listen))?;
         Ok(Self {
             config: Arc::new(config),
+            auth,
             modules,
             db,
             grpc_listener,
@@ -134,12 +146,21 @@ impl Application {
         let http_addr = self.http_addr();
         let self_endpoint = format!("http://{}", reachable(grpc_addr));
         let running: Vec<ServiceKey> = self.modules.iter().map(|m| m.key()).collect();
-        let peers = Peers::new(|key| {
-            self.config
-                .peers
-                .get(key)
-                .map(str::to_owned)
-                .or_else(|| running.contains(&key).then(|| self_endpoint.clone()))
+        let internal: Arc<str> = Arc::from(self.auth.internal_token());
+        let peers = Peers::new(|key| match self.config.peers.get(key) {
+            Some(remote) => Some((
+                remote.to_owned(),
+                self.auth
+                    .peer_token()
+                    .cloned()
+                    .map_or(PeerCredentials::None, PeerCredentials::Token),
+            )),
+            None => running.contains(&key).then(|| {
+                (
+                    self_endpoint.clone(),
+                    PeerCredentials::Internal(internal.clone()),
+                )
+            }),
         })?;
         let ctx = ServiceContext {
             db: self.db.clone(),
@@ -173,6 +194,7 @@ impl Application {
         let mut grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 .trace_fn(grpc_request_span)
+                .layer(GrpcAuthLayer::new(Arc::clone(&self.auth)))
                 .add_routes(routes.grpc.routes())
                 .serve_with_incoming_shutdown(
                     // Without TCP_NODELAY a small response waits for the peer's delayed ACK
@@ -186,11 +208,22 @@ impl Application {
                     grpc_shutdown.cancelled_owned(),
                 ),
         );
+        // Service routes are guarded; /healthz and /metrics are not (probes, scrapers).
+        let service_routes = if routes.http.has_routes() {
+            routes
+                .http
+                .route_layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&self.auth),
+                    rest_guard,
+                ))
+        } else {
+            routes.http
+        };
         let http_shutdown = self.shutdown.clone();
         let mut http = tokio::spawn(
             axum::serve(
                 self.http_listener,
-                http_api::router(health.clone(), self.db.clone()).merge(routes.http),
+                http_api::router(health.clone(), self.db.clone()).merge(service_routes),
             )
             .with_graceful_shutdown(http_shutdown.cancelled_owned())
             .into_future(),

@@ -1,5 +1,6 @@
 //! End-to-end tests over the real suite (see `tracery_e2e::TestApp`).
 
+mod auth;
 mod capture;
 mod epcis_examples;
 mod genealogy;

@@ -1,0 +1,251 @@
+//! The permission table: which roles each gRPC method and REST route needs. A method or
+//! route without a rule is refused, and a test checks that every method in `proto/` has
+//! one.
+
+use super::Role::{self, Admin, Integration, Operator, Planner, Quality};
+
+/// What a method or route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, unauthenticated (health checks, for probes).
+    Open,
+    /// Any authenticated caller.
+    Authenticated,
+    /// A caller with one of these roles in this plant.
+    Roles(&'static [Role]),
+}
+
+const CAPTURE: &[Role] = &[Operator, Quality];
+const READ: &[Role] = &[Planner, Quality, Admin];
+const QUALITY: &[Role] = &[Quality];
+const ADMIN: &[Role] = &[Admin];
+const SYNC: &[Role] = &[Integration, Admin];
+const SYNC_READ: &[Role] = &[Integration, Planner, Admin];
+const FOLLOW: &[Role] = &[Integration, Planner];
+const LINE: &[Role] = &[Operator, Admin];
+const LOOKUP: &[Role] = &[Operator, Planner, Quality, Admin];
+const ORDERS: &[Role] = &[Integration, Planner, Quality, Admin];
+const BOM_CHECK: &[Role] = &[Integration, Operator, Quality];
+
+/// gRPC methods by path (`/package.Service/Method`).
+pub const GRPC: &[(&str, Access)] = &[
+    ("/tracery.v1.CaptureService/Capture", Access::Roles(CAPTURE)),
+    (
+        "/tracery.v1.CaptureService/CaptureStream",
+        Access::Roles(CAPTURE),
+    ),
+    ("/tracery.v1.CaptureService/GetEvent", Access::Roles(READ)),
+    (
+        "/tracery.v1.CaptureService/QueryEvents",
+        Access::Roles(READ),
+    ),
+    (
+        "/tracery.v1.CaptureService/Subscribe",
+        Access::Roles(FOLLOW),
+    ),
+    (
+        "/tracery.v1.CaptureService/ListQuarantine",
+        Access::Roles(READ),
+    ),
+    (
+        "/tracery.v1.CaptureService/ResubmitQuarantined",
+        Access::Roles(QUALITY),
+    ),
+    (
+        "/tracery.v1.CaptureService/DiscardQuarantined",
+        Access::Roles(QUALITY),
+    ),
+    (
+        "/tracery.v1.GenealogyService/TraceBackward",
+        Access::Roles(READ),
+    ),
+    (
+        "/tracery.v1.GenealogyService/TraceForward",
+        Access::Roles(READ),
+    ),
+    (
+        "/tracery.v1.GenealogyService/RecallScope",
+        Access::Roles(READ),
+    ),
+    ("/tracery.v1.GenealogyService/History", Access::Roles(READ)),
+    ("/tracery.v1.GenealogyService/Contents", Access::Roles(READ)),
+    ("/tracery.v1.GenealogyService/WhereIs", Access::Roles(READ)),
+    (
+        "/tracery.v1.GenealogyService/ExportGraph",
+        Access::Roles(READ),
+    ),
+    (
+        "/tracery.v1.GenealogyService/GetProjectionStatus",
+        Access::Roles(READ),
+    ),
+    (
+        "/tracery.v1.IdentityService/RegisterProduct",
+        Access::Roles(ADMIN),
+    ),
+    (
+        "/tracery.v1.IdentityService/GetProduct",
+        Access::Roles(LOOKUP),
+    ),
+    (
+        "/tracery.v1.IdentityService/ListProducts",
+        Access::Roles(LOOKUP),
+    ),
+    (
+        "/tracery.v1.IdentityService/ParseIdentifier",
+        Access::Roles(LOOKUP),
+    ),
+    (
+        "/tracery.v1.IdentityService/CreateSerialPool",
+        Access::Roles(ADMIN),
+    ),
+    (
+        "/tracery.v1.IdentityService/GetSerialPool",
+        Access::Roles(LOOKUP),
+    ),
+    (
+        "/tracery.v1.IdentityService/AllocateSerials",
+        Access::Roles(LINE),
+    ),
+    (
+        "/tracery.v1.IdentityService/GetIdentifierState",
+        Access::Roles(LOOKUP),
+    ),
+    (
+        "/tracery.v1.IdentityService/BatchGetIdentifierStates",
+        Access::Roles(LOOKUP),
+    ),
+    (
+        "/tracery.v1.IdentityService/UpdateIdentifierStates",
+        Access::Roles(QUALITY),
+    ),
+    (
+        "/tracery.v1.IdentityService/RenderLabel",
+        Access::Roles(LINE),
+    ),
+    (
+        "/tracery.v1.IntegrationService/TriggerSync",
+        Access::Roles(SYNC),
+    ),
+    (
+        "/tracery.v1.IntegrationService/SyncStatus",
+        Access::Roles(SYNC_READ),
+    ),
+    (
+        "/tracery.v1.IntegrationService/ListSyncRuns",
+        Access::Roles(SYNC_READ),
+    ),
+    (
+        "/tracery.v1.IntegrationService/ListOrders",
+        Access::Roles(ORDERS),
+    ),
+    (
+        "/tracery.v1.IntegrationService/GetOrder",
+        Access::Roles(ORDERS),
+    ),
+    (
+        "/tracery.v1.IntegrationService/GetBom",
+        Access::Roles(ORDERS),
+    ),
+    (
+        "/tracery.v1.IntegrationService/ResolveItem",
+        Access::Roles(ORDERS),
+    ),
+    (
+        "/tracery.v1.IntegrationService/CheckBomConformance",
+        Access::Roles(BOM_CHECK),
+    ),
+    (
+        "/tracery.v1.IntegrationService/CompareBoms",
+        Access::Roles(ORDERS),
+    ),
+    (
+        "/tracery.v1.IntegrationService/ListPostings",
+        Access::Roles(SYNC_READ),
+    ),
+    (
+        "/tracery.v1.IntegrationService/RetryPosting",
+        Access::Roles(SYNC),
+    ),
+    ("/grpc.health.v1.Health/Check", Access::Open),
+    ("/grpc.health.v1.Health/Watch", Access::Open),
+    (
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        Access::Authenticated,
+    ),
+    (
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        Access::Authenticated,
+    ),
+];
+
+/// The rule of a gRPC method path.
+pub fn grpc(path: &str) -> Option<Access> {
+    GRPC.iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, access)| *access)
+}
+
+/// REST routes by method and route template (as the router declares it).
+pub const REST: &[(&str, &str, Access)] = &[
+    ("POST", "/capture", Access::Roles(CAPTURE)),
+    (
+        "GET",
+        "/capture/{capture_id}",
+        Access::Roles(&[Operator, Quality, Planner, Admin]),
+    ),
+    ("POST", "/events", Access::Roles(CAPTURE)),
+    ("GET", "/events", Access::Roles(READ)),
+    ("GET", "/events/{event_id}", Access::Roles(READ)),
+];
+
+/// The rule of a REST route.
+pub fn rest(method: &str, template: &str) -> Option<Access> {
+    REST.iter()
+        .find(|(m, t, _)| *m == method && *t == template)
+        .map(|(_, _, access)| *access)
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::*;
+
+    /// Every method of every service in `proto/`, as `/package.Service/Method`.
+    fn proto_methods() -> Vec<String> {
+        let set = prost_types::FileDescriptorSet::decode(tracery_proto::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set decodes");
+        let mut methods = Vec::new();
+        for file in set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    methods.push(format!(
+                        "/{}.{}/{}",
+                        file.package(),
+                        service.name(),
+                        method.name()
+                    ));
+                }
+            }
+        }
+        methods
+    }
+
+    #[test]
+    fn every_rpc_in_proto_has_a_rule() {
+        let methods = proto_methods();
+        assert!(methods.len() > 30, "{methods:?}");
+        let missing: Vec<&String> = methods.iter().filter(|m| grpc(m).is_none()).collect();
+        assert!(
+            missing.is_empty(),
+            "RPCs without a permission rule: {missing:?}"
+        );
+        // …and no rule for a method that no longer exists.
+        let stale: Vec<&str> = GRPC
+            .iter()
+            .map(|(path, _)| *path)
+            .filter(|path| path.starts_with("/tracery.") && !methods.iter().any(|m| m == path))
+            .collect();
+        assert!(stale.is_empty(), "rules for unknown RPCs: {stale:?}");
+    }
+}
