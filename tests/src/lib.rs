@@ -178,6 +178,11 @@ impl TestApp {
         .await
     }
 
+    /// The suite's database, for tests that reach behind the services (tampering).
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// Starts a second instance of the suite on this app's database, as another replica
     /// would run in a deployment.
     pub async fn spawn_replica(&self) -> anyhow::Result<Self> {

@@ -318,4 +318,22 @@ impl CaptureService for CaptureApi {
         );
         Ok(Response::new(pb::DiscardQuarantinedResponse {}))
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn verify_integrity(
+        &self,
+        _: Request<pb::VerifyIntegrityRequest>,
+    ) -> Result<Response<pb::VerifyIntegrityResponse>, Status> {
+        let report = self.store.verify_integrity().await?;
+        if let Some((sequence, reason)) = &report.broken {
+            tracing::error!(sequence, %reason, "the stored events' hash chain is broken");
+        }
+        let (first_broken_sequence, reason) = report.broken.unwrap_or_default();
+        Ok(Response::new(pb::VerifyIntegrityResponse {
+            intact: first_broken_sequence == 0,
+            checked: report.checked,
+            first_broken_sequence,
+            reason,
+        }))
+    }
 }

@@ -10,6 +10,7 @@ mod health;
 mod identifiers;
 mod identity;
 mod integration;
+mod integrity;
 mod mqtt;
 mod postback;
 mod rest;

@@ -77,6 +77,8 @@ pub struct EventRow {
     pub read_point: Option<String>,
     pub biz_location: Option<String>,
     pub payload: String,
+    /// Its link in the hash chain (see [`super::integrity`]).
+    pub chain_hash: String,
 }
 
 /// Appends `rows` and returns each one's sequence, in order.
@@ -111,16 +113,19 @@ pub async fn insert_events(
             texts(|r| r.read_point.clone()),
             texts(|r| r.biz_location.clone()),
             texts(|r| Some(r.payload.clone())),
+            texts(|r| Some(r.chain_hash.clone())),
         ];
         let statement = Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
             r#"INSERT INTO "capture_events" ("event_id", "declares", "event_type", "event_time",
-                 "record_time", "biz_step", "disposition", "read_point", "biz_location", "payload")
+                 "record_time", "biz_step", "disposition", "read_point", "biz_location", "payload",
+                 "chain_hash")
                SELECT k, NULLIF(d, ''), t, et, rt, NULLIF(bs, ''), NULLIF(dp, ''),
-                 NULLIF(rp, ''), NULLIF(bl, ''), p
+                 NULLIF(rp, ''), NULLIF(bl, ''), p, h
                FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[],
-                 $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-                 AS u(k, d, t, et, rt, bs, dp, rp, bl, p)
+                 $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                 $11::text[])
+                 AS u(k, d, t, et, rt, bs, dp, rp, bl, p, h)
                RETURNING "event_id", "sequence""#,
             values,
         );
@@ -173,6 +178,7 @@ fn active(row: EventRow) -> event::ActiveModel {
         read_point: Set(row.read_point),
         biz_location: Set(row.biz_location),
         payload: Set(row.payload),
+        chain_hash: Set(Some(row.chain_hash)),
         ..Default::default()
     }
 }

@@ -14,6 +14,7 @@ use tracery_epcis::{Event, json};
 use crate::domain::{Admission, CaptureError, Outcome, Rejected};
 
 mod bulk;
+pub mod integrity;
 pub mod jobs;
 pub mod keys;
 pub mod placements;
@@ -53,6 +54,8 @@ pub mod event {
         pub payload: String,
         /// For an error declaration: the eventID it declares erroneous.
         pub declares: Option<String>,
+        /// Its link in the hash chain of stored events (see `integrity`).
+        pub chain_hash: Option<String>,
     }
 
     /// No relations.
@@ -89,6 +92,7 @@ mod migration {
                 Box::new(AddErrorDeclarations),
                 Box::new(CreatePlacements),
                 Box::new(SplitKeyRoles),
+                Box::new(ChainEvents),
             ]
         }
     }
@@ -223,6 +227,33 @@ mod migration {
             }
             keys::insert_rows(db, index_rows).await?;
             after = last;
+        }
+    }
+
+    struct ChainEvents;
+
+    impl MigrationName for ChainEvents {
+        fn name(&self) -> &str {
+            "m0008_capture_event_chain"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for ChainEvents {
+        /// Every event gets its link in the hash chain; events stored before are chained
+        /// in sequence order.
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(event::Entity)
+                        .add_column(ColumnDef::new(event::Column::ChainHash).string().null())
+                        .to_owned(),
+                )
+                .await?;
+            super::integrity::chain_stored(manager.get_connection())
+                .await
+                .map_err(|err| DbErr::Migration(err.to_string()))
         }
     }
 
@@ -503,11 +534,23 @@ async fn append_events(
             }
         })
         .collect();
+    let mut previous = integrity::head(conn).await?;
     let rows = appended
         .iter()
-        .map(|&i| event_row(events[i], &keyed[i], record_time))
+        .map(|&i| {
+            let mut row = event_row(events[i], &keyed[i], record_time);
+            row.chain_hash = integrity::link(&previous, &row.store_key, &row.payload);
+            previous = row.chain_hash.clone();
+            row
+        })
         .collect();
     let assigned = bulk::insert_events(conn, rows).await?;
+    // The chain follows the rows' order; the sequences must too, or it would not verify.
+    if assigned.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(CaptureError::Store(sea_orm::DbErr::Custom(
+            "appended events got sequences out of order; the batch is not stored".to_owned(),
+        )));
+    }
     let mut key_rows = Vec::new();
     let mut appended_events = Vec::with_capacity(appended.len());
     for (&i, sequence) in appended.iter().zip(assigned) {
@@ -550,6 +593,7 @@ fn event_row(
         read_point: stored.read_point.as_ref().map(|l| l.id.clone()),
         biz_location: stored.biz_location.as_ref().map(|l| l.id.clone()),
         payload: json::event_to_json(&stored).to_string(),
+        chain_hash: String::new(),
     }
 }
 
@@ -801,6 +845,11 @@ impl EventStore {
         quarantine::close_discarded(&txn, id, reason).await?;
         txn.commit().await?;
         Ok(entry.rejected)
+    }
+
+    /// Walks the hash chain of stored events (see [`integrity`]).
+    pub async fn verify_integrity(&self) -> Result<integrity::Report, CaptureError> {
+        integrity::verify(&self.db).await
     }
 
     /// Where each of `children` (canonical) is packed now, for those that are.

@@ -26,6 +26,7 @@ const LINE: &[Role] = &[Operator, Admin];
 const LOOKUP: &[Role] = &[Operator, Planner, Quality, Admin];
 const ORDERS: &[Role] = &[Integration, Planner, Quality, Admin];
 const BOM_CHECK: &[Role] = &[Integration, Operator, Quality];
+const AUDIT: &[Role] = &[Quality, Admin];
 
 /// gRPC methods by path (`/package.Service/Method`).
 pub const GRPC: &[(&str, Access)] = &[
@@ -54,6 +55,10 @@ pub const GRPC: &[(&str, Access)] = &[
     (
         "/tracery.v1.CaptureService/DiscardQuarantined",
         Access::Roles(QUALITY),
+    ),
+    (
+        "/tracery.v1.CaptureService/VerifyIntegrity",
+        Access::Roles(AUDIT),
     ),
     (
         "/tracery.v1.GenealogyService/TraceBackward",
