@@ -324,16 +324,25 @@ impl CaptureService for CaptureApi {
         &self,
         _: Request<pb::VerifyIntegrityRequest>,
     ) -> Result<Response<pb::VerifyIntegrityResponse>, Status> {
-        let report = self.store.verify_integrity().await?;
-        if let Some((sequence, reason)) = &report.broken {
+        let events = self.store.verify_integrity().await?;
+        let audit = self.store.verify_audit().await?;
+        if let Some((sequence, reason)) = &events.broken {
             tracing::error!(sequence, %reason, "the stored events' hash chain is broken");
         }
-        let (first_broken_sequence, reason) = report.broken.unwrap_or_default();
+        if let Some((id, reason)) = &audit.broken {
+            tracing::error!(id, %reason, "the audit trail's hash chain is broken");
+        }
+        let intact = events.broken.is_none() && audit.broken.is_none();
+        let (first_broken_sequence, reason) = events.broken.unwrap_or_default();
+        let (audit_first_broken_id, audit_reason) = audit.broken.unwrap_or_default();
         Ok(Response::new(pb::VerifyIntegrityResponse {
-            intact: first_broken_sequence == 0,
-            checked: report.checked,
+            intact,
+            checked: events.checked,
             first_broken_sequence,
             reason,
+            audit_checked: audit.checked,
+            audit_first_broken_id,
+            audit_reason,
         }))
     }
 }

@@ -1,5 +1,6 @@
 //! Plumbing shared by every Tracery service, so it exists exactly once:
 //!
+//! - [`audit`]: the one audit trail of write requests, hash-chained.
 //! - [`auth`]: the one authenticator and permission table, enforced on gRPC and REST.
 //! - [`config`]: the one configuration loader (defaults → file → `TRACERY_*` env → flags).
 //! - [`telemetry`]: the one tracing/OpenTelemetry init, and W3C trace-context propagation
@@ -13,6 +14,7 @@
 //! Service crates implement [`server::ServiceModule`]; the `tracery` binary and the
 //! per-service binaries choose which modules to run.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;

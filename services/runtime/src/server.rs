@@ -5,6 +5,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
 use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm_migration::MigratorTrait as _;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::{StreamExt as _, wrappers::TcpListenerStream};
 use tokio_util::sync::CancellationToken;
@@ -14,7 +15,7 @@ use crate::{
     Config, ServiceKey,
     auth::{
         Authenticator,
-        layer::{GrpcAuthLayer, rest_guard},
+        layer::{GrpcAuthLayer, Guard, rest_guard},
     },
     db, http_api,
     peers::{PeerCredentials, Peers},
@@ -97,6 +98,9 @@ impl Application {
         let db = db::connect(&config)
             .await
             .context("database_url: cannot connect")?;
+        crate::audit::Migrator::up(&db, None)
+            .await
+            .context("migrating the audit tables")?;
         for module in &modules {
             module
                 .migrate(&db)
@@ -190,11 +194,12 @@ impl Application {
             tasks.extend(module.start(&ctx, &mut routes).await?);
         }
 
+        let guard = Guard::new(Arc::clone(&self.auth), self.db.clone());
         let grpc_shutdown = self.shutdown.clone();
         let mut grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 .trace_fn(grpc_request_span)
-                .layer(GrpcAuthLayer::new(Arc::clone(&self.auth)))
+                .layer(GrpcAuthLayer::new(guard.clone()))
                 .add_routes(routes.grpc.routes())
                 .serve_with_incoming_shutdown(
                     // Without TCP_NODELAY a small response waits for the peer's delayed ACK
@@ -213,7 +218,7 @@ impl Application {
             routes
                 .http
                 .route_layer(axum::middleware::from_fn_with_state(
-                    Arc::clone(&self.auth),
+                    guard.clone(),
                     rest_guard,
                 ))
         } else {
@@ -223,7 +228,9 @@ impl Application {
         let mut http = tokio::spawn(
             axum::serve(
                 self.http_listener,
-                http_api::router(health.clone(), self.db.clone()).merge(service_routes),
+                http_api::router(health.clone(), self.db.clone())
+                    .merge(service_routes)
+                    .into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(http_shutdown.cancelled_owned())
             .into_future(),
@@ -369,6 +376,9 @@ pub async fn migrate(
     let db = db::connect(&config)
         .await
         .context("database_url: cannot connect")?;
+    crate::audit::Migrator::up(&db, None)
+        .await
+        .context("migrating the audit tables")?;
     for module in modules
         .iter()
         .filter(|m| config.services.contains(&m.key()))

@@ -47,6 +47,7 @@ async fn edits_behind_the_services_back_are_detected() {
     let intact = verify(&app).await;
     assert!(intact.intact, "{intact:?}");
     assert_eq!(intact.checked, 6);
+    assert_eq!(intact.audit_checked, 2, "the two capture calls are audited");
 
     let db = Database::connect(app.database_url())
         .await
@@ -82,6 +83,21 @@ async fn edits_behind_the_services_back_are_detected() {
     assert!(report.reason.contains("hash link"), "{}", report.reason);
     db.execute_raw(run(
         "UPDATE capture_events SET payload = REPLACE(payload, 'T9', 'T3') WHERE sequence = 3",
+    ))
+    .await
+    .expect("restored");
+    assert!(verify(&app).await.intact);
+
+    // The audit trail rewritten: someone else did it.
+    db.execute_raw(run("UPDATE audit_log SET subject = 'mallory' WHERE id = 1"))
+        .await
+        .expect("tampered");
+    let report = verify(&app).await;
+    assert!(!report.intact);
+    assert_eq!(report.first_broken_sequence, 0, "the events are fine");
+    assert_eq!(report.audit_first_broken_id, 1, "{report:?}");
+    db.execute_raw(run(
+        "UPDATE audit_log SET subject = 'dev-mode' WHERE id = 1",
     ))
     .await
     .expect("restored");

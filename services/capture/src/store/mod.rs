@@ -852,6 +852,11 @@ impl EventStore {
         integrity::verify(&self.db).await
     }
 
+    /// Walks the audit trail's hash chain (see [`tracery_runtime::audit`]).
+    pub async fn verify_audit(&self) -> Result<tracery_runtime::audit::Report, CaptureError> {
+        Ok(tracery_runtime::audit::verify(&self.db).await?)
+    }
+
     /// Where each of `children` (canonical) is packed now, for those that are.
     pub async fn placements_of(
         &self,

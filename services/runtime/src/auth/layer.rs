@@ -1,6 +1,7 @@
 //! Enforcement: a tower layer in front of every gRPC service and an axum middleware on
 //! every service REST route. Both authenticate the caller, look the method up in
-//! [`super::permissions`], and put the [`Principal`] in the request's extensions.
+//! [`super::permissions`], write a write's audit record, and put the [`Principal`] in the
+//! request's extensions.
 
 use std::{
     pin::Pin,
@@ -15,6 +16,62 @@ use axum::{
 };
 
 use super::{AuthError, Authenticator, Principal, permissions::Access};
+
+/// What both layers need.
+#[derive(Clone)]
+pub struct Guard {
+    auth: Arc<Authenticator>,
+    db: sea_orm::DatabaseConnection,
+}
+
+impl Guard {
+    pub fn new(auth: Arc<Authenticator>, db: sea_orm::DatabaseConnection) -> Self {
+        Self { auth, db }
+    }
+
+    /// Admits a call of `action` from `source`, writing its audit record when it is a
+    /// write; `Err` is the refusal to answer with.
+    async fn check(
+        &self,
+        access: Option<Access>,
+        action: &str,
+        headers: &http::HeaderMap,
+        source: Option<std::net::SocketAddr>,
+    ) -> Result<Option<Principal>, tonic::Status> {
+        let authorization = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let principal = admit(&self.auth, access, authorization, action)
+            .await
+            .inspect_err(|error| tracing::info!(%action, %error, "call refused"))?;
+        if let Some(principal) = &principal
+            && super::permissions::is_write(action)
+        {
+            let record = crate::audit::Record {
+                subject: principal.subject.clone(),
+                action: action.to_owned(),
+                source: source.map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
+                request_id: request_id(headers),
+            };
+            crate::audit::append(&self.db, record)
+                .await
+                .map_err(|err| {
+                    tracing::error!(%action, %err, "cannot write the audit record; refusing");
+                    tonic::Status::unavailable("the audit trail cannot be written; try again")
+                })?;
+        }
+        Ok(principal)
+    }
+}
+
+/// The caller's `x-request-id`, or a new one.
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
 
 /// Checks `access` for a call carrying `authorization`.
 async fn admit(
@@ -42,12 +99,12 @@ async fn admit(
 /// The gRPC layer.
 #[derive(Clone)]
 pub struct GrpcAuthLayer {
-    auth: Arc<Authenticator>,
+    guard: Guard,
 }
 
 impl GrpcAuthLayer {
-    pub fn new(auth: Arc<Authenticator>) -> Self {
-        Self { auth }
+    pub fn new(guard: Guard) -> Self {
+        Self { guard }
     }
 }
 
@@ -57,7 +114,7 @@ impl<S> tower::Layer<S> for GrpcAuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         GrpcAuth {
             inner,
-            auth: Arc::clone(&self.auth),
+            guard: self.guard.clone(),
         }
     }
 }
@@ -66,7 +123,7 @@ impl<S> tower::Layer<S> for GrpcAuthLayer {
 #[derive(Clone)]
 pub struct GrpcAuth<S> {
     inner: S,
-    auth: Arc<Authenticator>,
+    guard: Guard,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -92,26 +149,22 @@ where
         // The clone is not ready; the ready one serves this call (tower's usual swap).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let auth = Arc::clone(&self.auth);
+        let guard = self.guard.clone();
         Box::pin(async move {
             let path = request.uri().path().to_owned();
-            let authorization = request
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let source = request
+                .extensions()
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|info| info.remote_addr());
             let access = super::permissions::grpc(&path);
-            match admit(&auth, access, authorization.as_deref(), &path).await {
+            match guard.check(access, &path, request.headers(), source).await {
                 Ok(principal) => {
                     if let Some(principal) = principal {
                         request.extensions_mut().insert(principal);
                     }
                     inner.call(request).await
                 }
-                Err(error) => {
-                    tracing::info!(method = %path, %error, "call refused");
-                    Ok(tonic::Status::from(error).into_http())
-                }
+                Err(status) => Ok(status.into_http()),
             }
         })
     }
@@ -120,7 +173,7 @@ where
 /// The REST middleware (`axum::middleware::from_fn_with_state`, as a route layer so the
 /// matched route template is known).
 pub async fn rest_guard(
-    State(auth): State<Arc<Authenticator>>,
+    State(guard): State<Guard>,
     matched: Option<MatchedPath>,
     mut request: Request,
     next: Next,
@@ -130,30 +183,29 @@ pub async fn rest_guard(
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| request.uri().path().to_owned());
     let what = format!("{method} {template}");
-    let authorization = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let access = super::permissions::rest(&method, &template);
-    match admit(&auth, access, authorization.as_deref(), &what).await {
+    let source = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    match guard.check(access, &what, request.headers(), source).await {
         Ok(principal) => {
             if let Some(principal) = principal {
                 request.extensions_mut().insert(principal);
             }
             next.run(request).await
         }
-        Err(error) => {
-            tracing::info!(route = %what, %error, "request refused");
-            let (status, title) = match &error {
-                AuthError::Unauthenticated(_) => (http::StatusCode::UNAUTHORIZED, "Unauthorized"),
-                AuthError::Denied(_) => (http::StatusCode::FORBIDDEN, "Forbidden"),
+        Err(refusal) => {
+            let (status, title) = match refusal.code() {
+                tonic::Code::Unauthenticated => (http::StatusCode::UNAUTHORIZED, "Unauthorized"),
+                tonic::Code::PermissionDenied => (http::StatusCode::FORBIDDEN, "Forbidden"),
+                _ => (http::StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
             };
             let body = serde_json::json!({
-                "type": format!("epcisException:SecurityException"),
+                "type": "epcisException:SecurityException",
                 "title": title,
                 "status": status.as_u16(),
-                "detail": error.to_string(),
+                "detail": refusal.message(),
             });
             let mut response = (status, axum::Json(body)).into_response();
             response.headers_mut().insert(

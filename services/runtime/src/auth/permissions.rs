@@ -183,6 +183,28 @@ pub const GRPC: &[(&str, Access)] = &[
     ),
 ];
 
+/// The methods and routes that change state: each call let through is written to the
+/// audit trail first.
+pub const WRITES: &[&str] = &[
+    "/tracery.v1.CaptureService/Capture",
+    "/tracery.v1.CaptureService/CaptureStream",
+    "/tracery.v1.CaptureService/ResubmitQuarantined",
+    "/tracery.v1.CaptureService/DiscardQuarantined",
+    "/tracery.v1.IdentityService/RegisterProduct",
+    "/tracery.v1.IdentityService/CreateSerialPool",
+    "/tracery.v1.IdentityService/AllocateSerials",
+    "/tracery.v1.IdentityService/UpdateIdentifierStates",
+    "/tracery.v1.IntegrationService/TriggerSync",
+    "/tracery.v1.IntegrationService/RetryPosting",
+    "POST /capture",
+    "POST /events",
+];
+
+/// Whether a call of `action` (a method path, or `METHOD /route`) is audited.
+pub fn is_write(action: &str) -> bool {
+    WRITES.contains(&action)
+}
+
 /// The rule of a gRPC method path.
 pub fn grpc(path: &str) -> Option<Access> {
     GRPC.iter()
@@ -252,5 +274,12 @@ mod tests {
             .filter(|path| path.starts_with("/tracery.") && !methods.iter().any(|m| m == path))
             .collect();
         assert!(stale.is_empty(), "rules for unknown RPCs: {stale:?}");
+        for write in WRITES {
+            let known = match write.split_once(' ') {
+                Some((method, route)) => rest(method, route).is_some(),
+                None => grpc(write).is_some(),
+            };
+            assert!(known, "audited {write} has no rule");
+        }
     }
 }
