@@ -89,6 +89,16 @@ impl Intake {
         admissions: Vec<Admission>,
         channel: Channel,
     ) -> Result<Vec<pb::EventResult>, CaptureError> {
+        if admissions.len() > self.policy.max_events_per_batch {
+            return Err(CaptureError::Invalid {
+                field: "events".to_owned(),
+                reason: format!(
+                    "{} events in one batch; at most {} (limits.max_events_per_batch)",
+                    admissions.len(),
+                    self.policy.max_events_per_batch
+                ),
+            });
+        }
         let admissions = self.apply_state_rules(admissions, channel).await?;
         let (admissions, stored) = self.store.capture(admissions).await;
         let stored = stored?;

@@ -59,8 +59,10 @@ impl ServiceModule for CaptureModule {
                 None
             }
         };
-        let policy = validation::Policy::from_settings(&ctx.config.capture_rules)
+        let mut policy = validation::Policy::from_settings(&ctx.config.capture_rules)
             .map_err(anyhow::Error::msg)?;
+        policy.max_events_per_batch = ctx.config.limits.max_events_per_batch;
+        policy.max_json_depth = ctx.config.limits.max_json_depth;
         let integration = match ctx.peers.channel(ServiceKey::Integration) {
             Ok(channel) => Some(channel),
             Err(err) if policy.bom_conformance.is_some() => {

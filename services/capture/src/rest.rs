@@ -98,9 +98,42 @@ fn from_error(error: CaptureError) -> Response {
     problem(status, exception, detail, json!({}))
 }
 
+/// The depth at which `json` first nests deeper than `max` (`[`/`{` outside strings), so a
+/// hostile body is refused after one pass over its bytes instead of a recursive parse.
+fn nesting_beyond(json: &[u8], max: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(depth);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The body as JSON-LD (XML is read into its JSON-LD form), or the problem response
 /// explaining why there is none.
-fn document_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Response>> {
+fn document_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+    max_depth: usize,
+) -> Result<Value, Box<Response>> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -114,6 +147,11 @@ fn document_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Respons
         ))
     };
     if content_type.contains("json") {
+        if let Some(depth) = nesting_beyond(body, max_depth) {
+            return Err(invalid(format!(
+                "the JSON nests {depth} levels deep; at most {max_depth} (limits.max_json_depth)"
+            )));
+        }
         return serde_json::from_slice(body).map_err(|err| invalid(format!("not JSON: {err}")));
     }
     if content_type.contains("xml") {
@@ -141,8 +179,12 @@ fn document_events(document: &Value) -> Option<&Vec<Value>> {
 
 /// The one event of a `POST /events` body: a JSON-LD event, or an XML document holding
 /// exactly one event.
-fn single_event(headers: &HeaderMap, body: &Bytes) -> Result<(Value, HashContext), Box<Response>> {
-    let value = document_body(headers, body)?;
+fn single_event(
+    headers: &HeaderMap,
+    body: &Bytes,
+    max_depth: usize,
+) -> Result<(Value, HashContext), Box<Response>> {
+    let value = document_body(headers, body, max_depth)?;
     let context = HashContext::from_json(&value);
     let Some(events) = document_events(&value) else {
         return Ok((value, context));
@@ -163,7 +205,8 @@ fn single_event(headers: &HeaderMap, body: &Bytes) -> Result<(Value, HashContext
 
 /// `POST /events`: one event, stored synchronously.
 async fn capture_event(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> Response {
-    let (value, context) = match single_event(&headers, &body) {
+    let (value, context) = match single_event(&headers, &body, rest.intake.policy().max_json_depth)
+    {
         Ok(event) => event,
         Err(response) => return *response,
     };
@@ -217,7 +260,7 @@ fn percent_encode(text: &str) -> String {
 /// `202`, so the capture job is finished when the client first looks at it.
 async fn capture(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> Response {
     let created_at = Utc::now();
-    let document = match document_body(&headers, &body) {
+    let document = match document_body(&headers, &body, rest.intake.policy().max_json_depth) {
         Ok(value) => value,
         Err(response) => return *response,
     };
@@ -242,6 +285,15 @@ async fn capture(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> R
             json!({}),
         );
     };
+    let most = rest.intake.policy().max_events_per_batch;
+    if events.len() > most {
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "CaptureLimitExceededException",
+            format!("{} events in one document; at most {most}", events.len()),
+            json!({}),
+        );
+    }
     let context = HashContext::from_json(&document);
     let mut admissions: Vec<Admission> = events
         .iter()

@@ -57,6 +57,10 @@ pub struct Policy {
     pub identity_unavailable: Severity,
     /// Consuming a component that is not on the production order's BOM.
     pub bom_conformance: Option<Severity>,
+    /// Events one request, stream batch or document may carry (`[limits]`).
+    pub max_events_per_batch: usize,
+    /// Deepest JSON nesting of a REST body (`[limits]`).
+    pub max_json_depth: usize,
 }
 
 impl Default for Policy {
@@ -73,6 +77,8 @@ impl Default for Policy {
             identity_unavailable: Severity::Warn,
             // Needs the ERP's orders and BOMs synced: each plant turns it on.
             bom_conformance: None,
+            max_events_per_batch: 10_000,
+            max_json_depth: 32,
         }
     }
 }

@@ -241,6 +241,38 @@ struct FileConfig {
     capture_mqtt: Option<MqttSettings>,
     connectors: Option<BTreeMap<String, toml::Table>>,
     auth: Option<crate::auth::AuthSettings>,
+    limits: Option<Limits>,
+}
+
+/// The `[limits]` table: what one request may ask of the suite.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Events in one capture request, stream batch or EPCIS document.
+    pub max_events_per_batch: usize,
+    /// Longest a gRPC or REST request may run before it is cancelled (streams: until
+    /// their response starts).
+    pub request_timeout_secs: u64,
+    /// Largest REST body.
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting a REST body may have (checked before it is parsed).
+    pub max_json_depth: usize,
+    /// Requests per second each principal may make (0: no limit), and the burst above it.
+    pub requests_per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_events_per_batch: 10_000,
+            request_timeout_secs: 120,
+            max_body_bytes: 32 << 20,
+            max_json_depth: 32,
+            requests_per_second: 0,
+            burst: 200,
+        }
+    }
 }
 
 /// The `[capture_mqtt]` table: capture subscribes to scanner messages on an MQTT broker.
@@ -397,6 +429,8 @@ pub struct Config {
     /// Authentication and the plant principals must be scoped to; `None` is dev mode
     /// (loopback only).
     pub auth: Option<crate::auth::AuthSettings>,
+    /// Request limits.
+    pub limits: Limits,
 }
 
 impl Config {
@@ -524,6 +558,21 @@ impl Config {
             },
             connectors: file.connectors.unwrap_or_default(),
             auth: file.auth,
+            limits: {
+                let limits = file.limits.unwrap_or_default();
+                if limits.max_events_per_batch == 0
+                    || limits.request_timeout_secs == 0
+                    || limits.max_body_bytes == 0
+                    || limits.max_json_depth == 0
+                {
+                    return Err(ConfigError::new(
+                        "limits",
+                        "max_events_per_batch, request_timeout_secs, max_body_bytes and \
+                         max_json_depth must be at least 1",
+                    ));
+                }
+                limits
+            },
         })
     }
 
@@ -543,6 +592,7 @@ impl Config {
             capture_mqtt: None,
             connectors: BTreeMap::new(),
             auth: None,
+            limits: Limits::default(),
         }
     }
 }

@@ -194,11 +194,14 @@ impl Application {
             tasks.extend(module.start(&ctx, &mut routes).await?);
         }
 
-        let guard = Guard::new(Arc::clone(&self.auth), self.db.clone());
+        let limits = self.config.limits.clone();
+        let guard = Guard::new(Arc::clone(&self.auth), self.db.clone(), &limits);
+        let timeout = std::time::Duration::from_secs(limits.request_timeout_secs);
         let grpc_shutdown = self.shutdown.clone();
         let mut grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 .trace_fn(grpc_request_span)
+                .timeout(timeout)
                 .layer(GrpcAuthLayer::new(guard.clone()))
                 .add_routes(routes.grpc.routes())
                 .serve_with_incoming_shutdown(
@@ -220,6 +223,11 @@ impl Application {
                 .route_layer(axum::middleware::from_fn_with_state(
                     guard.clone(),
                     rest_guard,
+                ))
+                .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    http::StatusCode::REQUEST_TIMEOUT,
+                    timeout,
                 ))
         } else {
             routes.http

@@ -453,3 +453,68 @@ async fn the_suites_own_calls_pass_while_callers_are_checked() {
     assert_eq!(health.status(), 200);
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn a_principal_over_its_rate_is_told_when_to_retry() {
+    let provider = Provider::new();
+    let settings = provider.settings();
+    let app = TestApp::spawn_with(|config| {
+        config.auth = Some(settings);
+        config.limits.requests_per_second = 2;
+        config.limits.burst = 3;
+    })
+    .await
+    .expect("suite starts");
+    let planner = provider.token(&["planner"], &[PLANT]);
+    let mut genealogy =
+        pb::genealogy_service_client::GenealogyServiceClient::new(app.channel.clone());
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        outcomes.push(
+            genealogy
+                .get_projection_status(authorized(pb::GetProjectionStatusRequest {}, &planner))
+                .await,
+        );
+    }
+    let admitted = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(admitted, 3, "the burst, then refusals");
+    let refused = outcomes
+        .into_iter()
+        .find_map(Result::err)
+        .expect("a refusal");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    use tonic_types::StatusExt as _;
+    let retry = refused
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
+        .expect("retry info");
+    assert!(retry <= Duration::from_millis(600), "{retry:?}");
+    // Another principal has its own bucket; REST says 429 with Retry-After.
+    let other = provider.sign(&{
+        let mut claims = claims(&["planner"], &[PLANT]);
+        claims["sub"] = json!("bob@acme.example");
+        claims
+    });
+    assert!(
+        genealogy
+            .get_projection_status(authorized(pb::GetProjectionStatusRequest {}, &other))
+            .await
+            .is_ok()
+    );
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/events", app.http_addr);
+    let mut last = None;
+    for _ in 0..4 {
+        last = Some(
+            http.get(&url)
+                .bearer_auth(&planner)
+                .send()
+                .await
+                .expect("answer"),
+        );
+    }
+    let last = last.expect("a response");
+    assert_eq!(last.status(), 429);
+    assert!(last.headers().contains_key("retry-after"));
+    app.stop().await.expect("clean stop");
+}

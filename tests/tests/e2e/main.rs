@@ -11,6 +11,7 @@ mod identifiers;
 mod identity;
 mod integration;
 mod integrity;
+mod limits;
 mod mqtt;
 mod postback;
 mod rest;

@@ -17,16 +17,62 @@ use axum::{
 
 use super::{AuthError, Authenticator, Principal, permissions::Access};
 
+/// Requests per second per principal, as token buckets.
+struct RateLimit {
+    per_second: f64,
+    burst: f64,
+    buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+}
+
+impl RateLimit {
+    /// Takes one request from `subject`'s bucket, or says how long until there is one.
+    fn take(&self, subject: &str) -> Result<(), std::time::Duration> {
+        let now = std::time::Instant::now();
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (tokens, last) = buckets
+            .entry(subject.to_owned())
+            .or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(std::time::Duration::from_secs_f64(
+                (1.0 - *tokens) / self.per_second,
+            ))
+        }
+    }
+}
+
 /// What both layers need.
 #[derive(Clone)]
 pub struct Guard {
     auth: Arc<Authenticator>,
     db: sea_orm::DatabaseConnection,
+    rate: Option<Arc<RateLimit>>,
 }
 
 impl Guard {
-    pub fn new(auth: Arc<Authenticator>, db: sea_orm::DatabaseConnection) -> Self {
-        Self { auth, db }
+    /// `limits` gives the per-principal rate (applied to callers with tokens only: the
+    /// suite's own calls and dev mode are not limited).
+    pub fn new(
+        auth: Arc<Authenticator>,
+        db: sea_orm::DatabaseConnection,
+        limits: &crate::config::Limits,
+    ) -> Self {
+        let rate = (limits.requests_per_second > 0 && auth.enforcing()).then(|| {
+            Arc::new(RateLimit {
+                per_second: f64::from(limits.requests_per_second),
+                burst: f64::from(limits.burst.max(1)),
+                buckets: Default::default(),
+            })
+        });
+        Self { auth, db, rate }
     }
 
     /// Admits a call of `action` from `source`, writing its audit record when it is a
@@ -44,6 +90,21 @@ impl Guard {
         let principal = admit(&self.auth, access, authorization, action)
             .await
             .inspect_err(|error| tracing::info!(%action, %error, "call refused"))?;
+        if let (Some(rate), Some(principal)) = (&self.rate, &principal)
+            && principal.subject != super::INTERNAL_SUBJECT
+            && let Err(wait) = rate.take(&principal.subject)
+        {
+            use tonic_types::{ErrorDetails, StatusExt as _};
+            return Err(tonic::Status::with_error_details(
+                tonic::Code::ResourceExhausted,
+                format!(
+                    "`{}` is over its request rate (limits.requests_per_second); retry in {} ms",
+                    principal.subject,
+                    wait.as_millis().max(1)
+                ),
+                ErrorDetails::with_retry_info(Some(wait)),
+            ));
+        }
         if let Some(principal) = &principal
             && super::permissions::is_write(action)
         {
@@ -199,6 +260,9 @@ pub async fn rest_guard(
             let (status, title) = match refusal.code() {
                 tonic::Code::Unauthenticated => (http::StatusCode::UNAUTHORIZED, "Unauthorized"),
                 tonic::Code::PermissionDenied => (http::StatusCode::FORBIDDEN, "Forbidden"),
+                tonic::Code::ResourceExhausted => {
+                    (http::StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")
+                }
                 _ => (http::StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
             };
             let body = serde_json::json!({
@@ -212,6 +276,16 @@ pub async fn rest_guard(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("application/problem+json"),
             );
+            if status == http::StatusCode::TOO_MANY_REQUESTS {
+                use tonic_types::StatusExt as _;
+                let seconds = refusal
+                    .get_details_retry_info()
+                    .and_then(|info| info.retry_delay)
+                    .map_or(1, |delay| delay.as_secs().max(1));
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+            }
             if status == http::StatusCode::UNAUTHORIZED {
                 response.headers_mut().insert(
                     http::header::WWW_AUTHENTICATE,

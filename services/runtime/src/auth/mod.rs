@@ -166,6 +166,9 @@ pub struct Authenticator {
     internal_digest: [u8; 32],
 }
 
+/// The subject of the suite's own calls.
+pub const INTERNAL_SUBJECT: &str = "tracery";
+
 fn digest(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
@@ -227,7 +230,7 @@ impl Authenticator {
                 )
             })?;
         if digest(token) == self.internal_digest {
-            return Ok(Principal::everything("tracery"));
+            return Ok(Principal::everything(INTERNAL_SUBJECT));
         }
         let claims = keys
             .verify(token, settings, Duration::from_secs(settings.leeway_secs))

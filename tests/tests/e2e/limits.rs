@@ -1,0 +1,124 @@
+//! Limits: a batch of too many events, a body too large or nested too deep is refused
+//! with a clear error, and nothing of it is stored.
+
+use tonic::Code;
+use tracery_e2e::TestApp;
+use tracery_proto::v1 as pb;
+
+fn observed(n: u32) -> pb::EpcisEvent {
+    pb::EpcisEvent {
+        event_id: format!("urn:uuid:00000000-0000-4000-8000-f{n:011}"),
+        event_time: Some(prost_types::Timestamp {
+            seconds: 1_795_651_200,
+            nanos: 0,
+        }),
+        event_time_zone_offset: "+01:00".to_owned(),
+        body: Some(pb::epcis_event::Body::ObjectEvent(pb::ObjectEvent {
+            action: pb::Action::Observe.into(),
+            epcs: vec![format!("urn:epc:id:sgtin:4012345.011111.L{n}")],
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+async fn stored(app: &TestApp) -> usize {
+    app.capture
+        .clone()
+        .query_events(pb::QueryEventsRequest::default())
+        .await
+        .expect("query")
+        .into_inner()
+        .events
+        .len()
+}
+
+#[tokio::test]
+async fn oversized_and_overdeep_requests_are_refused_and_store_nothing() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.max_events_per_batch = 3;
+        config.limits.max_body_bytes = 64 * 1024;
+        config.limits.max_json_depth = 16;
+    })
+    .await
+    .expect("suite starts");
+
+    let refused = app
+        .capture
+        .clone()
+        .capture(pb::CaptureRequest {
+            events: (0..4).map(observed).collect(),
+        })
+        .await
+        .expect_err("four events");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("at most 3"),
+        "{}",
+        refused.message()
+    );
+
+    let http = reqwest::Client::new();
+    let capture = format!("http://{}/capture", app.http_addr);
+    let event = |n: u32| {
+        serde_json::json!({"type": "ObjectEvent", "eventID": format!("urn:uuid:00000000-0000-4000-8000-d{n:011}"),
+            "eventTime": "2026-11-26T10:00:00+01:00", "eventTimeZoneOffset": "+01:00",
+            "action": "OBSERVE", "epcList": [format!("urn:epc:id:sgtin:4012345.011111.R{n}")]})
+    };
+    let document = |events: Vec<serde_json::Value>| {
+        serde_json::json!({"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+            "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-26T00:00:00Z",
+            "epcisBody": {"eventList": events}})
+        .to_string()
+    };
+    let post = |body: String| {
+        http.post(&capture)
+            .header("content-type", "application/ld+json")
+            .body(body)
+            .send()
+    };
+    let too_many = post(document((0..4).map(event).collect()))
+        .await
+        .expect("answer");
+    assert_eq!(too_many.status(), 413);
+    let problem: serde_json::Value = too_many.json().await.expect("problem");
+    assert_eq!(
+        problem["type"],
+        "epcisException:CaptureLimitExceededException"
+    );
+
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let overdeep = post(deep).await.expect("answer");
+    assert_eq!(overdeep.status(), 400);
+    let problem: serde_json::Value = overdeep.json().await.expect("problem");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("max_json_depth")),
+        "{problem}"
+    );
+
+    let padding = "x".repeat(100 * 1024);
+    let mut big = event(9);
+    big["comment"] = serde_json::json!(padding);
+    let oversized = post(document(vec![big])).await.expect("answer");
+    assert_eq!(oversized.status(), 413);
+
+    let injection = event(10);
+    let mut injection = injection;
+    injection["epcList"] =
+        serde_json::json!(["urn:epc:id:sgtin:4012345.011111.1'; DROP TABLE capture_events; --"]);
+    let odd = post(document(vec![injection])).await.expect("answer");
+    assert!(
+        odd.status().is_success() || odd.status().is_client_error(),
+        "{}",
+        odd.status()
+    );
+
+    assert_eq!(
+        stored(&app).await,
+        0,
+        "nothing of the refused requests is stored"
+    );
+    app.stop().await.expect("clean stop");
+}
