@@ -8,7 +8,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracery_epcis::proto::event_to_proto;
 use tracery_proto::v1::{self as pb, capture_service_server::CaptureService};
-use tracery_runtime::wire::{self, Page};
+use tracery_runtime::{
+    auth::Principal,
+    wire::{self, Page},
+};
 
 use crate::{
     domain::{CaptureError, Channel},
@@ -94,6 +97,14 @@ fn query_from_filter(filter: Option<pb::EventFilter>) -> Result<EventQuery, Stat
     })
 }
 
+/// (index, has an errorDeclaration, bizStep) of each event, for [`crate::roles`].
+fn proto_traits(events: &[pb::EpcisEvent]) -> impl Iterator<Item = (usize, bool, &str)> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i, e.error_declaration.is_some(), e.biz_step.as_str()))
+}
+
 #[tonic::async_trait]
 impl CaptureService for CaptureApi {
     #[tracing::instrument(skip_all, fields(events))]
@@ -101,8 +112,10 @@ impl CaptureService for CaptureApi {
         &self,
         request: Request<pb::CaptureRequest>,
     ) -> Result<Response<pb::CaptureResponse>, Status> {
+        let principal = request.extensions().get::<Principal>().cloned();
         let request = request.into_inner();
         tracing::Span::current().record("events", request.events.len());
+        crate::roles::check(principal.as_ref(), proto_traits(&request.events))?;
         let results = self.intake.capture(&request.events, Channel::Grpc).await?;
         Ok(Response::new(pb::CaptureResponse { results }))
     }
@@ -114,6 +127,7 @@ impl CaptureService for CaptureApi {
         &self,
         request: Request<tonic::Streaming<pb::CaptureStreamRequest>>,
     ) -> Result<Response<Self::CaptureStreamStream>, Status> {
+        let principal = request.extensions().get::<Principal>().cloned();
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let intake = self.intake.clone();
@@ -135,6 +149,12 @@ impl CaptureService for CaptureApi {
                         break;
                     }
                 };
+                if let Err(refused) =
+                    crate::roles::check(principal.as_ref(), proto_traits(&batch.events))
+                {
+                    let _ = tx.send(Err(Status::from(refused))).await;
+                    break;
+                }
                 let acknowledgement =
                     intake
                         .capture(&batch.events, Channel::Grpc)

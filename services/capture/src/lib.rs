@@ -21,6 +21,7 @@ pub mod intake;
 pub mod mqtt;
 pub mod pipeline;
 pub mod rest;
+pub mod roles;
 pub mod scan;
 pub mod state_rules;
 pub mod store;

@@ -16,6 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tracery_epcis::{hash::HashContext, json as epcis_json, xml as epcis_xml};
 use tracery_proto::v1 as pb;
+use tracery_runtime::auth::Principal;
 
 use crate::{
     domain::{Admission, CaptureError, Channel, Rejected},
@@ -204,12 +205,30 @@ fn single_event(
 }
 
 /// `POST /events`: one event, stored synchronously.
-async fn capture_event(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> Response {
+async fn capture_event(
+    State(rest): State<Rest>,
+    principal: Option<axum::Extension<Principal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (value, context) = match single_event(&headers, &body, rest.intake.policy().max_json_depth)
     {
         Ok(event) => event,
         Err(response) => return *response,
     };
+    let traits = (
+        0,
+        value.get("errorDeclaration").is_some(),
+        value.get("bizStep").and_then(Value::as_str).unwrap_or(""),
+    );
+    if let Err(refused) = crate::roles::check(principal.as_ref().map(|p| &p.0), [traits]) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "SecurityException",
+            refused.to_string(),
+            json!({}),
+        );
+    }
     let admission = admit_json(value, Channel::Rest, rest.intake.policy(), &context);
     let result = match rest
         .intake
@@ -258,7 +277,12 @@ fn percent_encode(text: &str) -> String {
 
 /// `POST /capture`: an EPCISDocument; every event is stored or quarantined before the
 /// `202`, so the capture job is finished when the client first looks at it.
-async fn capture(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> Response {
+async fn capture(
+    State(rest): State<Rest>,
+    principal: Option<axum::Extension<Principal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let created_at = Utc::now();
     let document = match document_body(&headers, &body, rest.intake.policy().max_json_depth) {
         Ok(value) => value,
@@ -291,6 +315,23 @@ async fn capture(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> R
             StatusCode::PAYLOAD_TOO_LARGE,
             "CaptureLimitExceededException",
             format!("{} events in one document; at most {most}", events.len()),
+            json!({}),
+        );
+    }
+    if let Err(refused) = crate::roles::check(
+        principal.as_ref().map(|p| &p.0),
+        events.iter().enumerate().map(|(i, event)| {
+            (
+                i,
+                event.get("errorDeclaration").is_some(),
+                event.get("bizStep").and_then(Value::as_str).unwrap_or(""),
+            )
+        }),
+    ) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "SecurityException",
+            refused.to_string(),
             json!({}),
         );
     }

@@ -518,3 +518,71 @@ async fn a_principal_over_its_rate_is_told_when_to_retry() {
     assert!(last.headers().contains_key("retry-after"));
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn corrections_and_retirements_need_the_quality_role() {
+    let provider = Provider::new();
+    let app = suite(&provider).await;
+    let operator = provider.token(&["operator"], &[PLANT]);
+    let quality = provider.token(&["quality"], &[PLANT]);
+    let retire = |n: u32| pb::EpcisEvent {
+        event_id: format!("urn:uuid:00000000-0000-4000-8000-b1{n:010}"),
+        event_time: Some(prost_types::Timestamp {
+            seconds: 1_795_651_200,
+            nanos: 0,
+        }),
+        event_time_zone_offset: "+01:00".to_owned(),
+        biz_step: "decommissioning".to_owned(),
+        body: Some(pb::epcis_event::Body::ObjectEvent(pb::ObjectEvent {
+            action: pb::Action::Delete.into(),
+            epcs: vec![format!("urn:epc:id:sgtin:4012345.011111.Q{n}")],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let mut capture = app.capture.clone();
+    let refused = capture
+        .capture(authorized(
+            pb::CaptureRequest {
+                events: vec![retire(1)],
+            },
+            &operator,
+        ))
+        .await
+        .expect_err("an operator cannot decommission");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("events[0]") && refused.message().contains("quality"),
+        "{}",
+        refused.message()
+    );
+    capture
+        .capture(authorized(
+            pb::CaptureRequest {
+                events: vec![retire(2)],
+            },
+            &quality,
+        ))
+        .await
+        .expect("quality may");
+    // An error declaration over REST.
+    let declaration = json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-26T00:00:00Z",
+        "epcisBody": {"eventList": [{
+            "type": "ObjectEvent", "eventID": "urn:uuid:00000000-0000-4000-8000-b20000000001",
+            "eventTime": "2026-11-26T10:00:00+01:00", "eventTimeZoneOffset": "+01:00",
+            "action": "OBSERVE", "epcList": ["urn:epc:id:sgtin:4012345.011111.Q3"],
+            "errorDeclaration": {"declarationTime": "2026-11-26T11:00:00+01:00", "reason": "incorrect_data"}}]}
+    });
+    let posted = reqwest::Client::new()
+        .post(format!("http://{}/capture", app.http_addr))
+        .bearer_auth(&operator)
+        .header("content-type", "application/ld+json")
+        .body(declaration.to_string())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(posted.status(), 403);
+    app.stop().await.expect("clean stop");
+}

@@ -276,6 +276,19 @@ impl Authenticator {
     }
 }
 
+/// Whether the caller (absent: a channel without callers, such as the MQTT intake) holds
+/// `role`, for what the permission table cannot see: the content of a request.
+pub fn require(principal: Option<&Principal>, role: Role, what: &str) -> Result<(), AuthError> {
+    match principal {
+        Some(principal) if !principal.roles.contains(&role) => Err(AuthError::Denied(format!(
+            "{what} needs the role {}; `{}` lacks it",
+            role.as_str(),
+            principal.subject
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The value at a dotted `path` of `claims`.
 fn claim<'a>(claims: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
     path.split('.')
