@@ -54,21 +54,16 @@ pub struct Record {
     pub request_id: String,
 }
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The link before a chain's first row.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Serialises audit appends on PostgreSQL, so the chain never forks.
 const AUDIT_LOCK: i64 = 0x0061_7564_6974;
 
-fn link(previous: &str, at: &DateTime<Utc>, record: &Record) -> String {
+/// A hash-chain link: SHA-256 (hex) over the previous link and `parts`, each ended by a
+/// newline. The one chain function of the suite (audit trail, stored events).
+pub fn chain_link(previous: &str, parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
-    let at = at.to_rfc3339();
-    for part in [
-        previous,
-        &at,
-        &record.subject,
-        &record.action,
-        &record.source,
-        &record.request_id,
-    ] {
+    for part in std::iter::once(previous).chain(parts.iter().copied()) {
         hasher.update(part.as_bytes());
         hasher.update(b"\n");
     }
@@ -77,6 +72,19 @@ fn link(previous: &str, at: &DateTime<Utc>, record: &Record) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+fn link(previous: &str, at: &DateTime<Utc>, record: &Record) -> String {
+    chain_link(
+        previous,
+        &[
+            &at.to_rfc3339(),
+            &record.subject,
+            &record.action,
+            &record.source,
+            &record.request_id,
+        ],
+    )
 }
 
 /// Appends `record`.

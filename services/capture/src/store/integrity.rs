@@ -12,26 +12,14 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
-use sha2::{Digest, Sha256};
+use tracery_runtime::audit::{GENESIS, chain_link};
 
 use super::{decode_payload, event, event_row};
 use crate::domain::CaptureError;
 
-/// The link before the first event.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
 /// The link of an event stored under `store_key` with `payload`, after `previous`.
 pub fn link(previous: &str, store_key: &str, payload: &str) -> String {
-    let mut hasher = Sha256::new();
-    for part in [previous, store_key, payload] {
-        hasher.update(part.as_bytes());
-        hasher.update(b"\n");
-    }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    chain_link(previous, &[store_key, payload])
 }
 
 /// The newest event's link ([`GENESIS`] when none is stored).
