@@ -333,8 +333,21 @@ impl Syncer {
                     tokio::select! {
                         _ = syncer.shutdown.cancelled() => return,
                         _ = ticks.tick() => {
-                            if let Err(err) = syncer.trigger(&name).await {
-                                tracing::warn!(error = %err, connector = name, "scheduled sync not started");
+                            match syncer.trigger(&name).await {
+                                Ok(run) => {
+                                    let record = tracery_runtime::audit::Record {
+                                        subject: "tracery-scheduler".to_owned(),
+                                        action: format!("scheduled sync of {name}"),
+                                        source: "schedule".to_owned(),
+                                        request_id: run.run_id.clone(),
+                                    };
+                                    if let Err(err) = tracery_runtime::audit::append(&syncer.db, record).await {
+                                        tracing::error!(error = %err, connector = name, "scheduled sync not audited");
+                                    }
+                                }
+                                Err(err) => {
+                                    tracing::warn!(error = %err, connector = name, "scheduled sync not started");
+                                }
                             }
                         }
                     }

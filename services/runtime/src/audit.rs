@@ -4,8 +4,9 @@
 //! found by [`verify`].
 //!
 //! Rows are written by the enforcement layers before the request runs, so an attempt is
-//! on record even when the handler then fails. Background writers of the suite itself
-//! (scheduled syncs, post-back attempts, the MQTT intake) are not recorded here yet.
+//! on record even when the handler then fails. The suite's own background writers record
+//! themselves: scheduled syncs (`tracery-scheduler`) and post-back attempts
+//! (`tracery-post-back`, under the posting's id). The MQTT intake is not recorded yet.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{

@@ -164,6 +164,27 @@ async fn production_is_posted_once_even_when_the_erp_answers_too_late() {
     assert_eq!(receipt["Plant"], "1010");
     assert_eq!(sent.erp_document, "0000004711/1");
 
+    // Each attempt is on the audit trail, under the posting's id.
+    let db = sea_orm::Database::connect(app.database_url())
+        .await
+        .expect("database");
+    use sea_orm::ConnectionTrait as _;
+    let attempts = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            match db.get_database_backend() {
+                sea_orm::DatabaseBackend::Postgres => {
+                    "SELECT subject FROM audit_log WHERE request_id = $1"
+                }
+                _ => "SELECT subject FROM audit_log WHERE request_id = ?",
+            },
+            [sent.id.clone().into()],
+        ))
+        .await
+        .expect("audit rows");
+    assert_eq!(attempts.len(), 2, "two attempts audited");
+    drop(db);
+
     // Sending the same event again posts nothing more.
     capture_as(
         &app,

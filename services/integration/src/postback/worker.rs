@@ -115,6 +115,22 @@ impl PostingWorker {
         if !postings::claim(&self.db, row, until).await? {
             return Ok(());
         }
+        // A posting writes to the ERP on the plant's behalf: on the audit trail like any
+        // write, before it is sent.
+        tracery_runtime::audit::append(
+            &self.db,
+            tracery_runtime::audit::Record {
+                subject: "tracery-post-back".to_owned(),
+                action: format!(
+                    "post-back of {} to {}",
+                    row.order_reference,
+                    row.connector.as_deref().unwrap_or("its order's connector")
+                ),
+                source: "post-back worker".to_owned(),
+                request_id: row.posting_id.clone(),
+            },
+        )
+        .await?;
         let outcome = match self.deliver(row).await? {
             Ok(document) => {
                 tracing::info!(%document, "posted to the ERP");
