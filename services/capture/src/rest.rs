@@ -85,7 +85,7 @@ fn from_error(error: CaptureError) -> Response {
     use tracery_runtime::error::DomainError as _;
     let status = error.kind().http_status();
     let exception = match status {
-        StatusCode::NOT_FOUND => "NoSuchResourceException",
+        StatusCode::NOT_FOUND => "NoSuchNameException",
         StatusCode::BAD_REQUEST => "ValidationException",
         StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailableException",
         _ => "ImplementationException",
@@ -255,7 +255,12 @@ async fn capture_event(
         );
     }
     let location = format!("/events/{}", percent_encode(&result.event_id));
-    let mut response = StatusCode::CREATED.into_response();
+    // The binding answers with the event as stored (recordTime and eventID set).
+    let stored = match rest.store.get(&result.event_id).await {
+        Ok(stored) => epcis_json::event_to_json(&stored.event),
+        Err(err) => return from_error(err),
+    };
+    let mut response = (StatusCode::CREATED, Json(stored)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
@@ -425,7 +430,7 @@ async fn capture_job(State(rest): State<Rest>, Path(id): Path<String>) -> Respon
         }
         Ok(None) => problem(
             StatusCode::NOT_FOUND,
-            "NoSuchResourceException",
+            "NoSuchNameException",
             format!("no capture job `{id}`"),
             json!({}),
         ),
@@ -446,7 +451,7 @@ async fn get_event(State(rest): State<Rest>, Path(event_id): Path<String>) -> Re
         .into_response(),
         Err(CaptureError::EventNotFound(_)) => problem(
             StatusCode::NOT_FOUND,
-            "NoSuchResourceException",
+            "NoSuchNameException",
             format!("no event with eventID `{event_id}`"),
             json!({}),
         ),

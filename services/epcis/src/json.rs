@@ -333,8 +333,32 @@ fn optional_time(field: &str, text: Option<String>) -> Result<Option<EpcisTime>,
     text.map(|t| time::parse(field, &t)).transpose()
 }
 
+/// Whether `key` may name a user extension field: namespaced (`prefix:name`, or a URI), as
+/// EPCIS requires of every field it does not define; JSON-LD's `@context` too.
+fn is_extension_name(key: &str) -> bool {
+    if key == "@context" {
+        return true;
+    }
+    let Some((prefix, local)) = key.split_once(':') else {
+        return false;
+    };
+    let mut prefix_chars = prefix.chars();
+    !local.is_empty()
+        && prefix_chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && prefix_chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !local.chars().any(char::is_control)
+}
+
 impl EventJson {
     fn into_model(self) -> Result<Event, EpcisError> {
+        if let Some(key) = self.extensions.keys().find(|k| !is_extension_name(k)) {
+            return Err(EpcisError::invalid(
+                key,
+                "not an EPCIS field, and an extension field must be namespaced (prefix:name or a URI)",
+            ));
+        }
         let event_type = self.event_type.as_str();
         let action = match self.action.as_deref() {
             Some(text) => Some(Action::parse(text).ok_or_else(|| {
@@ -960,6 +984,26 @@ impl SensorReportJson {
             coordinate_reference_system: r.coordinate_reference_system.clone(),
             biz_rules: r.biz_rules.clone(),
             extensions: r.extensions.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_extension_name;
+
+    #[test]
+    fn extension_fields_must_be_namespaced() {
+        for good in [
+            "example:myField",
+            "ext1:float",
+            "@context",
+            "https://ns.example.com/x",
+        ] {
+            assert!(is_extension_name(good), "{good}");
+        }
+        for bad in ["", "myField", ":x", "1a:b", "a:", "\u{87}W:x"] {
+            assert!(!is_extension_name(bad), "{bad}");
         }
     }
 }
