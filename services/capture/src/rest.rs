@@ -204,6 +204,27 @@ fn single_event(
     }
 }
 
+/// The `403` for JSON-LD events the caller may not capture (see [`crate::roles`]).
+fn refuse_corrections(
+    principal: Option<&axum::Extension<Principal>>,
+    events: &[Value],
+) -> Option<Response> {
+    let traits = events.iter().enumerate().map(|(i, event)| {
+        (
+            i,
+            event.get("errorDeclaration").is_some(),
+            event.get("bizStep").and_then(Value::as_str).unwrap_or(""),
+        )
+    });
+    let refused = crate::roles::check(principal.map(|p| &p.0), traits).err()?;
+    Some(problem(
+        StatusCode::FORBIDDEN,
+        "SecurityException",
+        refused.to_string(),
+        json!({}),
+    ))
+}
+
 /// `POST /events`: one event, stored synchronously.
 async fn capture_event(
     State(rest): State<Rest>,
@@ -216,18 +237,8 @@ async fn capture_event(
         Ok(event) => event,
         Err(response) => return *response,
     };
-    let traits = (
-        0,
-        value.get("errorDeclaration").is_some(),
-        value.get("bizStep").and_then(Value::as_str).unwrap_or(""),
-    );
-    if let Err(refused) = crate::roles::check(principal.as_ref().map(|p| &p.0), [traits]) {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "SecurityException",
-            refused.to_string(),
-            json!({}),
-        );
+    if let Some(refusal) = refuse_corrections(principal.as_ref(), std::slice::from_ref(&value)) {
+        return refusal;
     }
     let admission = admit_json(value, Channel::Rest, rest.intake.policy(), &context);
     let result = match rest
@@ -323,22 +334,8 @@ async fn capture(
             json!({}),
         );
     }
-    if let Err(refused) = crate::roles::check(
-        principal.as_ref().map(|p| &p.0),
-        events.iter().enumerate().map(|(i, event)| {
-            (
-                i,
-                event.get("errorDeclaration").is_some(),
-                event.get("bizStep").and_then(Value::as_str).unwrap_or(""),
-            )
-        }),
-    ) {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "SecurityException",
-            refused.to_string(),
-            json!({}),
-        );
+    if let Some(refusal) = refuse_corrections(principal.as_ref(), events) {
+        return refusal;
     }
     let context = HashContext::from_json(&document);
     let mut admissions: Vec<Admission> = events

@@ -8,9 +8,9 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::{Expr, ExprTrait},
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, ExprTrait, OnConflict},
 };
 
 use crate::domain::IntegrationError;
@@ -156,19 +156,13 @@ pub async fn record(
     db: &DatabaseConnection,
     postings: Vec<NewPosting>,
     sequence: i64,
-) -> Result<usize, IntegrationError> {
+) -> Result<u64, IntegrationError> {
     let txn = db.begin().await?;
     let now = Utc::now();
-    let mut recorded = 0;
+    let mut recorded: u64 = 0;
     for new in postings {
-        let exists = posting::Entity::find()
-            .filter(posting::Column::Reference.eq(&new.reference))
-            .count(&txn)
-            .await?;
-        if exists > 0 {
-            continue;
-        }
-        posting::Entity::insert(posting::ActiveModel {
+        // The reference is unique: a posting recorded before stays as it is.
+        recorded += posting::Entity::insert(posting::ActiveModel {
             posting_id: Set(uuid::Uuid::now_v7().to_string()),
             reference: Set(new.reference),
             event_id: Set(new.event_id),
@@ -188,9 +182,13 @@ pub async fn record(
             updated_at: Set(now),
             ..Default::default()
         })
+        .on_conflict(
+            OnConflict::column(posting::Column::Reference)
+                .do_nothing()
+                .to_owned(),
+        )
         .exec_without_returning(&txn)
         .await?;
-        recorded += 1;
     }
     follow::Entity::update_many()
         .col_expr(follow::Column::AppliedSequence, Expr::value(sequence))
@@ -355,4 +353,34 @@ pub async fn retry(conn: &impl ConnectionTrait, id: i64) -> Result<bool, Integra
         .exec(conn)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm_migration::MigratorTrait as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_replayed_event_is_recorded_once() {
+        let mut options = sea_orm::ConnectOptions::new("sqlite::memory:");
+        options.max_connections(1);
+        let db = sea_orm::Database::connect(options).await.expect("database");
+        crate::store::Migrator::up(&db, None)
+            .await
+            .expect("migrated");
+        follow_cursor(&db).await.expect("cursor");
+        let posting = NewPosting {
+            reference: "TRC-1".to_owned(),
+            event_id: "urn:uuid:1".to_owned(),
+            sequence: 5,
+            order_reference: "MFG-WO-1".to_owned(),
+            facts: "{}".to_owned(),
+        };
+        let twice = vec![posting.clone(), posting.clone()];
+        assert_eq!(record(&db, twice, 5).await.expect("recorded"), 1);
+        assert_eq!(record(&db, vec![posting], 6).await.expect("recorded"), 0);
+        assert_eq!(follow_cursor(&db).await.expect("cursor").0, 6);
+        assert_eq!(list(&db, &[], None, 10).await.expect("listed").len(), 1);
+    }
 }
