@@ -43,11 +43,11 @@ pub struct Args {
     label: String,
 }
 
-/// Backward over links: to_node → from_node for transformations (1), containment (2) and
-/// receipts (6), from_node → to_node for lot membership (3).
+/// Backward over links (interned node ids): to_node → from_node for transformations (1),
+/// containment (2) and receipts (6), from_node → to_node for lot membership (3).
 const RECURSIVE_BACKWARD: &str = r#"
 WITH RECURSIVE trace(node, depth) AS (
-    SELECT $1, 0
+    SELECT id, 0 FROM genealogy_nodes WHERE uri = $1
   UNION
     SELECT CASE WHEN l.kind = 3 THEN l.to_node ELSE l.from_node END, t.depth + 1
     FROM trace t

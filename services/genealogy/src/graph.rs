@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     domain::GenealogyError,
     facts::{self, LinkKind},
-    store::{LinkEnd, ProjectionStore, history, link},
+    store::{HistoryRow, Link, LinkEnd, ProjectionStore},
 };
 
 /// Trace direction.
@@ -52,7 +52,7 @@ pub struct Limits {
 #[derive(Debug, Clone, Default)]
 pub struct Trace {
     pub nodes: Vec<(String, NodeKind, usize)>,
-    pub links: Vec<link::Model>,
+    pub links: Vec<Link>,
     pub truncated: bool,
 }
 
@@ -96,8 +96,8 @@ fn steps(direction: Direction) -> [Step; 2] {
 }
 
 /// The kind of a node reached over `link` at its `far` end.
-fn kind_of(node: &str, reached_by: Option<&link::Model>) -> NodeKind {
-    let party_end = |l: &link::Model| {
+fn kind_of(node: &str, reached_by: Option<&Link>) -> NodeKind {
+    let party_end = |l: &Link| {
         (l.kind == LinkKind::ShippedTo.code() && l.to_node == node)
             || (l.kind == LinkKind::ReceivedFrom.code() && l.from_node == node)
     };
@@ -183,7 +183,7 @@ pub struct Contained {
 }
 
 /// Whether containment `link` held at `at` (now when absent).
-fn held_at(link: &link::Model, at: Option<DateTime<Utc>>) -> bool {
+fn held_at(link: &Link, at: Option<DateTime<Utc>>) -> bool {
     match at {
         Some(at) => link.event_time <= at && link.end_time.is_none_or(|end| end > at),
         None => link.end_time.is_none(),
@@ -283,7 +283,7 @@ pub async fn where_are(
         let links = store
             .links_at(&frontier, LinkEnd::From, &[LinkKind::ContainedIn], None)
             .await?;
-        let mut latest: HashMap<String, link::Model> = HashMap::new();
+        let mut latest: HashMap<String, Link> = HashMap::new();
         for link in links.into_iter().filter(|l| l.end_time.is_none()) {
             let newer = latest.get(&link.from_node).is_none_or(|held| {
                 (link.event_time, link.sequence) > (held.event_time, held.sequence)
@@ -301,7 +301,7 @@ pub async fn where_are(
         }
     }
     let holders: Vec<String> = seen.into_iter().collect();
-    let mut histories: HashMap<String, Vec<history::Model>> = HashMap::new();
+    let mut histories: HashMap<String, Vec<HistoryRow>> = HashMap::new();
     for row in store.histories(&holders).await? {
         histories
             .entry(row.identifier.clone())
@@ -319,13 +319,13 @@ pub async fn where_are(
             chain.push(parent.clone());
             current = parent;
         }
-        let mut rows: Vec<&history::Model> = std::iter::once(node)
+        let mut rows: Vec<&HistoryRow> = std::iter::once(node)
             .chain(&chain)
             .filter_map(|holder| histories.get(holder))
             .flatten()
             .collect();
         rows.sort_by_key(|row| std::cmp::Reverse((row.event_time, row.sequence)));
-        let latest = |pick: fn(&history::Model) -> Option<&String>| {
+        let latest = |pick: fn(&HistoryRow) -> Option<&String>| {
             rows.iter().find_map(|row| pick(row).cloned())
         };
         out.push(Whereabouts {

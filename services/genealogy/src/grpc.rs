@@ -13,7 +13,7 @@ use crate::{
     export,
     facts::LinkKind,
     graph::{self, Direction, Limits, NodeKind, Trace},
-    store::{ProjectionStore, history},
+    store::{HistoryRow, ProjectionStore},
 };
 
 /// Depth and node bounds when the request leaves them at 0.
@@ -146,7 +146,7 @@ fn parse_history_token(token: &str) -> Result<(DateTime<Utc>, i64), GenealogyErr
     Ok((time, sequence.parse().map_err(|_| bad())?))
 }
 
-fn history_entry(row: history::Model) -> pb::HistoryEntry {
+fn history_entry(row: HistoryRow) -> pb::HistoryEntry {
     let action = match row.action.as_deref() {
         Some("ADD") => pb::Action::Add,
         Some("OBSERVE") => pb::Action::Observe,

@@ -1,0 +1,177 @@
+//! Genealogy projection storage: per-node event history, the links between nodes, the
+//! packings containment is rebuilt from, and the capture cursor.
+//!
+//! Links are an adjacency table indexed from both ends, so a trace reads one level of the
+//! graph per statement (`… WHERE to_node IN (frontier)`), whatever the plant's size; see
+//! [`crate::graph`] for the traversal. Identifiers and event attributes are stored once
+//! ([`tables`]) and joined back in on reads ([`read`]).
+
+mod migration;
+mod read;
+pub mod tables;
+mod write;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set,
+    DatabaseConnection, EntityTrait, Order,
+    sea_query::{Expr, ExprTrait, OnConflict},
+};
+use tracery_epcis::Event;
+
+pub use migration::Migrator;
+pub use read::{HistoryRow, Link};
+use tables::{cursor, event, history, link};
+
+use crate::{
+    domain::GenealogyError,
+    facts::{self, LinkKind},
+};
+
+/// Which end of a link a lookup matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEnd {
+    /// `from_node`.
+    From,
+    /// `to_node`.
+    To,
+}
+
+/// Projection reads and writes.
+#[derive(Clone)]
+pub struct ProjectionStore {
+    db: DatabaseConnection,
+}
+
+/// The one cursor row's key.
+const CURSOR_ID: i32 = 1;
+
+/// Frontier and node lists are queried this many at a time.
+const CHUNK: usize = 500;
+
+impl ProjectionStore {
+    /// A store over `db`.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// The highest capture sequence applied so far (0 when none).
+    pub async fn applied_sequence(&self) -> Result<i64, GenealogyError> {
+        Ok(cursor::Entity::find_by_id(CURSOR_ID)
+            .one(&self.db)
+            .await?
+            .map_or(0, |c| c.applied_sequence))
+    }
+
+    /// Applies one event and advances the cursor in one transaction. An event at or below
+    /// the cursor was applied before and is skipped; returns whether it was applied now.
+    pub async fn apply(&self, sequence: i64, event: &Event) -> Result<bool, GenealogyError> {
+        Ok(self.apply_batch(&[(sequence, event.clone())]).await? == 1)
+    }
+
+    /// Applies events `(sequence, event)` in order and moves the cursor to the last, in one
+    /// transaction; returns how many were above the cursor and applied now.
+    #[tracing::instrument(skip_all, fields(events = events.len()))]
+    pub async fn apply_batch(&self, events: &[(i64, Event)]) -> Result<usize, GenealogyError> {
+        let txn = tracery_runtime::db::begin_write(&self.db).await?;
+        let mut applied = cursor::Entity::find_by_id(CURSOR_ID)
+            .one(&txn)
+            .await?
+            .map_or(0, |c| c.applied_sequence);
+        let mut count = 0;
+        for (sequence, event) in events {
+            if *sequence <= applied {
+                continue;
+            }
+            let event_id = event.event_id.clone().unwrap_or_default();
+            if event.error_declaration.is_some() {
+                write::forget(&txn, &event_id).await?;
+            } else {
+                write::record(&txn, *sequence, &event_id, event).await?;
+            }
+            applied = *sequence;
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(0);
+        }
+        cursor::Entity::insert(cursor::ActiveModel {
+            id: Set(CURSOR_ID),
+            applied_sequence: Set(applied),
+        })
+        .on_conflict(
+            OnConflict::column(cursor::Column::Id)
+                .update_column(cursor::Column::AppliedSequence)
+                .to_owned(),
+        )
+        .exec(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(count)
+    }
+
+    /// Links with a node of `frontier` at `end` (`from_node` or `to_node`), of `kinds`,
+    /// begun at or before `as_of` when given, in the order they were made.
+    pub async fn links_at(
+        &self,
+        frontier: &[String],
+        end: LinkEnd,
+        kinds: &[LinkKind],
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Link>, GenealogyError> {
+        let column = match end {
+            LinkEnd::From => link::Column::FromNode,
+            LinkEnd::To => link::Column::ToNode,
+        };
+        let mut found = Vec::new();
+        for chunk in frontier.chunks(CHUNK) {
+            let mut query = read::links();
+            query
+                .and_where(Expr::col(("l", column)).in_subquery(read::node_ids(chunk.to_vec())))
+                .and_where(
+                    Expr::col(("l", link::Column::Kind)).is_in(kinds.iter().map(|k| k.code())),
+                );
+            if let Some(as_of) = as_of {
+                query.and_where(Expr::col(("e", event::Column::EventTime)).lte(as_of));
+            }
+            found.extend(read::fetch::<Link, _>(&self.db, &query).await?);
+        }
+        Ok(found)
+    }
+
+    /// Every history row of `nodes`.
+    pub async fn histories(&self, nodes: &[String]) -> Result<Vec<HistoryRow>, GenealogyError> {
+        let mut rows = Vec::new();
+        for chunk in nodes.chunks(CHUNK) {
+            let mut query = read::histories();
+            query.and_where(
+                Expr::col(("h", history::Column::Node)).in_subquery(read::node_ids(chunk.to_vec())),
+            );
+            rows.extend(read::fetch::<HistoryRow, _>(&self.db, &query).await?);
+        }
+        Ok(rows)
+    }
+
+    /// Events that touched `identifier`, in event-time order, after the `(time, sequence)`
+    /// position `after`, at most `limit`.
+    pub async fn history(
+        &self,
+        identifier: &str,
+        after: Option<(DateTime<Utc>, i64)>,
+        limit: u64,
+    ) -> Result<Vec<HistoryRow>, GenealogyError> {
+        let mut query = read::histories();
+        query
+            .and_where(
+                Expr::col(("h", history::Column::Node))
+                    .in_subquery(read::node_ids([facts::node_id(identifier)])),
+            )
+            .order_by(("e", event::Column::EventTime), Order::Asc)
+            .order_by(("h", history::Column::Sequence), Order::Asc)
+            .limit(limit);
+        if let Some(after) = after {
+            query.cond_where(read::after_position(after));
+        }
+        Ok(read::fetch::<HistoryRow, _>(&self.db, &query).await?)
+    }
+}

@@ -1,0 +1,165 @@
+//! The projection's tables. Identifiers are interned once in `genealogy_nodes` and the
+//! attributes of an event are kept once in `genealogy_events`; history, link and packing
+//! rows hold only integer node ids and capture sequences, so a plant event costs a few
+//! dozen bytes per row it makes rather than a few hundred.
+
+/// `genealogy_nodes`: one row per canonical identifier, party or location.
+pub mod node {
+    use sea_orm::entity::prelude::*;
+
+    /// An interned node.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_nodes")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// Canonical URI ([`crate::facts::node_id`]).
+        #[sea_orm(unique)]
+        pub uri: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `genealogy_events`: what the projection shows of each applied event, once.
+pub mod event {
+    use sea_orm::entity::prelude::*;
+
+    /// An applied event.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_events")]
+    pub struct Model {
+        /// Capture sequence.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sequence: i64,
+        pub event_id: String,
+        /// EPCIS event type.
+        pub event_type: String,
+        /// eventTime (UTC).
+        pub event_time: ChronoDateTimeUtc,
+        /// ADD/OBSERVE/DELETE, absent for transformations.
+        pub action: Option<String>,
+        pub biz_step: Option<String>,
+        pub disposition: Option<String>,
+        /// readPoint id.
+        pub read_point: Option<String>,
+        /// bizLocation id.
+        pub biz_location: Option<String>,
+        /// Where custody went with this event (a destination party), if it says.
+        pub custodian: Option<String>,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `genealogy_history`: which events touched which node.
+pub mod history {
+    use sea_orm::entity::prelude::*;
+
+    /// An event that touched a node.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_history")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub node: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sequence: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `genealogy_links`: one row per link an event made.
+pub mod link {
+    use sea_orm::entity::prelude::*;
+
+    /// A link between two nodes.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_links")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// Source node (input, child, serial, shipped item).
+        pub from_node: i64,
+        /// Target node (output, parent, lot, destination).
+        pub to_node: i64,
+        /// [`crate::facts::LinkKind`] code.
+        pub kind: i16,
+        /// The event that made it (its time is when the link began).
+        pub sequence: i64,
+        /// For containment: the event that took the child out.
+        pub end_sequence: Option<i64>,
+        /// Quantity carried (transformation inputs given by quantity).
+        pub quantity: Option<f64>,
+        pub uom: Option<String>,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `genealogy_packings`: every pack and unpack of a child, the record containment
+/// intervals are rebuilt from when an error declaration changes the past.
+pub mod packing {
+    use sea_orm::entity::prelude::*;
+
+    /// One child packed into ([`PACKED`](super::PACKED)) or taken out of a parent.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_packings")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub child: i64,
+        pub parent: i64,
+        pub action: i16,
+        pub sequence: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `genealogy_cursor`: the last capture sequence applied (one row).
+pub mod cursor {
+    use sea_orm::entity::prelude::*;
+
+    /// The cursor.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_cursor")]
+    pub struct Model {
+        /// Always 1.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        /// Highest capture sequence applied.
+        pub applied_sequence: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// [`packing`] action: the child went into the parent.
+pub const PACKED: i16 = 1;
+/// [`packing`] action: the child came out of the parent.
+pub const UNPACKED: i16 = 2;
