@@ -191,15 +191,21 @@ impl TestApp {
 
     async fn start(config: Config, database: Option<TestDatabase>) -> anyhow::Result<Self> {
         let database_url = config.database_url.expose().to_owned();
+        let config_has_tls = config.tls.is_some();
         let app = Application::build(config, tracery::all_modules()).await?;
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
         let shutdown = app.shutdown_token();
+        let tls = config_has_tls;
         let server = tokio::spawn(app.run());
-        let channel = match Channel::from_shared(format!("http://{grpc_addr}"))?
-            .connect()
-            .await
-        {
+        let endpoint = Channel::from_shared(format!("http://{grpc_addr}"))?;
+        // A suite serving TLS takes no plain connection: its tests dial their own.
+        let connected = if tls {
+            Ok(endpoint.connect_lazy())
+        } else {
+            endpoint.connect().await
+        };
+        let channel = match connected {
             Ok(channel) => channel,
             // A suite that failed to start says why better than the refused connection.
             Err(refused) => {

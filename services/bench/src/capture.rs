@@ -4,7 +4,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -65,8 +68,9 @@ async fn stream(
         .capture_stream(ReceiverStream::new(receiver))
         .await?
         .into_inner();
-    let events: Vec<pb::EpcisEvent> = plant.collect();
-    let total = events.len();
+    // Events are generated as they are sent (10M events would not fit in memory); the
+    // total is known once the last batch is taken.
+    let total = Arc::new(AtomicUsize::new(usize::MAX));
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     // Paced streams do not wait for acknowledgements: the offered rate is the point.
     let permits = Arc::new(Semaphore::new(if pace.is_some() {
@@ -75,11 +79,24 @@ async fn stream(
         in_flight.max(1)
     }));
     let sending = {
-        let (sent_at, permits) = (Arc::clone(&sent_at), Arc::clone(&permits));
-        let batches: Vec<Vec<pb::EpcisEvent>> = events.chunks(batch).map(<[_]>::to_vec).collect();
+        let (sent_at, permits, total) = (
+            Arc::clone(&sent_at),
+            Arc::clone(&permits),
+            Arc::clone(&total),
+        );
         tokio::spawn(async move {
             let start = tokio::time::Instant::now();
-            for (index, events) in batches.into_iter().enumerate() {
+            let mut plant = plant.peekable();
+            let mut taken = 0;
+            for index in 0.. {
+                let events: Vec<pb::EpcisEvent> = plant.by_ref().take(batch.max(1)).collect();
+                if events.is_empty() {
+                    break;
+                }
+                taken += events.len();
+                if plant.peek().is_none() {
+                    total.store(taken, Ordering::SeqCst);
+                }
                 if let Some(pace) = pace {
                     tokio::time::sleep_until(start + pace * index as u32).await;
                 }
@@ -100,7 +117,7 @@ async fn stream(
     let mut histogram = Histogram::<u64>::new(3)?;
     let mut acknowledged = 0;
     let mut quarantined = 0;
-    while acknowledged < total {
+    while acknowledged < total.load(Ordering::SeqCst) {
         let ack = responses
             .next()
             .await

@@ -242,6 +242,7 @@ struct FileConfig {
     connectors: Option<BTreeMap<String, toml::Table>>,
     auth: Option<crate::auth::AuthSettings>,
     limits: Option<Limits>,
+    tls: Option<crate::tls::TlsSettings>,
 }
 
 /// The `[limits]` table: what one request may ask of the suite.
@@ -431,6 +432,8 @@ pub struct Config {
     pub auth: Option<crate::auth::AuthSettings>,
     /// Request limits.
     pub limits: Limits,
+    /// TLS on both listeners, when the file has a `[tls]` table.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl Config {
@@ -558,6 +561,7 @@ impl Config {
             },
             connectors: file.connectors.unwrap_or_default(),
             auth: file.auth,
+            tls: file.tls,
             limits: {
                 let limits = file.limits.unwrap_or_default();
                 if limits.max_events_per_batch == 0
@@ -593,6 +597,7 @@ impl Config {
             connectors: BTreeMap::new(),
             auth: None,
             limits: Limits::default(),
+            tls: None,
         }
     }
 }

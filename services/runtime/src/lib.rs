@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod peers;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 
 pub use config::{Config, ServiceKey};

@@ -73,8 +73,10 @@ impl Peers {
     /// Builds channels; `endpoint_of` gives each service's endpoint URI and what to
     /// present to it. No connection is made until the first call, so peers may start in
     /// any order.
+    /// `https://` endpoints are dialled with `tls` (see [`crate::tls::TlsSource::client_config`]).
     pub fn new(
         endpoint_of: impl Fn(ServiceKey) -> Option<(String, PeerCredentials)>,
+        tls: Option<&tonic::transport::ClientTlsConfig>,
     ) -> Result<Self, PeerError> {
         let mut channels = BTreeMap::new();
         for service in ServiceKey::ALL {
@@ -85,9 +87,19 @@ impl Peers {
                 service,
                 reason: format!("`{uri}`: {err}"),
             })?;
-            let endpoint = endpoint
+            let mut endpoint = endpoint
                 .connect_timeout(std::time::Duration::from_secs(5))
                 .tcp_nodelay(true);
+            if uri.starts_with("https://") {
+                let tls = tls.ok_or_else(|| PeerError {
+                    service,
+                    reason: format!("`{uri}` needs tls.peer_ca_file to verify the peer"),
+                })?;
+                endpoint = endpoint.tls_config(tls.clone()).map_err(|err| PeerError {
+                    service,
+                    reason: format!("`{uri}`: {err}"),
+                })?;
+            }
             channels.insert(service, (endpoint.connect_lazy(), credentials));
         }
         Ok(Self { channels })

@@ -7,7 +7,6 @@ use anyhow::Context as _;
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait as _;
 use tokio::{net::TcpListener, task::JoinHandle};
-use tokio_stream::{StreamExt as _, wrappers::TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::service::RoutesBuilder;
 
@@ -20,6 +19,7 @@ use crate::{
     db, http_api,
     peers::{PeerCredentials, Peers},
     telemetry::grpc_request_span,
+    tls::{PeerInfo, SecureListener, TlsSource},
 };
 
 /// What a service module gets when it starts.
@@ -76,6 +76,7 @@ pub struct Application {
     db: DatabaseConnection,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
+    tls: Option<Arc<TlsSource>>,
     shutdown: CancellationToken,
 }
 
@@ -95,6 +96,7 @@ impl Application {
             modules.push(Arc::clone(module));
         }
         let auth = Authenticator::new(config.auth.clone()).map_err(anyhow::Error::msg)?;
+        let tls = config.tls.clone().map(TlsSource::load).transpose()?;
         let db = db::connect(&config)
             .await
             .context("database_url: cannot connect")?;
@@ -120,6 +122,7 @@ impl Application {
             db,
             grpc_listener,
             http_listener,
+            tls,
             shutdown: CancellationToken::new(),
         })
     }
@@ -148,24 +151,41 @@ impl Application {
     pub async fn run(self) -> anyhow::Result<()> {
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
-        let self_endpoint = format!("http://{}", reachable(grpc_addr));
+        let mut tasks = Vec::new();
+        if let Some(tls) = &self.tls {
+            tasks.push(Arc::clone(tls).watch(self.shutdown.clone()));
+        }
+        let grpc_listener =
+            SecureListener::bind(self.grpc_listener, self.tls.clone(), self.shutdown.clone())
+                .await?;
+        let http_listener =
+            SecureListener::bind(self.http_listener, self.tls.clone(), self.shutdown.clone())
+                .await?;
+        let self_endpoint = format!("http://{}", reachable(grpc_listener.internal_addr()));
         let running: Vec<ServiceKey> = self.modules.iter().map(|m| m.key()).collect();
         let internal: Arc<str> = Arc::from(self.auth.internal_token());
-        let peers = Peers::new(|key| match self.config.peers.get(key) {
-            Some(remote) => Some((
-                remote.to_owned(),
-                self.auth
-                    .peer_token()
-                    .cloned()
-                    .map_or(PeerCredentials::None, PeerCredentials::Token),
-            )),
-            None => running.contains(&key).then(|| {
-                (
-                    self_endpoint.clone(),
-                    PeerCredentials::Internal(internal.clone()),
-                )
-            }),
-        })?;
+        let peer_tls = match &self.tls {
+            Some(tls) => tls.client_config()?,
+            None => None,
+        };
+        let peers = Peers::new(
+            |key| match self.config.peers.get(key) {
+                Some(remote) => Some((
+                    remote.to_owned(),
+                    self.auth
+                        .peer_token()
+                        .cloned()
+                        .map_or(PeerCredentials::None, PeerCredentials::Token),
+                )),
+                None => running.contains(&key).then(|| {
+                    (
+                        self_endpoint.clone(),
+                        PeerCredentials::Internal(internal.clone()),
+                    )
+                }),
+            },
+            peer_tls.as_ref(),
+        )?;
         let ctx = ServiceContext {
             db: self.db.clone(),
             peers,
@@ -189,7 +209,6 @@ impl Application {
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .build_v1alpha()?,
         );
-        let mut tasks = Vec::new();
         for module in &self.modules {
             tasks.extend(module.start(&ctx, &mut routes).await?);
         }
@@ -205,14 +224,7 @@ impl Application {
                 .layer(GrpcAuthLayer::new(guard.clone()))
                 .add_routes(routes.grpc.routes())
                 .serve_with_incoming_shutdown(
-                    // Without TCP_NODELAY a small response waits for the peer's delayed ACK
-                    // (~40 ms per unary call).
-                    TcpListenerStream::new(self.grpc_listener).map(|accepted| {
-                        accepted.and_then(|stream| {
-                            stream.set_nodelay(true)?;
-                            Ok(stream)
-                        })
-                    }),
+                    grpc_listener.into_stream(),
                     grpc_shutdown.cancelled_owned(),
                 ),
         );
@@ -235,10 +247,10 @@ impl Application {
         let http_shutdown = self.shutdown.clone();
         let mut http = tokio::spawn(
             axum::serve(
-                self.http_listener,
+                http_listener,
                 http_api::router(health.clone(), self.db.clone())
                     .merge(service_routes)
-                    .into_make_service_with_connect_info::<SocketAddr>(),
+                    .into_make_service_with_connect_info::<PeerInfo>(),
             )
             .with_graceful_shutdown(http_shutdown.cancelled_owned())
             .into_future(),

@@ -18,12 +18,12 @@ use tracery_runtime::auth::{
     permissions::{self, Access},
 };
 
-const PLANT: &str = "plant-1";
+pub(crate) const PLANT: &str = "plant-1";
 const ISSUER: &str = "https://login.acme.example/";
 const AUDIENCE: &str = "tracery";
 
 /// A test identity provider: a signing key, and its public half in a JWKS file.
-struct Provider {
+pub(crate) struct Provider {
     key: EncodingKey,
     _dir: tempfile::TempDir,
     jwks: std::path::PathBuf,
@@ -38,7 +38,7 @@ fn es256_key() -> (EncodingKey, Value) {
 }
 
 impl Provider {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let (key, mut jwk) = es256_key();
         jwk["kid"] = json!("key-1");
         jwk["alg"] = json!("ES256");
@@ -53,7 +53,7 @@ impl Provider {
         }
     }
 
-    fn settings(&self) -> AuthSettings {
+    pub(crate) fn settings(&self) -> AuthSettings {
         AuthSettings {
             plant: PLANT.to_owned(),
             issuer: ISSUER.to_owned(),
@@ -64,6 +64,7 @@ impl Provider {
             plants_claim: "plants".to_owned(),
             leeway_secs: 5,
             peer_token: None,
+            certificates: Default::default(),
         }
     }
 
@@ -72,7 +73,7 @@ impl Provider {
     }
 
     /// A valid token for `roles` in `plants`.
-    fn token(&self, roles: &[&str], plants: &[&str]) -> String {
+    pub(crate) fn token(&self, roles: &[&str], plants: &[&str]) -> String {
         self.sign(&claims(roles, plants))
     }
 }
@@ -113,7 +114,12 @@ fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
 
 /// Calls `path` with an empty message (a valid protobuf of any request type), as the
 /// method's kind wants, with `token`; the call's status (`Ok` when the call got through).
-async fn call(channel: &Channel, path: &str, streaming: (bool, bool), token: Option<&str>) -> Code {
+pub(crate) async fn call(
+    channel: &Channel,
+    path: &str,
+    streaming: (bool, bool),
+    token: Option<&str>,
+) -> Code {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     if grpc.ready().await.is_err() {
         return Code::Unavailable;

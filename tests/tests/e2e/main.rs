@@ -16,3 +16,4 @@ mod mqtt;
 mod postback;
 mod rest;
 mod serials;
+mod tls;

@@ -16,6 +16,7 @@ use axum::{
 };
 
 use super::{AuthError, Authenticator, Principal, permissions::Access};
+use crate::tls::PeerInfo;
 
 /// Requests per second per principal, as token buckets.
 struct RateLimit {
@@ -82,12 +83,13 @@ impl Guard {
         access: Option<Access>,
         action: &str,
         headers: &http::HeaderMap,
-        source: Option<std::net::SocketAddr>,
+        peer: Option<&PeerInfo>,
     ) -> Result<Option<Principal>, tonic::Status> {
         let authorization = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let principal = admit(&self.auth, access, authorization, action)
+        let client_subject = peer.and_then(|p| p.client_subject.as_deref());
+        let principal = admit(&self.auth, access, authorization, client_subject, action)
             .await
             .inspect_err(|error| tracing::info!(%action, %error, "call refused"))?;
         if let (Some(rate), Some(principal)) = (&self.rate, &principal)
@@ -111,7 +113,7 @@ impl Guard {
             let record = crate::audit::Record {
                 subject: principal.subject.clone(),
                 action: action.to_owned(),
-                source: source.map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
+                source: peer.map_or_else(|| "unknown".to_owned(), |p| p.remote.to_string()),
                 request_id: request_id(headers),
             };
             crate::audit::append(&self.db, record)
@@ -139,6 +141,7 @@ async fn admit(
     auth: &Authenticator,
     access: Option<Access>,
     authorization: Option<&str>,
+    client_subject: Option<&str>,
     what: &str,
 ) -> Result<Option<Principal>, AuthError> {
     let access = match access {
@@ -150,7 +153,7 @@ async fn admit(
     if access == Access::Open {
         return Ok(None);
     }
-    let principal = auth.authenticate(authorization).await?;
+    let principal = auth.authenticate(authorization, client_subject).await?;
     if let Access::Roles(roles) = access {
         auth.authorize(&principal, roles, what)?;
     }
@@ -213,12 +216,12 @@ where
         let guard = self.guard.clone();
         Box::pin(async move {
             let path = request.uri().path().to_owned();
-            let source = request
-                .extensions()
-                .get::<tonic::transport::server::TcpConnectInfo>()
-                .and_then(|info| info.remote_addr());
+            let peer = request.extensions().get::<PeerInfo>().cloned();
             let access = super::permissions::grpc(&path);
-            match guard.check(access, &path, request.headers(), source).await {
+            match guard
+                .check(access, &path, request.headers(), peer.as_ref())
+                .await
+            {
                 Ok(principal) => {
                     if let Some(principal) = principal {
                         request.extensions_mut().insert(principal);
@@ -245,11 +248,14 @@ pub async fn rest_guard(
         .unwrap_or_else(|| request.uri().path().to_owned());
     let what = format!("{method} {template}");
     let access = super::permissions::rest(&method, &template);
-    let source = request
+    let peer = request
         .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
-    match guard.check(access, &what, request.headers(), source).await {
+        .get::<axum::extract::ConnectInfo<PeerInfo>>()
+        .map(|c| c.0.clone());
+    match guard
+        .check(access, &what, request.headers(), peer.as_ref())
+        .await
+    {
         Ok(principal) => {
             if let Some(principal) = principal {
                 request.extensions_mut().insert(principal);

@@ -118,6 +118,19 @@ pub struct AuthSettings {
     pub leeway_secs: u64,
     /// The token this process presents to peer services in other processes.
     pub peer_token: Option<SecretSource>,
+    /// Principals of client certificates (mutual TLS, see [`crate::tls`]), by the
+    /// certificate subject's common name.
+    #[serde(default)]
+    pub certificates: std::collections::BTreeMap<String, CertificateGrant>,
+}
+
+/// What a client certificate may do: an `[auth.certificates."<common name>"]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateGrant {
+    pub roles: Vec<String>,
+    /// Plants (`"*"` for all).
+    pub plants: Vec<String>,
 }
 
 fn default_roles_claim() -> String {
@@ -155,6 +168,7 @@ enum Mode {
     Tokens {
         settings: Box<AuthSettings>,
         keys: jwks::KeySet,
+        certificates: std::collections::BTreeMap<String, Principal>,
     },
 }
 
@@ -186,6 +200,7 @@ impl Authenticator {
                 };
                 Mode::Tokens {
                     keys: jwks::KeySet::new(source),
+                    certificates: certificate_principals(&settings)?,
                     settings: Box::new(settings),
                 }
             }
@@ -216,17 +231,35 @@ impl Authenticator {
         }
     }
 
-    /// The caller behind an `Authorization` header value.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
-        let Mode::Tokens { settings, keys } = &self.mode else {
+    /// The caller behind an `Authorization` header value or, without one, behind the
+    /// verified client certificate whose common name is `client_subject`.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client_subject: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let Mode::Tokens {
+            settings,
+            keys,
+            certificates,
+        } = &self.mode
+        else {
             return Ok(Principal::everything("dev-mode"));
         };
+        if let (None, Some(subject)) = (authorization, client_subject) {
+            return certificates.get(subject).cloned().ok_or_else(|| {
+                AuthError::Unauthenticated(format!(
+                    "the client certificate `{subject}` is not in auth.certificates"
+                ))
+            });
+        }
         let token = authorization
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| {
                 AuthError::Unauthenticated(
-                    "an `authorization: Bearer <token>` is required".to_owned(),
+                    "an `authorization: Bearer <token>` or a client certificate is required"
+                        .to_owned(),
                 )
             })?;
         if digest(token) == self.internal_digest {
@@ -287,6 +320,38 @@ pub fn require(principal: Option<&Principal>, role: Role, what: &str) -> Result<
         ))),
         _ => Ok(()),
     }
+}
+
+/// The principals of `auth.certificates`, named by common name.
+fn certificate_principals(
+    settings: &AuthSettings,
+) -> Result<std::collections::BTreeMap<String, Principal>, String> {
+    settings
+        .certificates
+        .iter()
+        .map(|(subject, grant)| {
+            let roles = grant
+                .roles
+                .iter()
+                .map(|role| {
+                    Role::parse(role).ok_or_else(|| {
+                        format!("auth.certificates.\"{subject}\": unknown role `{role}`")
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let plants = if grant.plants.iter().any(|p| p == "*") {
+                Plants::All
+            } else {
+                Plants::Only(grant.plants.iter().cloned().collect())
+            };
+            let principal = Principal {
+                subject: subject.clone(),
+                roles,
+                plants,
+            };
+            Ok((subject.clone(), principal))
+        })
+        .collect()
 }
 
 /// The value at a dotted `path` of `claims`.
