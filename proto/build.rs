@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        .codec_path("crate::codec::StrictCodec")
         .compile_fds(descriptors)?;
     for file in PROTO_FILES {
         println!("cargo:rerun-if-changed={file}");

@@ -13,6 +13,8 @@ pub mod tracery {
 
 pub use tracery::v1;
 
+pub mod codec;
+
 /// Encoded `FileDescriptorSet` of every tracery proto and its imports, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/tracery_descriptor.bin"));

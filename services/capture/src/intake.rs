@@ -78,6 +78,11 @@ impl Intake {
         self.capture_admissions(admissions, channel).await
     }
 
+    /// The event store's database, for channels that write their own audit records.
+    pub fn db(&self) -> &sea_orm::DatabaseConnection {
+        self.store.db()
+    }
+
     /// The pipeline's policy, for channels that admit events themselves.
     pub fn policy(&self) -> &Policy {
         &self.policy

@@ -71,6 +71,15 @@ async fn serve(
                 tracing::info!(topic = %settings.topic, "MQTT intake subscribed");
             }
             MqttEvent::Incoming(Packet::Publish(publish)) => {
+                // Recorded before it is captured, like every write; a message that cannot
+                // be recorded is not acknowledged, so the broker delivers it again.
+                let record = tracery_runtime::audit::Record {
+                    subject: format!("mqtt:{}", publish.topic),
+                    action: "MQTT capture".to_owned(),
+                    source: settings.broker.clone(),
+                    request_id: uuid::Uuid::now_v7().to_string(),
+                };
+                tracery_runtime::audit::append(intake.db(), record).await?;
                 let admission = admission(settings, intake, &publish);
                 // Not acknowledging on a storage error makes the broker deliver it again.
                 intake

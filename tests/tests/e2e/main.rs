@@ -1,6 +1,7 @@
 //! End-to-end tests over the real suite (see `tracery_e2e::TestApp`).
 
 mod auth;
+mod bad_input;
 mod capture;
 mod epcis_examples;
 mod genealogy;

@@ -174,6 +174,30 @@ async fn scanner_messages_over_mqtt_are_captured() {
         quarantined[1].payload, "not json",
         "kept exactly as received"
     );
+    // Every message delivered is on the audit trail, under its topic.
+    let db = sea_orm::Database::connect(app.database_url())
+        .await
+        .expect("database");
+    use sea_orm::ConnectionTrait as _;
+    let audited = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            match db.get_database_backend() {
+                sea_orm::DatabaseBackend::Postgres => {
+                    "SELECT source FROM audit_log WHERE subject = $1"
+                }
+                _ => "SELECT source FROM audit_log WHERE subject = ?",
+            },
+            [format!("mqtt:{topic_root}/dock-1").into()],
+        ))
+        .await
+        .expect("audit rows");
+    assert!(
+        audited.len() >= 6,
+        "each of the 6 messages audited, got {}",
+        audited.len()
+    );
+    drop(db);
     pump.abort();
     app.stop().await.expect("clean stop");
 }
