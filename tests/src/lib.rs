@@ -6,6 +6,7 @@
 
 pub mod erp_postings;
 pub mod erp_sites;
+pub mod tcp_switch;
 
 use std::{net::SocketAddr, path::PathBuf};
 

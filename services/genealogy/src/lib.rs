@@ -41,6 +41,11 @@ impl ServiceModule for GenealogyModule {
         ServiceKey::Genealogy
     }
 
+    /// The projection follows capture's stream.
+    fn requires(&self) -> Vec<ServiceKey> {
+        vec![ServiceKey::Capture]
+    }
+
     async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         store::Migrator::up(db, None).await
     }

@@ -23,6 +23,7 @@ pub mod follow;
 pub mod http_api;
 pub mod metrics;
 pub mod peers;
+pub mod readiness;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

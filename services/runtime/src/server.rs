@@ -18,6 +18,7 @@ use crate::{
     },
     db, http_api,
     peers::{PeerCredentials, Peers},
+    readiness,
     telemetry::grpc_request_span,
     tls::{PeerInfo, SecureListener, TlsSource},
 };
@@ -40,6 +41,12 @@ pub struct ServiceContext {
 pub trait ServiceModule: Send + Sync + 'static {
     /// Which service this is.
     fn key(&self) -> ServiceKey;
+
+    /// Services this one cannot work without; when one runs in another process, this one
+    /// reports NOT_SERVING while that one is not serving.
+    fn requires(&self) -> Vec<ServiceKey> {
+        Vec::new()
+    }
 
     /// Brings the service's tables up to date.
     async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr>;
@@ -255,9 +262,28 @@ impl Application {
             .with_graceful_shutdown(http_shutdown.cancelled_owned())
             .into_future(),
         );
-        for key in &running {
-            health.set(*key, true).await;
-        }
+        let needs = self
+            .modules
+            .iter()
+            .map(|module| readiness::Needs {
+                service: module.key(),
+                peers: module
+                    .requires()
+                    .into_iter()
+                    .filter(|peer| self.config.peers.get(*peer).is_some())
+                    .filter_map(|peer| ctx.peers.channel(peer).ok().map(|c| (peer, c)))
+                    .collect(),
+            })
+            .collect();
+        tasks.push(
+            readiness::start(
+                health.clone(),
+                self.db.clone(),
+                needs,
+                self.shutdown.clone(),
+            )
+            .await,
+        );
         tracing::info!(
             grpc = %grpc_addr,
             http = %http_addr,

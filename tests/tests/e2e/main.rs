@@ -15,6 +15,7 @@ mod integrity;
 mod limits;
 mod mqtt;
 mod postback;
+mod readiness;
 mod rest;
 mod serials;
 mod tls;

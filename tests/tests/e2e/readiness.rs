@@ -1,0 +1,106 @@
+//! Readiness means ready: a service reports NOT_SERVING while its database or a peer it
+//! needs (in another process) is gone, and SERVING again once it is back. The outages are
+//! made with a TCP switch between the suite and the server it loses.
+
+use std::time::Duration;
+
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+use tracery_e2e::{TestApp, tcp_switch::TcpSwitch};
+use tracery_runtime::{ServiceKey, config::Secret};
+
+/// Waits (up to 20 s) until `service` reports `wanted`.
+async fn await_status(app: &TestApp, service: &str, wanted: ServingStatus) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = app
+            .health
+            .clone()
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .map(|r| r.into_inner().status);
+        if status.as_ref().is_ok_and(|s| *s == wanted as i32) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "`{service}` still {status:?}, waiting for {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_service_is_ready_only_while_the_peer_it_follows_is() {
+    let capture = TestApp::spawn_with(|config| {
+        config.services = vec![ServiceKey::Capture, ServiceKey::Identity];
+    })
+    .await
+    .expect("capture process starts");
+    let switch = TcpSwitch::start(capture.grpc_addr).await.expect("switch");
+    let genealogy = TestApp::spawn_with(|config| {
+        config.services = vec![ServiceKey::Genealogy];
+        config.peers.capture = Some(format!("http://{}", switch.addr()));
+    })
+    .await
+    .expect("genealogy process starts");
+    let name = "tracery.v1.GenealogyService";
+    await_status(&genealogy, name, ServingStatus::Serving).await;
+    switch.off();
+    await_status(&genealogy, name, ServingStatus::NotServing).await;
+    await_status(&genealogy, "", ServingStatus::NotServing).await;
+    switch.on();
+    await_status(&genealogy, name, ServingStatus::Serving).await;
+    genealogy.stop().await.expect("genealogy stops");
+    capture.stop().await.expect("capture stops");
+}
+
+#[tokio::test]
+async fn every_service_is_not_serving_while_the_database_is_gone() {
+    let Ok(server) = std::env::var("TRACERY_TEST_DATABASE_URL") else {
+        eprintln!(
+            "SKIPPED: an embedded SQLite database cannot go away; this test runs with \
+             TRACERY_TEST_DATABASE_URL (PostgreSQL)"
+        );
+        return;
+    };
+    let server_addr = host_port(&server).expect("host:port in TRACERY_TEST_DATABASE_URL");
+    let switch = TcpSwitch::start(server_addr).await.expect("switch");
+    let proxied = switch.addr();
+    let app = TestApp::spawn_with(|config| {
+        let url = config
+            .database_url
+            .expose()
+            .replace(&server_addr.to_string(), &proxied.to_string());
+        config.database_url = Secret::new(url);
+    })
+    .await
+    .expect("suite starts through the switch");
+    await_status(&app, "", ServingStatus::Serving).await;
+    switch.off();
+    for service in [
+        "tracery.v1.CaptureService",
+        "tracery.v1.IdentityService",
+        "",
+    ] {
+        await_status(&app, service, ServingStatus::NotServing).await;
+    }
+    switch.on();
+    await_status(&app, "", ServingStatus::Serving).await;
+    app.stop().await.expect("stops");
+}
+
+/// The `host:port` of a database URL, resolved.
+fn host_port(url: &str) -> Option<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs as _;
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let with_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    with_port.to_socket_addrs().ok()?.next()
+}
