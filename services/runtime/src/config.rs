@@ -193,6 +193,10 @@ pub struct ServeArgs {
     /// HTTP listen address (EPCIS REST, metrics, dashboard, /healthz).
     #[arg(long, env = "TRACERY_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+    /// A plain-text listener serving only `grpc.health.v1`, for probes that cannot speak
+    /// TLS (Kubernetes gRPC probes); off when absent.
+    #[arg(long, env = "TRACERY_HEALTH_LISTEN")]
+    pub health_listen: Option<String>,
     /// Database URL: `sqlite://path?mode=rwc` or `postgres://user@host/db`.
     #[arg(long, env = "TRACERY_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -228,6 +232,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<String>,
     http_listen: Option<String>,
+    health_listen: Option<String>,
     database_url: Option<String>,
     services: Option<Vec<String>>,
     identity_endpoint: Option<String>,
@@ -407,6 +412,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// HTTP listen address.
     pub http_listen: SocketAddr,
+    /// Plain-text `grpc.health.v1` listen address, if any.
+    pub health_listen: Option<SocketAddr>,
     /// Database URL.
     pub database_url: Secret,
     /// Services run by this process.
@@ -470,6 +477,12 @@ impl Config {
                 .as_deref()
                 .unwrap_or(DEFAULT_HTTP_LISTEN),
         )?;
+        let health_listen = args
+            .health_listen
+            .clone()
+            .or(file.health_listen)
+            .map(|text| socket_addr("health_listen", &text))
+            .transpose()?;
         let database_url = args
             .database_url
             .clone()
@@ -541,6 +554,7 @@ impl Config {
         Ok(Self {
             listen,
             http_listen,
+            health_listen,
             database_url: Secret::new(database_url),
             services,
             peers,
@@ -586,6 +600,7 @@ impl Config {
         Self {
             listen: loopback,
             http_listen: loopback,
+            health_listen: None,
             database_url: Secret::new(database_url),
             services: ServiceKey::ALL.to_vec(),
             peers: PeerEndpoints::default(),

@@ -83,6 +83,7 @@ pub struct Application {
     db: DatabaseConnection,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
+    health_listener: Option<TcpListener>,
     tls: Option<Arc<TlsSource>>,
     shutdown: CancellationToken,
 }
@@ -122,7 +123,16 @@ impl Application {
         let http_listener = TcpListener::bind(config.http_listen)
             .await
             .with_context(|| format!("http_listen: cannot bind {}", config.http_listen))?;
+        let health_listener = match config.health_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("health_listen: cannot bind {addr}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
+            health_listener,
             config: Arc::new(config),
             auth,
             modules,
@@ -202,6 +212,13 @@ impl Application {
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = http_api::Health::new(reporter, &running).await;
+        if let Some(listener) = self.health_listener {
+            tasks.push(serve_health(
+                listener,
+                health_service.clone(),
+                &self.shutdown,
+            ));
+        }
         let mut routes = Routes::default();
         routes.grpc.add_service(health_service);
         routes.grpc.add_service(
@@ -220,6 +237,29 @@ impl Application {
             tasks.extend(module.start(&ctx, &mut routes).await?);
         }
 
+        let needs = self
+            .modules
+            .iter()
+            .map(|module| readiness::Needs {
+                service: module.key(),
+                peers: module
+                    .requires()
+                    .into_iter()
+                    .filter(|peer| self.config.peers.get(*peer).is_some())
+                    .filter_map(|peer| ctx.peers.channel(peer).ok().map(|c| (peer, c)))
+                    .collect(),
+            })
+            .collect();
+        // Checked once before anything is served, so the first probe sees the truth.
+        tasks.push(
+            readiness::start(
+                health.clone(),
+                self.db.clone(),
+                needs,
+                self.shutdown.clone(),
+            )
+            .await,
+        );
         let limits = self.config.limits.clone();
         let guard = Guard::new(Arc::clone(&self.auth), self.db.clone(), &limits);
         let timeout = std::time::Duration::from_secs(limits.request_timeout_secs);
@@ -261,28 +301,6 @@ impl Application {
             )
             .with_graceful_shutdown(http_shutdown.cancelled_owned())
             .into_future(),
-        );
-        let needs = self
-            .modules
-            .iter()
-            .map(|module| readiness::Needs {
-                service: module.key(),
-                peers: module
-                    .requires()
-                    .into_iter()
-                    .filter(|peer| self.config.peers.get(*peer).is_some())
-                    .filter_map(|peer| ctx.peers.channel(peer).ok().map(|c| (peer, c)))
-                    .collect(),
-            })
-            .collect();
-        tasks.push(
-            readiness::start(
-                health.clone(),
-                self.db.clone(),
-                needs,
-                self.shutdown.clone(),
-            )
-            .await,
         );
         tracing::info!(
             grpc = %grpc_addr,
@@ -335,6 +353,35 @@ impl Application {
         tracing::info!("stopped");
         early_exit.unwrap_or(Ok(()))
     }
+}
+
+/// Serves `grpc.health.v1` alone on `listener`, in plain text, until `shutdown`.
+fn serve_health<S>(listener: TcpListener, health: S, shutdown: &CancellationToken) -> JoinHandle<()>
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown.cancelled_owned(),
+            )
+            .await;
+        if let Err(err) = served {
+            tracing::error!(%err, "the health listener failed");
+        }
+    })
 }
 
 fn flatten(

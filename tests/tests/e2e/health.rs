@@ -71,3 +71,47 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     stream.read_to_string(&mut response).await.expect("reads");
     response
 }
+
+#[tokio::test]
+async fn the_plain_health_listener_answers_probes_alone() {
+    use tonic_health::pb::health_client::HealthClient;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let app = TestApp::spawn_with(|config| {
+        config.health_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    })
+    .await
+    .expect("suite starts");
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("the health listener accepts");
+    // NOT_SERVING while the suite starts, as a probe should see it; then SERVING.
+    let mut status = None;
+    for _ in 0..100 {
+        let answer = HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: "tracery.v1.CaptureService".to_owned(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status;
+        status = Some(answer);
+        if answer == ServingStatus::Serving as i32 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, Some(ServingStatus::Serving as i32));
+    // Nothing else is served there.
+    let other = tracery_proto::v1::capture_service_client::CaptureServiceClient::new(channel)
+        .get_event(tracery_proto::v1::GetEventRequest::default())
+        .await
+        .expect_err("only health");
+    assert_eq!(other.code(), tonic::Code::Unimplemented);
+    app.stop().await.expect("stops");
+}
