@@ -50,6 +50,10 @@ impl ServiceModule for GenealogyModule {
         store::Migrator::up(db, None).await
     }
 
+    async fn pending_migrations(&self, db: &DatabaseConnection) -> Result<usize, DbErr> {
+        Ok(store::Migrator::get_pending_migrations(db).await?.len())
+    }
+
     async fn start(
         &self,
         ctx: &ServiceContext,

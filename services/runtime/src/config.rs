@@ -193,6 +193,10 @@ pub struct ServeArgs {
     /// HTTP listen address (EPCIS REST, metrics, dashboard, /healthz).
     #[arg(long, env = "TRACERY_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+    /// Apply pending migrations at start-up (the default); `false` waits for
+    /// `tracery migrate` to apply them instead (one Job, not every replica).
+    #[arg(long, env = "TRACERY_MIGRATE_ON_START")]
+    pub migrate_on_start: Option<bool>,
     /// A plain-text listener serving only `grpc.health.v1`, for probes that cannot speak
     /// TLS (Kubernetes gRPC probes); off when absent.
     #[arg(long, env = "TRACERY_HEALTH_LISTEN")]
@@ -233,6 +237,7 @@ struct FileConfig {
     listen: Option<String>,
     http_listen: Option<String>,
     health_listen: Option<String>,
+    migrate_on_start: Option<bool>,
     database_url: Option<String>,
     services: Option<Vec<String>>,
     identity_endpoint: Option<String>,
@@ -414,6 +419,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// Plain-text `grpc.health.v1` listen address, if any.
     pub health_listen: Option<SocketAddr>,
+    /// Whether start-up applies migrations or waits for them.
+    pub migrate_on_start: bool,
     /// Database URL.
     pub database_url: Secret,
     /// Services run by this process.
@@ -555,6 +562,10 @@ impl Config {
             listen,
             http_listen,
             health_listen,
+            migrate_on_start: args
+                .migrate_on_start
+                .or(file.migrate_on_start)
+                .unwrap_or(true),
             database_url: Secret::new(database_url),
             services,
             peers,
@@ -601,6 +612,7 @@ impl Config {
             listen: loopback,
             http_listen: loopback,
             health_listen: None,
+            migrate_on_start: true,
             database_url: Secret::new(database_url),
             services: ServiceKey::ALL.to_vec(),
             peers: PeerEndpoints::default(),

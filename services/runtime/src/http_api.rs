@@ -11,6 +11,9 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::ServiceKey;
 
+/// The `grpc.health.v1` service name that is SERVING for as long as the process runs.
+pub const LIVENESS: &str = "liveness";
+
 /// Per-service health, reported both to `grpc.health.v1.Health` and to `/healthz`.
 #[derive(Clone)]
 pub struct Health {
@@ -29,6 +32,12 @@ impl Health {
         for key in services {
             health.set(*key, false).await;
         }
+        // For liveness probes: the process answers, whatever its dependencies do (a
+        // database outage must not restart every replica).
+        health
+            .reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         health
     }
 

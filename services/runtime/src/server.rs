@@ -51,6 +51,9 @@ pub trait ServiceModule: Send + Sync + 'static {
     /// Brings the service's tables up to date.
     async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr>;
 
+    /// How many of the service's migrations have not been applied.
+    async fn pending_migrations(&self, db: &DatabaseConnection) -> Result<usize, DbErr>;
+
     /// Adds the gRPC service (and any HTTP routes) to `routes` and starts any background
     /// work, returning its tasks (they must end once `ctx.shutdown` is cancelled).
     async fn start(
@@ -108,14 +111,10 @@ impl Application {
         let db = db::connect(&config)
             .await
             .context("database_url: cannot connect")?;
-        crate::audit::Migrator::up(&db, None)
-            .await
-            .context("migrating the audit tables")?;
-        for module in &modules {
-            module
-                .migrate(&db)
-                .await
-                .with_context(|| format!("migrating the {} tables", module.key()))?;
+        if config.migrate_on_start {
+            apply_migrations(&db, &modules).await?;
+        } else {
+            await_migrations(&db, &modules).await?;
         }
         let grpc_listener = TcpListener::bind(config.listen)
             .await
@@ -355,6 +354,52 @@ impl Application {
     }
 }
 
+/// Applies the audit trail's and `modules`' migrations to `db`.
+pub async fn apply_migrations(
+    db: &DatabaseConnection,
+    modules: &[Arc<dyn ServiceModule>],
+) -> anyhow::Result<()> {
+    crate::audit::Migrator::up(db, None)
+        .await
+        .context("migrating the audit tables")?;
+    for module in modules {
+        module
+            .migrate(db)
+            .await
+            .with_context(|| format!("migrating the {} tables", module.key()))?;
+        tracing::info!(service = %module.key(), "migrated");
+    }
+    Ok(())
+}
+
+/// Waits until someone else (`tracery migrate`, a Kubernetes Job) has applied every
+/// migration, so replicas never race each other to change the schema.
+async fn await_migrations(
+    db: &DatabaseConnection,
+    modules: &[Arc<dyn ServiceModule>],
+) -> anyhow::Result<()> {
+    loop {
+        let mut pending = crate::audit::Migrator::get_pending_migrations(db)
+            .await
+            .context("reading the audit migrations")?
+            .len();
+        for module in modules {
+            pending += module
+                .pending_migrations(db)
+                .await
+                .with_context(|| format!("reading the {} migrations", module.key()))?;
+        }
+        if pending == 0 {
+            return Ok(());
+        }
+        tracing::info!(
+            pending,
+            "waiting for `tracery migrate` (migrate_on_start = false)"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
 /// Serves `grpc.health.v1` alone on `listener`, in plain text, until `shutdown`.
 fn serve_health<S>(listener: TcpListener, health: S, shutdown: &CancellationToken) -> JoinHandle<()>
 where
@@ -469,19 +514,11 @@ pub async fn migrate(
     let db = db::connect(&config)
         .await
         .context("database_url: cannot connect")?;
-    crate::audit::Migrator::up(&db, None)
-        .await
-        .context("migrating the audit tables")?;
-    for module in modules
-        .iter()
+    let modules: Vec<_> = modules
+        .into_iter()
         .filter(|m| config.services.contains(&m.key()))
-    {
-        module
-            .migrate(&db)
-            .await
-            .with_context(|| format!("migrating the {} tables", module.key()))?;
-        tracing::info!(service = %module.key(), "migrated");
-    }
+        .collect();
+    apply_migrations(&db, &modules).await?;
     db.close().await?;
     Ok(())
 }

@@ -107,6 +107,15 @@ async fn the_plain_health_listener_answers_probes_alone() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(status, Some(ServingStatus::Serving as i32));
+    let liveness = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "liveness".to_owned(),
+        })
+        .await
+        .expect("liveness answers")
+        .into_inner()
+        .status;
+    assert_eq!(liveness, ServingStatus::Serving as i32);
     // Nothing else is served there.
     let other = tracery_proto::v1::capture_service_client::CaptureServiceClient::new(channel)
         .get_event(tracery_proto::v1::GetEventRequest::default())

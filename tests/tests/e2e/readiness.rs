@@ -104,3 +104,35 @@ fn host_port(url: &str) -> Option<std::net::SocketAddr> {
     };
     with_port.to_socket_addrs().ok()?.next()
 }
+
+#[tokio::test]
+async fn replicas_wait_for_the_migration_job_instead_of_racing_it() {
+    let database = tracery_e2e::TestDatabase::create().await.expect("database");
+    let url = database.url().to_owned();
+    let replica = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut config = tracery_runtime::Config::for_tests(&url);
+            config.migrate_on_start = false;
+            tracery_runtime::Application::build(config, tracery::all_modules()).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !replica.is_finished(),
+        "a replica must not start on an unmigrated database"
+    );
+    // What `tracery migrate` (the Job) does.
+    let db = sea_orm::Database::connect(&url).await.expect("connect");
+    tracery_runtime::server::apply_migrations(&db, &tracery::all_modules())
+        .await
+        .expect("migrated");
+    db.close().await.expect("closed");
+    let app = tokio::time::timeout(Duration::from_secs(10), replica)
+        .await
+        .expect("the replica starts once migrated")
+        .expect("joined")
+        .expect("built");
+    drop(app);
+    database.drop_database().await.expect("dropped");
+}
