@@ -91,10 +91,7 @@ fn link(previous: &str, at: &DateTime<Utc>, record: &Record) -> String {
 /// Appends `record`.
 pub async fn append(db: &DatabaseConnection, record: Record) -> Result<(), DbErr> {
     let txn = crate::db::begin_write(db).await?;
-    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK})"))
-            .await?;
-    }
+    crate::db::serialize(&txn, AUDIT_LOCK).await?;
     let previous: Option<String> = entry::Entity::find()
         .select_only()
         .column(entry::Column::ChainHash)

@@ -71,6 +71,18 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     .await
 }
 
+/// Serialises transactions that take the same `key` (until they end). SQLite needs no
+/// lock: [`begin_write`] already holds its single write lock. For work that must not run
+/// twice at once across replicas: the audit chain, a follower's cursor.
+pub async fn serialize(txn: &DatabaseTransaction, key: i64) -> Result<(), DbErr> {
+    use sea_orm::ConnectionTrait as _;
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({key})"))
+            .await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,6 +138,8 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
     })
     .await
     .expect("suite starts");
+    // A second replica follows the same stream into the same projection tables.
+    let replica = app.spawn_replica().await.expect("replica starts");
     let units: Vec<String> = (1..=4).map(unit).collect();
     let mut shipment = event(
         10,
@@ -483,5 +485,22 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
             "{format:?} names the supplier lot"
         );
     }
+    // Both replicas applied the stream, and each link is there once.
+    replica.await_genealogy(last).await;
+    let db = sea_orm::Database::connect(app.database_url())
+        .await
+        .expect("database");
+    use sea_orm::ConnectionTrait as _;
+    let repeated = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT from_node, to_node, kind, sequence FROM genealogy_links \
+             GROUP BY from_node, to_node, kind, sequence HAVING COUNT(*) > 1",
+        ))
+        .await
+        .expect("links");
+    assert!(repeated.is_empty(), "{} links made twice", repeated.len());
+    drop(db);
+    replica.stop().await.expect("replica stops");
     app.stop().await.expect("clean stop");
 }

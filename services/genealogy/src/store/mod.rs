@@ -46,6 +46,9 @@ pub struct ProjectionStore {
 /// The one cursor row's key.
 const CURSOR_ID: i32 = 1;
 
+/// The PostgreSQL advisory lock key of the projection's writer ("genealogy").
+const PROJECTION_LOCK: i64 = 0x6765_6e65_616c_6f67;
+
 /// Frontier and node lists are queried this many at a time.
 const CHUNK: usize = 500;
 
@@ -74,6 +77,9 @@ impl ProjectionStore {
     #[tracing::instrument(skip_all, fields(events = events.len()))]
     pub async fn apply_batch(&self, events: &[(i64, Event)]) -> Result<usize, GenealogyError> {
         let txn = tracery_runtime::db::begin_write(&self.db).await?;
+        // Replicas follow the same stream: one applies a batch while the others wait,
+        // then find the cursor past it.
+        tracery_runtime::db::serialize(&txn, PROJECTION_LOCK).await?;
         let mut applied = cursor::Entity::find_by_id(CURSOR_ID)
             .one(&txn)
             .await?

@@ -11,6 +11,9 @@ use crate::{
     lifecycle::{LifecycleState, Transition},
 };
 
+/// The PostgreSQL advisory lock key of the capture follower ("identity").
+const FOLLOW_LOCK: i64 = 0x6964_656e_7469_7479;
+
 /// The `identity_identifier_states` table.
 pub mod identifier_state {
     use sea_orm::entity::prelude::*;
@@ -140,6 +143,8 @@ impl StateStore {
         changes: &[(i64, CapturedChange)],
     ) -> Result<usize, IdentityError> {
         let txn = tracery_runtime::db::begin_write(&self.db).await?;
+        // Replicas follow the same stream: one applies a batch, the others then skip it.
+        tracery_runtime::db::serialize(&txn, FOLLOW_LOCK).await?;
         let mut applied = capture_cursor::Entity::find_by_id(CURSOR_ID)
             .one(&txn)
             .await?
