@@ -64,6 +64,7 @@ fn stored_to_proto(stored: StoredEvent) -> pb::StoredEvent {
     pb::StoredEvent {
         sequence: stored.sequence,
         event: Some(event_to_proto(&stored.event)),
+        trace_parent: String::new(),
     }
 }
 
@@ -258,11 +259,21 @@ impl CaptureService for CaptureApi {
                     }
                     continue;
                 }
+                let (first, last) = (rows[0].sequence, rows[rows.len() - 1].sequence);
+                let trace_parents = match store.trace_parents(first, last).await {
+                    Ok(found) => found,
+                    Err(err) => {
+                        let _ = tx.send(Err(err.into())).await;
+                        return;
+                    }
+                };
                 for row in rows {
                     cursor = row.sequence;
-                    let message = pb::SubscribeResponse {
-                        event: Some(stored_to_proto(row)),
-                    };
+                    let mut event = stored_to_proto(row);
+                    if let Some(parent) = trace_parents.get(&event.sequence) {
+                        event.trace_parent.clone_from(parent);
+                    }
+                    let message = pb::SubscribeResponse { event: Some(event) };
                     if tx.send(Ok(message)).await.is_err() {
                         return;
                     }

@@ -105,10 +105,12 @@ impl Intake {
             });
         }
         let admissions = self.apply_state_rules(admissions, channel).await?;
+        let metrics = metrics();
+        metrics.queue.set(self.store.commit_queue_depth());
         let (admissions, stored) = self.store.capture(admissions).await;
         let stored = stored?;
         self.committed.notify_waiters();
-        Ok(admissions
+        let results: Vec<pb::EventResult> = admissions
             .iter()
             .zip(stored)
             .enumerate()
@@ -117,7 +119,23 @@ impl Intake {
                 result.index = i32::try_from(index).unwrap_or(i32::MAX);
                 result
             })
-            .collect())
+            .collect();
+        for result in &results {
+            let outcome = match pb::CaptureOutcome::try_from(result.outcome) {
+                Ok(pb::CaptureOutcome::Accepted) => "accepted",
+                Ok(pb::CaptureOutcome::Duplicate) => "duplicate",
+                Ok(pb::CaptureOutcome::Quarantined) => "quarantined",
+                _ => "other",
+            };
+            metrics
+                .events
+                .with_label_values(&[channel.as_str(), outcome])
+                .inc();
+            metrics
+                .last_sequence
+                .set(metrics.last_sequence.get().max(result.sequence));
+        }
+        Ok(results)
     }
 
     /// Decides again about quarantined `entry` (with `corrected` if given).
@@ -346,4 +364,35 @@ fn event_result(admission: &Admission, stored: IntakeResult) -> pb::EventResult 
             ..Default::default()
         },
     }
+}
+
+/// Capture's metrics.
+struct IntakeMetrics {
+    events: prometheus::IntCounterVec,
+    queue: prometheus::IntGauge,
+    last_sequence: prometheus::IntGauge,
+}
+
+fn metrics() -> &'static IntakeMetrics {
+    use tracery_runtime::metrics::{counter_vec, gauge_vec};
+    static METRICS: std::sync::OnceLock<IntakeMetrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(|| IntakeMetrics {
+        events: counter_vec(
+            "tracery_capture_events_total",
+            "Events received, by channel and outcome (accepted, duplicate, quarantined)",
+            &["channel", "outcome"],
+        ),
+        queue: gauge_vec(
+            "tracery_capture_commit_queue",
+            "Batches waiting for the group commit when the last one arrived",
+            &[],
+        )
+        .with_label_values(&[] as &[&str]),
+        last_sequence: gauge_vec(
+            "tracery_capture_last_sequence",
+            "The highest sequence this process stored",
+            &[],
+        )
+        .with_label_values(&[] as &[&str]),
+    })
 }

@@ -60,7 +60,7 @@ pub async fn follow_capture(
     loop {
         let outcome = tokio::select! {
             () = shutdown.cancelled() => return,
-            outcome = follow_once(&mut client, &mut sink, &stats) => outcome,
+            outcome = follow_once(name, &mut client, &mut sink, &stats) => outcome,
         };
         if let Err(err) = outcome {
             tracing::warn!(follower = name, error = %err, ?backoff, "capture stream broke; reconnecting");
@@ -74,6 +74,7 @@ pub async fn follow_capture(
 }
 
 async fn follow_once(
+    name: &'static str,
     client: &mut CaptureServiceClient<PeerChannel>,
     sink: &mut impl EventSink,
     stats: &FollowStats,
@@ -99,10 +100,31 @@ async fn follow_once(
         if batch.is_empty() {
             continue;
         }
-        let applied = sink.apply(batch).await?;
+        let traced: Vec<&str> = batch
+            .iter()
+            .map(|stored| stored.trace_parent.as_str())
+            .filter(|parent| !parent.is_empty())
+            .collect();
+        let span = crate::telemetry::consumer_span(name, &traced);
+        let last = batch.last().map_or(0, |stored| stored.sequence);
+        let applied = tracing::Instrument::instrument(sink.apply(batch), span).await?;
+        follower_position().with_label_values(&[name]).set(last);
         stats
             .applied_since_start
             .fetch_add(applied as i64, Ordering::Relaxed);
     }
     anyhow::bail!("capture closed the stream")
+}
+
+/// The capture sequence each follower has applied up to (its lag is capture's
+/// `tracery_capture_last_sequence` minus this).
+fn follower_position() -> &'static prometheus::IntGaugeVec {
+    static GAUGE: std::sync::OnceLock<prometheus::IntGaugeVec> = std::sync::OnceLock::new();
+    GAUGE.get_or_init(|| {
+        crate::metrics::gauge_vec(
+            "tracery_follower_applied_sequence",
+            "The capture sequence a follower has applied up to",
+            &["follower"],
+        )
+    })
 }

@@ -493,9 +493,11 @@ pub async fn serve(
     if let Some(key) = only {
         config.services = vec![key];
     }
-    let telemetry_name = match only {
-        Some(key) => format!("tracery-{key}"),
-        None => "tracery".to_owned(),
+    // A process running one service is named after it, so traces show which service of
+    // a split deployment did what.
+    let telemetry_name = match config.services.as_slice() {
+        [one] => format!("tracery-{one}"),
+        _ => "tracery".to_owned(),
     };
     let _telemetry = crate::telemetry::init_telemetry(&telemetry_name, config.log_format)?;
     let app = Application::build(config, modules).await?;

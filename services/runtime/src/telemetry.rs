@@ -59,12 +59,15 @@ pub fn init_telemetry(service_name: &str, format: LogFormat) -> anyhow::Result<T
         }
         _ => None,
     };
-    let otel_layer = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("tracery")));
+    // RUST_LOG filters the log lines only: traces keep every span at info and above, so
+    // a quiet log does not hide a request's path through the services.
+    let otel_layer = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("tracery"))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
     let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt_layer)
+        .with(fmt_layer.with_filter(filter))
         .with(otel_layer)
         .try_init()
         .is_ok();
@@ -87,6 +90,51 @@ pub fn grpc_request_span(request: &http::Request<()>) -> tracing::Span {
     });
     // Fails only when no OpenTelemetry layer is installed, where there is nothing to join.
     let _ = span.set_parent(parent);
+    span
+}
+
+/// The W3C `traceparent` of the current span, when it is being traced.
+pub fn current_trace_parent() -> Option<String> {
+    let context = tracing::Span::current().context();
+    if !opentelemetry::trace::TraceContextExt::span(&context)
+        .span_context()
+        .is_valid()
+    {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut carrier));
+    carrier.remove("traceparent")
+}
+
+/// The span of a consumer applying events captured under `trace_parents`: a child of the
+/// capture's trace when they all came from one call, else linked to each (a batch of
+/// many calls belongs to none of them).
+pub fn consumer_span(name: &'static str, trace_parents: &[&str]) -> tracing::Span {
+    let span = tracing::info_span!("consume", otel.name = name, events = trace_parents.len());
+    let mut distinct: Vec<&str> = trace_parents.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let context_of = |parent: &str| {
+        let carrier =
+            std::collections::HashMap::from([("traceparent".to_owned(), parent.to_owned())]);
+        global::get_text_map_propagator(|propagator| propagator.extract(&carrier))
+    };
+    match distinct.as_slice() {
+        [] => {}
+        [one] => {
+            let _ = span.set_parent(context_of(one));
+        }
+        many => {
+            for parent in many {
+                let context = context_of(parent);
+                let linked = opentelemetry::trace::TraceContextExt::span(&context)
+                    .span_context()
+                    .clone();
+                span.add_link(linked);
+            }
+        }
+    }
     span
 }
 

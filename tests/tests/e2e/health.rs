@@ -124,3 +124,40 @@ async fn the_plain_health_listener_answers_probes_alone() {
     assert_eq!(other.code(), tonic::Code::Unimplemented);
     app.stop().await.expect("stops");
 }
+
+#[tokio::test]
+async fn metrics_count_requests_events_and_followers() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let result = app
+        .capture
+        .clone()
+        .capture(tracery_proto::v1::CaptureRequest {
+            events: vec![crate::capture::observe(
+                "urn:uuid:3e7a0000-0000-4000-8000-000000000001",
+                &["urn:epc:id:sgtin:4012345.011111.8001"],
+                "shipping",
+                1,
+            )],
+        })
+        .await
+        .expect("captured")
+        .into_inner();
+    app.await_genealogy(result.results[0].sequence).await;
+    let metrics = reqwest::get(format!("http://{}/metrics", app.http_addr))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        r#"tracery_requests_total{code="0",interface="grpc",method="/tracery.v1.CaptureService/Capture"}"#,
+        r#"tracery_request_duration_seconds_bucket{interface="grpc",method="/tracery.v1.CaptureService/Capture""#,
+        r#"tracery_capture_events_total{channel="grpc",outcome="accepted"}"#,
+        "tracery_capture_commit_queue",
+        "tracery_capture_last_sequence",
+        r#"tracery_follower_applied_sequence{follower="genealogy"}"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from /metrics");
+    }
+    app.stop().await.expect("stops");
+}

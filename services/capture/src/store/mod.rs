@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod keys;
 pub mod placements;
 pub mod quarantine;
+pub mod traces;
 
 /// The `capture_events` table.
 pub mod event {
@@ -93,6 +94,7 @@ mod migration {
                 Box::new(CreatePlacements),
                 Box::new(SplitKeyRoles),
                 Box::new(ChainEvents),
+                Box::new(CreateEventTraces),
             ]
         }
     }
@@ -227,6 +229,36 @@ mod migration {
             }
             keys::insert_rows(db, index_rows).await?;
             after = last;
+        }
+    }
+
+    struct CreateEventTraces;
+
+    impl MigrationName for CreateEventTraces {
+        fn name(&self) -> &str {
+            "m0009_capture_event_traces"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateEventTraces {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::traces::event_trace::{Column, Entity};
+            manager
+                .create_table(
+                    Table::create()
+                        .table(Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(Column::Sequence)
+                                .big_integer()
+                                .not_null()
+                                .primary_key(),
+                        )
+                        .col(ColumnDef::new(Column::TraceParent).string().not_null())
+                        .to_owned(),
+                )
+                .await
         }
     }
 
@@ -629,7 +661,10 @@ async fn group_commit(db: DatabaseConnection, mut pending: mpsc::Receiver<Pendin
         // and leaves the committer running.
         let db_for_group = db.clone();
         let committed = tokio::spawn(async move {
-            let all: Vec<&Admission> = group.iter().flat_map(|p| &p.admissions).collect();
+            let all: Vec<(&Admission, Option<&str>)> = group
+                .iter()
+                .flat_map(|p| p.admissions.iter().map(|a| (a, p.trace_parent.as_deref())))
+                .collect();
             let result = EventStore::store_group(&db_for_group, &all).await;
             (group, result)
         })
@@ -657,7 +692,11 @@ async fn group_commit(db: DatabaseConnection, mut pending: mpsc::Receiver<Pendin
             }
             Err(_) => {
                 for batch in group {
-                    let own: Vec<&Admission> = batch.admissions.iter().collect();
+                    let own: Vec<(&Admission, Option<&str>)> = batch
+                        .admissions
+                        .iter()
+                        .map(|a| (a, batch.trace_parent.as_deref()))
+                        .collect();
                     let result = EventStore::store_group(&db, &own).await;
                     let _ = batch.reply.send((batch.admissions, result));
                 }
@@ -705,6 +744,8 @@ type Decided = (Vec<Admission>, Result<Vec<IntakeResult>, CaptureError>);
 /// A caller's batch waiting for the group commit, and where its results go.
 struct Pending {
     admissions: Vec<Admission>,
+    /// The caller's trace, when traced.
+    trace_parent: Option<String>,
     reply: oneshot::Sender<Decided>,
 }
 
@@ -747,7 +788,13 @@ impl EventStore {
             field: String::new(),
             reason: reason.to_owned(),
         };
-        if let Err(refused) = self.appender.send(Pending { admissions, reply }).await {
+        let trace_parent = tracery_runtime::telemetry::current_trace_parent();
+        let pending = Pending {
+            admissions,
+            trace_parent,
+            reply,
+        };
+        if let Err(refused) = self.appender.send(pending).await {
             return (
                 refused.0.admissions,
                 Err(failed("the event store is shutting down")),
@@ -764,32 +811,38 @@ impl EventStore {
     /// Stores the admissions of one group in one transaction.
     async fn store_group(
         db: &DatabaseConnection,
-        admissions: &[&Admission],
+        admissions: &[(&Admission, Option<&str>)],
     ) -> Result<Vec<IntakeResult>, CaptureError> {
         let now = Utc::now();
         let txn = begin_append(db).await?;
         let accepted: Vec<&Event> = admissions
             .iter()
-            .filter_map(|a| match *a {
+            .filter_map(|(a, _)| match *a {
                 Admission::Accept { event, .. } => Some(event.as_ref()),
                 Admission::Reject(_) => None,
             })
             .collect();
         let mut stored = append_events(&txn, &accepted, now).await?.into_iter();
         let mut results = Vec::with_capacity(admissions.len());
-        for admission in admissions {
+        let mut traced = Vec::new();
+        for (admission, trace_parent) in admissions {
             results.push(match admission {
                 Admission::Accept { .. } => {
-                    IntakeResult::Stored(stored.next().ok_or_else(|| CaptureError::Invalid {
+                    let result = stored.next().ok_or_else(|| CaptureError::Invalid {
                         field: String::new(),
                         reason: "store result missing".to_owned(),
-                    })?)
+                    })?;
+                    if let (Outcome::Accepted, Some(parent)) = (&result.outcome, trace_parent) {
+                        traced.push((result.sequence, (*parent).to_owned()));
+                    }
+                    IntakeResult::Stored(result)
                 }
                 Admission::Reject(rejected) => {
                     IntakeResult::Quarantined(quarantine::insert(&txn, rejected, now).await?)
                 }
             });
         }
+        traces::record(&txn, traced).await?;
         txn.commit().await?;
         Ok(results)
     }
@@ -895,6 +948,20 @@ impl EventStore {
             .await?
             .ok_or_else(|| CaptureError::EventNotFound(event_id.to_owned()))?;
         decode(row)
+    }
+
+    /// Batches waiting for the group commit.
+    pub fn commit_queue_depth(&self) -> i64 {
+        i64::try_from(self.appender.max_capacity() - self.appender.capacity()).unwrap_or(i64::MAX)
+    }
+
+    /// The traceparents of traced events with sequences in `first..=last`.
+    pub async fn trace_parents(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> Result<HashMap<i64, String>, CaptureError> {
+        Ok(traces::between(&self.db, first, last).await?)
     }
 
     /// Up to `limit` events with a sequence above `after`, matching `query`, in sequence order.

@@ -216,9 +216,10 @@ where
         let guard = self.guard.clone();
         Box::pin(async move {
             let path = request.uri().path().to_owned();
+            let started = std::time::Instant::now();
             let peer = request.extensions().get::<PeerInfo>().cloned();
             let access = super::permissions::grpc(&path);
-            match guard
+            let response = match guard
                 .check(access, &path, request.headers(), peer.as_ref())
                 .await
             {
@@ -226,10 +227,19 @@ where
                     if let Some(principal) = principal {
                         request.extensions_mut().insert(principal);
                     }
-                    inner.call(request).await
+                    inner.call(request).await?
                 }
-                Err(status) => Ok(status.into_http()),
-            }
+                Err(status) => status.into_http(),
+            };
+            // An error before the body is in the headers; success is in the trailers.
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("0")
+                .to_owned();
+            crate::metrics::observe_request("grpc", &path, &code, started.elapsed());
+            Ok(response)
         })
     }
 }
@@ -252,6 +262,7 @@ pub async fn rest_guard(
         .extensions()
         .get::<axum::extract::ConnectInfo<PeerInfo>>()
         .map(|c| c.0.clone());
+    let started = std::time::Instant::now();
     match guard
         .check(access, &what, request.headers(), peer.as_ref())
         .await
@@ -260,7 +271,14 @@ pub async fn rest_guard(
             if let Some(principal) = principal {
                 request.extensions_mut().insert(principal);
             }
-            next.run(request).await
+            let response = next.run(request).await;
+            crate::metrics::observe_request(
+                "rest",
+                &what,
+                response.status().as_str(),
+                started.elapsed(),
+            );
+            response
         }
         Err(refusal) => {
             let (status, title) = match refusal.code() {
@@ -271,6 +289,7 @@ pub async fn rest_guard(
                 }
                 _ => (http::StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
             };
+            crate::metrics::observe_request("rest", &what, status.as_str(), started.elapsed());
             let body = serde_json::json!({
                 "type": "epcisException:SecurityException",
                 "title": title,
