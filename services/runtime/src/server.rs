@@ -171,12 +171,8 @@ impl Application {
         if let Some(tls) = &self.tls {
             tasks.push(Arc::clone(tls).watch(self.shutdown.clone()));
         }
-        let grpc_listener =
-            SecureListener::bind(self.grpc_listener, self.tls.clone(), self.shutdown.clone())
-                .await?;
-        let http_listener =
-            SecureListener::bind(self.http_listener, self.tls.clone(), self.shutdown.clone())
-                .await?;
+        let grpc_listener = SecureListener::bind(self.grpc_listener, self.tls.clone()).await?;
+        let http_listener = SecureListener::bind(self.http_listener, self.tls.clone()).await?;
         let self_endpoint = format!("http://{}", reachable(grpc_listener.internal_addr()));
         let running: Vec<ServiceKey> = self.modules.iter().map(|m| m.key()).collect();
         let internal: Arc<str> = Arc::from(self.auth.internal_token());

@@ -333,24 +333,20 @@ pub struct SecureListener {
 }
 
 impl SecureListener {
-    /// Starts accepting on `listener`; the loops end with `shutdown`.
-    pub async fn bind(
-        listener: TcpListener,
-        tls: Option<Arc<TlsSource>>,
-        shutdown: CancellationToken,
-    ) -> io::Result<Self> {
+    /// Starts accepting on `listener`; the loops end when the server drops the listener.
+    pub async fn bind(listener: TcpListener, tls: Option<Arc<TlsSource>>) -> io::Result<Self> {
         let local = listener.local_addr()?;
         let (sender, connections) = mpsc::channel(64);
         let internal = match &tls {
             Some(_) => {
                 let internal = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
                 let addr = internal.local_addr()?;
-                tokio::spawn(accept(internal, None, sender.clone(), shutdown.clone()));
+                tokio::spawn(accept(internal, None, sender.clone()));
                 Some(addr)
             }
             None => None,
         };
-        tokio::spawn(accept(listener, tls, sender, shutdown));
+        tokio::spawn(accept(listener, tls, sender));
         Ok(Self {
             connections,
             local,
@@ -406,11 +402,13 @@ async fn accept(
     listener: TcpListener,
     tls: Option<Arc<TlsSource>>,
     connections: mpsc::Sender<Connection>,
-    shutdown: CancellationToken,
 ) {
     loop {
+        // The loop ends when the server drops its side. It does not watch the shutdown
+        // token itself: a server whose connections end with its incoming stream would cut
+        // the requests it should drain.
         let accepted = tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = connections.closed() => return,
             accepted = listener.accept() => accepted,
         };
         let (stream, remote) = match accepted {

@@ -519,3 +519,47 @@ async fn postings_killed_between_sending_and_recording_are_not_sent_again() {
     server.child.wait().expect("reaped");
     database.drop_database().await.expect("database dropped");
 }
+
+#[tokio::test]
+async fn sigterm_answers_the_request_in_flight_then_exits() {
+    let database = TestDatabase::create().await.expect("database");
+    let dir = tempfile::tempdir().expect("working directory");
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut client = connect(&server).await;
+    let batch: Vec<pb::EpcisEvent> = (0..10_000).map(|n| event(500_000 + n)).collect();
+    let call =
+        tokio::spawn(async move { client.capture(pb::CaptureRequest { events: batch }).await });
+    // The batch takes a while to validate and store; stop the server meanwhile, as
+    // Kubernetes does when it moves a pod.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let response = call
+        .await
+        .expect("joined")
+        .expect("the request in flight is answered")
+        .into_inner();
+    let accepted = response
+        .results
+        .iter()
+        .filter(|r| r.outcome == pb::CaptureOutcome::Accepted as i32)
+        .count();
+    assert_eq!(accepted, 10_000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(35);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 35 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exits cleanly after draining: {status:?}");
+    database.drop_database().await.expect("dropped");
+}
