@@ -232,6 +232,48 @@ impl TestApp {
         })
     }
 
+    /// The audit trail as `(subject, action, source, request_id)`, oldest first, read
+    /// straight from the database.
+    pub async fn audit_log(&self) -> anyhow::Result<Vec<(String, String, String, String)>> {
+        let db = Database::connect(&self.database_url).await?;
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT subject, action, source, request_id FROM audit_log ORDER BY id",
+            ))
+            .await?;
+        db.close().await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("", "subject")?,
+                    row.try_get("", "action")?,
+                    row.try_get("", "source")?,
+                    row.try_get("", "request_id")?,
+                ))
+            })
+            .collect::<Result<_, sea_orm::DbErr>>()
+            .map_err(Into::into)
+    }
+
+    /// The `(sequence, eventID)` of every stored event, in sequence order.
+    pub async fn stored_events(&self) -> Vec<(i64, String)> {
+        self.capture
+            .clone()
+            .query_events(tracery_proto::v1::QueryEventsRequest::default())
+            .await
+            .map(|r| r.into_inner().events)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|stored| {
+                (
+                    stored.sequence,
+                    stored.event.map(|e| e.event_id).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
     /// Stops the suite gracefully and drops the test database.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();

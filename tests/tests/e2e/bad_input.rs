@@ -35,22 +35,6 @@ fn rest_event(overrides: Value) -> Value {
 
 /// Stored events and whether both chains verify.
 async fn store_state(app: &TestApp) -> (Vec<(i64, String)>, bool) {
-    let events = app
-        .capture
-        .clone()
-        .query_events(pb::QueryEventsRequest::default())
-        .await
-        .expect("query")
-        .into_inner()
-        .events
-        .into_iter()
-        .map(|stored| {
-            (
-                stored.sequence,
-                stored.event.map(|e| e.event_id).unwrap_or_default(),
-            )
-        })
-        .collect();
     let verified = app
         .capture
         .clone()
@@ -58,7 +42,7 @@ async fn store_state(app: &TestApp) -> (Vec<(i64, String)>, bool) {
         .await
         .expect("verify")
         .into_inner();
-    (events, verified.intact)
+    (app.stored_events().await, verified.intact)
 }
 
 #[tokio::test]

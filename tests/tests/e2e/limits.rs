@@ -22,17 +22,6 @@ fn observed(n: u32) -> pb::EpcisEvent {
     }
 }
 
-async fn stored(app: &TestApp) -> usize {
-    app.capture
-        .clone()
-        .query_events(pb::QueryEventsRequest::default())
-        .await
-        .expect("query")
-        .into_inner()
-        .events
-        .len()
-}
-
 #[tokio::test]
 async fn oversized_and_overdeep_requests_are_refused_and_store_nothing() {
     let app = TestApp::spawn_with(|config| {
@@ -116,7 +105,7 @@ async fn oversized_and_overdeep_requests_are_refused_and_store_nothing() {
     );
 
     assert_eq!(
-        stored(&app).await,
+        app.stored_events().await.len(),
         0,
         "nothing of the refused requests is stored"
     );
