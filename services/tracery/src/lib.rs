@@ -1,4 +1,7 @@
-//! The all-in-one Tracery process: every service module built into one binary.
+//! The all-in-one Tracery process: every service module built into one binary, and the
+//! operator CLI ([`cli`]) that talks to it.
+
+pub mod cli;
 
 use std::sync::Arc;
 

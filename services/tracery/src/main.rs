@@ -1,6 +1,13 @@
-//! `tracery`: manufacturing track & trace. `tracery serve` runs the suite.
+//! `tracery`: manufacturing track & trace. `tracery serve` runs the suite; the other
+//! subcommands are the operator CLI, talking gRPC to a running suite (see [`tracery::cli`]).
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracery::cli::{
+    self, CaptureArgs, ContentsArgs, HistoryArgs, QuarantineCommand, RecallArgs, TraceCommand,
+    WhereArgs,
+};
 use tracery_runtime::config::ServeArgs;
 
 #[derive(Parser)]
@@ -19,16 +26,54 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations for the configured services, then exit.
     Migrate(ServeArgs),
+    /// Trace an identifier backward (origins) or forward (where it went).
+    #[command(subcommand)]
+    Trace(TraceCommand),
+    /// Everything a lot reached: the recall scope, with where each item is.
+    Recall(RecallArgs),
+    /// Every event that touched an identifier.
+    History(HistoryArgs),
+    /// What a container holds, now or at a past time.
+    Contents(ContentsArgs),
+    /// Where an identifier is, as far as the events say.
+    Where(WhereArgs),
+    /// Capture EPCIS documents (JSON-LD or XML).
+    Capture(CaptureArgs),
+    /// Look at and act on quarantined events.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
         Command::Serve(args) => {
-            tracery_runtime::server::serve(&args, tracery::all_modules(), None).await
+            return server_exit(
+                tracery_runtime::server::serve(&args, tracery::all_modules(), None).await,
+            );
         }
         Command::Migrate(args) => {
-            tracery_runtime::server::migrate(&args, tracery::all_modules()).await
+            return server_exit(
+                tracery_runtime::server::migrate(&args, tracery::all_modules()).await,
+            );
+        }
+        Command::Trace(command) => cli::genealogy::trace(command).await,
+        Command::Recall(args) => cli::genealogy::recall(args).await,
+        Command::History(args) => cli::genealogy::history(args).await,
+        Command::Contents(args) => cli::genealogy::contents(args).await,
+        Command::Where(args) => cli::genealogy::where_is(args).await,
+        Command::Capture(args) => cli::capture::run(args).await,
+        Command::Quarantine(command) => cli::quarantine::run(command).await,
+    };
+    cli::finish(outcome)
+}
+
+fn server_exit(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:?}");
+            ExitCode::FAILURE
         }
     }
 }

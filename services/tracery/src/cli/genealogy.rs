@@ -1,0 +1,346 @@
+//! `trace back|forward`, `recall`, `history`, `contents`, `where`.
+
+use serde_json::{Value, json};
+use tracery_proto::v1::{self as pb, genealogy_service_client::GenealogyServiceClient};
+
+use super::{
+    Connection, Failure, connect,
+    output::{self, edge_kind, node_kind, print_json, table, time},
+    request,
+};
+
+/// `tracery trace back|forward ID`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TraceCommand {
+    /// Where did this come from: inputs, lots, packed contents, suppliers.
+    Back(TraceArgs),
+    /// Where did this go: outputs, serials of a lot, containers, customers.
+    Forward(TraceArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// An EPC URN, Digital Link or element string (as scanned), or a party id.
+    pub id: String,
+    /// Only so many levels.
+    #[arg(long, default_value_t = 0)]
+    pub max_depth: i32,
+    /// The graph as it stood at this time (RFC 3339).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecallArgs {
+    /// The lot (or any identifier) whose recall scope is wanted.
+    pub lot: String,
+    /// Only what the lot reached from this time on (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ContentsArgs {
+    pub container: String,
+    /// What it held at this time (RFC 3339); now when absent.
+    #[arg(long)]
+    pub at: Option<String>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WhereArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+async fn client(
+    connection: &Connection,
+) -> Result<GenealogyServiceClient<tonic::transport::Channel>, Failure> {
+    Ok(GenealogyServiceClient::new(connect(connection).await?))
+}
+
+pub async fn trace(command: TraceCommand) -> Result<(), Failure> {
+    let (backward, args) = match command {
+        TraceCommand::Back(args) => (true, args),
+        TraceCommand::Forward(args) => (false, args),
+    };
+    let message = pb::TraceRequest {
+        id: output::identifier(&args.id)?,
+        as_of: args
+            .as_of
+            .as_deref()
+            .map(|t| output::parse_time("--as-of", t))
+            .transpose()?,
+        max_depth: args.max_depth,
+        max_nodes: 0,
+    };
+    let mut client = client(&args.connection).await?;
+    let request = request(&args.connection, message)?;
+    let trace = if backward {
+        client.trace_backward(request).await?
+    } else {
+        client.trace_forward(request).await?
+    }
+    .into_inner();
+    if args.connection.json {
+        print_json(&json!({
+            "nodes": trace.nodes.iter().map(|n| json!({
+                "id": n.id, "kind": node_kind(n.kind), "depth": n.depth,
+            })).collect::<Vec<Value>>(),
+            "edges": trace.edges.iter().map(|e| json!({
+                "from": e.from, "to": e.to, "kind": edge_kind(e.kind),
+                "eventID": e.event_id, "eventTime": time(e.event_time.as_ref()),
+                "bizStep": e.biz_step, "quantity": e.quantity, "uom": e.uom,
+            })).collect::<Vec<Value>>(),
+            "truncated": trace.truncated,
+        }));
+        return Ok(());
+    }
+    let mut nodes = table(&["depth", "kind", "id"]);
+    for node in &trace.nodes {
+        nodes.add_row(vec![
+            node.depth.to_string(),
+            node_kind(node.kind).to_owned(),
+            node.id.clone(),
+        ]);
+    }
+    println!("{nodes}");
+    let mut edges = table(&["from", "link", "to", "when", "bizStep"]);
+    for edge in &trace.edges {
+        edges.add_row(vec![
+            edge.from.clone(),
+            edge_kind(edge.kind).to_owned(),
+            edge.to.clone(),
+            time(edge.event_time.as_ref()),
+            edge.biz_step.clone(),
+        ]);
+    }
+    println!("{edges}");
+    println!(
+        "{} nodes, {} links{}",
+        trace.nodes.len(),
+        trace.edges.len(),
+        if trace.truncated {
+            " (truncated: raise --max-depth)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+pub async fn recall(args: RecallArgs) -> Result<(), Failure> {
+    let message = pb::RecallScopeRequest {
+        ids: vec![output::identifier(&args.lot)?],
+        window_start: args
+            .since
+            .as_deref()
+            .map(|t| output::parse_time("--since", t))
+            .transpose()?,
+        ..Default::default()
+    };
+    let scope = client(&args.connection)
+        .await?
+        .recall_scope(request(&args.connection, message)?)
+        .await?
+        .into_inner();
+    let groups = |counts: &[pb::GroupCount]| -> Value {
+        counts
+            .iter()
+            .map(|g| (g.key.clone(), json!(g.count)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    if args.connection.json {
+        print_json(&json!({
+            "items": scope.items.iter().map(|i| json!({
+                "id": i.id, "kind": node_kind(i.kind), "container": i.container,
+                "location": i.location, "disposition": i.disposition, "custodian": i.custodian,
+            })).collect::<Vec<Value>>(),
+            "byContainer": groups(&scope.by_container),
+            "byLocation": groups(&scope.by_location),
+            "byDisposition": groups(&scope.by_disposition),
+            "byCustodian": groups(&scope.by_custodian),
+            "truncated": scope.truncated,
+        }));
+        return Ok(());
+    }
+    let mut items = table(&[
+        "id",
+        "kind",
+        "container",
+        "location",
+        "disposition",
+        "custodian",
+    ]);
+    for item in &scope.items {
+        items.add_row(vec![
+            item.id.clone(),
+            node_kind(item.kind).to_owned(),
+            item.container.clone(),
+            item.location.clone(),
+            item.disposition.clone(),
+            item.custodian.clone(),
+        ]);
+    }
+    println!("{items}");
+    for (title, counts) in [
+        ("by location", &scope.by_location),
+        ("by disposition", &scope.by_disposition),
+        ("by custodian", &scope.by_custodian),
+    ] {
+        let mut grouped = table(&[title, "items"]);
+        for group in counts {
+            grouped.add_row(vec![group.key.clone(), group.count.to_string()]);
+        }
+        println!("{grouped}");
+    }
+    println!(
+        "{} affected{}",
+        scope.items.len(),
+        if scope.truncated { " (truncated)" } else { "" }
+    );
+    Ok(())
+}
+
+pub async fn history(args: HistoryArgs) -> Result<(), Failure> {
+    let id = output::identifier(&args.id)?;
+    let mut client = client(&args.connection).await?;
+    let mut entries = Vec::new();
+    let mut token = String::new();
+    loop {
+        let message = pb::HistoryRequest {
+            id: id.clone(),
+            page: Some(pb::PageRequest {
+                page_size: 500,
+                page_token: token.clone(),
+            }),
+        };
+        let page = client
+            .history(request(&args.connection, message)?)
+            .await?
+            .into_inner();
+        entries.extend(page.entries);
+        match page.page.map(|p| p.next_page_token) {
+            Some(next) if !next.is_empty() => token = next,
+            _ => break,
+        }
+    }
+    if args.connection.json {
+        print_json(&Value::Array(
+            entries
+                .iter()
+                .map(|e| {
+                    json!({
+                        "eventID": e.event_id, "type": e.event_type,
+                        "eventTime": time(e.event_time.as_ref()), "bizStep": e.biz_step,
+                        "disposition": e.disposition, "readPoint": e.read_point,
+                        "bizLocation": e.biz_location,
+                    })
+                })
+                .collect(),
+        ));
+        return Ok(());
+    }
+    let mut rows = table(&["when", "event", "bizStep", "disposition", "readPoint"]);
+    for entry in &entries {
+        rows.add_row(vec![
+            time(entry.event_time.as_ref()),
+            entry.event_type.clone(),
+            entry.biz_step.clone(),
+            entry.disposition.clone(),
+            entry.read_point.clone(),
+        ]);
+    }
+    println!("{rows}");
+    println!("{} events touched {id}", entries.len());
+    Ok(())
+}
+
+pub async fn contents(args: ContentsArgs) -> Result<(), Failure> {
+    let message = pb::ContentsRequest {
+        container: output::identifier(&args.container)?,
+        at: args
+            .at
+            .as_deref()
+            .map(|t| output::parse_time("--at", t))
+            .transpose()?,
+    };
+    let root = client(&args.connection)
+        .await?
+        .contents(request(&args.connection, message)?)
+        .await?
+        .into_inner()
+        .root
+        .unwrap_or_default();
+    fn to_json(node: &pb::ContainmentNode) -> Value {
+        json!({
+            "id": node.id, "packed": time(node.packed_time.as_ref()),
+            "children": node.children.iter().map(to_json).collect::<Vec<Value>>(),
+        })
+    }
+    if args.connection.json {
+        print_json(&to_json(&root));
+        return Ok(());
+    }
+    fn print(node: &pb::ContainmentNode, depth: usize) -> usize {
+        println!("{}{}", "  ".repeat(depth), node.id);
+        1 + node
+            .children
+            .iter()
+            .map(|child| print(child, depth + 1))
+            .sum::<usize>()
+    }
+    let count = print(&root, 0) - 1;
+    println!("{count} items inside");
+    Ok(())
+}
+
+pub async fn where_is(args: WhereArgs) -> Result<(), Failure> {
+    let message = pb::WhereIsRequest {
+        id: output::identifier(&args.id)?,
+    };
+    let found = client(&args.connection)
+        .await?
+        .where_is(request(&args.connection, message)?)
+        .await?
+        .into_inner();
+    if args.connection.json {
+        print_json(&json!({
+            "id": found.id, "location": found.location, "readPoint": found.read_point,
+            "disposition": found.disposition, "container": found.container,
+            "custodian": found.custodian, "lastEventID": found.last_event_id,
+            "lastEventTime": time(found.last_event_time.as_ref()),
+        }));
+        return Ok(());
+    }
+    let mut rows = table(&[]);
+    for (label, value) in [
+        ("id", found.id.clone()),
+        ("location", found.location.clone()),
+        ("read point", found.read_point.clone()),
+        ("disposition", found.disposition.clone()),
+        ("container", found.container.clone()),
+        ("custodian", found.custodian.clone()),
+        ("last event", found.last_event_id.clone()),
+        ("last seen", time(found.last_event_time.as_ref())),
+    ] {
+        rows.add_row(vec![label.to_owned(), value]);
+    }
+    println!("{rows}");
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Tables, times and identifiers as the CLI shows them.
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use tracery_proto::v1 as pb;
+
+use super::{Exit, Failure};
+
+/// A table with `header` (none when empty); rows are added by the caller.
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    if !header.is_empty() {
+        table.set_header(header);
+    }
+    table
+}
+
+/// A protobuf time as RFC 3339 UTC (empty when absent).
+pub fn time(timestamp: Option<&prost_types::Timestamp>) -> String {
+    timestamp
+        .and_then(|ts| {
+            chrono::DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(0))
+        })
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default()
+}
+
+/// An RFC 3339 time given on the command line.
+pub fn parse_time(flag: &str, text: &str) -> Result<prost_types::Timestamp, Failure> {
+    let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|err| {
+        Failure::new(
+            Exit::BadInput,
+            format!("{flag} {text}: not an RFC 3339 time (like 2026-11-26T10:00:00Z): {err}"),
+        )
+    })?;
+    Ok(prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    })
+}
+
+/// An identifier as typed or scanned: GS1 forms (EPC URN, Digital Link, element string
+/// with or without a symbology identifier) are checked here, so a typo is reported with
+/// its position instead of an empty answer, and become the canonical Digital Link; other
+/// identifiers (party ids, `urn:uuid:`) are passed on as written.
+pub fn identifier(text: &str) -> Result<String, Failure> {
+    let text = text.trim();
+    let looks_gs1 = text.starts_with("urn:epc:")
+        || text.starts_with("https://id.gs1.org/")
+        || text.starts_with('(')
+        || text.starts_with(']')
+        || (text.len() > 2 && text.chars().all(|c| c.is_ascii_digit()));
+    if !looks_gs1 {
+        return Ok(text.to_owned());
+    }
+    let parsed = tracery_gs1::parse_any(text)
+        .map_err(|err| Failure::new(Exit::BadInput, format!("`{text}` is malformed: {err}")))?;
+    match parsed.identifier.map(|id| id.canonical_link()) {
+        Some(Ok(link)) => Ok(link),
+        _ if text.starts_with("urn:epc:") || text.starts_with("https://") => Ok(text.to_owned()),
+        _ => Err(Failure::new(
+            Exit::BadInput,
+            format!("`{text}` holds no GS1 key to trace"),
+        )),
+    }
+}
+
+pub fn node_kind(kind: i32) -> &'static str {
+    match pb::NodeKind::try_from(kind) {
+        Ok(pb::NodeKind::Instance) => "instance",
+        Ok(pb::NodeKind::Lot) => "lot",
+        Ok(pb::NodeKind::Party) => "party",
+        _ => "unknown",
+    }
+}
+
+pub fn edge_kind(kind: i32) -> &'static str {
+    match pb::EdgeKind::try_from(kind) {
+        Ok(pb::EdgeKind::TransformedInto) => "transformed into",
+        Ok(pb::EdgeKind::ContainedIn) => "contained in",
+        Ok(pb::EdgeKind::MemberOfLot) => "member of lot",
+        Ok(pb::EdgeKind::ShippedTo) => "shipped to",
+        Ok(pb::EdgeKind::ReceivedFrom) => "received from",
+        _ => "unknown",
+    }
+}
+
+/// Prints `value` as pretty JSON.
+pub fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}
