@@ -50,6 +50,10 @@ pub struct Args {
     /// ack latency at a given load.
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Events of each stream generated but not sent (to resume an interrupted load; events
+    /// sent twice are stored once).
+    #[arg(long, default_value_t = 0)]
+    skip: usize,
 }
 
 /// Runs one stream: returns the latency (µs) of each batch and the events acknowledged.
@@ -160,7 +164,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.streams)
         .map(|i| {
-            let plant = Plant::new(args.seed + i as u64, per_stream);
+            let mut plant = Plant::new(args.seed + i as u64, per_stream);
+            plant.by_ref().take(args.skip).for_each(drop);
             tokio::spawn(stream(
                 client.clone(),
                 plant,

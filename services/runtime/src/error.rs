@@ -126,6 +126,11 @@ pub fn db_error_kind(error: &sea_orm::DbErr) -> ErrorKind {
     use sea_orm::DbErr;
     match error {
         DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => ErrorKind::Unavailable,
+        // SQLite's write lock was held past the busy timeout: contention, not a fault;
+        // the client may try again (nothing was written).
+        DbErr::Query(_) | DbErr::Exec(_) if error.to_string().contains("database is locked") => {
+            ErrorKind::Unavailable
+        }
         _ => ErrorKind::Internal,
     }
 }
