@@ -253,7 +253,23 @@ pub enum Stream {
 pub struct Connection {
     stream: Stream,
     peer: PeerInfo,
+    /// Set once our side is closed: until then, or until the peer closes, what it still
+    /// sends is read and dropped (see [`Connection::poll_shutdown`]).
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+impl Connection {
+    fn new(stream: Stream, peer: PeerInfo) -> Self {
+        Self {
+            stream,
+            peer,
+            linger: None,
+        }
+    }
+}
+
+/// How long a closing connection waits for the peer to close its side.
+const LINGER: Duration = Duration::from_secs(2);
 
 impl AsyncRead for Connection {
     fn poll_read(
@@ -287,10 +303,39 @@ impl AsyncWrite for Connection {
         }
     }
 
+    /// Closes our side, then waits (up to [`LINGER`]) for the peer to close its own,
+    /// reading and dropping whatever it still sends. Closing a socket with unread input
+    /// sends a reset, and a reset makes the peer's kernel drop the end of a response it has
+    /// not read yet: a request answered during a graceful shutdown would be lost.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stream {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        let this = self.get_mut();
+        if this.linger.is_none() {
+            let closed = match &mut this.stream {
+                Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+                Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            };
+            match closed {
+                Poll::Ready(Ok(())) => this.linger = Some(Box::pin(tokio::time::sleep(LINGER))),
+                other => return other,
+            }
+        }
+        let mut scratch = [0_u8; 4096];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            let read = match &mut this.stream {
+                Stream::Plain(s) => Pin::new(s).poll_read(cx, &mut buf),
+                Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, &mut buf),
+            };
+            match read {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => {
+                    return match this.linger.as_mut().map(|sleep| sleep.as_mut().poll(cx)) {
+                        Some(Poll::Pending) => Poll::Pending,
+                        _ => Poll::Ready(Ok(())),
+                    };
+                }
+            }
         }
     }
 
@@ -425,13 +470,11 @@ async fn accept(
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
         let Some(tls) = &tls else {
-            let connection = Connection {
-                stream: Stream::Plain(stream),
-                peer: PeerInfo {
-                    remote,
-                    client_subject: None,
-                },
+            let peer = PeerInfo {
+                remote,
+                client_subject: None,
             };
+            let connection = Connection::new(Stream::Plain(stream), peer);
             if connections.send(connection).await.is_err() {
                 return;
             }
@@ -458,13 +501,11 @@ async fn accept(
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .and_then(common_name);
-            let connection = Connection {
-                stream: Stream::Tls(Box::new(stream)),
-                peer: PeerInfo {
-                    remote,
-                    client_subject,
-                },
+            let peer = PeerInfo {
+                remote,
+                client_subject,
             };
+            let connection = Connection::new(Stream::Tls(Box::new(stream)), peer);
             let _ = connections.send(connection).await;
         });
     }
