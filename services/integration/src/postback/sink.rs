@@ -15,24 +15,32 @@ pub struct PostingSink {
     db: DatabaseConnection,
     /// Wakes the worker when something new is waiting.
     recorded: Arc<Notify>,
+    /// When this process turned post-back on: events recorded before it, the first time
+    /// post-back runs, are history. Taken at start-up rather than at the follower's
+    /// first database call, which a busy pool can delay past the first captures.
+    turned_on: chrono::DateTime<chrono::Utc>,
 }
 
 impl PostingSink {
     /// A sink writing to `db` and waking `recorded`'s waiter.
     pub fn new(db: DatabaseConnection, recorded: Arc<Notify>) -> Self {
-        Self { db, recorded }
+        Self {
+            db,
+            recorded,
+            turned_on: chrono::Utc::now(),
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl EventSink for PostingSink {
     async fn applied_sequence(&self) -> anyhow::Result<i64> {
-        Ok(postings::follow_cursor(&self.db).await?.0)
+        Ok(postings::follow_cursor(&self.db, self.turned_on).await?.0)
     }
 
     async fn apply(&mut self, events: Vec<pb::StoredEvent>) -> anyhow::Result<usize> {
         // Events captured before post-back was turned on are history, not posted.
-        let (applied, started_at) = postings::follow_cursor(&self.db).await?;
+        let (applied, started_at) = postings::follow_cursor(&self.db, self.turned_on).await?;
         let Some(last) = events.iter().map(|e| e.sequence).max() else {
             return Ok(0);
         };

@@ -126,19 +126,19 @@ pub struct NewPosting {
     pub facts: String,
 }
 
-/// The capture sequence applied so far and when following started, starting now the
+/// The capture sequence applied so far and when following started: `turned_on` the
 /// first time.
 pub async fn follow_cursor(
     conn: &impl ConnectionTrait,
+    turned_on: DateTime<Utc>,
 ) -> Result<(i64, DateTime<Utc>), IntegrationError> {
     if let Some(row) = follow::Entity::find_by_id(FOLLOW_ID).one(conn).await? {
         return Ok((row.applied_sequence, row.started_at));
     }
-    let now = Utc::now();
     follow::Entity::insert(follow::ActiveModel {
         id: Set(FOLLOW_ID),
         applied_sequence: Set(0),
-        started_at: Set(now),
+        started_at: Set(turned_on),
     })
     .on_conflict_do_nothing()
     .exec_without_returning(conn)
@@ -146,7 +146,7 @@ pub async fn follow_cursor(
     Ok(follow::Entity::find_by_id(FOLLOW_ID)
         .one(conn)
         .await?
-        .map_or((0, now), |row| (row.applied_sequence, row.started_at)))
+        .map_or((0, turned_on), |row| (row.applied_sequence, row.started_at)))
 }
 
 /// Records `postings` and moves the cursor to `sequence`, in one transaction; a posting
@@ -369,7 +369,7 @@ mod tests {
         crate::store::Migrator::up(&db, None)
             .await
             .expect("migrated");
-        follow_cursor(&db).await.expect("cursor");
+        follow_cursor(&db, Utc::now()).await.expect("cursor");
         let posting = NewPosting {
             reference: "TRC-1".to_owned(),
             event_id: "urn:uuid:1".to_owned(),
@@ -380,7 +380,7 @@ mod tests {
         let twice = vec![posting.clone(), posting.clone()];
         assert_eq!(record(&db, twice, 5).await.expect("recorded"), 1);
         assert_eq!(record(&db, vec![posting], 6).await.expect("recorded"), 0);
-        assert_eq!(follow_cursor(&db).await.expect("cursor").0, 6);
+        assert_eq!(follow_cursor(&db, Utc::now()).await.expect("cursor").0, 6);
         assert_eq!(list(&db, &[], None, 10).await.expect("listed").len(), 1);
     }
 }
