@@ -374,7 +374,7 @@ struct IntakeMetrics {
 }
 
 fn metrics() -> &'static IntakeMetrics {
-    use tracery_runtime::metrics::{counter_vec, gauge_vec};
+    use tracery_runtime::metrics::{counter_vec, gauge};
     static METRICS: std::sync::OnceLock<IntakeMetrics> = std::sync::OnceLock::new();
     METRICS.get_or_init(|| IntakeMetrics {
         events: counter_vec(
@@ -382,17 +382,13 @@ fn metrics() -> &'static IntakeMetrics {
             "Events received, by channel and outcome (accepted, duplicate, quarantined)",
             &["channel", "outcome"],
         ),
-        queue: gauge_vec(
+        queue: gauge(
             "tracery_capture_commit_queue",
             "Batches waiting for the group commit when the last one arrived",
-            &[],
-        )
-        .with_label_values(&[] as &[&str]),
-        last_sequence: gauge_vec(
+        ),
+        last_sequence: gauge(
             "tracery_capture_last_sequence",
             "The highest sequence this process stored",
-            &[],
-        )
-        .with_label_values(&[] as &[&str]),
+        ),
     })
 }

@@ -13,7 +13,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
 };
-use sea_orm_migration::prelude::*;
+use sea_orm_migration::{prelude::*, schema::big_pk_auto};
 use sha2::{Digest, Sha256};
 
 /// The `audit_log` table.
@@ -197,13 +197,7 @@ impl MigrationTrait for CreateAuditLog {
                 Table::create()
                     .table(entry::Entity)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(C::Id)
-                            .big_integer()
-                            .not_null()
-                            .auto_increment()
-                            .primary_key(),
-                    )
+                    .col(big_pk_auto(C::Id))
                     .col(ColumnDef::new(C::At).timestamp_with_time_zone().not_null())
                     .col(ColumnDef::new(C::Subject).string().not_null())
                     .col(ColumnDef::new(C::Action).string().not_null())

@@ -35,6 +35,11 @@ pub fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> prometheus::IntGaug
     )
 }
 
+/// A registered gauge without labels (see [`counter_vec`]).
+pub fn gauge(name: &str, help: &str) -> prometheus::IntGauge {
+    register(prometheus::IntGauge::new(name, help).expect("a constant metric name"))
+}
+
 /// A registered histogram family in seconds (see [`counter_vec`]).
 pub fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> prometheus::HistogramVec {
     register(

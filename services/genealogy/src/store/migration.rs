@@ -2,7 +2,7 @@
 //! capture, so a layout change drops the tables and resets the cursor: the follower then
 //! replays the capture stream into the new layout.
 
-use sea_orm_migration::prelude::*;
+use sea_orm_migration::{prelude::*, schema::big_pk_auto};
 
 use super::tables::{cursor, event, history, link, node, packing};
 
@@ -49,15 +49,6 @@ impl MigrationName for InternNodes {
     }
 }
 
-fn id_column<C: IntoIden>(column: C) -> ColumnDef {
-    ColumnDef::new(column)
-        .big_integer()
-        .not_null()
-        .auto_increment()
-        .primary_key()
-        .to_owned()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for InternNodes {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -75,7 +66,7 @@ impl MigrationTrait for InternNodes {
             .create_table(
                 Table::create()
                     .table(node::Entity)
-                    .col(id_column(node::Column::Id))
+                    .col(big_pk_auto(node::Column::Id))
                     .col(
                         ColumnDef::new(node::Column::Uri)
                             .string()
@@ -140,7 +131,7 @@ impl MigrationTrait for InternNodes {
             .create_table(
                 Table::create()
                     .table(link::Entity)
-                    .col(id_column(L::Id))
+                    .col(big_pk_auto(L::Id))
                     .col(ColumnDef::new(L::FromNode).big_integer().not_null())
                     .col(ColumnDef::new(L::ToNode).big_integer().not_null())
                     .col(ColumnDef::new(L::Kind).small_integer().not_null())
@@ -156,7 +147,7 @@ impl MigrationTrait for InternNodes {
             .create_table(
                 Table::create()
                     .table(packing::Entity)
-                    .col(id_column(P::Id))
+                    .col(big_pk_auto(P::Id))
                     .col(ColumnDef::new(P::Child).big_integer().not_null())
                     .col(ColumnDef::new(P::Parent).big_integer().not_null())
                     .col(ColumnDef::new(P::Action).small_integer().not_null())
