@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracery::cli::{
-    self, CaptureArgs, ContentsArgs, HistoryArgs, QuarantineCommand, RecallArgs, TraceCommand,
-    WhereArgs,
+    self, CaptureArgs, ContentsArgs, HistoryArgs, LabelCommand, QuarantineCommand, RecallArgs,
+    SerialsCommand, SyncCommand, TraceCommand, WhereArgs,
 };
 use tracery_runtime::config::ServeArgs;
 
@@ -42,6 +42,15 @@ enum Command {
     /// Look at and act on quarantined events.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Serial numbers from a pool.
+    #[command(subcommand)]
+    Serials(SerialsCommand),
+    /// Printable labels (GS1 DataMatrix or Digital Link QR; SVG, PNG or ZPL).
+    #[command(subcommand)]
+    Label(LabelCommand),
+    /// ERP/PLM synchronisation and post-back status.
+    #[command(subcommand)]
+    Sync(SyncCommand),
 }
 
 #[tokio::main]
@@ -64,6 +73,9 @@ async fn main() -> ExitCode {
         Command::Where(args) => cli::genealogy::where_is(args).await,
         Command::Capture(args) => cli::capture::run(args).await,
         Command::Quarantine(command) => cli::quarantine::run(command).await,
+        Command::Serials(command) => cli::identity::serials(command).await,
+        Command::Label(command) => cli::identity::label(command).await,
+        Command::Sync(command) => cli::integration::run(command).await,
     };
     cli::finish(outcome)
 }

@@ -175,3 +175,85 @@ async fn the_cli_captures_traces_and_reports_clearly() {
         stderr(&down)
     );
 }
+
+#[tokio::test]
+async fn the_cli_allocates_serials_renders_labels_and_syncs() {
+    let sites = tracery_e2e::erp_sites::ErpSites::start(false).await;
+    let app = TestApp::spawn_with(|config| config.connectors = sites.connectors())
+        .await
+        .expect("suite starts");
+    let server = format!("http://{}", app.grpc_addr);
+    app.identity
+        .clone()
+        .create_serial_pool(tracery_proto::v1::CreateSerialPoolRequest {
+            pool: Some(tracery_proto::v1::SerialPool {
+                name: "line-1".into(),
+                gtin: "04012345111118".into(),
+                format: tracery_proto::v1::SerialFormat::Numeric.into(),
+                length: 6,
+                order: tracery_proto::v1::SerialOrder::Sequential.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("pool created");
+
+    let first = tracery(&server, &["serials", "allocate", "line-1", "5"]).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    insta::assert_snapshot!("serials", stdout(&first));
+    let next = tracery(&server, &["serials", "allocate", "line-1", "2", "--json"]).await;
+    let next: serde_json::Value = serde_json::from_slice(&next.stdout).expect("JSON");
+    assert_eq!(next["ranges"][0]["count"], 2, "{next}");
+    assert_eq!(
+        next["ranges"][0]["first"], "000005",
+        "never the same serial twice"
+    );
+    let unknown = tracery(&server, &["serials", "allocate", "no-such-pool", "1"]).await;
+    assert_eq!(unknown.status.code(), Some(3), "{}", stderr(&unknown));
+
+    let zpl = tracery(&server, &["label", "render", UNIT, "--format", "zpl"]).await;
+    assert!(zpl.status.success(), "{}", stderr(&zpl));
+    assert!(stdout(&zpl).starts_with("^XA"), "{}", stdout(&zpl));
+    let dir = tempfile::tempdir().expect("folder");
+    let png = tracery_in(
+        dir.path(),
+        &server,
+        &[
+            "label",
+            "render",
+            UNIT,
+            "--format",
+            "png",
+            "--symbology",
+            "qr",
+            "-o",
+            "unit.png",
+        ],
+    )
+    .await;
+    assert!(png.status.success(), "{}", stderr(&png));
+    let bytes = std::fs::read(dir.path().join("unit.png")).expect("written");
+    assert_eq!(&bytes[1..4], b"PNG");
+    let typo = tracery(
+        &server,
+        &["label", "render", "(01)04012345111119", "--format", "svg"],
+    )
+    .await;
+    assert_eq!(typo.status.code(), Some(4), "{}", stderr(&typo));
+
+    let synced = tracery(&server, &["sync", "run", "--json"]).await;
+    assert!(synced.status.success(), "{}", stderr(&synced));
+    let run: serde_json::Value = serde_json::from_slice(&synced.stdout).expect("JSON");
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert!(run["fetched"].as_i64().unwrap_or(0) > 0, "{run}");
+    let status = tracery(&server, &["sync", "status"]).await;
+    assert!(status.status.success(), "{}", stderr(&status));
+    let text = stdout(&status);
+    assert!(
+        text.contains("succeeded") && text.contains("no dead-letter post-backs"),
+        "{text}"
+    );
+    let missing = tracery(&server, &["sync", "run", "no-such-connector"]).await;
+    assert_eq!(missing.status.code(), Some(3), "{}", stderr(&missing));
+    app.stop().await.expect("stops");
+}

@@ -1,4 +1,5 @@
-//! The operator CLI: `tracery trace|recall|history|contents|where|capture|quarantine`,
+//! The operator CLI: `tracery trace|recall|history|contents|where|capture|quarantine|
+//! serials|label|sync`,
 //! talking gRPC to a running suite. Human tables by default, `--json` for scripts.
 //!
 //! Exit codes scripts can rely on ([`Exit`]): 0 done, 1 failed, 3 not found, 4 bad input
@@ -7,6 +8,8 @@
 
 pub mod capture;
 pub mod genealogy;
+pub mod identity;
+pub mod integration;
 mod output;
 pub mod quarantine;
 
@@ -16,6 +19,8 @@ use tonic::{Code, transport::Channel};
 
 pub use capture::CaptureArgs;
 pub use genealogy::{ContentsArgs, HistoryArgs, RecallArgs, TraceCommand, WhereArgs};
+pub use identity::{LabelCommand, SerialsCommand};
+pub use integration::SyncCommand;
 pub use quarantine::QuarantineCommand;
 
 /// Where the suite is and who is asking; shared by every client command.
@@ -79,6 +84,10 @@ impl From<tonic::Status> for Failure {
         use tonic_types::StatusExt as _;
         if let Some(bad) = status.get_details_bad_request() {
             for violation in bad.field_violations {
+                let line = format!("{}: {}", violation.field, violation.description);
+                if message == line {
+                    continue;
+                }
                 message.push_str(&format!(
                     "\n  {}: {}",
                     violation.field, violation.description
