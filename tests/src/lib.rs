@@ -193,7 +193,10 @@ impl TestApp {
     async fn start(config: Config, database: Option<TestDatabase>) -> anyhow::Result<Self> {
         let database_url = config.database_url.expose().to_owned();
         let config_has_tls = config.tls.is_some();
-        let app = Application::build(config, tracery::all_modules()).await?;
+        // As `tracery serve` runs it: the four services and the dashboard.
+        let app = Application::build(config, tracery::all_modules())
+            .await?
+            .with_pages(std::sync::Arc::new(tracery::dashboard::Dashboard));
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
         let shutdown = app.shutdown_token();

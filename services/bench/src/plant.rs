@@ -4,7 +4,10 @@
 //! into a batch, makes an intermediate, serialises finished units under a finished lot,
 //! packs units into cases and cases onto a pallet (with an occasional unpack/repack),
 //! ships the pallet to a customer, and now and then decommissions a unit or declares a
-//! packing event erroneous. The same seed and size always give the same events.
+//! packing event erroneous. Units are inspected on their line (line 2 fails a few more
+//! first inspections). Each step scans at its own station (goods-in, mixing, line 1 or 2,
+//! packing, dispatch) and takes its own time, so the stations have work in progress and
+//! dwell times to show. The same seed and size always give the same events.
 
 use prost_types::{Struct, Timestamp, Value, value::Kind};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
@@ -17,6 +20,14 @@ const SUPPLIERS: usize = 20;
 const CUSTOMERS: usize = 50;
 /// The first event's time: 2026-01-01T00:00:00Z.
 const START: i64 = 1_767_225_600;
+const GOODS_IN: &str = "urn:epc:id:sgln:4012345.00001.1";
+const MIXING: &str = "urn:epc:id:sgln:4012345.00002.1";
+const LINES: [&str; 2] = [
+    "urn:epc:id:sgln:4012345.00003.1",
+    "urn:epc:id:sgln:4012345.00003.2",
+];
+const PACKING: &str = "urn:epc:id:sgln:4012345.00004.1";
+const DISPATCH: &str = "urn:epc:id:sgln:4012345.00005.1";
 
 /// The plant generator; iterate it for events.
 pub struct Plant {
@@ -67,8 +78,21 @@ impl Plant {
         }
     }
 
+    /// The station that scans `biz_step`, and the seconds the step takes.
+    fn station(&self, biz_step: &str) -> (&'static str, i64) {
+        let line = LINES[self.run % 2];
+        match biz_step {
+            "receiving" => (GOODS_IN, 30),
+            "commissioning" | "inspecting" | "decommissioning" => (line, 20),
+            "packing" | "unpacking" => (PACKING, 15),
+            "shipping" => (DISPATCH, 240),
+            _ => (GOODS_IN, 1),
+        }
+    }
+
     fn event(&mut self, biz_step: &str, body: Body) -> pb::EpcisEvent {
-        self.clock += 1;
+        let (station, seconds) = self.station(biz_step);
+        self.clock += seconds;
         self.next_event += 1;
         pb::EpcisEvent {
             event_id: format!(
@@ -81,11 +105,49 @@ impl Plant {
             }),
             event_time_zone_offset: "+00:00".into(),
             biz_step: biz_step.into(),
-            read_point: location("urn:epc:id:sgln:4012345.00001.1"),
+            read_point: location(station),
             biz_location: location("urn:epc:id:sgln:4012345.00001.0"),
             body: Some(body),
             ..Default::default()
         }
+    }
+
+    /// An event scanned at `station` rather than the step's usual one.
+    fn event_at(&mut self, station: &str, biz_step: &str, body: Body) -> pb::EpcisEvent {
+        let mut event = self.event(biz_step, body);
+        event.read_point = location(station);
+        event
+    }
+
+    /// The units' inspection on their line: conformant, or (now and then, more often on
+    /// line 2) non-conformant, reworked and passed at a second inspection.
+    fn inspections(&mut self, units: &[String]) -> Vec<pb::EpcisEvent> {
+        let failure_rate = if self.run % 2 == 0 { 0.03 } else { 0.08 };
+        let inspect = |plant: &mut Self, epcs: Vec<String>, disposition: &str| {
+            let mut event = plant.event(
+                "inspecting",
+                Body::ObjectEvent(pb::ObjectEvent {
+                    action: pb::Action::Observe.into(),
+                    epcs,
+                    ..Default::default()
+                }),
+            );
+            event.disposition = disposition.into();
+            event
+        };
+        let (failed, passed): (Vec<String>, Vec<String>) = units
+            .iter()
+            .cloned()
+            .partition(|_| self.rng.random_bool(failure_rate));
+        let mut events = Vec::new();
+        if !passed.is_empty() {
+            events.push(inspect(self, passed, "conformant"));
+        }
+        if !failed.is_empty() {
+            events.push(inspect(self, failed.clone(), "non_conformant"));
+            events.push(inspect(self, failed, "conformant"));
+        }
+        events
     }
 
     fn aggregation(
@@ -141,7 +203,8 @@ impl Plant {
         }
         let batch = class(2, &format!("B{run}"));
         out.push(
-            self.event(
+            self.event_at(
+                MIXING,
                 "commissioning",
                 Body::TransformationEvent(pb::TransformationEvent {
                     input_quantities: supplier_lots
@@ -154,7 +217,8 @@ impl Plant {
             ),
         );
         let intermediate = class(3, &format!("I{run}"));
-        out.push(self.event(
+        out.push(self.event_at(
+            MIXING,
             "commissioning",
             Body::TransformationEvent(pb::TransformationEvent {
                 input_quantities: vec![quantity(batch, 900.0)],
@@ -187,6 +251,7 @@ impl Plant {
                     }),
                 ),
             );
+            out.extend(self.inspections(&units));
             if self.run % 10 == 1 && case_no == 0 {
                 self.units.push(units[0].clone());
             }

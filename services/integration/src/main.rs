@@ -16,5 +16,11 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let module = Arc::new(tracery_integration::IntegrationModule);
-    tracery_runtime::server::serve(&cli.serve, vec![module], Some(ServiceKey::Integration)).await
+    tracery_runtime::server::serve(
+        &cli.serve,
+        vec![module],
+        Some(ServiceKey::Integration),
+        Vec::new(),
+    )
+    .await
 }

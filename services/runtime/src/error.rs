@@ -39,6 +39,19 @@ impl ErrorKind {
         }
     }
 
+    /// The kind of a peer's answer, for a gateway that passes it on over HTTP.
+    pub fn of_code(code: Code) -> Self {
+        match code {
+            Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument,
+            Code::NotFound => Self::NotFound,
+            Code::AlreadyExists => Self::AlreadyExists,
+            Code::FailedPrecondition | Code::Aborted => Self::FailedPrecondition,
+            Code::ResourceExhausted => Self::ResourceExhausted,
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Self::Unavailable,
+            _ => Self::Internal,
+        }
+    }
+
     /// The HTTP status code, for the REST bindings.
     pub fn http_status(self) -> http::StatusCode {
         use http::StatusCode as S;

@@ -30,4 +30,4 @@ pub mod tls;
 pub mod wire;
 
 pub use config::{Config, ServiceKey};
-pub use server::{Application, Routes, ServiceContext, ServiceModule};
+pub use server::{Application, Pages, Routes, ServiceContext, ServiceModule};

@@ -63,6 +63,19 @@ pub trait ServiceModule: Send + Sync + 'static {
     ) -> anyhow::Result<Vec<JoinHandle<()>>>;
 }
 
+/// Pages served beside the services rather than a service of their own (the operator
+/// dashboard): started after the services, with the same context, on the HTTP listener.
+#[async_trait::async_trait]
+pub trait Pages: Send + Sync + 'static {
+    /// Adds the HTTP routes to `routes` and starts any background work, returning its
+    /// tasks (they must end once `ctx.shutdown` is cancelled).
+    async fn start(
+        &self,
+        ctx: &ServiceContext,
+        routes: &mut Routes,
+    ) -> anyhow::Result<Vec<JoinHandle<()>>>;
+}
+
 /// What the services of one process serve: gRPC services and routes on the HTTP listener.
 #[derive(Default)]
 pub struct Routes {
@@ -83,6 +96,7 @@ pub struct Application {
     config: Arc<Config>,
     auth: Arc<Authenticator>,
     modules: Vec<Arc<dyn ServiceModule>>,
+    pages: Vec<Arc<dyn Pages>>,
     db: DatabaseConnection,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
@@ -135,12 +149,19 @@ impl Application {
             config: Arc::new(config),
             auth,
             modules,
+            pages: Vec::new(),
             db,
             grpc_listener,
             http_listener,
             tls,
             shutdown: CancellationToken::new(),
         })
+    }
+
+    /// Also serves `pages` (the dashboard), once [`run`](Self::run) starts the services.
+    pub fn with_pages(mut self, pages: Arc<dyn Pages>) -> Self {
+        self.pages.push(pages);
+        self
     }
 
     /// The bound gRPC address (useful with port 0).
@@ -230,6 +251,9 @@ impl Application {
         );
         for module in &self.modules {
             tasks.extend(module.start(&ctx, &mut routes).await?);
+        }
+        for pages in &self.pages {
+            tasks.extend(pages.start(&ctx, &mut routes).await?);
         }
 
         let needs = self
@@ -479,11 +503,13 @@ pub async fn cancel_on_signal(token: CancellationToken) {
 }
 
 /// The whole life of a server process: load configuration, start telemetry, serve until
-/// SIGTERM/SIGINT. `only` restricts the process to one service (per-service binaries).
+/// SIGTERM/SIGINT. `only` restricts the process to one service (per-service binaries);
+/// `pages` are served beside the services (the all-in-one binary's dashboard).
 pub async fn serve(
     args: &crate::config::ServeArgs,
     modules: Vec<Arc<dyn ServiceModule>>,
     only: Option<ServiceKey>,
+    pages: Vec<Arc<dyn Pages>>,
 ) -> anyhow::Result<()> {
     let mut config = Config::load(args)?;
     if let Some(key) = only {
@@ -496,7 +522,10 @@ pub async fn serve(
         _ => "tracery".to_owned(),
     };
     let _telemetry = crate::telemetry::init_telemetry(&telemetry_name, config.log_format)?;
-    let app = Application::build(config, modules).await?;
+    let mut app = Application::build(config, modules).await?;
+    for page in pages {
+        app = app.with_pages(page);
+    }
     tokio::spawn(cancel_on_signal(app.shutdown_token()));
     app.run().await
 }

@@ -2,6 +2,8 @@
 //! operator CLI ([`cli`]) that talks to it.
 
 pub mod cli;
+pub mod dashboard;
+pub mod views;
 
 use std::sync::Arc;
 

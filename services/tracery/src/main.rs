@@ -58,7 +58,13 @@ async fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Serve(args) => {
             return server_exit(
-                tracery_runtime::server::serve(&args, tracery::all_modules(), None).await,
+                tracery_runtime::server::serve(
+                    &args,
+                    tracery::all_modules(),
+                    None,
+                    vec![std::sync::Arc::new(tracery::dashboard::Dashboard)],
+                )
+                .await,
             );
         }
         Command::Migrate(args) => {

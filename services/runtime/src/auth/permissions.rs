@@ -198,6 +198,8 @@ pub const WRITES: &[&str] = &[
     "/tracery.v1.IntegrationService/RetryPosting",
     "POST /capture",
     "POST /events",
+    "POST /dashboard/api/quarantine/{id}/resubmit",
+    "POST /dashboard/api/quarantine/{id}/discard",
 ];
 
 /// Whether a call of `action` (a method path, or `METHOD /route`) is audited.
@@ -223,6 +225,31 @@ pub const REST: &[(&str, &str, Access)] = &[
     ("POST", "/events", Access::Roles(CAPTURE)),
     ("GET", "/events", Access::Roles(READ)),
     ("GET", "/events/{event_id}", Access::Roles(READ)),
+    // The dashboard: the page itself holds no data; its API asks for the roles of the
+    // gRPC methods it calls.
+    ("GET", "/", Access::Open),
+    ("GET", "/assets/{file}", Access::Open),
+    ("GET", "/dashboard/api/session", Access::Authenticated),
+    ("GET", "/dashboard/api/overview", Access::Roles(LOOKUP)),
+    ("GET", "/dashboard/api/lookup", Access::Roles(READ)),
+    ("GET", "/dashboard/api/recall", Access::Roles(READ)),
+    ("GET", "/dashboard/api/recall.csv", Access::Roles(READ)),
+    ("GET", "/dashboard/api/quarantine", Access::Roles(READ)),
+    (
+        "POST",
+        "/dashboard/api/quarantine/{id}/resubmit",
+        Access::Roles(QUALITY),
+    ),
+    (
+        "POST",
+        "/dashboard/api/quarantine/{id}/discard",
+        Access::Roles(QUALITY),
+    ),
+    (
+        "GET",
+        "/dashboard/api/integration",
+        Access::Roles(SYNC_READ),
+    ),
 ];
 
 /// The rule of a REST route.

@@ -3,6 +3,8 @@
 use serde_json::{Value, json};
 use tracery_proto::v1::{self as pb, genealogy_service_client::GenealogyServiceClient};
 
+use crate::views;
+
 use super::{
     Connection, Failure, connect,
     output::{self, edge_kind, node_kind, print_json, table, time},
@@ -97,17 +99,7 @@ pub async fn trace(command: TraceCommand) -> Result<(), Failure> {
     }
     .into_inner();
     if args.connection.json {
-        print_json(&json!({
-            "nodes": trace.nodes.iter().map(|n| json!({
-                "id": n.id, "kind": node_kind(n.kind), "depth": n.depth,
-            })).collect::<Vec<Value>>(),
-            "edges": trace.edges.iter().map(|e| json!({
-                "from": e.from, "to": e.to, "kind": edge_kind(e.kind),
-                "eventID": e.event_id, "eventTime": time(e.event_time.as_ref()),
-                "bizStep": e.biz_step, "quantity": e.quantity, "uom": e.uom,
-            })).collect::<Vec<Value>>(),
-            "truncated": trace.truncated,
-        }));
+        print_json(&views::trace(&trace));
         return Ok(());
     }
     let mut nodes = table(&["depth", "kind", "id"]);
@@ -158,25 +150,8 @@ pub async fn recall(args: RecallArgs) -> Result<(), Failure> {
         .recall_scope(request(&args.connection, message)?)
         .await?
         .into_inner();
-    let groups = |counts: &[pb::GroupCount]| -> Value {
-        counts
-            .iter()
-            .map(|g| (g.key.clone(), json!(g.count)))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    };
     if args.connection.json {
-        print_json(&json!({
-            "items": scope.items.iter().map(|i| json!({
-                "id": i.id, "kind": node_kind(i.kind), "container": i.container,
-                "location": i.location, "disposition": i.disposition, "custodian": i.custodian,
-            })).collect::<Vec<Value>>(),
-            "byContainer": groups(&scope.by_container),
-            "byLocation": groups(&scope.by_location),
-            "byDisposition": groups(&scope.by_disposition),
-            "byCustodian": groups(&scope.by_custodian),
-            "truncated": scope.truncated,
-        }));
+        print_json(&views::recall(&scope));
         return Ok(());
     }
     let mut items = table(&[
@@ -241,19 +216,7 @@ pub async fn history(args: HistoryArgs) -> Result<(), Failure> {
         }
     }
     if args.connection.json {
-        print_json(&Value::Array(
-            entries
-                .iter()
-                .map(|e| {
-                    json!({
-                        "eventID": e.event_id, "type": e.event_type,
-                        "eventTime": time(e.event_time.as_ref()), "bizStep": e.biz_step,
-                        "disposition": e.disposition, "readPoint": e.read_point,
-                        "bizLocation": e.biz_location,
-                    })
-                })
-                .collect(),
-        ));
+        print_json(&views::history(&entries));
         return Ok(());
     }
     let mut rows = table(&["when", "event", "bizStep", "disposition", "readPoint"]);
@@ -320,12 +283,7 @@ pub async fn where_is(args: WhereArgs) -> Result<(), Failure> {
         .await?
         .into_inner();
     if args.connection.json {
-        print_json(&json!({
-            "id": found.id, "location": found.location, "readPoint": found.read_point,
-            "disposition": found.disposition, "container": found.container,
-            "custodian": found.custodian, "lastEventID": found.last_event_id,
-            "lastEventTime": time(found.last_event_time.as_ref()),
-        }));
+        print_json(&views::where_is(&found));
         return Ok(());
     }
     let mut rows = table(&[]);

@@ -3,6 +3,8 @@
 use serde_json::{Value, json};
 use tracery_proto::v1::{self as pb, integration_service_client::IntegrationServiceClient};
 
+use crate::views;
+
 use super::{
     Connection, Exit, Failure, connect,
     output::{print_json, table, time},
@@ -34,33 +36,12 @@ pub struct StatusArgs {
     pub connection: Connection,
 }
 
-fn state(run: &pb::SyncRun) -> &'static str {
-    match pb::SyncRunState::try_from(run.state) {
-        Ok(pb::SyncRunState::Running) => "running",
-        Ok(pb::SyncRunState::Succeeded) => "succeeded",
-        Ok(pb::SyncRunState::Partial) => "partial",
-        Ok(pb::SyncRunState::Failed) => "failed",
-        _ => "unknown",
-    }
-}
-
 fn connector(run: &pb::SyncRun) -> &str {
     if run.connector.is_empty() {
         "(all)"
     } else {
         &run.connector
     }
-}
-
-fn run_json(run: &pb::SyncRun) -> Value {
-    let counts = run.counts.unwrap_or_default();
-    json!({
-        "id": run.id, "connector": run.connector, "state": state(run),
-        "fetched": counts.fetched, "created": counts.created, "updated": counts.updated,
-        "unchanged": counts.unchanged, "failed": counts.failed,
-        "started": time(run.start_time.as_ref()), "ended": time(run.end_time.as_ref()),
-        "errors": run.errors,
-    })
 }
 
 fn runs_table(runs: &[pb::SyncRun]) -> comfy_table::Table {
@@ -80,7 +61,7 @@ fn runs_table(runs: &[pb::SyncRun]) -> comfy_table::Table {
         rows.add_row(vec![
             run.id.clone(),
             connector(run).to_owned(),
-            state(run).to_owned(),
+            views::sync_state(run).to_owned(),
             counts.fetched.to_string(),
             counts.created.to_string(),
             counts.updated.to_string(),
@@ -127,7 +108,7 @@ async fn sync_run(args: RunArgs) -> Result<(), Failure> {
             eprint!(
                 "\r{} {}: {} fetched, {} failed   ",
                 connector(&run),
-                state(&run),
+                views::sync_state(&run),
                 counts.fetched,
                 counts.failed
             );
@@ -136,7 +117,7 @@ async fn sync_run(args: RunArgs) -> Result<(), Failure> {
     }
     eprintln!();
     if connection.json {
-        print_json(&run_json(&last));
+        print_json(&views::sync_run(&last));
     } else {
         println!("{}", runs_table(std::slice::from_ref(&last)));
         for error in &last.errors {
@@ -150,7 +131,7 @@ async fn sync_run(args: RunArgs) -> Result<(), Failure> {
             format!(
                 "sync run {} ended {} with {} error(s)",
                 last.id,
-                state(&last),
+                views::sync_state(&last),
                 last.errors.len()
             ),
         )),
@@ -188,16 +169,9 @@ async fn status(args: StatusArgs) -> Result<(), Failure> {
         .into_inner()
         .postings;
     if connection.json {
-        let dead: Vec<Value> = dead
-            .iter()
-            .map(|p| {
-                json!({"id": p.id, "connector": p.connector, "order": p.order_number,
-                       "attempts": p.attempts, "error": p.last_error,
-                       "created": time(p.create_time.as_ref())})
-            })
-            .collect();
+        let dead: Vec<Value> = dead.iter().map(views::posting).collect();
         print_json(
-            &json!({"runs": runs.iter().map(run_json).collect::<Vec<_>>(),
+            &json!({"runs": runs.iter().map(views::sync_run).collect::<Vec<_>>(),
                            "dead_letter_postings": dead}),
         );
         return Ok(());

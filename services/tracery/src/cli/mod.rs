@@ -10,7 +10,7 @@ pub mod capture;
 pub mod genealogy;
 pub mod identity;
 pub mod integration;
-mod output;
+pub(crate) mod output;
 pub mod quarantine;
 
 use std::process::ExitCode;

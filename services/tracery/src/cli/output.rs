@@ -1,9 +1,9 @@
 //! Tables, times and identifiers as the CLI shows them.
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use tracery_proto::v1 as pb;
 
 use super::{Exit, Failure};
+pub use crate::views::{edge_kind, node_kind, time};
 
 /// A table with `header` (none when empty); rows are added by the caller.
 pub fn table(header: &[&str]) -> Table {
@@ -13,16 +13,6 @@ pub fn table(header: &[&str]) -> Table {
         table.set_header(header);
     }
     table
-}
-
-/// A protobuf time as RFC 3339 UTC (empty when absent).
-pub fn time(timestamp: Option<&prost_types::Timestamp>) -> String {
-    timestamp
-        .and_then(|ts| {
-            chrono::DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(0))
-        })
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default()
 }
 
 /// An RFC 3339 time given on the command line.
@@ -62,26 +52,6 @@ pub fn identifier(text: &str) -> Result<String, Failure> {
             Exit::BadInput,
             format!("`{text}` holds no GS1 key to trace"),
         )),
-    }
-}
-
-pub fn node_kind(kind: i32) -> &'static str {
-    match pb::NodeKind::try_from(kind) {
-        Ok(pb::NodeKind::Instance) => "instance",
-        Ok(pb::NodeKind::Lot) => "lot",
-        Ok(pb::NodeKind::Party) => "party",
-        _ => "unknown",
-    }
-}
-
-pub fn edge_kind(kind: i32) -> &'static str {
-    match pb::EdgeKind::try_from(kind) {
-        Ok(pb::EdgeKind::TransformedInto) => "transformed into",
-        Ok(pb::EdgeKind::ContainedIn) => "contained in",
-        Ok(pb::EdgeKind::MemberOfLot) => "member of lot",
-        Ok(pb::EdgeKind::ShippedTo) => "shipped to",
-        Ok(pb::EdgeKind::ReceivedFrom) => "received from",
-        _ => "unknown",
     }
 }
 

@@ -3,6 +3,8 @@
 use serde_json::{Value, json};
 use tracery_proto::v1::{self as pb, capture_service_client::CaptureServiceClient};
 
+use crate::views;
+
 use super::{
     Connection, Exit, Failure, connect,
     output::{print_json, table, time},
@@ -45,14 +47,6 @@ pub struct DiscardArgs {
     pub connection: Connection,
 }
 
-fn violations(entry: &pb::QuarantinedEvent) -> Vec<Value> {
-    entry
-        .violations
-        .iter()
-        .map(|v| json!({"field": v.field, "code": v.code, "description": v.description}))
-        .collect()
-}
-
 async fn entries(
     client: &mut CaptureServiceClient<tonic::transport::Channel>,
     connection: &Connection,
@@ -87,10 +81,7 @@ pub async fn run(command: QuarantineCommand) -> Result<(), Failure> {
                 print_json(&Value::Array(
                     entries
                         .iter()
-                        .map(|e| {
-                            json!({"id": e.id, "received": time(e.receive_time.as_ref()),
-                                   "channel": e.channel, "violations": violations(e)})
-                        })
+                        .map(|e| views::quarantined(e, false))
                         .collect(),
                 ));
                 return Ok(());
@@ -126,11 +117,7 @@ pub async fn run(command: QuarantineCommand) -> Result<(), Failure> {
                     )
                 })?;
             if args.connection.json {
-                print_json(
-                    &json!({"id": entry.id, "received": time(entry.receive_time.as_ref()),
-                    "channel": entry.channel, "violations": violations(&entry),
-                    "payload": entry.payload}),
-                );
+                print_json(&views::quarantined(&entry, true));
                 return Ok(());
             }
             let mut rows = table(&["field", "code", "why"]);

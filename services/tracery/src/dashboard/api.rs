@@ -1,0 +1,422 @@
+//! The dashboard's JSON API: each handler asks the services over gRPC (as the suite, after
+//! the permission table admitted the caller) and answers in the shapes of [`crate::views`].
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Extension, Json, Router,
+    extract::{Path, Query, State as Shared},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use prost::Message as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracery_proto::v1::{
+    self as pb, capture_service_client::CaptureServiceClient,
+    genealogy_service_client::GenealogyServiceClient,
+    integration_service_client::IntegrationServiceClient,
+};
+use tracery_runtime::{ServiceKey, auth::Principal, error::ErrorKind, peers::PeerChannel};
+
+use super::{State, assets};
+use crate::views;
+
+pub fn router(state: State) -> Router {
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/assets/{file}", get(assets::file))
+        .route("/dashboard/api/session", get(session))
+        .route("/dashboard/api/overview", get(overview))
+        .route("/dashboard/api/lookup", get(lookup))
+        .route("/dashboard/api/recall", get(recall))
+        .route("/dashboard/api/recall.csv", get(recall_csv))
+        .route("/dashboard/api/quarantine", get(quarantine))
+        .route("/dashboard/api/quarantine/{id}/resubmit", post(resubmit))
+        .route("/dashboard/api/quarantine/{id}/discard", post(discard))
+        .route("/dashboard/api/integration", get(integration))
+        .with_state(state)
+}
+
+/// A failed call, as `application/problem+json`.
+struct Problem {
+    status: StatusCode,
+    body: Value,
+}
+
+impl Problem {
+    fn bad_request(detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"title": "Bad Request", "detail": detail.into()}),
+        }
+    }
+}
+
+impl From<tonic::Status> for Problem {
+    fn from(status: tonic::Status) -> Self {
+        use tonic_types::StatusExt as _;
+        let http = ErrorKind::of_code(status.code()).http_status();
+        let violations: Vec<Value> = status
+            .get_details_bad_request()
+            .map(|bad| {
+                bad.field_violations
+                    .into_iter()
+                    .map(|v| json!({"field": v.field, "description": v.description}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            status: http,
+            body: json!({
+                "title": http.canonical_reason().unwrap_or("Error"),
+                "detail": status.message(),
+                "violations": violations,
+            }),
+        }
+    }
+}
+
+impl From<tracery_runtime::peers::PeerError> for Problem {
+    fn from(err: tracery_runtime::peers::PeerError) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: json!({"title": "Service Unavailable", "detail": err.to_string()}),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = self.body;
+        body["status"] = json!(self.status.as_u16());
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            Json(body),
+        )
+            .into_response()
+    }
+}
+
+type Answer = Result<Json<Value>, Problem>;
+
+fn capture(state: &State) -> Result<CaptureServiceClient<PeerChannel>, Problem> {
+    Ok(CaptureServiceClient::new(
+        state.peers.channel(ServiceKey::Capture)?,
+    ))
+}
+
+fn genealogy(state: &State) -> Result<GenealogyServiceClient<PeerChannel>, Problem> {
+    Ok(GenealogyServiceClient::new(
+        state.peers.channel(ServiceKey::Genealogy)?,
+    ))
+}
+
+fn integration_client(state: &State) -> Result<IntegrationServiceClient<PeerChannel>, Problem> {
+    Ok(IntegrationServiceClient::new(
+        state.peers.channel(ServiceKey::Integration)?,
+    ))
+}
+
+fn page(size: i32) -> Option<pb::PageRequest> {
+    Some(pb::PageRequest {
+        page_size: size,
+        page_token: String::new(),
+    })
+}
+
+/// An identifier as typed or scanned, checked and made canonical as the CLI does.
+fn identifier(text: &str) -> Result<String, Problem> {
+    if text.trim().is_empty() {
+        return Err(Problem::bad_request("id: required"));
+    }
+    crate::cli::output::identifier(text).map_err(|failure| Problem::bad_request(failure.message))
+}
+
+/// Who is looking, so the page offers only what they may do.
+async fn session(principal: Option<Extension<Principal>>) -> Json<Value> {
+    let (subject, roles): (String, Vec<&str>) = match principal {
+        Some(Extension(p)) => (
+            p.subject.clone(),
+            p.roles.iter().map(|r| r.as_str()).collect(),
+        ),
+        None => (String::new(), Vec::new()),
+    };
+    Json(json!({"subject": subject, "roles": roles}))
+}
+
+/// The read point a quarantined event names, if it can be read at all.
+fn read_point_of(entry: &pb::QuarantinedEvent) -> Option<String> {
+    if !entry.payload.is_empty() {
+        let payload: Value = serde_json::from_str(&entry.payload).ok()?;
+        let point = &payload["readPoint"];
+        return point["id"].as_str().or(point.as_str()).map(str::to_owned);
+    }
+    pb::EpcisEvent::decode(entry.payload_protobuf.as_slice())
+        .ok()?
+        .read_point
+        .map(|l| l.id)
+}
+
+async fn quarantine_entries(state: &State) -> Result<Vec<pb::QuarantinedEvent>, Problem> {
+    Ok(capture(state)?
+        .list_quarantine(pb::ListQuarantineRequest { page: page(1000) })
+        .await?
+        .into_inner()
+        .entries)
+}
+
+async fn overview(Shared(state): Shared<State>) -> Answer {
+    let mut quarantined: BTreeMap<String, u64> = BTreeMap::new();
+    for entry in quarantine_entries(&state).await? {
+        let line = read_point_of(&entry).unwrap_or_else(|| "(no read point)".to_owned());
+        *quarantined.entry(line).or_default() += 1;
+    }
+    let floor = state
+        .floor
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .overview(&quarantined);
+    Ok(Json(json!(floor)))
+}
+
+#[derive(Deserialize)]
+struct LookupQuery {
+    id: String,
+}
+
+/// Everything about one identifier: history, whereabouts, and the graph both ways.
+async fn lookup(Shared(state): Shared<State>, Query(query): Query<LookupQuery>) -> Answer {
+    let id = identifier(&query.id)?;
+    let mut client = genealogy(&state)?;
+    let history = client
+        .history(pb::HistoryRequest {
+            id: id.clone(),
+            page: page(200),
+        })
+        .await?
+        .into_inner();
+    let where_is = match client.where_is(pb::WhereIsRequest { id: id.clone() }).await {
+        Ok(found) => views::where_is(&found.into_inner()),
+        Err(status) if status.code() == tonic::Code::NotFound => Value::Null,
+        Err(status) => return Err(status.into()),
+    };
+    let trace = pb::TraceRequest {
+        id: id.clone(),
+        max_nodes: 300,
+        ..Default::default()
+    };
+    let backward = client.trace_backward(trace.clone()).await?.into_inner();
+    let forward = client.trace_forward(trace).await?.into_inner();
+    Ok(Json(json!({
+        "id": id,
+        "history": views::history(&history.entries),
+        "moreHistory": history.page.is_some_and(|p| !p.next_page_token.is_empty()),
+        "where": where_is,
+        "backward": views::trace(&backward),
+        "forward": views::trace(&forward),
+    })))
+}
+
+#[derive(Deserialize)]
+struct RecallQuery {
+    id: String,
+    since: Option<String>,
+}
+
+async fn recall_scope(
+    state: &State,
+    query: &RecallQuery,
+) -> Result<pb::RecallScopeResponse, Problem> {
+    let window_start = match query.since.as_deref().filter(|s| !s.is_empty()) {
+        Some(since) => Some(
+            crate::cli::output::parse_time("since", since)
+                .map_err(|failure| Problem::bad_request(failure.message))?,
+        ),
+        None => None,
+    };
+    Ok(genealogy(state)?
+        .recall_scope(pb::RecallScopeRequest {
+            ids: vec![identifier(&query.id)?],
+            window_start,
+            ..Default::default()
+        })
+        .await?
+        .into_inner())
+}
+
+/// The recall scope's counts, and its first items (the CSV has them all).
+async fn recall(Shared(state): Shared<State>, Query(query): Query<RecallQuery>) -> Answer {
+    let scope = recall_scope(&state, &query).await?;
+    let mut answer = views::recall(&scope);
+    answer["total"] = json!(scope.items.len());
+    if let Some(items) = answer["items"].as_array_mut() {
+        items.truncate(500);
+    }
+    Ok(Json(answer))
+}
+
+async fn recall_csv(
+    Shared(state): Shared<State>,
+    Query(query): Query<RecallQuery>,
+) -> Result<Response, Problem> {
+    let scope = recall_scope(&state, &query).await?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let rows = std::iter::once(
+        [
+            "id",
+            "kind",
+            "container",
+            "location",
+            "disposition",
+            "custodian",
+        ]
+        .map(str::to_owned),
+    )
+    .chain(scope.items.iter().map(|item| {
+        [
+            item.id.clone(),
+            views::node_kind(item.kind).to_owned(),
+            item.container.clone(),
+            item.location.clone(),
+            item.disposition.clone(),
+            item.custodian.clone(),
+        ]
+    }));
+    for row in rows {
+        writer
+            .write_record(&row)
+            .map_err(|err| Problem::bad_request(err.to_string()))?;
+    }
+    let body = writer
+        .into_inner()
+        .map_err(|err| Problem::bad_request(err.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"recall-scope.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn quarantine(Shared(state): Shared<State>) -> Answer {
+    let entries = quarantine_entries(&state).await?;
+    Ok(Json(json!(
+        entries
+            .iter()
+            .map(|e| {
+                let mut entry = views::quarantined(e, true);
+                entry["readPoint"] = json!(read_point_of(e));
+                entry
+            })
+            .collect::<Vec<Value>>()
+    )))
+}
+
+/// Validates the entry again: as stored (the cause was fixed elsewhere), or as corrected
+/// when the body holds `{"corrected": <the event as EPCIS JSON-LD>}`.
+async fn resubmit(
+    Shared(state): Shared<State>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let corrected = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let body: Value = serde_json::from_slice(&body)
+            .map_err(|err| Problem::bad_request(format!("body: not JSON: {err}")))?;
+        match body.get("corrected") {
+            None | Some(Value::Null) => None,
+            Some(event) => {
+                let event = tracery_epcis::json::parse_event(event.clone()).map_err(|err| {
+                    Problem::bad_request(format!("corrected: not an EPCIS event: {err}"))
+                })?;
+                Some(tracery_epcis::proto::event_to_proto(&event))
+            }
+        }
+    };
+    let result = capture(&state)?
+        .resubmit_quarantined(pb::ResubmitQuarantinedRequest {
+            id: id.clone(),
+            corrected,
+        })
+        .await?
+        .into_inner()
+        .result
+        .unwrap_or_default();
+    let stored = result.outcome != pb::CaptureOutcome::Quarantined as i32;
+    let violations: Vec<Value> = result
+        .violations
+        .iter()
+        .map(|v| json!({"field": v.field, "code": v.code, "description": v.description}))
+        .collect();
+    Ok(Json(json!({
+        "id": id, "stored": stored, "sequence": result.sequence,
+        "eventID": result.event_id, "violations": violations,
+    })))
+}
+
+#[derive(Deserialize)]
+struct DiscardBody {
+    reason: String,
+}
+
+async fn discard(
+    Shared(state): Shared<State>,
+    Path(id): Path<String>,
+    Json(body): Json<DiscardBody>,
+) -> Answer {
+    if body.reason.trim().is_empty() {
+        return Err(Problem::bad_request(
+            "reason: say why the event is discarded",
+        ));
+    }
+    capture(&state)?
+        .discard_quarantined(pb::DiscardQuarantinedRequest {
+            id: id.clone(),
+            reason: body.reason,
+        })
+        .await?;
+    Ok(Json(json!({"id": id, "discarded": true})))
+}
+
+/// The last sync per connector, recent runs with their errors, and dead-letter postings.
+async fn integration(Shared(state): Shared<State>) -> Answer {
+    let mut client = integration_client(&state)?;
+    let runs = client
+        .list_sync_runs(pb::ListSyncRunsRequest { page: page(50) })
+        .await?
+        .into_inner()
+        .runs;
+    let dead = client
+        .list_postings(pb::ListPostingsRequest {
+            states: vec![pb::PostingState::DeadLetter as i32],
+            page: page(200),
+        })
+        .await?
+        .into_inner()
+        .postings;
+    let mut last_by_connector: BTreeMap<String, Value> = BTreeMap::new();
+    for run in &runs {
+        let name = if run.connector.is_empty() {
+            "(all)".to_owned()
+        } else {
+            run.connector.clone()
+        };
+        last_by_connector
+            .entry(name)
+            .or_insert_with(|| views::sync_run(run));
+    }
+    Ok(Json(json!({
+        "connectors": last_by_connector,
+        "runs": runs.iter().take(20).map(views::sync_run).collect::<Vec<_>>(),
+        "deadLetterPostings": dead.iter().map(views::posting).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,140 @@
+//! The suite's answers as JSON, one shape for each: the CLI's `--json` and the dashboard's
+//! API print the same thing.
+
+use serde_json::{Value, json};
+use tracery_proto::v1 as pb;
+
+/// A protobuf time as RFC 3339 UTC (empty when absent).
+pub fn time(timestamp: Option<&prost_types::Timestamp>) -> String {
+    timestamp
+        .and_then(|ts| {
+            chrono::DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(0))
+        })
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default()
+}
+
+pub fn node_kind(kind: i32) -> &'static str {
+    match pb::NodeKind::try_from(kind) {
+        Ok(pb::NodeKind::Instance) => "instance",
+        Ok(pb::NodeKind::Lot) => "lot",
+        Ok(pb::NodeKind::Party) => "party",
+        _ => "unknown",
+    }
+}
+
+pub fn edge_kind(kind: i32) -> &'static str {
+    match pb::EdgeKind::try_from(kind) {
+        Ok(pb::EdgeKind::TransformedInto) => "transformed into",
+        Ok(pb::EdgeKind::ContainedIn) => "contained in",
+        Ok(pb::EdgeKind::MemberOfLot) => "member of lot",
+        Ok(pb::EdgeKind::ShippedTo) => "shipped to",
+        Ok(pb::EdgeKind::ReceivedFrom) => "received from",
+        _ => "unknown",
+    }
+}
+
+pub fn trace(trace: &pb::TraceResponse) -> Value {
+    json!({
+        "nodes": trace.nodes.iter().map(|n| json!({
+            "id": n.id, "kind": node_kind(n.kind), "depth": n.depth,
+        })).collect::<Vec<Value>>(),
+        "edges": trace.edges.iter().map(|e| json!({
+            "from": e.from, "to": e.to, "kind": edge_kind(e.kind),
+            "eventID": e.event_id, "eventTime": time(e.event_time.as_ref()),
+            "bizStep": e.biz_step, "quantity": e.quantity, "uom": e.uom,
+        })).collect::<Vec<Value>>(),
+        "truncated": trace.truncated,
+    })
+}
+
+pub fn recall(scope: &pb::RecallScopeResponse) -> Value {
+    let groups = |counts: &[pb::GroupCount]| -> Value {
+        counts
+            .iter()
+            .map(|g| (g.key.clone(), json!(g.count)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    json!({
+        "items": scope.items.iter().map(|i| json!({
+            "id": i.id, "kind": node_kind(i.kind), "container": i.container,
+            "location": i.location, "disposition": i.disposition, "custodian": i.custodian,
+        })).collect::<Vec<Value>>(),
+        "byContainer": groups(&scope.by_container),
+        "byLocation": groups(&scope.by_location),
+        "byDisposition": groups(&scope.by_disposition),
+        "byCustodian": groups(&scope.by_custodian),
+        "truncated": scope.truncated,
+    })
+}
+
+pub fn history(entries: &[pb::HistoryEntry]) -> Value {
+    Value::Array(
+        entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "eventID": e.event_id, "type": e.event_type,
+                    "eventTime": time(e.event_time.as_ref()), "bizStep": e.biz_step,
+                    "disposition": e.disposition, "readPoint": e.read_point,
+                    "bizLocation": e.biz_location,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn where_is(found: &pb::WhereIsResponse) -> Value {
+    json!({
+        "id": found.id, "location": found.location, "readPoint": found.read_point,
+        "disposition": found.disposition, "container": found.container,
+        "custodian": found.custodian, "lastEventID": found.last_event_id,
+        "lastEventTime": time(found.last_event_time.as_ref()),
+    })
+}
+
+pub fn violations(entry: &pb::QuarantinedEvent) -> Vec<Value> {
+    entry
+        .violations
+        .iter()
+        .map(|v| json!({"field": v.field, "code": v.code, "description": v.description}))
+        .collect()
+}
+
+/// A quarantine entry; with `payload`, the event as received too.
+pub fn quarantined(entry: &pb::QuarantinedEvent, payload: bool) -> Value {
+    let mut value = json!({"id": entry.id, "received": time(entry.receive_time.as_ref()),
+                           "channel": entry.channel, "violations": violations(entry)});
+    if payload {
+        value["payload"] = Value::String(entry.payload.clone());
+    }
+    value
+}
+
+pub fn sync_state(run: &pb::SyncRun) -> &'static str {
+    match pb::SyncRunState::try_from(run.state) {
+        Ok(pb::SyncRunState::Running) => "running",
+        Ok(pb::SyncRunState::Succeeded) => "succeeded",
+        Ok(pb::SyncRunState::Partial) => "partial",
+        Ok(pb::SyncRunState::Failed) => "failed",
+        _ => "unknown",
+    }
+}
+
+pub fn sync_run(run: &pb::SyncRun) -> Value {
+    let counts = run.counts.unwrap_or_default();
+    json!({
+        "id": run.id, "connector": run.connector, "state": sync_state(run),
+        "fetched": counts.fetched, "created": counts.created, "updated": counts.updated,
+        "unchanged": counts.unchanged, "failed": counts.failed,
+        "started": time(run.start_time.as_ref()), "ended": time(run.end_time.as_ref()),
+        "errors": run.errors,
+    })
+}
+
+pub fn posting(posting: &pb::Posting) -> Value {
+    json!({"id": posting.id, "connector": posting.connector, "order": posting.order_number,
+           "attempts": posting.attempts, "error": posting.last_error,
+           "created": time(posting.create_time.as_ref())})
+}

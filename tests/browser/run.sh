@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The dashboard's browser test: starts the release `tracery serve` on SQLite in a scratch
+# folder, feeds it the synthetic plant (tracery-bench) and one misread scan, then drives
+# Debian's headless Chromium through the dashboard with playwright-core.
+# Screenshots go to $TRACERY_ARTIFACTS (default target/ci-artifacts/dashboard).
+# Needs: target/release/{tracery,tracery-bench}, node, npm, chromium.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+artifacts=${TRACERY_ARTIFACTS:-$repo/target/ci-artifacts/dashboard}
+work=$(mktemp -d)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+grpc=$(free_port)
+http=$(free_port)
+(cd "$work" && TRACERY_LISTEN=127.0.0.1:$grpc TRACERY_HTTP_LISTEN=127.0.0.1:$http \
+  exec "$repo/target/release/tracery" serve >"$work/serve.log" 2>&1) &
+server=$!
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
+python3 - "$http" <<'PY'
+import sys, time, urllib.request
+for _ in range(300):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=1)
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit("the suite did not start")
+PY
+"$repo/target/release/tracery-bench" capture --addr "http://127.0.0.1:$grpc" --events 3000 --streams 1 --seed 1
+python3 - "$http" <<'PY'
+import json, sys, urllib.request
+scan = {"type": "ObjectEvent", "eventTime": "2026-01-01T09:00:00Z", "eventTimeZoneOffset": "+00:00",
+        "action": "OBSERVE", "bizStep": "receiving",
+        "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.1"},
+        "epcList": ["https://id.gs1.org/01/09506000134353/21/X1"]}
+document = {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+            "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-01-01T09:00:00Z",
+            "epcisBody": {"eventList": [scan]}}
+request = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/capture", json.dumps(document).encode(),
+                                 {"Content-Type": "application/ld+json"})
+print("misread scan captured:", urllib.request.urlopen(request).status)
+PY
+cd "$repo/tests/browser"
+npm ci --no-audit --no-fund --loglevel=error
+TRACERY_URL="http://127.0.0.1:$http" ARTIFACTS="$artifacts" CHROMIUM="$(command -v chromium)" \
+  node --test --test-reporter=spec dashboard.test.mjs
+echo "Dashboard screenshots (CI artefacts):"
+ls -l "$artifacts"
