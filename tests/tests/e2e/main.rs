@@ -3,6 +3,7 @@
 mod auth;
 mod bad_input;
 mod capture;
+mod dashboard;
 mod epcis_examples;
 mod genealogy;
 mod genealogy_trace;

@@ -45,6 +45,12 @@ impl Pages for Dashboard {
         ctx: &ServiceContext,
         routes: &mut Routes,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+        // One place serves it: the process with genealogy (all of them in one process;
+        // the genealogy pods of a split deployment), so capture has one more follower,
+        // not one per pod.
+        if !ctx.config.services.contains(&ServiceKey::Genealogy) {
+            return Ok(Vec::new());
+        }
         let state = State {
             floor: Arc::new(Mutex::new(Floor::default())),
             peers: ctx.peers.clone(),

@@ -1,0 +1,367 @@
+//! The dashboard's page and JSON API over HTTP against a running suite: the floor picture
+//! from the followed events, identifier lookup, recall CSV, quarantine actions, the
+//! integration view, and the roles each needs when the suite checks callers. (The page's
+//! behaviour in a browser is `tests/browser`.)
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tracery_e2e::TestApp;
+use tracery_proto::v1 as pb;
+
+use crate::auth::{PLANT, Provider};
+
+const LINE: &str = "urn:epc:id:sgln:4012345.00003.1";
+const PACKING: &str = "urn:epc:id:sgln:4012345.00004.1";
+const CASE: &str = "urn:epc:id:sscc:4012345.0000000001";
+const LOT: &str = "urn:epc:class:lgtin:4012345.022222.LOT-A";
+const MISREAD: &str = "https://id.gs1.org/01/09506000134353/21/X";
+
+fn unit(n: u32) -> String {
+    format!("urn:epc:id:sgtin:4012345.011111.{n}")
+}
+
+fn event(value: Value) -> pb::EpcisEvent {
+    let event = tracery_epcis::json::parse_event(value).expect("a valid event");
+    tracery_epcis::proto::event_to_proto(&event)
+}
+
+/// Four units made on a line from a lot, inspected (one fails first), packed in a case.
+fn line_events() -> Vec<pb::EpcisEvent> {
+    let units: Vec<String> = (1..=4).map(unit).collect();
+    vec![
+        event(json!({
+            "type": "TransformationEvent", "eventTime": "2026-11-26T08:00:00Z",
+            "eventTimeZoneOffset": "+00:00", "bizStep": "commissioning",
+            "readPoint": {"id": LINE},
+            "inputQuantityList": [{"epcClass": LOT, "quantity": 4, "uom": "KGM"}],
+            "outputEPCList": units,
+        })),
+        event(json!({
+            "type": "ObjectEvent", "eventTime": "2026-11-26T08:01:00Z",
+            "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "inspecting",
+            "disposition": "non_conformant", "readPoint": {"id": LINE}, "epcList": [unit(1)],
+        })),
+        event(json!({
+            "type": "ObjectEvent", "eventTime": "2026-11-26T08:01:00Z",
+            "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "inspecting",
+            "disposition": "conformant", "readPoint": {"id": LINE},
+            "epcList": [unit(2), unit(3), unit(4)],
+        })),
+        event(json!({
+            "type": "AggregationEvent", "eventTime": "2026-11-26T08:05:00Z",
+            "eventTimeZoneOffset": "+00:00", "action": "ADD", "bizStep": "packing",
+            "readPoint": {"id": PACKING}, "parentID": CASE, "childEPCs": units,
+        })),
+    ]
+}
+
+fn misread_scan() -> Value {
+    json!({
+        "type": "ObjectEvent", "eventTime": "2026-11-26T08:06:00Z",
+        "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "receiving",
+        "readPoint": {"id": LINE}, "epcList": [MISREAD],
+    })
+}
+
+async fn capture(app: &TestApp, events: Vec<pb::EpcisEvent>) -> Vec<pb::EventResult> {
+    capture_as(app, events, None).await
+}
+
+async fn capture_as(
+    app: &TestApp,
+    events: Vec<pb::EpcisEvent>,
+    token: Option<&str>,
+) -> Vec<pb::EventResult> {
+    let mut request = tonic::Request::new(pb::CaptureRequest { events });
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().expect("header");
+        request.metadata_mut().insert("authorization", value);
+    }
+    app.capture
+        .clone()
+        .capture(request)
+        .await
+        .expect("captured")
+        .into_inner()
+        .results
+}
+
+struct Http {
+    base: String,
+    client: reqwest::Client,
+    token: Option<String>,
+}
+
+impl Http {
+    fn new(app: &TestApp, token: Option<String>) -> Self {
+        Self {
+            base: format!("http://{}", app.http_addr),
+            client: reqwest::Client::new(),
+            token,
+        }
+    }
+
+    fn with(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.with(self.client.get(format!("{}{path}", self.base)))
+            .send()
+            .await
+            .expect("answered")
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.with(self.client.post(format!("{}{path}", self.base)))
+            .json(&body)
+            .send()
+            .await
+            .expect("answered")
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("JSON")
+    }
+}
+
+/// The overview once the dashboard has followed `events` events.
+async fn overview_after(http: &Http, events: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let overview = http.json("/dashboard/api/overview").await;
+        if overview["eventsSeen"].as_u64() >= Some(events) {
+            return overview;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dashboard never saw {events} events: {overview}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn row<'a>(rows: &'a Value, key: &str, value: &str) -> &'a Value {
+    rows.as_array()
+        .and_then(|rows| rows.iter().find(|r| r[key] == value))
+        .unwrap_or_else(|| panic!("no {key} = {value} in {rows}"))
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_floor_and_acts_on_quarantine() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let http = Http::new(&app, None);
+
+    let page = http.get("/").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("HTML").contains("/assets/app.js"));
+    let script = http.get("/assets/app.js").await;
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(http.get("/assets/nothing.js").await.status(), 404);
+
+    let mut events = line_events();
+    events.push(event(misread_scan()));
+    let results = capture(&app, events).await;
+    assert_eq!(
+        results.last().map(|r| r.outcome),
+        Some(pb::CaptureOutcome::Quarantined as i32)
+    );
+    app.await_genealogy(4).await;
+
+    // The floor: the units moved from the line to packing, with their case.
+    let overview = overview_after(&http, 4).await;
+    let line = row(&overview["stages"], "stage", LINE);
+    assert_eq!(line["workInProgress"], 0, "{overview}");
+    assert_eq!(line["visits"], 4);
+    assert_eq!(
+        line["meanDwellSecs"], 300.0,
+        "made at 08:00, packed at 08:05"
+    );
+    assert_eq!(
+        row(&overview["stages"], "stage", PACKING)["workInProgress"],
+        5
+    );
+    let quality = row(&overview["lines"], "line", LINE);
+    assert_eq!(quality["firstPassYield"], 0.75, "{quality}");
+    assert_eq!(quality["quarantined"], 1);
+    assert_eq!(
+        quality["quarantineRate"], 0.25,
+        "1 of 3 events + 1 quarantined"
+    );
+    assert_eq!(overview["feed"][0]["bizStep"], "packing");
+
+    // Search, as scanned from the label: history, whereabouts, the graph both ways.
+    let found = http
+        .json("/dashboard/api/lookup?id=(01)04012345111118(21)1")
+        .await;
+    assert_eq!(found["id"], "https://id.gs1.org/01/04012345111118/21/1");
+    assert_eq!(found["history"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        found["where"]["container"],
+        "https://id.gs1.org/00/040123450000000016"
+    );
+    let drawn = |side: &str| -> Vec<String> {
+        found[side]["nodes"]
+            .as_array()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter_map(|n| n["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        drawn("backward").iter().any(|id| id.ends_with("/10/LOT-A")),
+        "{found}"
+    );
+    assert!(
+        drawn("forward").iter().any(|id| id.contains("/00/")),
+        "{found}"
+    );
+    let typo = http
+        .get("/dashboard/api/lookup?id=(01)04012345111119(21)1")
+        .await;
+    assert_eq!(typo.status(), 400);
+    let problem: Value = typo.json().await.expect("problem JSON");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("is malformed")),
+        "{problem}"
+    );
+
+    // The recall scope of the supplier lot, as CSV.
+    let csv = http
+        .get(&format!("/dashboard/api/recall.csv?id={LOT}"))
+        .await;
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.expect("CSV");
+    assert!(
+        csv.starts_with("id,kind,container,location,disposition,custodian\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("https://id.gs1.org/01/04012345111118/21/4"),
+        "{csv}"
+    );
+
+    // The misread scan: resubmitted as is it stays; corrected it is stored.
+    let queue = http.json("/dashboard/api/quarantine").await;
+    let entry = queue[0]["id"].as_str().expect("an entry").to_owned();
+    assert_eq!(queue[0]["violations"][0]["code"], "BAD_CHECK_DIGIT");
+    assert_eq!(queue[0]["readPoint"], LINE);
+    let again: Value = http
+        .post(
+            &format!("/dashboard/api/quarantine/{entry}/resubmit"),
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(again["stored"], false, "{again}");
+    let mut corrected = misread_scan();
+    corrected["epcList"] = json!(["https://id.gs1.org/01/09506000134352/21/X"]);
+    let stored = http
+        .post(
+            &format!("/dashboard/api/quarantine/{entry}/resubmit"),
+            json!({"corrected": corrected}),
+        )
+        .await;
+    assert_eq!(stored.status(), 200);
+    let stored: Value = stored.json().await.expect("JSON");
+    assert_eq!(stored["stored"], true, "{stored}");
+    assert_eq!(http.json("/dashboard/api/quarantine").await, json!([]));
+    let not_json = http
+        .post(
+            &format!("/dashboard/api/quarantine/{entry}/resubmit"),
+            json!({"corrected": {"type": "ObjectEvent"}}),
+        )
+        .await;
+    assert_eq!(
+        not_json.status(),
+        400,
+        "an event without its fields is refused"
+    );
+
+    let integration = http.json("/dashboard/api/integration").await;
+    assert_eq!(integration["deadLetterPostings"], json!([]));
+    app.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn dashboard_actions_need_the_roles_of_the_calls_they_make() {
+    let provider = Provider::new();
+    let settings = provider.settings();
+    let app = TestApp::spawn_with(|config| config.auth = Some(settings))
+        .await
+        .expect("suite starts");
+    let scanner = provider.token(&["operator"], &[PLANT]);
+    let results = capture_as(&app, vec![event(misread_scan())], Some(&scanner)).await;
+    assert_eq!(results[0].outcome, pb::CaptureOutcome::Quarantined as i32);
+
+    let anonymous = Http::new(&app, None);
+    assert_eq!(
+        anonymous.get("/").await.status(),
+        200,
+        "the page itself is open"
+    );
+    assert_eq!(anonymous.get("/assets/app.js").await.status(), 200);
+    assert_eq!(anonymous.get("/dashboard/api/overview").await.status(), 401);
+
+    let operator = Http::new(&app, Some(provider.token(&["operator"], &[PLANT])));
+    assert_eq!(operator.get("/dashboard/api/overview").await.status(), 200);
+    assert_eq!(
+        operator.get("/dashboard/api/quarantine").await.status(),
+        403
+    );
+    let session = operator.json("/dashboard/api/session").await;
+    assert_eq!(session["roles"], json!(["operator"]));
+
+    let planner = Http::new(&app, Some(provider.token(&["planner"], &[PLANT])));
+    let queue = planner.json("/dashboard/api/quarantine").await;
+    let entry = queue[0]["id"].as_str().expect("an entry").to_owned();
+    let refused = planner
+        .post(
+            &format!("/dashboard/api/quarantine/{entry}/discard"),
+            json!({"reason": "misread"}),
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+
+    let quality = Http::new(&app, Some(provider.token(&["quality"], &[PLANT])));
+    let no_reason = quality
+        .post(
+            &format!("/dashboard/api/quarantine/{entry}/discard"),
+            json!({"reason": " "}),
+        )
+        .await;
+    assert_eq!(no_reason.status(), 400);
+    let discarded = quality
+        .post(
+            &format!("/dashboard/api/quarantine/{entry}/discard"),
+            json!({"reason": "misread label"}),
+        )
+        .await;
+    assert_eq!(discarded.status(), 200);
+    assert_eq!(quality.json("/dashboard/api/quarantine").await, json!([]));
+    let audit = app.audit_log().await.expect("audit log");
+    assert!(
+        audit
+            .iter()
+            .any(|(subject, action, _, _)| subject == "alice@acme.example"
+                && action == "POST /dashboard/api/quarantine/{id}/discard"),
+        "{audit:?}"
+    );
+    app.stop().await.expect("stops");
+}
