@@ -69,6 +69,28 @@ pub fn recall(scope: &pb::RecallScopeResponse) -> Value {
     })
 }
 
+/// The columns of a recall scope's item list (the CLI's table, the dashboard's CSV).
+pub const RECALL_COLUMNS: [&str; 6] = [
+    "id",
+    "kind",
+    "container",
+    "location",
+    "disposition",
+    "custodian",
+];
+
+/// One recall item in [`RECALL_COLUMNS`] order.
+pub fn recall_row(item: &pb::AffectedItem) -> [String; 6] {
+    [
+        item.id.clone(),
+        node_kind(item.kind).to_owned(),
+        item.container.clone(),
+        item.location.clone(),
+        item.disposition.clone(),
+        item.custodian.clone(),
+    ]
+}
+
 pub fn history(entries: &[pb::HistoryEntry]) -> Value {
     Value::Array(
         entries

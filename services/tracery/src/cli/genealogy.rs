@@ -154,23 +154,9 @@ pub async fn recall(args: RecallArgs) -> Result<(), Failure> {
         print_json(&views::recall(&scope));
         return Ok(());
     }
-    let mut items = table(&[
-        "id",
-        "kind",
-        "container",
-        "location",
-        "disposition",
-        "custodian",
-    ]);
+    let mut items = table(&views::RECALL_COLUMNS);
     for item in &scope.items {
-        items.add_row(vec![
-            item.id.clone(),
-            node_kind(item.kind).to_owned(),
-            item.container.clone(),
-            item.location.clone(),
-            item.disposition.clone(),
-            item.custodian.clone(),
-        ]);
+        items.add_row(views::recall_row(item));
     }
     println!("{items}");
     for (title, counts) in [

@@ -264,27 +264,8 @@ async fn recall_csv(
 ) -> Result<Response, Problem> {
     let scope = recall_scope(&state, &query).await?;
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let rows = std::iter::once(
-        [
-            "id",
-            "kind",
-            "container",
-            "location",
-            "disposition",
-            "custodian",
-        ]
-        .map(str::to_owned),
-    )
-    .chain(scope.items.iter().map(|item| {
-        [
-            item.id.clone(),
-            views::node_kind(item.kind).to_owned(),
-            item.container.clone(),
-            item.location.clone(),
-            item.disposition.clone(),
-            item.custodian.clone(),
-        ]
-    }));
+    let rows = std::iter::once(views::RECALL_COLUMNS.map(str::to_owned))
+        .chain(scope.items.iter().map(views::recall_row));
     for row in rows {
         writer
             .write_record(&row)

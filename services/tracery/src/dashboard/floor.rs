@@ -311,34 +311,18 @@ impl Floor {
 
     fn arrive(&mut self, object: &str, stage: usize, seconds: i64) {
         match self.positions.get(object).copied() {
-            Some(position) if position.stage == stage => {}
-            Some(position) => {
-                self.record_dwell(position, seconds);
-                self.next_order += 1;
-                self.positions.insert(
-                    object.to_owned(),
-                    Position {
-                        stage,
-                        since: seconds,
-                        order: self.next_order,
-                    },
-                );
-            }
-            None => {
-                if self.positions.len() >= MAX_TRACKED {
-                    self.forget_oldest();
-                }
-                self.next_order += 1;
-                self.positions.insert(
-                    object.to_owned(),
-                    Position {
-                        stage,
-                        since: seconds,
-                        order: self.next_order,
-                    },
-                );
-            }
+            Some(position) if position.stage == stage => return,
+            Some(position) => self.record_dwell(position, seconds),
+            None if self.positions.len() >= MAX_TRACKED => self.forget_oldest(),
+            None => {}
         }
+        self.next_order += 1;
+        let position = Position {
+            stage,
+            since: seconds,
+            order: self.next_order,
+        };
+        self.positions.insert(object.to_owned(), position);
     }
 
     /// Drops the tenth of tracked objects that arrived longest ago.
