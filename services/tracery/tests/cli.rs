@@ -160,6 +160,55 @@ async fn the_cli_captures_traces_and_reports_clearly() {
     let again = tracery(&server, &["quarantine", "show", id]).await;
     assert_eq!(again.status.code(), Some(3), "a discarded entry is gone");
 
+    // Another misread scan, corrected from a file and stored.
+    let scan = |gtin: &str| {
+        serde_json::json!({
+            "type": "ObjectEvent", "eventTime": "2026-11-26T10:06:00+01:00",
+            "eventTimeZoneOffset": "+01:00", "action": "OBSERVE", "bizStep": "receiving",
+            "epcList": [format!("https://id.gs1.org/01/{gtin}/21/Y")]
+        })
+    };
+    let document = serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-26T10:00:00Z",
+        "epcisBody": {"eventList": [scan("09506000134353")]}
+    });
+    std::fs::write(dir.path().join("misread.jsonld"), document.to_string()).expect("file");
+    std::fs::write(
+        dir.path().join("fixed.json"),
+        scan("09506000134352").to_string(),
+    )
+    .expect("file");
+    std::fs::write(
+        dir.path().join("broken.json"),
+        "{\"type\": \"ObjectEvent\"}",
+    )
+    .expect("file");
+    tracery_in(dir.path(), &server, &["capture", "misread.jsonld"]).await;
+    let listed = tracery(&server, &["quarantine", "list", "--json"]).await;
+    let entries: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    let id = entries[0]["id"].as_str().expect("an id");
+    let broken = tracery_in(
+        dir.path(),
+        &server,
+        &["quarantine", "resubmit", id, "--corrected", "broken.json"],
+    )
+    .await;
+    assert_eq!(broken.status.code(), Some(4), "{}", stderr(&broken));
+    assert!(
+        stderr(&broken).contains("not an EPCIS event"),
+        "{}",
+        stderr(&broken)
+    );
+    let fixed = tracery_in(
+        dir.path(),
+        &server,
+        &["quarantine", "resubmit", id, "--corrected", "fixed.json"],
+    )
+    .await;
+    assert!(fixed.status.success(), "{}", stderr(&fixed));
+    assert!(stdout(&fixed).contains("stored as"), "{}", stdout(&fixed));
+
     // A typo in an identifier: exit 4, and where it is wrong.
     let typo = tracery(&server, &["trace", "back", "(01)04012345111119(21)1001"]).await;
     assert_eq!(typo.status.code(), Some(4));

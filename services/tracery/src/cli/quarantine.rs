@@ -17,8 +17,9 @@ pub enum QuarantineCommand {
     List(ListArgs),
     /// One entry: every reason and the payload as received.
     Show(EntryArgs),
-    /// Validates the entry again (after the cause was fixed) and stores it if it passes.
-    Resubmit(EntryArgs),
+    /// Validates the entry again (after the cause was fixed, or as corrected) and stores it
+    /// if it passes.
+    Resubmit(ResubmitArgs),
     /// Closes the entry without storing the event.
     Discard(DiscardArgs),
 }
@@ -35,6 +36,38 @@ pub struct EntryArgs {
     pub id: String,
     #[command(flatten)]
     pub connection: Connection,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResubmitArgs {
+    /// The quarantine entry id.
+    pub id: String,
+    /// The corrected event: an EPCIS JSON-LD event (as `show` prints it, edited), or a
+    /// document holding just that event.
+    #[arg(long)]
+    pub corrected: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// The corrected event in `path`.
+fn corrected_event(path: &std::path::Path) -> Result<pb::EpcisEvent, Failure> {
+    let bad = |why: String| Failure::new(Exit::BadInput, format!("{}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|err| bad(err.to_string()))?;
+    let mut value: Value =
+        serde_json::from_str(&text).map_err(|err| bad(format!("not JSON: {err}")))?;
+    if value["type"] == "EPCISDocument" {
+        value = match value["epcisBody"]["eventList"]
+            .as_array()
+            .map(Vec::as_slice)
+        {
+            Some([event]) => event.clone(),
+            _ => return Err(bad("the document must hold exactly one event".into())),
+        };
+    }
+    let event = tracery_epcis::json::parse_event(value)
+        .map_err(|err| bad(format!("not an EPCIS event: {err}")))?;
+    Ok(tracery_epcis::proto::event_to_proto(&event))
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,7 +170,7 @@ pub async fn run(command: QuarantineCommand) -> Result<(), Failure> {
         QuarantineCommand::Resubmit(args) => {
             let message = pb::ResubmitQuarantinedRequest {
                 id: args.id.clone(),
-                corrected: None,
+                corrected: args.corrected.as_deref().map(corrected_event).transpose()?,
             };
             let result = CaptureServiceClient::new(connect(&args.connection).await?)
                 .resubmit_quarantined(request(&args.connection, message)?)
