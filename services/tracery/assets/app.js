@@ -63,7 +63,7 @@ function usePolled(path, every = 0) {
 }
 
 const fmtSecs = (s) => (s < 90 ? `${s.toFixed(0)} s` : s < 5400 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
-const pct = (x) => (x == null ? "—" : `${(x * 100).toFixed(1)} %`);
+const pct = (x) => (x == null ? "—" : `${(x * 100).toFixed(x > 0 && x < 0.01 ? 2 : 1)} %`);
 const short = (id) => (id || "").replace(/^urn:epc:id:sgln:/, "sgln:");
 const shortId = (id) => (id || "").replace(/^urn:epc:(id|class):/, "");
 
@@ -96,7 +96,7 @@ function Floor() {
     <div class="grid">
       <div class="panel wide"><h2>Live events</h2>
         <table data-testid="feed"><thead><tr><th>time</th><th>event</th><th>bizStep</th><th>read point</th><th class="num">objects</th><th>first object</th></tr></thead>
-        <tbody>${data.feed.slice(0, 15).map((e) => html`<tr key=${e.sequence}>
+        <tbody>${data.feed.slice(0, 12).map((e) => html`<tr key=${e.sequence}>
           <td class="mono nowrap">${e.eventTime.replace("T", " ").replace("Z", "")}</td><td>${e.type.replace("Event", "")}</td>
           <td>${e.bizStep}${e.disposition ? html` <span class="muted">(${e.disposition})</span>` : ""}</td>
           <td class="mono nowrap">${short(e.readPoint)}</td><td class="num">${e.objects}</td><td><${Id} id=${e.firstObject} /></td></tr>`)}

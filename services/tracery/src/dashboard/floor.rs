@@ -166,6 +166,24 @@ fn objects(body: Option<&Body>) -> (Vec<&str>, Vec<&str>) {
     }
 }
 
+/// The classes (lots) an event counts by quantity: shown in the feed, not tracked as work
+/// in progress (a quantity is not a thing that sits at a station).
+fn classes(body: Option<&Body>) -> Vec<&str> {
+    let quantities: Vec<&[pb::QuantityElement]> = match body {
+        Some(Body::ObjectEvent(e)) => vec![&e.quantities],
+        Some(Body::AggregationEvent(e)) => vec![&e.child_quantities],
+        Some(Body::TransactionEvent(e)) => vec![&e.quantities],
+        Some(Body::TransformationEvent(e)) => vec![&e.output_quantities, &e.input_quantities],
+        Some(Body::AssociationEvent(e)) => vec![&e.child_quantities],
+        None => Vec::new(),
+    };
+    quantities
+        .into_iter()
+        .flatten()
+        .map(|q| q.epc_class.as_str())
+        .collect()
+}
+
 fn short(urn: &str) -> &str {
     urn.rsplit(':').next().unwrap_or(urn)
 }
@@ -212,6 +230,7 @@ impl Floor {
             .unwrap_or_else(|| "(no read point)".to_owned());
         let seconds = event.event_time.as_ref().map_or(0, |t| t.seconds);
         let (moved, consumed) = objects(body);
+        let lots = classes(body);
 
         self.feed.push_front(FeedItem {
             sequence: stored.sequence,
@@ -221,10 +240,11 @@ impl Floor {
             biz_step: short(&event.biz_step).to_owned(),
             disposition: short(&event.disposition).to_owned(),
             read_point: read_point.clone(),
-            objects: moved.len() + consumed.len(),
+            objects: moved.len() + consumed.len() + lots.len(),
             first_object: moved
                 .first()
                 .or(consumed.first())
+                .or(lots.first())
                 .map(|s| (*s).to_owned())
                 .unwrap_or_default(),
         });
@@ -368,6 +388,8 @@ impl Floor {
                 }
             })
             .collect();
+        let mut stages = stages;
+        stages.sort_by(|a, b| a.stage.cmp(&b.stage));
         let mut bottlenecks: Vec<StageView> =
             stages.iter().filter(|s| s.visits > 0).cloned().collect();
         bottlenecks.sort_by(|a, b| b.mean_dwell_secs.total_cmp(&a.mean_dwell_secs));
