@@ -122,7 +122,11 @@ impl Plant {
     /// The units' inspection on their line: conformant, or (now and then, more often on
     /// line 2) non-conformant, reworked and passed at a second inspection.
     fn inspections(&mut self, units: &[String]) -> Vec<pb::EpcisEvent> {
-        let failure_rate = if self.run % 2 == 0 { 0.03 } else { 0.08 };
+        let failure_rate = if self.run.is_multiple_of(2) {
+            0.03
+        } else {
+            0.08
+        };
         let inspect = |plant: &mut Self, epcs: Vec<String>, disposition: &str| {
             let mut event = plant.event(
                 "inspecting",
