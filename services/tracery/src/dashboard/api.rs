@@ -52,6 +52,15 @@ impl Problem {
             body: json!({"title": "Bad Request", "detail": detail.into()}),
         }
     }
+
+    /// A failure of ours: logged, not described to the caller.
+    fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(%err, "dashboard answer failed");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: json!({"title": "Internal Server Error", "detail": "see the suite's log"}),
+        }
+    }
 }
 
 impl From<tonic::Status> for Problem {
@@ -267,13 +276,9 @@ async fn recall_csv(
     let rows = std::iter::once(views::RECALL_COLUMNS.map(str::to_owned))
         .chain(scope.items.iter().map(views::recall_row));
     for row in rows {
-        writer
-            .write_record(&row)
-            .map_err(|err| Problem::bad_request(err.to_string()))?;
+        writer.write_record(&row).map_err(Problem::internal)?;
     }
-    let body = writer
-        .into_inner()
-        .map_err(|err| Problem::bad_request(err.to_string()))?;
+    let body = writer.into_inner().map_err(Problem::internal)?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

@@ -6,7 +6,7 @@
 //! [`assets`]; it needs no network beyond this suite. Its JSON API (`/dashboard/api/…`)
 //! answers from the services' gRPC APIs and from [`floor::Floor`], which follows
 //! capture's `Subscribe`. Each route has its roles in the one permission table, the same
-//! roles as the gRPC methods it calls.
+//! roles as the gRPC methods it calls. The process that runs genealogy serves it.
 
 mod api;
 mod assets;
