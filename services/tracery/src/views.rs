@@ -116,9 +116,8 @@ pub fn where_is(found: &pb::WhereIsResponse) -> Value {
     })
 }
 
-pub fn violations(entry: &pb::QuarantinedEvent) -> Vec<Value> {
-    entry
-        .violations
+pub fn violations(violations: &[pb::FieldViolation]) -> Vec<Value> {
+    violations
         .iter()
         .map(|v| json!({"field": v.field, "code": v.code, "description": v.description}))
         .collect()
@@ -127,7 +126,7 @@ pub fn violations(entry: &pb::QuarantinedEvent) -> Vec<Value> {
 /// A quarantine entry; with `payload`, the event as received too.
 pub fn quarantined(entry: &pb::QuarantinedEvent, payload: bool) -> Value {
     let mut value = json!({"id": entry.id, "received": time(entry.receive_time.as_ref()),
-                           "channel": entry.channel, "violations": violations(entry)});
+                           "channel": entry.channel, "violations": violations(&entry.violations)});
     if payload {
         value["payload"] = Value::String(entry.payload.clone());
     }

@@ -2,6 +2,8 @@
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
+use tracery_proto::v1 as pb;
+
 use super::{Exit, Failure};
 pub use crate::views::{edge_kind, node_kind, time};
 
@@ -53,6 +55,23 @@ pub fn identifier(text: &str) -> Result<String, Failure> {
             format!("`{text}` holds no GS1 key to trace"),
         )),
     }
+}
+
+/// A corrected event as an operator gives it: an EPCIS JSON-LD event, or a document
+/// holding just that event (the CLI's file, the dashboard's editor).
+pub fn corrected_event(mut value: serde_json::Value) -> Result<pb::EpcisEvent, String> {
+    if value["type"] == "EPCISDocument" {
+        value = match value["epcisBody"]["eventList"]
+            .as_array()
+            .map(Vec::as_slice)
+        {
+            Some([event]) => event.clone(),
+            _ => return Err("the document must hold exactly one event".into()),
+        };
+    }
+    let event = tracery_epcis::json::parse_event(value)
+        .map_err(|err| format!("not an EPCIS event: {err}"))?;
+    Ok(tracery_epcis::proto::event_to_proto(&event))
 }
 
 /// Prints `value` as pretty JSON.

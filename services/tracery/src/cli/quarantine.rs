@@ -7,7 +7,7 @@ use crate::views;
 
 use super::{
     Connection, Exit, Failure, connect,
-    output::{print_json, table, time},
+    output::{self, print_json, table, time},
     request,
 };
 
@@ -54,20 +54,9 @@ pub struct ResubmitArgs {
 fn corrected_event(path: &std::path::Path) -> Result<pb::EpcisEvent, Failure> {
     let bad = |why: String| Failure::new(Exit::BadInput, format!("{}: {why}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|err| bad(err.to_string()))?;
-    let mut value: Value =
+    let value: Value =
         serde_json::from_str(&text).map_err(|err| bad(format!("not JSON: {err}")))?;
-    if value["type"] == "EPCISDocument" {
-        value = match value["epcisBody"]["eventList"]
-            .as_array()
-            .map(Vec::as_slice)
-        {
-            Some([event]) => event.clone(),
-            _ => return Err(bad("the document must hold exactly one event".into())),
-        };
-    }
-    let event = tracery_epcis::json::parse_event(value)
-        .map_err(|err| bad(format!("not an EPCIS event: {err}")))?;
-    Ok(tracery_epcis::proto::event_to_proto(&event))
+    output::corrected_event(value).map_err(bad)
 }
 
 #[derive(Debug, clap::Args)]

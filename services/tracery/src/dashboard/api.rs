@@ -183,11 +183,7 @@ async fn overview(Shared(state): Shared<State>) -> Answer {
         let line = read_point_of(&entry).unwrap_or_else(|| "(no read point)".to_owned());
         *quarantined.entry(line).or_default() += 1;
     }
-    let floor = state
-        .floor
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .overview(&quarantined);
+    let floor = super::lock(&state.floor).overview(&quarantined);
     Ok(Json(json!(floor)))
 }
 
@@ -320,12 +316,10 @@ async fn resubmit(
             .map_err(|err| Problem::bad_request(format!("body: not JSON: {err}")))?;
         match body.get("corrected") {
             None | Some(Value::Null) => None,
-            Some(event) => {
-                let event = tracery_epcis::json::parse_event(event.clone()).map_err(|err| {
-                    Problem::bad_request(format!("corrected: not an EPCIS event: {err}"))
-                })?;
-                Some(tracery_epcis::proto::event_to_proto(&event))
-            }
+            Some(event) => Some(
+                crate::cli::output::corrected_event(event.clone())
+                    .map_err(|why| Problem::bad_request(format!("corrected: {why}")))?,
+            ),
         }
     };
     let result = capture(&state)?
@@ -338,14 +332,9 @@ async fn resubmit(
         .result
         .unwrap_or_default();
     let stored = result.outcome != pb::CaptureOutcome::Quarantined as i32;
-    let violations: Vec<Value> = result
-        .violations
-        .iter()
-        .map(|v| json!({"field": v.field, "code": v.code, "description": v.description}))
-        .collect();
     Ok(Json(json!({
         "id": id, "stored": stored, "sequence": result.sequence,
-        "eventID": result.event_id, "violations": violations,
+        "eventID": result.event_id, "violations": views::violations(&result.violations),
     })))
 }
 

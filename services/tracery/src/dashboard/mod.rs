@@ -85,20 +85,19 @@ struct FloorSink {
     started: bool,
 }
 
-impl FloorSink {
-    fn floor(&self) -> std::sync::MutexGuard<'_, Floor> {
-        // A panic while holding the lock leaves a picture that is still good to show.
-        self.floor
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+/// The floor picture, for reading or applying events.
+fn lock(floor: &Mutex<Floor>) -> std::sync::MutexGuard<'_, Floor> {
+    // A panic while holding the lock leaves a picture that is still good to show.
+    floor
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[async_trait::async_trait]
 impl EventSink for FloorSink {
     async fn applied_sequence(&self) -> anyhow::Result<i64> {
         if self.started {
-            return Ok(self.floor().cursor());
+            return Ok(lock(&self.floor).cursor());
         }
         // The first time: a window before the head, which genealogy's cursor tells.
         let head = match self.peers.channel(ServiceKey::Genealogy) {
@@ -115,7 +114,7 @@ impl EventSink for FloorSink {
     }
 
     async fn apply(&mut self, events: Vec<pb::StoredEvent>) -> anyhow::Result<usize> {
-        let mut floor = self.floor();
+        let mut floor = lock(&self.floor);
         if !self.started
             && let Some(first) = events.first()
         {
