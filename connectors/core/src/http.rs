@@ -4,6 +4,10 @@
 //!
 //! Only requests the caller marks as safe to repeat are retried: reads, and writes the
 //! caller has made idempotent.
+//!
+//! A partner's answer is untrusted input: bodies are read up to [`MAX_RESPONSE_BYTES`]
+//! and parsed by serde_json, whose recursion limit (128 levels) refuses deeper nesting
+//! with an error instead of a stack overflow.
 
 use std::time::Duration;
 
@@ -151,7 +155,7 @@ pub async fn error_from(response: Response) -> ConnectorError {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("required"));
     let retry_after = retry_after(response.headers());
-    let message = vendor_message(&response.text().await.unwrap_or_default());
+    let message = vendor_message(&bounded_text(response).await.unwrap_or_default());
     match status.as_u16() {
         401 => ConnectorError::Auth(message),
         403 if csrf_required => ConnectorError::Csrf(message),
@@ -165,12 +169,42 @@ pub async fn error_from(response: Response) -> ConnectorError {
     }
 }
 
+/// The largest response body read from a partner: a page of records or an error
+/// document is far smaller; anything bigger is refused rather than buffered.
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// Reads a body as text, refusing one over [`MAX_RESPONSE_BYTES`] as it arrives.
+pub async fn bounded_text(mut response: Response) -> Result<String, ConnectorError> {
+    let too_big = || {
+        ConnectorError::malformed(
+            "(body)",
+            format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"),
+        )
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| ConnectorError::Transport(err.to_string()))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body)
+        .map_err(|err| ConnectorError::malformed("(body)", format!("not UTF-8: {err}")))
+}
+
 /// Reads a success body as JSON.
 pub async fn json(response: Response) -> Result<serde_json::Value, ConnectorError> {
-    let text = response
-        .text()
-        .await
-        .map_err(|err| ConnectorError::Transport(err.to_string()))?;
+    let text = bounded_text(response).await?;
     serde_json::from_str(&text)
         .map_err(|err| ConnectorError::malformed("(body)", format!("not JSON: {err}")))
 }

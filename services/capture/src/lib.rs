@@ -67,7 +67,8 @@ impl ServiceModule for CaptureModule {
         let mut policy = validation::Policy::from_settings(&ctx.config.capture_rules)
             .map_err(anyhow::Error::msg)?;
         policy.max_events_per_batch = ctx.config.limits.max_events_per_batch;
-        policy.max_json_depth = ctx.config.limits.max_json_depth;
+        policy.bounds =
+            tracery_epcis::bounds::Bounds::with_depth(ctx.config.limits.max_nesting_depth);
         let integration = match ctx.peers.channel(ServiceKey::Integration) {
             Ok(channel) => Some(channel),
             Err(err) if policy.bom_conformance.is_some() => {

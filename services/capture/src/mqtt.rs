@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio_util::sync::CancellationToken;
-use tracery_epcis::hash::HashContext;
+use tracery_epcis::{EpcisError, bounds, hash::HashContext};
 use tracery_runtime::{config::MqttSettings, error::Violation};
 
 use crate::{
@@ -101,12 +101,15 @@ fn admission(settings: &MqttSettings, intake: &Intake, publish: &Publish) -> Adm
             channel: Channel::Mqtt,
         })
     };
-    let value: serde_json::Value = match serde_json::from_slice(&publish.payload) {
+    let value = match bounds::parse_json(&publish.payload, &intake.policy().bounds) {
         Ok(value) => value,
-        Err(err) => {
+        Err(EpcisError::MalformedJson(err)) => {
             return reject(
                 Violation::new("", format!("not JSON: {err}")).with_reason("MALFORMED_MESSAGE"),
             );
+        }
+        Err(err) => {
+            return reject(Violation::new("", err.to_string()).with_reason("OVER_LIMIT"));
         }
     };
     if !scan::is_scan(&value) {

@@ -14,7 +14,12 @@ use axum::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use tracery_epcis::{hash::HashContext, json as epcis_json, xml as epcis_xml};
+use tracery_epcis::{
+    EpcisError,
+    bounds::{self, Bounds},
+    hash::HashContext,
+    json as epcis_json, xml as epcis_xml,
+};
 use tracery_proto::v1 as pb;
 use tracery_runtime::auth::Principal;
 
@@ -99,41 +104,12 @@ fn from_error(error: CaptureError) -> Response {
     problem(status, exception, detail, json!({}))
 }
 
-/// The depth at which `json` first nests deeper than `max` (`[`/`{` outside strings), so a
-/// hostile body is refused after one pass over its bytes instead of a recursive parse.
-fn nesting_beyond(json: &[u8], max: usize) -> Option<usize> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in json {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return Some(depth);
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    None
-}
-
 /// The body as JSON-LD (XML is read into its JSON-LD form), or the problem response
 /// explaining why there is none.
 fn document_body(
     headers: &HeaderMap,
     body: &Bytes,
-    max_depth: usize,
+    bounds: &Bounds,
 ) -> Result<Value, Box<Response>> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -148,17 +124,15 @@ fn document_body(
         ))
     };
     if content_type.contains("json") {
-        if let Some(depth) = nesting_beyond(body, max_depth) {
-            return Err(invalid(format!(
-                "the JSON nests {depth} levels deep; at most {max_depth} (limits.max_json_depth)"
-            )));
-        }
-        return serde_json::from_slice(body).map_err(|err| invalid(format!("not JSON: {err}")));
+        return bounds::parse_json(body, bounds).map_err(|err| match err {
+            EpcisError::MalformedJson(reason) => invalid(format!("not JSON: {reason}")),
+            other => invalid(other.to_string()),
+        });
     }
     if content_type.contains("xml") {
         let text = std::str::from_utf8(body)
             .map_err(|err| invalid(format!("XML must be UTF-8: {err}")))?;
-        return epcis_xml::document_json(text).map_err(|err| invalid(err.to_string()));
+        return epcis_xml::document_json(text, bounds).map_err(|err| invalid(err.to_string()));
     }
     Err(Box::new(problem(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -183,9 +157,9 @@ fn document_events(document: &Value) -> Option<&Vec<Value>> {
 fn single_event(
     headers: &HeaderMap,
     body: &Bytes,
-    max_depth: usize,
+    bounds: &Bounds,
 ) -> Result<(Value, HashContext), Box<Response>> {
-    let value = document_body(headers, body, max_depth)?;
+    let value = document_body(headers, body, bounds)?;
     let context = HashContext::from_json(&value);
     let Some(events) = document_events(&value) else {
         return Ok((value, context));
@@ -232,8 +206,7 @@ async fn capture_event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (value, context) = match single_event(&headers, &body, rest.intake.policy().max_json_depth)
-    {
+    let (value, context) = match single_event(&headers, &body, &rest.intake.policy().bounds) {
         Ok(event) => event,
         Err(response) => return *response,
     };
@@ -300,7 +273,7 @@ async fn capture(
     body: Bytes,
 ) -> Response {
     let created_at = Utc::now();
-    let document = match document_body(&headers, &body, rest.intake.policy().max_json_depth) {
+    let document = match document_body(&headers, &body, &rest.intake.policy().bounds) {
         Ok(value) => value,
         Err(response) => return *response,
     };

@@ -59,8 +59,8 @@ pub struct Policy {
     pub bom_conformance: Option<Severity>,
     /// Events one request, stream batch or document may carry (`[limits]`).
     pub max_events_per_batch: usize,
-    /// Deepest JSON nesting of a REST body (`[limits]`).
-    pub max_json_depth: usize,
+    /// How deep and wide a JSON or XML document may be (`[limits]`).
+    pub bounds: tracery_epcis::bounds::Bounds,
 }
 
 impl Default for Policy {
@@ -78,7 +78,7 @@ impl Default for Policy {
             // Needs the ERP's orders and BOMs synced: each plant turns it on.
             bom_conformance: None,
             max_events_per_batch: 10_000,
-            max_json_depth: 32,
+            bounds: tracery_epcis::bounds::Bounds::default(),
         }
     }
 }

@@ -17,6 +17,9 @@ pub enum EpcisError {
     /// The input is not well-formed XML.
     #[error("malformed XML: {0}")]
     MalformedXml(String),
+    /// The input is deeper or wider than the configured bounds allow.
+    #[error("{0}")]
+    OverLimit(String),
 }
 
 impl EpcisError {
@@ -43,7 +46,7 @@ impl EpcisError {
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::InvalidField { field, .. } => Some(field),
-            Self::MalformedJson(_) | Self::MalformedXml(_) => None,
+            Self::MalformedJson(_) | Self::MalformedXml(_) | Self::OverLimit(_) => None,
         }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     EpcisError,
+    bounds::Bounds,
     model::*,
     time::{self, EpcisTime},
 };
@@ -17,9 +18,9 @@ use crate::{
 ///
 /// A key repeated in one object keeps its last value, as JavaScript and most JSON
 /// parsers do (one of GS1's own examples repeats `eventID`).
+/// Nesting is checked against the default [`Bounds`] first.
 pub fn parse_document(text: &str) -> Result<Document, EpcisError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|err| EpcisError::MalformedJson(err.to_string()))?;
+    let value = crate::bounds::parse_json(text.as_bytes(), &Bounds::default())?;
     document_from_value(value)
 }
 

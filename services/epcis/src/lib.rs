@@ -1,5 +1,6 @@
 //! The GS1 EPCIS 2.0 event model shared by capture, genealogy and integration.
 //!
+//! - [`bounds`]: depth and width limits on untrusted documents, checked without recursion.
 //! - [`model`]: typed events ([`Event`] with one [`EventKind`] per EPCIS event type) and
 //!   documents, with every standard field and user extensions kept verbatim.
 //! - [`json`]: the JSON-LD binding (serde), exactly as in the EPCIS 2.0 standard.
@@ -12,6 +13,7 @@
 //! No crate fits here: the public EPCIS crates cover EPCIS 1.x XML only, so the model is
 //! written against the EPCIS 2.0 JSON schema directly.
 
+pub mod bounds;
 pub mod cbv;
 pub mod error;
 pub mod hash;

@@ -5,6 +5,12 @@
 //! Standard fields are unqualified elements; any namespaced element or attribute is a
 //! user extension and keeps its prefix, with the prefix bound in the document's
 //! `@context`. EPCIS 1.x `<extension>` and `<baseExtension>` wrappers are read through.
+//!
+//! The input is untrusted: depth, attributes per element and namespace declarations are
+//! counted while reading ([`Bounds`]), so the element tree built here is never deeper than
+//! the bound and the recursive walks over it (and its drop) stay shallow. Entities are not
+//! expanded: only the five predefined ones and character references are read, and a DTD
+//! with an internal subset (where entities would be declared) is refused.
 
 use std::collections::BTreeMap;
 
@@ -15,21 +21,22 @@ use quick_xml::{
 };
 use serde_json::{Map, Number, Value, json};
 
-use crate::{Document, EpcisError, json as json_binding};
+use crate::{Document, EpcisError, bounds::Bounds, json as json_binding};
 
 const EPCIS_CONTEXT: &str = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld";
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
-/// Parses an EPCISDocument or EPCISQueryDocument in the EPCIS 2.0 XML binding.
+/// Parses an EPCISDocument or EPCISQueryDocument in the EPCIS 2.0 XML binding, within
+/// the default [`Bounds`].
 pub fn parse_document(text: &str) -> Result<Document, EpcisError> {
-    json_binding::document_from_value(document_json(text)?)
+    json_binding::document_from_value(document_json(text, &Bounds::default())?)
 }
 
 /// The JSON-LD equivalent of an XML document, not yet checked against the model: for
 /// intake that looks at each event on its own.
-pub fn document_json(text: &str) -> Result<Value, EpcisError> {
+pub fn document_json(text: &str, bounds: &Bounds) -> Result<Value, EpcisError> {
     let mut namespaces = Prefixes::default();
-    let root = read_tree(text, &mut namespaces)?;
+    let root = read_tree(text, bounds, &mut namespaces)?;
     root_json(&root, &namespaces)
 }
 
@@ -93,6 +100,8 @@ impl Element {
 #[derive(Default)]
 struct Prefixes {
     by_namespace: BTreeMap<String, String>,
+    /// Declarations read so far, for [`Bounds::max_namespaces`].
+    declarations: usize,
 }
 
 impl Prefixes {
@@ -148,7 +157,11 @@ fn error_at(position: u64, err: impl std::fmt::Display) -> EpcisError {
     EpcisError::MalformedXml(format!("at byte {position}: {err}"))
 }
 
-fn read_tree(text: &str, prefixes: &mut Prefixes) -> Result<Element, EpcisError> {
+fn over_limit(position: u64, what: impl std::fmt::Display) -> EpcisError {
+    EpcisError::OverLimit(format!("XML at byte {position}: {what}"))
+}
+
+fn read_tree(text: &str, bounds: &Bounds, prefixes: &mut Prefixes) -> Result<Element, EpcisError> {
     let mut reader = NsReader::from_str(text);
     reader.config_mut().trim_text(false);
     let mut stack: Vec<Element> = Vec::new();
@@ -169,10 +182,19 @@ fn read_tree(text: &str, prefixes: &mut Prefixes) -> Result<Element, EpcisError>
         };
         match event {
             XmlEvent::Start(start) => {
-                stack.push(open(&reader, &start, namespace, prefixes)?);
+                if stack.len() >= bounds.max_depth {
+                    return Err(over_limit(
+                        position,
+                        format!(
+                            "elements nest deeper than {} levels (limits.max_nesting_depth)",
+                            bounds.max_depth
+                        ),
+                    ));
+                }
+                stack.push(open(&reader, &start, namespace, bounds, prefixes)?);
             }
             XmlEvent::Empty(start) => {
-                let element = open(&reader, &start, namespace, prefixes)?;
+                let element = open(&reader, &start, namespace, bounds, prefixes)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(element),
                     None => return Ok(element),
@@ -210,6 +232,12 @@ fn read_tree(text: &str, prefixes: &mut Prefixes) -> Result<Element, EpcisError>
                 }
             }
             XmlEvent::Eof => return Err(xml_error(&reader, "the document ends early")),
+            XmlEvent::DocType(doctype) if doctype.contains(&b'[') => {
+                return Err(over_limit(
+                    position,
+                    "a DOCTYPE with an internal subset is not accepted (entities are not expanded)",
+                ));
+            }
             XmlEvent::Comment(_) | XmlEvent::Decl(_) | XmlEvent::PI(_) | XmlEvent::DocType(_) => {}
         }
     }
@@ -219,10 +247,21 @@ fn open(
     reader: &NsReader<&[u8]>,
     start: &BytesStart,
     namespace: Option<String>,
+    bounds: &Bounds,
     prefixes: &mut Prefixes,
 ) -> Result<Element, EpcisError> {
     let mut attributes = Vec::new();
-    for attribute in start.attributes() {
+    for (count, attribute) in start.attributes().enumerate() {
+        if count >= bounds.max_attributes {
+            return Err(over_limit(
+                reader.buffer_position(),
+                format!(
+                    "element `{}` has more than {} attributes",
+                    String::from_utf8_lossy(start.local_name().as_ref()),
+                    bounds.max_attributes
+                ),
+            ));
+        }
         let attribute = attribute.map_err(|err| xml_error(reader, err))?;
         let key = attribute.key;
         let value = attribute
@@ -234,6 +273,13 @@ fn open(
             let prefix = String::from_utf8_lossy(prefix.as_ref());
             if key.as_ref() != b"xmlns" {
                 prefixes.declare(&prefix, &value);
+            }
+            prefixes.declarations += 1;
+            if prefixes.declarations > bounds.max_namespaces {
+                return Err(over_limit(
+                    reader.buffer_position(),
+                    format!("more than {} namespace declarations", bounds.max_namespaces),
+                ));
             }
             continue;
         }
@@ -678,6 +724,35 @@ mod tests {
             document.context[1]["ex"],
             serde_json::json!("https://ns.example.com/")
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_while_reading() {
+        let depth = 1_000_000;
+        let xml = format!(
+            "<EPCISDocument><EPCISBody><EventList><ObjectEvent>{}{}</ObjectEvent></EventList></EPCISBody></EPCISDocument>",
+            "<ex:x xmlns:ex=\"urn:x\">".repeat(depth),
+            "</ex:x>".repeat(depth)
+        );
+        let err = parse_document(&xml).expect_err("too deep");
+        assert!(err.to_string().contains("deeper than 32 levels"), "{err}");
+    }
+
+    #[test]
+    fn entity_declarations_are_refused() {
+        let xml = r#"<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>
+<EPCISDocument><EPCISBody><EventList/></EPCISBody></EPCISDocument>"#;
+        let err = parse_document(xml).expect_err("internal subset");
+        assert!(err.to_string().contains("internal subset"), "{err}");
+    }
+
+    #[test]
+    fn too_many_attributes_are_refused() {
+        let attributes: String = (0..100).map(|i| format!(" a{i}=\"x\"")).collect();
+        let xml = format!("<EPCISDocument{attributes}><EPCISBody/></EPCISDocument>");
+        let err = parse_document(&xml).expect_err("too wide");
+        assert!(err.to_string().contains("more than 64 attributes"), "{err}");
     }
 
     #[test]

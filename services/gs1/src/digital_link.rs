@@ -54,6 +54,7 @@ pub struct DigitalLink {
 impl DigitalLink {
     /// Parses a Digital Link URI.
     pub fn parse(uri: &str) -> Result<Self> {
+        crate::check_input_length(uri)?;
         let syntax = |detail: &str| Gs1Error::new(Gs1ErrorKind::Syntax, detail);
         // Split by hand: URL libraries normalise `.`/`..` and `%2E` path segments away, but
         // those are legitimate lot or serial values here.

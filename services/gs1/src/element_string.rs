@@ -104,6 +104,7 @@ impl ElementString {
 
     /// Parses either form, with or without a symbology identifier.
     pub fn parse(text: &str) -> Result<Self> {
+        crate::check_input_length(text)?;
         let (body, offset) = strip_symbology_identifier(text);
         if body.starts_with('(') {
             parse_bracketed(body).map_err(|e| e.shifted(offset))

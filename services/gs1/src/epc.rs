@@ -185,6 +185,7 @@ impl Identifier {
 
     /// Reads an EPC URN; returns the identifier and the company prefix length it shows.
     pub fn from_epc_urn(urn: &str) -> Result<(Self, usize)> {
+        crate::check_input_length(urn)?;
         let (form, scheme) = urn_scheme(urn).ok_or_else(|| {
             syntax("expected urn:epc:id:<scheme>:..., urn:epc:class:lgtin:... or urn:epc:idpat:sgtin:...")
         })?;

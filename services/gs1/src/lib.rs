@@ -52,9 +52,29 @@ pub struct Parsed {
     pub stem: Option<String>,
 }
 
+/// The longest text any parser here reads: a 2D symbol holds at most about 3,100
+/// characters, and a Digital Link or URN naming one object far fewer. Longer input is
+/// refused before it is looked at.
+pub const MAX_INPUT_LEN: usize = 4096;
+
+/// Refuses input longer than [`MAX_INPUT_LEN`].
+pub(crate) fn check_input_length(text: &str) -> Result<(), Gs1Error> {
+    if text.len() > MAX_INPUT_LEN {
+        return Err(Gs1Error::new(
+            Gs1ErrorKind::WrongLength,
+            format!(
+                "the input is {} bytes long; at most {MAX_INPUT_LEN}",
+                text.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Parses an EPC URN, a Digital Link (also behind a `]Q1`/`]Q3` symbology identifier) or an
 /// element string.
 pub fn parse_any(text: &str) -> Result<Parsed, Gs1Error> {
+    check_input_length(text)?;
     let text = text.trim_end_matches(['\r', '\n']);
     if text.starts_with("urn:epc:") {
         let (identifier, cp) = Identifier::from_epc_urn(text)?;

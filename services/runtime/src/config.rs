@@ -266,8 +266,10 @@ pub struct Limits {
     pub request_timeout_secs: u64,
     /// Largest REST body.
     pub max_body_bytes: usize,
-    /// Deepest JSON nesting a REST body may have (checked before it is parsed).
-    pub max_json_depth: usize,
+    /// Deepest nesting of a JSON or XML document (REST bodies, MQTT messages), checked
+    /// while it is read; `max_json_depth`, its earlier name, is read too.
+    #[serde(alias = "max_json_depth")]
+    pub max_nesting_depth: usize,
     /// Requests per second each principal may make (0: no limit), and the burst above it.
     pub requests_per_second: u32,
     pub burst: u32,
@@ -279,7 +281,7 @@ impl Default for Limits {
             max_events_per_batch: 10_000,
             request_timeout_secs: 120,
             max_body_bytes: 32 << 20,
-            max_json_depth: 32,
+            max_nesting_depth: 32,
             requests_per_second: 0,
             burst: 200,
         }
@@ -592,12 +594,12 @@ impl Config {
                 if limits.max_events_per_batch == 0
                     || limits.request_timeout_secs == 0
                     || limits.max_body_bytes == 0
-                    || limits.max_json_depth == 0
+                    || limits.max_nesting_depth == 0
                 {
                     return Err(ConfigError::new(
                         "limits",
                         "max_events_per_batch, request_timeout_secs, max_body_bytes and \
-                         max_json_depth must be at least 1",
+                         max_nesting_depth must be at least 1",
                     ));
                 }
                 limits

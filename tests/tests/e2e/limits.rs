@@ -27,7 +27,7 @@ async fn oversized_and_overdeep_requests_are_refused_and_store_nothing() {
     let app = TestApp::spawn_with(|config| {
         config.limits.max_events_per_batch = 3;
         config.limits.max_body_bytes = 64 * 1024;
-        config.limits.max_json_depth = 16;
+        config.limits.max_nesting_depth = 16;
     })
     .await
     .expect("suite starts");
@@ -83,7 +83,7 @@ async fn oversized_and_overdeep_requests_are_refused_and_store_nothing() {
     assert!(
         problem["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("max_json_depth")),
+            .is_some_and(|d| d.contains("max_nesting_depth")),
         "{problem}"
     );
 
@@ -109,5 +109,112 @@ async fn oversized_and_overdeep_requests_are_refused_and_store_nothing() {
         0,
         "nothing of the refused requests is stored"
     );
+    app.stop().await.expect("clean stop");
+}
+
+/// Hostile nesting at 10×, 100× and 10,000× the bound — XML elements, a JSON-LD
+/// `@context`, an extension inside an otherwise valid event — is each refused with a 400
+/// problem naming the limit; the server keeps answering and stores nothing, not even in
+/// quarantine.
+#[tokio::test]
+async fn hostile_nesting_is_refused_and_the_server_keeps_serving() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let limit = 32; // the default limits.max_nesting_depth
+    let http = reqwest::Client::new();
+    let capture = format!("http://{}/capture", app.http_addr);
+    let healthz = format!("http://{}/healthz", app.http_addr);
+    let xml_document = |depth: usize| {
+        format!(
+            r#"<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2" xmlns:ex="https://ns.example.com/" schemaVersion="2.0" creationDate="2026-11-26T00:00:00Z"><EPCISBody><EventList><ObjectEvent><eventTime>2026-11-26T10:00:00+01:00</eventTime><eventTimeZoneOffset>+01:00</eventTimeZoneOffset><epcList><epc>urn:epc:id:sgtin:4012345.011111.X1</epc></epcList><action>OBSERVE</action>{}{}</ObjectEvent></EventList></EPCISBody></epcis:EPCISDocument>"#,
+            "<ex:deep>".repeat(depth),
+            "</ex:deep>".repeat(depth)
+        )
+    };
+    let json_document = |context: serde_json::Value, extension: serde_json::Value| {
+        serde_json::json!({"@context": context, "type": "EPCISDocument", "schemaVersion": "2.0",
+            "creationDate": "2026-11-26T00:00:00Z",
+            "epcisBody": {"eventList": [{"type": "ObjectEvent",
+                "eventTime": "2026-11-26T10:00:00+01:00", "eventTimeZoneOffset": "+01:00",
+                "action": "OBSERVE", "epcList": ["urn:epc:id:sgtin:4012345.011111.J1"],
+                "ex:deep": extension}]}})
+        .to_string()
+    };
+    // Deep JSON is written as text: serde_json would refuse to build it past 128 levels.
+    let deep_json =
+        |depth: usize| format!("{}\"x\"{}", "{\"ex:in\":".repeat(depth), "}".repeat(depth));
+    let context = r#"["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",{"ex":"https://ns.example.com/"}]"#;
+    for factor in [10, 100, 10_000] {
+        let depth = limit * factor;
+        let hostile = [
+            ("application/xml", "XML", xml_document(depth)),
+            (
+                "application/ld+json",
+                "deep @context",
+                json_document(serde_json::json!("PLACEHOLDER"), serde_json::json!("x"))
+                    .replace("\"PLACEHOLDER\"", &deep_json(depth)),
+            ),
+            (
+                "application/ld+json",
+                "deep extension",
+                json_document(serde_json::json!("PLACEHOLDER"), serde_json::json!("DEEP"))
+                    .replace("\"PLACEHOLDER\"", context)
+                    .replace("\"DEEP\"", &deep_json(depth)),
+            ),
+        ];
+        for (content_type, what, body) in hostile {
+            let answer = http
+                .post(&capture)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap_or_else(|err| panic!("{what} ×{factor}: no answer: {err}"));
+            assert_eq!(answer.status(), 400, "{what} ×{factor}");
+            let problem: serde_json::Value = answer.json().await.expect("problem document");
+            assert_eq!(problem["type"], "epcisException:ValidationException");
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("max_nesting_depth")),
+                "{what} ×{factor}: {problem}"
+            );
+            let health = http.get(&healthz).send().await.expect("still serving");
+            assert!(health.status().is_success(), "{what} ×{factor}");
+        }
+    }
+    // Within the bound the same document is taken: the refusals above were the depth.
+    let fine = http
+        .post(&capture)
+        .header("content-type", "application/xml")
+        .body(xml_document(4))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(fine.status(), 202);
+    let job = fine
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .expect("capture job")
+        .to_owned();
+    for _ in 0..100 {
+        if app.stored_events().await.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.stored_events().await.len(),
+        1,
+        "only the fine one ({job})"
+    );
+    let quarantined = app
+        .capture
+        .clone()
+        .list_quarantine(pb::ListQuarantineRequest::default())
+        .await
+        .expect("quarantine")
+        .into_inner();
+    assert!(quarantined.entries.is_empty(), "{quarantined:?}");
     app.stop().await.expect("clean stop");
 }

@@ -14,6 +14,9 @@ use tokio::sync::RwLock;
 
 use super::{AuthError, AuthSettings};
 
+/// The largest JSON Web Key Set read from the identity provider.
+const MAX_JWKS_BYTES: usize = 1 << 20;
+
 /// Where the keys come from.
 pub enum KeySource {
     File(PathBuf),
@@ -49,15 +52,22 @@ impl KeySet {
             })?,
             KeySource::Url(url) => {
                 let fetched = async {
-                    reqwest::Client::builder()
+                    let mut response = reqwest::Client::builder()
                         .timeout(Duration::from_secs(10))
                         .build()?
                         .get(url)
                         .send()
                         .await?
-                        .error_for_status()?
-                        .text()
-                        .await
+                        .error_for_status()?;
+                    // The provider's answer is untrusted: a key set is a few KB.
+                    let mut body = Vec::new();
+                    while let Some(chunk) = response.chunk().await? {
+                        body.extend_from_slice(&chunk);
+                        if body.len() > MAX_JWKS_BYTES {
+                            return Ok(String::new());
+                        }
+                    }
+                    Ok::<_, reqwest::Error>(String::from_utf8_lossy(&body).into_owned())
                 };
                 fetched.await.map_err(|err| {
                     tracing::error!(%url, %err, "cannot fetch the JWKS");
@@ -65,6 +75,7 @@ impl KeySet {
                 })?
             }
         };
+        // serde_json refuses nesting beyond 128 levels with an error, not a stack overflow.
         serde_json::from_str(&text).map_err(|err| {
             tracing::error!(%err, "the JWKS is not a JSON Web Key Set");
             unauthenticated("the identity provider's keys are unreadable")
