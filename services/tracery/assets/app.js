@@ -84,39 +84,43 @@ function Id({ id, full }) {
 function Floor() {
   const [data, error] = usePolled("/dashboard/api/overview", 2000);
   if (!data) return html`<${Problem} error=${error} /><p class="muted">Waiting for the floor…</p>`;
-  const slowest = Math.max(1, ...data.bottlenecks.map((s) => s.meanDwellSecs));
+  // Parts the user's roles may not see are left out of the answer (`omitted`).
+  const floor = data.stages !== undefined;
+  const quarantine = data.quarantined !== undefined;
+  const slowest = floor ? Math.max(1, ...data.bottlenecks.map((s) => s.meanDwellSecs)) : 1;
   return html`
     <${Problem} error=${error} />
+    ${data.omitted.length ? html`<p class="muted" data-testid="omitted">Not shown to your roles: ${data.omitted.join(", ")}.</p>` : null}
     <div class="cards">
-      <div class="card"><div class="value" data-testid="events-seen">${data.eventsSeen.toLocaleString()}</div><div class="label">events seen (live window)</div></div>
+      ${floor ? html`<div class="card"><div class="value" data-testid="events-seen">${data.eventsSeen.toLocaleString()}</div><div class="label">events seen (live window)</div></div>
       <div class="card"><div class="value">${data.sequence.toLocaleString()}</div><div class="label">store sequence</div></div>
-      <div class="card"><div class="value">${data.stages.reduce((n, s) => n + s.workInProgress, 0).toLocaleString()}</div><div class="label">work in progress</div></div>
-      <div class="card"><div class="value ${data.quarantined ? "bad" : ""}"><a onClick=${() => go("/quarantine")}>${data.quarantined}</a></div><div class="label">in quarantine</div></div>
+      <div class="card"><div class="value">${data.stages.reduce((n, s) => n + s.workInProgress, 0).toLocaleString()}</div><div class="label">work in progress</div></div>` : null}
+      ${quarantine ? html`<div class="card"><div class="value ${data.quarantined ? "bad" : ""}"><a onClick=${() => go("/quarantine")}>${data.quarantined}</a></div><div class="label">in quarantine</div></div>` : null}
     </div>
     <div class="grid">
-      <div class="panel wide"><h2>Live events</h2>
+      ${data.feed ? html`<div class="panel wide"><h2>Live events</h2>
         <table data-testid="feed"><thead><tr><th>time</th><th>event</th><th>bizStep</th><th>read point</th><th class="num">objects</th><th>first object</th></tr></thead>
         <tbody>${data.feed.slice(0, 12).map((e) => html`<tr key=${e.sequence}>
           <td class="mono nowrap">${e.eventTime.replace("T", " ").replace("Z", "")}</td><td>${e.type.replace("Event", "")}</td>
           <td>${e.bizStep}${e.disposition ? html` <span class="muted">(${e.disposition})</span>` : ""}</td>
           <td class="mono nowrap">${short(e.readPoint)}</td><td class="num">${e.objects}</td><td><${Id} id=${e.firstObject} /></td></tr>`)}
-        </tbody></table></div>
-      <div class="panel"><h2>Stages: work in progress and dwell</h2>
+        </tbody></table></div>` : null}
+      ${floor ? html`<div class="panel"><h2>Stages: work in progress and dwell</h2>
         <table><thead><tr><th>stage (read point)</th><th class="num">WIP</th><th class="num">moved on</th><th class="num">mean dwell</th><th class="num">longest</th></tr></thead>
         <tbody>${data.stages.map((s) => html`<tr><td class="mono nowrap">${short(s.stage)}</td><td class="num">${s.workInProgress}</td>
           <td class="num">${s.visits}</td><td class="num">${fmtSecs(s.meanDwellSecs)}</td><td class="num">${fmtSecs(s.longestDwellSecs)}</td></tr>`)}</tbody></table>
         <h2>Bottlenecks (slowest stages)</h2>
         <table data-testid="bottlenecks"><tbody>${data.bottlenecks.map((s) => html`<tr><td class="mono nowrap">${short(s.stage)}</td>
           <td style="width:40%"><div class="bar"><div style="width:${(100 * s.meanDwellSecs) / slowest}%"></div></div></td>
-          <td class="num">${fmtSecs(s.meanDwellSecs)}</td></tr>`)}</tbody></table></div>
-      <div class="panel"><h2>Quality per line</h2>
+          <td class="num">${fmtSecs(s.meanDwellSecs)}</td></tr>`)}</tbody></table></div>` : null}
+      ${floor || quarantine ? html`<div class="panel"><h2>Quality per line</h2>
         <table data-testid="lines"><thead><tr><th>line (read point)</th><th class="num">events</th><th class="num">inspected</th><th class="num">first-pass yield</th><th class="num">quarantined</th><th class="num">quarantine rate</th></tr></thead>
         <tbody>${data.lines.map((l) => html`<tr><td class="mono nowrap">${short(l.line)}</td><td class="num">${l.events}</td><td class="num">${l.inspected}</td>
           <td class="num ${l.firstPassYield != null && l.firstPassYield < 0.95 ? "bad" : ""}">${pct(l.firstPassYield)}</td>
-          <td class="num">${l.quarantined}</td><td class="num ${l.quarantineRate > 0.01 ? "bad" : ""}">${pct(l.quarantineRate)}</td></tr>`)}</tbody></table></div>
-      <div class="panel"><h2>Events per bizStep and read point</h2>
+          <td class="num">${l.quarantined}</td><td class="num ${l.quarantineRate > 0.01 ? "bad" : ""}">${pct(l.quarantineRate)}</td></tr>`)}</tbody></table></div>` : null}
+      ${floor ? html`<div class="panel"><h2>Events per bizStep and read point</h2>
         <table><thead><tr><th>bizStep</th><th>read point</th><th class="num">events</th></tr></thead>
-        <tbody>${data.counters.map((c) => html`<tr><td>${c.bizStep || html`<span class="muted">—</span>`}</td><td class="mono nowrap">${short(c.readPoint)}</td><td class="num">${c.events}</td></tr>`)}</tbody></table></div>
+        <tbody>${data.counters.map((c) => html`<tr><td>${c.bizStep || html`<span class="muted">—</span>`}</td><td class="mono nowrap">${short(c.readPoint)}</td><td class="num">${c.events}</td></tr>`)}</tbody></table></div>` : null}
     </div>`;
 }
 

@@ -309,6 +309,9 @@ async fn dashboard_actions_need_the_roles_of_the_calls_they_make() {
     let scanner = provider.token(&["operator"], &[PLANT]);
     let results = capture_as(&app, vec![event(misread_scan())], Some(&scanner)).await;
     assert_eq!(results[0].outcome, pb::CaptureOutcome::Quarantined as i32);
+    // A line's events, its non-conformant inspection among them, captured by quality.
+    let inspector = provider.token(&["quality"], &[PLANT]);
+    capture_as(&app, line_events(), Some(&inspector)).await;
 
     let anonymous = Http::new(&app, None);
     assert_eq!(
@@ -319,8 +322,35 @@ async fn dashboard_actions_need_the_roles_of_the_calls_they_make() {
     assert_eq!(anonymous.get("/assets/app.js").await.status(), 200);
     assert_eq!(anonymous.get("/dashboard/api/overview").await.status(), 401);
 
+    // The overview shows the live feed (Subscribe), the floor's figures (QueryEvents) and
+    // the quarantine (ListQuarantine): each role sees the parts those calls admit it to.
+    let planner = Http::new(&app, Some(provider.token(&["planner"], &[PLANT])));
+    let everything = overview_after(&planner, 4).await;
+    assert!(everything["feed"].is_array(), "{everything}");
+    assert_eq!(everything["quarantined"], 1, "{everything}");
+    assert_eq!(everything["omitted"], json!([]));
     let operator = Http::new(&app, Some(provider.token(&["operator"], &[PLANT])));
-    assert_eq!(operator.get("/dashboard/api/overview").await.status(), 200);
+    assert_eq!(
+        operator.get("/dashboard/api/overview").await.status(),
+        403,
+        "an operator may call none of them: no feed, no figures"
+    );
+    let quality_view = Http::new(&app, Some(provider.token(&["quality"], &[PLANT])))
+        .json("/dashboard/api/overview")
+        .await;
+    assert!(quality_view.get("feed").is_none(), "{quality_view}");
+    assert_eq!(quality_view["quarantined"], 1, "{quality_view}");
+    assert_eq!(quality_view["omitted"], json!(["feed"]));
+    let follower_view = Http::new(&app, Some(provider.token(&["integration"], &[PLANT])))
+        .json("/dashboard/api/overview")
+        .await;
+    assert!(follower_view["feed"].is_array(), "{follower_view}");
+    assert!(
+        follower_view.get("quarantined").is_none(),
+        "{follower_view}"
+    );
+    assert!(follower_view.get("stages").is_none(), "{follower_view}");
+    assert_eq!(follower_view["omitted"], json!(["floor", "quarantine"]));
     assert_eq!(
         operator.get("/dashboard/api/quarantine").await.status(),
         403
@@ -328,7 +358,6 @@ async fn dashboard_actions_need_the_roles_of_the_calls_they_make() {
     let session = operator.json("/dashboard/api/session").await;
     assert_eq!(session["roles"], json!(["operator"]));
 
-    let planner = Http::new(&app, Some(provider.token(&["planner"], &[PLANT])));
     let queue = planner.json("/dashboard/api/quarantine").await;
     let entry = queue[0]["id"].as_str().expect("an entry").to_owned();
     let refused = planner

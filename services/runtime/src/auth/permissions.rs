@@ -27,6 +27,8 @@ const LOOKUP: &[Role] = &[Operator, Planner, Quality, Admin];
 const ORDERS: &[Role] = &[Integration, Planner, Quality, Admin];
 const BOM_CHECK: &[Role] = &[Integration, Operator, Quality];
 const AUDIT: &[Role] = &[Quality, Admin];
+/// The dashboard overview: the live feed ([`FOLLOW`]) or the floor and quarantine ([`READ`]).
+const OVERVIEW: &[Role] = &[Integration, Planner, Quality, Admin];
 
 /// gRPC methods by path (`/package.Service/Method`).
 pub const GRPC: &[(&str, Access)] = &[
@@ -225,12 +227,12 @@ pub const REST: &[(&str, &str, Access)] = &[
     ("POST", "/events", Access::Roles(CAPTURE)),
     ("GET", "/events", Access::Roles(READ)),
     ("GET", "/events/{event_id}", Access::Roles(READ)),
-    // The dashboard: the page itself holds no data; its API asks for the roles of the
-    // gRPC methods it calls.
+    // The dashboard: the page itself holds no data; each API route admits the roles of
+    // the gRPC methods whose data it shows (see DASHBOARD).
     ("GET", "/", Access::Open),
     ("GET", "/assets/{file}", Access::Open),
     ("GET", "/dashboard/api/session", Access::Authenticated),
-    ("GET", "/dashboard/api/overview", Access::Roles(LOOKUP)),
+    ("GET", "/dashboard/api/overview", Access::Roles(OVERVIEW)),
     ("GET", "/dashboard/api/lookup", Access::Roles(READ)),
     ("GET", "/dashboard/api/recall", Access::Roles(READ)),
     ("GET", "/dashboard/api/recall.csv", Access::Roles(READ)),
@@ -251,6 +253,96 @@ pub const REST: &[(&str, &str, Access)] = &[
         Access::Roles(SYNC_READ),
     ),
 ];
+
+/// Dashboard API routes by method and route template, with each part of the answer and
+/// the gRPC method whose data that part shows. The route's rule in [`REST`] is the union of
+/// its parts' roles (a test checks it); a caller sees only the parts whose method admits
+/// them ([`shows`]), the rest is left out of the answer.
+pub const DASHBOARD: &[(&str, &str, &[(&str, &str)])] = &[
+    (
+        "GET",
+        "/dashboard/api/overview",
+        &[
+            ("feed", "/tracery.v1.CaptureService/Subscribe"),
+            ("floor", "/tracery.v1.CaptureService/QueryEvents"),
+            ("quarantine", "/tracery.v1.CaptureService/ListQuarantine"),
+        ],
+    ),
+    (
+        "GET",
+        "/dashboard/api/lookup",
+        &[
+            ("history", "/tracery.v1.GenealogyService/History"),
+            ("where", "/tracery.v1.GenealogyService/WhereIs"),
+            ("backward", "/tracery.v1.GenealogyService/TraceBackward"),
+            ("forward", "/tracery.v1.GenealogyService/TraceForward"),
+        ],
+    ),
+    (
+        "GET",
+        "/dashboard/api/recall",
+        &[("scope", "/tracery.v1.GenealogyService/RecallScope")],
+    ),
+    (
+        "GET",
+        "/dashboard/api/recall.csv",
+        &[("scope", "/tracery.v1.GenealogyService/RecallScope")],
+    ),
+    (
+        "GET",
+        "/dashboard/api/quarantine",
+        &[("entries", "/tracery.v1.CaptureService/ListQuarantine")],
+    ),
+    (
+        "POST",
+        "/dashboard/api/quarantine/{id}/resubmit",
+        &[("result", "/tracery.v1.CaptureService/ResubmitQuarantined")],
+    ),
+    (
+        "POST",
+        "/dashboard/api/quarantine/{id}/discard",
+        &[("result", "/tracery.v1.CaptureService/DiscardQuarantined")],
+    ),
+    (
+        "GET",
+        "/dashboard/api/integration",
+        &[
+            ("runs", "/tracery.v1.IntegrationService/ListSyncRuns"),
+            (
+                "deadLetterPostings",
+                "/tracery.v1.IntegrationService/ListPostings",
+            ),
+        ],
+    ),
+];
+
+/// Whether `principal` may see data of the gRPC method `method` (a caller the permission
+/// layer let through with no principal, in dev mode, sees everything).
+pub fn shows(principal: Option<&super::Principal>, method: &str) -> bool {
+    let Some(principal) = principal else {
+        return true;
+    };
+    match grpc(method) {
+        Some(Access::Roles(roles)) => roles.iter().any(|role| principal.roles.contains(role)),
+        Some(Access::Open | Access::Authenticated) => true,
+        None => false,
+    }
+}
+
+/// The parts of the dashboard route `method template` that `principal` may not see.
+pub fn hidden_parts(
+    principal: Option<&super::Principal>,
+    method: &str,
+    template: &str,
+) -> Vec<&'static str> {
+    DASHBOARD
+        .iter()
+        .filter(|(m, t, _)| *m == method && *t == template)
+        .flat_map(|(_, _, parts)| parts.iter())
+        .filter(|(_, grpc_method)| !shows(principal, grpc_method))
+        .map(|(part, _)| *part)
+        .collect()
+}
 
 /// The rule of a REST route.
 pub fn rest(method: &str, template: &str) -> Option<Access> {
@@ -283,6 +375,55 @@ mod tests {
             }
         }
         methods
+    }
+
+    /// Every dashboard API route admits exactly the roles of the gRPC methods whose data it
+    /// shows, and every dashboard API route in the table says what it shows.
+    #[test]
+    fn every_dashboard_route_has_the_roles_of_what_it_shows() {
+        use std::collections::BTreeSet;
+        for (method, template, parts) in DASHBOARD {
+            let Some(Access::Roles(route_roles)) = rest(method, template) else {
+                panic!("{method} {template}: no role rule");
+            };
+            let mut shown: BTreeSet<Role> = BTreeSet::new();
+            for (part, grpc_method) in *parts {
+                match grpc(grpc_method) {
+                    Some(Access::Roles(roles)) => shown.extend(roles.iter().copied()),
+                    other => panic!("{method} {template} part {part}: {grpc_method} is {other:?}"),
+                }
+            }
+            let route: BTreeSet<Role> = route_roles.iter().copied().collect();
+            assert_eq!(
+                route, shown,
+                "{method} {template} admits {route:?}; what it shows needs {shown:?}"
+            );
+        }
+        for (method, template, _) in REST {
+            if template.starts_with("/dashboard/api/") && *template != "/dashboard/api/session" {
+                assert!(
+                    DASHBOARD
+                        .iter()
+                        .any(|(m, t, _)| m == method && t == template),
+                    "{method} {template} does not say what it shows"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_part_is_hidden_from_a_role_its_method_refuses() {
+        let principal = |role: Role| super::super::Principal {
+            subject: "someone".to_owned(),
+            roles: [role].into_iter().collect(),
+            plants: super::super::Plants::All,
+        };
+        let overview =
+            |role| hidden_parts(Some(&principal(role)), "GET", "/dashboard/api/overview");
+        assert_eq!(overview(Quality), vec!["feed"]);
+        assert_eq!(overview(Planner), Vec::<&str>::new());
+        assert_eq!(overview(Integration), vec!["floor", "quarantine"]);
+        assert_eq!(overview(Operator), vec!["feed", "floor", "quarantine"]);
     }
 
     #[test]

@@ -18,7 +18,12 @@ use tracery_proto::v1::{
     genealogy_service_client::GenealogyServiceClient,
     integration_service_client::IntegrationServiceClient,
 };
-use tracery_runtime::{ServiceKey, auth::Principal, error::ErrorKind, peers::PeerChannel};
+use tracery_runtime::{
+    ServiceKey,
+    auth::{Principal, permissions},
+    error::ErrorKind,
+    peers::PeerChannel,
+};
 
 use super::{State, assets};
 use crate::views;
@@ -177,14 +182,72 @@ async fn quarantine_entries(state: &State) -> Result<Vec<pb::QuarantinedEvent>, 
         .entries)
 }
 
-async fn overview(Shared(state): Shared<State>) -> Answer {
+/// The floor: the live feed, the floor's figures and the quarantine per line, each part
+/// only for a caller who may see its data (see `permissions::DASHBOARD`).
+async fn overview(Shared(state): Shared<State>, principal: Option<Extension<Principal>>) -> Answer {
+    let hidden = permissions::hidden_parts(
+        principal.as_ref().map(|p| &p.0),
+        "GET",
+        "/dashboard/api/overview",
+    );
     let mut quarantined: BTreeMap<String, u64> = BTreeMap::new();
-    for entry in quarantine_entries(&state).await? {
-        let line = read_point_of(&entry).unwrap_or_else(|| "(no read point)".to_owned());
-        *quarantined.entry(line).or_default() += 1;
+    if !hidden.contains(&"quarantine") {
+        for entry in quarantine_entries(&state).await? {
+            let line = read_point_of(&entry).unwrap_or_else(|| "(no read point)".to_owned());
+            *quarantined.entry(line).or_default() += 1;
+        }
     }
     let floor = super::lock(&state.floor).overview(&quarantined);
-    Ok(Json(json!(floor)))
+    let mut answer = json!(floor);
+    leave_out_of_overview(&mut answer, &hidden);
+    Ok(Json(answer))
+}
+
+/// Removes the overview's `hidden` parts and says which they were (`omitted`).
+fn leave_out_of_overview(overview: &mut Value, hidden: &[&str]) {
+    const FIELDS: [(&str, &[&str], &[&str]); 3] = [
+        ("feed", &["feed"], &[]),
+        (
+            "floor",
+            &[
+                "sequence",
+                "eventsSeen",
+                "counters",
+                "stages",
+                "bottlenecks",
+            ],
+            &[
+                "events",
+                "inspected",
+                "passedFirstTime",
+                "firstPassYield",
+                "quarantineRate",
+            ],
+        ),
+        (
+            "quarantine",
+            &["quarantined"],
+            &["quarantined", "quarantineRate"],
+        ),
+    ];
+    for (part, fields, line_fields) in FIELDS {
+        if !hidden.contains(&part) {
+            continue;
+        }
+        if let Some(object) = overview.as_object_mut() {
+            for field in fields {
+                object.remove(*field);
+            }
+        }
+        for line in overview["lines"].as_array_mut().into_iter().flatten() {
+            if let Some(line) = line.as_object_mut() {
+                for field in line_fields {
+                    line.remove(*field);
+                }
+            }
+        }
+    }
+    overview["omitted"] = json!(hidden);
 }
 
 #[derive(Deserialize)]
