@@ -98,14 +98,6 @@ fn query_from_filter(filter: Option<pb::EventFilter>) -> Result<EventQuery, Stat
     })
 }
 
-/// (index, has an errorDeclaration, bizStep) of each event, for [`crate::roles`].
-fn proto_traits(events: &[pb::EpcisEvent]) -> impl Iterator<Item = (usize, bool, &str)> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (i, e.error_declaration.is_some(), e.biz_step.as_str()))
-}
-
 #[tonic::async_trait]
 impl CaptureService for CaptureApi {
     #[tracing::instrument(skip_all, fields(events))]
@@ -116,8 +108,12 @@ impl CaptureService for CaptureApi {
         let principal = request.extensions().get::<Principal>().cloned();
         let request = request.into_inner();
         tracing::Span::current().record("events", request.events.len());
-        crate::roles::check(principal.as_ref(), proto_traits(&request.events))?;
-        let results = self.intake.capture(&request.events, Channel::Grpc).await?;
+        let admissions = self.intake.admit_proto(&request.events, Channel::Grpc);
+        crate::roles::check(principal.as_ref(), &admissions)?;
+        let results = self
+            .intake
+            .capture_admissions(admissions, Channel::Grpc)
+            .await?;
         Ok(Response::new(pb::CaptureResponse { results }))
     }
 
@@ -150,24 +146,22 @@ impl CaptureService for CaptureApi {
                         break;
                     }
                 };
-                if let Err(refused) =
-                    crate::roles::check(principal.as_ref(), proto_traits(&batch.events))
-                {
+                let admissions = intake.admit_proto(&batch.events, Channel::Grpc);
+                if let Err(refused) = crate::roles::check(principal.as_ref(), &admissions) {
                     let _ = tx.send(Err(Status::from(refused))).await;
                     break;
                 }
-                let acknowledgement =
-                    intake
-                        .capture(&batch.events, Channel::Grpc)
-                        .await
-                        .map(|results| {
-                            cursor = results.iter().map(|r| r.sequence).fold(cursor, i64::max);
-                            pb::CaptureStreamResponse {
-                                batch_id: batch.batch_id,
-                                results,
-                                cursor,
-                            }
-                        });
+                let acknowledgement = intake
+                    .capture_admissions(admissions, Channel::Grpc)
+                    .await
+                    .map(|results| {
+                        cursor = results.iter().map(|r| r.sequence).fold(cursor, i64::max);
+                        pb::CaptureStreamResponse {
+                            batch_id: batch.batch_id,
+                            results,
+                            cursor,
+                        }
+                    });
                 let failed = acknowledgement.is_err();
                 if tx
                     .send(acknowledgement.map_err(Status::from))

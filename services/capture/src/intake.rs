@@ -65,17 +65,12 @@ impl Intake {
         Arc::clone(&self.committed)
     }
 
-    /// Runs `events` through the pipeline and stores the batch; one result per event.
-    pub async fn capture(
-        &self,
-        events: &[pb::EpcisEvent],
-        channel: Channel,
-    ) -> Result<Vec<pb::EventResult>, CaptureError> {
-        let admissions = events
+    /// Runs protobuf `events` through the pipeline: one decision per event, nothing stored.
+    pub fn admit_proto(&self, events: &[pb::EpcisEvent], channel: Channel) -> Vec<Admission> {
+        events
             .iter()
             .map(|proto| admit_proto(proto, channel, &self.policy))
-            .collect();
-        self.capture_admissions(admissions, channel).await
+            .collect()
     }
 
     /// The event store's database, for channels that write their own audit records.

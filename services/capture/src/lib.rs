@@ -83,7 +83,9 @@ impl ServiceModule for CaptureModule {
         };
         let api = grpc::CaptureApi::new(ctx.db.clone(), policy, peers, ctx.shutdown.clone());
         let mut tasks = Vec::new();
-        if let Some(mqtt) = ctx.config.capture_mqtt.clone() {
+        if let Some(settings) = ctx.config.capture_mqtt.clone() {
+            let plant = ctx.config.auth.as_ref().map(|auth| auth.plant.clone());
+            let mqtt = mqtt::MqttIntake::new(settings, plant, ctx.config.limits.max_body_bytes)?;
             tasks.push(tokio::spawn(mqtt::run(
                 mqtt,
                 api.intake(),

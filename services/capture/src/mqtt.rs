@@ -3,13 +3,27 @@
 //! the same pipeline as gRPC events, and is acknowledged (QoS 1 PUBACK) only once it is
 //! durable — stored, or quarantined with its reasons. Until then the broker keeps it for this
 //! client's persistent session and delivers it again after a reconnect.
+//!
+//! Who speaks: with `[auth]`, a message speaks for the reader whose configured `topic` it
+//! arrived on, with that reader's roles and plant, and passes the same role check as gRPC
+//! and REST ([`crate::roles`]). A message on no reader's topic, from another plant, or
+//! asking for more than its reader may do is quarantined with the reason — acknowledged,
+//! never lost, never applied. The broker itself is reached with a username and password
+//! and/or TLS with a client certificate, so that only readers can publish at all.
 
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 
-use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Packet, Publish, QoS,
+    TlsConfiguration, Transport,
+};
 use tokio_util::sync::CancellationToken;
 use tracery_epcis::{EpcisError, bounds, hash::HashContext};
-use tracery_runtime::{config::MqttSettings, error::Violation};
+use tracery_runtime::{
+    auth::{Plants, Principal, Role},
+    config::MqttSettings,
+    error::Violation,
+};
 
 use crate::{
     domain::{Admission, Channel, Rejected},
@@ -20,29 +34,66 @@ use crate::{
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Largest packet capture sends (subscriptions and acknowledgements only).
+const MAX_OUTGOING_PACKET: usize = 64 * 1024;
 
-/// Runs the MQTT intake until `shutdown`.
-pub async fn run(settings: MqttSettings, intake: Intake, shutdown: CancellationToken) {
-    let (host, port) = match settings.broker_address() {
-        Ok(address) => address,
-        Err(err) => {
-            tracing::error!(error = %err, "MQTT intake not started");
-            return;
-        }
-    };
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let mut options = MqttOptions::new(settings.client_id.clone(), host.clone(), port);
+/// How capture connects and whom it believes.
+pub struct MqttIntake {
+    settings: MqttSettings,
+    options: MqttOptions,
+    /// `[auth].plant`; `None` in dev mode, where messages are not checked.
+    plant: Option<String>,
+}
+
+impl MqttIntake {
+    /// Reads the broker's credentials and TLS files now, so that a missing secret stops
+    /// the start instead of a background task; messages up to `max_message_bytes`.
+    pub fn new(
+        settings: MqttSettings,
+        plant: Option<String>,
+        max_message_bytes: usize,
+    ) -> anyhow::Result<Self> {
+        let (host, port) = settings.broker_address().map_err(anyhow::Error::msg)?;
+        let mut options = MqttOptions::new(settings.client_id.clone(), host, port);
         options
             .set_manual_acks(true)
             .set_clean_session(false)
-            .set_keep_alive(Duration::from_secs(30));
-        let (client, eventloop) = AsyncClient::new(options, 64);
+            .set_keep_alive(Duration::from_secs(30))
+            .set_max_packet_size(max_message_bytes, MAX_OUTGOING_PACKET);
+        if let Some(username) = &settings.username {
+            let password = match &settings.password {
+                Some(source) => source
+                    .read("capture_mqtt.password")
+                    .map_err(anyhow::Error::msg)?
+                    .expose()
+                    .to_owned(),
+                None => String::new(),
+            };
+            options.set_credentials(username.clone(), password);
+        }
+        if let Some(tls) = &settings.tls {
+            let client = tls.cert_file.as_ref().zip(tls.key_file.as_ref());
+            let config = tracery_runtime::tls::client_config_for(&tls.ca_file, client)?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+        }
+        Ok(Self {
+            settings,
+            options,
+            plant,
+        })
+    }
+}
+
+/// Runs the MQTT intake until `shutdown`.
+pub async fn run(mqtt: MqttIntake, intake: Intake, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let (client, eventloop) = AsyncClient::new(mqtt.options.clone(), 64);
         tokio::select! {
             () = shutdown.cancelled() => return,
-            outcome = serve(&settings, &client, eventloop, &intake) => {
+            outcome = serve(&mqtt, &client, eventloop, &intake) => {
                 if let Err(err) = outcome {
-                    tracing::warn!(error = %err, broker = %settings.broker, ?backoff, "MQTT intake: reconnecting");
+                    tracing::warn!(error = %err, broker = %mqtt.settings.broker, ?backoff, "MQTT intake: reconnecting");
                 } else {
                     backoff = Duration::from_millis(100);
                 }
@@ -57,7 +108,7 @@ pub async fn run(settings: MqttSettings, intake: Intake, shutdown: CancellationT
 }
 
 async fn serve(
-    settings: &MqttSettings,
+    mqtt: &MqttIntake,
     client: &AsyncClient,
     mut eventloop: EventLoop,
     intake: &Intake,
@@ -66,21 +117,22 @@ async fn serve(
         match eventloop.poll().await? {
             MqttEvent::Incoming(Packet::ConnAck(_)) => {
                 client
-                    .subscribe(settings.topic.clone(), QoS::AtLeastOnce)
+                    .subscribe(mqtt.settings.topic.clone(), QoS::AtLeastOnce)
                     .await?;
-                tracing::info!(topic = %settings.topic, "MQTT intake subscribed");
+                tracing::info!(topic = %mqtt.settings.topic, "MQTT intake subscribed");
             }
             MqttEvent::Incoming(Packet::Publish(publish)) => {
+                let speaker = speaker(mqtt, &publish.topic);
                 // Recorded before it is captured, like every write; a message that cannot
                 // be recorded is not acknowledged, so the broker delivers it again.
                 let record = tracery_runtime::audit::Record {
-                    subject: format!("mqtt:{}", publish.topic),
+                    subject: speaker.subject(&publish.topic),
                     action: "MQTT capture".to_owned(),
-                    source: settings.broker.clone(),
+                    source: mqtt.settings.broker.clone(),
                     request_id: uuid::Uuid::now_v7().to_string(),
                 };
                 tracery_runtime::audit::append(intake.db(), record).await?;
-                let admission = admission(settings, intake, &publish);
+                let admission = admission(&mqtt.settings, intake, &publish, &speaker);
                 // Not acknowledging on a storage error makes the broker deliver it again.
                 intake
                     .capture_admissions(vec![admission], Channel::Mqtt)
@@ -92,7 +144,62 @@ async fn serve(
     }
 }
 
-fn admission(settings: &MqttSettings, intake: &Intake, publish: &Publish) -> Admission {
+/// Who a message speaks for.
+enum Speaker {
+    /// Dev mode: no identities, nothing checked.
+    Unchecked,
+    /// The reader whose topic the message came on.
+    Reader { name: String, principal: Principal },
+    /// Nobody the suite knows: why.
+    Unknown(String),
+}
+
+impl Speaker {
+    fn subject(&self, topic: &str) -> String {
+        match self {
+            Self::Reader { principal, .. } => principal.subject.clone(),
+            Self::Unchecked | Self::Unknown(_) => format!("mqtt:{topic}"),
+        }
+    }
+}
+
+/// The reader that publishes on `topic`, as a principal of this plant.
+fn speaker(mqtt: &MqttIntake, topic: &str) -> Speaker {
+    let Some(plant) = &mqtt.plant else {
+        return Speaker::Unchecked;
+    };
+    let Some((name, reader)) = mqtt
+        .settings
+        .readers
+        .iter()
+        .find(|(_, reader)| reader.topic.as_deref() == Some(topic))
+    else {
+        return Speaker::Unknown(format!(
+            "topic `{topic}` is no configured reader's (capture_mqtt.readers.*.topic)"
+        ));
+    };
+    let reader_plant = reader.plant.as_deref().unwrap_or(plant);
+    if reader_plant != plant {
+        return Speaker::Unknown(format!(
+            "reader `{name}` belongs to plant `{reader_plant}`; this suite serves `{plant}`"
+        ));
+    }
+    Speaker::Reader {
+        name: name.clone(),
+        principal: Principal {
+            subject: format!("mqtt:{name}"),
+            roles: reader.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+            plants: Plants::Only(BTreeSet::from([plant.clone()])),
+        },
+    }
+}
+
+fn admission(
+    settings: &MqttSettings,
+    intake: &Intake,
+    publish: &Publish,
+    speaker: &Speaker,
+) -> Admission {
     let reject = |violation: Violation| {
         Admission::Reject(Rejected {
             payload: Some(String::from_utf8_lossy(&publish.payload).into_owned()),
@@ -101,6 +208,9 @@ fn admission(settings: &MqttSettings, intake: &Intake, publish: &Publish) -> Adm
             channel: Channel::Mqtt,
         })
     };
+    if let Speaker::Unknown(why) = speaker {
+        return reject(Violation::new("topic", why.clone()).with_reason("UNAUTHENTICATED"));
+    }
     let value = match bounds::parse_json(&publish.payload, &intake.policy().bounds) {
         Ok(value) => value,
         Err(EpcisError::MalformedJson(err)) => {
@@ -112,22 +222,53 @@ fn admission(settings: &MqttSettings, intake: &Intake, publish: &Publish) -> Adm
             return reject(Violation::new("", err.to_string()).with_reason("OVER_LIMIT"));
         }
     };
-    if !scan::is_scan(&value) {
+    let admission = if !scan::is_scan(&value) {
         let context = HashContext::from_json(&value);
-        return admit_json(value, Channel::Mqtt, intake.policy(), &context);
-    }
-    match scan::to_event(&publish.payload, &value, &settings.readers) {
-        Ok(event) => admit(
-            event,
-            Channel::Mqtt,
-            intake.policy(),
-            &HashContext::default(),
-        ),
-        Err(violations) => Admission::Reject(Rejected {
-            payload: Some(value.to_string()),
-            payload_protobuf: None,
-            violations,
-            channel: Channel::Mqtt,
-        }),
+        admit_json(value, Channel::Mqtt, intake.policy(), &context)
+    } else {
+        let named = value.get("reader").and_then(|r| r.as_str()).unwrap_or("");
+        if let Speaker::Reader { name, .. } = speaker
+            && named != name
+        {
+            return reject(
+                Violation::new(
+                    "reader",
+                    format!(
+                        "the message names reader `{named}` but came on reader `{name}`'s topic"
+                    ),
+                )
+                .with_reason("UNAUTHENTICATED"),
+            );
+        }
+        match scan::to_event(&publish.payload, &value, &settings.readers) {
+            Ok(event) => admit(
+                event,
+                Channel::Mqtt,
+                intake.policy(),
+                &HashContext::default(),
+            ),
+            Err(violations) => Admission::Reject(Rejected {
+                payload: Some(value.to_string()),
+                payload_protobuf: None,
+                violations,
+                channel: Channel::Mqtt,
+            }),
+        }
+    };
+    match (speaker, admission) {
+        (Speaker::Reader { principal, .. }, Admission::Accept { event, warnings }) => {
+            match crate::roles::check_event(Some(principal), 0, &event) {
+                Ok(()) => Admission::Accept { event, warnings },
+                Err(refused) => Admission::Reject(Rejected {
+                    payload: Some(tracery_epcis::json::event_to_json(&event).to_string()),
+                    payload_protobuf: None,
+                    violations: vec![
+                        Violation::new("", refused.to_string()).with_reason("PERMISSION_DENIED"),
+                    ],
+                    channel: Channel::Mqtt,
+                }),
+            }
+        }
+        (_, admission) => admission,
     }
 }

@@ -178,19 +178,12 @@ fn single_event(
     }
 }
 
-/// The `403` for JSON-LD events the caller may not capture (see [`crate::roles`]).
+/// The `403` for events the caller may not capture (see [`crate::roles`]).
 fn refuse_corrections(
     principal: Option<&axum::Extension<Principal>>,
-    events: &[Value],
+    admissions: &[Admission],
 ) -> Option<Response> {
-    let traits = events.iter().enumerate().map(|(i, event)| {
-        (
-            i,
-            event.get("errorDeclaration").is_some(),
-            event.get("bizStep").and_then(Value::as_str).unwrap_or(""),
-        )
-    });
-    let refused = crate::roles::check(principal.map(|p| &p.0), traits).err()?;
+    let refused = crate::roles::check(principal.map(|p| &p.0), admissions).err()?;
     Some(problem(
         StatusCode::FORBIDDEN,
         "SecurityException",
@@ -210,10 +203,11 @@ async fn capture_event(
         Ok(event) => event,
         Err(response) => return *response,
     };
-    if let Some(refusal) = refuse_corrections(principal.as_ref(), std::slice::from_ref(&value)) {
+    let admission = admit_json(value, Channel::Rest, rest.intake.policy(), &context);
+    if let Some(refusal) = refuse_corrections(principal.as_ref(), std::slice::from_ref(&admission))
+    {
         return refusal;
     }
-    let admission = admit_json(value, Channel::Rest, rest.intake.policy(), &context);
     let result = match rest
         .intake
         .capture_admissions(vec![admission], Channel::Rest)
@@ -307,14 +301,14 @@ async fn capture(
             json!({}),
         );
     }
-    if let Some(refusal) = refuse_corrections(principal.as_ref(), events) {
-        return refusal;
-    }
     let context = HashContext::from_json(&document);
     let mut admissions: Vec<Admission> = events
         .iter()
         .map(|event| admit_json(event.clone(), Channel::Rest, rest.intake.policy(), &context))
         .collect();
+    if let Some(refusal) = refuse_corrections(principal.as_ref(), &admissions) {
+        return refusal;
+    }
     let any_invalid = admissions.iter().any(|a| matches!(a, Admission::Reject(_)));
     if any_invalid && behaviour == "rollback" {
         // Rolled back means none is stored; quarantined, each keeps a way back.

@@ -6,7 +6,8 @@
 //! Rows are written by the enforcement layers before the request runs, so an attempt is
 //! on record even when the handler then fails. The suite's own background writers record
 //! themselves: scheduled syncs (`tracery-scheduler`) and post-back attempts
-//! (`tracery-post-back`, under the posting's id). The MQTT intake is not recorded yet.
+//! (`tracery-post-back`, under the posting's id); the MQTT intake records each message
+//! under its reader (`mqtt:<reader>`), or its topic where no reader owns it.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{

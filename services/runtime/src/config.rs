@@ -292,8 +292,15 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSettings {
-    /// Broker, `mqtt://host:port` (plain TCP).
+    /// Broker, `mqtt://host:port` (plain TCP) or `mqtts://host:port` (TLS, see `tls`).
     pub broker: String,
+    /// Broker user name, when the broker asks for one.
+    pub username: Option<String>,
+    /// Its password: `{ env = "VAR" }` or `{ file = "/run/secrets/x" }`.
+    pub password: Option<SecretSource>,
+    /// TLS to the broker (with `mqtts://`): the CA that signed the broker's certificate
+    /// and, for brokers that want one, this client's certificate.
+    pub tls: Option<MqttTls>,
     /// Topic filter, e.g. `plant-1/scans/#`.
     pub topic: String,
     /// MQTT client id; the broker keeps this client's session (and unacknowledged
@@ -305,10 +312,31 @@ pub struct MqttSettings {
     pub readers: BTreeMap<String, ReaderSettings>,
 }
 
-/// Where and why a fixed reader scans.
+/// TLS towards the MQTT broker.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTls {
+    /// PEM CA certificate(s) the broker's certificate must chain to.
+    pub ca_file: PathBuf,
+    /// PEM client certificate, for brokers that authenticate clients by certificate.
+    pub cert_file: Option<PathBuf>,
+    /// Its PEM private key.
+    pub key_file: Option<PathBuf>,
+}
+
+/// Where and why a fixed reader scans, and who it is: with `[auth]` a message speaks with
+/// the rights of the reader whose `topic` it arrived on, and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReaderSettings {
+    /// The exact topic this reader publishes on (the broker's ACL should let only this
+    /// reader write it). Required with `[auth]`.
+    pub topic: Option<String>,
+    /// Its roles, as a token would carry them (`operator` for a scanner).
+    #[serde(default = "default_reader_roles")]
+    pub roles: Vec<String>,
+    /// The plant it belongs to; `[auth].plant` when absent.
+    pub plant: Option<String>,
     /// readPoint id, e.g. `urn:epc:id:sgln:4012345.00001.0`.
     pub read_point: String,
     /// bizStep of its scans, e.g. `receiving`.
@@ -319,33 +347,96 @@ pub struct ReaderSettings {
     pub disposition: Option<String>,
 }
 
+fn default_reader_roles() -> Vec<String> {
+    vec!["operator".to_owned()]
+}
+
 fn default_mqtt_client_id() -> String {
     "tracery-capture".to_owned()
 }
 
 impl MqttSettings {
+    /// Whether the broker is reached over TLS (`mqtts://`).
+    pub fn uses_tls(&self) -> bool {
+        self.broker.starts_with("mqtts://") || self.broker.starts_with("ssl://")
+    }
+
     /// `(host, port)` of the broker.
     pub fn broker_address(&self) -> Result<(String, u16), ConfigError> {
         let bad = || {
             ConfigError::new(
                 "capture_mqtt.broker",
-                format!("`{}` is not like mqtt://host:1883", self.broker),
+                format!(
+                    "`{}` is not like mqtt://host:1883 or mqtts://host:8883",
+                    self.broker
+                ),
             )
         };
-        let rest = self
-            .broker
-            .strip_prefix("mqtt://")
-            .or_else(|| self.broker.strip_prefix("tcp://"))
-            .ok_or_else(bad)?;
+        let (rest, default_port) = match self.broker.split_once("://") {
+            Some(("mqtt" | "tcp", rest)) => (rest, "1883"),
+            Some(("mqtts" | "ssl", rest)) => (rest, "8883"),
+            _ => return Err(bad()),
+        };
         let (host, port) = rest
             .trim_end_matches('/')
             .rsplit_once(':')
-            .unwrap_or((rest, "1883"));
+            .unwrap_or((rest, default_port));
         let port = port.parse().map_err(|_| bad())?;
         if host.is_empty() {
             return Err(bad());
         }
         Ok((host.to_owned(), port))
+    }
+
+    /// Checks what can be checked before connecting: the address, TLS settings that fit
+    /// the scheme, and (with `[auth]`: `identities`) an identity per reader.
+    fn check(&self, identities: bool) -> Result<(), ConfigError> {
+        self.broker_address()?;
+        if self.tls.is_some() != self.uses_tls() {
+            return Err(ConfigError::new(
+                "capture_mqtt.tls",
+                "give [capture_mqtt.tls] exactly when the broker is mqtts://",
+            ));
+        }
+        if let Some(tls) = &self.tls
+            && tls.cert_file.is_some() != tls.key_file.is_some()
+        {
+            return Err(ConfigError::new(
+                "capture_mqtt.tls",
+                "cert_file and key_file go together",
+            ));
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err(ConfigError::new(
+                "capture_mqtt.password",
+                "a password needs a username",
+            ));
+        }
+        if !identities {
+            return Ok(());
+        }
+        for (name, reader) in &self.readers {
+            let setting = format!("capture_mqtt.readers.{name}");
+            if reader.topic.is_none() {
+                return Err(ConfigError::new(
+                    &format!("{setting}.topic"),
+                    "with [auth] each reader needs the topic it publishes on: it is who speaks",
+                ));
+            }
+            if let Some(role) = reader
+                .roles
+                .iter()
+                .find(|role| crate::auth::Role::parse(role).is_none())
+            {
+                return Err(ConfigError::new(
+                    &format!("{setting}.roles"),
+                    format!(
+                        "`{role}` is not a role (operator, quality, planner, integration, admin)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -581,7 +672,7 @@ impl Config {
             capture_rules: file.capture_rules.unwrap_or_default(),
             capture_mqtt: match file.capture_mqtt {
                 Some(mqtt) => {
-                    mqtt.broker_address()?;
+                    mqtt.check(file.auth.is_some())?;
                     Some(mqtt)
                 }
                 None => None,

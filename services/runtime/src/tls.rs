@@ -236,6 +236,38 @@ fn build(settings: &TlsSettings) -> anyhow::Result<(Arc<ServerConfig>, [u8; 32])
     Ok((Arc::new(config), digest))
 }
 
+/// A TLS client configuration for a peer outside the suite (the MQTT broker): its
+/// certificate must chain to `ca_file`; `client` is this client's PEM certificate and key,
+/// for a peer that authenticates clients by certificate.
+pub fn client_config_for(
+    ca_file: &PathBuf,
+    client: Option<(&PathBuf, &PathBuf)>,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(ca_file)? {
+        roots
+            .add(cert)
+            .with_context(|| format!("tls: {} has an unusable CA", ca_file.display()))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("tls: protocol versions")?
+    .with_root_certificates(roots);
+    let config = match client {
+        Some((cert_file, key_file)) => {
+            let key = PrivateKeyDer::from_pem_slice(&read(key_file)?)
+                .with_context(|| format!("tls: {} is not a PEM private key", key_file.display()))?;
+            builder
+                .with_client_auth_cert(certificates(cert_file)?, key)
+                .context("tls: the client certificate and key do not form a usable pair")?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
 /// The common name of a DER certificate's subject.
 fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;

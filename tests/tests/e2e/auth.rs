@@ -587,6 +587,20 @@ async fn corrections_and_retirements_need_the_quality_role() {
         ))
         .await
         .expect("quality may");
+    // A DELETE retires its identifiers whatever its bizStep says (here: none).
+    let mut silent = retire(3);
+    silent.biz_step.clear();
+    let refused = capture
+        .capture(authorized(
+            pb::CaptureRequest {
+                events: vec![silent],
+            },
+            &operator,
+        ))
+        .await
+        .expect_err("an operator cannot retire by leaving the bizStep out");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("DELETE"), "{}", refused.message());
     // An error declaration over REST.
     let declaration = json!({
         "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],

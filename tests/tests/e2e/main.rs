@@ -15,6 +15,7 @@ mod integration;
 mod integrity;
 mod limits;
 mod mqtt;
+mod mqtt_auth;
 mod postback;
 mod readiness;
 mod rest;

@@ -10,6 +10,19 @@ use tracery_runtime::config::{MqttSettings, ReaderSettings};
 
 const READ_POINT: &str = "urn:epc:id:sgln:4012345.00001.0";
 
+/// A receiving dock's reader, on `topic` with `role`.
+fn dock_reader(topic: Option<String>, role: &str) -> ReaderSettings {
+    ReaderSettings {
+        topic,
+        roles: vec![role.to_owned()],
+        plant: None,
+        read_point: READ_POINT.to_owned(),
+        biz_step: Some("receiving".to_owned()),
+        biz_location: None,
+        disposition: Some("in_progress".to_owned()),
+    }
+}
+
 /// The stored events, once there are `count` of them or `within` has passed.
 async fn stored_events(app: &mut TestApp, count: usize, within: Duration) -> Vec<pb::EpcisEvent> {
     let deadline = tokio::time::Instant::now() + within;
@@ -43,15 +56,10 @@ async fn scanner_messages_over_mqtt_are_captured() {
             broker: format!("mqtt://{broker}"),
             topic: format!("{topic_root}/#"),
             client_id: format!("tracery-{run}"),
-            readers: BTreeMap::from([(
-                "dock-1".to_owned(),
-                ReaderSettings {
-                    read_point: READ_POINT.to_owned(),
-                    biz_step: Some("receiving".to_owned()),
-                    biz_location: None,
-                    disposition: Some("in_progress".to_owned()),
-                },
-            )]),
+            username: None,
+            password: None,
+            tls: None,
+            readers: BTreeMap::from([("dock-1".to_owned(), dock_reader(None, "operator"))]),
         });
     })
     .await

@@ -59,7 +59,8 @@ impl Role {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    /// The role a token spells `text`.
+    pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == text)
     }
 }
@@ -309,8 +310,9 @@ impl Authenticator {
     }
 }
 
-/// Whether the caller (absent: a channel without callers, such as the MQTT intake) holds
-/// `role`, for what the permission table cannot see: the content of a request.
+/// Whether the caller holds `role`, for what the permission table cannot see: the content
+/// of a request. Every channel has a caller when `[auth]` is configured (the MQTT intake:
+/// the reader of the topic); absent means dev mode, where nothing is checked.
 pub fn require(principal: Option<&Principal>, role: Role, what: &str) -> Result<(), AuthError> {
     match principal {
         Some(principal) if !principal.roles.contains(&role) => Err(AuthError::Denied(format!(

@@ -254,11 +254,14 @@ pub const REST: &[(&str, &str, Access)] = &[
     ),
 ];
 
+/// A part of a dashboard answer, and the gRPC method whose data it shows.
+pub type ViewPart = (&'static str, &'static str);
+
 /// Dashboard API routes by method and route template, with each part of the answer and
 /// the gRPC method whose data that part shows. The route's rule in [`REST`] is the union of
 /// its parts' roles (a test checks it); a caller sees only the parts whose method admits
 /// them ([`shows`]), the rest is left out of the answer.
-pub const DASHBOARD: &[(&str, &str, &[(&str, &str)])] = &[
+pub const DASHBOARD: &[(&str, &str, &[ViewPart])] = &[
     (
         "GET",
         "/dashboard/api/overview",
