@@ -128,6 +128,8 @@ pub struct TestApp {
     /// The database this app owns (replicas share their primary's and own none).
     database: Option<TestDatabase>,
     database_url: String,
+    /// The chain key and checkpoint file: replicas share them, as a deployment does.
+    integrity: tracery_runtime::config::IntegritySettings,
 }
 
 impl TestApp {
@@ -187,11 +189,20 @@ impl TestApp {
     /// Starts a second instance of the suite on this app's database, as another replica
     /// would run in a deployment.
     pub async fn spawn_replica(&self) -> anyhow::Result<Self> {
-        Self::start(Config::for_tests(&self.database_url), None).await
+        let mut config = Config::for_tests(&self.database_url);
+        config.integrity = self.integrity.clone();
+        Self::start(config, None).await
+    }
+
+    /// The chain key and checkpoint file of this suite, for tests that act as an attacker
+    /// or as an auditor.
+    pub fn integrity(&self) -> &tracery_runtime::config::IntegritySettings {
+        &self.integrity
     }
 
     async fn start(config: Config, database: Option<TestDatabase>) -> anyhow::Result<Self> {
         let database_url = config.database_url.expose().to_owned();
+        let integrity = config.integrity.clone();
         let config_has_tls = config.tls.is_some();
         // As `tracery serve` runs it: the four services and the dashboard.
         let app = Application::build(config, tracery::all_modules())
@@ -232,6 +243,7 @@ impl TestApp {
             server,
             database,
             database_url,
+            integrity,
         })
     }
 

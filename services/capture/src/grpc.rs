@@ -1,6 +1,6 @@
 //! The `tracery.v1.CaptureService` gRPC adapter.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -10,6 +10,7 @@ use tracery_epcis::proto::event_to_proto;
 use tracery_proto::v1::{self as pb, capture_service_server::CaptureService};
 use tracery_runtime::{
     auth::Principal,
+    integrity::{Break, Integrity},
     wire::{self, Page},
 };
 
@@ -28,6 +29,7 @@ const SUBSCRIBE_BATCH: u64 = 500;
 /// The gRPC service.
 pub struct CaptureApi {
     store: EventStore,
+    integrity: Arc<Integrity>,
     intake: Intake,
     shutdown: CancellationToken,
 }
@@ -37,14 +39,16 @@ impl CaptureApi {
     /// `shutdown` is cancelled.
     pub fn new(
         db: sea_orm::DatabaseConnection,
+        integrity: Arc<Integrity>,
         policy: Policy,
         peers: IntakePeers,
         shutdown: CancellationToken,
     ) -> Self {
-        let store = EventStore::new(db);
+        let store = EventStore::new(db, integrity.keys().clone());
         Self {
             intake: Intake::new(store.clone(), policy, peers),
             store,
+            integrity,
             shutdown,
         }
     }
@@ -96,6 +100,21 @@ fn query_from_filter(filter: Option<pb::EventFilter>) -> Result<EventQuery, Stat
         match_epc_classes: filter.match_epc_classes,
         biz_transactions: filter.biz_transactions,
     })
+}
+
+/// Position, reason and the checkpoint before it, of a chain's break (zeros when none).
+fn break_fields(broken: Option<Break>) -> (i64, String, Option<pb::ChainCheckpoint>) {
+    let Some(broken) = broken else {
+        return (0, String::new(), None);
+    };
+    let after = broken.after.map(|checkpoint| pb::ChainCheckpoint {
+        position: checkpoint.position,
+        time: Some(prost_types::Timestamp {
+            seconds: checkpoint.at.timestamp(),
+            nanos: i32::try_from(checkpoint.at.timestamp_subsec_nanos()).unwrap_or(0),
+        }),
+    });
+    (broken.position, broken.reason, after)
 }
 
 #[tonic::async_trait]
@@ -349,17 +368,34 @@ impl CaptureService for CaptureApi {
         &self,
         _: Request<pb::VerifyIntegrityRequest>,
     ) -> Result<Response<pb::VerifyIntegrityResponse>, Status> {
-        let events = self.store.verify_integrity().await?;
-        let audit = self.store.verify_audit().await?;
-        if let Some((sequence, reason)) = &events.broken {
-            tracing::error!(sequence, %reason, "the stored events' hash chain is broken");
+        let checkpoints = |chain| {
+            self.integrity.checkpoints(chain).map_err(|err| {
+                tracing::error!(error = %err, "cannot read the checkpoint file");
+                Status::unavailable("the checkpoint file cannot be read; see the log")
+            })
+        };
+        let (event_checkpoints, audit_checkpoints) = (
+            checkpoints(crate::store::integrity::CHAIN)?,
+            checkpoints(tracery_runtime::audit::CHAIN)?,
+        );
+        let read = event_checkpoints.valid.len() + audit_checkpoints.valid.len();
+        let events = self.store.verify_integrity(event_checkpoints.valid).await?;
+        let audit = self.store.verify_audit(audit_checkpoints.valid).await?;
+        let problems = event_checkpoints.forged;
+        for (chain, broken) in [
+            ("stored events", &events.broken),
+            ("audit trail", &audit.broken),
+        ] {
+            if let Some(broken) = broken {
+                tracing::error!(chain, position = broken.position, reason = %broken.reason, after = ?broken.after, "a hash chain is broken");
+            }
         }
-        if let Some((id, reason)) = &audit.broken {
-            tracing::error!(id, %reason, "the audit trail's hash chain is broken");
+        for problem in &problems {
+            tracing::error!(%problem, "a checkpoint does not verify");
         }
-        let intact = events.broken.is_none() && audit.broken.is_none();
-        let (first_broken_sequence, reason) = events.broken.unwrap_or_default();
-        let (audit_first_broken_id, audit_reason) = audit.broken.unwrap_or_default();
+        let intact = events.broken.is_none() && audit.broken.is_none() && problems.is_empty();
+        let (first_broken_sequence, reason, after) = break_fields(events.broken);
+        let (audit_first_broken_id, audit_reason, audit_after) = break_fields(audit.broken);
         Ok(Response::new(pb::VerifyIntegrityResponse {
             intact,
             checked: events.checked,
@@ -368,6 +404,10 @@ impl CaptureService for CaptureApi {
             audit_checked: audit.checked,
             audit_first_broken_id,
             audit_reason,
+            broken_after_checkpoint: after,
+            audit_broken_after_checkpoint: audit_after,
+            checkpoint_problems: problems,
+            checkpoints: i64::try_from(read).unwrap_or(i64::MAX),
         }))
     }
 }

@@ -78,6 +78,11 @@ impl Intake {
         self.store.db()
     }
 
+    /// The chain keys, for channels that write their own audit records.
+    pub fn keys(&self) -> &tracery_runtime::integrity::ChainKeys {
+        self.store.keys()
+    }
+
     /// The pipeline's policy, for channels that admit events themselves.
     pub fn policy(&self) -> &Policy {
         &self.policy

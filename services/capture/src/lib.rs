@@ -27,6 +27,8 @@ pub mod state_rules;
 pub mod store;
 pub mod validation;
 
+use std::sync::Arc;
+
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinHandle;
@@ -81,7 +83,17 @@ impl ServiceModule for CaptureModule {
             identity,
             integration,
         };
-        let api = grpc::CaptureApi::new(ctx.db.clone(), policy, peers, ctx.shutdown.clone());
+        let relinked = store::integrity::relink_legacy(&ctx.db, ctx.integrity.keys()).await?;
+        if relinked > 0 {
+            tracing::info!(events = relinked, "the stored events' chain is keyed now");
+        }
+        let api = grpc::CaptureApi::new(
+            ctx.db.clone(),
+            Arc::clone(&ctx.integrity),
+            policy,
+            peers,
+            ctx.shutdown.clone(),
+        );
         let mut tasks = Vec::new();
         if let Some(settings) = ctx.config.capture_mqtt.clone() {
             let plant = ctx.config.auth.as_ref().map(|auth| auth.plant.clone());
@@ -92,6 +104,14 @@ impl ServiceModule for CaptureModule {
                 ctx.shutdown.clone(),
             )));
         }
+        tasks.push(tokio::spawn(tracery_runtime::server::checkpoint_every(
+            ctx.config.integrity.checkpoint_interval,
+            Arc::clone(&ctx.integrity),
+            ctx.db.clone(),
+            store::integrity::CHAIN,
+            ctx.shutdown.clone(),
+            |db| Box::pin(async move { store::integrity::head(&db).await }),
+        )));
         routes.add_http(rest::router(api.intake(), api.store()));
         routes.grpc.add_service(CaptureServiceServer::new(api));
         Ok(tasks)

@@ -131,7 +131,7 @@ async fn serve(
                     source: mqtt.settings.broker.clone(),
                     request_id: uuid::Uuid::now_v7().to_string(),
                 };
-                tracery_runtime::audit::append(intake.db(), record).await?;
+                tracery_runtime::audit::append(intake.db(), intake.keys(), record).await?;
                 let admission = admission(&mqtt.settings, intake, &publish, &speaker);
                 // Not acknowledging on a storage error makes the broker deliver it again.
                 intake

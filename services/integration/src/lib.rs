@@ -48,7 +48,12 @@ impl ServiceModule for IntegrationModule {
         routes: &mut Routes,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
         let connectors = plant::connectors(&ctx.config.connectors)?;
-        let syncer = sync::Syncer::new(ctx.db.clone(), connectors, ctx.shutdown.clone());
+        let syncer = sync::Syncer::new(
+            ctx.db.clone(),
+            ctx.integrity.keys().clone(),
+            connectors,
+            ctx.shutdown.clone(),
+        );
         // Runs a previous process left unfinished start again (from their cursors) before
         // anything is served, so no client sees them stopped but not yet resumed.
         for connector in syncer.interrupted().await? {
@@ -70,6 +75,7 @@ impl ServiceModule for IntegrationModule {
             tasks.push(tokio::spawn(
                 postback::worker::PostingWorker::new(
                     ctx.db.clone(),
+                    ctx.integrity.keys().clone(),
                     syncer.connectors().to_vec(),
                     recorded,
                     ctx.shutdown.clone(),

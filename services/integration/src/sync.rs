@@ -11,6 +11,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 use tracery_connector::{Cursor, Page, Position, Record, RecordKind};
+use tracery_runtime::integrity::ChainKeys;
 
 use crate::{
     domain::{IntegrationError, RunState},
@@ -79,6 +80,8 @@ fn metrics() -> &'static SyncMetrics {
 /// Runs syncs, one at a time per connector.
 pub struct Syncer {
     db: DatabaseConnection,
+    /// Links the audit records of scheduled runs.
+    keys: ChainKeys,
     runs: SyncRunStore,
     connectors: Vec<Arc<PlantConnector>>,
     /// The run in progress per connector name.
@@ -92,12 +95,14 @@ impl Syncer {
     /// A syncer over the plant's connectors.
     pub fn new(
         db: DatabaseConnection,
+        keys: ChainKeys,
         connectors: Vec<PlantConnector>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Self {
             runs: SyncRunStore::new(db.clone()),
             db,
+            keys,
             connectors: connectors.into_iter().map(Arc::new).collect(),
             running: Mutex::new(HashMap::new()),
             progress: watch::channel(0).0,
@@ -341,7 +346,7 @@ impl Syncer {
                                         source: "schedule".to_owned(),
                                         request_id: run.run_id.clone(),
                                     };
-                                    if let Err(err) = tracery_runtime::audit::append(&syncer.db, record).await {
+                                    if let Err(err) = tracery_runtime::audit::append(&syncer.db, &syncer.keys, record).await {
                                         tracing::error!(error = %err, connector = name, "scheduled sync not audited");
                                     }
                                 }

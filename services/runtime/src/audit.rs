@@ -1,7 +1,8 @@
 //! The audit trail: one append-only row per write request that was let through — who
 //! (the principal), when, what (the method or route), from where (the peer address) and
-//! the request id — hash-chained like the stored events, so an edited or removed row is
-//! found by [`verify`].
+//! the request id — hash-chained like the stored events with a key kept outside the
+//! database ([`crate::integrity`]), so an edited, removed or reordered row is found by
+//! [`verify`] even when whoever edited it recomputed the links after it.
 //!
 //! Rows are written by the enforcement layers before the request runs, so an attempt is
 //! on record even when the handler then fails. The suite's own background writers record
@@ -15,7 +16,8 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect,
 };
 use sea_orm_migration::{prelude::*, schema::big_pk_auto};
-use sha2::{Digest, Sha256};
+
+use crate::integrity::{Break, ChainKeys, ChainVerifier, Checkpoint, GENESIS};
 
 /// The `audit_log` table.
 pub mod entry {
@@ -56,54 +58,55 @@ pub struct Record {
     pub request_id: String,
 }
 
-/// The link before a chain's first row.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Serialises audit appends on PostgreSQL, so the chain never forks.
 const AUDIT_LOCK: i64 = 0x0061_7564_6974;
+/// The chain's name in checkpoints.
+pub const CHAIN: &str = "audit";
+/// Rows per read while walking the chain.
+const CHUNK: u64 = 1000;
 
-/// A hash-chain link: SHA-256 (hex) over the previous link and `parts`, each ended by a
-/// newline. The one chain function of the suite (audit trail, stored events).
-pub fn chain_link(previous: &str, parts: &[&str]) -> String {
-    let mut hasher = Sha256::new();
-    for part in std::iter::once(previous).chain(parts.iter().copied()) {
-        hasher.update(part.as_bytes());
-        hasher.update(b"\n");
-    }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// What a row's link covers, after the previous link.
+fn parts(at: &DateTime<Utc>, record: &Record) -> [String; 5] {
+    [
+        at.to_rfc3339(),
+        record.subject.clone(),
+        record.action.clone(),
+        record.source.clone(),
+        record.request_id.clone(),
+    ]
 }
 
-fn link(previous: &str, at: &DateTime<Utc>, record: &Record) -> String {
-    chain_link(
-        previous,
-        &[
-            &at.to_rfc3339(),
-            &record.subject,
-            &record.action,
-            &record.source,
-            &record.request_id,
-        ],
+fn row_parts(row: &entry::Model) -> [String; 5] {
+    parts(
+        &row.at,
+        &Record {
+            subject: row.subject.clone(),
+            action: row.action.clone(),
+            source: row.source.clone(),
+            request_id: row.request_id.clone(),
+        },
     )
 }
 
-/// Appends `record`.
-pub async fn append(db: &DatabaseConnection, record: Record) -> Result<(), DbErr> {
+fn as_strs(parts: &[String]) -> Vec<&str> {
+    parts.iter().map(String::as_str).collect()
+}
+
+/// Appends `record`, linked with the current chain key.
+pub async fn append(
+    db: &DatabaseConnection,
+    keys: &ChainKeys,
+    record: Record,
+) -> Result<(), DbErr> {
     let txn = crate::db::begin_write(db).await?;
     crate::db::serialize(&txn, AUDIT_LOCK).await?;
-    let previous: Option<String> = entry::Entity::find()
-        .select_only()
-        .column(entry::Column::ChainHash)
-        .order_by_desc(entry::Column::Id)
-        .limit(1)
-        .into_tuple()
-        .one(&txn)
-        .await?;
-    // Stored at microsecond precision, so the hash covers what reads back.
+    let previous = head(&txn).await?.map(|(_, link)| link);
+    // Stored at microsecond precision, so the link covers what reads back.
     let at = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default();
-    let chain_hash = link(previous.as_deref().unwrap_or(GENESIS), &at, &record);
+    let chain_hash = keys.link(
+        previous.as_deref().unwrap_or(GENESIS),
+        &as_strs(&parts(&at, &record)),
+    );
     entry::Entity::insert(entry::ActiveModel {
         at: Set(at),
         subject: Set(record.subject),
@@ -118,50 +121,116 @@ pub async fn append(db: &DatabaseConnection, record: Record) -> Result<(), DbErr
     txn.commit().await
 }
 
-/// What [`verify`] found: rows checked, and the first broken row's id and why.
+/// The newest row's id and link.
+pub async fn head(conn: &impl ConnectionTrait) -> Result<Option<(i64, String)>, DbErr> {
+    entry::Entity::find()
+        .select_only()
+        .column(entry::Column::Id)
+        .column(entry::Column::ChainHash)
+        .order_by_desc(entry::Column::Id)
+        .limit(1)
+        .into_tuple()
+        .one(conn)
+        .await
+}
+
+/// What [`verify`] found: rows checked, and the first break.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub checked: i64,
-    pub broken: Option<(i64, String)>,
+    pub broken: Option<Break>,
 }
 
-/// Walks the audit chain from its first row.
-pub async fn verify(conn: &impl ConnectionTrait) -> Result<Report, DbErr> {
+async fn rows_after(conn: &impl ConnectionTrait, after: i64) -> Result<Vec<entry::Model>, DbErr> {
+    entry::Entity::find()
+        .filter(entry::Column::Id.gt(after))
+        .order_by_asc(entry::Column::Id)
+        .limit(CHUNK)
+        .all(conn)
+        .await
+}
+
+/// Walks the audit chain from its first row against the keys and `checkpoints`.
+pub async fn verify(
+    conn: &impl ConnectionTrait,
+    keys: &ChainKeys,
+    checkpoints: Vec<Checkpoint>,
+) -> Result<Report, DbErr> {
+    let mut verifier = ChainVerifier::new(keys, checkpoints);
     let mut previous = GENESIS.to_owned();
     let (mut checked, mut after) = (0, 0);
     loop {
-        let rows = entry::Entity::find()
-            .filter(entry::Column::Id.gt(after))
-            .order_by_asc(entry::Column::Id)
-            .limit(1000)
-            .all(conn)
-            .await?;
+        let rows = rows_after(conn, after).await?;
         let Some(last) = rows.last().map(|r| r.id) else {
             return Ok(Report {
                 checked,
-                broken: None,
+                broken: verifier.finish(after).err(),
             });
         };
         for row in rows {
             checked += 1;
-            let record = Record {
-                subject: row.subject.clone(),
-                action: row.action.clone(),
-                source: row.source.clone(),
-                request_id: row.request_id.clone(),
-            };
-            if row.chain_hash != link(&previous, &row.at, &record) {
+            let parts = row_parts(&row);
+            if let Err(broken) =
+                verifier.check(row.id, &previous, &row.chain_hash, &as_strs(&parts))
+            {
                 return Ok(Report {
                     checked,
-                    broken: Some((
-                        row.id,
-                        "its hash link does not match: the entry, or the one before it, was \
-                         changed or removed after it was written"
-                            .to_owned(),
-                    )),
+                    broken: Some(broken),
                 });
             }
             previous = row.chain_hash;
+        }
+        after = last;
+    }
+}
+
+/// Re-links, once, an audit chain written before links were keyed, after checking it is
+/// intact (a broken one is left as it is, for [`verify`] to report). Returns the rows
+/// re-linked.
+pub async fn relink_legacy(db: &DatabaseConnection, keys: &ChainKeys) -> Result<u64, DbErr> {
+    let starts_unkeyed = |first: &Option<entry::Model>| {
+        first.as_ref().is_some_and(|row| {
+            crate::integrity::starts_unkeyed(keys, &row.chain_hash, &as_strs(&row_parts(row)))
+        })
+    };
+    if !starts_unkeyed(&rows_after(db, 0).await?.into_iter().next()) {
+        return Ok(0);
+    }
+    let txn = crate::db::begin_write(db).await?;
+    crate::db::serialize(&txn, AUDIT_LOCK).await?;
+    // Another replica may have re-linked it while this one waited for the lock.
+    if !starts_unkeyed(&rows_after(&txn, 0).await?.into_iter().next()) {
+        return Ok(0);
+    }
+    let (mut legacy, mut keyed) = (GENESIS.to_owned(), GENESIS.to_owned());
+    let (mut after, mut count) = (0, 0);
+    loop {
+        let rows: Vec<(i64, String, Vec<String>)> = rows_after(&txn, after)
+            .await?
+            .iter()
+            .map(|row| (row.id, row.chain_hash.clone(), row_parts(row).to_vec()))
+            .collect();
+        let Some(last) = rows.last().map(|r| r.0) else {
+            txn.commit().await?;
+            return Ok(count);
+        };
+        let relinked = match crate::integrity::relink(keys, &rows, &mut legacy, &mut keyed) {
+            Ok(relinked) => relinked,
+            Err(position) => {
+                tracing::error!(
+                    position,
+                    "the unkeyed audit chain is broken; it is not re-linked"
+                );
+                return Ok(0);
+            }
+        };
+        for (id, link) in relinked {
+            entry::Entity::update_many()
+                .col_expr(entry::Column::ChainHash, Expr::value(link))
+                .filter(entry::Column::Id.eq(id))
+                .exec(&txn)
+                .await?;
+            count += 1;
         }
         after = last;
     }

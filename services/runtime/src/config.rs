@@ -253,6 +253,75 @@ struct FileConfig {
     auth: Option<crate::auth::AuthSettings>,
     limits: Option<Limits>,
     tls: Option<crate::tls::TlsSettings>,
+    integrity: Option<IntegrityFile>,
+}
+
+/// The `[integrity]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntegrityFile {
+    key: Option<SecretSource>,
+    #[serde(default)]
+    previous_keys: Vec<SecretSource>,
+    checkpoint_file: Option<PathBuf>,
+    checkpoint_interval_secs: Option<u64>,
+}
+
+/// Where the key of the hash chains comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainKeySource {
+    /// A secret the operator provides (`[integrity] key`): shared by every replica.
+    Secret(SecretSource),
+    /// A file created with a random key on first start, for a single all-in-one process.
+    Generated(PathBuf),
+}
+
+/// Tamper evidence that holds against a database writer: the hash chains of stored events
+/// and of the audit trail are keyed (HMAC-SHA-256) with a key that lives outside the
+/// database, and their heads are checkpointed, signed, outside it too (see
+/// [`crate::integrity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegritySettings {
+    /// The key new links are made with.
+    pub key: ChainKeySource,
+    /// Keys of earlier rotations: rows and checkpoints they signed still verify.
+    pub previous_keys: Vec<SecretSource>,
+    /// The append-only file of signed chain heads.
+    pub checkpoint_file: PathBuf,
+    /// How often the heads are checkpointed (when they moved).
+    pub checkpoint_interval: Duration,
+}
+
+impl IntegritySettings {
+    /// The defaults beside the default SQLite database.
+    fn in_directory(dir: &std::path::Path) -> Self {
+        Self {
+            key: ChainKeySource::Generated(dir.join("integrity.key")),
+            previous_keys: Vec::new(),
+            checkpoint_file: dir.join("checkpoints.jsonl"),
+            checkpoint_interval: Duration::from_secs(60),
+        }
+    }
+
+    fn resolve(file: Option<IntegrityFile>) -> Result<Self, ConfigError> {
+        let defaults = Self::in_directory(std::path::Path::new(DEFAULT_DATA_DIR));
+        let Some(file) = file else {
+            return Ok(defaults);
+        };
+        let interval = file.checkpoint_interval_secs.unwrap_or(60);
+        if interval == 0 {
+            return Err(ConfigError::new(
+                "integrity.checkpoint_interval_secs",
+                "must be at least 1",
+            ));
+        }
+        Ok(Self {
+            key: file.key.map_or(defaults.key, ChainKeySource::Secret),
+            previous_keys: file.previous_keys,
+            checkpoint_file: file.checkpoint_file.unwrap_or(defaults.checkpoint_file),
+            checkpoint_interval: Duration::from_secs(interval),
+        })
+    }
 }
 
 /// The `[limits]` table: what one request may ask of the suite.
@@ -475,6 +544,8 @@ impl ConfigError {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Default HTTP address of the all-in-one server.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+/// Where the all-in-one server keeps its files by default.
+pub const DEFAULT_DATA_DIR: &str = "tracery-data";
 /// Default database: SQLite under `./tracery-data/`, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tracery-data/tracery.db?mode=rwc";
 
@@ -541,6 +612,8 @@ pub struct Config {
     pub limits: Limits,
     /// TLS on both listeners, when the file has a `[tls]` table.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// Keys and checkpoints of the hash chains (`[integrity]`).
+    pub integrity: IntegritySettings,
 }
 
 impl Config {
@@ -680,6 +753,7 @@ impl Config {
             connectors: file.connectors.unwrap_or_default(),
             auth: file.auth,
             tls: file.tls,
+            integrity: IntegritySettings::resolve(file.integrity)?,
             limits: {
                 let limits = file.limits.unwrap_or_default();
                 if limits.max_events_per_batch == 0
@@ -718,6 +792,10 @@ impl Config {
             auth: None,
             limits: Limits::default(),
             tls: None,
+            // Each test process keeps its own key and checkpoints, away from the tree.
+            integrity: IntegritySettings::in_directory(
+                &std::env::temp_dir().join(format!("tracery-test-{}", uuid::Uuid::new_v4())),
+            ),
         }
     }
 }

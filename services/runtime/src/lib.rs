@@ -1,6 +1,8 @@
 //! Plumbing shared by every Tracery service, so it exists exactly once:
 //!
 //! - [`audit`]: the one audit trail of write requests, hash-chained.
+//! - [`integrity`]: the keys and signed checkpoints that make both hash chains (events,
+//!   audit) hold against a database writer.
 //! - [`auth`]: the one authenticator and permission table, enforced on gRPC and REST.
 //! - [`config`]: the one configuration loader (defaults → file → `TRACERY_*` env → flags).
 //! - [`telemetry`]: the one tracing/OpenTelemetry init, and W3C trace-context propagation
@@ -21,6 +23,7 @@ pub mod db;
 pub mod error;
 pub mod follow;
 pub mod http_api;
+pub mod integrity;
 pub mod metrics;
 pub mod peers;
 pub mod readiness;

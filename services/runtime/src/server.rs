@@ -11,12 +11,13 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::RoutesBuilder;
 
 use crate::{
-    Config, ServiceKey,
+    Config, ServiceKey, audit,
     auth::{
         Authenticator,
         layer::{GrpcAuthLayer, Guard, rest_guard},
     },
     db, http_api,
+    integrity::Integrity,
     peers::{PeerCredentials, Peers},
     readiness,
     telemetry::grpc_request_span,
@@ -34,6 +35,8 @@ pub struct ServiceContext {
     pub shutdown: CancellationToken,
     /// The process configuration.
     pub config: Arc<Config>,
+    /// The chain keys and checkpoint file (stored events, audit trail).
+    pub integrity: Arc<Integrity>,
 }
 
 /// One Tracery service, as seen by the process that runs it.
@@ -102,6 +105,7 @@ pub struct Application {
     http_listener: TcpListener,
     health_listener: Option<TcpListener>,
     tls: Option<Arc<TlsSource>>,
+    integrity: Arc<Integrity>,
     shutdown: CancellationToken,
 }
 
@@ -130,6 +134,11 @@ impl Application {
         } else {
             await_migrations(&db, &modules).await?;
         }
+        let integrity = Arc::new(Integrity::load(&config.integrity)?);
+        let relinked = audit::relink_legacy(&db, integrity.keys()).await?;
+        if relinked > 0 {
+            tracing::info!(rows = relinked, "the audit chain is keyed now");
+        }
         let grpc_listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listen: cannot bind {}", config.listen))?;
@@ -154,6 +163,7 @@ impl Application {
             grpc_listener,
             http_listener,
             tls,
+            integrity,
             shutdown: CancellationToken::new(),
         })
     }
@@ -224,7 +234,16 @@ impl Application {
             peers,
             shutdown: self.shutdown.clone(),
             config: Arc::clone(&self.config),
+            integrity: Arc::clone(&self.integrity),
         };
+        tasks.push(tokio::spawn(checkpoint_every(
+            self.config.integrity.checkpoint_interval,
+            Arc::clone(&self.integrity),
+            self.db.clone(),
+            audit::CHAIN,
+            self.shutdown.clone(),
+            |db| Box::pin(async move { audit::head(&db).await }),
+        )));
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = http_api::Health::new(reporter, &running).await;
@@ -280,7 +299,12 @@ impl Application {
             .await,
         );
         let limits = self.config.limits.clone();
-        let guard = Guard::new(Arc::clone(&self.auth), self.db.clone(), &limits);
+        let guard = Guard::new(
+            Arc::clone(&self.auth),
+            self.db.clone(),
+            self.integrity.keys().clone(),
+            &limits,
+        );
         let timeout = std::time::Duration::from_secs(limits.request_timeout_secs);
         let grpc_shutdown = self.shutdown.clone();
         let mut grpc = tokio::spawn(
@@ -548,4 +572,45 @@ pub async fn migrate(
     apply_migrations(&db, &modules).await?;
     db.close().await?;
     Ok(())
+}
+
+/// The newest `(position, link)` of a chain, read from the database.
+pub type ChainHead = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<(i64, String)>, DbErr>> + Send>,
+>;
+
+/// Checkpoints the head of `chain` outside the database every `interval` when it moved,
+/// and once more on shutdown.
+pub async fn checkpoint_every(
+    interval: std::time::Duration,
+    integrity: Arc<Integrity>,
+    db: DatabaseConnection,
+    chain: &'static str,
+    shutdown: CancellationToken,
+    head: impl Fn(DatabaseConnection) -> ChainHead + Send + 'static,
+) {
+    let mut written: Option<(i64, String)> = None;
+    loop {
+        let stopping = tokio::select! {
+            () = shutdown.cancelled() => true,
+            () = tokio::time::sleep(interval) => false,
+        };
+        match head(db.clone()).await {
+            Ok(Some(current)) if written.as_ref() != Some(&current) => {
+                match integrity.checkpoint(chain, current.0, &current.1) {
+                    Ok(_) => written = Some(current),
+                    Err(err) => {
+                        tracing::error!(chain, error = %err, "cannot write a chain checkpoint")
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(chain, error = %err, "cannot read the chain head to checkpoint it")
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
 }

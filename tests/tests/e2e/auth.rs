@@ -600,7 +600,11 @@ async fn corrections_and_retirements_need_the_quality_role() {
         .await
         .expect_err("an operator cannot retire by leaving the bizStep out");
     assert_eq!(refused.code(), Code::PermissionDenied);
-    assert!(refused.message().contains("DELETE"), "{}", refused.message());
+    assert!(
+        refused.message().contains("DELETE"),
+        "{}",
+        refused.message()
+    );
     // An error declaration over REST.
     let declaration = json!({
         "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],

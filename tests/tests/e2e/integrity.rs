@@ -1,9 +1,14 @@
-//! Tamper evidence: stored events are hash-chained, and `VerifyIntegrity` finds the first
-//! event edited, removed or reordered directly in the database.
+//! Tamper evidence: stored events and the audit trail are hash-chained with a key kept
+//! outside the database, their heads are checkpointed outside it, and `VerifyIntegrity`
+//! finds the first row edited, removed or reordered directly in the database — also when
+//! the attacker recomputed the links after it.
+
+use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, Statement};
 use tracery_e2e::TestApp;
 use tracery_proto::v1 as pb;
+use tracery_runtime::integrity::{ChainKeys, GENESIS, Integrity, legacy_link};
 
 fn observed(n: u32) -> pb::EpcisEvent {
     pb::EpcisEvent {
@@ -111,5 +116,227 @@ async fn edits_behind_the_services_back_are_detected() {
     assert_eq!(report.first_broken_sequence, 3, "{report:?}");
     assert_eq!(report.checked, 2);
     drop(db);
+    app.stop().await.expect("clean stop");
+}
+
+/// Events' `(sequence, store key, payload, link)` as stored.
+async fn event_rows(db: &sea_orm::DatabaseConnection) -> Vec<(i64, String, String, String)> {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT sequence, event_id, payload, chain_hash FROM capture_events ORDER BY sequence",
+        ))
+        .await
+        .expect("rows");
+    rows.iter()
+        .map(|row| {
+            (
+                row.try_get("", "sequence").expect("sequence"),
+                row.try_get("", "event_id").expect("event_id"),
+                row.try_get("", "payload").expect("payload"),
+                row.try_get("", "chain_hash").expect("chain_hash"),
+            )
+        })
+        .collect()
+}
+
+/// Rewrites the event chain from `from` on as an attacker with write access would: the
+/// payload of row `from` edited by `edit`, and every later link recomputed with `link`.
+async fn rewrite_events(
+    db: &sea_orm::DatabaseConnection,
+    from: i64,
+    edit: impl Fn(&str) -> String,
+    link: impl Fn(&str, &[&str]) -> String,
+) {
+    let rows = event_rows(db).await;
+    let mut previous = rows
+        .iter()
+        .take_while(|row| row.0 < from)
+        .last()
+        .map_or_else(|| GENESIS.to_owned(), |row| row.3.clone());
+    for (sequence, key, payload, _) in rows.into_iter().filter(|row| row.0 >= from) {
+        let payload = if sequence == from {
+            edit(&payload)
+        } else {
+            payload
+        };
+        let new_link = link(&previous, &[&key, &payload]);
+        let update = sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            match db.get_database_backend() {
+                sea_orm::DbBackend::Postgres => {
+                    "UPDATE capture_events SET payload = $1, chain_hash = $2 WHERE sequence = $3"
+                }
+                _ => "UPDATE capture_events SET payload = ?, chain_hash = ? WHERE sequence = ?",
+            },
+            [payload.into(), new_link.clone().into(), sequence.into()],
+        );
+        db.execute_raw(update).await.expect("rewritten");
+        previous = new_link;
+    }
+}
+
+/// Recomputes every audit link unkeyed, the first row's subject changed.
+async fn rewrite_audit_unkeyed(db: &sea_orm::DatabaseConnection) {
+    use sea_orm::{ActiveModelTrait as _, EntityTrait as _, QueryOrder as _, Set};
+    use tracery_runtime::audit::entry;
+    let rows = entry::Entity::find()
+        .order_by_asc(entry::Column::Id)
+        .all(db)
+        .await
+        .expect("audit rows");
+    let mut previous = GENESIS.to_owned();
+    for (index, row) in rows.into_iter().enumerate() {
+        let subject = if index == 0 {
+            "mallory".to_owned()
+        } else {
+            row.subject.clone()
+        };
+        let link = legacy_link(
+            &previous,
+            &[
+                &row.at.to_rfc3339(),
+                &subject,
+                &row.action,
+                &row.source,
+                &row.request_id,
+            ],
+        );
+        let mut active: entry::ActiveModel = row.into();
+        active.subject = Set(subject);
+        active.chain_hash = Set(link.clone());
+        active.update(db).await.expect("rewritten");
+        previous = link;
+    }
+}
+
+async fn capture_events(app: &TestApp, numbers: std::ops::Range<u32>) {
+    app.capture
+        .clone()
+        .capture(pb::CaptureRequest {
+            events: numbers.map(observed).collect(),
+        })
+        .await
+        .expect("captured");
+}
+
+#[tokio::test]
+async fn links_recomputed_without_the_key_are_found() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    capture_events(&app, 1..4).await;
+    capture_events(&app, 4..7).await;
+    assert!(verify(&app).await.intact);
+    let db = Database::connect(app.database_url())
+        .await
+        .expect("database");
+
+    // What the README promises against: an edited event with every later link recomputed
+    // the way the chain used to be computed (plain SHA-256), so each link "matches".
+    rewrite_events(&db, 3, |p| p.replace("T3", "T9"), legacy_link).await;
+    rewrite_audit_unkeyed(&db).await;
+    let report = verify(&app).await;
+    assert!(!report.intact);
+    assert_eq!(report.first_broken_sequence, 3, "{report:?}");
+    assert!(report.reason.contains("hash link"), "{}", report.reason);
+    assert_eq!(report.audit_first_broken_id, 1, "{report:?}");
+    drop(db);
+    app.stop().await.expect("clean stop");
+}
+
+/// Polls the suite's checkpoint file until the events chain has a checkpoint at `position`.
+async fn await_checkpoint(app: &TestApp, position: i64) {
+    let integrity = Integrity::load(app.integrity()).expect("keys");
+    for _ in 0..100 {
+        let held = integrity.checkpoints("events").expect("readable");
+        if held.valid.iter().any(|c| c.position == position) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no checkpoint of position {position} was written");
+}
+
+#[tokio::test]
+async fn checkpoints_outside_the_database_catch_a_keyed_rewrite_and_dropped_rows() {
+    let fast = |config: &mut tracery_runtime::Config| {
+        config.integrity.checkpoint_interval = Duration::from_millis(200);
+    };
+    // Someone who stole the key as well rewrites history; the checkpoints show it.
+    let app = TestApp::spawn_with(fast).await.expect("suite starts");
+    capture_events(&app, 1..7).await;
+    await_checkpoint(&app, 6).await;
+    capture_events(&app, 7..10).await;
+    await_checkpoint(&app, 9).await;
+    let db = Database::connect(app.database_url())
+        .await
+        .expect("database");
+    let keys = ChainKeys::load(app.integrity()).expect("the stolen key");
+    rewrite_events(
+        &db,
+        2,
+        |p| p.replace("T2", "T8"),
+        |previous, parts| keys.link(previous, parts),
+    )
+    .await;
+    let report = verify(&app).await;
+    assert!(!report.intact);
+    assert_eq!(report.first_broken_sequence, 6, "{report:?}");
+    assert!(report.reason.contains("checkpoint"), "{}", report.reason);
+    assert_eq!(
+        report.broken_after_checkpoint, None,
+        "the rewrite falls before the first checkpoint"
+    );
+    assert!(report.checkpoints >= 2, "{report:?}");
+    drop(db);
+    app.stop().await.expect("clean stop");
+
+    // The newest rows removed after a checkpoint recorded them.
+    let app = TestApp::spawn_with(fast).await.expect("suite starts");
+    capture_events(&app, 1..7).await;
+    await_checkpoint(&app, 6).await;
+    capture_events(&app, 7..10).await;
+    await_checkpoint(&app, 9).await;
+    let db = Database::connect(app.database_url())
+        .await
+        .expect("database");
+    db.execute_raw(Statement::from_string(
+        db.get_database_backend(),
+        "DELETE FROM capture_events WHERE sequence > 7".to_owned(),
+    ))
+    .await
+    .expect("removed");
+    let report = verify(&app).await;
+    assert!(!report.intact, "{report:?}");
+    assert_eq!(report.first_broken_sequence, 9, "{report:?}");
+    assert!(report.reason.contains("gone"), "{}", report.reason);
+    let after = report
+        .broken_after_checkpoint
+        .expect("a checkpoint held before");
+    assert!((6..=7).contains(&after.position), "{after:?}");
+    drop(db);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_chain_written_before_keys_is_relinked_once_when_intact() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    capture_events(&app, 1..6).await;
+    let db = Database::connect(app.database_url())
+        .await
+        .expect("database");
+    // As an earlier release left it: every link plain SHA-256.
+    rewrite_events(&db, 1, str::to_owned, legacy_link).await;
+    let report = verify(&app).await;
+    assert_eq!(
+        report.first_broken_sequence, 1,
+        "unkeyed links are not accepted"
+    );
+    // The next start verifies the old chain and re-links it with the key.
+    let replica = app.spawn_replica().await.expect("replica starts");
+    let report = verify(&replica).await;
+    assert!(report.intact, "{report:?}");
+    assert_eq!(report.checked, 5);
+    drop(db);
+    replica.stop().await.expect("clean stop");
     app.stop().await.expect("clean stop");
 }

@@ -1,61 +1,82 @@
-//! Tamper evidence for stored events: each event row carries a link of a hash chain,
-//! SHA-256 over the previous link, its store key and its payload, in sequence order.
-//! Editing a stored event, removing one or reordering them breaks the chain at that
-//! point, and [`verify`] finds it; it also checks that each row's query columns say what
-//! its stored payload says. Appends are serialised (see `begin_append`), so the chain
-//! never forks.
-//!
-//! Removing the newest events leaves a shorter chain that still verifies; catching that
-//! needs the head kept elsewhere (an audit record), which this module does not do.
+//! Tamper evidence for stored events: each event row carries a link of a hash chain, an
+//! HMAC under the suite's chain key (kept outside the database, see
+//! [`tracery_runtime::integrity`]) over the previous link, its store key and its payload,
+//! in sequence order. Editing a stored event, removing one or reordering them breaks the
+//! chain at that point, recomputing the links needs the key, and [`verify`] finds it; it
+//! also checks that each row's query columns say what its stored payload says, and the
+//! chain's signed checkpoints, so removing the newest events shows too. Appends are
+//! serialised (see `begin_append`), so the chain never forks.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
-use tracery_runtime::audit::{GENESIS, chain_link};
+use tracery_runtime::integrity::{
+    Break, ChainKeys, ChainVerifier, Checkpoint, GENESIS, legacy_link, relink, starts_unkeyed,
+};
 
 use super::{decode_payload, event, event_row};
 use crate::domain::CaptureError;
 
+/// The chain's name in checkpoints.
+pub const CHAIN: &str = "events";
+
 /// The link of an event stored under `store_key` with `payload`, after `previous`.
-pub fn link(previous: &str, store_key: &str, payload: &str) -> String {
-    chain_link(previous, &[store_key, payload])
+pub fn link(keys: &ChainKeys, previous: &str, store_key: &str, payload: &str) -> String {
+    keys.link(previous, &[store_key, payload])
 }
 
-/// The newest event's link ([`GENESIS`] when none is stored).
-pub async fn head(conn: &impl ConnectionTrait) -> Result<String, DbErr> {
-    let newest: Option<Option<String>> = event::Entity::find()
+/// The newest event's sequence and link.
+pub async fn head(conn: &impl ConnectionTrait) -> Result<Option<(i64, String)>, DbErr> {
+    let newest: Option<(i64, Option<String>)> = event::Entity::find()
         .select_only()
+        .column(event::Column::Sequence)
         .column(event::Column::ChainHash)
         .order_by_desc(event::Column::Sequence)
         .limit(1)
         .into_tuple()
         .one(conn)
         .await?;
-    Ok(newest.flatten().unwrap_or_else(|| GENESIS.to_owned()))
+    Ok(newest.map(|(sequence, link)| (sequence, link.unwrap_or_default())))
+}
+
+/// The newest event's link ([`GENESIS`] when none is stored).
+pub async fn head_link(conn: &impl ConnectionTrait) -> Result<String, DbErr> {
+    Ok(head(conn)
+        .await?
+        .map_or_else(|| GENESIS.to_owned(), |(_, link)| link))
 }
 
 /// Rows per read while walking the chain.
 const CHUNK: u64 = 1000;
 
+/// `(sequence, store key, payload, link)` of the rows after `after`.
+async fn chain_rows(
+    conn: &impl ConnectionTrait,
+    after: i64,
+) -> Result<Vec<(i64, String, String, Option<String>)>, DbErr> {
+    event::Entity::find()
+        .select_only()
+        .column(event::Column::Sequence)
+        .column(event::Column::EventId)
+        .column(event::Column::Payload)
+        .column(event::Column::ChainHash)
+        .filter(event::Column::Sequence.gt(after))
+        .order_by_asc(event::Column::Sequence)
+        .limit(CHUNK)
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
 /// Chains every stored event that has no link yet, in sequence order (the migration that
-/// introduced the chain).
+/// introduced the chain, before links were keyed: it writes unkeyed links, which
+/// [`relink_legacy`] re-links with the key at the next start).
 pub async fn chain_stored(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     let mut previous = GENESIS.to_owned();
     let mut after = 0;
     loop {
-        let rows: Vec<(i64, String, String, Option<String>)> = event::Entity::find()
-            .select_only()
-            .column(event::Column::Sequence)
-            .column(event::Column::EventId)
-            .column(event::Column::Payload)
-            .column(event::Column::ChainHash)
-            .filter(event::Column::Sequence.gt(after))
-            .order_by_asc(event::Column::Sequence)
-            .limit(CHUNK)
-            .into_tuple()
-            .all(conn)
-            .await?;
+        let rows = chain_rows(conn, after).await?;
         let Some(last) = rows.last().map(|r| r.0) else {
             return Ok(());
         };
@@ -63,7 +84,7 @@ pub async fn chain_stored(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
             previous = match existing {
                 Some(existing) => existing,
                 None => {
-                    let chained = link(&previous, &key, &payload);
+                    let chained = legacy_link(&previous, &[&key, &payload]);
                     event::Entity::update_many()
                         .set(event::ActiveModel {
                             chain_hash: Set(Some(chained.clone())),
@@ -80,27 +101,73 @@ pub async fn chain_stored(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     }
 }
 
+/// Re-links, once, an event chain written before links were keyed, after checking it is
+/// intact (a broken one is left as it is, for [`verify`] to report). Returns the events
+/// re-linked.
+pub async fn relink_legacy(db: &DatabaseConnection, keys: &ChainKeys) -> Result<u64, CaptureError> {
+    let unkeyed = |rows: &[(i64, String, String, Option<String>)]| {
+        rows.first().is_some_and(|(_, key, payload, link)| {
+            starts_unkeyed(keys, link.as_deref().unwrap_or_default(), &[key, payload])
+        })
+    };
+    if !unkeyed(&chain_rows(db, 0).await?) {
+        return Ok(0);
+    }
+    let txn = super::begin_append(db).await?;
+    // Another replica may have re-linked it while this one waited for the lock.
+    if !unkeyed(&chain_rows(&txn, 0).await?) {
+        return Ok(0);
+    }
+    let (mut legacy, mut keyed) = (GENESIS.to_owned(), GENESIS.to_owned());
+    let (mut after, mut count) = (0, 0);
+    loop {
+        let rows: Vec<(i64, String, Vec<String>)> = chain_rows(&txn, after)
+            .await?
+            .into_iter()
+            .map(|(sequence, key, payload, link)| {
+                (sequence, link.unwrap_or_default(), vec![key, payload])
+            })
+            .collect();
+        let Some(last) = rows.last().map(|r| r.0) else {
+            txn.commit().await?;
+            return Ok(count);
+        };
+        let relinked = match relink(keys, &rows, &mut legacy, &mut keyed) {
+            Ok(relinked) => relinked,
+            Err(sequence) => {
+                tracing::error!(
+                    sequence,
+                    "the unkeyed event chain is broken; it is not re-linked"
+                );
+                return Ok(0);
+            }
+        };
+        for (sequence, link) in relinked {
+            event::Entity::update_many()
+                .set(event::ActiveModel {
+                    chain_hash: Set(Some(link)),
+                    ..Default::default()
+                })
+                .filter(event::Column::Sequence.eq(sequence))
+                .exec(&txn)
+                .await?;
+            count += 1;
+        }
+        after = last;
+    }
+}
+
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     /// Events checked.
     pub checked: i64,
-    /// The first broken event and why, if any.
-    pub broken: Option<(i64, String)>,
+    /// The first break, if any.
+    pub broken: Option<Break>,
 }
 
-/// Why `row` does not match what was stored, if it does not.
-fn row_fault(row: &event::Model, previous: &str) -> Option<String> {
-    let Some(stored_link) = &row.chain_hash else {
-        return Some("it has no link in the hash chain".to_owned());
-    };
-    if *stored_link != link(previous, &row.event_id, &row.payload) {
-        return Some(
-            "its hash link does not match: the event, or the one before it, was changed or \
-             removed after it was stored"
-                .to_owned(),
-        );
-    }
+/// Why `row`'s query columns do not say what its stored payload says, if they do not.
+fn column_fault(row: &event::Model) -> Option<String> {
     let stored = match decode_payload(row.sequence, &row.payload) {
         Ok(stored) => stored,
         Err(err) => return Some(format!("its payload no longer reads: {err}")),
@@ -140,11 +207,15 @@ fn row_fault(row: &event::Model, previous: &str) -> Option<String> {
         })
 }
 
-/// Walks the chain from the first event.
-pub async fn verify(conn: &impl ConnectionTrait) -> Result<Report, CaptureError> {
+/// Walks the chain from the first event against the keys and `checkpoints`.
+pub async fn verify(
+    conn: &impl ConnectionTrait,
+    keys: &ChainKeys,
+    checkpoints: Vec<Checkpoint>,
+) -> Result<Report, CaptureError> {
+    let mut verifier = ChainVerifier::new(keys, checkpoints);
     let mut previous = GENESIS.to_owned();
-    let mut checked = 0;
-    let mut after = 0;
+    let (mut checked, mut after) = (0, 0);
     loop {
         let rows = event::Entity::find()
             .filter(event::Column::Sequence.gt(after))
@@ -155,18 +226,30 @@ pub async fn verify(conn: &impl ConnectionTrait) -> Result<Report, CaptureError>
         let Some(last) = rows.last().map(|r| r.sequence) else {
             return Ok(Report {
                 checked,
-                broken: None,
+                broken: verifier.finish(after).err(),
             });
         };
         for row in rows {
             checked += 1;
-            if let Some(reason) = row_fault(&row, &previous) {
+            let stored_link = row.chain_hash.clone().unwrap_or_default();
+            let fault = verifier
+                .check(
+                    row.sequence,
+                    &previous,
+                    &stored_link,
+                    &[&row.event_id, &row.payload],
+                )
+                .err()
+                .or_else(|| {
+                    column_fault(&row).map(|reason| verifier.break_at(row.sequence, reason))
+                });
+            if let Some(broken) = fault {
                 return Ok(Report {
                     checked,
-                    broken: Some((row.sequence, reason)),
+                    broken: Some(broken),
                 });
             }
-            previous = row.chain_hash.unwrap_or_default();
+            previous = stored_link;
         }
         after = last;
     }

@@ -10,6 +10,7 @@ use sea_orm::{
 };
 use tokio::sync::{mpsc, oneshot};
 use tracery_epcis::{Event, json};
+use tracery_runtime::integrity::{ChainKeys, Checkpoint};
 
 use crate::domain::{Admission, CaptureError, Outcome, Rejected};
 
@@ -540,6 +541,7 @@ fn store_key(event: &Event, event_id: &str) -> String {
 /// sequence). A few statements per batch, whatever its size.
 async fn append_events(
     conn: &impl ConnectionTrait,
+    keys: &ChainKeys,
     events: &[&Event],
     record_time: DateTime<Utc>,
 ) -> Result<Vec<StoreResult>, CaptureError> {
@@ -566,12 +568,12 @@ async fn append_events(
             }
         })
         .collect();
-    let mut previous = integrity::head(conn).await?;
+    let mut previous = integrity::head_link(conn).await?;
     let rows = appended
         .iter()
         .map(|&i| {
             let mut row = event_row(events[i], &keyed[i], record_time);
-            row.chain_hash = integrity::link(&previous, &row.store_key, &row.payload);
+            row.chain_hash = integrity::link(keys, &previous, &row.store_key, &row.payload);
             previous = row.chain_hash.clone();
             row
         })
@@ -644,7 +646,11 @@ async fn begin_append(
 /// Commits waiting batches together until every [`EventStore`] handle is gone. When a
 /// group fails, its batches are retried one by one, so one caller's bad batch (or a
 /// database error) is reported to that caller alone.
-async fn group_commit(db: DatabaseConnection, mut pending: mpsc::Receiver<Pending>) {
+async fn group_commit(
+    db: DatabaseConnection,
+    keys: ChainKeys,
+    mut pending: mpsc::Receiver<Pending>,
+) {
     while let Some(first) = pending.recv().await {
         let mut events = first.admissions.len();
         let mut group = vec![first];
@@ -660,12 +666,13 @@ async fn group_commit(db: DatabaseConnection, mut pending: mpsc::Receiver<Pendin
         // Each group commits in a task of its own: a panic there fails that group's callers
         // and leaves the committer running.
         let db_for_group = db.clone();
+        let keys_for_group = keys.clone();
         let committed = tokio::spawn(async move {
             let all: Vec<(&Admission, Option<&str>)> = group
                 .iter()
                 .flat_map(|p| p.admissions.iter().map(|a| (a, p.trace_parent.as_deref())))
                 .collect();
-            let result = EventStore::store_group(&db_for_group, &all).await;
+            let result = EventStore::store_group(&db_for_group, &keys_for_group, &all).await;
             (group, result)
         })
         .await;
@@ -697,7 +704,7 @@ async fn group_commit(db: DatabaseConnection, mut pending: mpsc::Receiver<Pendin
                         .iter()
                         .map(|a| (a, batch.trace_parent.as_deref()))
                         .collect();
-                    let result = EventStore::store_group(&db, &own).await;
+                    let result = EventStore::store_group(&db, &keys, &own).await;
                     let _ = batch.reply.send((batch.admissions, result));
                 }
             }
@@ -753,15 +760,17 @@ struct Pending {
 #[derive(Clone)]
 pub struct EventStore {
     db: DatabaseConnection,
+    keys: ChainKeys,
     appender: mpsc::Sender<Pending>,
 }
 
 impl EventStore {
-    /// A store over `db`, with its group-commit task (needs a Tokio runtime).
-    pub fn new(db: DatabaseConnection) -> Self {
+    /// The store over `db`, linking appended events with `keys`, with its group-commit
+    /// task (needs a Tokio runtime).
+    pub fn new(db: DatabaseConnection, keys: ChainKeys) -> Self {
         let (appender, pending) = mpsc::channel(1024);
-        tokio::spawn(group_commit(db.clone(), pending));
-        Self { db, appender }
+        tokio::spawn(group_commit(db.clone(), keys.clone(), pending));
+        Self { db, keys, appender }
     }
 
     /// A transaction that may append events, serialised with every other appender.
@@ -811,6 +820,7 @@ impl EventStore {
     /// Stores the admissions of one group in one transaction.
     async fn store_group(
         db: &DatabaseConnection,
+        keys: &ChainKeys,
         admissions: &[(&Admission, Option<&str>)],
     ) -> Result<Vec<IntakeResult>, CaptureError> {
         let now = Utc::now();
@@ -822,7 +832,7 @@ impl EventStore {
                 Admission::Reject(_) => None,
             })
             .collect();
-        let mut stored = append_events(&txn, &accepted, now).await?.into_iter();
+        let mut stored = append_events(&txn, keys, &accepted, now).await?.into_iter();
         let mut results = Vec::with_capacity(admissions.len());
         let mut traced = Vec::new();
         for (admission, trace_parent) in admissions {
@@ -858,7 +868,7 @@ impl EventStore {
         quarantine::open_entry(&txn, id).await?;
         let result = match admission {
             Admission::Accept { event, .. } => {
-                let stored = append_events(&txn, &[event.as_ref()], Utc::now())
+                let stored = append_events(&txn, &self.keys, &[event.as_ref()], Utc::now())
                     .await?
                     .pop()
                     .ok_or_else(|| CaptureError::Invalid {
@@ -900,14 +910,25 @@ impl EventStore {
         Ok(entry.rejected)
     }
 
-    /// Walks the hash chain of stored events (see [`integrity`]).
-    pub async fn verify_integrity(&self) -> Result<integrity::Report, CaptureError> {
-        integrity::verify(&self.db).await
+    /// The keys appended events are linked with.
+    pub fn keys(&self) -> &ChainKeys {
+        &self.keys
+    }
+
+    /// Walks the hash chain of stored events against `checkpoints` (see [`integrity`]).
+    pub async fn verify_integrity(
+        &self,
+        checkpoints: Vec<Checkpoint>,
+    ) -> Result<integrity::Report, CaptureError> {
+        integrity::verify(&self.db, &self.keys, checkpoints).await
     }
 
     /// Walks the audit trail's hash chain (see [`tracery_runtime::audit`]).
-    pub async fn verify_audit(&self) -> Result<tracery_runtime::audit::Report, CaptureError> {
-        Ok(tracery_runtime::audit::verify(&self.db).await?)
+    pub async fn verify_audit(
+        &self,
+        checkpoints: Vec<Checkpoint>,
+    ) -> Result<tracery_runtime::audit::Report, CaptureError> {
+        Ok(tracery_runtime::audit::verify(&self.db, &self.keys, checkpoints).await?)
     }
 
     /// Where each of `children` (canonical) is packed now, for those that are.

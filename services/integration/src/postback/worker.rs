@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracery_connector::ProductionReport;
+use tracery_runtime::integrity::ChainKeys;
 
 use crate::{
     domain::IntegrationError,
@@ -22,6 +23,8 @@ const POLL: Duration = Duration::from_secs(1);
 /// The post-back worker.
 pub struct PostingWorker {
     db: DatabaseConnection,
+    /// Links its audit records.
+    keys: ChainKeys,
     connectors: Vec<Arc<PlantConnector>>,
     recorded: Arc<Notify>,
     shutdown: CancellationToken,
@@ -55,12 +58,14 @@ impl PostingWorker {
     /// A worker posting through `connectors`, woken by `recorded`.
     pub fn new(
         db: DatabaseConnection,
+        keys: ChainKeys,
         connectors: Vec<Arc<PlantConnector>>,
         recorded: Arc<Notify>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             db,
+            keys,
             connectors,
             recorded,
             shutdown,
@@ -119,6 +124,7 @@ impl PostingWorker {
         // write, before it is sent.
         tracery_runtime::audit::append(
             &self.db,
+            &self.keys,
             tracery_runtime::audit::Record {
                 subject: "tracery-post-back".to_owned(),
                 action: format!(

@@ -55,6 +55,7 @@ impl RateLimit {
 pub struct Guard {
     auth: Arc<Authenticator>,
     db: sea_orm::DatabaseConnection,
+    keys: crate::integrity::ChainKeys,
     rate: Option<Arc<RateLimit>>,
 }
 
@@ -64,6 +65,7 @@ impl Guard {
     pub fn new(
         auth: Arc<Authenticator>,
         db: sea_orm::DatabaseConnection,
+        keys: crate::integrity::ChainKeys,
         limits: &crate::config::Limits,
     ) -> Self {
         let rate = (limits.requests_per_second > 0 && auth.enforcing()).then(|| {
@@ -73,7 +75,12 @@ impl Guard {
                 buckets: Default::default(),
             })
         });
-        Self { auth, db, rate }
+        Self {
+            auth,
+            db,
+            keys,
+            rate,
+        }
     }
 
     /// Admits a call of `action` from `source`, writing its audit record when it is a
@@ -116,7 +123,7 @@ impl Guard {
                 source: peer.map_or_else(|| "unknown".to_owned(), |p| p.remote.to_string()),
                 request_id: request_id(headers),
             };
-            crate::audit::append(&self.db, record)
+            crate::audit::append(&self.db, &self.keys, record)
                 .await
                 .map_err(|err| {
                     tracing::error!(%action, %err, "cannot write the audit record; refusing");
