@@ -134,6 +134,15 @@ impl Application {
         } else {
             await_migrations(&db, &modules).await?;
         }
+        if matches!(
+            config.integrity.key,
+            crate::config::ChainKeySource::Generated(_)
+        ) && !config.database_url.expose().starts_with("sqlite:")
+        {
+            tracing::warn!(
+                "no [integrity] key is configured: this process uses a key of its own; replicas sharing this database need one key ([integrity] key)"
+            );
+        }
         let integrity = Arc::new(Integrity::load(&config.integrity)?);
         let relinked = audit::relink_legacy(&db, integrity.keys()).await?;
         if relinked > 0 {
