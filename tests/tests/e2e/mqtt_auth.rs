@@ -19,6 +19,9 @@ use tracery_runtime::config::{MqttSettings, ReaderSettings, SecretSource};
 use crate::auth::Provider;
 
 const READ_POINT: &str = "urn:epc:id:sgln:4012345.00001.0";
+/// How long a probe waits to be stored before it is sent again (a broker drops messages
+/// published before the intake subscribed).
+const PROBE_WAIT: Duration = Duration::from_millis(300);
 
 /// A Mosquitto on its own port, stopped when dropped.
 struct Broker {
@@ -36,6 +39,15 @@ impl Drop for Broker {
 /// Starts Mosquitto with `users` (name, password) and each user's topic rights, or `None`
 /// (loudly) where Mosquitto is not installed; CI has it.
 fn start_broker(dir: &Path, users: &[(&str, &str, &str)]) -> Option<Broker> {
+    start_broker_with(dir, users, "")
+}
+
+/// The same with more `listener_settings` (TLS).
+fn start_broker_with(
+    dir: &Path,
+    users: &[(&str, &str, &str)],
+    listener_settings: &str,
+) -> Option<Broker> {
     if Command::new("mosquitto_passwd").arg("-h").output().is_err() {
         assert!(
             std::env::var("TRACERY_REQUIRE_FIXTURES").as_deref() != Ok("1"),
@@ -64,7 +76,7 @@ fn start_broker(dir: &Path, users: &[(&str, &str, &str)]) -> Option<Broker> {
         .port();
     // `user root` keeps a broker started by root able to read the test's private files.
     let config = format!(
-        "user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\npersistence false\n",
+        "user root\nlistener {port} 127.0.0.1\n{listener_settings}allow_anonymous false\npassword_file {}\nacl_file {}\npersistence false\n",
         passwords.display(),
         dir.join("acl").display()
     );
@@ -136,13 +148,14 @@ async fn store(app: &TestApp, token: &str) -> (Vec<String>, Vec<pb::QuarantinedE
     (stored, quarantined)
 }
 
-/// Polls until `done` holds of (stored eventIDs, quarantine) or 15 s have passed.
+/// Polls until `done` holds of (stored eventIDs, quarantine) or `within` has passed.
 async fn settle(
     app: &TestApp,
     token: &str,
+    within: Duration,
     done: impl Fn(&[String], &[pb::QuarantinedEvent]) -> bool,
 ) -> (Vec<String>, Vec<pb::QuarantinedEvent>) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let (stored, quarantined) = store(app, token).await;
         if done(&stored, &quarantined) || tokio::time::Instant::now() > deadline {
@@ -263,7 +276,7 @@ async fn mqtt_readers_speak_with_their_own_roles_on_an_authenticated_broker() {
             )
             .await
             .expect("published");
-        let (stored, _) = settle(&app, &planner, |stored, _| !stored.is_empty()).await;
+        let (stored, _) = settle(&app, &planner, PROBE_WAIT, |stored, _| !stored.is_empty()).await;
         if !stored.is_empty() {
             break;
         }
@@ -288,9 +301,12 @@ async fn mqtt_readers_speak_with_their_own_roles_on_an_authenticated_broker() {
             .await
             .expect("published");
     }
-    let (stored, quarantined) = settle(&app, &planner, |stored, quarantined| {
-        stored.len() >= 3 && quarantined.len() >= 2
-    })
+    let (stored, quarantined) = settle(
+        &app,
+        &planner,
+        Duration::from_secs(15),
+        |stored, quarantined| stored.len() >= 3 && quarantined.len() >= 2,
+    )
     .await;
     assert_eq!(
         stored,
@@ -323,6 +339,136 @@ async fn mqtt_readers_speak_with_their_own_roles_on_an_authenticated_broker() {
             >= 2,
         "{audit:?}"
     );
+    app.stop().await.expect("clean stop");
+    drop(broker);
+}
+
+/// TLS with client certificates: the broker takes only certificates of the plant's CA and
+/// knows each client by its certificate's common name (its ACL user); capture connects
+/// with its own certificate, and a reader's messages still speak with the reader's roles.
+#[tokio::test]
+async fn mqtt_intake_connects_over_tls_with_a_client_certificate() {
+    use crate::tls::{Ca, write};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = Ca::new("plant-1 MQTT CA");
+    let server = ca.sign("localhost", true);
+    let (capture_leaf, bench_leaf) = (ca.sign("tracery", false), ca.sign("bench", false));
+    let ca_file = write(dir.path(), "ca.pem", &ca.pem());
+    let settings = format!(
+        "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nuse_identity_as_username true\n",
+        ca_file.display(),
+        write(dir.path(), "server.pem", &server.cert).display(),
+        write(dir.path(), "server.key", &server.key).display(),
+    );
+    let root = "plant-1/scans";
+    // Known by certificate: the password file only satisfies Mosquitto's configuration.
+    let Some(broker) = start_broker_with(
+        dir.path(),
+        &[
+            ("tracery", "unused", &format!("topic read {root}/#")),
+            ("bench", "unused", &format!("topic write {root}/bench")),
+        ],
+        &settings,
+    ) else {
+        return;
+    };
+    let port = broker.port;
+    let tls_client = |leaf: Option<&crate::tls::Leaf>| {
+        let files = leaf.map(|leaf| {
+            let name = uuid::Uuid::new_v4().to_string();
+            (
+                write(dir.path(), &format!("{name}.pem"), &leaf.cert),
+                write(dir.path(), &format!("{name}.key"), &leaf.key),
+            )
+        });
+        tracery_runtime::tls::client_config_for(&ca_file, files.as_ref().map(|(c, k)| (c, k)))
+            .expect("client TLS")
+    };
+    let connect = |id: &str, config| {
+        let mut options = MqttOptions::new(id, "localhost", port);
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(config),
+        ));
+        options
+    };
+    let (_, mut refused) = AsyncClient::new(connect("no-certificate", tls_client(None)), 4);
+    let without_certificate = loop {
+        match refused.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => break None,
+            Ok(_) => continue,
+            Err(err) => break Some(err),
+        }
+    };
+    assert!(
+        without_certificate.is_some(),
+        "no certificate, no connection"
+    );
+
+    let provider = Provider::new();
+    let auth = provider.settings();
+    let capture_cert = write(dir.path(), "capture.pem", &capture_leaf.cert);
+    let capture_key = write(dir.path(), "capture.key", &capture_leaf.key);
+    let app = TestApp::spawn_with(|config| {
+        config.auth = Some(auth);
+        config.capture_mqtt = Some(MqttSettings {
+            broker: format!("mqtts://localhost:{port}"),
+            topic: format!("{root}/#"),
+            client_id: format!("tracery-{}", uuid::Uuid::new_v4()),
+            username: None,
+            password: None,
+            tls: Some(tracery_runtime::config::MqttTls {
+                ca_file: ca_file.clone(),
+                cert_file: Some(capture_cert),
+                key_file: Some(capture_key),
+            }),
+            readers: BTreeMap::from([(
+                "bench".to_owned(),
+                ReaderSettings {
+                    topic: Some(format!("{root}/bench")),
+                    roles: vec!["quality".to_owned()],
+                    plant: None,
+                    read_point: READ_POINT.to_owned(),
+                    biz_step: None,
+                    biz_location: None,
+                    disposition: None,
+                },
+            )]),
+        });
+    })
+    .await
+    .expect("suite starts");
+    let (bench, mut eventloop) =
+        AsyncClient::new(connect("bench", tls_client(Some(&bench_leaf))), 16);
+    loop {
+        match eventloop
+            .poll()
+            .await
+            .expect("the bench connects with its certificate")
+        {
+            Event::Incoming(Packet::ConnAck(_)) => break,
+            _ => continue,
+        }
+    }
+    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let planner = provider.token(&["planner"], &[crate::auth::PLANT]);
+    let retirement_id = "urn:uuid:00000000-0000-4000-8000-0000000bb001";
+    let mut stored = Vec::new();
+    for _ in 0..50 {
+        bench
+            .publish(
+                format!("{root}/bench"),
+                QoS::AtLeastOnce,
+                false,
+                retirement(retirement_id, "TLS1"),
+            )
+            .await
+            .expect("published");
+        (stored, _) = settle(&app, &planner, PROBE_WAIT, |stored, _| !stored.is_empty()).await;
+        if !stored.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(stored, [retirement_id], "quality's retirement, over TLS");
     app.stop().await.expect("clean stop");
     drop(broker);
 }

@@ -23,18 +23,18 @@ const CAPTURE: &str = "/tracery.v1.CaptureService/Capture";
 const GET_EVENT: &str = "/tracery.v1.CaptureService/GetEvent";
 
 /// A certificate authority and what it signed, as PEM.
-struct Ca {
+pub(crate) struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A certificate and its key, as PEM.
-struct Leaf {
-    cert: String,
-    key: String,
+pub(crate) struct Leaf {
+    pub(crate) cert: String,
+    pub(crate) key: String,
 }
 
 impl Ca {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -45,11 +45,11 @@ impl Ca {
         }
     }
 
-    fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         self.issuer.pem()
     }
 
-    fn sign(&self, common_name: &str, server: bool) -> Leaf {
+    pub(crate) fn sign(&self, common_name: &str, server: bool) -> Leaf {
         let names = if server {
             vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
         } else {
@@ -77,7 +77,7 @@ impl Ca {
     }
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     // Written aside and renamed, as a Secret volume update swaps files.
     let partial = dir.join(format!(".{name}.partial"));
