@@ -83,10 +83,7 @@ impl ServiceModule for CaptureModule {
             identity,
             integration,
         };
-        let relinked = store::integrity::relink_legacy(&ctx.db, ctx.integrity.keys()).await?;
-        if relinked > 0 {
-            tracing::info!(events = relinked, "the stored events' chain is keyed now");
-        }
+        store::integrity::relink_legacy(&ctx.db, ctx.integrity.keys()).await?;
         let api = grpc::CaptureApi::new(
             ctx.db.clone(),
             Arc::clone(&ctx.integrity),

@@ -12,12 +12,14 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use sea_orm_migration::{prelude::*, schema::big_pk_auto};
 
-use crate::integrity::{Break, ChainKeys, ChainVerifier, Checkpoint, GENESIS};
+use crate::integrity::{
+    Break, ChainKeys, ChainRows, ChainVerifier, Checkpoint, GENESIS, relink_unkeyed,
+};
 
 /// The `audit_log` table.
 pub mod entry {
@@ -184,56 +186,44 @@ pub async fn verify(
     }
 }
 
-/// Re-links, once, an audit chain written before links were keyed, after checking it is
-/// intact (a broken one is left as it is, for [`verify`] to report). Returns the rows
-/// re-linked.
-pub async fn relink_legacy(db: &DatabaseConnection, keys: &ChainKeys) -> Result<u64, DbErr> {
-    let starts_unkeyed = |first: &Option<entry::Model>| {
-        first.as_ref().is_some_and(|row| {
-            crate::integrity::starts_unkeyed(keys, &row.chain_hash, &as_strs(&row_parts(row)))
-        })
-    };
-    if !starts_unkeyed(&rows_after(db, 0).await?.into_iter().next()) {
-        return Ok(0);
-    }
-    let txn = crate::db::begin_write(db).await?;
-    crate::db::serialize(&txn, AUDIT_LOCK).await?;
-    // Another replica may have re-linked it while this one waited for the lock.
-    if !starts_unkeyed(&rows_after(&txn, 0).await?.into_iter().next()) {
-        return Ok(0);
-    }
-    let (mut legacy, mut keyed) = (GENESIS.to_owned(), GENESIS.to_owned());
-    let (mut after, mut count) = (0, 0);
-    loop {
-        let rows: Vec<(i64, String, Vec<String>)> = rows_after(&txn, after)
+/// The audit table as a chain to re-link.
+struct AuditRows;
+
+#[async_trait::async_trait]
+impl ChainRows for AuditRows {
+    async fn rows_after(
+        &self,
+        txn: &DatabaseTransaction,
+        after: i64,
+    ) -> Result<Vec<(i64, String, Vec<String>)>, DbErr> {
+        Ok(rows_after(txn, after)
             .await?
             .iter()
             .map(|row| (row.id, row.chain_hash.clone(), row_parts(row).to_vec()))
-            .collect();
-        let Some(last) = rows.last().map(|r| r.0) else {
-            txn.commit().await?;
-            return Ok(count);
-        };
-        let relinked = match crate::integrity::relink(keys, &rows, &mut legacy, &mut keyed) {
-            Ok(relinked) => relinked,
-            Err(position) => {
-                tracing::error!(
-                    position,
-                    "the unkeyed audit chain is broken; it is not re-linked"
-                );
-                return Ok(0);
-            }
-        };
-        for (id, link) in relinked {
-            entry::Entity::update_many()
-                .col_expr(entry::Column::ChainHash, Expr::value(link))
-                .filter(entry::Column::Id.eq(id))
-                .exec(&txn)
-                .await?;
-            count += 1;
-        }
-        after = last;
+            .collect())
     }
+
+    async fn set_link(
+        &self,
+        txn: &DatabaseTransaction,
+        id: i64,
+        link: String,
+    ) -> Result<(), DbErr> {
+        entry::Entity::update_many()
+            .col_expr(entry::Column::ChainHash, Expr::value(link))
+            .filter(entry::Column::Id.eq(id))
+            .exec(txn)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Re-links, once, an audit chain written before links were keyed (see
+/// [`crate::integrity::relink_unkeyed`]). Returns the rows re-linked.
+pub async fn relink_legacy(db: &DatabaseConnection, keys: &ChainKeys) -> Result<u64, DbErr> {
+    let txn = crate::db::begin_write(db).await?;
+    crate::db::serialize(&txn, AUDIT_LOCK).await?;
+    relink_unkeyed(txn, &AuditRows, keys, CHAIN).await
 }
 
 /// The audit table's migrations, tracked in their own table.

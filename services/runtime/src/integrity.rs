@@ -28,6 +28,7 @@ use std::{
 use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{KeyInit as _, Mac as _};
+use sea_orm::{DatabaseTransaction, DbErr};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -340,33 +341,68 @@ impl Integrity {
     }
 }
 
-/// Re-links a run of rows written with unkeyed links: each row's legacy link must follow
-/// `legacy` (the previous row's stored link), and its new link follows `keyed` (the previous
-/// row's new link). Returns `(position, new link)` per row, or the position of the first
-/// row whose legacy link does not match (a chain that was broken already is left alone).
-pub fn relink(
-    keys: &ChainKeys,
-    rows: &[(i64, String, Vec<String>)],
-    legacy: &mut String,
-    keyed: &mut String,
-) -> Result<Vec<(i64, String)>, i64> {
-    let mut relinked = Vec::with_capacity(rows.len());
-    for (position, stored, parts) in rows {
-        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        if *stored != legacy_link(legacy, &parts) {
-            return Err(*position);
-        }
-        let new = keys.link(keyed, &parts);
-        legacy.clone_from(stored);
-        keyed.clone_from(&new);
-        relinked.push((*position, new));
-    }
-    Ok(relinked)
+/// A table holding a chain, as [`relink_unkeyed`] reads and writes it.
+#[async_trait::async_trait]
+pub trait ChainRows: Sync {
+    /// `(position, stored link, what the link covers)` of the next rows after `after`,
+    /// in position order (empty at the end).
+    async fn rows_after(
+        &self,
+        txn: &DatabaseTransaction,
+        after: i64,
+    ) -> Result<Vec<(i64, String, Vec<String>)>, DbErr>;
+
+    /// Replaces the link of the row at `position`.
+    async fn set_link(
+        &self,
+        txn: &DatabaseTransaction,
+        position: i64,
+        link: String,
+    ) -> Result<(), DbErr>;
 }
 
-/// Whether a chain whose first row is `(link, parts)` was written before links were keyed.
-pub fn starts_unkeyed(keys: &ChainKeys, link: &str, parts: &[&str]) -> bool {
-    !keys.verifies(link, GENESIS, parts) && legacy_link(GENESIS, parts) == link
+/// Re-links, once and inside `txn` (which holds the chain's append lock), a chain written
+/// before links were keyed, after checking every unkeyed link: a chain broken already is
+/// left as it is, for the verifier to report. Returns the rows re-linked; 0 when the chain
+/// is keyed already (another replica did it) or empty.
+pub async fn relink_unkeyed(
+    txn: DatabaseTransaction,
+    rows: &impl ChainRows,
+    keys: &ChainKeys,
+    chain: &str,
+) -> Result<u64, DbErr> {
+    let first = rows.rows_after(&txn, 0).await?;
+    let unkeyed = first.first().is_some_and(|(_, link, parts)| {
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        !keys.verifies(link, GENESIS, &parts) && legacy_link(GENESIS, &parts) == *link
+    });
+    if !unkeyed {
+        return Ok(0);
+    }
+    let (mut legacy, mut keyed) = (GENESIS.to_owned(), GENESIS.to_owned());
+    let (mut batch, mut count) = (first, 0);
+    while let Some(last) = batch.last().map(|row| row.0) {
+        for (position, stored, parts) in &batch {
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            if *stored != legacy_link(&legacy, &parts) {
+                tracing::error!(
+                    chain,
+                    position,
+                    "the unkeyed chain is broken; it is not re-linked"
+                );
+                return Ok(0);
+            }
+            let new = keys.link(&keyed, &parts);
+            legacy.clone_from(stored);
+            keyed.clone_from(&new);
+            rows.set_link(&txn, *position, new).await?;
+            count += 1;
+        }
+        batch = rows.rows_after(&txn, last).await?;
+    }
+    txn.commit().await?;
+    tracing::info!(chain, rows = count, "the chain is keyed now");
+    Ok(count)
 }
 
 /// A break in a chain: where, why, and the last checkpoint before it that held.

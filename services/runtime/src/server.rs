@@ -144,10 +144,7 @@ impl Application {
             );
         }
         let integrity = Arc::new(Integrity::load(&config.integrity)?);
-        let relinked = audit::relink_legacy(&db, integrity.keys()).await?;
-        if relinked > 0 {
-            tracing::info!(rows = relinked, "the audit chain is keyed now");
-        }
+        audit::relink_legacy(&db, integrity.keys()).await?;
         let grpc_listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listen: cannot bind {}", config.listen))?;

@@ -8,11 +8,11 @@
 //! serialised (see `begin_append`), so the chain never forks.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use tracery_runtime::integrity::{
-    Break, ChainKeys, ChainVerifier, Checkpoint, GENESIS, legacy_link, relink, starts_unkeyed,
+    Break, ChainKeys, ChainRows, ChainVerifier, Checkpoint, GENESIS, legacy_link, relink_unkeyed,
 };
 
 use super::{decode_payload, event, event_row};
@@ -101,60 +101,48 @@ pub async fn chain_stored(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     }
 }
 
-/// Re-links, once, an event chain written before links were keyed, after checking it is
-/// intact (a broken one is left as it is, for [`verify`] to report). Returns the events
-/// re-linked.
-pub async fn relink_legacy(db: &DatabaseConnection, keys: &ChainKeys) -> Result<u64, CaptureError> {
-    let unkeyed = |rows: &[(i64, String, String, Option<String>)]| {
-        rows.first().is_some_and(|(_, key, payload, link)| {
-            starts_unkeyed(keys, link.as_deref().unwrap_or_default(), &[key, payload])
-        })
-    };
-    if !unkeyed(&chain_rows(db, 0).await?) {
-        return Ok(0);
-    }
-    let txn = super::begin_append(db).await?;
-    // Another replica may have re-linked it while this one waited for the lock.
-    if !unkeyed(&chain_rows(&txn, 0).await?) {
-        return Ok(0);
-    }
-    let (mut legacy, mut keyed) = (GENESIS.to_owned(), GENESIS.to_owned());
-    let (mut after, mut count) = (0, 0);
-    loop {
-        let rows: Vec<(i64, String, Vec<String>)> = chain_rows(&txn, after)
+/// The event table as a chain to re-link.
+struct EventRows;
+
+#[async_trait::async_trait]
+impl ChainRows for EventRows {
+    async fn rows_after(
+        &self,
+        txn: &DatabaseTransaction,
+        after: i64,
+    ) -> Result<Vec<(i64, String, Vec<String>)>, DbErr> {
+        Ok(chain_rows(txn, after)
             .await?
             .into_iter()
             .map(|(sequence, key, payload, link)| {
                 (sequence, link.unwrap_or_default(), vec![key, payload])
             })
-            .collect();
-        let Some(last) = rows.last().map(|r| r.0) else {
-            txn.commit().await?;
-            return Ok(count);
-        };
-        let relinked = match relink(keys, &rows, &mut legacy, &mut keyed) {
-            Ok(relinked) => relinked,
-            Err(sequence) => {
-                tracing::error!(
-                    sequence,
-                    "the unkeyed event chain is broken; it is not re-linked"
-                );
-                return Ok(0);
-            }
-        };
-        for (sequence, link) in relinked {
-            event::Entity::update_many()
-                .set(event::ActiveModel {
-                    chain_hash: Set(Some(link)),
-                    ..Default::default()
-                })
-                .filter(event::Column::Sequence.eq(sequence))
-                .exec(&txn)
-                .await?;
-            count += 1;
-        }
-        after = last;
+            .collect())
     }
+
+    async fn set_link(
+        &self,
+        txn: &DatabaseTransaction,
+        sequence: i64,
+        link: String,
+    ) -> Result<(), DbErr> {
+        event::Entity::update_many()
+            .set(event::ActiveModel {
+                chain_hash: Set(Some(link)),
+                ..Default::default()
+            })
+            .filter(event::Column::Sequence.eq(sequence))
+            .exec(txn)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Re-links, once, an event chain written before links were keyed (see
+/// [`tracery_runtime::integrity::relink_unkeyed`]). Returns the events re-linked.
+pub async fn relink_legacy(db: &DatabaseConnection, keys: &ChainKeys) -> Result<u64, CaptureError> {
+    let txn = super::begin_append(db).await?;
+    Ok(relink_unkeyed(txn, &EventRows, keys, CHAIN).await?)
 }
 
 /// What [`verify`] found.
