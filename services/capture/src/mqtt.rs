@@ -36,6 +36,13 @@ use crate::{
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Largest packet capture sends (subscriptions and acknowledgements only).
 const MAX_OUTGOING_PACKET: usize = 64 * 1024;
+/// Largest packet capture reads: MQTT's own maximum. A message over the intake's limit is
+/// read and quarantined rather than refused by the client library: a refused packet would
+/// never be acknowledged, and the broker would deliver it again forever, holding up every
+/// message behind it. The broker's `max_packet_size` is the bound on memory.
+const MAX_INCOMING_PACKET: usize = 268_435_455;
+/// How much of an over-limit message its quarantine entry keeps.
+const KEPT_OF_OVERSIZED: usize = 4096;
 
 /// How capture connects and whom it believes.
 pub struct MqttIntake {
@@ -43,6 +50,8 @@ pub struct MqttIntake {
     options: MqttOptions,
     /// `[auth].plant`; `None` in dev mode, where messages are not checked.
     plant: Option<String>,
+    /// Larger messages are quarantined unread (`limits.max_body_bytes`).
+    max_message_bytes: usize,
 }
 
 impl MqttIntake {
@@ -59,7 +68,7 @@ impl MqttIntake {
             .set_manual_acks(true)
             .set_clean_session(false)
             .set_keep_alive(Duration::from_secs(30))
-            .set_max_packet_size(max_message_bytes, MAX_OUTGOING_PACKET);
+            .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
         if let Some(username) = &settings.username {
             let password = match &settings.password {
                 Some(source) => source
@@ -80,6 +89,7 @@ impl MqttIntake {
             settings,
             options,
             plant,
+            max_message_bytes,
         })
     }
 }
@@ -132,7 +142,7 @@ async fn serve(
                     request_id: uuid::Uuid::now_v7().to_string(),
                 };
                 tracery_runtime::audit::append(intake.db(), intake.keys(), record).await?;
-                let admission = admission(&mqtt.settings, intake, &publish, &speaker);
+                let admission = admission(mqtt, intake, &publish, &speaker);
                 // Not acknowledging on a storage error makes the broker deliver it again.
                 intake
                     .capture_admissions(vec![admission], Channel::Mqtt)
@@ -195,11 +205,12 @@ fn speaker(mqtt: &MqttIntake, topic: &str) -> Speaker {
 }
 
 fn admission(
-    settings: &MqttSettings,
+    mqtt: &MqttIntake,
     intake: &Intake,
     publish: &Publish,
     speaker: &Speaker,
 ) -> Admission {
+    let settings = &mqtt.settings;
     let reject = |violation: Violation| {
         Admission::Reject(Rejected {
             payload: Some(String::from_utf8_lossy(&publish.payload).into_owned()),
@@ -210,6 +221,26 @@ fn admission(
     };
     if let Speaker::Unknown(why) = speaker {
         return reject(Violation::new("topic", why.clone()).with_reason("UNAUTHENTICATED"));
+    }
+    if publish.payload.len() > mqtt.max_message_bytes {
+        let kept = &publish.payload[..KEPT_OF_OVERSIZED.min(publish.payload.len())];
+        return Admission::Reject(Rejected {
+            payload: Some(String::from_utf8_lossy(kept).into_owned()),
+            payload_protobuf: None,
+            violations: vec![
+                Violation::new(
+                    "",
+                    format!(
+                        "a message of {} bytes; at most {} (limits.max_body_bytes); the first {} bytes are kept",
+                        publish.payload.len(),
+                        mqtt.max_message_bytes,
+                        kept.len()
+                    ),
+                )
+                .with_reason("OVER_LIMIT"),
+            ],
+            channel: Channel::Mqtt,
+        });
     }
     let value = match bounds::parse_json(&publish.payload, &intake.policy().bounds) {
         Ok(value) => value,

@@ -7,7 +7,11 @@
 //! was read, so every channel — gRPC, REST, MQTT — asks the same question of the same
 //! thing: an ObjectEvent DELETE retires its identifiers whatever its bizStep says.
 
-use tracery_epcis::{Event, lifecycle::LifecycleEffect};
+use tracery_epcis::{
+    Event,
+    cbv::{Term, Vocabulary},
+    lifecycle::LifecycleEffect,
+};
 use tracery_runtime::auth::{self, AuthError, Principal, Role};
 
 use crate::domain::Admission;
@@ -20,6 +24,13 @@ pub fn quality_reason(event: &Event) -> Option<String> {
     let biz_step = event.biz_step.as_deref().unwrap_or_default();
     if biz_step.ends_with("decommissioning") || biz_step.ends_with("destroying") {
         return Some(format!("bizStep {biz_step}"));
+    }
+    // CBV: `destroyed` says the objects no longer exist, whatever the action.
+    let destroyed = event.disposition.as_deref().is_some_and(|disposition| {
+        matches!(Vocabulary::Disposition.classify(disposition), Term::Standard(term) if term == "destroyed")
+    });
+    if destroyed {
+        return Some("disposition destroyed".to_owned());
     }
     let retires = event.lifecycle_effects().iter().any(|(_, effect)| {
         matches!(

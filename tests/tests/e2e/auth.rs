@@ -605,6 +605,37 @@ async fn corrections_and_retirements_need_the_quality_role() {
         "{}",
         refused.message()
     );
+    // Any event saying its objects are destroyed, even an observation.
+    let mut destroyed = retire(4);
+    destroyed.biz_step.clear();
+    destroyed.disposition = "destroyed".to_owned();
+    if let Some(pb::epcis_event::Body::ObjectEvent(object)) = &mut destroyed.body {
+        object.action = pb::Action::Observe.into();
+    }
+    let refused = capture
+        .capture(authorized(
+            pb::CaptureRequest {
+                events: vec![destroyed.clone()],
+            },
+            &operator,
+        ))
+        .await
+        .expect_err("an operator cannot destroy");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("destroyed"),
+        "{}",
+        refused.message()
+    );
+    capture
+        .capture(authorized(
+            pb::CaptureRequest {
+                events: vec![destroyed],
+            },
+            &quality,
+        ))
+        .await
+        .expect("quality may");
     // An error declaration over REST.
     let declaration = json!({
         "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
@@ -624,5 +655,27 @@ async fn corrections_and_retirements_need_the_quality_role() {
         .await
         .expect("answer");
     assert_eq!(posted.status(), 403);
+    // A DELETE over REST, without a bizStep.
+    let deletion = json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-26T00:00:00Z",
+        "epcisBody": {"eventList": [{
+            "type": "ObjectEvent", "eventID": "urn:uuid:00000000-0000-4000-8000-b20000000002",
+            "eventTime": "2026-11-26T10:00:00+01:00", "eventTimeZoneOffset": "+01:00",
+            "action": "DELETE", "epcList": ["urn:epc:id:sgtin:4012345.011111.Q5"]}]}
+    });
+    let post = |token: &str| {
+        reqwest::Client::new()
+            .post(format!("http://{}/capture", app.http_addr))
+            .bearer_auth(token)
+            .header("content-type", "application/ld+json")
+            .body(deletion.to_string())
+            .send()
+    };
+    let refused = post(&operator).await.expect("answer");
+    assert_eq!(refused.status(), 403);
+    let problem: serde_json::Value = refused.json().await.expect("problem");
+    assert_eq!(problem["type"], "epcisException:SecurityException");
+    assert_eq!(post(&quality).await.expect("answer").status(), 202);
     app.stop().await.expect("clean stop");
 }

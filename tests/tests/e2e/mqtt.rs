@@ -198,3 +198,98 @@ async fn scanner_messages_over_mqtt_are_captured() {
     pump.abort();
     app.stop().await.expect("clean stop");
 }
+
+/// Messages over the limits — too large, nested too deep — are quarantined with the reason
+/// and acknowledged, and the intake goes on with the next message.
+#[tokio::test]
+async fn messages_over_the_limits_are_quarantined_and_the_intake_goes_on() {
+    let Some(broker) = tracery_e2e::mqtt_broker() else {
+        return;
+    };
+    let run = uuid::Uuid::new_v4();
+    let topic_root = format!("tracery-test/{run}");
+    let mut app = TestApp::spawn_with(|config| {
+        config.limits.max_body_bytes = 64 * 1024;
+        config.capture_mqtt = Some(MqttSettings {
+            broker: format!("mqtt://{broker}"),
+            topic: format!("{topic_root}/#"),
+            client_id: format!("tracery-{run}"),
+            username: None,
+            password: None,
+            tls: None,
+            readers: BTreeMap::new(),
+        });
+    })
+    .await
+    .expect("suite starts");
+    let mut options = MqttOptions::new(format!("limits-{run}"), "127.0.0.1", 1883);
+    // This client sends what the suite must refuse.
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (publisher, mut eventloop) = AsyncClient::new(options, 16);
+    let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let event = |n: u32| {
+        format!(
+            r#"{{"type":"ObjectEvent","eventID":"urn:uuid:00000000-0000-4000-8000-0000000dd{n:03}","eventTime":"2026-11-26T09:00:00+01:00","eventTimeZoneOffset":"+01:00","action":"OBSERVE","epcList":["urn:epc:id:sgtin:4012345.011111.{n}"]}}"#
+        )
+    };
+    let topic = format!("{topic_root}/line");
+    // Probe until the intake has subscribed (a broker drops what nobody subscribed to).
+    for _ in 0..50 {
+        publisher
+            .publish(&topic, QoS::AtLeastOnce, false, event(0))
+            .await
+            .expect("published");
+        if !stored_events(&mut app, 1, Duration::from_millis(200))
+            .await
+            .is_empty()
+        {
+            break;
+        }
+    }
+    let oversized = event(1).replace(
+        "\"OBSERVE\"",
+        &format!("\"OBSERVE\",\"ex:pad\":\"{}\"", "x".repeat(100 * 1024)),
+    );
+    let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+    for message in [oversized, deep, event(2)] {
+        publisher
+            .publish(&topic, QoS::AtLeastOnce, false, message)
+            .await
+            .expect("published");
+    }
+    let events = stored_events(&mut app, 2, Duration::from_secs(15)).await;
+    assert_eq!(
+        events.last().map(|e| e.event_id.as_str()),
+        Some("urn:uuid:00000000-0000-4000-8000-0000000dd002"),
+        "the message after the refused ones is stored"
+    );
+    let quarantined = app
+        .capture
+        .list_quarantine(pb::ListQuarantineRequest::default())
+        .await
+        .expect("lists")
+        .into_inner()
+        .entries;
+    let reasons: Vec<&str> = quarantined
+        .iter()
+        .map(|e| e.violations[0].code.as_str())
+        .collect();
+    assert_eq!(reasons, ["OVER_LIMIT", "OVER_LIMIT"], "{quarantined:?}");
+    assert!(
+        quarantined[0].violations[0]
+            .description
+            .contains("max_body_bytes"),
+        "{:?}",
+        quarantined[0].violations
+    );
+    assert!(
+        quarantined[1].violations[0]
+            .description
+            .contains("max_nesting_depth"),
+        "{:?}",
+        quarantined[1].violations
+    );
+    assert!(quarantined[0].payload.len() <= 4096);
+    pump.abort();
+    app.stop().await.expect("clean stop");
+}

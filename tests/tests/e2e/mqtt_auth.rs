@@ -285,6 +285,11 @@ async fn mqtt_readers_speak_with_their_own_roles_on_an_authenticated_broker() {
     let from_dock = [
         declaration("urn:uuid:00000000-0000-4000-8000-0000000aa001", "D1"),
         retirement("urn:uuid:00000000-0000-4000-8000-0000000aa002", "D2"),
+        object_event(
+            "urn:uuid:00000000-0000-4000-8000-0000000aa005",
+            "D3",
+            serde_json::json!({"disposition": "destroyed"}),
+        ),
     ];
     for message in from_dock {
         dock.publish(format!("{root}/dock-1"), QoS::AtLeastOnce, false, message)
@@ -305,7 +310,7 @@ async fn mqtt_readers_speak_with_their_own_roles_on_an_authenticated_broker() {
         &app,
         &planner,
         Duration::from_secs(15),
-        |stored, quarantined| stored.len() >= 3 && quarantined.len() >= 2,
+        |stored, quarantined| stored.len() >= 3 && quarantined.len() >= 3,
     )
     .await;
     assert_eq!(
@@ -317,7 +322,7 @@ async fn mqtt_readers_speak_with_their_own_roles_on_an_authenticated_broker() {
         ],
         "quality's declaration and retirement are stored"
     );
-    assert_eq!(quarantined.len(), 2, "{quarantined:?}");
+    assert_eq!(quarantined.len(), 3, "{quarantined:?}");
     for entry in &quarantined {
         assert_eq!(entry.channel, "mqtt");
         let violation = &entry.violations[0];
