@@ -218,3 +218,42 @@ async fn hostile_nesting_is_refused_and_the_server_keeps_serving() {
     assert!(quarantined.entries.is_empty(), "{quarantined:?}");
     app.stop().await.expect("clean stop");
 }
+
+/// Over gRPC, an extension nested beyond the protobuf decoder's recursion limit is
+/// `INVALID_ARGUMENT`, and the suite keeps serving.
+#[tokio::test]
+async fn a_deep_grpc_extension_is_invalid_argument() {
+    use prost_types::{Struct, Value, value::Kind};
+    let app = TestApp::spawn().await.expect("suite starts");
+    let mut deep = Value {
+        kind: Some(Kind::StringValue("bottom".to_owned())),
+    };
+    for _ in 0..200 {
+        deep = Value {
+            kind: Some(Kind::StructValue(Struct {
+                fields: [("ex:in".to_owned(), deep)].into_iter().collect(),
+            })),
+        };
+    }
+    let mut event = observed(1);
+    event.extensions = Some(Struct {
+        fields: [("ex:deep".to_owned(), deep)].into_iter().collect(),
+    });
+    let refused = app
+        .capture
+        .clone()
+        .capture(pb::CaptureRequest {
+            events: vec![event],
+        })
+        .await
+        .expect_err("too deep to decode");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    app.capture
+        .clone()
+        .capture(pb::CaptureRequest {
+            events: vec![observed(2)],
+        })
+        .await
+        .expect("still serving");
+    app.stop().await.expect("clean stop");
+}
