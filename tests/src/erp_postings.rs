@@ -27,6 +27,9 @@ pub enum Answer {
     Late(Duration),
     /// Refuse it with the ERP's validation error, storing nothing.
     Refuse(String),
+    /// Answer `503 Service Unavailable` after `Duration` (shorter than the connector
+    /// waits), storing nothing: an ERP down for maintenance behind its load balancer.
+    Unavailable(Duration),
 }
 
 #[derive(Debug)]
@@ -73,6 +76,9 @@ impl Postings {
         let mut ledger = self.ledger();
         let delay = match ledger.answer.clone() {
             Answer::Refuse(reason) => return refusal(&reason),
+            Answer::Unavailable(delay) => {
+                return ResponseTemplate::new(503).set_delay(delay);
+            }
             Answer::LateOnce(delay) => {
                 ledger.answer = Answer::Normally;
                 Some(delay)

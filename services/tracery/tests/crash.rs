@@ -563,3 +563,132 @@ async fn sigterm_answers_the_request_in_flight_then_exits() {
     assert!(status.success(), "exits cleanly after draining: {status:?}");
     database.drop_database().await.expect("dropped");
 }
+
+/// CPU seconds (user and system) the process `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    // The kernel's USER_HZ, 100 on Linux.
+    ticks / 100.0
+}
+
+async fn postings_in(
+    client: &mut IntegrationServiceClient<Channel>,
+    state: pb::PostingState,
+) -> Vec<pb::Posting> {
+    client
+        .list_postings(pb::ListPostingsRequest {
+            states: vec![state as i32],
+            page: None,
+        })
+        .await
+        .expect("postings")
+        .into_inner()
+        .postings
+}
+
+/// A plant stopped for maintenance while its ERPs are down: the post-back worker waits
+/// for its backoff without using the CPU, SIGTERM ends the process within a couple of
+/// seconds (the attempt in flight finished, nothing new attempted), and the postings are
+/// still due; after a restart with the ERPs back, each is posted exactly once.
+#[tokio::test]
+async fn sigterm_with_postings_due_exits_promptly_and_keeps_them() {
+    let database = TestDatabase::create().await.expect("database");
+    let dir = tempfile::tempdir().expect("working directory");
+    let sites = ErpSites::start(false).await;
+    let postings = sites.take_postings().await;
+    std::fs::write(
+        dir.path().join("tracery.toml"),
+        sites.connectors_toml_posting_back(2),
+    )
+    .expect("config");
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut client = connect_integration(&server).await;
+    client
+        .trigger_sync(pb::TriggerSyncRequest {
+            connector: String::new(),
+        })
+        .await
+        .expect("sync starts");
+    assert_eq!(
+        newest_finished_run(&mut client).await.state,
+        pb::SyncRunState::Succeeded as i32
+    );
+    // The ERPs go down: every write is answered 503, slowly.
+    postings.answer(Answer::Unavailable(Duration::from_millis(300)));
+    connect(&server)
+        .await
+        .capture(pb::CaptureRequest {
+            events: vec![pumps_made(), valves_made()],
+        })
+        .await
+        .expect("captured");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let failing = postings_in(&mut client, pb::PostingState::Pending).await;
+        if failing.len() == 2 && failing.iter().all(|p| p.attempts >= 1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the postings were never attempted: {failing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Waiting for the backoff costs nothing measurable.
+    let pid = server.child.id();
+    let before = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let used = cpu_seconds(pid) - before;
+    assert!(used < 0.5, "{used:.2} CPU seconds in 3 s of waiting");
+
+    let stopping = std::time::Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(6),
+            "still running {:?} after SIGTERM with postings due",
+            stopping.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "a clean exit: {status:?}");
+    assert!(postings.stock_entries().is_empty() && postings.confirmations().is_empty());
+
+    // Back in service: each posting goes out once.
+    postings.answer(Answer::Normally);
+    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut client = connect_integration(&server).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent = postings_in(&mut client, pb::PostingState::Sent).await;
+        if sent.len() == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the postings were not sent after the restart: {sent:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(postings.stock_entries().len(), 1, "ERPNext got it once");
+    assert_eq!(postings.confirmations().len(), 1, "SAP got it once");
+    server.child.kill().expect("stop");
+    server.child.wait().expect("reaped");
+    database.drop_database().await.expect("dropped");
+}

@@ -72,17 +72,19 @@ impl PostingWorker {
         }
     }
 
-    /// Works the queue until shutdown.
+    /// Works the queue until shutdown. Each turn looks at the shutdown signal first, and
+    /// goes straight on only after attempting something: once shutdown has begun, the
+    /// attempt in flight is finished and recorded, nothing new is attempted, and it returns.
     pub async fn run(self) {
-        loop {
-            let worked = match self.work_due().await {
-                Ok(worked) => worked,
+        while !self.shutdown.is_cancelled() {
+            let attempted = match self.work_due().await {
+                Ok(attempted) => attempted,
                 Err(err) => {
                     tracing::warn!(error = %err, "post-back queue unreadable; trying again");
                     0
                 }
             };
-            if worked > 0 {
+            if attempted > 0 {
                 continue;
             }
             tokio::select! {
@@ -93,20 +95,25 @@ impl PostingWorker {
         }
     }
 
-    /// Attempts every posting due now; returns how many.
+    /// Attempts the postings due now until shutdown begins; returns how many it attempted
+    /// (not how many were due: a turn that attempted none made no progress).
     async fn work_due(&self) -> Result<usize, IntegrationError> {
         let due = postings::due(&self.db, Utc::now(), 20).await?;
+        let mut attempted = 0;
         for row in &due {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            self.attempt(row).await?;
+            if self.attempt(row).await? {
+                attempted += 1;
+            }
         }
-        Ok(due.len())
+        Ok(attempted)
     }
 
+    /// Attempts `row` unless another replica has claimed it; whether it attempted.
     #[tracing::instrument(skip_all, fields(posting = %row.posting_id, reference = %row.reference))]
-    async fn attempt(&self, row: &posting::Model) -> Result<(), IntegrationError> {
+    async fn attempt(&self, row: &posting::Model) -> Result<bool, IntegrationError> {
         // Leased for as long as one attempt can take, so another replica leaves it alone
         // while this one works, and picks it up if this one dies.
         let lease = self
@@ -118,7 +125,7 @@ impl PostingWorker {
             * 4;
         let until = Utc::now() + lease;
         if !postings::claim(&self.db, row, until).await? {
-            return Ok(());
+            return Ok(false);
         }
         // A posting writes to the ERP on the plant's behalf: on the audit trail like any
         // write, before it is sent.
@@ -158,7 +165,8 @@ impl PostingWorker {
                 }
             }
         };
-        postings::finish(&self.db, row.id, outcome).await
+        postings::finish(&self.db, row.id, outcome).await?;
+        Ok(true)
     }
 
     fn connector(&self, name: Option<&str>) -> Option<&Arc<PlantConnector>> {
