@@ -44,7 +44,8 @@ impl CaptureApi {
         peers: IntakePeers,
         shutdown: CancellationToken,
     ) -> Self {
-        let store = EventStore::new(db, integrity.keys().clone());
+        let policy = Arc::new(policy);
+        let store = EventStore::new(db, integrity.keys().clone(), Arc::clone(&policy));
         Self {
             intake: Intake::new(store.clone(), policy, peers),
             store,

@@ -50,10 +50,10 @@ pub struct Intake {
 impl Intake {
     /// An intake storing into `store`, asking the peers (when configured) for identifier
     /// states and BOM conformance.
-    pub fn new(store: EventStore, policy: Policy, peers: IntakePeers) -> Self {
+    pub fn new(store: EventStore, policy: Arc<Policy>, peers: IntakePeers) -> Self {
         Self {
             store,
-            policy: Arc::new(policy),
+            policy,
             identity: peers.identity.map(IdentityServiceClient::new),
             integration: peers.integration.map(IntegrationServiceClient::new),
             committed: Arc::new(Notify::new()),
@@ -107,7 +107,7 @@ impl Intake {
         let admissions = self.apply_state_rules(admissions, channel).await?;
         let metrics = metrics();
         metrics.queue.set(self.store.commit_queue_depth());
-        let (admissions, stored) = self.store.capture(admissions).await;
+        let (admissions, stored) = self.store.capture(admissions, channel).await;
         let stored = stored?;
         self.committed.notify_waiters();
         let results: Vec<pb::EventResult> = admissions
@@ -151,7 +151,10 @@ impl Intake {
         let admission = admissions
             .pop()
             .ok_or_else(|| CaptureError::QuarantineNotFound(entry.id.clone()))?;
-        let stored = self.store.resubmit(&entry.id, &admission).await?;
+        let (admission, stored) = self
+            .store
+            .resubmit(&entry.id, admission, entry.rejected.channel)
+            .await?;
         self.committed.notify_waiters();
         Ok(event_result(&admission, stored))
     }
@@ -267,23 +270,19 @@ impl Intake {
                     payload_protobuf: None,
                     violations: warnings
                         .into_iter()
-                        .chain(findings.iter().map(to_violation))
+                        .chain(findings.iter().map(Finding::to_violation))
                         .collect(),
                     channel,
                 }));
                 continue;
             }
-            warnings.extend(findings.iter().map(to_violation));
+            warnings.extend(findings.iter().map(Finding::to_violation));
             ledger.record(&event);
             containment.record(&event);
             decided.push(Admission::Accept { event, warnings });
         }
         Ok(decided)
     }
-}
-
-fn to_violation(finding: &Finding) -> Violation {
-    Violation::new(finding.field.clone(), finding.message.clone()).with_reason(finding.code.clone())
 }
 
 /// Identity's states for `written`, keyed by the identifier as written.

@@ -62,9 +62,7 @@ pub fn admit(
         event.event_id = Some(event_hash(&event, context));
     }
     let findings = validate(&event, policy);
-    let violation = |f: &crate::validation::Finding| {
-        Violation::new(f.field.clone(), f.message.clone()).with_reason(f.code.clone())
-    };
+    let violation = crate::validation::Finding::to_violation;
     if findings.iter().any(|f| f.severity == Severity::Reject) {
         return Admission::Reject(Rejected {
             payload: Some(json::event_to_json(&event).to_string()),

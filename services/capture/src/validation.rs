@@ -11,7 +11,7 @@ use tracery_gs1::{
     DigitalLink, Gs1ErrorKind, Identifier, KeyKind,
     epc::{self, UrnForm},
 };
-use tracery_runtime::config::RuleAction;
+use tracery_runtime::{config::RuleAction, error::Violation};
 
 /// Whether a finding stops the event or only travels with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,13 @@ pub struct Finding {
     pub message: String,
     /// Reject or warn.
     pub severity: Severity,
+}
+
+impl Finding {
+    /// The finding as a field violation of a result or quarantine entry.
+    pub fn to_violation(&self) -> Violation {
+        Violation::new(self.field.clone(), self.message.clone()).with_reason(self.code.clone())
+    }
 }
 
 /// Which rules reject and which only warn; `None` turns a rule off.

@@ -17,6 +17,7 @@ mod limits;
 mod mqtt;
 mod mqtt_auth;
 mod postback;
+mod races;
 mod readiness;
 mod rest;
 mod serials;

@@ -1,7 +1,10 @@
 //! The append-only event store. Each accepted event gets the next `sequence`; readers
 //! (Subscribe, genealogy, integration) follow that cursor. Rows are never updated.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -12,12 +15,17 @@ use tokio::sync::{mpsc, oneshot};
 use tracery_epcis::{Event, json};
 use tracery_runtime::integrity::{ChainKeys, Checkpoint};
 
-use crate::domain::{Admission, CaptureError, Outcome, Rejected};
+use crate::{
+    domain::{Admission, CaptureError, Channel, Outcome, Rejected},
+    validation::Policy,
+};
 
 mod bulk;
+mod commit_rules;
 pub mod integrity;
 pub mod jobs;
 pub mod keys;
+pub mod lifecycle;
 pub mod placements;
 pub mod quarantine;
 pub mod traces;
@@ -96,6 +104,7 @@ mod migration {
                 Box::new(SplitKeyRoles),
                 Box::new(ChainEvents),
                 Box::new(CreateEventTraces),
+                Box::new(CreateLifecycle),
             ]
         }
     }
@@ -230,6 +239,42 @@ mod migration {
             }
             keys::insert_rows(db, index_rows).await?;
             after = last;
+        }
+    }
+
+    struct CreateLifecycle;
+
+    impl MigrationName for CreateLifecycle {
+        fn name(&self) -> &str {
+            "m0010_capture_lifecycle"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateLifecycle {
+        /// Each identifier's lifecycle state, filled from the events stored before.
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::lifecycle::{rebuild, state_row::Column, state_row::Entity};
+            manager
+                .create_table(
+                    Table::create()
+                        .table(Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(Column::Identifier)
+                                .string()
+                                .not_null()
+                                .primary_key(),
+                        )
+                        .col(ColumnDef::new(Column::State).small_integer().not_null())
+                        .col(ColumnDef::new(Column::EventId).string().not_null())
+                        .col(ColumnDef::new(Column::Sequence).big_integer().not_null())
+                        .to_owned(),
+                )
+                .await?;
+            rebuild(manager.get_connection())
+                .await
+                .map_err(|err| DbErr::Migration(err.to_string()))
         }
     }
 
@@ -594,6 +639,7 @@ async fn append_events(
     }
     bulk::insert_keys(conn, key_rows).await?;
     placements::record(conn, &appended_events).await?;
+    lifecycle::record(conn, &appended_events).await?;
     Ok(keyed
         .into_iter()
         .enumerate()
@@ -649,6 +695,7 @@ async fn begin_append(
 async fn group_commit(
     db: DatabaseConnection,
     keys: ChainKeys,
+    policy: Arc<Policy>,
     mut pending: mpsc::Receiver<Pending>,
 ) {
     while let Some(first) = pending.recv().await {
@@ -665,14 +712,13 @@ async fn group_commit(
         }
         // Each group commits in a task of its own: a panic there fails that group's callers
         // and leaves the committer running.
-        let db_for_group = db.clone();
-        let keys_for_group = keys.clone();
+        let (db_for_group, keys_for_group, policy_for_group) =
+            (db.clone(), keys.clone(), Arc::clone(&policy));
         let committed = tokio::spawn(async move {
-            let all: Vec<(&Admission, Option<&str>)> = group
-                .iter()
-                .flat_map(|p| p.admissions.iter().map(|a| (a, p.trace_parent.as_deref())))
-                .collect();
-            let result = EventStore::store_group(&db_for_group, &keys_for_group, &all).await;
+            let all: Vec<GroupEntry> = group.iter().flat_map(Pending::entries).collect();
+            let result =
+                EventStore::store_group(&db_for_group, &keys_for_group, &policy_for_group, &all)
+                    .await;
             (group, result)
         })
         .await;
@@ -684,10 +730,12 @@ async fn group_commit(
             }
         };
         match result {
-            Ok(results) => {
+            Ok((results, replacements)) => {
                 let mut results = results.into_iter();
-                for batch in group {
+                let mut replacements = replacements.into_iter();
+                for mut batch in group {
                     let mine = results.by_ref().take(batch.admissions.len()).collect();
+                    batch.apply(replacements.by_ref());
                     // A caller that gave up waiting has nothing to receive.
                     let _ = batch.reply.send((batch.admissions, Ok(mine)));
                 }
@@ -698,15 +746,36 @@ async fn group_commit(
                 }
             }
             Err(_) => {
-                for batch in group {
-                    let own: Vec<(&Admission, Option<&str>)> = batch
-                        .admissions
-                        .iter()
-                        .map(|a| (a, batch.trace_parent.as_deref()))
-                        .collect();
-                    let result = EventStore::store_group(&db, &keys, &own).await;
+                for mut batch in group {
+                    let own: Vec<GroupEntry> = batch.entries().collect();
+                    let result = EventStore::store_group(&db, &keys, &policy, &own).await;
+                    let result = result.map(|(results, replacements)| {
+                        batch.apply(replacements.into_iter());
+                        results
+                    });
                     let _ = batch.reply.send((batch.admissions, result));
                 }
+            }
+        }
+    }
+}
+
+/// One admission of a group: with its caller's trace and channel.
+type GroupEntry<'a> = (&'a Admission, Option<&'a str>, Channel);
+
+impl Pending {
+    fn entries(&self) -> impl Iterator<Item = GroupEntry<'_>> {
+        self.admissions
+            .iter()
+            .map(|a| (a, self.trace_parent.as_deref(), self.channel))
+    }
+
+    /// Puts the commit-time rules' quarantined admissions in place, taking one per
+    /// admission of this batch from `replacements`.
+    fn apply(&mut self, replacements: impl Iterator<Item = Option<Admission>>) {
+        for (admission, replacement) in self.admissions.iter_mut().zip(replacements) {
+            if let Some(replacement) = replacement {
+                *admission = replacement;
             }
         }
     }
@@ -751,6 +820,8 @@ type Decided = (Vec<Admission>, Result<Vec<IntakeResult>, CaptureError>);
 /// A caller's batch waiting for the group commit, and where its results go.
 struct Pending {
     admissions: Vec<Admission>,
+    /// Where they came from (for those the commit-time rules quarantine).
+    channel: Channel,
     /// The caller's trace, when traced.
     trace_parent: Option<String>,
     reply: oneshot::Sender<Decided>,
@@ -761,16 +832,27 @@ struct Pending {
 pub struct EventStore {
     db: DatabaseConnection,
     keys: ChainKeys,
+    policy: Arc<Policy>,
     appender: mpsc::Sender<Pending>,
 }
 
 impl EventStore {
     /// The store over `db`, linking appended events with `keys`, with its group-commit
     /// task (needs a Tokio runtime).
-    pub fn new(db: DatabaseConnection, keys: ChainKeys) -> Self {
+    pub fn new(db: DatabaseConnection, keys: ChainKeys, policy: Arc<Policy>) -> Self {
         let (appender, pending) = mpsc::channel(1024);
-        tokio::spawn(group_commit(db.clone(), keys.clone(), pending));
-        Self { db, keys, appender }
+        tokio::spawn(group_commit(
+            db.clone(),
+            keys.clone(),
+            Arc::clone(&policy),
+            pending,
+        ));
+        Self {
+            db,
+            keys,
+            policy,
+            appender,
+        }
     }
 
     /// A transaction that may append events, serialised with every other appender.
@@ -791,7 +873,7 @@ impl EventStore {
     /// Batches that arrive while a commit is running are committed together in one
     /// transaction (group commit), so many small concurrent requests cost one commit.
     #[tracing::instrument(skip_all, fields(events = admissions.len()))]
-    pub async fn capture(&self, admissions: Vec<Admission>) -> Decided {
+    pub async fn capture(&self, admissions: Vec<Admission>, channel: Channel) -> Decided {
         let (reply, answer) = oneshot::channel();
         let failed = |reason: &str| CaptureError::Invalid {
             field: String::new(),
@@ -800,6 +882,7 @@ impl EventStore {
         let trace_parent = tracery_runtime::telemetry::current_trace_parent();
         let pending = Pending {
             admissions,
+            channel,
             trace_parent,
             reply,
         };
@@ -817,15 +900,30 @@ impl EventStore {
         })
     }
 
-    /// Stores the admissions of one group in one transaction.
+    /// Stores the admissions of one group in one transaction, after the commit-time rules
+    /// ([`commit_rules`]); also returns the quarantined admissions those rules put in the
+    /// place of accepted ones.
     async fn store_group(
         db: &DatabaseConnection,
         keys: &ChainKeys,
-        admissions: &[(&Admission, Option<&str>)],
-    ) -> Result<Vec<IntakeResult>, CaptureError> {
+        policy: &Policy,
+        admissions: &[GroupEntry<'_>],
+    ) -> Result<(Vec<IntakeResult>, Vec<Option<Admission>>), CaptureError> {
         let now = Utc::now();
         let txn = begin_append(db).await?;
-        let accepted: Vec<&Event> = admissions
+        let judged: Vec<(&Admission, Channel)> = admissions
+            .iter()
+            .map(|(a, _, channel)| (*a, *channel))
+            .collect();
+        let replacements = commit_rules::decide(&txn, policy, &judged).await?;
+        let effective: Vec<(&Admission, Option<&str>)> = admissions
+            .iter()
+            .zip(&replacements)
+            .map(|((admission, trace_parent, _), replacement)| {
+                (replacement.as_ref().unwrap_or(admission), *trace_parent)
+            })
+            .collect();
+        let accepted: Vec<&Event> = effective
             .iter()
             .filter_map(|(a, _)| match *a {
                 Admission::Accept { event, .. } => Some(event.as_ref()),
@@ -833,9 +931,9 @@ impl EventStore {
             })
             .collect();
         let mut stored = append_events(&txn, keys, &accepted, now).await?.into_iter();
-        let mut results = Vec::with_capacity(admissions.len());
+        let mut results = Vec::with_capacity(effective.len());
         let mut traced = Vec::new();
-        for (admission, trace_parent) in admissions {
+        for (admission, trace_parent) in &effective {
             results.push(match admission {
                 Admission::Accept { .. } => {
                     let result = stored.next().ok_or_else(|| CaptureError::Invalid {
@@ -854,7 +952,7 @@ impl EventStore {
         }
         traces::record(&txn, traced).await?;
         txn.commit().await?;
-        Ok(results)
+        Ok((results, replacements))
     }
 
     /// Applies a new decision about quarantined event `id`: stores it and closes the entry,
@@ -862,11 +960,17 @@ impl EventStore {
     pub async fn resubmit(
         &self,
         id: &str,
-        admission: &Admission,
-    ) -> Result<IntakeResult, CaptureError> {
+        admission: Admission,
+        channel: Channel,
+    ) -> Result<(Admission, IntakeResult), CaptureError> {
         let txn = self.begin_append().await?;
         quarantine::open_entry(&txn, id).await?;
-        let result = match admission {
+        let replacement = commit_rules::decide(&txn, &self.policy, &[(&admission, channel)])
+            .await?
+            .pop()
+            .flatten();
+        let admission = replacement.unwrap_or(admission);
+        let result = match &admission {
             Admission::Accept { event, .. } => {
                 let stored = append_events(&txn, &self.keys, &[event.as_ref()], Utc::now())
                     .await?
@@ -884,7 +988,7 @@ impl EventStore {
             }
         };
         txn.commit().await?;
-        Ok(result)
+        Ok((admission, result))
     }
 
     /// The open quarantine entry `id`.

@@ -295,7 +295,7 @@ async fn replay_children(
 }
 
 /// The sequences of events naming one of `values` in `role`.
-async fn sequences_naming(
+pub(super) async fn sequences_naming(
     conn: &impl ConnectionTrait,
     role: keys::Role,
     values: &[String],
@@ -318,7 +318,7 @@ async fn sequences_naming(
 }
 
 /// The stored events at `sequences`.
-async fn events_at(
+pub(super) async fn events_at(
     conn: &impl ConnectionTrait,
     sequences: &[i64],
 ) -> Result<Vec<StoredEvent>, CaptureError> {

@@ -1,0 +1,127 @@
+//! The rules whose answer depends on what other requests stored a moment ago — commissioning
+//! an identifier twice, using a retired one, packing a child that is inside another parent —
+//! decided again inside the append transaction, under the append lock, against the state
+//! that transaction reads ([`super::lifecycle`], [`super::placements`]) and in the order the
+//! group's events are stored. Two requests racing for the same serial are decided one after
+//! the other: the first is stored, the second quarantined naming the first.
+//!
+//! The intake's earlier check (against identity, which also knows states set by hand)
+//! still runs first; this one adds what happened since, and only refuses: it applies the
+//! same rules ([`crate::state_rules::Ledger`], [`crate::containment::Containment`]) and acts
+//! on their `reject` findings.
+
+use std::collections::HashSet;
+
+use sea_orm::ConnectionTrait;
+use tracery_epcis::{Event, json};
+use tracery_runtime::error::Violation;
+
+use super::{bulk, lifecycle, placements, store_key};
+use crate::{
+    containment::{Containment, packed_children},
+    domain::{Admission, CaptureError, Channel, Rejected},
+    state_rules::Ledger,
+    validation::{Finding, Policy, Severity, instance_fields},
+};
+
+/// For each admission of the group, in order, the quarantined admission that replaces it
+/// when its event breaks one of the rules against the stored state and the group's earlier
+/// events (`None`: it stands). The caller applies them once the transaction commits.
+pub async fn decide(
+    conn: &impl ConnectionTrait,
+    policy: &Policy,
+    group: &[(&Admission, Channel)],
+) -> Result<Vec<Option<Admission>>, CaptureError> {
+    let mut replacements = vec![None; group.len()];
+    let stored = already_stored(conn, group).await?;
+    let judged: Vec<&Event> = group
+        .iter()
+        .filter_map(|(admission, _)| match admission {
+            Admission::Accept { event, .. } if !stored.contains(&key_of(event)) => {
+                Some(event.as_ref())
+            }
+            _ => None,
+        })
+        .collect();
+    if judged.is_empty() {
+        return Ok(replacements);
+    }
+    let mut ledger = Ledger::new(lifecycle::states_of(conn, &identifiers(&judged)).await?);
+    let mut containment = containment_of(conn, &judged).await?;
+    for ((admission, channel), replacement) in group.iter().zip(&mut replacements) {
+        let Admission::Accept { event, warnings } = admission else {
+            continue;
+        };
+        if stored.contains(&key_of(event)) {
+            continue;
+        }
+        let refusals: Vec<Finding> = ledger
+            .check(event, policy)
+            .into_iter()
+            .chain(containment.check(event, policy))
+            .filter(|finding| finding.severity == Severity::Reject)
+            .collect();
+        if refusals.is_empty() {
+            ledger.record(event);
+            containment.record(event);
+            continue;
+        }
+        let violations: Vec<Violation> = warnings
+            .iter()
+            .cloned()
+            .chain(refusals.iter().map(Finding::to_violation))
+            .collect();
+        *replacement = Some(Admission::Reject(Rejected {
+            payload: Some(json::event_to_json(event).to_string()),
+            payload_protobuf: None,
+            violations,
+            channel: *channel,
+        }));
+    }
+    Ok(replacements)
+}
+
+fn key_of(event: &Event) -> String {
+    store_key(event, event.event_id.as_deref().unwrap_or_default())
+}
+
+/// Store keys of the group's admitted events that are stored already (resent events are
+/// duplicates, whatever happened to their identifiers since).
+async fn already_stored(
+    conn: &impl ConnectionTrait,
+    group: &[(&Admission, Channel)],
+) -> Result<HashSet<String>, CaptureError> {
+    let keys: Vec<String> = group
+        .iter()
+        .filter_map(|(admission, _)| match admission {
+            Admission::Accept { event, .. } => Some(key_of(event)),
+            Admission::Reject(_) => None,
+        })
+        .collect();
+    Ok(bulk::sequences_of(conn, &keys).await?.into_keys().collect())
+}
+
+/// Every instance identifier the events name, once.
+fn identifiers(events: &[&Event]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    events
+        .iter()
+        .flat_map(|event| instance_fields(event))
+        .filter(|(_, written)| seen.insert(written.to_string()))
+        .map(|(_, written)| written.to_owned())
+        .collect()
+}
+
+/// Where the children the events pack are now.
+async fn containment_of(
+    conn: &impl ConnectionTrait,
+    events: &[&Event],
+) -> Result<Containment, CaptureError> {
+    let mut children: Vec<String> = events.iter().flat_map(|e| packed_children(e)).collect();
+    children.sort_unstable();
+    children.dedup();
+    let placed = placements::placements_of(conn, &children).await?;
+    Ok(Containment::new(placed.into_iter().map(
+        |(child, place)| (child, Some((place.parent, place.event_id))),
+    )))
+}
