@@ -219,3 +219,47 @@ pub async fn insert_keys(
     }
     keys::insert_rows(conn, rows).await
 }
+
+/// Rows per statement of the derived tables' writes below.
+const DERIVED_ROWS: usize = 1_000;
+
+/// Deletes the rows of `E` whose `column` is one of `values`, a chunk at a time.
+pub async fn delete_where_in<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    column: E::Column,
+    values: &[String],
+) -> Result<(), DbErr> {
+    for chunk in values.chunks(DERIVED_ROWS) {
+        E::delete_many()
+            .filter(column.is_in(chunk.iter().cloned()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inserts `rows`, a row whose `key` exists already getting the `update` columns instead,
+/// a chunk at a time.
+pub async fn upsert<A>(
+    conn: &impl ConnectionTrait,
+    rows: Vec<A>,
+    key: <A::Entity as EntityTrait>::Column,
+    update: &[<A::Entity as EntityTrait>::Column],
+) -> Result<(), DbErr>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(DERIVED_ROWS).collect();
+        <A::Entity as EntityTrait>::insert_many(chunk)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(key)
+                    .update_columns(update.iter().copied())
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}

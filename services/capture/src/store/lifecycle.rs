@@ -16,11 +16,11 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    QuerySelect,
 };
 use tracery_epcis::{Event, lifecycle::LifecycleEffect};
 
-use super::{StoredEvent, decode_payload, event, keys, placements};
+use super::{StoredEvent, bulk, decode_payload, event, keys, placements};
 use crate::{
     domain::CaptureError,
     state_rules::{Known, KnownState},
@@ -143,12 +143,8 @@ impl Replay {
             .into_iter()
             .map(|(identifier, _)| identifier)
             .collect();
-        for chunk in unset.chunks(CHUNK) {
-            state_row::Entity::delete_many()
-                .filter(state_row::Column::Identifier.is_in(chunk.iter().cloned()))
-                .exec(conn)
-                .await?;
-        }
+        bulk::delete_where_in::<state_row::Entity>(conn, state_row::Column::Identifier, &unset)
+            .await?;
         let rows: Vec<state_row::ActiveModel> = set
             .into_iter()
             .filter_map(|(identifier, state)| {
@@ -160,23 +156,17 @@ impl Replay {
                 })
             })
             .collect();
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
-            state_row::Entity::insert_many(chunk)
-                .on_conflict(
-                    OnConflict::column(state_row::Column::Identifier)
-                        .update_columns([
-                            state_row::Column::State,
-                            state_row::Column::EventId,
-                            state_row::Column::Sequence,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(conn)
-                .await?;
-        }
-        Ok(())
+        bulk::upsert(
+            conn,
+            rows,
+            state_row::Column::Identifier,
+            &[
+                state_row::Column::State,
+                state_row::Column::EventId,
+                state_row::Column::Sequence,
+            ],
+        )
+        .await
     }
 }
 
@@ -229,18 +219,9 @@ async fn replay_identifiers(
 
 /// Replays `events` (any order) without the declared ones and the declarations.
 fn replay_without_declared(events: &mut [StoredEvent]) -> Replay {
-    events.sort_by_key(|stored| stored.sequence);
-    let declared: HashSet<String> = events
-        .iter()
-        .filter(|stored| stored.event.error_declaration.is_some())
-        .filter_map(|stored| stored.event.event_id.clone())
-        .collect();
     let mut replay = Replay::default();
-    for stored in events.iter() {
-        let id = stored.event.event_id.as_deref().unwrap_or_default();
-        if stored.event.error_declaration.is_none() && !declared.contains(id) {
-            replay.apply(stored.sequence, &stored.event);
-        }
+    for stored in super::undeclared(events) {
+        replay.apply(stored.sequence, &stored.event);
     }
     replay
 }

@@ -1153,6 +1153,21 @@ fn decode(row: event::Model) -> Result<StoredEvent, CaptureError> {
     decode_payload(row.sequence, &row.payload)
 }
 
+/// `events` in sequence order without the ones declared erroneous among them and the
+/// declarations: what a derived table (placements, lifecycle) replays.
+fn undeclared(events: &mut [StoredEvent]) -> impl Iterator<Item = &StoredEvent> {
+    events.sort_by_key(|stored| stored.sequence);
+    let declared: HashSet<String> = events
+        .iter()
+        .filter(|stored| stored.event.error_declaration.is_some())
+        .filter_map(|stored| stored.event.event_id.clone())
+        .collect();
+    events.iter().filter(move |stored| {
+        stored.event.error_declaration.is_none()
+            && !declared.contains(stored.event.event_id.as_deref().unwrap_or_default())
+    })
+}
+
 fn decode_payload(sequence: i64, payload: &str) -> Result<StoredEvent, CaptureError> {
     let corrupt = |reason: String| CaptureError::CorruptEvent { sequence, reason };
     let value: serde_json::Value =

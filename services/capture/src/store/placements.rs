@@ -10,11 +10,11 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    QuerySelect,
 };
 use tracery_epcis::{Action, Event, EventKind};
 
-use super::{StoredEvent, decode_payload, event, keys};
+use super::{StoredEvent, bulk, decode_payload, event, keys};
 use crate::domain::CaptureError;
 
 /// The `capture_placements` table.
@@ -127,18 +127,9 @@ impl Replay {
 
     /// Replays `events` (any order) without the declared ones and the declarations.
     fn replay_counted(events: &mut [StoredEvent]) -> Self {
-        events.sort_by_key(|stored| stored.sequence);
-        let declared: HashSet<&str> = events
-            .iter()
-            .filter(|stored| stored.event.error_declaration.is_some())
-            .filter_map(|stored| stored.event.event_id.as_deref())
-            .collect();
         let mut replay = Self::default();
-        for stored in events.iter() {
-            let id = stored.event.event_id.as_deref().unwrap_or_default();
-            if stored.event.error_declaration.is_none() && !declared.contains(id) {
-                replay.apply(stored.sequence, &stored.event);
-            }
+        for stored in super::undeclared(events) {
+            replay.apply(stored.sequence, &stored.event);
         }
         replay
     }
@@ -156,12 +147,8 @@ impl Replay {
             .into_iter()
             .partition(|(_, place)| place.is_some());
         let unpacked: Vec<String> = unpacked.into_iter().map(|(child, _)| child).collect();
-        for chunk in unpacked.chunks(CHUNK) {
-            placement::Entity::delete_many()
-                .filter(placement::Column::Child.is_in(chunk.iter().cloned()))
-                .exec(conn)
-                .await?;
-        }
+        bulk::delete_where_in::<placement::Entity>(conn, placement::Column::Child, &unpacked)
+            .await?;
         let rows: Vec<placement::ActiveModel> = placed
             .into_iter()
             .filter_map(|(child, place)| {
@@ -173,23 +160,17 @@ impl Replay {
                 })
             })
             .collect();
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
-            placement::Entity::insert_many(chunk)
-                .on_conflict(
-                    OnConflict::column(placement::Column::Child)
-                        .update_columns([
-                            placement::Column::Parent,
-                            placement::Column::EventId,
-                            placement::Column::Sequence,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(conn)
-                .await?;
-        }
-        Ok(())
+        bulk::upsert(
+            conn,
+            rows,
+            placement::Column::Child,
+            &[
+                placement::Column::Parent,
+                placement::Column::EventId,
+                placement::Column::Sequence,
+            ],
+        )
+        .await
     }
 }
 
