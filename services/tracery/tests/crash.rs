@@ -668,6 +668,10 @@ async fn sigterm_with_postings_due_exits_promptly_and_keeps_them() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "a clean exit: {status:?}");
+    eprintln!(
+        "post-back stop: {used:.2} CPU s in 3 s of backoff; exited {:?} after SIGTERM",
+        stopping.elapsed()
+    );
     assert!(postings.stock_entries().is_empty() && postings.confirmations().is_empty());
 
     // Back in service: each posting goes out once.
