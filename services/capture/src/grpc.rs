@@ -369,20 +369,20 @@ impl CaptureService for CaptureApi {
         &self,
         _: Request<pb::VerifyIntegrityRequest>,
     ) -> Result<Response<pb::VerifyIntegrityResponse>, Status> {
-        let checkpoints = |chain| {
-            self.integrity.checkpoints(chain).map_err(|err| {
-                tracing::error!(error = %err, "cannot read the checkpoint file");
-                Status::unavailable("the checkpoint file cannot be read; see the log")
-            })
-        };
-        let (event_checkpoints, audit_checkpoints) = (
-            checkpoints(crate::store::integrity::CHAIN)?,
-            checkpoints(tracery_runtime::audit::CHAIN)?,
-        );
-        let read = event_checkpoints.valid.len() + audit_checkpoints.valid.len();
-        let events = self.store.verify_integrity(event_checkpoints.valid).await?;
-        let audit = self.store.verify_audit(audit_checkpoints.valid).await?;
-        let problems = event_checkpoints.forged;
+        let mut checkpoints = self.integrity.checkpoints().map_err(|err| {
+            tracing::error!(error = %err, "cannot read the checkpoint file");
+            Status::unavailable("the checkpoint file cannot be read; see the log")
+        })?;
+        let read = checkpoints.count();
+        let events = self
+            .store
+            .verify_integrity(checkpoints.take(crate::store::integrity::CHAIN))
+            .await?;
+        let audit = self
+            .store
+            .verify_audit(checkpoints.take(tracery_runtime::audit::CHAIN))
+            .await?;
+        let problems = checkpoints.forged;
         for (chain, broken) in [
             ("stored events", &events.broken),
             ("audit trail", &audit.broken),

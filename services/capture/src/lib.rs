@@ -101,7 +101,7 @@ impl ServiceModule for CaptureModule {
                 ctx.shutdown.clone(),
             )));
         }
-        tasks.push(tokio::spawn(tracery_runtime::server::checkpoint_every(
+        tasks.push(tokio::spawn(tracery_runtime::integrity::checkpoint_every(
             ctx.config.integrity.checkpoint_interval,
             Arc::clone(&ctx.integrity),
             ctx.db.clone(),

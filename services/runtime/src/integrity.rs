@@ -20,6 +20,7 @@
 //! (HMAC, SHA-256) come from RustCrypto's `hmac` and `sha2`.
 
 use std::{
+    collections::HashMap,
     io::Write as _,
     path::{Path, PathBuf},
     sync::Mutex,
@@ -249,12 +250,29 @@ pub struct Integrity {
     writing: Mutex<()>,
 }
 
-/// Checkpoint lines read back: the valid ones of one chain in position order, and the
-/// lines that do not verify.
+/// The checkpoint file read back: the valid checkpoints by chain, in position order, and
+/// the lines that do not verify.
 #[derive(Debug, Default)]
-pub struct ChainCheckpoints {
-    pub valid: Vec<Checkpoint>,
+pub struct Checkpoints {
+    by_chain: HashMap<String, Vec<Checkpoint>>,
     pub forged: Vec<String>,
+}
+
+impl Checkpoints {
+    /// The valid checkpoints of `chain`, in position order.
+    pub fn of(&self, chain: &str) -> &[Checkpoint] {
+        self.by_chain.get(chain).map_or(&[], Vec::as_slice)
+    }
+
+    /// The same, taken out.
+    pub fn take(&mut self, chain: &str) -> Vec<Checkpoint> {
+        self.by_chain.remove(chain).unwrap_or_default()
+    }
+
+    /// How many valid checkpoints there are, of every chain.
+    pub fn count(&self) -> usize {
+        self.by_chain.values().map(Vec::len).sum()
+    }
 }
 
 impl Integrity {
@@ -308,8 +326,8 @@ impl Integrity {
         Ok(checkpoint)
     }
 
-    /// The checkpoints of `chain` (none when the file does not exist yet).
-    pub fn checkpoints(&self, chain: &str) -> anyhow::Result<ChainCheckpoints> {
+    /// The checkpoints of every chain (none when the file does not exist yet).
+    pub fn checkpoints(&self) -> anyhow::Result<Checkpoints> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -317,18 +335,18 @@ impl Integrity {
                 return Err(err).with_context(|| format!("cannot read {}", self.path.display()));
             }
         };
-        let mut read = ChainCheckpoints::default();
+        let mut read = Checkpoints::default();
         for (number, line) in text
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
             match serde_json::from_str::<Checkpoint>(line) {
-                Ok(checkpoint) if checkpoint.signed_by(&self.keys) => {
-                    if checkpoint.chain == chain {
-                        read.valid.push(checkpoint);
-                    }
-                }
+                Ok(checkpoint) if checkpoint.signed_by(&self.keys) => read
+                    .by_chain
+                    .entry(checkpoint.chain.clone())
+                    .or_default()
+                    .push(checkpoint),
                 _ => read.forged.push(format!(
                     "line {} of {} is not a checkpoint signed with a known key",
                     number + 1,
@@ -336,7 +354,9 @@ impl Integrity {
                 )),
             }
         }
-        read.valid.sort_by_key(|c| (c.position, c.at));
+        for checkpoints in read.by_chain.values_mut() {
+            checkpoints.sort_by_key(|c| (c.position, c.at));
+        }
         Ok(read)
     }
 }
@@ -514,6 +534,47 @@ impl<'a> ChainVerifier<'a> {
     }
 }
 
+/// The newest `(position, link)` of a chain, read from the database.
+pub type ChainHead = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<(i64, String)>, DbErr>> + Send>,
+>;
+
+/// Checkpoints the head of `chain` outside the database every `interval` when it moved,
+/// and once more on shutdown.
+pub async fn checkpoint_every(
+    interval: std::time::Duration,
+    integrity: std::sync::Arc<Integrity>,
+    db: sea_orm::DatabaseConnection,
+    chain: &'static str,
+    shutdown: tokio_util::sync::CancellationToken,
+    head: impl Fn(sea_orm::DatabaseConnection) -> ChainHead + Send + 'static,
+) {
+    let mut written: Option<(i64, String)> = None;
+    loop {
+        let stopping = tokio::select! {
+            () = shutdown.cancelled() => true,
+            () = tokio::time::sleep(interval) => false,
+        };
+        match head(db.clone()).await {
+            Ok(Some(current)) if written.as_ref() != Some(&current) => {
+                match integrity.checkpoint(chain, current.0, &current.1) {
+                    Ok(_) => written = Some(current),
+                    Err(err) => {
+                        tracing::error!(chain, error = %err, "cannot write a chain checkpoint")
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(chain, error = %err, "cannot read the chain head to checkpoint it")
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,8 +608,8 @@ mod tests {
         let mut text = std::fs::read_to_string(dir.path().join("c.jsonl")).expect("file");
         text.push_str(&text.replace("\"position\":3", "\"position\":2"));
         std::fs::write(dir.path().join("c.jsonl"), text).expect("tampered");
-        let read = log.checkpoints("events").expect("read");
-        assert_eq!(read.valid.len(), 1);
+        let read = log.checkpoints().expect("read");
+        assert_eq!(read.of("events").len(), 1);
         assert_eq!(read.forged.len(), 1, "the edited copy's signature fails");
     }
 

@@ -242,7 +242,7 @@ impl Application {
             config: Arc::clone(&self.config),
             integrity: Arc::clone(&self.integrity),
         };
-        tasks.push(tokio::spawn(checkpoint_every(
+        tasks.push(tokio::spawn(crate::integrity::checkpoint_every(
             self.config.integrity.checkpoint_interval,
             Arc::clone(&self.integrity),
             self.db.clone(),
@@ -578,45 +578,4 @@ pub async fn migrate(
     apply_migrations(&db, &modules).await?;
     db.close().await?;
     Ok(())
-}
-
-/// The newest `(position, link)` of a chain, read from the database.
-pub type ChainHead = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Option<(i64, String)>, DbErr>> + Send>,
->;
-
-/// Checkpoints the head of `chain` outside the database every `interval` when it moved,
-/// and once more on shutdown.
-pub async fn checkpoint_every(
-    interval: std::time::Duration,
-    integrity: Arc<Integrity>,
-    db: DatabaseConnection,
-    chain: &'static str,
-    shutdown: CancellationToken,
-    head: impl Fn(DatabaseConnection) -> ChainHead + Send + 'static,
-) {
-    let mut written: Option<(i64, String)> = None;
-    loop {
-        let stopping = tokio::select! {
-            () = shutdown.cancelled() => true,
-            () = tokio::time::sleep(interval) => false,
-        };
-        match head(db.clone()).await {
-            Ok(Some(current)) if written.as_ref() != Some(&current) => {
-                match integrity.checkpoint(chain, current.0, &current.1) {
-                    Ok(_) => written = Some(current),
-                    Err(err) => {
-                        tracing::error!(chain, error = %err, "cannot write a chain checkpoint")
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(chain, error = %err, "cannot read the chain head to checkpoint it")
-            }
-        }
-        if stopping {
-            return;
-        }
-    }
 }

@@ -247,8 +247,8 @@ async fn links_recomputed_without_the_key_are_found() {
 async fn await_checkpoint(app: &TestApp, position: i64) {
     let integrity = Integrity::load(app.integrity()).expect("keys");
     for _ in 0..100 {
-        let held = integrity.checkpoints("events").expect("readable");
-        if held.valid.iter().any(|c| c.position == position) {
+        let held = integrity.checkpoints().expect("readable");
+        if held.of("events").iter().any(|c| c.position == position) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

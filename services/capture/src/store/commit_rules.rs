@@ -10,13 +10,13 @@
 //! same rules ([`crate::state_rules::Ledger`], [`crate::containment::Containment`]) and acts
 //! on their `reject` findings.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sea_orm::ConnectionTrait;
 use tracery_epcis::{Event, json};
 use tracery_runtime::error::Violation;
 
-use super::{bulk, lifecycle, placements, store_key};
+use super::{event_store_key, lifecycle, placements};
 use crate::{
     containment::{Containment, packed_children},
     domain::{Admission, CaptureError, Channel, Rejected},
@@ -27,17 +27,20 @@ use crate::{
 /// For each admission of the group, in order, the quarantined admission that replaces it
 /// when its event breaks one of the rules against the stored state and the group's earlier
 /// events (`None`: it stands). The caller applies them once the transaction commits.
+///
+/// `stored` holds the store keys of the group's events stored already: a resent event is a
+/// duplicate, whatever happened to its identifiers since, and is not judged again.
 pub async fn decide(
     conn: &impl ConnectionTrait,
     policy: &Policy,
     group: &[(&Admission, Channel)],
+    stored: &HashMap<String, i64>,
 ) -> Result<Vec<Option<Admission>>, CaptureError> {
     let mut replacements = vec![None; group.len()];
-    let stored = already_stored(conn, group).await?;
     let judged: Vec<&Event> = group
         .iter()
         .filter_map(|(admission, _)| match admission {
-            Admission::Accept { event, .. } if !stored.contains(&key_of(event)) => {
+            Admission::Accept { event, .. } if !stored.contains_key(&event_store_key(event)) => {
                 Some(event.as_ref())
             }
             _ => None,
@@ -52,7 +55,7 @@ pub async fn decide(
         let Admission::Accept { event, warnings } = admission else {
             continue;
         };
-        if stored.contains(&key_of(event)) {
+        if stored.contains_key(&event_store_key(event)) {
             continue;
         }
         let refusals: Vec<Finding> = ledger
@@ -79,26 +82,6 @@ pub async fn decide(
         }));
     }
     Ok(replacements)
-}
-
-fn key_of(event: &Event) -> String {
-    store_key(event, event.event_id.as_deref().unwrap_or_default())
-}
-
-/// Store keys of the group's admitted events that are stored already (resent events are
-/// duplicates, whatever happened to their identifiers since).
-async fn already_stored(
-    conn: &impl ConnectionTrait,
-    group: &[(&Admission, Channel)],
-) -> Result<HashSet<String>, CaptureError> {
-    let keys: Vec<String> = group
-        .iter()
-        .filter_map(|(admission, _)| match admission {
-            Admission::Accept { event, .. } => Some(key_of(event)),
-            Admission::Reject(_) => None,
-        })
-        .collect();
-    Ok(bulk::sequences_of(conn, &keys).await?.into_keys().collect())
 }
 
 /// Every instance identifier the events name, once.

@@ -584,10 +584,27 @@ fn store_key(event: &Event, event_id: &str) -> String {
 /// Appends `events` inside `conn`'s transaction, or finds them stored already (an eventID
 /// stored before, or earlier in the same batch, is a duplicate with the first one's
 /// sequence). A few statements per batch, whatever its size.
+/// The sequences of `events` that are stored already, by store key: read once per append,
+/// for the commit-time rules and for telling appends from duplicates.
+async fn stored_sequences(
+    conn: &impl ConnectionTrait,
+    events: &[&Event],
+) -> Result<HashMap<String, i64>, sea_orm::DbErr> {
+    let store_keys: Vec<String> = events.iter().map(|event| event_store_key(event)).collect();
+    bulk::sequences_of(conn, &store_keys).await
+}
+
+/// [`store_key`] of an event that has its eventID.
+fn event_store_key(event: &Event) -> String {
+    store_key(event, event.event_id.as_deref().unwrap_or_default())
+}
+
+/// `sequences` holds those of `events` stored already ([`stored_sequences`]).
 async fn append_events(
     conn: &impl ConnectionTrait,
     keys: &ChainKeys,
     events: &[&Event],
+    mut sequences: HashMap<String, i64>,
     record_time: DateTime<Utc>,
 ) -> Result<Vec<StoreResult>, CaptureError> {
     let mut keyed = Vec::with_capacity(events.len());
@@ -600,8 +617,6 @@ async fn append_events(
         };
         keyed.push((store_key(event, &event_id), event_id));
     }
-    let store_keys: Vec<String> = keyed.iter().map(|(key, _)| key.clone()).collect();
-    let mut sequences = bulk::sequences_of(conn, &store_keys).await?;
     // The first occurrence of each key not stored yet is appended; the rest are duplicates.
     let mut first: HashMap<String, usize> = HashMap::new();
     let appended: Vec<usize> = (0..keyed.len())
@@ -915,7 +930,15 @@ impl EventStore {
             .iter()
             .map(|(a, _, channel)| (*a, *channel))
             .collect();
-        let replacements = commit_rules::decide(&txn, policy, &judged).await?;
+        let admitted: Vec<&Event> = judged
+            .iter()
+            .filter_map(|(a, _)| match a {
+                Admission::Accept { event, .. } => Some(event.as_ref()),
+                Admission::Reject(_) => None,
+            })
+            .collect();
+        let stored = stored_sequences(&txn, &admitted).await?;
+        let replacements = commit_rules::decide(&txn, policy, &judged, &stored).await?;
         let effective: Vec<(&Admission, Option<&str>)> = admissions
             .iter()
             .zip(&replacements)
@@ -930,7 +953,9 @@ impl EventStore {
                 Admission::Reject(_) => None,
             })
             .collect();
-        let mut stored = append_events(&txn, keys, &accepted, now).await?.into_iter();
+        let mut stored = append_events(&txn, keys, &accepted, stored, now)
+            .await?
+            .into_iter();
         let mut results = Vec::with_capacity(effective.len());
         let mut traced = Vec::new();
         for (admission, trace_parent) in &effective {
@@ -965,14 +990,19 @@ impl EventStore {
     ) -> Result<(Admission, IntakeResult), CaptureError> {
         let txn = self.begin_append().await?;
         quarantine::open_entry(&txn, id).await?;
-        let replacement = commit_rules::decide(&txn, &self.policy, &[(&admission, channel)])
-            .await?
-            .pop()
-            .flatten();
+        let stored = match &admission {
+            Admission::Accept { event, .. } => stored_sequences(&txn, &[event.as_ref()]).await?,
+            Admission::Reject(_) => HashMap::new(),
+        };
+        let replacement =
+            commit_rules::decide(&txn, &self.policy, &[(&admission, channel)], &stored)
+                .await?
+                .pop()
+                .flatten();
         let admission = replacement.unwrap_or(admission);
         let result = match &admission {
             Admission::Accept { event, .. } => {
-                let stored = append_events(&txn, &self.keys, &[event.as_ref()], Utc::now())
+                let stored = append_events(&txn, &self.keys, &[event.as_ref()], stored, Utc::now())
                     .await?
                     .pop()
                     .ok_or_else(|| CaptureError::Invalid {
