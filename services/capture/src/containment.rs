@@ -4,12 +4,9 @@
 
 use std::collections::HashMap;
 
-use tracery_epcis::{Action, Event, EventKind};
+use tracery_epcis::{Event, effects::Unpacking};
 
-use crate::{
-    store::keys::canonical,
-    validation::{Finding, Policy},
-};
+use crate::validation::{Finding, Policy};
 
 /// Where children are, by canonical child identifier: `Some((parent, event))` while packed.
 #[derive(Debug, Default)]
@@ -19,12 +16,11 @@ pub struct Containment {
 
 /// The children that an AggregationEvent ADD or OBSERVE puts into a parent, canonical.
 pub fn packed_children(event: &Event) -> Vec<String> {
-    match &event.kind {
-        EventKind::Aggregation(e) if e.action != Action::Delete && e.parent_id.is_some() => {
-            e.child_epcs.iter().map(|c| canonical(c)).collect()
-        }
-        _ => Vec::new(),
-    }
+    event
+        .effects()
+        .packing
+        .map(|packing| packing.children.into_iter().map(|c| c.node).collect())
+        .unwrap_or_default()
 }
 
 impl Containment {
@@ -40,25 +36,20 @@ impl Containment {
         let Some(severity) = policy.already_packed else {
             return Vec::new();
         };
-        let EventKind::Aggregation(aggregation) = &event.kind else {
+        let Some(packing) = event.effects().packing else {
             return Vec::new();
         };
-        let Some(parent) = aggregation.parent_id.as_deref().map(canonical) else {
-            return Vec::new();
-        };
-        if aggregation.action == Action::Delete {
-            return Vec::new();
-        }
         let mut findings = Vec::new();
-        for (index, child) in aggregation.child_epcs.iter().enumerate() {
-            if let Some(Some((other, by))) = self.parents.get(&canonical(child))
-                && *other != parent
+        for child in &packing.children {
+            if let Some(Some((other, by))) = self.parents.get(&child.node)
+                && *other != packing.parent
             {
                 findings.push(Finding {
-                    field: format!("childEPCs/{index}"),
+                    field: child.field.clone(),
                     code: "ALREADY_PACKED".to_owned(),
                     message: format!(
-                        "`{child}` is inside `{other}` since event `{by}`; unpack it first (AggregationEvent DELETE)"
+                        "`{}` is inside `{other}` since event `{by}`; unpack it first (AggregationEvent DELETE)",
+                        child.written
                     ),
                     severity,
                 });
@@ -69,32 +60,37 @@ impl Containment {
 
     /// Records what an accepted event did to containment.
     pub fn record(&mut self, event: &Event) {
-        let EventKind::Aggregation(aggregation) = &event.kind else {
-            return;
+        let effects = event.effects();
+        let in_parent = |place: &Option<(String, String)>, parent: &str| {
+            place.as_ref().is_some_and(|(p, _)| p == parent)
         };
-        let Some(parent) = aggregation.parent_id.as_deref().map(canonical) else {
-            return;
-        };
-        let event_id = event.event_id.clone().unwrap_or_default();
-        match aggregation.action {
-            Action::Delete if aggregation.child_epcs.is_empty() => {
-                // Everything is taken out of the parent.
+        match &effects.unpacking {
+            Some(Unpacking::Everything { parent }) => {
                 for place in self.parents.values_mut() {
-                    if place.as_ref().is_some_and(|(p, _)| *p == parent) {
+                    if in_parent(place, parent) {
                         *place = None;
                     }
                 }
             }
-            Action::Delete => {
-                for child in &aggregation.child_epcs {
-                    self.parents.insert(canonical(child), None);
+            Some(Unpacking::Children { parent, children }) => {
+                for child in children {
+                    // A child is taken out of this parent only; one elsewhere stays there.
+                    match self.parents.get_mut(child) {
+                        Some(place) if in_parent(place, parent) => *place = None,
+                        Some(_) => {}
+                        None => {
+                            self.parents.insert(child.clone(), None);
+                        }
+                    }
                 }
             }
-            Action::Add | Action::Observe => {
-                for child in &aggregation.child_epcs {
-                    self.parents
-                        .insert(canonical(child), Some((parent.clone(), event_id.clone())));
-                }
+            None => {}
+        }
+        if let Some(packing) = effects.packing {
+            let event_id = event.event_id.clone().unwrap_or_default();
+            for child in packing.children {
+                self.parents
+                    .insert(child.node, Some((packing.parent.clone(), event_id.clone())));
             }
         }
     }

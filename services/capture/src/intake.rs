@@ -19,7 +19,7 @@ use crate::{
     pipeline::{admit_proto, readmit},
     state_rules::{Known, KnownState, Ledger},
     store::{EventStore, IntakeResult, quarantine::Entry},
-    validation::{Finding, Policy, Severity, instance_fields},
+    validation::{Finding, Policy, Severity},
 };
 
 /// How long capture waits for identity before treating it as unavailable.
@@ -203,9 +203,9 @@ impl Intake {
                 let mut written: Vec<String> = Vec::new();
                 let mut seen = HashSet::new();
                 for event in &checked {
-                    for (_, identifier) in instance_fields(event) {
-                        if seen.insert(identifier.to_owned()) {
-                            written.push(identifier.to_owned());
+                    for named in event.effects().names {
+                        if seen.insert(named.written.clone()) {
+                            written.push(named.written);
                         }
                     }
                 }

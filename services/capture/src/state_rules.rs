@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use tracery_epcis::{Event, lifecycle::LifecycleEffect};
+use tracery_epcis::{Event, effects::LifecycleEffect};
 
-use crate::validation::{Finding, Policy, Severity, instance_fields};
+use crate::validation::{Finding, Policy, Severity};
 
 /// What identity knows about one identifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,9 +62,9 @@ impl Ledger {
     /// Records what an accepted event did.
     pub fn record(&mut self, event: &Event) {
         let event_id = event.event_id.clone().unwrap_or_default();
-        for (written, effect) in event.lifecycle_effects() {
-            if let Some(epc) = self.canonical.get(written) {
-                let state = match effect {
+        for change in event.effects().lifecycle {
+            if let Some(epc) = self.canonical.get(&change.identifier.written) {
+                let state = match change.effect {
                     LifecycleEffect::Commissioned => KnownState::Commissioned,
                     LifecycleEffect::Decommissioned => KnownState::Decommissioned,
                     LifecycleEffect::Destroyed => KnownState::Destroyed,
@@ -77,8 +77,13 @@ impl Ledger {
     /// The rule findings for `event` against the states recorded so far.
     pub fn check(&self, event: &Event, policy: &Policy) -> Vec<Finding> {
         let event_id = event.event_id.as_deref().unwrap_or_default();
-        let effects: HashMap<&str, LifecycleEffect> =
-            event.lifecycle_effects().into_iter().collect();
+        let effects = event.effects();
+        let commissions = |written: &str| {
+            effects.lifecycle.iter().any(|change| {
+                change.identifier.written == written
+                    && change.effect == LifecycleEffect::Commissioned
+            })
+        };
         let mut findings = Vec::new();
         let mut push = |field: &str, code: &str, message: String, severity: Option<Severity>| {
             if let Some(severity) = severity {
@@ -90,7 +95,8 @@ impl Ledger {
                 });
             }
         };
-        for (field, written) in instance_fields(event) {
+        for named in &effects.names {
+            let (field, written) = (&named.field, named.written.as_str());
             let Some((state, by)) = self.get(written) else {
                 continue;
             };
@@ -98,10 +104,10 @@ impl Ledger {
             if by == event_id {
                 continue;
             }
-            let commissioning = effects.get(written) == Some(&LifecycleEffect::Commissioned);
+            let commissioning = commissions(written);
             match (state, commissioning) {
                 (KnownState::Decommissioned | KnownState::Destroyed, _) => push(
-                    &field,
+                    field,
                     "RETIRED_IDENTIFIER",
                     format!(
                         "`{written}` was {} by event `{by}`",
@@ -114,7 +120,7 @@ impl Ledger {
                     policy.retired_identifier,
                 ),
                 (KnownState::Commissioned, true) => push(
-                    &field,
+                    field,
                     "ALREADY_COMMISSIONED",
                     format!(
                         "`{written}` was commissioned already by event `{by}`: a duplicate identifier"
@@ -122,7 +128,7 @@ impl Ledger {
                     policy.recommissioning,
                 ),
                 (KnownState::NotCommissioned, false) => push(
-                    &field,
+                    field,
                     "UNKNOWN_IDENTIFIER",
                     format!("`{written}` was never commissioned"),
                     policy.unknown_identifier,

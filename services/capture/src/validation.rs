@@ -66,6 +66,8 @@ pub struct Policy {
     pub bom_conformance: Option<Severity>,
     /// Events one request, stream batch or document may carry (`[limits]`).
     pub max_events_per_batch: usize,
+    /// Requests waiting for the group commit before more are refused (`[limits]`).
+    pub capture_queue: usize,
     /// How deep and wide a JSON or XML document may be (`[limits]`).
     pub bounds: tracery_epcis::bounds::Bounds,
 }
@@ -85,6 +87,7 @@ impl Default for Policy {
             // Needs the ERP's orders and BOMs synced: each plant turns it on.
             bom_conformance: None,
             max_events_per_batch: 10_000,
+            capture_queue: 1024,
             bounds: tracery_epcis::bounds::Bounds::default(),
         }
     }
@@ -387,38 +390,6 @@ pub fn validate(event: &Event, policy: &Policy) -> Vec<Finding> {
         check.term("errorDeclaration/reason", reason, Vocabulary::ErrorReason);
     }
     check.findings
-}
-
-/// The instance identifiers `event` names with their field paths: the objects whose
-/// lifecycle the state rules look at (an association's parent may be a place, so it is not
-/// one of them).
-pub fn instance_fields(event: &Event) -> Vec<(String, &str)> {
-    fn list<'e>(name: &str, values: &'e [String]) -> Vec<(String, &'e str)> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (format!("{name}/{i}"), v.as_str()))
-            .collect()
-    }
-    fn parent(parent: &Option<String>) -> Vec<(String, &str)> {
-        parent
-            .iter()
-            .map(|p| ("parentID".to_owned(), p.as_str()))
-            .collect()
-    }
-    match &event.kind {
-        EventKind::Object(e) => list("epcList", &e.epcs),
-        EventKind::Aggregation(e) => {
-            [parent(&e.parent_id), list("childEPCs", &e.child_epcs)].concat()
-        }
-        EventKind::Association(e) => list("childEPCs", &e.child_epcs),
-        EventKind::Transaction(e) => [parent(&e.parent_id), list("epcList", &e.epcs)].concat(),
-        EventKind::Transformation(e) => [
-            list("inputEPCList", &e.input_epcs),
-            list("outputEPCList", &e.output_epcs),
-        ]
-        .concat(),
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! Identifiers become nodes in one canonical spelling (the GS1 Digital Link for GS1 keys,
 //! as written otherwise), so an EPC URN and a Digital Link of the same object meet.
 
-use tracery_epcis::{Action, Event, EventKind, QuantityElement};
+use tracery_epcis::{Event, effects};
 
 /// How two nodes are linked (stored as its `code`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,12 +82,15 @@ pub struct Facts {
     pub links: Vec<NewLink>,
     /// Children packed here leave any other parent at this time.
     pub repacked: Vec<String>,
+    /// The parent of a confirmation (AggregationEvent OBSERVE): children already inside it
+    /// stay where they are, rather than being packed again.
+    pub confirms: Option<String>,
     pub unpacks: Vec<Unpack>,
 }
 
-/// The canonical node id of an identifier as written.
+/// The canonical node id of an identifier as written ([`tracery_epcis::effects::node_id`]).
 pub fn node_id(written: &str) -> String {
-    tracery_gs1::canonical_uri(written).unwrap_or_else(|| written.to_owned())
+    effects::node_id(written)
 }
 
 /// Whether a node id stands for a lot or class rather than one instance.
@@ -97,53 +100,6 @@ pub fn is_lot(node: &str) -> bool {
         return matches!(segments.as_slice(), ["01", _] | ["01", _, "10", _]);
     }
     node.starts_with("urn:epc:class:") || node.starts_with("urn:epc:idpat:")
-}
-
-fn class_nodes(quantities: &[QuantityElement]) -> Vec<(String, Option<f64>, Option<String>)> {
-    quantities
-        .iter()
-        .map(|q| (node_id(&q.epc_class), q.quantity, q.uom.clone()))
-        .collect()
-}
-
-fn nodes(written: &[String]) -> Vec<String> {
-    written.iter().map(|w| node_id(w)).collect()
-}
-
-/// The lot an ilmd names (`cbvmda:lotNumber` or any `…lotNumber` key).
-fn ilmd_lot(ilmd: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<String> {
-    ilmd?
-        .iter()
-        .find(|(key, _)| key.ends_with("lotNumber"))
-        .and_then(|(_, value)| value.as_str())
-        .map(str::to_owned)
-}
-
-/// The lot node of a serialised GTIN node (`…/01/{gtin}/21/{serial}`) and a lot number.
-fn lot_of(serial_node: &str, lot: &str) -> Option<String> {
-    let path = serial_node.strip_prefix("https://id.gs1.org/01/")?;
-    let (gtin, rest) = path.split_once('/')?;
-    rest.starts_with("21/")
-        .then(|| format!("https://id.gs1.org/01/{gtin}/10/{lot}"))
-}
-
-/// The serial → lot links for instances commissioned with a lot number in their ilmd.
-fn memberships(outputs: &[String], lot: Option<String>) -> Vec<NewLink> {
-    let Some(lot) = lot else {
-        return Vec::new();
-    };
-    outputs
-        .iter()
-        .filter_map(|serial| {
-            lot_of(serial, &lot).map(|lot| NewLink {
-                from: serial.clone(),
-                to: lot,
-                kind: LinkKind::MemberOfLot,
-                quantity: None,
-                uom: None,
-            })
-        })
-        .collect()
 }
 
 fn link(from: &str, to: &str, kind: LinkKind) -> NewLink {
@@ -156,121 +112,71 @@ fn link(from: &str, to: &str, kind: LinkKind) -> NewLink {
     }
 }
 
-/// The facts of `event`.
+/// The facts of `event`: its [`Effects`](tracery_epcis::effects::Effects), as links.
 pub fn of(event: &Event) -> Facts {
-    let mut facts = Facts::default();
-    let mut what: Vec<String> = Vec::new();
-    match &event.kind {
-        EventKind::Object(e) => {
-            let epcs = nodes(&e.epcs);
-            what.extend(epcs.iter().cloned());
-            what.extend(class_nodes(&e.quantities).into_iter().map(|c| c.0));
-            if e.action == Action::Add {
-                facts
-                    .links
-                    .extend(memberships(&epcs, ilmd_lot(e.ilmd.as_ref())));
-            }
+    let effects = event.effects();
+    let what = effects.touched();
+    let mut facts = Facts {
+        custodian: effects.custodian.clone(),
+        ..Facts::default()
+    };
+    facts.links.extend(
+        effects
+            .lot_members
+            .iter()
+            .map(|(serial, lot)| link(serial, lot, LinkKind::MemberOfLot)),
+    );
+    if let Some(packing) = &effects.packing {
+        let children: Vec<String> = packing.child_nodes().map(str::to_owned).collect();
+        if packing.confirmation {
+            facts.confirms = Some(packing.parent.clone());
         }
-        EventKind::Aggregation(e) => {
-            let parent = e.parent_id.as_deref().map(node_id);
-            let children: Vec<String> = nodes(&e.child_epcs)
-                .into_iter()
-                .chain(class_nodes(&e.child_quantities).into_iter().map(|c| c.0))
-                .collect();
-            what.extend(parent.iter().cloned());
-            what.extend(children.iter().cloned());
-            if let Some(parent) = parent {
-                match e.action {
-                    Action::Add => {
-                        facts.repacked.extend(children.iter().cloned());
-                        facts.links.extend(
-                            children
-                                .iter()
-                                .map(|child| link(child, &parent, LinkKind::ContainedIn)),
-                        );
-                    }
-                    Action::Delete if children.is_empty() => {
-                        facts.unpacks.push(Unpack::All { parent });
-                    }
-                    Action::Delete => facts.unpacks.push(Unpack::Children { parent, children }),
-                    Action::Observe => {}
-                }
-            }
-        }
-        EventKind::Transaction(e) => {
-            what.extend(e.parent_id.as_deref().map(node_id));
-            what.extend(nodes(&e.epcs));
-            what.extend(class_nodes(&e.quantities).into_iter().map(|c| c.0));
-        }
-        EventKind::Transformation(e) => {
-            let inputs: Vec<(String, Option<f64>, Option<String>)> = nodes(&e.input_epcs)
-                .into_iter()
-                .map(|n| (n, None, None))
-                .chain(class_nodes(&e.input_quantities))
-                .collect();
-            let output_epcs = nodes(&e.output_epcs);
-            let outputs: Vec<String> = output_epcs
+        facts.links.extend(
+            children
                 .iter()
-                .cloned()
-                .chain(class_nodes(&e.output_quantities).into_iter().map(|c| c.0))
-                .collect();
-            for (input, quantity, uom) in &inputs {
-                for output in &outputs {
-                    facts.links.push(NewLink {
-                        from: input.clone(),
-                        to: output.clone(),
-                        kind: LinkKind::TransformedInto,
-                        quantity: *quantity,
-                        uom: uom.clone(),
-                    });
-                }
-            }
-            facts
-                .links
-                .extend(memberships(&output_epcs, ilmd_lot(e.ilmd.as_ref())));
-            what.extend(inputs.into_iter().map(|i| i.0));
-            what.extend(outputs);
+                .map(|child| link(child, &packing.parent, LinkKind::ContainedIn)),
+        );
+        facts.repacked = children;
+    }
+    match effects.unpacking {
+        Some(effects::Unpacking::Everything { parent }) => {
+            facts.unpacks.push(Unpack::All { parent })
         }
-        EventKind::Association(e) => {
-            let parent = e.parent_id.as_deref().map(node_id);
-            let children: Vec<String> = nodes(&e.child_epcs)
-                .into_iter()
-                .chain(class_nodes(&e.child_quantities).into_iter().map(|c| c.0))
-                .collect();
-            if let (Some(parent), Action::Add) = (&parent, e.action) {
-                facts.links.extend(
-                    children
-                        .iter()
-                        .map(|child| link(child, parent, LinkKind::AssociatedWith)),
-                );
-            }
-            what.extend(parent);
-            what.extend(children);
+        Some(effects::Unpacking::Children { parent, children }) => {
+            facts.unpacks.push(Unpack::Children { parent, children })
+        }
+        None => {}
+    }
+    for input in &effects.consumes {
+        for output in &effects.produces {
+            facts.links.push(NewLink {
+                from: input.node.clone(),
+                to: output.node.clone(),
+                kind: LinkKind::TransformedInto,
+                quantity: input.quantity,
+                uom: input.uom.clone(),
+            });
         }
     }
-    let preferred =
-        |kind: &str| kind.ends_with("possessing_party") || kind.ends_with("owning_party");
-    facts.custodian = event
-        .destinations
-        .iter()
-        .find(|d| preferred(&d.kind))
-        .or_else(|| event.destinations.first())
-        .map(|d| node_id(&d.id));
-    for source in &event.sources {
-        let from = node_id(&source.id);
+    if let Some(association) = &effects.association {
         facts.links.extend(
-            what.iter()
-                .map(|item| link(&from, item, LinkKind::ReceivedFrom)),
+            association
+                .children
+                .iter()
+                .map(|child| link(child, &association.parent, LinkKind::AssociatedWith)),
         );
     }
-    for destination in &event.destinations {
-        let to = node_id(&destination.id);
+    for from in &effects.sources {
+        facts.links.extend(
+            what.iter()
+                .map(|item| link(from, item, LinkKind::ReceivedFrom)),
+        );
+    }
+    for to in &effects.destinations {
         facts
             .links
-            .extend(what.iter().map(|item| link(item, &to, LinkKind::ShippedTo)));
+            .extend(what.iter().map(|item| link(item, to, LinkKind::ShippedTo)));
     }
-    what.sort();
-    what.dedup();
     facts.touched = what;
     facts
 }

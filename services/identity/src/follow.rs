@@ -49,11 +49,12 @@ impl LifecycleSink {
     async fn change(&self, event: &tracery_epcis::Event) -> CapturedChange {
         let event_id = event.event_id.clone().unwrap_or_default();
         let mut effects = Vec::new();
-        for (written, effect) in event.lifecycle_effects() {
+        for change in event.effects().lifecycle {
+            let written = change.identifier.written.as_str();
             // Identifiers identity cannot canonicalise (a Digital Link of an unregistered
             // GTIN, a non-GS1 URI) have no lifecycle here; the event itself is stored anyway.
             match self.resolver.instance_epc("epc", written).await {
-                Ok((_, epc)) => effects.push((epc, LifecycleState::from(effect))),
+                Ok((_, epc)) => effects.push((epc, LifecycleState::from(change.effect))),
                 Err(err) => {
                     tracing::debug!(identifier = written, error = %err, "no lifecycle for identifier")
                 }

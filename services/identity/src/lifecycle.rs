@@ -3,7 +3,7 @@
 //! Packing and shipping are containment and custody, kept by the genealogy service.
 
 use chrono::{DateTime, Utc};
-use tracery_epcis::lifecycle::LifecycleEffect;
+use tracery_epcis::effects::LifecycleEffect;
 
 use crate::domain::IdentityError;
 

@@ -4,6 +4,7 @@ mod auth;
 mod bad_input;
 mod capture;
 mod dashboard;
+mod effects_agree;
 mod epcis_examples;
 mod genealogy;
 mod genealogy_trace;

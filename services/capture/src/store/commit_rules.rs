@@ -21,7 +21,7 @@ use crate::{
     containment::{Containment, packed_children},
     domain::{Admission, CaptureError, Channel, Rejected},
     state_rules::Ledger,
-    validation::{Finding, Policy, Severity, instance_fields},
+    validation::{Finding, Policy, Severity},
 };
 
 /// For each admission of the group, in order, the quarantined admission that replaces it
@@ -89,9 +89,9 @@ fn identifiers(events: &[&Event]) -> Vec<String> {
     let mut seen = HashSet::new();
     events
         .iter()
-        .flat_map(|event| instance_fields(event))
-        .filter(|(_, written)| seen.insert(written.to_string()))
-        .map(|(_, written)| written.to_owned())
+        .flat_map(|event| event.effects().names)
+        .filter(|named| seen.insert(named.written.clone()))
+        .map(|named| named.written)
         .collect()
 }
 

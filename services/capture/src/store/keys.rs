@@ -68,7 +68,7 @@ impl Role {
 
 /// The spelling used in the index and in queries.
 pub fn canonical(identifier: &str) -> String {
-    tracery_gs1::canonical_uri(identifier).unwrap_or_else(|| identifier.to_owned())
+    tracery_epcis::effects::node_id(identifier)
 }
 
 /// Every indexed identifier of `event`.

@@ -1,7 +1,7 @@
 //! Each identifier's lifecycle as the stored events leave it: one row per identifier an
 //! event commissioned, decommissioned or destroyed, kept current in the transaction that
-//! appends those events (the effects are [`Event::lifecycle_effects`], the one definition
-//! identity applies too).
+//! appends those events (the effects are [`Event::effects`], the one definition identity
+//! applies too).
 //!
 //! It is what the lifecycle rules read *inside* the append transaction, under the append
 //! lock: two requests commissioning the same serial at the same moment are decided one
@@ -18,7 +18,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
-use tracery_epcis::{Event, lifecycle::LifecycleEffect};
+use tracery_epcis::{Event, effects::LifecycleEffect};
 
 use super::{StoredEvent, bulk, decode_payload, event, keys, placements};
 use crate::{
@@ -125,10 +125,10 @@ struct Replay {
 impl Replay {
     fn apply(&mut self, sequence: i64, event: &Event) {
         let event_id = event.event_id.clone().unwrap_or_default();
-        for (written, effect) in event.lifecycle_effects() {
+        for change in event.effects().lifecycle {
             self.states.insert(
-                keys::canonical(written),
-                Some((state_code(effect), event_id.clone(), sequence)),
+                change.identifier.node,
+                Some((state_code(change.effect), event_id.clone(), sequence)),
             );
         }
     }
@@ -182,9 +182,10 @@ pub async fn record(
         if event.error_declaration.is_some() {
             declared.extend(
                 event
-                    .lifecycle_effects()
+                    .effects()
+                    .lifecycle
                     .into_iter()
-                    .map(|(written, _)| keys::canonical(written)),
+                    .map(|change| change.identifier.node),
             );
             continue;
         }
@@ -203,7 +204,9 @@ async fn replay_identifiers(
     conn: &impl ConnectionTrait,
     identifiers: Vec<String>,
 ) -> Result<(), CaptureError> {
-    let sequences = placements::sequences_naming(conn, keys::Role::Epc, &identifiers).await?;
+    // Where an event may name an instance with a lifecycle of its own.
+    let roles = [keys::Role::Epc, keys::Role::Parent, keys::Role::OutputEpc];
+    let sequences = placements::sequences_naming(conn, &roles, &identifiers).await?;
     let mut events = placements::events_at(conn, &sequences).await?;
     let mut replay = replay_without_declared(&mut events);
     let asked: HashSet<&String> = identifiers.iter().collect();

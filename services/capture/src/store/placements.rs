@@ -12,7 +12,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
-use tracery_epcis::{Action, Event, EventKind};
+use tracery_epcis::{Event, effects::Unpacking};
 
 use super::{StoredEvent, bulk, decode_payload, event, keys};
 use crate::domain::CaptureError;
@@ -79,48 +79,65 @@ pub async fn placements_of(
     Ok(found)
 }
 
-/// Children's placements as a replay of aggregation events leaves them; `None` once
-/// unpacked. Starts from nothing, so the caller replays every event that matters.
+/// What a replay knows of one child.
+#[derive(Debug, Clone)]
+enum Place {
+    Packed(Placement),
+    /// Taken out of this parent: the stored row goes if it still names that parent.
+    Unpacked {
+        from: String,
+    },
+    /// In no parent, as a replay of all the child's events says: the stored row goes.
+    Nowhere,
+}
+
+/// Children's placements as a replay of aggregation events leaves them. Starts from
+/// nothing, so the caller replays every event that matters.
 #[derive(Debug, Default)]
 pub struct Replay {
-    placed: HashMap<String, Option<Placement>>,
+    placed: HashMap<String, Place>,
     /// Parents emptied by a DELETE without children, for the rows not replayed here.
     emptied: HashSet<String>,
 }
 
 impl Replay {
-    /// Applies one aggregation event (other events are ignored).
+    /// Applies one event's packing and unpacking ([`Event::effects`]).
     pub fn apply(&mut self, sequence: i64, event: &Event) {
-        let EventKind::Aggregation(aggregation) = &event.kind else {
-            return;
-        };
-        let Some(parent) = aggregation.parent_id.as_deref().map(keys::canonical) else {
-            return;
-        };
-        match aggregation.action {
-            Action::Delete if aggregation.child_epcs.is_empty() => {
+        let effects = event.effects();
+        match effects.unpacking {
+            Some(Unpacking::Everything { parent }) => {
                 for place in self.placed.values_mut() {
-                    if place.as_ref().is_some_and(|p| p.parent == parent) {
-                        *place = None;
+                    if matches!(place, Place::Packed(p) if p.parent == parent) {
+                        *place = Place::Unpacked {
+                            from: parent.clone(),
+                        };
                     }
                 }
                 self.emptied.insert(parent);
             }
-            Action::Delete => {
-                for child in &aggregation.child_epcs {
-                    self.placed.insert(keys::canonical(child), None);
+            Some(Unpacking::Children { parent, children }) => {
+                for child in children {
+                    let place = self.placed.entry(child).or_insert(Place::Unpacked {
+                        from: parent.clone(),
+                    });
+                    if matches!(place, Place::Packed(p) if p.parent == parent) {
+                        *place = Place::Unpacked {
+                            from: parent.clone(),
+                        };
+                    }
                 }
             }
-            Action::Add | Action::Observe => {
-                let placement = Placement {
-                    parent,
-                    event_id: event.event_id.clone().unwrap_or_default(),
-                    sequence,
-                };
-                for child in &aggregation.child_epcs {
-                    self.placed
-                        .insert(keys::canonical(child), Some(placement.clone()));
-                }
+            None => {}
+        }
+        if let Some(packing) = effects.packing {
+            let placement = Placement {
+                parent: packing.parent,
+                event_id: event.event_id.clone().unwrap_or_default(),
+                sequence,
+            };
+            for child in packing.children {
+                self.placed
+                    .insert(child.node, Place::Packed(placement.clone()));
             }
         }
     }
@@ -142,24 +159,32 @@ impl Replay {
                 .exec(conn)
                 .await?;
         }
-        let (placed, unpacked): (Vec<_>, Vec<_>) = self
-            .placed
-            .into_iter()
-            .partition(|(_, place)| place.is_some());
-        let unpacked: Vec<String> = unpacked.into_iter().map(|(child, _)| child).collect();
-        bulk::delete_where_in::<placement::Entity>(conn, placement::Column::Child, &unpacked)
-            .await?;
-        let rows: Vec<placement::ActiveModel> = placed
-            .into_iter()
-            .filter_map(|(child, place)| {
-                place.map(|p| placement::ActiveModel {
+        let mut unpacked: HashMap<String, Vec<String>> = HashMap::new();
+        let mut rows: Vec<placement::ActiveModel> = Vec::new();
+        let mut nowhere: Vec<String> = Vec::new();
+        for (child, place) in self.placed {
+            match place {
+                Place::Packed(p) => rows.push(placement::ActiveModel {
                     child: Set(child),
                     parent: Set(p.parent),
                     event_id: Set(p.event_id),
                     sequence: Set(p.sequence),
-                })
-            })
-            .collect();
+                }),
+                Place::Unpacked { from } => unpacked.entry(from).or_default().push(child),
+                Place::Nowhere => nowhere.push(child),
+            }
+        }
+        bulk::delete_where_in::<placement::Entity>(conn, placement::Column::Child, &nowhere)
+            .await?;
+        for (parent, children) in unpacked {
+            for chunk in children.chunks(CHUNK) {
+                placement::Entity::delete_many()
+                    .filter(placement::Column::Parent.eq(parent.as_str()))
+                    .filter(placement::Column::Child.is_in(chunk.iter().cloned()))
+                    .exec(conn)
+                    .await?;
+            }
+        }
         bulk::upsert(
             conn,
             rows,
@@ -181,25 +206,24 @@ pub async fn record(
     appended: &[(i64, &Event)],
 ) -> Result<(), CaptureError> {
     let mut replay = Replay::default();
-    let mut declared_aggregations = Vec::new();
+    let mut declared = Vec::new();
     for (sequence, event) in appended {
         if event.error_declaration.is_some() {
-            if matches!(event.kind, EventKind::Aggregation(_)) {
-                declared_aggregations.push(*event);
-            }
+            declared.push(*event);
             continue;
         }
         replay.apply(*sequence, event);
     }
     replay.write(conn).await?;
-    if !declared_aggregations.is_empty() {
-        replay_children(conn, affected_children(conn, &declared_aggregations).await?).await?;
+    let children = affected_children(conn, &declared).await?;
+    if !children.is_empty() {
+        replay_children(conn, children).await?;
     }
     Ok(())
 }
 
-/// The children whose placement a declared aggregation may have decided: its own, and for
-/// a DELETE without children every child ever packed into its parent.
+/// The children whose placement a declared event may have decided: those it packed or
+/// unpacked, and for an emptying every child ever packed into its parent.
 async fn affected_children(
     conn: &impl ConnectionTrait,
     declarations: &[&Event],
@@ -207,24 +231,29 @@ async fn affected_children(
     let mut children = HashSet::new();
     let mut parents = Vec::new();
     for declaration in declarations {
-        let EventKind::Aggregation(aggregation) = &declaration.kind else {
-            continue;
-        };
-        children.extend(aggregation.child_epcs.iter().map(|c| keys::canonical(c)));
-        if aggregation.action == Action::Delete
-            && aggregation.child_epcs.is_empty()
-            && let Some(parent) = &aggregation.parent_id
-        {
-            parents.push(keys::canonical(parent));
+        let effects = declaration.effects();
+        if let Some(packing) = effects.packing {
+            children.extend(packing.children.into_iter().map(|c| c.node));
+        }
+        match effects.unpacking {
+            Some(Unpacking::Children { children: out, .. }) => children.extend(out),
+            Some(Unpacking::Everything { parent }) => parents.push(parent),
+            None => {}
         }
     }
-    let packings = sequences_naming(conn, keys::Role::Parent, &parents).await?;
+    let packings = sequences_naming(conn, &[keys::Role::Parent], &parents).await?;
     for stored in events_at(conn, &packings).await? {
-        if let EventKind::Aggregation(aggregation) = &stored.event.kind {
-            children.extend(aggregation.child_epcs.iter().map(|c| keys::canonical(c)));
+        if let Some(packing) = stored.event.effects().packing {
+            children.extend(packing.children.into_iter().map(|c| c.node));
         }
     }
     Ok(children)
+}
+
+/// Whether the event packs or unpacks anything.
+fn moves_containment(stored: &StoredEvent) -> bool {
+    let effects = stored.event.effects();
+    effects.packing.is_some() || effects.unpacking.is_some()
 }
 
 /// Replays `children` from their own aggregation events and the emptyings of every parent
@@ -236,21 +265,18 @@ async fn replay_children(
     let children: Vec<String> = children.into_iter().collect();
     let mut events = events_at(
         conn,
-        &sequences_naming(conn, keys::Role::Epc, &children).await?,
+        &sequences_naming(conn, &[keys::Role::Epc], &children).await?,
     )
     .await?;
-    events.retain(|stored| matches!(stored.event.kind, EventKind::Aggregation(_)));
+    events.retain(moves_containment);
     let mut parents: Vec<String> = events
         .iter()
-        .filter_map(|stored| match &stored.event.kind {
-            EventKind::Aggregation(a) => a.parent_id.as_deref().map(keys::canonical),
-            _ => None,
-        })
+        .filter_map(|stored| stored.event.effects().packing.map(|p| p.parent))
         .collect();
     parents.sort();
     parents.dedup();
     let known: HashSet<i64> = events.iter().map(|stored| stored.sequence).collect();
-    let emptyings: Vec<i64> = sequences_naming(conn, keys::Role::Parent, &parents)
+    let emptyings: Vec<i64> = sequences_naming(conn, &[keys::Role::Parent], &parents)
         .await?
         .into_iter()
         .filter(|sequence| !known.contains(sequence))
@@ -259,26 +285,34 @@ async fn replay_children(
         events_at(conn, &emptyings)
             .await?
             .into_iter()
-            .filter(|stored| match &stored.event.kind {
-                EventKind::Aggregation(a) => a.action == Action::Delete && a.child_epcs.is_empty(),
-                _ => false,
+            .filter(|stored| {
+                matches!(
+                    stored.event.effects().unpacking,
+                    Some(Unpacking::Everything { .. })
+                )
             }),
     );
     let mut replay = Replay::replay_counted(&mut events);
-    // Only the asked children are rewritten; parents are not emptied wholesale.
+    // Only the asked children are rewritten; parents are not emptied wholesale. Their
+    // whole history was replayed, so a child not packed at the end is in no parent.
     replay.emptied.clear();
     replay.placed.retain(|child, _| children.contains(child));
+    for place in replay.placed.values_mut() {
+        if matches!(place, Place::Unpacked { .. }) {
+            *place = Place::Nowhere;
+        }
+    }
     for child in &children {
-        replay.placed.entry(child.clone()).or_insert(None);
+        replay.placed.entry(child.clone()).or_insert(Place::Nowhere);
     }
     replay.write(conn).await?;
     Ok(())
 }
 
-/// The sequences of events naming one of `values` in `role`.
+/// The sequences of events naming one of `values` in one of `roles`.
 pub(super) async fn sequences_naming(
     conn: &impl ConnectionTrait,
-    role: keys::Role,
+    roles: &[keys::Role],
     values: &[String],
 ) -> Result<Vec<i64>, DbErr> {
     let mut sequences = Vec::new();
@@ -286,7 +320,7 @@ pub(super) async fn sequences_naming(
         let found: Vec<i64> = keys::key::Entity::find()
             .select_only()
             .column(keys::key::Column::Sequence)
-            .filter(keys::key::Column::Role.eq(role as i16))
+            .filter(keys::key::Column::Role.is_in(roles.iter().map(|role| *role as i16)))
             .filter(keys::key::Column::Value.is_in(chunk.iter().cloned()))
             .into_tuple()
             .all(conn)

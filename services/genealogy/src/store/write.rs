@@ -1,6 +1,6 @@
 //! Applying one event to the projection tables, and forgetting one (error declarations).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
@@ -11,7 +11,7 @@ use tracery_epcis::Event;
 use super::tables::{PACKED, UNPACKED, event, history, link, node, packing};
 use crate::{
     domain::GenealogyError,
-    facts::{self, LinkKind, Unpack},
+    facts::{self, Facts, LinkKind, Unpack},
 };
 
 const CHUNK: usize = 500;
@@ -50,7 +50,7 @@ pub(super) async fn record(
     event_id: &str,
     event: &Event,
 ) -> Result<(), GenealogyError> {
-    let facts = facts::of(event);
+    let mut facts = facts::of(event);
     let mut unpacked: Vec<&String> = Vec::new();
     for unpack in &facts.unpacks {
         match unpack {
@@ -76,6 +76,9 @@ pub(super) async fn record(
             GenealogyError::Store(DbErr::RecordNotFound(format!("genealogy node {uri}")))
         })
     };
+    if let Some(parent) = facts.confirms.clone() {
+        skip_confirmed(txn, &mut facts, id(&parent)?, &ids).await?;
+    }
     event::Entity::insert(event::ActiveModel {
         sequence: Set(sequence),
         event_id: Set(event_id.to_owned()),
@@ -197,6 +200,38 @@ pub(super) async fn record(
             .exec_without_returning(txn)
             .await?;
     }
+    Ok(())
+}
+
+/// A confirmation leaves the children already inside its parent as they are: no new
+/// interval, no packing record. The others are packed there now.
+async fn skip_confirmed(
+    txn: &DatabaseTransaction,
+    facts: &mut Facts,
+    parent: i64,
+    ids: &HashMap<String, i64>,
+) -> Result<(), GenealogyError> {
+    let children: Vec<i64> = facts
+        .repacked
+        .iter()
+        .filter_map(|c| ids.get(c).copied())
+        .collect();
+    let mut inside: HashSet<i64> = HashSet::new();
+    for chunk in children.chunks(CHUNK) {
+        let open = link::Entity::find()
+            .filter(link::Column::ToNode.eq(parent))
+            .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
+            .filter(link::Column::EndSequence.is_null())
+            .filter(link::Column::FromNode.is_in(chunk.iter().copied()))
+            .all(txn)
+            .await?;
+        inside.extend(open.into_iter().map(|l| l.from_node));
+    }
+    let already = |node: &String| ids.get(node).is_some_and(|id| inside.contains(id));
+    facts.repacked.retain(|child| !already(child));
+    facts
+        .links
+        .retain(|l| l.kind != LinkKind::ContainedIn || !already(&l.from));
     Ok(())
 }
 

@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateProducts),
             Box::new(CreatePoolsAndStates),
             Box::new(CreateCaptureCursor),
+            Box::new(CreateStateHistory),
         ]
     }
 }
@@ -214,6 +215,35 @@ impl MigrationTrait for CreateCaptureCursor {
                             .primary_key(),
                     )
                     .col(ColumnDef::new(C::AppliedSequence).big_integer().not_null())
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+struct CreateStateHistory;
+
+impl MigrationName for CreateStateHistory {
+    fn name(&self) -> &str {
+        "m0004_create_identity_state_history"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateStateHistory {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use states::state_history::Column as C;
+        manager
+            .create_table(
+                Table::create()
+                    .table(states::state_history::Entity)
+                    .if_not_exists()
+                    .col(ColumnDef::new(C::Epc).string_len(200).not_null())
+                    .col(ColumnDef::new(C::Sequence).big_integer().not_null())
+                    .col(ColumnDef::new(C::State).small_integer().not_null())
+                    .col(ColumnDef::new(C::EventId).string_len(200).not_null())
+                    .col(ColumnDef::new(C::At).timestamp_with_time_zone().not_null())
+                    .primary_key(Index::create().col(C::Epc).col(C::Sequence))
                     .to_owned(),
             )
             .await

@@ -1,9 +1,11 @@
 //! Identifier lifecycle states, one row per identifier that left the "allocated" state.
 
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    sea_query::OnConflict,
+    QueryOrder, sea_query::OnConflict,
 };
 
 use crate::{
@@ -63,7 +65,41 @@ pub mod capture_cursor {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// The `identity_state_history` table: every captured lifecycle change, so an error
+/// declaration is undone by replaying what is left, as capture does — not by guessing the
+/// state before.
+pub mod state_history {
+    use sea_orm::entity::prelude::*;
+
+    /// One captured change of one identifier.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "identity_state_history")]
+    pub struct Model {
+        /// Canonical EPC URN.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub epc: String,
+        /// The capture sequence of the event.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sequence: i64,
+        /// [`crate::lifecycle::LifecycleState`] code.
+        pub state: i16,
+        /// The event.
+        pub event_id: String,
+        /// Its event time.
+        pub at: ChronoDateTimeUtc,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 const CURSOR_ID: i16 = 1;
+
+/// Rows per multi-row statement: within SQLite's bound-parameter limit.
+const CHUNK: usize = 400;
 
 /// A stored state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,19 +186,26 @@ impl StateStore {
             .await?
             .map_or(0, |c| c.applied_sequence);
         let mut count = 0;
+        // Changes are written a run at a time: consecutive transitions in one statement
+        // per table, each reversal on its own (it reads what is left).
+        let mut run: Vec<(i64, &Transition)> = Vec::new();
         for (sequence, change) in changes {
             if *sequence <= applied {
                 continue;
             }
             match change {
                 CapturedChange::Transitions(transitions) => {
-                    write_transitions(&txn, transitions, |_, _| Ok(true)).await?;
+                    run.extend(transitions.iter().map(|t| (*sequence, t)));
                 }
-                CapturedChange::Reversals(reversals) => revert(&txn, reversals).await?,
+                CapturedChange::Reversals(reversals) => {
+                    record_run(&txn, std::mem::take(&mut run)).await?;
+                    revert(&txn, reversals).await?;
+                }
             }
             applied = *sequence;
             count += 1;
         }
+        record_run(&txn, run).await?;
         if count == 0 {
             return Ok(0);
         }
@@ -205,28 +248,137 @@ pub struct Reversal {
 /// Undoes reversals whose identifier is still in the state the erroneous event set; a
 /// later event has the last word otherwise. Commissioning undone returns the identifier
 /// to allocated or unknown (no row); a retirement undone returns it to commissioned.
+/// Records captured transitions in order: their history rows, and each identifier's last
+/// state, one multi-row statement per table.
+async fn record_run(
+    txn: &impl ConnectionTrait,
+    run: Vec<(i64, &Transition)>,
+) -> Result<(), IdentityError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let history: Vec<state_history::ActiveModel> = run
+        .iter()
+        .map(|(sequence, t)| state_history::ActiveModel {
+            epc: Set(t.epc.clone()),
+            sequence: Set(*sequence),
+            state: Set(t.to.code()),
+            event_id: Set(t.event_id.clone()),
+            at: Set(t.at),
+        })
+        .collect();
+    for chunk in history.chunks(CHUNK) {
+        state_history::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on([
+                state_history::Column::Epc,
+                state_history::Column::Sequence,
+            ])
+            .exec_without_returning(txn)
+            .await?;
+    }
+    let mut last: HashMap<&str, &Transition> = HashMap::new();
+    for (_, transition) in &run {
+        last.insert(&transition.epc, transition);
+    }
+    let states: Vec<Transition> = last.into_values().cloned().collect();
+    for chunk in states.chunks(CHUNK) {
+        upsert_states(txn, chunk).await?;
+    }
+    Ok(())
+}
+
+/// Writes each transition as its identifier's current state.
+async fn upsert_states(
+    txn: &impl ConnectionTrait,
+    transitions: &[Transition],
+) -> Result<(), IdentityError> {
+    if transitions.is_empty() {
+        return Ok(());
+    }
+    identifier_state::Entity::insert_many(transitions.iter().map(|t| {
+        identifier_state::ActiveModel {
+            epc: Set(t.epc.clone()),
+            state: Set(t.to.code()),
+            event_id: Set(t.event_id.clone()),
+            updated_at: Set(t.at),
+        }
+    }))
+    .on_conflict(
+        OnConflict::column(identifier_state::Column::Epc)
+            .update_columns([
+                identifier_state::Column::State,
+                identifier_state::Column::EventId,
+                identifier_state::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Undoes a declared event: its history rows go, and each identifier takes the state its
+/// remaining history ends in (none: the row goes). An identifier whose history predates
+/// the history table is undone as before: back to commissioned, or gone.
 async fn revert(txn: &impl ConnectionTrait, reversals: &[Reversal]) -> Result<(), IdentityError> {
     for reversal in reversals {
-        let Some(row) = identifier_state::Entity::find_by_id(reversal.epc.clone())
-            .one(txn)
+        let removed = state_history::Entity::delete_many()
+            .filter(state_history::Column::Epc.eq(reversal.epc.as_str()))
+            .filter(state_history::Column::EventId.eq(reversal.event_id.as_str()))
+            .exec(txn)
             .await?
-        else {
-            continue;
-        };
-        if row.event_id != reversal.event_id
-            || LifecycleState::from_code(row.state) != reversal.undone
-        {
+            .rows_affected;
+        if removed == 0 {
+            revert_without_history(txn, reversal).await?;
             continue;
         }
-        if reversal.undone == LifecycleState::Commissioned {
-            identifier_state::Entity::delete_by_id(reversal.epc.clone())
-                .exec(txn)
-                .await?;
-        } else {
-            let mut active: identifier_state::ActiveModel = row.into();
-            active.state = Set(LifecycleState::Commissioned.code());
-            sea_orm::ActiveModelTrait::update(active, txn).await?;
+        let remaining = state_history::Entity::find()
+            .filter(state_history::Column::Epc.eq(reversal.epc.as_str()))
+            .order_by_desc(state_history::Column::Sequence)
+            .one(txn)
+            .await?;
+        match remaining {
+            Some(row) => {
+                let to = Transition {
+                    epc: row.epc,
+                    to: LifecycleState::from_code(row.state),
+                    event_id: row.event_id,
+                    at: row.at,
+                };
+                upsert_states(txn, &[to]).await?;
+            }
+            None => {
+                identifier_state::Entity::delete_by_id(reversal.epc.clone())
+                    .exec(txn)
+                    .await?;
+            }
         }
+    }
+    Ok(())
+}
+
+async fn revert_without_history(
+    txn: &impl ConnectionTrait,
+    reversal: &Reversal,
+) -> Result<(), IdentityError> {
+    let Some(row) = identifier_state::Entity::find_by_id(reversal.epc.clone())
+        .one(txn)
+        .await?
+    else {
+        return Ok(());
+    };
+    if row.event_id != reversal.event_id || LifecycleState::from_code(row.state) != reversal.undone
+    {
+        return Ok(());
+    }
+    if reversal.undone == LifecycleState::Commissioned {
+        identifier_state::Entity::delete_by_id(reversal.epc.clone())
+            .exec(txn)
+            .await?;
+    } else {
+        let mut active: identifier_state::ActiveModel = row.into();
+        active.state = Set(LifecycleState::Commissioned.code());
+        sea_orm::ActiveModelTrait::update(active, txn).await?;
     }
     Ok(())
 }

@@ -10,6 +10,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
+use tracery_epcis::{
+    effects::{Effects, Unpacking},
+    proto::event_from_proto,
+};
 use tracery_proto::v1::{self as pb, epcis_event::Body};
 
 /// Events kept for the live feed.
@@ -143,45 +147,30 @@ fn event_type(body: Option<&Body>) -> &'static str {
     }
 }
 
-/// The objects an event moves or observes, and those it consumes (transformation inputs,
-/// deleted objects), which leave the floor.
-fn objects(body: Option<&Body>) -> (Vec<&str>, Vec<&str>) {
-    fn ids(list: &[String]) -> Vec<&str> {
-        list.iter().map(String::as_str).collect()
-    }
-    let deleting = |action: i32| action == pb::Action::Delete as i32;
-    match body {
-        Some(Body::ObjectEvent(e)) if deleting(e.action) => (Vec::new(), ids(&e.epcs)),
-        Some(Body::ObjectEvent(e)) => (ids(&e.epcs), Vec::new()),
-        Some(Body::AggregationEvent(e)) => {
-            let mut moved = ids(&e.child_epcs);
-            if !e.parent_id.is_empty() {
-                moved.push(&e.parent_id);
-            }
-            (moved, Vec::new())
-        }
-        Some(Body::TransactionEvent(e)) => (ids(&e.epcs), Vec::new()),
-        Some(Body::TransformationEvent(e)) => (ids(&e.output_epcs), ids(&e.input_epcs)),
-        Some(Body::AssociationEvent(_)) | None => (Vec::new(), Vec::new()),
-    }
-}
-
-/// The classes (lots) an event counts by quantity: shown in the feed, not tracked as work
-/// in progress (a quantity is not a thing that sits at a station).
-fn classes(body: Option<&Body>) -> Vec<&str> {
-    let quantities: Vec<&[pb::QuantityElement]> = match body {
-        Some(Body::ObjectEvent(e)) => vec![&e.quantities],
-        Some(Body::AggregationEvent(e)) => vec![&e.child_quantities],
-        Some(Body::TransactionEvent(e)) => vec![&e.quantities],
-        Some(Body::TransformationEvent(e)) => vec![&e.output_quantities, &e.input_quantities],
-        Some(Body::AssociationEvent(e)) => vec![&e.child_quantities],
-        None => Vec::new(),
-    };
-    quantities
-        .into_iter()
-        .flatten()
-        .map(|q| q.epc_class.as_str())
-        .collect()
+/// The objects an event moves or observes, the objects that leave the floor (consumed
+/// inputs, retired or destroyed identifiers), and the classes it counts by quantity, all
+/// canonical: what [`tracery_epcis::Event::effects`] says the event does.
+fn objects(effects: &Effects) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut gone: Vec<String> = effects
+        .consumes
+        .iter()
+        .map(|input| input.node.clone())
+        .filter(|node| effects.names.iter().any(|n| n.node == *node))
+        .collect();
+    gone.extend(
+        effects
+            .lifecycle
+            .iter()
+            .filter(|change| change.effect.retires())
+            .map(|change| change.identifier.node.clone()),
+    );
+    let moved = effects
+        .names
+        .iter()
+        .map(|named| named.node.clone())
+        .filter(|node| !gone.contains(node))
+        .collect();
+    (moved, gone, effects.classes.clone())
 }
 
 fn short(urn: &str) -> &str {
@@ -229,8 +218,11 @@ impl Floor {
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| "(no read point)".to_owned());
         let seconds = event.event_time.as_ref().map_or(0, |t| t.seconds);
-        let (moved, consumed) = objects(body);
-        let lots = classes(body);
+        // An event the model cannot read (none is stored so) moves nothing.
+        let effects = event_from_proto(event)
+            .map(|event| event.effects())
+            .unwrap_or_default();
+        let (moved, consumed, lots) = objects(&effects);
 
         self.feed.push_front(FeedItem {
             sequence: stored.sequence,
@@ -245,7 +237,7 @@ impl Floor {
                 .first()
                 .or(consumed.first())
                 .or(lots.first())
-                .map(|s| (*s).to_owned())
+                .cloned()
                 .unwrap_or_default(),
         });
         self.feed.truncate(FEED_LENGTH);
@@ -261,7 +253,7 @@ impl Floor {
             let line = self.yields.entry(read_point.clone()).or_default();
             for object in &moved {
                 if self.inspected_once.len() < MAX_TRACKED
-                    && self.inspected_once.insert((*object).to_owned())
+                    && self.inspected_once.insert(object.clone())
                 {
                     line.inspected += 1;
                     line.passed_first_time += u64::from(passed);
@@ -269,17 +261,15 @@ impl Floor {
             }
         }
 
-        if let Some(Body::AggregationEvent(aggregation)) = body {
-            self.pack(aggregation);
-        }
+        self.pack(effects);
         let stage = self.stage(&read_point);
         let leaving = LEAVING_STEPS.contains(&step.as_str());
-        for object in consumed {
+        for object in &consumed {
             for inside in self.with_contents(object) {
                 self.leave(&inside, seconds);
             }
         }
-        for object in moved {
+        for object in &moved {
             for inside in self.with_contents(object) {
                 if leaving {
                     self.leave(&inside, seconds);
@@ -290,22 +280,26 @@ impl Floor {
         }
     }
 
-    fn pack(&mut self, aggregation: &pb::AggregationEvent) {
-        let parent = &aggregation.parent_id;
-        if parent.is_empty() {
-            return;
-        }
-        if aggregation.action == pb::Action::Delete as i32 {
-            if aggregation.child_epcs.is_empty() {
-                self.contents.remove(parent);
-            } else if let Some(children) = self.contents.get_mut(parent) {
-                children.retain(|child| !aggregation.child_epcs.contains(child));
+    /// Keeps what is packed in what, from the event's packing and unpacking.
+    fn pack(&mut self, effects: Effects) {
+        match effects.unpacking {
+            Some(Unpacking::Everything { parent }) => {
+                self.contents.remove(&parent);
             }
-        } else if self.contents.len() < MAX_TRACKED {
+            Some(Unpacking::Children { parent, children }) => {
+                if let Some(inside) = self.contents.get_mut(&parent) {
+                    inside.retain(|child| !children.contains(child));
+                }
+            }
+            None => {}
+        }
+        if let Some(packing) = effects.packing
+            && self.contents.len() < MAX_TRACKED
+        {
             self.contents
-                .entry(parent.clone())
+                .entry(packing.parent)
                 .or_default()
-                .extend(aggregation.child_epcs.iter().cloned());
+                .extend(packing.children.into_iter().map(|c| c.node));
         }
     }
 
@@ -464,6 +458,7 @@ mod tests {
             event: Some(pb::EpcisEvent {
                 event_id: format!("urn:uuid:{sequence}"),
                 event_time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+                event_time_zone_offset: "+00:00".into(),
                 biz_step: step.into(),
                 disposition: disposition.into(),
                 read_point: Some(pb::Location {
