@@ -42,7 +42,15 @@ pub enum CaptureError {
     /// A storage failure.
     #[error("database: {0}")]
     Store(#[from] sea_orm::DbErr),
+    /// The store's commit queue is full: the suite is past capacity. Nothing was stored.
+    #[error(
+        "capture is over capacity ({0} requests waiting to commit); nothing was stored, retry shortly"
+    )]
+    Overloaded(usize),
 }
+
+/// How long an overloaded caller should wait: about one group commit.
+pub const RETRY_AFTER_OVERLOAD: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl CaptureError {
     /// An event conversion error, with the field path inside the event.
@@ -65,7 +73,12 @@ impl DomainError for CaptureError {
             Self::IdentityUnavailable(_) => ErrorKind::Unavailable,
             Self::CorruptEvent { .. } => ErrorKind::Internal,
             Self::Store(err) => tracery_runtime::error::db_error_kind(err),
+            Self::Overloaded(_) => ErrorKind::ResourceExhausted,
         }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        matches!(self, Self::Overloaded(_)).then_some(RETRY_AFTER_OVERLOAD)
     }
 
     fn violations(&self) -> Vec<Violation> {

@@ -69,6 +69,7 @@ impl ServiceModule for CaptureModule {
         let mut policy = validation::Policy::from_settings(&ctx.config.capture_rules)
             .map_err(anyhow::Error::msg)?;
         policy.max_events_per_batch = ctx.config.limits.max_events_per_batch;
+        policy.capture_queue = ctx.config.limits.capture_queue.max(1);
         policy.bounds =
             tracery_epcis::bounds::Bounds::with_depth(ctx.config.limits.max_nesting_depth);
         let integration = match ctx.peers.channel(ServiceKey::Integration) {

@@ -95,13 +95,22 @@ fn from_error(error: CaptureError) -> Response {
         StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailableException",
         _ => "ImplementationException",
     };
+    let retry_after = error.retry_after();
     let detail = if status.is_server_error() {
         tracing::error!(error = %error, "REST request failed");
         "internal error; see the server log".to_owned()
     } else {
         error.to_string()
     };
-    problem(status, exception, detail, json!({}))
+    let mut response = problem(status, exception, detail, json!({}));
+    if let Some(wait) = retry_after {
+        // Whole seconds, at least one: what `Retry-After` can say.
+        let seconds = wait.as_secs().max(1);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// The body as JSON-LD (XML is read into its JSON-LD form), or the problem response

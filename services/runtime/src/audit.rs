@@ -5,7 +5,9 @@
 //! [`verify`] even when whoever edited it recomputed the links after it.
 //!
 //! Rows are written by the enforcement layers before the request runs, so an attempt is
-//! on record even when the handler then fails. The suite's own background writers record
+//! on record even when the handler then fails; a write refused (unauthenticated, or
+//! lacking the role, by the layer or by the handler) is recorded too, its action marked
+//! `refused`. Concurrent requests share one audit transaction ([`AuditWriter`]). The suite's own background writers record
 //! themselves: scheduled syncs (`tracery-scheduler`) and post-back attempts
 //! (`tracery-post-back`, under the posting's id); the MQTT intake records each message
 //! under its reader (`mqtt:<reader>`), or its topic where no reader owns it.
@@ -94,33 +96,130 @@ fn as_strs(parts: &[String]) -> Vec<&str> {
     parts.iter().map(String::as_str).collect()
 }
 
-/// Appends `record`, linked with the current chain key.
+/// Appends `record`, linked with the current chain key, in a transaction of its own.
 pub async fn append(
     db: &DatabaseConnection,
     keys: &ChainKeys,
     record: Record,
 ) -> Result<(), DbErr> {
     let txn = crate::db::begin_write(db).await?;
-    crate::db::serialize(&txn, AUDIT_LOCK).await?;
-    let previous = head(&txn).await?.map(|(_, link)| link);
+    append_in(&txn, keys, vec![record]).await?;
+    txn.commit().await
+}
+
+/// Appends `records` in order inside `txn`, chained after the current head: the caller's
+/// write and its record commit together, or neither does.
+pub async fn append_in(
+    txn: &DatabaseTransaction,
+    keys: &ChainKeys,
+    records: Vec<Record>,
+) -> Result<(), DbErr> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    crate::db::serialize(txn, AUDIT_LOCK).await?;
+    let mut previous = head(txn)
+        .await?
+        .map_or_else(|| GENESIS.to_owned(), |(_, link)| link);
     // Stored at microsecond precision, so the link covers what reads back.
     let at = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default();
-    let chain_hash = keys.link(
-        previous.as_deref().unwrap_or(GENESIS),
-        &as_strs(&parts(&at, &record)),
-    );
-    entry::Entity::insert(entry::ActiveModel {
-        at: Set(at),
-        subject: Set(record.subject),
-        action: Set(record.action),
-        source: Set(record.source),
-        request_id: Set(record.request_id),
-        chain_hash: Set(chain_hash),
-        ..Default::default()
-    })
-    .exec_without_returning(&txn)
-    .await?;
-    txn.commit().await
+    let mut rows = Vec::with_capacity(records.len());
+    for record in records {
+        let chain_hash = keys.link(&previous, &as_strs(&parts(&at, &record)));
+        previous.clone_from(&chain_hash);
+        rows.push(entry::ActiveModel {
+            at: Set(at),
+            subject: Set(record.subject),
+            action: Set(record.action),
+            source: Set(record.source),
+            request_id: Set(record.request_id),
+            chain_hash: Set(chain_hash),
+            ..Default::default()
+        });
+    }
+    // Row ids follow insertion order, which is the chain's order.
+    for chunk in rows.chunks(200) {
+        entry::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Records waiting for the audit writer, and where each one's answer goes.
+type Waiting = (Record, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// The most records the writer's queue holds; a request finding it full is refused as
+/// overload rather than waiting.
+const QUEUE: usize = 8192;
+/// The most records one audit transaction takes.
+const MAX_GROUP: usize = 2000;
+
+/// Why a record was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The queue is full: the suite is past capacity.
+    #[error("the audit trail is {QUEUE} records behind; the suite is over capacity")]
+    Overloaded,
+    /// The database refused it.
+    #[error("the audit record cannot be written: {0}")]
+    Unwritten(String),
+}
+
+/// Writes audit records for many concurrent requests with one transaction (group commit):
+/// each caller waits until its record is committed — no record, no write — but the suite
+/// pays one commit per group, not per request.
+#[derive(Clone)]
+pub struct AuditWriter {
+    queue: tokio::sync::mpsc::Sender<Waiting>,
+}
+
+impl AuditWriter {
+    /// A writer over `db` with its group-commit task (needs a Tokio runtime).
+    pub fn new(db: DatabaseConnection, keys: ChainKeys) -> Self {
+        let (queue, waiting) = tokio::sync::mpsc::channel(QUEUE);
+        tokio::spawn(write_groups(db, keys, waiting));
+        Self { queue }
+    }
+
+    /// Writes `record`, returning once it is committed.
+    pub async fn write(&self, record: Record) -> Result<(), AuditError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue
+            .try_send((record, reply))
+            .map_err(|err| match err {
+                tokio::sync::mpsc::error::TrySendError::Full(_) => AuditError::Overloaded,
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                    AuditError::Unwritten("the audit writer has stopped".to_owned())
+                }
+            })?;
+        answer
+            .await
+            .map_err(|_| AuditError::Unwritten("the audit writer has stopped".to_owned()))?
+            .map_err(AuditError::Unwritten)
+    }
+}
+
+async fn write_groups(
+    db: DatabaseConnection,
+    keys: ChainKeys,
+    mut waiting: tokio::sync::mpsc::Receiver<Waiting>,
+) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while waiting.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let (records, replies): (Vec<Record>, Vec<_>) = group.drain(..).unzip();
+        let written = async {
+            let txn = crate::db::begin_write(&db).await?;
+            append_in(&txn, &keys, records).await?;
+            txn.commit().await
+        }
+        .await
+        .map_err(|err| err.to_string());
+        for reply in replies {
+            // A caller that gave up waiting has nothing to receive.
+            let _ = reply.send(written.clone());
+        }
+    }
 }
 
 /// The newest row's id and link.

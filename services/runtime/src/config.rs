@@ -342,6 +342,10 @@ pub struct Limits {
     /// Requests per second each principal may make (0: no limit), and the burst above it.
     pub requests_per_second: u32,
     pub burst: u32,
+    /// Capture requests waiting for the store's group commit; past it a request is refused
+    /// at once with `RESOURCE_EXHAUSTED` (REST 429) and a time to retry, so what is accepted
+    /// waits at most a few group commits. MQTT waits instead (the broker holds the rest).
+    pub capture_queue: usize,
 }
 
 impl Default for Limits {
@@ -353,6 +357,7 @@ impl Default for Limits {
             max_nesting_depth: 32,
             requests_per_second: 0,
             burst: 200,
+            capture_queue: 1024,
         }
     }
 }

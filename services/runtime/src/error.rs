@@ -104,6 +104,12 @@ pub trait DomainError: std::error::Error {
     fn violations(&self) -> Vec<Violation> {
         Vec::new()
     }
+
+    /// For [`ErrorKind::ResourceExhausted`]: when trying again may succeed (gRPC
+    /// `RetryInfo`, HTTP `Retry-After`).
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Converts a domain error to a gRPC status, with `google.rpc.BadRequest` field violations
@@ -130,7 +136,14 @@ pub fn to_status<E: DomainError + ?Sized>(error: &E) -> Status {
             );
             Status::with_error_details(kind.code(), error.to_string(), details)
         }
-        _ => Status::new(kind.code(), error.to_string()),
+        _ => match error.retry_after() {
+            Some(wait) => Status::with_error_details(
+                kind.code(),
+                error.to_string(),
+                ErrorDetails::with_retry_info(Some(wait)),
+            ),
+            None => Status::new(kind.code(), error.to_string()),
+        },
     }
 }
 

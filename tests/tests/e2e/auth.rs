@@ -601,7 +601,7 @@ async fn corrections_and_retirements_need_the_quality_role() {
         .expect_err("an operator cannot retire by leaving the bizStep out");
     assert_eq!(refused.code(), Code::PermissionDenied);
     assert!(
-        refused.message().contains("DELETE"),
+        refused.message().contains("decommissions"),
         "{}",
         refused.message()
     );
@@ -623,7 +623,7 @@ async fn corrections_and_retirements_need_the_quality_role() {
         .expect_err("an operator cannot destroy");
     assert_eq!(refused.code(), Code::PermissionDenied);
     assert!(
-        refused.message().contains("destroyed"),
+        refused.message().contains("destroys"),
         "{}",
         refused.message()
     );
@@ -677,5 +677,22 @@ async fn corrections_and_retirements_need_the_quality_role() {
     let problem: serde_json::Value = refused.json().await.expect("problem");
     assert_eq!(problem["type"], "epcisException:SecurityException");
     assert_eq!(post(&quality).await.expect("answer").status(), 202);
+    // Every refusal is on the audit trail beside the writes let through, on both channels.
+    let audit = app.audit_log().await.expect("audit trail");
+    let refusals: Vec<&String> = audit
+        .iter()
+        .map(|(_, action, _, _)| action)
+        .filter(|action| action.ends_with("(refused)"))
+        .collect();
+    assert!(
+        refusals
+            .iter()
+            .any(|a| a.starts_with("/tracery.v1.CaptureService/Capture")),
+        "{audit:?}"
+    );
+    assert!(
+        refusals.iter().any(|a| a.starts_with("POST /capture")),
+        "{audit:?}"
+    );
     app.stop().await.expect("clean stop");
 }

@@ -257,3 +257,86 @@ async fn a_deep_grpc_extension_is_invalid_argument() {
         .expect("still serving");
     app.stop().await.expect("clean stop");
 }
+
+/// Past capacity the excess is refused at once with a time to retry — it does not wait in
+/// an unbounded queue and time out later — and everything accepted is stored.
+#[tokio::test]
+async fn past_capacity_requests_are_refused_at_once_with_a_time_to_retry() {
+    use tonic_types::StatusExt as _;
+    let app = TestApp::spawn_with(|config| config.limits.capture_queue = 1)
+        .await
+        .expect("suite starts");
+    let calls = (0..200u32).map(|n| {
+        let mut capture = app.capture.clone();
+        async move {
+            capture
+                .capture(pb::CaptureRequest {
+                    events: vec![observed(1000 + n)],
+                })
+                .await
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    let accepted = answers.iter().filter(|answer| answer.is_ok()).count();
+    let refused: Vec<&tonic::Status> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(!refused.is_empty(), "200 calls at once exceed a queue of 1");
+    for status in &refused {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(status.get_details_retry_info().is_some(), "{status:?}");
+    }
+    let stored = app
+        .capture
+        .clone()
+        .query_events(pb::QueryEventsRequest {
+            page: Some(pb::PageRequest {
+                page_size: 1000,
+                page_token: String::new(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("query")
+        .into_inner()
+        .events
+        .len();
+    assert_eq!(
+        stored, accepted,
+        "every accepted call is stored, no refused one"
+    );
+
+    // REST says 429 with Retry-After.
+    let client = reqwest::Client::new();
+    let posts = (0..100u32).map(|n| {
+        let client = client.clone();
+        let url = format!("http://{}/capture", app.http_addr);
+        let event = tracery_epcis::json::event_to_json(
+            &tracery_epcis::proto::event_from_proto(&observed(2000 + n)).expect("event"),
+        );
+        async move {
+            let document = serde_json::json!({
+                "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+                "type": "EPCISDocument", "schemaVersion": "2.0",
+                "creationDate": "2026-11-26T00:00:00Z",
+                "epcisBody": {"eventList": [event]},
+            });
+            client
+                .post(url)
+                .header("content-type", "application/ld+json")
+                .body(document.to_string())
+                .send()
+                .await
+                .expect("answer")
+        }
+    });
+    let answers = futures::future::join_all(posts).await;
+    let too_many: Vec<_> = answers.iter().filter(|a| a.status() == 429).collect();
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.status() == 202 || a.status() == 429)
+    );
+    if let Some(answer) = too_many.first() {
+        assert!(answer.headers().contains_key("retry-after"));
+    }
+    app.stop().await.expect("stops");
+}

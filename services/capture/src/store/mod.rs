@@ -855,7 +855,7 @@ impl EventStore {
     /// The store over `db`, linking appended events with `keys`, with its group-commit
     /// task (needs a Tokio runtime).
     pub fn new(db: DatabaseConnection, keys: ChainKeys, policy: Arc<Policy>) -> Self {
-        let (appender, pending) = mpsc::channel(1024);
+        let (appender, pending) = mpsc::channel(policy.capture_queue.max(1));
         tokio::spawn(group_commit(
             db.clone(),
             keys.clone(),
@@ -901,11 +901,28 @@ impl EventStore {
             trace_parent,
             reply,
         };
-        if let Err(refused) = self.appender.send(pending).await {
-            return (
-                refused.0.admissions,
-                Err(failed("the event store is shutting down")),
-            );
+        // Past capacity a caller is refused at once rather than queued without bound; the
+        // MQTT intake waits instead, so the broker holds what it has not delivered yet.
+        let queued = if channel == Channel::Mqtt {
+            self.appender
+                .send(pending)
+                .await
+                .map_err(|refused| (refused.0, failed("the event store is shutting down")))
+        } else {
+            self.appender
+                .try_send(pending)
+                .map_err(|refused| match refused {
+                    mpsc::error::TrySendError::Full(pending) => (
+                        pending,
+                        CaptureError::Overloaded(self.appender.max_capacity()),
+                    ),
+                    mpsc::error::TrySendError::Closed(pending) => {
+                        (pending, failed("the event store is shutting down"))
+                    }
+                })
+        };
+        if let Err((pending, error)) = queued {
+            return (pending.admissions, Err(error));
         }
         answer.await.unwrap_or_else(|_| {
             (

@@ -54,8 +54,7 @@ impl RateLimit {
 #[derive(Clone)]
 pub struct Guard {
     auth: Arc<Authenticator>,
-    db: sea_orm::DatabaseConnection,
-    keys: crate::integrity::ChainKeys,
+    audit: crate::audit::AuditWriter,
     rate: Option<Arc<RateLimit>>,
 }
 
@@ -77,8 +76,7 @@ impl Guard {
         });
         Self {
             auth,
-            db,
-            keys,
+            audit: crate::audit::AuditWriter::new(db, keys),
             rate,
         }
     }
@@ -96,41 +94,90 @@ impl Guard {
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let client_subject = peer.and_then(|p| p.client_subject.as_deref());
-        let principal = admit(&self.auth, access, authorization, client_subject, action)
-            .await
-            .inspect_err(|error| tracing::info!(%action, %error, "call refused"))?;
+        let principal = match admit(&self.auth, access, authorization, client_subject, action).await
+        {
+            Ok(principal) => principal,
+            Err(error) => {
+                tracing::info!(%action, %error, "call refused");
+                let subject = self
+                    .auth
+                    .authenticate(authorization, client_subject)
+                    .await
+                    .map_or_else(|_| "(unauthenticated)".to_owned(), |p| p.subject);
+                self.record_refusal(&subject, action, headers, peer).await;
+                return Err(error.into());
+            }
+        };
         if let (Some(rate), Some(principal)) = (&self.rate, &principal)
             && principal.subject != super::INTERNAL_SUBJECT
             && let Err(wait) = rate.take(&principal.subject)
         {
-            use tonic_types::{ErrorDetails, StatusExt as _};
-            return Err(tonic::Status::with_error_details(
-                tonic::Code::ResourceExhausted,
+            return Err(overloaded(
                 format!(
                     "`{}` is over its request rate (limits.requests_per_second); retry in {} ms",
                     principal.subject,
                     wait.as_millis().max(1)
                 ),
-                ErrorDetails::with_retry_info(Some(wait)),
+                wait,
             ));
         }
         if let Some(principal) = &principal
             && super::permissions::is_write(action)
         {
-            let record = crate::audit::Record {
-                subject: principal.subject.clone(),
-                action: action.to_owned(),
-                source: peer.map_or_else(|| "unknown".to_owned(), |p| p.remote.to_string()),
-                request_id: request_id(headers),
-            };
-            crate::audit::append(&self.db, &self.keys, record)
-                .await
-                .map_err(|err| {
+            let record = audit_record(&principal.subject, action, headers, peer);
+            self.audit.write(record).await.map_err(|err| match err {
+                crate::audit::AuditError::Overloaded => overloaded(
+                    format!("{err}; retry shortly"),
+                    std::time::Duration::from_millis(100),
+                ),
+                crate::audit::AuditError::Unwritten(_) => {
                     tracing::error!(%action, %err, "cannot write the audit record; refusing");
                     tonic::Status::unavailable("the audit trail cannot be written; try again")
-                })?;
+                }
+            })?;
         }
         Ok(principal)
+    }
+
+    /// Records a write that was refused (by this layer, or by the handler after it).
+    async fn record_refusal(
+        &self,
+        subject: &str,
+        action: &str,
+        headers: &http::HeaderMap,
+        peer: Option<&PeerInfo>,
+    ) {
+        if !super::permissions::is_write(action) {
+            return;
+        }
+        let record = audit_record(subject, &format!("{action} (refused)"), headers, peer);
+        if let Err(err) = self.audit.write(record).await {
+            tracing::error!(%action, %err, "cannot record a refused write");
+        }
+    }
+}
+
+/// `RESOURCE_EXHAUSTED` with the time to wait as `RetryInfo` (REST: 429 + `Retry-After`).
+pub fn overloaded(message: String, wait: std::time::Duration) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    tonic::Status::with_error_details(
+        tonic::Code::ResourceExhausted,
+        message,
+        ErrorDetails::with_retry_info(Some(wait)),
+    )
+}
+
+fn audit_record(
+    subject: &str,
+    action: &str,
+    headers: &http::HeaderMap,
+    peer: Option<&PeerInfo>,
+) -> crate::audit::Record {
+    crate::audit::Record {
+        subject: subject.to_owned(),
+        action: action.to_owned(),
+        source: peer.map_or_else(|| "unknown".to_owned(), |p| p.remote.to_string()),
+        request_id: request_id(headers),
     }
 }
 
@@ -226,12 +273,12 @@ where
             let started = std::time::Instant::now();
             let peer = request.extensions().get::<PeerInfo>().cloned();
             let access = super::permissions::grpc(&path);
-            let response = match guard
-                .check(access, &path, request.headers(), peer.as_ref())
-                .await
-            {
+            let headers = request.headers().clone();
+            let mut caller = None;
+            let response = match guard.check(access, &path, &headers, peer.as_ref()).await {
                 Ok(principal) => {
                     if let Some(principal) = principal {
+                        caller = Some(principal.subject.clone());
                         request.extensions_mut().insert(principal);
                     }
                     inner.call(request).await?
@@ -245,6 +292,14 @@ where
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("0")
                 .to_owned();
+            let denied = (tonic::Code::PermissionDenied as i32).to_string();
+            if let Some(subject) = caller
+                && code == denied
+            {
+                guard
+                    .record_refusal(&subject, &path, &headers, peer.as_ref())
+                    .await;
+            }
             crate::metrics::observe_request("grpc", &path, &code, started.elapsed());
             Ok(response)
         })
@@ -275,10 +330,19 @@ pub async fn rest_guard(
         .await
     {
         Ok(principal) => {
+            let caller = principal.as_ref().map(|p| p.subject.clone());
             if let Some(principal) = principal {
                 request.extensions_mut().insert(principal);
             }
+            let headers = request.headers().clone();
             let response = next.run(request).await;
+            if let Some(subject) = caller
+                && response.status() == http::StatusCode::FORBIDDEN
+            {
+                guard
+                    .record_refusal(&subject, &what, &headers, peer.as_ref())
+                    .await;
+            }
             crate::metrics::observe_request(
                 "rest",
                 &what,
