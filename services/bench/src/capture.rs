@@ -1,6 +1,7 @@
 //! Capture throughput: `--streams` concurrent `CaptureStream` calls, each sending a
 //! synthetic plant's events (see [`crate::plant`]) in batches of `--batch` with at most
-//! `--in-flight` unacknowledged batches, timing every batch from send to acknowledgement.
+//! `--in-flight` unacknowledged batches, timing every batch from send to acknowledgement;
+//! or, with `--unary`, small unary calls from many clients ([`crate::unary`]).
 
 use std::{
     collections::HashMap,
@@ -54,6 +55,13 @@ pub struct Args {
     /// sent twice are stored once).
     #[arg(long, default_value_t = 0)]
     skip: usize,
+    /// Unary `Capture` calls of `--batch` observations each from `--clients` connections
+    /// instead of plant streams; with `--rate`, open loop (see [`crate::unary`]).
+    #[arg(long)]
+    unary: bool,
+    /// Connections of the unary mode.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
 }
 
 /// Runs one stream: returns the latency (µs) of each batch and the events acknowledged.
@@ -147,6 +155,17 @@ async fn stream(
 
 /// Runs the benchmark and prints the table.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.unary {
+        return crate::unary::run(crate::unary::Load {
+            addr: args.addr,
+            events: args.events,
+            batch: args.batch,
+            clients: args.clients,
+            rate: args.rate,
+            label: args.label,
+        })
+        .await;
+    }
     let channel = tonic::transport::Endpoint::from_shared(args.addr.clone())?
         .connect()
         .await

@@ -12,6 +12,7 @@ mod plant;
 mod rest;
 mod serials;
 mod trace;
+mod unary;
 
 use clap::{Parser, Subcommand};
 

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 use tracery_epcis::proto::event_to_proto;
 use tracery_proto::v1::{self as pb, capture_service_server::CaptureService};
 use tracery_runtime::{
+    audit::DeferredAudit,
     auth::Principal,
     integrity::{Break, Integrity},
     wire::{self, Page},
@@ -126,13 +127,14 @@ impl CaptureService for CaptureApi {
         request: Request<pb::CaptureRequest>,
     ) -> Result<Response<pb::CaptureResponse>, Status> {
         let principal = request.extensions().get::<Principal>().cloned();
+        let audit = request.extensions().get::<DeferredAudit>().cloned();
         let request = request.into_inner();
         tracing::Span::current().record("events", request.events.len());
         let admissions = self.intake.admit_proto(&request.events, Channel::Grpc);
         crate::roles::check(principal.as_ref(), &admissions)?;
         let results = self
             .intake
-            .capture_admissions(admissions, Channel::Grpc)
+            .capture_admissions(admissions, Channel::Grpc, audit)
             .await?;
         Ok(Response::new(pb::CaptureResponse { results }))
     }
@@ -172,7 +174,7 @@ impl CaptureService for CaptureApi {
                     break;
                 }
                 let acknowledgement = intake
-                    .capture_admissions(admissions, Channel::Grpc)
+                    .capture_admissions(admissions, Channel::Grpc, None)
                     .await
                     .map(|results| {
                         cursor = results.iter().map(|r| r.sequence).fold(cursor, i64::max);

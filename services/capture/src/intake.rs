@@ -1,37 +1,25 @@
-//! Intake of one batch, whatever the channel: the pipeline's decision per event, the state
-//! rules against the identity service, one durable store transaction, then a wake-up for
-//! live subscribers.
+//! Intake of one batch, whatever the channel: the pipeline's decision per event, the BOM
+//! rule against integration when configured, one durable store transaction (where the
+//! lifecycle and packing rules are decided), then a wake-up for live subscribers.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use tokio::sync::Notify;
 use tracery_epcis::{Event, json};
-use tracery_proto::v1::{
-    self as pb, identity_service_client::IdentityServiceClient,
-    integration_service_client::IntegrationServiceClient,
-};
-use tracery_runtime::{error::Violation, peers::PeerChannel};
+use tracery_proto::v1::{self as pb, integration_service_client::IntegrationServiceClient};
+use tracery_runtime::{audit::DeferredAudit, error::Violation, peers::PeerChannel};
 
 use crate::{
     bom_rule::BomVerdicts,
-    containment::{Containment, packed_children},
     domain::{Admission, CaptureError, Channel, Outcome, Rejected},
     pipeline::{admit_proto, readmit},
-    state_rules::{Known, KnownState, Ledger},
     store::{EventStore, IntakeResult, quarantine::Entry},
     validation::{Finding, Policy, Severity},
 };
 
-/// How long capture waits for identity before treating it as unavailable.
-const IDENTITY_TIMEOUT: Duration = Duration::from_secs(3);
-/// Identifiers per BatchGetIdentifierStates call.
-const IDENTITY_BATCH: usize = 5_000;
-
 /// The services capture asks while admitting events.
 #[derive(Default)]
 pub struct IntakePeers {
-    /// Identifier lifecycle states.
-    pub identity: Option<PeerChannel>,
     /// Production orders and BOMs.
     pub integration: Option<PeerChannel>,
 }
@@ -41,20 +29,18 @@ pub struct IntakePeers {
 pub struct Intake {
     store: EventStore,
     policy: Arc<Policy>,
-    identity: Option<IdentityServiceClient<PeerChannel>>,
     integration: Option<IntegrationServiceClient<PeerChannel>>,
     /// Woken after each commit, so live subscribers in this process see events at once.
     committed: Arc<Notify>,
 }
 
 impl Intake {
-    /// An intake storing into `store`, asking the peers (when configured) for identifier
-    /// states and BOM conformance.
+    /// An intake storing into `store`, asking integration (when configured) for BOM
+    /// conformance.
     pub fn new(store: EventStore, policy: Arc<Policy>, peers: IntakePeers) -> Self {
         Self {
             store,
             policy,
-            identity: peers.identity.map(IdentityServiceClient::new),
             integration: peers.integration.map(IntegrationServiceClient::new),
             committed: Arc::new(Notify::new()),
         }
@@ -89,10 +75,14 @@ impl Intake {
     }
 
     /// Applies the state rules to admitted events and stores the batch.
+    ///
+    /// `audit` is the request's audit record, committed in the same transaction as the
+    /// events (see [`tracery_runtime::audit::DeferredAudit`]).
     pub async fn capture_admissions(
         &self,
         admissions: Vec<Admission>,
         channel: Channel,
+        audit: Option<DeferredAudit>,
     ) -> Result<Vec<pb::EventResult>, CaptureError> {
         if admissions.len() > self.policy.max_events_per_batch {
             return Err(CaptureError::Invalid {
@@ -107,7 +97,7 @@ impl Intake {
         let admissions = self.apply_state_rules(admissions, channel).await?;
         let metrics = metrics();
         metrics.queue.set(self.store.commit_queue_depth());
-        let (admissions, stored) = self.store.capture(admissions, channel).await;
+        let (admissions, stored) = self.store.capture(admissions, channel, audit).await;
         let stored = stored?;
         self.committed.notify_waiters();
         let results: Vec<pb::EventResult> = admissions
@@ -159,24 +149,18 @@ impl Intake {
         Ok(event_result(&admission, stored))
     }
 
-    /// Checks accepted events against identity's lifecycle states, in batch order.
+    /// The BOM-conformance rule, which asks integration about production orders. The
+    /// lifecycle and packing rules are decided where the events are stored
+    /// ([`crate::store::commit_rules`]), against capture's own state: no round trip here.
     async fn apply_state_rules(
         &self,
         admissions: Vec<Admission>,
         channel: Channel,
     ) -> Result<Vec<Admission>, CaptureError> {
-        let policy = &self.policy;
-        let lifecycle_rules = self.identity.is_some()
-            && (policy.retired_identifier.is_some()
-                || policy.recommissioning.is_some()
-                || policy.unknown_identifier.is_some());
-        let packing_rule = policy.already_packed.is_some();
-        let bom_rule = policy
-            .bom_conformance
-            .filter(|_| self.integration.is_some());
-        if !lifecycle_rules && !packing_rule && bom_rule.is_none() {
+        let (Some(integration), Some(severity)) = (&self.integration, self.policy.bom_conformance)
+        else {
             return Ok(admissions);
-        }
+        };
         let accepted_ids: Vec<String> = admissions
             .iter()
             .filter_map(|a| match a {
@@ -184,7 +168,7 @@ impl Intake {
                 Admission::Reject(_) => None,
             })
             .collect();
-        // A resent event is a duplicate whatever its identifiers went through since.
+        // A resent event is a duplicate whatever happened since.
         let stored = self.store.existing_event_ids(&accepted_ids).await?;
         let to_check =
             |event: &Event| !stored.contains(event.event_id.as_deref().unwrap_or_default());
@@ -198,132 +182,42 @@ impl Intake {
         if checked.is_empty() {
             return Ok(admissions);
         }
-        let (mut ledger, unavailable) = match (&self.identity, lifecycle_rules) {
-            (Some(identity), true) => {
-                let mut written: Vec<String> = Vec::new();
-                let mut seen = HashSet::new();
-                for event in &checked {
-                    for named in event.effects().names {
-                        if seen.insert(named.written.clone()) {
-                            written.push(named.written);
-                        }
-                    }
+        let verdicts = BomVerdicts::ask(integration, &checked).await;
+        Ok(admissions
+            .into_iter()
+            .map(|admission| match admission {
+                Admission::Accept { event, warnings } if to_check(&event) => {
+                    judge_bom(event, warnings, &verdicts, severity, channel)
                 }
-                match ask_identity(identity.clone(), &written).await {
-                    Ok(known) => (Ledger::new(known), None),
-                    Err(reason) if policy.identity_unavailable == Severity::Reject => {
-                        return Err(CaptureError::IdentityUnavailable(reason));
-                    }
-                    Err(reason) => (Ledger::default(), Some(reason)),
-                }
-            }
-            _ => (Ledger::default(), None),
-        };
-        let mut containment = Containment::default();
-        if packing_rule {
-            let mut children: Vec<String> = checked
-                .iter()
-                .flat_map(|event| packed_children(event))
-                .collect();
-            children.sort_unstable();
-            children.dedup();
-            let placed = self.store.placements_of(&children).await?;
-            containment = Containment::new(
-                placed
-                    .into_iter()
-                    .map(|(child, place)| (child, Some((place.parent, place.event_id)))),
-            );
-        }
-        let bom_verdicts = match (&self.integration, bom_rule) {
-            (Some(integration), Some(_)) => BomVerdicts::ask(integration, &checked).await,
-            _ => BomVerdicts::default(),
-        };
-        let mut decided = Vec::with_capacity(admissions.len());
-        for admission in admissions {
-            let Admission::Accept {
-                event,
-                mut warnings,
-            } = admission
-            else {
-                decided.push(admission);
-                continue;
-            };
-            if !to_check(&event) {
-                decided.push(Admission::Accept { event, warnings });
-                continue;
-            }
-            if let Some(reason) = &unavailable {
-                warnings.push(
-                    Violation::new("", format!("lifecycle rules not checked: {reason}"))
-                        .with_reason("IDENTITY_UNAVAILABLE"),
-                );
-            }
-            warnings.extend(bom_verdicts.unchecked(&event));
-            let mut findings = ledger.check(&event, policy);
-            findings.extend(containment.check(&event, policy));
-            if let Some(severity) = bom_rule {
-                findings.extend(bom_verdicts.check(&event, severity));
-            }
-            if findings.iter().any(|f| f.severity == Severity::Reject) {
-                decided.push(Admission::Reject(Rejected {
-                    payload: Some(json::event_to_json(&event).to_string()),
-                    payload_protobuf: None,
-                    violations: warnings
-                        .into_iter()
-                        .chain(findings.iter().map(Finding::to_violation))
-                        .collect(),
-                    channel,
-                }));
-                continue;
-            }
-            warnings.extend(findings.iter().map(Finding::to_violation));
-            ledger.record(&event);
-            containment.record(&event);
-            decided.push(Admission::Accept { event, warnings });
-        }
-        Ok(decided)
+                other => other,
+            })
+            .collect())
     }
 }
 
-/// Identity's states for `written`, keyed by the identifier as written.
-async fn ask_identity(
-    mut identity: IdentityServiceClient<PeerChannel>,
-    written: &[String],
-) -> Result<Vec<(String, Known)>, String> {
-    let mut known = Vec::new();
-    for chunk in written.chunks(IDENTITY_BATCH) {
-        let request = pb::BatchGetIdentifierStatesRequest {
-            epcs: chunk.to_vec(),
-        };
-        let response = tokio::time::timeout(
-            IDENTITY_TIMEOUT,
-            identity.batch_get_identifier_states(request),
-        )
-        .await
-        .map_err(|_| format!("identity did not answer within {IDENTITY_TIMEOUT:?}"))?
-        .map_err(|status| format!("identity: {}", status.message()))?
-        .into_inner();
-        for (written, status) in chunk.iter().zip(response.statuses) {
-            let state = match pb::IdentifierState::try_from(status.state) {
-                Ok(pb::IdentifierState::Unknown | pb::IdentifierState::Allocated) => {
-                    KnownState::NotCommissioned
-                }
-                Ok(pb::IdentifierState::Commissioned) => KnownState::Commissioned,
-                Ok(pb::IdentifierState::Decommissioned) => KnownState::Decommissioned,
-                Ok(pb::IdentifierState::Destroyed) => KnownState::Destroyed,
-                _ => continue,
-            };
-            known.push((
-                written.clone(),
-                Known {
-                    epc: status.epc,
-                    state,
-                    event_id: status.event_id,
-                },
-            ));
-        }
+/// The BOM verdict on one event: quarantined when the rule rejects, else its warnings.
+fn judge_bom(
+    event: Box<Event>,
+    mut warnings: Vec<Violation>,
+    verdicts: &BomVerdicts,
+    severity: Severity,
+    channel: Channel,
+) -> Admission {
+    warnings.extend(verdicts.unchecked(&event));
+    let findings = verdicts.check(&event, severity);
+    if findings.iter().any(|f| f.severity == Severity::Reject) {
+        return Admission::Reject(Rejected {
+            payload: Some(json::event_to_json(&event).to_string()),
+            payload_protobuf: None,
+            violations: warnings
+                .into_iter()
+                .chain(findings.iter().map(Finding::to_violation))
+                .collect(),
+            channel,
+        });
     }
-    Ok(known)
+    warnings.extend(findings.iter().map(Finding::to_violation));
+    Admission::Accept { event, warnings }
 }
 
 /// Violations as protobuf field violations.

@@ -3,10 +3,11 @@
 //! - [`domain`]: the error type, outcomes and admission decisions; no I/O.
 //! - [`validation`]: GS1 identifier and CBV vocabulary rules for one event; no I/O.
 //! - [`pipeline`]: read → validate → accept or quarantine, the same for every channel.
-//! - [`state_rules`]: lifecycle rules against identity's states (retired, duplicate, unknown).
+//! - [`state_rules`]: lifecycle rules (retired, duplicate, unknown identifiers), decided
+//!   where events are stored against capture's own lifecycle table.
 //! - [`bom_rule`]: the BOM-conformance rule against integration's orders and BOMs.
 //! - [`containment`]: the packing rule (a child inside one parent cannot go into another).
-//! - [`intake`]: one batch through pipeline, state rules and one durable store transaction.
+//! - [`intake`]: one batch through pipeline, BOM rule and one durable store transaction.
 //! - [`rest`]: the EPCIS 2.0 REST binding (capture jobs, events, queries) on the HTTP listener.
 //! - [`mqtt`] and [`scan`]: scanner messages from an MQTT broker, acknowledged once durable.
 //! - [`store`]: the append-only event store (sea-orm) with its monotonic sequence, and the
@@ -57,15 +58,6 @@ impl ServiceModule for CaptureModule {
         ctx: &ServiceContext,
         routes: &mut Routes,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-        // Without a reachable identity service the lifecycle rules are skipped; the syntax
-        // and vocabulary rules still apply.
-        let identity = match ctx.peers.channel(ServiceKey::Identity) {
-            Ok(channel) => Some(channel),
-            Err(err) => {
-                tracing::warn!(error = %err, "capture runs without lifecycle rules");
-                None
-            }
-        };
         let mut policy = validation::Policy::from_settings(&ctx.config.capture_rules)
             .map_err(anyhow::Error::msg)?;
         policy.max_events_per_batch = ctx.config.limits.max_events_per_batch;
@@ -80,10 +72,7 @@ impl ServiceModule for CaptureModule {
             }
             Err(_) => None,
         };
-        let peers = intake::IntakePeers {
-            identity,
-            integration,
-        };
+        let peers = intake::IntakePeers { integration };
         store::integrity::relink_legacy(&ctx.db, ctx.integrity.keys()).await?;
         let api = grpc::CaptureApi::new(
             ctx.db.clone(),

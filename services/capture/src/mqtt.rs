@@ -20,6 +20,7 @@ use rumqttc::{
 use tokio_util::sync::CancellationToken;
 use tracery_epcis::{EpcisError, bounds, hash::HashContext};
 use tracery_runtime::{
+    audit::DeferredAudit,
     auth::{Plants, Principal, Role},
     config::MqttSettings,
     error::Violation,
@@ -133,19 +134,22 @@ async fn serve(
             }
             MqttEvent::Incoming(Packet::Publish(publish)) => {
                 let speaker = speaker(mqtt, &publish.topic);
-                // Recorded before it is captured, like every write; a message that cannot
-                // be recorded is not acknowledged, so the broker delivers it again.
+                // Recorded in the transaction that stores it; a message that cannot be
+                // stored and recorded is not acknowledged, so the broker delivers it again.
                 let record = tracery_runtime::audit::Record {
                     subject: speaker.subject(&publish.topic),
                     action: "MQTT capture".to_owned(),
                     source: mqtt.settings.broker.clone(),
                     request_id: uuid::Uuid::now_v7().to_string(),
                 };
-                tracery_runtime::audit::append(intake.db(), intake.keys(), record).await?;
                 let admission = admission(mqtt, intake, &publish, &speaker);
                 // Not acknowledging on a storage error makes the broker deliver it again.
                 intake
-                    .capture_admissions(vec![admission], Channel::Mqtt)
+                    .capture_admissions(
+                        vec![admission],
+                        Channel::Mqtt,
+                        Some(DeferredAudit::new(record)),
+                    )
                     .await?;
                 client.ack(&publish).await?;
             }

@@ -21,7 +21,7 @@ use tracery_epcis::{
     json as epcis_json, xml as epcis_xml,
 };
 use tracery_proto::v1 as pb;
-use tracery_runtime::auth::Principal;
+use tracery_runtime::{audit::DeferredAudit, auth::Principal};
 
 use crate::{
     domain::{Admission, CaptureError, Channel, Rejected},
@@ -205,6 +205,7 @@ fn refuse_corrections(
 async fn capture_event(
     State(rest): State<Rest>,
     principal: Option<axum::Extension<Principal>>,
+    audit: Option<axum::Extension<DeferredAudit>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -219,7 +220,7 @@ async fn capture_event(
     }
     let result = match rest
         .intake
-        .capture_admissions(vec![admission], Channel::Rest)
+        .capture_admissions(vec![admission], Channel::Rest, audit.map(|a| a.0))
         .await
     {
         Ok(mut results) => results.pop(),
@@ -272,6 +273,7 @@ fn percent_encode(text: &str) -> String {
 async fn capture(
     State(rest): State<Rest>,
     principal: Option<axum::Extension<Principal>>,
+    audit: Option<axum::Extension<DeferredAudit>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -325,7 +327,7 @@ async fn capture(
     }
     let results = match rest
         .intake
-        .capture_admissions(admissions, Channel::Rest)
+        .capture_admissions(admissions, Channel::Rest, audit.map(|a| a.0))
         .await
     {
         Ok(results) => results,

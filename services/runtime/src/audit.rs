@@ -146,6 +146,31 @@ pub async fn append_in(
     Ok(())
 }
 
+/// The audit record of a write whose handler commits it in the write's own transaction
+/// (capture appends it with the events, in the same group commit). Put in the request's
+/// extensions by the enforcement layer; what the handler does not take — it failed or was
+/// refused before writing anything — the layer writes afterwards.
+#[derive(Debug, Clone)]
+pub struct DeferredAudit {
+    record: Record,
+    taken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DeferredAudit {
+    /// A record for the handler to commit.
+    pub fn new(record: Record) -> Self {
+        Self {
+            record,
+            taken: std::sync::Arc::default(),
+        }
+    }
+
+    /// The record, once: the handler that takes it commits it with its write.
+    pub fn take(&self) -> Option<Record> {
+        (!self.taken.swap(true, std::sync::atomic::Ordering::SeqCst)).then(|| self.record.clone())
+    }
+}
+
 /// Records waiting for the audit writer, and where each one's answer goes.
 type Waiting = (Record, tokio::sync::oneshot::Sender<Result<(), String>>);
 

@@ -341,3 +341,55 @@ async fn a_chain_written_before_keys_is_relinked_once_when_intact() {
     replica.stop().await.expect("clean stop");
     app.stop().await.expect("clean stop");
 }
+
+/// A capture's audit record commits with its events: each call, stored or refused before
+/// it wrote anything, has exactly one record, and the chain still verifies.
+#[tokio::test]
+async fn each_capture_call_has_one_audit_record_committed_with_it() {
+    let app = TestApp::spawn_with(|config| config.limits.max_events_per_batch = 2)
+        .await
+        .expect("suite starts");
+    let mut capture = app.capture.clone();
+    for n in 0..3 {
+        capture
+            .capture(pb::CaptureRequest {
+                events: vec![observed(100 + n)],
+            })
+            .await
+            .expect("stored");
+    }
+    capture
+        .capture(pb::CaptureRequest {
+            events: (200..203).map(observed).collect(),
+        })
+        .await
+        .expect_err("over limits.max_events_per_batch: nothing stored");
+    let document = serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-26T00:00:00Z",
+        "epcisBody": {"eventList": [tracery_epcis::json::event_to_json(
+            &tracery_epcis::proto::event_from_proto(&observed(300)).expect("event"),
+        )]},
+    });
+    let answer = reqwest::Client::new()
+        .post(format!("http://{}/capture", app.http_addr))
+        .header("content-type", "application/ld+json")
+        .body(document.to_string())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 202);
+    let audit = app.audit_log().await.expect("audit trail");
+    let count = |action: &str| audit.iter().filter(|(_, a, ..)| a == action).count();
+    assert_eq!(count("/tracery.v1.CaptureService/Capture"), 4, "{audit:?}");
+    assert_eq!(count("POST /capture"), 1, "{audit:?}");
+    let report = app
+        .capture
+        .clone()
+        .verify_integrity(pb::VerifyIntegrityRequest::default())
+        .await
+        .expect("verified")
+        .into_inner();
+    assert!(report.intact, "{report:?}");
+    app.stop().await.expect("stops");
+}

@@ -5,10 +5,8 @@
 //! group's events are stored. Two requests racing for the same serial are decided one after
 //! the other: the first is stored, the second quarantined naming the first.
 //!
-//! The intake's earlier check (against identity, which also knows states set by hand)
-//! still runs first; this one adds what happened since, and only refuses: it applies the
-//! same rules ([`crate::state_rules::Ledger`], [`crate::containment::Containment`]) and acts
-//! on their `reject` findings.
+//! This is the only place these rules are decided: no request asks identity first. A
+//! `reject` finding quarantines the event; a `warn` finding is kept with it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,9 +22,9 @@ use crate::{
     validation::{Finding, Policy, Severity},
 };
 
-/// For each admission of the group, in order, the quarantined admission that replaces it
-/// when its event breaks one of the rules against the stored state and the group's earlier
-/// events (`None`: it stands). The caller applies them once the transaction commits.
+/// For each admission of the group, in order, what replaces it when its event breaks one
+/// of the rules against the stored state and the group's earlier events: the quarantined
+/// admission, or the accepted one with the rule's warnings (`None`: it stands as it is). The caller applies them once the transaction commits.
 ///
 /// `stored` holds the store keys of the group's events stored already: a resent event is a
 /// duplicate, whatever happened to its identifiers since, and is not judged again.
@@ -58,13 +56,12 @@ pub async fn decide(
         if stored.contains_key(&event_store_key(event)) {
             continue;
         }
-        let refusals: Vec<Finding> = ledger
+        let findings: Vec<Finding> = ledger
             .check(event, policy)
             .into_iter()
             .chain(containment.check(event, policy))
-            .filter(|finding| finding.severity == Severity::Reject)
             .collect();
-        if refusals.is_empty() {
+        if findings.is_empty() {
             ledger.record(event);
             containment.record(event);
             continue;
@@ -72,14 +69,23 @@ pub async fn decide(
         let violations: Vec<Violation> = warnings
             .iter()
             .cloned()
-            .chain(refusals.iter().map(Finding::to_violation))
+            .chain(findings.iter().map(Finding::to_violation))
             .collect();
-        *replacement = Some(Admission::Reject(Rejected {
-            payload: Some(json::event_to_json(event).to_string()),
-            payload_protobuf: None,
-            violations,
-            channel: *channel,
-        }));
+        if findings.iter().any(|f| f.severity == Severity::Reject) {
+            *replacement = Some(Admission::Reject(Rejected {
+                payload: Some(json::event_to_json(event).to_string()),
+                payload_protobuf: None,
+                violations,
+                channel: *channel,
+            }));
+        } else {
+            ledger.record(event);
+            containment.record(event);
+            *replacement = Some(Admission::Accept {
+                event: event.clone(),
+                warnings: violations,
+            });
+        }
     }
     Ok(replacements)
 }

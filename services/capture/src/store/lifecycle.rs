@@ -73,15 +73,19 @@ fn known_state(code: i16) -> KnownState {
     }
 }
 
-/// The stored states of `identifiers` as written, for the lifecycle rules: each mapped to
-/// its canonical spelling, and `NotCommissioned` where no event set a state.
+/// The stored states of `identifiers` as written, for the lifecycle rules: each GS1 key
+/// mapped to its canonical spelling, and `NotCommissioned` where no event set a state.
 pub async fn states_of(
     conn: &impl ConnectionTrait,
     identifiers: &[String],
 ) -> Result<Vec<(String, Known)>, DbErr> {
+    // Only GS1 keys have a lifecycle the rules can judge; other URIs (places, assets of
+    // other schemes) are left alone.
     let canonical: Vec<(String, String)> = identifiers
         .iter()
-        .map(|written| (written.clone(), keys::canonical(written)))
+        .filter_map(|written| {
+            tracery_gs1::canonical_uri(written).map(|canonical| (written.clone(), canonical))
+        })
         .collect();
     let mut wanted: Vec<String> = canonical.iter().map(|(_, c)| c.clone()).collect();
     wanted.sort_unstable();

@@ -13,7 +13,10 @@ use sea_orm::{
 };
 use tokio::sync::{mpsc, oneshot};
 use tracery_epcis::{Event, json};
-use tracery_runtime::integrity::{ChainKeys, Checkpoint};
+use tracery_runtime::{
+    audit::{DeferredAudit, Record},
+    integrity::{ChainKeys, Checkpoint},
+};
 
 use crate::{
     domain::{Admission, CaptureError, Channel, Outcome, Rejected},
@@ -731,9 +734,18 @@ async fn group_commit(
             (db.clone(), keys.clone(), Arc::clone(&policy));
         let committed = tokio::spawn(async move {
             let all: Vec<GroupEntry> = group.iter().flat_map(Pending::entries).collect();
-            let result =
-                EventStore::store_group(&db_for_group, &keys_for_group, &policy_for_group, &all)
-                    .await;
+            let audit: Vec<Record> = group
+                .iter()
+                .filter_map(|p| p.audit.as_ref().and_then(DeferredAudit::take))
+                .collect();
+            let result = EventStore::store_group(
+                &db_for_group,
+                &keys_for_group,
+                &policy_for_group,
+                &all,
+                audit,
+            )
+            .await;
             (group, result)
         })
         .await;
@@ -763,7 +775,8 @@ async fn group_commit(
             Err(_) => {
                 for mut batch in group {
                     let own: Vec<GroupEntry> = batch.entries().collect();
-                    let result = EventStore::store_group(&db, &keys, &policy, &own).await;
+                    let audit = batch.audit.iter().filter_map(DeferredAudit::take).collect();
+                    let result = EventStore::store_group(&db, &keys, &policy, &own, audit).await;
                     let result = result.map(|(results, replacements)| {
                         batch.apply(replacements.into_iter());
                         results
@@ -835,6 +848,9 @@ type Decided = (Vec<Admission>, Result<Vec<IntakeResult>, CaptureError>);
 /// A caller's batch waiting for the group commit, and where its results go.
 struct Pending {
     admissions: Vec<Admission>,
+    /// The request's audit record, committed with the events; taken only by the commit,
+    /// so a request refused before it (over capacity) leaves it to the enforcement layer.
+    audit: Option<DeferredAudit>,
     /// Where they came from (for those the commit-time rules quarantine).
     channel: Channel,
     /// The caller's trace, when traced.
@@ -888,7 +904,12 @@ impl EventStore {
     /// Batches that arrive while a commit is running are committed together in one
     /// transaction (group commit), so many small concurrent requests cost one commit.
     #[tracing::instrument(skip_all, fields(events = admissions.len()))]
-    pub async fn capture(&self, admissions: Vec<Admission>, channel: Channel) -> Decided {
+    pub async fn capture(
+        &self,
+        admissions: Vec<Admission>,
+        channel: Channel,
+        audit: Option<DeferredAudit>,
+    ) -> Decided {
         let (reply, answer) = oneshot::channel();
         let failed = |reason: &str| CaptureError::Invalid {
             field: String::new(),
@@ -897,6 +918,7 @@ impl EventStore {
         let trace_parent = tracery_runtime::telemetry::current_trace_parent();
         let pending = Pending {
             admissions,
+            audit,
             channel,
             trace_parent,
             reply,
@@ -932,7 +954,8 @@ impl EventStore {
         })
     }
 
-    /// Stores the admissions of one group in one transaction, after the commit-time rules
+    /// Stores the admissions of one group in one transaction with the requests' `audit`
+    /// records, after the commit-time rules
     /// ([`commit_rules`]); also returns the quarantined admissions those rules put in the
     /// place of accepted ones.
     async fn store_group(
@@ -940,6 +963,7 @@ impl EventStore {
         keys: &ChainKeys,
         policy: &Policy,
         admissions: &[GroupEntry<'_>],
+        audit: Vec<Record>,
     ) -> Result<(Vec<IntakeResult>, Vec<Option<Admission>>), CaptureError> {
         let now = Utc::now();
         let txn = begin_append(db).await?;
@@ -993,6 +1017,8 @@ impl EventStore {
             });
         }
         traces::record(&txn, traced).await?;
+        // The requests' audit records commit with their events: no record, no write.
+        tracery_runtime::audit::append_in(&txn, keys, audit).await?;
         txn.commit().await?;
         Ok((results, replacements))
     }

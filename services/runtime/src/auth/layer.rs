@@ -16,7 +16,10 @@ use axum::{
 };
 
 use super::{AuthError, Authenticator, Principal, permissions::Access};
-use crate::tls::PeerInfo;
+use crate::{
+    audit::{DeferredAudit, Record},
+    tls::PeerInfo,
+};
 
 /// Requests per second per principal, as token buckets.
 struct RateLimit {
@@ -89,7 +92,7 @@ impl Guard {
         action: &str,
         headers: &http::HeaderMap,
         peer: Option<&PeerInfo>,
-    ) -> Result<Option<Principal>, tonic::Status> {
+    ) -> Result<(Option<Principal>, Option<DeferredAudit>), tonic::Status> {
         let authorization = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
@@ -125,18 +128,35 @@ impl Guard {
             && super::permissions::is_write(action)
         {
             let record = audit_record(&principal.subject, action, headers, peer);
-            self.audit.write(record).await.map_err(|err| match err {
-                crate::audit::AuditError::Overloaded => overloaded(
-                    format!("{err}; retry shortly"),
-                    std::time::Duration::from_millis(100),
-                ),
-                crate::audit::AuditError::Unwritten(_) => {
-                    tracing::error!(%action, %err, "cannot write the audit record; refusing");
-                    tonic::Status::unavailable("the audit trail cannot be written; try again")
-                }
-            })?;
+            if super::permissions::commits_own_audit(action) {
+                return Ok((principal.clone().into(), Some(DeferredAudit::new(record))));
+            }
+            self.write_audit(action, record).await?;
         }
-        Ok(principal)
+        Ok((principal, None))
+    }
+
+    /// Writes `record` before the write it covers runs: no record, no write.
+    async fn write_audit(&self, action: &str, record: Record) -> Result<(), tonic::Status> {
+        self.audit.write(record).await.map_err(|err| match err {
+            crate::audit::AuditError::Overloaded => overloaded(
+                format!("{err}; retry shortly"),
+                std::time::Duration::from_millis(100),
+            ),
+            crate::audit::AuditError::Unwritten(_) => {
+                tracing::error!(%action, %err, "cannot write the audit record; refusing");
+                tonic::Status::unavailable("the audit trail cannot be written; try again")
+            }
+        })
+    }
+
+    /// Writes what a handler left of its deferred record: it did not write.
+    async fn settle(&self, action: &str, deferred: Option<DeferredAudit>) {
+        if let Some(record) = deferred.and_then(|d| d.take())
+            && let Err(err) = self.write_audit(action, record).await
+        {
+            tracing::error!(%action, ?err, "cannot record a write that did not happen");
+        }
     }
 
     /// Records a write that was refused (by this layer, or by the handler after it).
@@ -275,16 +295,22 @@ where
             let access = super::permissions::grpc(&path);
             let headers = request.headers().clone();
             let mut caller = None;
+            let mut deferred = None;
             let response = match guard.check(access, &path, &headers, peer.as_ref()).await {
-                Ok(principal) => {
+                Ok((principal, audit)) => {
                     if let Some(principal) = principal {
                         caller = Some(principal.subject.clone());
                         request.extensions_mut().insert(principal);
                     }
+                    if let Some(audit) = &audit {
+                        request.extensions_mut().insert(audit.clone());
+                    }
+                    deferred = audit;
                     inner.call(request).await?
                 }
                 Err(status) => status.into_http(),
             };
+            guard.settle(&path, deferred).await;
             // An error before the body is in the headers; success is in the trailers.
             let code = response
                 .headers()
@@ -329,13 +355,17 @@ pub async fn rest_guard(
         .check(access, &what, request.headers(), peer.as_ref())
         .await
     {
-        Ok(principal) => {
+        Ok((principal, deferred)) => {
             let caller = principal.as_ref().map(|p| p.subject.clone());
             if let Some(principal) = principal {
                 request.extensions_mut().insert(principal);
             }
+            if let Some(audit) = &deferred {
+                request.extensions_mut().insert(audit.clone());
+            }
             let headers = request.headers().clone();
             let response = next.run(request).await;
+            guard.settle(&what, deferred).await;
             if let Some(subject) = caller
                 && response.status() == http::StatusCode::FORBIDDEN
             {

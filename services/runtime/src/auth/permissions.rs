@@ -454,3 +454,12 @@ mod tests {
         }
     }
 }
+
+/// Writes whose handler commits the audit record in the write's own transaction
+/// ([`crate::audit::DeferredAudit`]): capture's, group-committed with the events.
+pub fn commits_own_audit(action: &str) -> bool {
+    matches!(
+        action,
+        "/tracery.v1.CaptureService/Capture" | "POST /capture"
+    )
+}
