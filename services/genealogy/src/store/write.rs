@@ -11,7 +11,7 @@ use tracery_epcis::Event;
 use super::tables::{PACKED, UNPACKED, event, history, link, node, packing};
 use crate::{
     domain::GenealogyError,
-    facts::{self, Facts, LinkKind, Unpack},
+    facts::{Facts, LinkKind, Unpack},
 };
 
 const CHUNK: usize = 500;
@@ -49,8 +49,8 @@ pub(super) async fn record(
     sequence: i64,
     event_id: &str,
     event: &Event,
+    mut facts: Facts,
 ) -> Result<(), GenealogyError> {
-    let mut facts = facts::of(event);
     let mut unpacked: Vec<&String> = Vec::new();
     for unpack in &facts.unpacks {
         match unpack {
@@ -79,21 +79,10 @@ pub(super) async fn record(
     if let Some(parent) = facts.confirms.clone() {
         skip_confirmed(txn, &mut facts, id(&parent)?, &ids).await?;
     }
-    event::Entity::insert(event::ActiveModel {
-        sequence: Set(sequence),
-        event_id: Set(event_id.to_owned()),
-        event_type: Set(event.kind.type_name().to_owned()),
-        event_time: Set(event.event_time.to_utc()),
-        action: Set(event.kind.action().map(|a| a.as_str().to_owned())),
-        biz_step: Set(event.biz_step.clone()),
-        disposition: Set(event.disposition.clone()),
-        read_point: Set(event.read_point.as_ref().map(|l| l.id.clone())),
-        biz_location: Set(event.biz_location.as_ref().map(|l| l.id.clone())),
-        custodian: Set(facts.custodian.clone()),
-    })
-    .on_conflict_do_nothing_on([event::Column::Sequence])
-    .exec_without_returning(txn)
-    .await?;
+    event::Entity::insert(event_row(sequence, event_id, event, &facts))
+        .on_conflict_do_nothing_on([event::Column::Sequence])
+        .exec_without_returning(txn)
+        .await?;
     let rows = facts
         .touched
         .iter()
@@ -201,6 +190,97 @@ pub(super) async fn record(
             .await?;
     }
     Ok(())
+}
+
+/// Whether `facts` only add: no containment opened, closed or confirmed, so the event can
+/// be written with others in one statement per table ([`record_run`]).
+pub(super) fn only_adds(facts: &Facts) -> bool {
+    facts.repacked.is_empty()
+        && facts.unpacks.is_empty()
+        && facts.confirms.is_none()
+        && facts.links.iter().all(|l| l.kind != LinkKind::ContainedIn)
+}
+
+/// Records a run of events whose facts [`only_adds`], in sequence order: one statement per
+/// table (per chunk of rows) for the whole run instead of several per event.
+pub(super) async fn record_run(
+    txn: &DatabaseTransaction,
+    run: &[(i64, String, &Event, Facts)],
+) -> Result<(), GenealogyError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let mut uris: Vec<&String> = Vec::new();
+    for (_, _, _, facts) in run {
+        uris.extend(&facts.touched);
+        uris.extend(facts.links.iter().flat_map(|l| [&l.from, &l.to]));
+    }
+    let ids = intern(txn, uris.into_iter()).await?;
+    let id = |uri: &String| {
+        ids.get(uri).copied().ok_or_else(|| {
+            GenealogyError::Store(DbErr::RecordNotFound(format!("genealogy node {uri}")))
+        })
+    };
+    let events: Vec<event::ActiveModel> = run
+        .iter()
+        .map(|(sequence, event_id, event, facts)| event_row(*sequence, event_id, event, facts))
+        .collect();
+    for chunk in events.chunks(CHUNK) {
+        event::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on([event::Column::Sequence])
+            .exec_without_returning(txn)
+            .await?;
+    }
+    let mut history = Vec::new();
+    let mut links = Vec::new();
+    for (sequence, _, _, facts) in run {
+        for uri in &facts.touched {
+            history.push(history::ActiveModel {
+                node: Set(id(uri)?),
+                sequence: Set(*sequence),
+            });
+        }
+        for new in &facts.links {
+            links.push(link::ActiveModel {
+                from_node: Set(id(&new.from)?),
+                to_node: Set(id(&new.to)?),
+                kind: Set(new.kind.code()),
+                sequence: Set(*sequence),
+                end_sequence: Set(None),
+                quantity: Set(new.quantity),
+                uom: Set(new.uom.clone()),
+                ..Default::default()
+            });
+        }
+    }
+    for chunk in history.chunks(CHUNK) {
+        history::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on([history::Column::Node, history::Column::Sequence])
+            .exec_without_returning(txn)
+            .await?;
+    }
+    for chunk in links.chunks(CHUNK) {
+        link::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The projection's row for one event.
+fn event_row(sequence: i64, event_id: &str, event: &Event, facts: &Facts) -> event::ActiveModel {
+    event::ActiveModel {
+        sequence: Set(sequence),
+        event_id: Set(event_id.to_owned()),
+        event_type: Set(event.kind.type_name().to_owned()),
+        event_time: Set(event.event_time.to_utc()),
+        action: Set(event.kind.action().map(|a| a.as_str().to_owned())),
+        biz_step: Set(event.biz_step.clone()),
+        disposition: Set(event.disposition.clone()),
+        read_point: Set(event.read_point.as_ref().map(|l| l.id.clone())),
+        biz_location: Set(event.biz_location.as_ref().map(|l| l.id.clone())),
+        custodian: Set(facts.custodian.clone()),
+    }
 }
 
 /// A confirmation leaves the children already inside its parent as they are: no new
