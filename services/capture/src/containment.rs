@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
-use tracery_epcis::{Event, effects::Unpacking};
+use tracery_epcis::{
+    Event,
+    effects::{Effects, Unpacking},
+};
 
 use crate::validation::{Finding, Policy};
 
@@ -15,12 +18,12 @@ pub struct Containment {
 }
 
 /// The children that an AggregationEvent ADD or OBSERVE puts into a parent, canonical.
-pub fn packed_children(event: &Event) -> Vec<String> {
-    event
-        .effects()
+pub fn packed_children(effects: &Effects) -> Vec<String> {
+    effects
         .packing
-        .map(|packing| packing.children.into_iter().map(|c| c.node).collect())
-        .unwrap_or_default()
+        .iter()
+        .flat_map(|packing| packing.children.iter().map(|c| c.node.clone()))
+        .collect()
 }
 
 impl Containment {
@@ -33,10 +36,15 @@ impl Containment {
 
     /// The packing finding for `event`, if it packs a child that sits in another parent.
     pub fn check(&self, event: &Event, policy: &Policy) -> Vec<Finding> {
+        self.check_effects(&event.effects(), policy)
+    }
+
+    /// [`Self::check`] with the event's effects computed already.
+    pub fn check_effects(&self, effects: &Effects, policy: &Policy) -> Vec<Finding> {
         let Some(severity) = policy.already_packed else {
             return Vec::new();
         };
-        let Some(packing) = event.effects().packing else {
+        let Some(packing) = &effects.packing else {
             return Vec::new();
         };
         let mut findings = Vec::new();
@@ -60,7 +68,11 @@ impl Containment {
 
     /// Records what an accepted event did to containment.
     pub fn record(&mut self, event: &Event) {
-        let effects = event.effects();
+        self.record_effects(event, &event.effects());
+    }
+
+    /// [`Self::record`] with the event's effects computed already.
+    pub fn record_effects(&mut self, event: &Event, effects: &Effects) {
         let in_parent = |place: &Option<(String, String)>, parent: &str| {
             place.as_ref().is_some_and(|(p, _)| p == parent)
         };
@@ -86,11 +98,13 @@ impl Containment {
             }
             None => {}
         }
-        if let Some(packing) = effects.packing {
+        if let Some(packing) = &effects.packing {
             let event_id = event.event_id.clone().unwrap_or_default();
-            for child in packing.children {
-                self.parents
-                    .insert(child.node, Some((packing.parent.clone(), event_id.clone())));
+            for child in &packing.children {
+                self.parents.insert(
+                    child.node.clone(),
+                    Some((packing.parent.clone(), event_id.clone())),
+                );
             }
         }
     }

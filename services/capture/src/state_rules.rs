@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
-use tracery_epcis::{Event, effects::LifecycleEffect};
+use tracery_epcis::{
+    Event,
+    effects::{Effects, LifecycleEffect},
+};
 
 use crate::validation::{Finding, Policy, Severity};
 
@@ -61,8 +64,13 @@ impl Ledger {
 
     /// Records what an accepted event did.
     pub fn record(&mut self, event: &Event) {
+        self.record_effects(event, &event.effects());
+    }
+
+    /// [`Self::record`] with the event's effects computed already.
+    pub fn record_effects(&mut self, event: &Event, effects: &Effects) {
         let event_id = event.event_id.clone().unwrap_or_default();
-        for change in event.effects().lifecycle {
+        for change in &effects.lifecycle {
             if let Some(epc) = self.canonical.get(&change.identifier.written) {
                 let state = match change.effect {
                     LifecycleEffect::Commissioned => KnownState::Commissioned,
@@ -76,8 +84,12 @@ impl Ledger {
 
     /// The rule findings for `event` against the states recorded so far.
     pub fn check(&self, event: &Event, policy: &Policy) -> Vec<Finding> {
+        self.check_effects(event, &event.effects(), policy)
+    }
+
+    /// [`Self::check`] with the event's effects computed already.
+    pub fn check_effects(&self, event: &Event, effects: &Effects, policy: &Policy) -> Vec<Finding> {
         let event_id = event.event_id.as_deref().unwrap_or_default();
-        let effects = event.effects();
         let commissions = |written: &str| {
             effects.lifecycle.iter().any(|change| {
                 change.identifier.written == written

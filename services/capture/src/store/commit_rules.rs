@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::ConnectionTrait;
-use tracery_epcis::{Event, json};
+use tracery_epcis::{Event, effects::Effects, json};
 use tracery_runtime::error::Violation;
 
 use super::{event_store_key, lifecycle, placements};
@@ -47,23 +47,36 @@ pub async fn decide(
     if judged.is_empty() {
         return Ok(replacements);
     }
-    let mut ledger = Ledger::new(lifecycle::states_of(conn, &identifiers(&judged)).await?);
-    let mut containment = containment_of(conn, &judged).await?;
-    for ((admission, channel), replacement) in group.iter().zip(&mut replacements) {
-        let Admission::Accept { event, warnings } = admission else {
+    // What each judged event does, worked out once for every rule that reads it.
+    let effects: Vec<Option<Effects>> = group
+        .iter()
+        .map(|(admission, _)| match admission {
+            Admission::Accept { event, .. } if !stored.contains_key(&event_store_key(event)) => {
+                Some(event.effects())
+            }
+            _ => None,
+        })
+        .collect();
+    let all: Vec<&Effects> = effects.iter().flatten().collect();
+    let mut ledger = Ledger::new(lifecycle::states_of(conn, &identifiers(&all)).await?);
+    let mut containment = containment_of(conn, &all).await?;
+    for (((admission, channel), replacement), effects) in
+        group.iter().zip(&mut replacements).zip(&effects)
+    {
+        let (Admission::Accept { event, warnings }, Some(effects)) = (admission, effects) else {
             continue;
         };
-        if stored.contains_key(&event_store_key(event)) {
-            continue;
-        }
         let findings: Vec<Finding> = ledger
-            .check(event, policy)
+            .check_effects(event, effects, policy)
             .into_iter()
-            .chain(containment.check(event, policy))
+            .chain(containment.check_effects(effects, policy))
             .collect();
+        let refused = findings.iter().any(|f| f.severity == Severity::Reject);
+        if !refused {
+            ledger.record_effects(event, effects);
+            containment.record_effects(event, effects);
+        }
         if findings.is_empty() {
-            ledger.record(event);
-            containment.record(event);
             continue;
         }
         let violations: Vec<Violation> = warnings
@@ -71,42 +84,40 @@ pub async fn decide(
             .cloned()
             .chain(findings.iter().map(Finding::to_violation))
             .collect();
-        if findings.iter().any(|f| f.severity == Severity::Reject) {
-            *replacement = Some(Admission::Reject(Rejected {
+        *replacement = Some(if refused {
+            Admission::Reject(Rejected {
                 payload: Some(json::event_to_json(event).to_string()),
                 payload_protobuf: None,
                 violations,
                 channel: *channel,
-            }));
+            })
         } else {
-            ledger.record(event);
-            containment.record(event);
-            *replacement = Some(Admission::Accept {
+            Admission::Accept {
                 event: event.clone(),
                 warnings: violations,
-            });
-        }
+            }
+        });
     }
     Ok(replacements)
 }
 
 /// Every instance identifier the events name, once.
-fn identifiers(events: &[&Event]) -> Vec<String> {
+fn identifiers(effects: &[&Effects]) -> Vec<String> {
     let mut seen = HashSet::new();
-    events
+    effects
         .iter()
-        .flat_map(|event| event.effects().names)
-        .filter(|named| seen.insert(named.written.clone()))
-        .map(|named| named.written)
+        .flat_map(|effects| &effects.names)
+        .filter(|named| seen.insert(named.written.as_str()))
+        .map(|named| named.written.clone())
         .collect()
 }
 
 /// Where the children the events pack are now.
 async fn containment_of(
     conn: &impl ConnectionTrait,
-    events: &[&Event],
+    effects: &[&Effects],
 ) -> Result<Containment, CaptureError> {
-    let mut children: Vec<String> = events.iter().flat_map(|e| packed_children(e)).collect();
+    let mut children: Vec<String> = effects.iter().flat_map(|e| packed_children(e)).collect();
     children.sort_unstable();
     children.dedup();
     let placed = placements::placements_of(conn, &children).await?;

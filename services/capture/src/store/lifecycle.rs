@@ -18,7 +18,10 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
-use tracery_epcis::{Event, effects::LifecycleEffect};
+use tracery_epcis::{
+    Event,
+    effects::{Effects, LifecycleEffect},
+};
 
 use super::{StoredEvent, bulk, decode_payload, event, keys, placements};
 use crate::{
@@ -128,10 +131,14 @@ struct Replay {
 
 impl Replay {
     fn apply(&mut self, sequence: i64, event: &Event) {
+        self.apply_effects(sequence, event, &event.effects());
+    }
+
+    fn apply_effects(&mut self, sequence: i64, event: &Event, effects: &Effects) {
         let event_id = event.event_id.clone().unwrap_or_default();
-        for change in event.effects().lifecycle {
+        for change in &effects.lifecycle {
             self.states.insert(
-                change.identifier.node,
+                change.identifier.node.clone(),
                 Some((state_code(change.effect), event_id.clone(), sequence)),
             );
         }
@@ -178,22 +185,21 @@ impl Replay {
 /// identifier index rows written already), in sequence order.
 pub async fn record(
     conn: &impl ConnectionTrait,
-    appended: &[(i64, &Event)],
+    appended: &[(i64, &Event, &Effects)],
 ) -> Result<(), CaptureError> {
     let mut replay = Replay::default();
     let mut declared: Vec<String> = Vec::new();
-    for (sequence, event) in appended {
+    for (sequence, event, effects) in appended {
         if event.error_declaration.is_some() {
             declared.extend(
-                event
-                    .effects()
+                effects
                     .lifecycle
-                    .into_iter()
-                    .map(|change| change.identifier.node),
+                    .iter()
+                    .map(|change| change.identifier.node.clone()),
             );
             continue;
         }
-        replay.apply(*sequence, event);
+        replay.apply_effects(*sequence, event, effects);
     }
     replay.write(conn).await?;
     if !declared.is_empty() {

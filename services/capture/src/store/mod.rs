@@ -12,7 +12,7 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 use tokio::sync::{mpsc, oneshot};
-use tracery_epcis::{Event, json};
+use tracery_epcis::{Event, effects::Effects, json};
 use tracery_runtime::{
     audit::{DeferredAudit, Record},
     integrity::{ChainKeys, Checkpoint},
@@ -656,8 +656,15 @@ async fn append_events(
         appended_events.push((sequence, events[i]));
     }
     bulk::insert_keys(conn, key_rows).await?;
-    placements::record(conn, &appended_events).await?;
-    lifecycle::record(conn, &appended_events).await?;
+    // What each appended event does, worked out once for both derived tables.
+    let effects: Vec<Effects> = appended_events.iter().map(|(_, e)| e.effects()).collect();
+    let appended_effects: Vec<(i64, &Event, &Effects)> = appended_events
+        .iter()
+        .zip(&effects)
+        .map(|((sequence, event), effects)| (*sequence, *event, effects))
+        .collect();
+    placements::record(conn, &appended_effects).await?;
+    lifecycle::record(conn, &appended_effects).await?;
     Ok(keyed
         .into_iter()
         .enumerate()

@@ -12,7 +12,10 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
-use tracery_epcis::{Event, effects::Unpacking};
+use tracery_epcis::{
+    Event,
+    effects::{Effects, Unpacking},
+};
 
 use super::{StoredEvent, bulk, decode_payload, event, keys};
 use crate::domain::CaptureError;
@@ -103,24 +106,28 @@ pub struct Replay {
 impl Replay {
     /// Applies one event's packing and unpacking ([`Event::effects`]).
     pub fn apply(&mut self, sequence: i64, event: &Event) {
-        let effects = event.effects();
-        match effects.unpacking {
+        self.apply_effects(sequence, event, &event.effects());
+    }
+
+    /// [`Self::apply`] with the event's effects computed already.
+    fn apply_effects(&mut self, sequence: i64, event: &Event, effects: &Effects) {
+        match &effects.unpacking {
             Some(Unpacking::Everything { parent }) => {
                 for place in self.placed.values_mut() {
-                    if matches!(place, Place::Packed(p) if p.parent == parent) {
+                    if matches!(place, Place::Packed(p) if p.parent == *parent) {
                         *place = Place::Unpacked {
                             from: parent.clone(),
                         };
                     }
                 }
-                self.emptied.insert(parent);
+                self.emptied.insert(parent.clone());
             }
             Some(Unpacking::Children { parent, children }) => {
                 for child in children {
-                    let place = self.placed.entry(child).or_insert(Place::Unpacked {
+                    let place = self.placed.entry(child.clone()).or_insert(Place::Unpacked {
                         from: parent.clone(),
                     });
-                    if matches!(place, Place::Packed(p) if p.parent == parent) {
+                    if matches!(place, Place::Packed(p) if p.parent == *parent) {
                         *place = Place::Unpacked {
                             from: parent.clone(),
                         };
@@ -129,15 +136,15 @@ impl Replay {
             }
             None => {}
         }
-        if let Some(packing) = effects.packing {
+        if let Some(packing) = &effects.packing {
             let placement = Placement {
-                parent: packing.parent,
+                parent: packing.parent.clone(),
                 event_id: event.event_id.clone().unwrap_or_default(),
                 sequence,
             };
-            for child in packing.children {
+            for child in &packing.children {
                 self.placed
-                    .insert(child.node, Place::Packed(placement.clone()));
+                    .insert(child.node.clone(), Place::Packed(placement.clone()));
             }
         }
     }
@@ -203,16 +210,16 @@ impl Replay {
 /// identifier index rows written already), in sequence order.
 pub async fn record(
     conn: &impl ConnectionTrait,
-    appended: &[(i64, &Event)],
+    appended: &[(i64, &Event, &Effects)],
 ) -> Result<(), CaptureError> {
     let mut replay = Replay::default();
     let mut declared = Vec::new();
-    for (sequence, event) in appended {
+    for (sequence, event, effects) in appended {
         if event.error_declaration.is_some() {
             declared.push(*event);
             continue;
         }
-        replay.apply(*sequence, event);
+        replay.apply_effects(*sequence, event, effects);
     }
     replay.write(conn).await?;
     let children = affected_children(conn, &declared).await?;
