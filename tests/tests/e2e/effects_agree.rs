@@ -120,10 +120,10 @@ async fn send_sequence(app: &TestApp, seed: u64) {
             .into_inner()
             .results
             .remove(0);
-        if result.outcome == pb::CaptureOutcome::Accepted as i32 {
-            if event.get("errorDeclaration").is_none() {
-                accepted.push(event);
-            }
+        if result.outcome == pb::CaptureOutcome::Accepted as i32
+            && event.get("errorDeclaration").is_none()
+        {
+            accepted.push(event);
         }
     }
 }

@@ -400,23 +400,7 @@ async fn write_transitions(
         if !check(transition, stored.as_ref())? {
             continue;
         }
-        identifier_state::Entity::insert(identifier_state::ActiveModel {
-            epc: Set(transition.epc.clone()),
-            state: Set(transition.to.code()),
-            event_id: Set(transition.event_id.clone()),
-            updated_at: Set(transition.at),
-        })
-        .on_conflict(
-            OnConflict::column(identifier_state::Column::Epc)
-                .update_columns([
-                    identifier_state::Column::State,
-                    identifier_state::Column::EventId,
-                    identifier_state::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
+        upsert_states(txn, std::slice::from_ref(transition)).await?;
     }
     Ok(())
 }
