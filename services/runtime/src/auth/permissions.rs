@@ -354,6 +354,15 @@ pub fn rest(method: &str, template: &str) -> Option<Access> {
         .map(|(_, _, access)| *access)
 }
 
+/// Writes whose handler commits the audit record in the write's own transaction
+/// ([`crate::audit::DeferredAudit`]): capture's, group-committed with the events.
+pub fn commits_own_audit(action: &str) -> bool {
+    matches!(
+        action,
+        "/tracery.v1.CaptureService/Capture" | "POST /capture"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message as _;
@@ -453,13 +462,4 @@ mod tests {
             assert!(known, "audited {write} has no rule");
         }
     }
-}
-
-/// Writes whose handler commits the audit record in the write's own transaction
-/// ([`crate::audit::DeferredAudit`]): capture's, group-committed with the events.
-pub fn commits_own_audit(action: &str) -> bool {
-    matches!(
-        action,
-        "/tracery.v1.CaptureService/Capture" | "POST /capture"
-    )
 }
