@@ -232,7 +232,13 @@ async fn links_recomputed_without_the_key_are_found() {
 
     // What the README promises against: an edited event with every later link recomputed
     // the way the chain used to be computed (plain SHA-256), so each link "matches".
-    rewrite_events(&db, 3, |p| p.replace("T3", "T9"), legacy_link).await;
+    rewrite_events(
+        &db,
+        3,
+        |p| p.replace("011111.T3\"", "011111.T9\""),
+        legacy_link,
+    )
+    .await;
     rewrite_audit_unkeyed(&db, Some("mallory")).await;
     let report = verify(&app).await;
     assert!(!report.intact);
@@ -274,7 +280,7 @@ async fn checkpoints_outside_the_database_catch_a_keyed_rewrite_and_dropped_rows
     rewrite_events(
         &db,
         2,
-        |p| p.replace("T2", "T8"),
+        |p| p.replace("011111.T2\"", "011111.T8\""),
         |previous, parts| keys.link(previous, parts),
     )
     .await;
