@@ -12,7 +12,7 @@ use tracery_epcis::{
 use crate::validation::{Finding, Policy};
 
 /// Where children are, by canonical child identifier: `Some((parent, event))` while packed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Containment {
     parents: HashMap<String, Option<(String, String)>>,
 }

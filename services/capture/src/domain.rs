@@ -126,6 +126,39 @@ impl Channel {
     }
 }
 
+/// What a batch asks for when some of its events are refused: EPCIS
+/// `GS1-Capture-Error-Behaviour` (REST header; gRPC metadata of the same name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ErrorBehaviour {
+    /// Store the events that pass, quarantine the others.
+    #[default]
+    Proceed,
+    /// All or nothing: when one event is refused, every event of the batch is quarantined.
+    Rollback,
+}
+
+impl ErrorBehaviour {
+    /// The header and metadata name.
+    pub const HEADER: &str = "gs1-capture-error-behaviour";
+
+    /// From the header's value (`rollback` or `proceed`, any case).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "rollback" => Some(Self::Rollback),
+            "proceed" => Some(Self::Proceed),
+            _ => None,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proceed => "proceed",
+            Self::Rollback => "rollback",
+        }
+    }
+}
+
 /// An event the pipeline refused, kept with everything needed to correct and resubmit it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
@@ -151,4 +184,29 @@ pub enum Admission {
     },
     /// Invalid: quarantine it.
     Reject(Rejected),
+}
+
+impl Admission {
+    /// What an accepted event of a rolled-back batch becomes: quarantined with the reason
+    /// that another event of its batch was refused, keeping its warnings.
+    pub fn rolled_back(self, channel: Channel) -> Self {
+        match self {
+            Self::Accept { event, warnings } => Self::Reject(Rejected {
+                payload: Some(tracery_epcis::json::event_to_json(&event).to_string()),
+                payload_protobuf: None,
+                // Why it was not stored comes first; its own warnings follow.
+                violations: std::iter::once(
+                    Violation::new(
+                        "",
+                        "another event of the same batch was refused (GS1-Capture-Error-Behaviour: rollback)",
+                    )
+                    .with_reason("CAPTURE_JOB_ROLLED_BACK"),
+                )
+                .chain(warnings)
+                .collect(),
+                channel,
+            }),
+            rejected => rejected,
+        }
+    }
 }

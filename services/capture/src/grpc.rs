@@ -16,7 +16,7 @@ use tracery_runtime::{
 };
 
 use crate::{
-    domain::{CaptureError, Channel},
+    domain::{CaptureError, Channel, ErrorBehaviour},
     intake::{Intake, IntakePeers, violations_to_proto},
     store::{EventQuery, EventStore, StoredEvent},
     validation::Policy,
@@ -104,6 +104,24 @@ fn query_from_filter(filter: Option<pb::EventFilter>) -> Result<EventQuery, Stat
     })
 }
 
+/// The batch's error behaviour from the `gs1-capture-error-behaviour` metadata, as on the
+/// REST binding; without it, gRPC batches proceed (each event decided on its own).
+fn error_behaviour(metadata: &tonic::metadata::MetadataMap) -> Result<ErrorBehaviour, Status> {
+    match metadata.get(ErrorBehaviour::HEADER) {
+        None => Ok(ErrorBehaviour::Proceed),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(ErrorBehaviour::parse)
+            .ok_or_else(|| {
+                Status::from(CaptureError::Invalid {
+                    field: ErrorBehaviour::HEADER.to_owned(),
+                    reason: "must be rollback or proceed".to_owned(),
+                })
+            }),
+    }
+}
+
 /// Position, reason and the checkpoint before it, of a chain's break (zeros when none).
 fn break_fields(broken: Option<Break>) -> (i64, String, Option<pb::ChainCheckpoint>) {
     let Some(broken) = broken else {
@@ -128,13 +146,14 @@ impl CaptureService for CaptureApi {
     ) -> Result<Response<pb::CaptureResponse>, Status> {
         let principal = request.extensions().get::<Principal>().cloned();
         let audit = request.extensions().get::<DeferredAudit>().cloned();
+        let behaviour = error_behaviour(request.metadata())?;
         let request = request.into_inner();
         tracing::Span::current().record("events", request.events.len());
         let admissions = self.intake.admit_proto(&request.events, Channel::Grpc);
         crate::roles::check(principal.as_ref(), &admissions)?;
         let results = self
             .intake
-            .capture_admissions(admissions, Channel::Grpc, audit)
+            .capture_admissions(admissions, Channel::Grpc, behaviour, audit)
             .await?;
         Ok(Response::new(pb::CaptureResponse { results }))
     }
@@ -147,6 +166,7 @@ impl CaptureService for CaptureApi {
         request: Request<tonic::Streaming<pb::CaptureStreamRequest>>,
     ) -> Result<Response<Self::CaptureStreamStream>, Status> {
         let principal = request.extensions().get::<Principal>().cloned();
+        let behaviour = error_behaviour(request.metadata())?;
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let intake = self.intake.clone();
@@ -174,7 +194,7 @@ impl CaptureService for CaptureApi {
                     break;
                 }
                 let acknowledgement = intake
-                    .capture_admissions(admissions, Channel::Grpc, None)
+                    .capture_admissions(admissions, Channel::Grpc, behaviour, None)
                     .await
                     .map(|results| {
                         cursor = results.iter().map(|r| r.sequence).fold(cursor, i64::max);

@@ -11,7 +11,7 @@ use tracery_runtime::{audit::DeferredAudit, error::Violation, peers::PeerChannel
 
 use crate::{
     bom_rule::BomVerdicts,
-    domain::{Admission, CaptureError, Channel, Outcome, Rejected},
+    domain::{Admission, CaptureError, Channel, ErrorBehaviour, Outcome, Rejected},
     pipeline::{admit_proto, readmit},
     store::{EventStore, IntakeResult, quarantine::Entry},
     validation::{Finding, Policy, Severity},
@@ -82,6 +82,7 @@ impl Intake {
         &self,
         admissions: Vec<Admission>,
         channel: Channel,
+        behaviour: ErrorBehaviour,
         audit: Option<DeferredAudit>,
     ) -> Result<Vec<pb::EventResult>, CaptureError> {
         if admissions.len() > self.policy.max_events_per_batch {
@@ -97,7 +98,10 @@ impl Intake {
         let admissions = self.apply_state_rules(admissions, channel).await?;
         let metrics = metrics();
         metrics.queue.set(self.store.commit_queue_depth());
-        let (admissions, stored) = self.store.capture(admissions, channel, audit).await;
+        let (admissions, stored) = self
+            .store
+            .capture(admissions, channel, behaviour, audit)
+            .await;
         let stored = stored?;
         self.committed.notify_waiters();
         let results: Vec<pb::EventResult> = admissions

@@ -27,7 +27,7 @@ use tracery_runtime::{
 };
 
 use crate::{
-    domain::{Admission, Channel, Rejected},
+    domain::{Admission, Channel, ErrorBehaviour, Rejected},
     intake::Intake,
     pipeline::{admit, admit_json},
     scan,
@@ -148,6 +148,7 @@ async fn serve(
                     .capture_admissions(
                         vec![admission],
                         Channel::Mqtt,
+                        ErrorBehaviour::Proceed,
                         Some(DeferredAudit::new(record)),
                     )
                     .await?;

@@ -24,12 +24,11 @@ use tracery_proto::v1 as pb;
 use tracery_runtime::{audit::DeferredAudit, auth::Principal};
 
 use crate::{
-    domain::{Admission, CaptureError, Channel, Rejected},
+    domain::{Admission, CaptureError, Channel, ErrorBehaviour},
     intake::Intake,
     pipeline::admit_json,
     store::{EventQuery, EventStore, jobs},
 };
-use tracery_runtime::error::Violation;
 
 const EPCIS_CONTEXT: &str = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld";
 /// Events per page when the client does not say (`perPage`).
@@ -220,7 +219,12 @@ async fn capture_event(
     }
     let result = match rest
         .intake
-        .capture_admissions(vec![admission], Channel::Rest, audit.map(|a| a.0))
+        .capture_admissions(
+            vec![admission],
+            Channel::Rest,
+            ErrorBehaviour::Proceed,
+            audit.map(|a| a.0),
+        )
         .await
     {
         Ok(mut results) => results.pop(),
@@ -282,19 +286,18 @@ async fn capture(
         Ok(value) => value,
         Err(response) => return *response,
     };
-    let behaviour = headers
-        .get("GS1-Capture-Error-Behaviour")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("rollback")
-        .to_ascii_lowercase();
-    if behaviour != "rollback" && behaviour != "proceed" {
+    let behaviour = match headers.get(ErrorBehaviour::HEADER) {
+        None => Some(ErrorBehaviour::Rollback),
+        Some(value) => value.to_str().ok().and_then(ErrorBehaviour::parse),
+    };
+    let Some(behaviour) = behaviour else {
         return problem(
             StatusCode::BAD_REQUEST,
             "ValidationException",
             "GS1-Capture-Error-Behaviour must be rollback or proceed",
             json!({}),
         );
-    }
+    };
     let Some(events) = document_events(&document) else {
         return problem(
             StatusCode::BAD_REQUEST,
@@ -313,21 +316,17 @@ async fn capture(
         );
     }
     let context = HashContext::from_json(&document);
-    let mut admissions: Vec<Admission> = events
+    let admissions: Vec<Admission> = events
         .iter()
         .map(|event| admit_json(event.clone(), Channel::Rest, rest.intake.policy(), &context))
         .collect();
     if let Some(refusal) = refuse_corrections(principal.as_ref(), &admissions) {
         return refusal;
     }
-    let any_invalid = admissions.iter().any(|a| matches!(a, Admission::Reject(_)));
-    if any_invalid && behaviour == "rollback" {
-        // Rolled back means none is stored; quarantined, each keeps a way back.
-        admissions = admissions.into_iter().map(roll_back).collect();
-    }
     let results = match rest
         .intake
-        .capture_admissions(admissions, Channel::Rest, audit.map(|a| a.0))
+        // Rolled back means none is stored; quarantined, each keeps a way back.
+        .capture_admissions(admissions, Channel::Rest, behaviour, audit.map(|a| a.0))
         .await
     {
         Ok(results) => results,
@@ -353,7 +352,7 @@ async fn capture(
         rest.store.db(),
         created_at,
         success,
-        &behaviour,
+        behaviour.as_str(),
         &Value::Array(errors),
     )
     .await
@@ -366,24 +365,6 @@ async fn capture(
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
-}
-
-fn roll_back(admission: Admission) -> Admission {
-    match admission {
-        Admission::Accept { event, warnings } => Admission::Reject(Rejected {
-            payload: Some(epcis_json::event_to_json(&event).to_string()),
-            payload_protobuf: None,
-            violations: warnings
-                .into_iter()
-                .chain(std::iter::once(
-                    Violation::new("", "another event of the same capture job is invalid (GS1-Capture-Error-Behaviour: rollback)")
-                        .with_reason("CAPTURE_JOB_ROLLED_BACK"),
-                ))
-                .collect(),
-            channel: Channel::Rest,
-        }),
-        rejected => rejected,
-    }
 }
 
 /// `GET /capture/{captureID}`.

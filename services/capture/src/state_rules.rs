@@ -37,7 +37,7 @@ pub enum KnownState {
 
 /// States of identifiers as written, updated as a batch's events are decided in order, so a
 /// batch that commissions and then ships a unit is judged like two batches would be.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Ledger {
     /// Identifier as written → canonical EPC (only identifiers identity could canonicalise).
     canonical: HashMap<String, String>,
@@ -90,11 +90,11 @@ impl Ledger {
     /// [`Self::check`] with the event's effects computed already.
     pub fn check_effects(&self, event: &Event, effects: &Effects, policy: &Policy) -> Vec<Finding> {
         let event_id = event.event_id.as_deref().unwrap_or_default();
-        let commissions = |written: &str| {
-            effects.lifecycle.iter().any(|change| {
-                change.identifier.written == written
-                    && change.effect == LifecycleEffect::Commissioned
-            })
+        let does = |written: &str, effect: LifecycleEffect| {
+            effects
+                .lifecycle
+                .iter()
+                .any(|change| change.identifier.written == written && change.effect == effect)
         };
         let mut findings = Vec::new();
         let mut push = |field: &str, code: &str, message: String, severity: Option<Severity>| {
@@ -116,8 +116,11 @@ impl Ledger {
             if by == event_id {
                 continue;
             }
-            let commissioning = commissions(written);
+            let commissioning = does(written, LifecycleEffect::Commissioned);
             match (state, commissioning) {
+                // A unit taken out of use may still be destroyed.
+                (KnownState::Decommissioned, false)
+                    if does(written, LifecycleEffect::Destroyed) => {}
                 (KnownState::Decommissioned | KnownState::Destroyed, _) => push(
                     field,
                     "RETIRED_IDENTIFIER",
@@ -220,6 +223,13 @@ mod tests {
         assert_eq!(codes(&ledger, &event("e2", "OBSERVE", EPC)), []);
         let delete = event("e3", "DELETE", EPC);
         ledger.record(&delete);
+        let mut destroy = event("e5", "OBSERVE", EPC);
+        destroy.disposition = Some("urn:epcglobal:cbv:disp:destroyed".to_owned());
+        assert_eq!(
+            codes(&ledger, &destroy),
+            [],
+            "a decommissioned unit may be destroyed"
+        );
         assert_eq!(
             codes(&ledger, &event("e4", "OBSERVE", EPC))[0].0,
             "RETIRED_IDENTIFIER"

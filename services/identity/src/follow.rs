@@ -2,6 +2,7 @@
 //! [`EventSink`] that follows capture's `Subscribe` and records commissioning,
 //! decommissioning and destruction with the cursor.
 
+use tokio::sync::watch;
 use tracery_epcis::proto::event_from_proto;
 use tracery_proto::v1 as pb;
 use tracery_runtime::follow::EventSink;
@@ -16,12 +17,19 @@ use crate::{
 pub struct LifecycleSink {
     resolver: Resolver,
     states: StateStore,
+    /// Told each position applied, for callers waiting to read their own hand-set state.
+    applied: watch::Sender<i64>,
 }
 
 impl LifecycleSink {
-    /// A sink resolving identifiers with `resolver` and writing to `states`.
-    pub fn new(resolver: Resolver, states: StateStore) -> Self {
-        Self { resolver, states }
+    /// A sink resolving identifiers with `resolver` and writing to `states`, telling
+    /// `applied` how far it got.
+    pub fn new(resolver: Resolver, states: StateStore, applied: watch::Sender<i64>) -> Self {
+        Self {
+            resolver,
+            states,
+            applied,
+        }
     }
 }
 
@@ -33,6 +41,7 @@ impl EventSink for LifecycleSink {
 
     async fn apply(&mut self, events: Vec<pb::StoredEvent>) -> anyhow::Result<usize> {
         let mut changes = Vec::with_capacity(events.len());
+        let last = events.iter().map(|stored| stored.sequence).max();
         for stored in events {
             let Some(proto_event) = stored.event else {
                 continue;
@@ -40,7 +49,15 @@ impl EventSink for LifecycleSink {
             let event = event_from_proto(&proto_event)?;
             changes.push((stored.sequence, self.change(&event).await));
         }
-        Ok(self.states.apply_captured(&changes).await?)
+        let applied = self.states.apply_captured(&changes).await?;
+        if let Some(last) = last {
+            self.applied.send_if_modified(|at| {
+                let advanced = last > *at;
+                *at = (*at).max(last);
+                advanced
+            });
+        }
+        Ok(applied)
     }
 }
 

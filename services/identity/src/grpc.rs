@@ -15,6 +15,7 @@ use crate::{
     domain::{IdentityError, Product},
     labels::{self, LabelFormat, Symbology},
     lifecycle::{self, LifecycleState, Transition},
+    manual::ManualStates,
     resolve::Resolver,
     serials::{MAX_ALLOCATION, PoolSpec, SerialFormat, SerialOrder},
     store::{PoolStore, ProductRow, ProductStore, StateStore, pools},
@@ -29,6 +30,9 @@ pub struct IdentityApi {
     pools: PoolStore,
     states: StateStore,
     resolver: Resolver,
+    /// Where hand-set states go when identity follows capture (`None`: identity runs on
+    /// its own and its states change only through this API).
+    manual: Option<ManualStates>,
 }
 
 impl IdentityApi {
@@ -41,7 +45,37 @@ impl IdentityApi {
             products,
             pools,
             states: StateStore::new(db),
+            manual: None,
         }
+    }
+
+    /// Hand-set states are captured through `manual`, like every other state change.
+    pub fn with_manual_states(mut self, manual: ManualStates) -> Self {
+        self.manual = Some(manual);
+        self
+    }
+
+    /// Checks that the states are what `transitions` asked for once captured: an event ID
+    /// that capture had stored already with other content is a duplicate there and changes
+    /// nothing, which the caller must hear about.
+    async fn check_applied(&self, transitions: &[Transition]) -> Result<(), IdentityError> {
+        let epcs: Vec<String> = transitions.iter().map(|t| t.epc.clone()).collect();
+        let stored: HashMap<String, _> = self.states.get_many(&epcs).await?.into_iter().collect();
+        for (index, transition) in transitions.iter().enumerate() {
+            let state = stored.get(&transition.epc);
+            if state.is_none_or(|s| s.state != transition.to || s.event_id != transition.event_id) {
+                return Err(IdentityError::invalid(
+                    format!("transitions/{index}/event_id"),
+                    format!(
+                        "event `{}` was captured before with other content; `{}` is {}",
+                        transition.event_id,
+                        transition.epc,
+                        state.map_or("UNKNOWN", |s| s.state.name())
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The states of `texts`; `field` names the request field of the text at an index.
@@ -448,12 +482,20 @@ impl IdentityService for IdentityApi {
                 at,
             });
         }
-        self.states
-            .apply(&transitions, |transition, stored| {
-                let before = stored.map_or(LifecycleState::Unknown, |s| s.state);
-                lifecycle::decide(transition, before, stored.map(|s| s.event_id.as_str()))
-            })
-            .await?;
+        match &self.manual {
+            Some(manual) => {
+                manual.capture(&transitions).await?;
+                self.check_applied(&transitions).await?;
+            }
+            None => {
+                self.states
+                    .apply(&transitions, |transition, stored| {
+                        let before = stored.map_or(LifecycleState::Unknown, |s| s.state);
+                        lifecycle::decide(transition, before, stored.map(|s| s.event_id.as_str()))
+                    })
+                    .await?;
+            }
+        }
         Ok(Response::new(pb::UpdateIdentifierStatesResponse {
             statuses: transitions
                 .into_iter()

@@ -16,6 +16,7 @@ pub mod follow;
 pub mod grpc;
 pub mod labels;
 pub mod lifecycle;
+pub mod manual;
 pub mod resolve;
 pub mod serials;
 pub mod store;
@@ -50,25 +51,26 @@ impl ServiceModule for IdentityModule {
         ctx: &ServiceContext,
         routes: &mut Routes,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-        routes
-            .grpc
-            .add_service(IdentityServiceServer::new(grpc::IdentityApi::new(
-                ctx.db.clone(),
-            )));
+        let api = grpc::IdentityApi::new(ctx.db.clone());
         // Identity runs on its own too; then lifecycle states change only through the API.
         let capture = match ctx.peers.channel(ServiceKey::Capture) {
             Ok(channel) => channel,
             Err(err) => {
                 tracing::warn!(error = %err, "identity does not follow capture");
+                routes.grpc.add_service(IdentityServiceServer::new(api));
                 return Ok(Vec::new());
             }
         };
+        let states = store::StateStore::new(ctx.db.clone());
+        let (applied, applied_watch) =
+            tokio::sync::watch::channel(states.applied_sequence().await?);
+        routes.grpc.add_service(IdentityServiceServer::new(
+            api.with_manual_states(manual::ManualStates::new(capture.clone(), applied_watch)),
+        ));
         let products = store::ProductStore::new(ctx.db.clone());
         let pools = store::PoolStore::new(ctx.db.clone());
-        let sink = follow::LifecycleSink::new(
-            resolve::Resolver::new(products, pools),
-            store::StateStore::new(ctx.db.clone()),
-        );
+        let sink =
+            follow::LifecycleSink::new(resolve::Resolver::new(products, pools), states, applied);
         let lifecycle = tokio::spawn(follow_capture(
             "identity-lifecycle",
             capture,

@@ -290,3 +290,166 @@ async fn the_lifecycle_table_is_rebuilt_from_stored_events() {
     replica.stop().await.expect("stops");
     app.stop().await.expect("stops");
 }
+
+/// A hand-set state (identity's `UpdateIdentifierStates`) is captured like every other
+/// state change, so it races with the line on the same rules: each serial is commissioned
+/// once, whichever comes first, and a hand-set decommissioning is what capture decides on.
+#[tokio::test]
+async fn hand_set_states_are_decided_with_captured_events() {
+    use tonic::Code;
+    let app = TestApp::spawn().await.expect("suite starts");
+    let hand_set = |serial: &str, state: pb::IdentifierState, event_id: &str| {
+        let mut identity = app.identity.clone();
+        let request = pb::UpdateIdentifierStatesRequest {
+            transitions: vec![pb::IdentifierStatus {
+                epc: format!("urn:epc:id:sgtin:4012345.011111.{serial}"),
+                state: state.into(),
+                update_time: Some(prost_types::Timestamp {
+                    seconds: 1_790_000_000,
+                    nanos: 0,
+                }),
+                event_id: event_id.to_owned(),
+            }],
+        };
+        async move { identity.update_identifier_states(request).await }
+    };
+    let races = (0..PAIRS).map(|n| {
+        let serial = format!("H{n}");
+        let line = format!("urn:uuid:00000000-0000-4000-8000-e1{n:010}");
+        let (app, hand_set) = (&app, &hand_set);
+        async move {
+            let (by_hand, ()) = tokio::join!(
+                hand_set(
+                    &serial,
+                    pb::IdentifierState::Commissioned,
+                    &format!("manual-{n}")
+                ),
+                send(app, n % 2 == 1, commissioning(&line, &serial))
+            );
+            by_hand
+        }
+    });
+    let by_hand = futures::future::join_all(races).await;
+    let stored = app.stored_events().await;
+    assert_eq!(stored.len(), PAIRS as usize, "one commissioning per serial");
+    let line_wins = stored
+        .iter()
+        .filter(|(_, id)| id.starts_with("urn:uuid:"))
+        .count();
+    for answer in &by_hand {
+        if let Err(status) = answer {
+            assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+            assert!(
+                status.message().starts_with("ALREADY_COMMISSIONED"),
+                "{status:?}"
+            );
+        }
+    }
+    let hand_wins = by_hand.iter().filter(|answer| answer.is_ok()).count();
+    assert_eq!(hand_wins + line_wins, PAIRS as usize);
+    assert_eq!(
+        quarantined(&app).await.len(),
+        PAIRS as usize,
+        "each loser is kept"
+    );
+
+    // Decommissioned by hand: the next scan of it is refused in capture.
+    hand_set(
+        "H0",
+        pb::IdentifierState::Decommissioned,
+        "manual-decommission",
+    )
+    .await
+    .expect("decommissioned by hand");
+    let observe = json!({"type": "ObjectEvent", "eventID": "urn:uuid:00000000-0000-4000-8000-e20000000000",
+        "eventTime": "2026-11-26T10:00:00Z", "eventTimeZoneOffset": "+00:00",
+        "action": "OBSERVE", "bizStep": "shipping",
+        "epcList": ["urn:epc:id:sgtin:4012345.011111.H0"]});
+    let result = app
+        .capture
+        .clone()
+        .capture(pb::CaptureRequest {
+            events: vec![proto(observe)],
+        })
+        .await
+        .expect("captured")
+        .into_inner()
+        .results
+        .remove(0);
+    assert_eq!(
+        result.violations[0].code, "RETIRED_IDENTIFIER",
+        "{result:?}"
+    );
+    assert!(
+        result.violations[0]
+            .description
+            .contains("manual-decommission")
+    );
+    app.stop().await.expect("clean stop");
+}
+
+/// A REST capture job is all or nothing by default (`GS1-Capture-Error-Behaviour:
+/// rollback`), also when what refuses an event is decided at the commit: nothing of it is
+/// stored. With `proceed` the rest is stored.
+#[tokio::test]
+async fn a_rolled_back_job_stores_nothing_when_a_commit_rule_refuses_one_event() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    send(
+        &app,
+        false,
+        commissioning("urn:uuid:00000000-0000-4000-8000-f00000000001", "J1"),
+    )
+    .await;
+    let job = |behaviour: &'static str, fresh: &str| {
+        let document = json!({
+            "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+            "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-26T00:00:00Z",
+            "epcisBody": {"eventList": [
+                commissioning(&format!("urn:uuid:00000000-0000-4000-8000-f{fresh}"), fresh),
+                commissioning("urn:uuid:00000000-0000-4000-8000-f00000000002", "J1"),
+            ]},
+        });
+        let url = format!("http://{}/capture", app.http_addr);
+        async move {
+            let answer = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/ld+json")
+                .header("GS1-Capture-Error-Behaviour", behaviour)
+                .body(document.to_string())
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(answer.status(), 202);
+        }
+    };
+    job("rollback", "00000000003").await;
+    assert_eq!(
+        app.stored_events().await.len(),
+        1,
+        "nothing of the job stored"
+    );
+    let reasons: Vec<String> = quarantined(&app)
+        .await
+        .iter()
+        .map(|entry| entry.violations[0].code.clone())
+        .collect();
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| *r == "CAPTURE_JOB_ROLLED_BACK")
+            .count(),
+        1,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"ALREADY_COMMISSIONED".to_owned()),
+        "{reasons:?}"
+    );
+    job("proceed", "00000000004").await;
+    assert_eq!(
+        app.stored_events().await.len(),
+        2,
+        "the fresh serial stored"
+    );
+    app.stop().await.expect("clean stop");
+}

@@ -8,7 +8,10 @@
 //! This is the only place these rules are decided: no request asks identity first. A
 //! `reject` finding quarantines the event; a `warn` finding is kept with it.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    ops::Range,
+};
 
 use sea_orm::ConnectionTrait;
 use tracery_epcis::{Event, effects::Effects, json};
@@ -24,7 +27,13 @@ use crate::{
 
 /// For each admission of the group, in order, what replaces it when its event breaks one
 /// of the rules against the stored state and the group's earlier events: the quarantined
-/// admission, or the accepted one with the rule's warnings (`None`: it stands as it is). The caller applies them once the transaction commits.
+/// admission, or the accepted one with the rule's warnings (`None`: it stands as it is).
+/// The caller applies them once the transaction commits.
+///
+/// `rollbacks` are the admissions' ranges of batches that are all or nothing
+/// ([`ErrorBehaviour::Rollback`](crate::domain::ErrorBehaviour)): when one of their events
+/// is refused, here or before, all of them are quarantined and the state is as if none
+/// had come.
 ///
 /// `stored` holds the store keys of the group's events stored already: a resent event is a
 /// duplicate, whatever happened to its identifiers since, and is not judged again.
@@ -32,21 +41,9 @@ pub async fn decide(
     conn: &impl ConnectionTrait,
     policy: &Policy,
     group: &[(&Admission, Channel)],
+    rollbacks: &[Range<usize>],
     stored: &HashMap<String, i64>,
 ) -> Result<Vec<Option<Admission>>, CaptureError> {
-    let mut replacements = vec![None; group.len()];
-    let judged: Vec<&Event> = group
-        .iter()
-        .filter_map(|(admission, _)| match admission {
-            Admission::Accept { event, .. } if !stored.contains_key(&event_store_key(event)) => {
-                Some(event.as_ref())
-            }
-            _ => None,
-        })
-        .collect();
-    if judged.is_empty() {
-        return Ok(replacements);
-    }
     // What each judged event does, worked out once for every rule that reads it.
     let effects: Vec<Option<Effects>> = group
         .iter()
@@ -58,47 +55,97 @@ pub async fn decide(
         })
         .collect();
     let all: Vec<&Effects> = effects.iter().flatten().collect();
-    let mut ledger = Ledger::new(lifecycle::states_of(conn, &identifiers(&all)).await?);
-    let mut containment = containment_of(conn, &all).await?;
-    for (((admission, channel), replacement), effects) in
-        group.iter().zip(&mut replacements).zip(&effects)
-    {
-        let (Admission::Accept { event, warnings }, Some(effects)) = (admission, effects) else {
+    if all.is_empty() && rollbacks.is_empty() {
+        return Ok(vec![None; group.len()]);
+    }
+    let mut judge = Judge {
+        policy,
+        ledger: Ledger::new(lifecycle::states_of(conn, &identifiers(&all)).await?),
+        containment: containment_of(conn, &all).await?,
+    };
+    let mut replacements = Vec::with_capacity(group.len());
+    let mut open: Option<(Range<usize>, Judge)> = None;
+    for (index, ((admission, channel), effects)) in group.iter().zip(&effects).enumerate() {
+        if let Some(range) = rollbacks.iter().find(|range| range.start == index) {
+            open = Some((range.clone(), judge.clone()));
+        }
+        replacements.push(match (admission, effects) {
+            (Admission::Accept { event, warnings }, Some(effects)) => {
+                judge.judge(event, warnings, effects, *channel)
+            }
+            _ => None,
+        });
+        let Some((range, before)) = open.take_if(|(range, _)| range.end == index + 1) else {
             continue;
         };
-        let findings: Vec<Finding> = ledger
-            .check_effects(event, effects, policy)
+        let refused = |i: usize| {
+            matches!(
+                replacements[i].as_ref().unwrap_or(group[i].0),
+                Admission::Reject(_)
+            )
+        };
+        if range.clone().any(refused) {
+            judge = before;
+            for i in range {
+                let admission = replacements[i].take().unwrap_or_else(|| group[i].0.clone());
+                replacements[i] = Some(admission.rolled_back(group[i].1));
+            }
+        }
+    }
+    Ok(replacements)
+}
+
+/// The state the rules read, as the group's events are decided one after the other.
+#[derive(Clone)]
+struct Judge<'a> {
+    policy: &'a Policy,
+    ledger: Ledger,
+    containment: Containment,
+}
+
+impl Judge<'_> {
+    /// Decides one accepted event and records what it did when it stands; returns its
+    /// replacement when a rule found something.
+    fn judge(
+        &mut self,
+        event: &Event,
+        warnings: &[Violation],
+        effects: &Effects,
+        channel: Channel,
+    ) -> Option<Admission> {
+        let findings: Vec<Finding> = self
+            .ledger
+            .check_effects(event, effects, self.policy)
             .into_iter()
-            .chain(containment.check_effects(effects, policy))
+            .chain(self.containment.check_effects(effects, self.policy))
             .collect();
         let refused = findings.iter().any(|f| f.severity == Severity::Reject);
         if !refused {
-            ledger.record_effects(event, effects);
-            containment.record_effects(event, effects);
+            self.ledger.record_effects(event, effects);
+            self.containment.record_effects(event, effects);
         }
         if findings.is_empty() {
-            continue;
+            return None;
         }
         let violations: Vec<Violation> = warnings
             .iter()
             .cloned()
             .chain(findings.iter().map(Finding::to_violation))
             .collect();
-        *replacement = Some(if refused {
+        Some(if refused {
             Admission::Reject(Rejected {
                 payload: Some(json::event_to_json(event).to_string()),
                 payload_protobuf: None,
                 violations,
-                channel: *channel,
+                channel,
             })
         } else {
             Admission::Accept {
-                event: event.clone(),
+                event: Box::new(event.clone()),
                 warnings: violations,
             }
-        });
+        })
     }
-    Ok(replacements)
 }
 
 /// Every instance identifier the events name, once.

@@ -3,6 +3,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    ops::Range,
     sync::Arc,
 };
 
@@ -19,7 +20,7 @@ use tracery_runtime::{
 };
 
 use crate::{
-    domain::{Admission, CaptureError, Channel, Outcome, Rejected},
+    domain::{Admission, CaptureError, Channel, ErrorBehaviour, Outcome, Rejected},
     validation::Policy,
 };
 
@@ -741,6 +742,7 @@ async fn group_commit(
             (db.clone(), keys.clone(), Arc::clone(&policy));
         let committed = tokio::spawn(async move {
             let all: Vec<GroupEntry> = group.iter().flat_map(Pending::entries).collect();
+            let rollbacks = rollback_ranges(&group);
             let audit: Vec<Record> = group
                 .iter()
                 .filter_map(|p| p.audit.as_ref().and_then(DeferredAudit::take))
@@ -750,6 +752,7 @@ async fn group_commit(
                 &keys_for_group,
                 &policy_for_group,
                 &all,
+                &rollbacks,
                 audit,
             )
             .await;
@@ -782,8 +785,10 @@ async fn group_commit(
             Err(_) => {
                 for mut batch in group {
                     let own: Vec<GroupEntry> = batch.entries().collect();
+                    let rollbacks = rollback_ranges(std::slice::from_ref(&batch));
                     let audit = batch.audit.iter().filter_map(DeferredAudit::take).collect();
-                    let result = EventStore::store_group(&db, &keys, &policy, &own, audit).await;
+                    let result =
+                        EventStore::store_group(&db, &keys, &policy, &own, &rollbacks, audit).await;
                     let result = result.map(|(results, replacements)| {
                         batch.apply(replacements.into_iter());
                         results
@@ -793,6 +798,20 @@ async fn group_commit(
             }
         }
     }
+}
+
+/// Where the all-or-nothing batches of `group` lie among its admissions.
+fn rollback_ranges(group: &[Pending]) -> Vec<Range<usize>> {
+    let mut start = 0;
+    let mut ranges = Vec::new();
+    for batch in group {
+        let end = start + batch.admissions.len();
+        if batch.behaviour == ErrorBehaviour::Rollback && end > start {
+            ranges.push(start..end);
+        }
+        start = end;
+    }
+    ranges
 }
 
 /// One admission of a group: with its caller's trace and channel.
@@ -860,6 +879,8 @@ struct Pending {
     audit: Option<DeferredAudit>,
     /// Where they came from (for those the commit-time rules quarantine).
     channel: Channel,
+    /// Whether one refused event quarantines them all.
+    behaviour: ErrorBehaviour,
     /// The caller's trace, when traced.
     trace_parent: Option<String>,
     reply: oneshot::Sender<Decided>,
@@ -915,6 +936,7 @@ impl EventStore {
         &self,
         admissions: Vec<Admission>,
         channel: Channel,
+        behaviour: ErrorBehaviour,
         audit: Option<DeferredAudit>,
     ) -> Decided {
         let (reply, answer) = oneshot::channel();
@@ -927,6 +949,7 @@ impl EventStore {
             admissions,
             audit,
             channel,
+            behaviour,
             trace_parent,
             reply,
         };
@@ -970,6 +993,7 @@ impl EventStore {
         keys: &ChainKeys,
         policy: &Policy,
         admissions: &[GroupEntry<'_>],
+        rollbacks: &[Range<usize>],
         audit: Vec<Record>,
     ) -> Result<(Vec<IntakeResult>, Vec<Option<Admission>>), CaptureError> {
         let now = Utc::now();
@@ -986,7 +1010,7 @@ impl EventStore {
             })
             .collect();
         let stored = stored_sequences(&txn, &admitted).await?;
-        let replacements = commit_rules::decide(&txn, policy, &judged, &stored).await?;
+        let replacements = commit_rules::decide(&txn, policy, &judged, rollbacks, &stored).await?;
         let effective: Vec<(&Admission, Option<&str>)> = admissions
             .iter()
             .zip(&replacements)
@@ -1045,7 +1069,7 @@ impl EventStore {
             Admission::Reject(_) => HashMap::new(),
         };
         let replacement =
-            commit_rules::decide(&txn, &self.policy, &[(&admission, channel)], &stored)
+            commit_rules::decide(&txn, &self.policy, &[(&admission, channel)], &[], &stored)
                 .await?
                 .pop()
                 .flatten();
