@@ -1,7 +1,8 @@
 //! Property test: on randomly generated plants, every trace, time-travel trace and
 //! containment answer of the projection equals a brute-force oracle that recomputes the
 //! answer from the raw event list (error declarations included), on a real SQLite store.
-//! Each plant is also applied twice, since replaying a stream must change nothing.
+//! Each plant is applied in batches of random size (one event, or many written as runs),
+//! each batch twice, since replaying a stream must change nothing.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -499,18 +500,23 @@ fn flatten(node: &graph::Contained, out: &mut BTreeSet<(String, String)>) {
     }
 }
 
-async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// Applies the plant's events `batch` at a time (the follower's batches vary with load;
+/// a batch is written as runs, one statement per table) and checks every answer.
+async fn check(ops: Vec<Op>, batch: usize) -> Result<(), TestCaseError> {
     let (events, declared) = events(&ops);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/g.db?mode=rwc", dir.path().display());
     let db = sea_orm::Database::connect(&url).await.expect("sqlite");
     Migrator::up(&db, None).await.expect("migrations");
     let store = ProjectionStore::new(db);
-    for (index, event) in events.iter().enumerate() {
-        let sequence = index as i64 + 1;
-        prop_assert!(store.apply(sequence, event).await.expect("applies"));
-        // A replayed event changes nothing.
-        prop_assert!(!store.apply(sequence, event).await.expect("replay"));
+    let numbered: Vec<(i64, Event)> = (1..).zip(events.iter().cloned()).collect();
+    for chunk in numbered.chunks(batch) {
+        prop_assert_eq!(
+            store.apply_batch(chunk).await.expect("applies"),
+            chunk.len()
+        );
+        // A replayed batch changes nothing.
+        prop_assert_eq!(store.apply_batch(chunk).await.expect("replay"), 0);
     }
     let oracle = Oracle::new(&events, &declared);
     let universe: Vec<String> = (0..LOTS)
@@ -585,11 +591,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn traces_and_contents_match_the_oracle(ops in proptest::collection::vec(op(), 1..24)) {
+    fn traces_and_contents_match_the_oracle(
+        ops in proptest::collection::vec(op(), 1..24),
+        batch in prop_oneof![Just(1usize), 2usize..30],
+    ) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        runtime.block_on(check(ops))?;
+        runtime.block_on(check(ops, batch))?;
     }
 }

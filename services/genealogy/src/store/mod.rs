@@ -85,8 +85,8 @@ impl ProjectionStore {
             .await?
             .map_or(0, |c| c.applied_sequence);
         let mut count = 0;
-        // Events that only add are written a run at a time; one that packs, unpacks or
-        // declares an error ends the run and is written on its own, in sequence order.
+        // Events are written a run at a time; an error declaration ends the run (it reads
+        // what the run wrote) and is applied on its own, in sequence order.
         let mut run = Vec::new();
         for (sequence, event) in events {
             if *sequence <= applied {
@@ -95,14 +95,7 @@ impl ProjectionStore {
             let event_id = event.event_id.clone().unwrap_or_default();
             let facts = (event.error_declaration.is_none()).then(|| facts::of(event));
             match facts {
-                Some(facts) if write::only_adds(&facts) => {
-                    run.push((*sequence, event_id, event, facts));
-                }
-                Some(facts) => {
-                    let before = std::mem::take(&mut run);
-                    write::record_run(&txn, &before).await?;
-                    write::record(&txn, *sequence, &event_id, event, facts).await?;
-                }
+                Some(facts) => run.push((*sequence, event_id, event, facts)),
                 None => {
                     let before = std::mem::take(&mut run);
                     write::record_run(&txn, &before).await?;

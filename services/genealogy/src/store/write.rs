@@ -1,9 +1,10 @@
-//! Applying one event to the projection tables, and forgetting one (error declarations).
+//! Applying runs of events to the projection tables, and forgetting one (error
+//! declarations).
 
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     QueryOrder, sea_query::Expr,
 };
 use tracery_epcis::Event;
@@ -11,7 +12,7 @@ use tracery_epcis::Event;
 use super::tables::{PACKED, UNPACKED, event, history, link, node, packing};
 use crate::{
     domain::GenealogyError,
-    facts::{Facts, LinkKind, Unpack},
+    facts::{Facts, LinkKind, NewLink, Unpack},
 };
 
 const CHUNK: usize = 500;
@@ -42,167 +43,11 @@ async fn intern<'a>(
     Ok(ids)
 }
 
-/// Records what `event` says: its attributes, the nodes it touched, the containment it
-/// ends and the links it makes.
-pub(super) async fn record(
-    txn: &DatabaseTransaction,
-    sequence: i64,
-    event_id: &str,
-    event: &Event,
-    mut facts: Facts,
-) -> Result<(), GenealogyError> {
-    let mut unpacked: Vec<&String> = Vec::new();
-    for unpack in &facts.unpacks {
-        match unpack {
-            Unpack::All { parent } => unpacked.push(parent),
-            Unpack::Children { parent, children } => {
-                unpacked.push(parent);
-                unpacked.extend(children);
-            }
-        }
-    }
-    let ids = intern(
-        txn,
-        facts
-            .touched
-            .iter()
-            .chain(facts.links.iter().flat_map(|l| [&l.from, &l.to]))
-            .chain(&facts.repacked)
-            .chain(unpacked),
-    )
-    .await?;
-    let id = |uri: &String| {
-        ids.get(uri).copied().ok_or_else(|| {
-            GenealogyError::Store(DbErr::RecordNotFound(format!("genealogy node {uri}")))
-        })
-    };
-    if let Some(parent) = facts.confirms.clone() {
-        skip_confirmed(txn, &mut facts, id(&parent)?, &ids).await?;
-    }
-    event::Entity::insert(event_row(sequence, event_id, event, &facts))
-        .on_conflict_do_nothing_on([event::Column::Sequence])
-        .exec_without_returning(txn)
-        .await?;
-    let rows = facts
-        .touched
-        .iter()
-        .map(|uri| {
-            Ok(history::ActiveModel {
-                node: Set(id(uri)?),
-                sequence: Set(sequence),
-            })
-        })
-        .collect::<Result<Vec<_>, GenealogyError>>()?;
-    for chunk in rows.chunks(CHUNK) {
-        history::Entity::insert_many(chunk.to_vec())
-            .on_conflict_do_nothing_on([history::Column::Node, history::Column::Sequence])
-            .exec_without_returning(txn)
-            .await?;
-    }
-    let mut packings: Vec<(i64, i64, i16)> = Vec::new();
-    for new in facts
-        .links
-        .iter()
-        .filter(|l| l.kind == LinkKind::ContainedIn)
-    {
-        packings.push((id(&new.from)?, id(&new.to)?, PACKED));
-    }
-    // What an unpack of everything takes out is read before this event closes anything.
-    let mut closes: Vec<Condition> = Vec::new();
-    for unpack in &facts.unpacks {
-        match unpack {
-            Unpack::All { parent } => {
-                let parent = id(parent)?;
-                let held = link::Entity::find()
-                    .filter(link::Column::ToNode.eq(parent))
-                    .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
-                    .filter(link::Column::EndSequence.is_null())
-                    .all(txn)
-                    .await?;
-                packings.extend(held.into_iter().map(|l| (l.from_node, parent, UNPACKED)));
-                closes.push(Condition::all().add(link::Column::ToNode.eq(parent)));
-            }
-            Unpack::Children { parent, children } => {
-                let parent = id(parent)?;
-                let children = children.iter().map(id).collect::<Result<Vec<_>, _>>()?;
-                packings.extend(children.iter().map(|&child| (child, parent, UNPACKED)));
-                closes.extend(children.chunks(CHUNK).map(|chunk| {
-                    Condition::all()
-                        .add(link::Column::ToNode.eq(parent))
-                        .add(link::Column::FromNode.is_in(chunk.iter().copied()))
-                }));
-            }
-        }
-    }
-    let repacked = facts
-        .repacked
-        .iter()
-        .map(id)
-        .collect::<Result<Vec<_>, _>>()?;
-    closes.extend(
-        repacked
-            .chunks(CHUNK)
-            .map(|chunk| Condition::all().add(link::Column::FromNode.is_in(chunk.iter().copied()))),
-    );
-    for condition in closes {
-        link::Entity::update_many()
-            .col_expr(link::Column::EndSequence, Expr::value(sequence))
-            .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
-            .filter(link::Column::EndSequence.is_null())
-            .filter(condition)
-            .exec(txn)
-            .await?;
-    }
-    let packings: Vec<packing::ActiveModel> = packings
-        .into_iter()
-        .map(|(child, parent, action)| packing::ActiveModel {
-            child: Set(child),
-            parent: Set(parent),
-            action: Set(action),
-            sequence: Set(sequence),
-            ..Default::default()
-        })
-        .collect();
-    for chunk in packings.chunks(CHUNK) {
-        packing::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(txn)
-            .await?;
-    }
-    let links = facts
-        .links
-        .into_iter()
-        .map(|new| {
-            Ok(link::ActiveModel {
-                from_node: Set(id(&new.from)?),
-                to_node: Set(id(&new.to)?),
-                kind: Set(new.kind.code()),
-                sequence: Set(sequence),
-                end_sequence: Set(None),
-                quantity: Set(new.quantity),
-                uom: Set(new.uom),
-                ..Default::default()
-            })
-        })
-        .collect::<Result<Vec<_>, GenealogyError>>()?;
-    for chunk in links.chunks(CHUNK) {
-        link::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(txn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Whether `facts` only add: no containment opened, closed or confirmed, so the event can
-/// be written with others in one statement per table ([`record_run`]).
-pub(super) fn only_adds(facts: &Facts) -> bool {
-    facts.repacked.is_empty()
-        && facts.unpacks.is_empty()
-        && facts.confirms.is_none()
-        && facts.links.iter().all(|l| l.kind != LinkKind::ContainedIn)
-}
-
-/// Records a run of events whose facts [`only_adds`], in sequence order: one statement per
-/// table (per chunk of rows) for the whole run instead of several per event.
+/// Records a run of events, in sequence order, with one statement per table (per chunk of
+/// rows) for the whole run: their attributes, the nodes they touched, the links they make
+/// and the containment they open, confirm and end. Containment is worked out in memory
+/// from the open links of the nodes the run packs or unpacks, read once, so a run of
+/// packing events costs no more statements than one.
 pub(super) async fn record_run(
     txn: &DatabaseTransaction,
     run: &[(i64, String, &Event, Facts)],
@@ -210,12 +55,7 @@ pub(super) async fn record_run(
     if run.is_empty() {
         return Ok(());
     }
-    let mut uris: Vec<&String> = Vec::new();
-    for (_, _, _, facts) in run {
-        uris.extend(&facts.touched);
-        uris.extend(facts.links.iter().flat_map(|l| [&l.from, &l.to]));
-    }
-    let ids = intern(txn, uris.into_iter()).await?;
+    let ids = intern(txn, run.iter().flat_map(|(_, _, _, facts)| uris(facts))).await?;
     let id = |uri: &String| {
         ids.get(uri).copied().ok_or_else(|| {
             GenealogyError::Store(DbErr::RecordNotFound(format!("genealogy node {uri}")))
@@ -240,17 +80,12 @@ pub(super) async fn record_run(
                 sequence: Set(*sequence),
             });
         }
-        for new in &facts.links {
-            links.push(link::ActiveModel {
-                from_node: Set(id(&new.from)?),
-                to_node: Set(id(&new.to)?),
-                kind: Set(new.kind.code()),
-                sequence: Set(*sequence),
-                end_sequence: Set(None),
-                quantity: Set(new.quantity),
-                uom: Set(new.uom.clone()),
-                ..Default::default()
-            });
+        for new in facts
+            .links
+            .iter()
+            .filter(|l| l.kind != LinkKind::ContainedIn)
+        {
+            links.push(new_link(id(&new.from)?, id(&new.to)?, new, *sequence));
         }
     }
     for chunk in history.chunks(CHUNK) {
@@ -259,12 +94,254 @@ pub(super) async fn record_run(
             .exec_without_returning(txn)
             .await?;
     }
+    insert_links(txn, links).await?;
+    if run.iter().any(|(_, _, _, facts)| moves_containment(facts)) {
+        let mut containment = OpenContainment::load(txn, run, &id).await?;
+        for (sequence, _, _, facts) in run {
+            containment.apply(*sequence, facts, &id)?;
+        }
+        containment.write(txn).await?;
+    }
+    Ok(())
+}
+
+/// Every node `facts` name.
+fn uris(facts: &Facts) -> impl Iterator<Item = &String> {
+    let unpacked = facts.unpacks.iter().flat_map(|unpack| match unpack {
+        Unpack::All { parent } => std::slice::from_ref(parent).iter().chain(&[]),
+        Unpack::Children { parent, children } => {
+            std::slice::from_ref(parent).iter().chain(children)
+        }
+    });
+    facts
+        .touched
+        .iter()
+        .chain(facts.links.iter().flat_map(|l| [&l.from, &l.to]))
+        .chain(&facts.repacked)
+        .chain(&facts.confirms)
+        .chain(unpacked)
+}
+
+/// Whether `facts` open, confirm or end containment.
+fn moves_containment(facts: &Facts) -> bool {
+    !facts.repacked.is_empty()
+        || !facts.unpacks.is_empty()
+        || facts.links.iter().any(|l| l.kind == LinkKind::ContainedIn)
+}
+
+fn new_link(from: i64, to: i64, new: &NewLink, sequence: i64) -> link::ActiveModel {
+    link::ActiveModel {
+        from_node: Set(from),
+        to_node: Set(to),
+        kind: Set(new.kind.code()),
+        sequence: Set(sequence),
+        end_sequence: Set(None),
+        quantity: Set(new.quantity),
+        uom: Set(new.uom.clone()),
+        ..Default::default()
+    }
+}
+
+async fn insert_links(
+    txn: &DatabaseTransaction,
+    links: Vec<link::ActiveModel>,
+) -> Result<(), GenealogyError> {
     for chunk in links.chunks(CHUNK) {
         link::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(txn)
             .await?;
     }
     Ok(())
+}
+
+/// Where an open containment link is: stored before the run, or made by it.
+#[derive(Debug, Clone, Copy)]
+enum Open {
+    Stored(i64),
+    New(usize),
+}
+
+/// The open containment of the nodes a run packs or unpacks, as its events change it.
+#[derive(Default)]
+struct OpenContainment {
+    /// Child → its parent and its open link.
+    parent_of: HashMap<i64, (i64, Open)>,
+    /// Parent → the children open in it.
+    children_of: HashMap<i64, HashSet<i64>>,
+    /// Stored links the run ends, with the sequence that ends them.
+    ended: Vec<(i64, i64)>,
+    /// Links the run makes, ended or not.
+    made: Vec<link::ActiveModel>,
+    /// What happened, for rebuilding after an error declaration: child, parent, action,
+    /// sequence.
+    packings: Vec<(i64, i64, i16, i64)>,
+}
+
+impl OpenContainment {
+    /// The open links of every child the run packs or unpacks, and into every parent it
+    /// empties.
+    async fn load(
+        txn: &DatabaseTransaction,
+        run: &[(i64, String, &Event, Facts)],
+        id: &impl Fn(&String) -> Result<i64, GenealogyError>,
+    ) -> Result<Self, GenealogyError> {
+        let (mut children, mut emptied) = (Vec::new(), Vec::new());
+        for (_, _, _, facts) in run {
+            for child in &facts.repacked {
+                children.push(id(child)?);
+            }
+            for unpack in &facts.unpacks {
+                match unpack {
+                    Unpack::All { parent } => emptied.push(id(parent)?),
+                    Unpack::Children { children: some, .. } => {
+                        for child in some {
+                            children.push(id(child)?);
+                        }
+                    }
+                }
+            }
+        }
+        let mut state = Self::default();
+        for (column, nodes) in [
+            (link::Column::FromNode, children),
+            (link::Column::ToNode, emptied),
+        ] {
+            for chunk in nodes.chunks(CHUNK) {
+                let open = link::Entity::find()
+                    .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
+                    .filter(link::Column::EndSequence.is_null())
+                    .filter(column.is_in(chunk.iter().copied()))
+                    .all(txn)
+                    .await?;
+                for stored in open {
+                    state.open(stored.from_node, stored.to_node, Open::Stored(stored.id));
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    fn open(&mut self, child: i64, parent: i64, at: Open) {
+        self.parent_of.insert(child, (parent, at));
+        self.children_of.entry(parent).or_default().insert(child);
+    }
+
+    /// Ends `child`'s open link at `sequence` (only when it is in `parent`, if given).
+    fn close(&mut self, child: i64, parent: Option<i64>, sequence: i64) {
+        let Some(&(open_parent, at)) = self.parent_of.get(&child) else {
+            return;
+        };
+        if parent.is_some_and(|parent| parent != open_parent) {
+            return;
+        }
+        self.parent_of.remove(&child);
+        if let Some(children) = self.children_of.get_mut(&open_parent) {
+            children.remove(&child);
+        }
+        match at {
+            Open::Stored(link) => self.ended.push((link, sequence)),
+            Open::New(index) => self.made[index].end_sequence = Set(Some(sequence)),
+        }
+    }
+
+    /// What one event does to containment: a confirmation leaves the children already in
+    /// its parent as they are; unpacking ends links (everything in a parent: what is in it
+    /// before this event); packing moves children out of any other parent into this one.
+    fn apply(
+        &mut self,
+        sequence: i64,
+        facts: &Facts,
+        id: &impl Fn(&String) -> Result<i64, GenealogyError>,
+    ) -> Result<(), GenealogyError> {
+        let confirmed = match &facts.confirms {
+            Some(parent) => self
+                .children_of
+                .get(&id(parent)?)
+                .cloned()
+                .unwrap_or_default(),
+            None => HashSet::new(),
+        };
+        let mut packed = Vec::new();
+        for new in facts
+            .links
+            .iter()
+            .filter(|l| l.kind == LinkKind::ContainedIn)
+        {
+            let (child, parent) = (id(&new.from)?, id(&new.to)?);
+            if !confirmed.contains(&child) {
+                packed.push((child, parent, new));
+            }
+        }
+        let mut unpacked = Vec::new();
+        for unpack in &facts.unpacks {
+            match unpack {
+                Unpack::All { parent } => {
+                    let parent = id(parent)?;
+                    let held = self.children_of.get(&parent).cloned().unwrap_or_default();
+                    unpacked.extend(held.into_iter().map(|child| (child, parent)));
+                }
+                Unpack::Children { parent, children } => {
+                    let parent = id(parent)?;
+                    for child in children {
+                        unpacked.push((id(child)?, parent));
+                    }
+                }
+            }
+        }
+        for &(child, parent) in &unpacked {
+            self.close(child, Some(parent), sequence);
+        }
+        for &(child, _, _) in &packed {
+            self.close(child, None, sequence);
+        }
+        for (child, parent, new) in packed {
+            self.packings.push((child, parent, PACKED, sequence));
+            self.open(child, parent, Open::New(self.made.len()));
+            self.made.push(new_link(child, parent, new, sequence));
+        }
+        self.packings.extend(
+            unpacked
+                .into_iter()
+                .map(|(child, parent)| (child, parent, UNPACKED, sequence)),
+        );
+        Ok(())
+    }
+
+    /// Writes what the run did: one update per ending sequence, then the new links and the
+    /// packing records.
+    async fn write(self, txn: &DatabaseTransaction) -> Result<(), GenealogyError> {
+        let mut ended: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (link, sequence) in self.ended {
+            ended.entry(sequence).or_default().push(link);
+        }
+        for (sequence, links) in ended {
+            for chunk in links.chunks(CHUNK) {
+                link::Entity::update_many()
+                    .col_expr(link::Column::EndSequence, Expr::value(sequence))
+                    .filter(link::Column::Id.is_in(chunk.iter().copied()))
+                    .exec(txn)
+                    .await?;
+            }
+        }
+        insert_links(txn, self.made).await?;
+        let packings: Vec<packing::ActiveModel> = self
+            .packings
+            .into_iter()
+            .map(|(child, parent, action, sequence)| packing::ActiveModel {
+                child: Set(child),
+                parent: Set(parent),
+                action: Set(action),
+                sequence: Set(sequence),
+                ..Default::default()
+            })
+            .collect();
+        for chunk in packings.chunks(CHUNK) {
+            packing::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(txn)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// The projection's row for one event.
@@ -281,38 +358,6 @@ fn event_row(sequence: i64, event_id: &str, event: &Event, facts: &Facts) -> eve
         biz_location: Set(event.biz_location.as_ref().map(|l| l.id.clone())),
         custodian: Set(facts.custodian.clone()),
     }
-}
-
-/// A confirmation leaves the children already inside its parent as they are: no new
-/// interval, no packing record. The others are packed there now.
-async fn skip_confirmed(
-    txn: &DatabaseTransaction,
-    facts: &mut Facts,
-    parent: i64,
-    ids: &HashMap<String, i64>,
-) -> Result<(), GenealogyError> {
-    let children: Vec<i64> = facts
-        .repacked
-        .iter()
-        .filter_map(|c| ids.get(c).copied())
-        .collect();
-    let mut inside: HashSet<i64> = HashSet::new();
-    for chunk in children.chunks(CHUNK) {
-        let open = link::Entity::find()
-            .filter(link::Column::ToNode.eq(parent))
-            .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
-            .filter(link::Column::EndSequence.is_null())
-            .filter(link::Column::FromNode.is_in(chunk.iter().copied()))
-            .all(txn)
-            .await?;
-        inside.extend(open.into_iter().map(|l| l.from_node));
-    }
-    let already = |node: &String| ids.get(node).is_some_and(|id| inside.contains(id));
-    facts.repacked.retain(|child| !already(child));
-    facts
-        .links
-        .retain(|l| l.kind != LinkKind::ContainedIn || !already(&l.from));
-    Ok(())
 }
 
 /// An error declaration: the declared event stops counting. Its rows go, and the
