@@ -117,9 +117,31 @@ pub fn parse_any(text: &str) -> Result<Parsed, Gs1Error> {
 /// GTIN and lot, a GTIN pattern (`urn:epc:idpat:sgtin:…*`) by the bare GTIN. Returns `None`
 /// for anything that is not a GS1 identifier URI (a `urn:uuid:`, a non-GS1 URL, a malformed
 /// key), which callers compare as written.
+///
+/// Remembers recent answers: the same identifiers pass through capture's rules, identity's
+/// lifecycle and genealogy's projection within moments of each other (one process in the
+/// all-in-one server), and parsing a key is most of what a projection spends per event.
 pub fn canonical_uri(uri: &str) -> Option<String> {
     if !(uri.starts_with("urn:epc:") || uri.starts_with("https://") || uri.starts_with("http://")) {
         return None;
     }
-    parse_any(uri).ok()?.identifier?.canonical_link().ok()
+    let recent = recent_canonical_uris();
+    if let Some(known) = recent.get(uri) {
+        return known;
+    }
+    let canonical = parse_any(uri)
+        .ok()
+        .and_then(|parsed| parsed.identifier)
+        .and_then(|identifier| identifier.canonical_link().ok());
+    recent.insert(uri.to_owned(), canonical.clone());
+    canonical
+}
+
+/// About 10 MB at most: enough for the identifiers of the last few thousand events.
+const RECENT_CANONICAL_URIS: usize = 50_000;
+
+fn recent_canonical_uris() -> &'static quick_cache::sync::Cache<String, Option<String>> {
+    static RECENT: std::sync::OnceLock<quick_cache::sync::Cache<String, Option<String>>> =
+        std::sync::OnceLock::new();
+    RECENT.get_or_init(|| quick_cache::sync::Cache::new(RECENT_CANONICAL_URIS))
 }
