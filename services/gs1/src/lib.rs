@@ -137,11 +137,32 @@ pub fn canonical_uri(uri: &str) -> Option<String> {
     canonical
 }
 
-/// About 10 MB at most: enough for the identifiers of the last few thousand events.
+/// How many answers are remembered, and their bytes at most: the identifiers of the last
+/// few thousand events. Weighed by length, so long malformed input cannot grow it.
 const RECENT_CANONICAL_URIS: usize = 50_000;
+const RECENT_CANONICAL_URI_BYTES: u64 = 10 * 1024 * 1024;
 
-fn recent_canonical_uris() -> &'static quick_cache::sync::Cache<String, Option<String>> {
-    static RECENT: std::sync::OnceLock<quick_cache::sync::Cache<String, Option<String>>> =
-        std::sync::OnceLock::new();
-    RECENT.get_or_init(|| quick_cache::sync::Cache::new(RECENT_CANONICAL_URIS))
+type RecentCanonicalUris = quick_cache::sync::Cache<String, Option<String>, ByLength>;
+
+fn recent_canonical_uris() -> &'static RecentCanonicalUris {
+    static RECENT: std::sync::OnceLock<RecentCanonicalUris> = std::sync::OnceLock::new();
+    RECENT.get_or_init(|| {
+        RecentCanonicalUris::with_weighter(
+            RECENT_CANONICAL_URIS,
+            RECENT_CANONICAL_URI_BYTES,
+            ByLength,
+        )
+    })
+}
+
+/// Weighs a remembered answer by the bytes of the URI and its canonical form.
+#[derive(Clone)]
+struct ByLength;
+
+impl quick_cache::Weighter<String, Option<String>> for ByLength {
+    fn weight(&self, uri: &String, canonical: &Option<String>) -> u64 {
+        // Never zero: zero-weight entries are never evicted. The URI is at least
+        // `urn:epc:` long here anyway.
+        (uri.len() + canonical.as_ref().map_or(0, String::len)).max(1) as u64
+    }
 }
