@@ -12,6 +12,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
+use tracery_connector::secret::SecretSource;
 use tracery_connector::{
     Bom, BomLine, Connector, ConnectorError, Cursor, Fetched, Material, Page, Position, Record,
     RecordKind,
@@ -20,7 +21,6 @@ use tracery_connector::{
     paging::{ODataRequest, odata4_page, odata4_request},
     parts::{self, PartCatalogue},
 };
-use tracery_runtime::config::SecretSource;
 
 /// `[connectors.<name>]` settings of an Aras connector (besides the common ones).
 #[derive(Debug, Clone, Deserialize)]

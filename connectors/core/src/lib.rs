@@ -17,6 +17,12 @@ pub mod postback;
 pub mod testing;
 
 pub use error::ConnectorError;
+
+/// Secrets for connector settings (API keys, passwords), from an environment variable or
+/// a mounted file.
+pub mod secret {
+    pub use tracery_secret::{Secret, SecretError, SecretSource};
+}
 pub use model::{Bom, BomLine, Material, OrderStatus, ProductionOrder, Record, RecordKind};
 pub use paging::{Cursor, Fetched, Page, Position};
 pub use postback::{Consumed, PostBack, ProductionReport};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tracery_runtime::config::SecretSource;
+use tracery_secret::SecretSource;
 
 use crate::{
     Connector, Cursor, Fetched, Page, Position, RecordKind,

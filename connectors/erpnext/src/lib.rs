@@ -17,11 +17,11 @@ pub mod postback;
 use chrono::FixedOffset;
 use serde::Deserialize;
 use tokio::sync::Mutex;
+use tracery_connector::secret::{Secret, SecretSource};
 use tracery_connector::{
     Connector, ConnectorError, Cursor, Page, Position, RecordKind,
     http::{self, Http, Repeat},
 };
-use tracery_runtime::config::{Secret, SecretSource};
 
 /// `[connectors.<name>]` settings of an ERPNext connector (besides the common ones).
 #[derive(Debug, Clone, Deserialize)]

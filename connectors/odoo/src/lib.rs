@@ -20,10 +20,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracery_connector::secret::SecretSource;
 use tracery_connector::{
     Connector, ConnectorError, Cursor, Page, Position, RecordKind, http::Http,
 };
-use tracery_runtime::config::SecretSource;
 
 pub use transport::Protocol;
 

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
+use tracery_connector::secret::SecretSource;
 use tracery_connector::{
     ConnectorError,
     error::vendor_message,
     http::{self, Http, Repeat},
 };
-use tracery_runtime::config::SecretSource;
 
 use crate::Settings;
 

@@ -4,12 +4,12 @@
 use std::{path::PathBuf, time::Duration};
 
 use serde_json::{Value, json};
+use tracery_connector::secret::SecretSource;
 use tracery_connector::{
     Connector, Cursor, OrderStatus, Record, RecordKind,
     testing::{http, scan},
 };
 use tracery_connector_odoo::{Odoo, Protocol, Settings};
-use tracery_runtime::config::SecretSource;
 use wiremock::{
     Match, Mock, MockServer, Request, Respond, ResponseTemplate,
     matchers::{header, method, path},

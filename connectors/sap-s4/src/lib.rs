@@ -20,11 +20,11 @@ pub mod postback;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
+use tracery_connector::secret::SecretSource;
 use tracery_connector::{
     Connector, ConnectorError, Cursor, Page, Position, RecordKind,
     http::{self, Http, Repeat},
 };
-use tracery_runtime::config::SecretSource;
 
 /// How `LastChangeDateTime` is declared in the tenant's `$metadata`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -112,7 +112,7 @@ enum Auth {
 enum Authorization {
     Basic {
         user: String,
-        password: tracery_runtime::config::Secret,
+        password: tracery_connector::secret::Secret,
     },
     Bearer(String),
 }

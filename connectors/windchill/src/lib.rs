@@ -10,6 +10,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
+use tracery_connector::secret::{Secret, SecretSource};
 use tracery_connector::{
     Bom, BomLine, Connector, ConnectorError, Cursor, Fetched, Material, Page, Position, Record,
     RecordKind,
@@ -18,7 +19,6 @@ use tracery_connector::{
     paging::{ODataRequest, odata4_page, odata4_request},
     parts::{self, PartCatalogue},
 };
-use tracery_runtime::config::{Secret, SecretSource};
 
 /// `[connectors.<name>]` settings of a Windchill connector (besides the common ones).
 #[derive(Debug, Clone, Deserialize)]

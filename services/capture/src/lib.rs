@@ -30,11 +30,9 @@ pub mod validation;
 
 use std::sync::Arc;
 
-use sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinHandle;
 use tracery_proto::v1::capture_service_server::CaptureServiceServer;
-use tracery_runtime::{Routes, ServiceContext, ServiceKey, ServiceModule};
+use tracery_runtime::{Migrations, Routes, ServiceContext, ServiceKey, ServiceModule};
 
 /// The capture service as a [`ServiceModule`].
 pub struct CaptureModule;
@@ -45,12 +43,8 @@ impl ServiceModule for CaptureModule {
         ServiceKey::Capture
     }
 
-    async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
-        store::Migrator::up(db, None).await
-    }
-
-    async fn pending_migrations(&self, db: &DatabaseConnection) -> Result<usize, DbErr> {
-        Ok(store::Migrator::get_pending_migrations(db).await?.len())
+    fn migrations(&self) -> Migrations {
+        Migrations::of::<store::Migrator>()
     }
 
     async fn start(

@@ -1,26 +1,6 @@
 //! `tracery-capture`: the capture service alone, for per-service deployment.
 
-use std::sync::Arc;
-
-use clap::Parser;
-use tracery_runtime::{ServiceKey, config::ServeArgs};
-
-#[derive(Parser)]
-#[command(version, about = "Tracery capture service")]
-struct Cli {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let module = Arc::new(tracery_capture::CaptureModule);
-    tracery_runtime::server::serve(
-        &cli.serve,
-        vec![module],
-        Some(ServiceKey::Capture),
-        Vec::new(),
-    )
-    .await
+    tracery_runtime::server::serve_single(std::sync::Arc::new(tracery_capture::CaptureModule)).await
 }

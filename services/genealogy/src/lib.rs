@@ -23,12 +23,10 @@ pub mod grpc;
 pub mod projection;
 pub mod store;
 
-use sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinHandle;
 use tracery_proto::v1::genealogy_service_server::GenealogyServiceServer;
 use tracery_runtime::{
-    Routes, ServiceContext, ServiceKey, ServiceModule,
+    Migrations, Routes, ServiceContext, ServiceKey, ServiceModule,
     follow::{FollowStats, follow_capture},
 };
 
@@ -46,12 +44,8 @@ impl ServiceModule for GenealogyModule {
         vec![ServiceKey::Capture]
     }
 
-    async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
-        store::Migrator::up(db, None).await
-    }
-
-    async fn pending_migrations(&self, db: &DatabaseConnection) -> Result<usize, DbErr> {
-        Ok(store::Migrator::get_pending_migrations(db).await?.len())
+    fn migrations(&self) -> Migrations {
+        Migrations::of::<store::Migrator>()
     }
 
     async fn start(

@@ -23,11 +23,11 @@ pub mod store;
 
 use std::sync::Arc;
 
-use sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinHandle;
 use tracery_proto::v1::identity_service_server::IdentityServiceServer;
-use tracery_runtime::{Routes, ServiceContext, ServiceKey, ServiceModule, follow::follow_capture};
+use tracery_runtime::{
+    Migrations, Routes, ServiceContext, ServiceKey, ServiceModule, follow::follow_capture,
+};
 
 /// The identity service as a [`ServiceModule`].
 pub struct IdentityModule;
@@ -38,12 +38,8 @@ impl ServiceModule for IdentityModule {
         ServiceKey::Identity
     }
 
-    async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
-        store::Migrator::up(db, None).await
-    }
-
-    async fn pending_migrations(&self, db: &DatabaseConnection) -> Result<usize, DbErr> {
-        Ok(store::Migrator::get_pending_migrations(db).await?.len())
+    fn migrations(&self) -> Migrations {
+        Migrations::of::<store::Migrator>()
     }
 
     async fn start(

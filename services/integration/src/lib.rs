@@ -16,12 +16,10 @@ pub mod postback;
 pub mod store;
 pub mod sync;
 
-use sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinHandle;
 use tracery_proto::v1::integration_service_server::IntegrationServiceServer;
 use tracery_runtime::{
-    Routes, ServiceContext, ServiceKey, ServiceModule,
+    Migrations, Routes, ServiceContext, ServiceKey, ServiceModule,
     follow::{FollowStats, follow_capture},
 };
 
@@ -34,12 +32,8 @@ impl ServiceModule for IntegrationModule {
         ServiceKey::Integration
     }
 
-    async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
-        store::Migrator::up(db, None).await
-    }
-
-    async fn pending_migrations(&self, db: &DatabaseConnection) -> Result<usize, DbErr> {
-        Ok(store::Migrator::get_pending_migrations(db).await?.len())
+    fn migrations(&self) -> Migrations {
+        Migrations::of::<store::Migrator>()
     }
 
     async fn start(

@@ -350,25 +350,10 @@ pub async fn relink_legacy(db: &DatabaseConnection, keys: &ChainKeys) -> Result<
     relink_unkeyed(txn, &AuditRows, keys, CHAIN).await
 }
 
-/// The audit table's migrations, tracked in their own table.
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migration_table_name() -> DynIden {
-        "audit_migrations".into_iden()
-    }
-
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateAuditLog)]
-    }
-}
-
-struct CreateAuditLog;
-
-impl MigrationName for CreateAuditLog {
-    fn name(&self) -> &str {
-        "m0001_create_audit_log"
+crate::migrator! {
+    /// The audit table's migrations, tracked in their own table.
+    pub Migrator in "audit_migrations" {
+        CreateAuditLog = "m0001_create_audit_log",
     }
 }
 

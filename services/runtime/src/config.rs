@@ -9,6 +9,7 @@ use std::{
 };
 
 use serde::Deserialize;
+pub use tracery_secret::{Secret, SecretError, SecretSource};
 
 /// One of the four Tracery services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,103 +83,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
-}
-
-/// A value that must never appear in logs (database URLs carry passwords).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret value, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Where a secret comes from: an environment variable or a mounted file (a Kubernetes
-/// Secret), never the configuration file itself.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "SecretSourceText")]
-pub struct SecretSource {
-    env: Option<String>,
-    file: Option<PathBuf>,
-}
-
-/// How a [`SecretSource`] is written: `{ env = "VAR" }` or `{ file = "/run/secrets/x" }`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum SecretSourceText {
-    Table {
-        env: Option<String>,
-        file: Option<PathBuf>,
-    },
-    Literal(#[allow(dead_code)] String),
-}
-
-impl TryFrom<SecretSourceText> for SecretSource {
-    type Error = String;
-
-    fn try_from(text: SecretSourceText) -> Result<Self, Self::Error> {
-        match text {
-            SecretSourceText::Table { env, file } if env.is_some() != file.is_some() => {
-                Ok(Self { env, file })
-            }
-            SecretSourceText::Table { .. } => {
-                Err("a secret names exactly one of `env` and `file`".to_owned())
-            }
-            SecretSourceText::Literal(_) => Err(
-                "secrets are never written in the configuration file: use { env = \"VAR\" } or { file = \"/run/secrets/name\" }"
-                    .to_owned(),
-            ),
-        }
-    }
-}
-
-impl SecretSource {
-    /// A secret read from environment variable `name`.
-    pub fn env(name: impl Into<String>) -> Self {
-        Self {
-            env: Some(name.into()),
-            file: None,
-        }
-    }
-
-    /// A secret read from the file at `path` (a mounted Kubernetes Secret).
-    pub fn file(path: impl Into<PathBuf>) -> Self {
-        Self {
-            env: None,
-            file: Some(path.into()),
-        }
-    }
-
-    /// Reads the secret now; files are read on every call, so a rotated secret is used
-    /// from the next call on. `setting` names it in errors.
-    pub fn read(&self, setting: &str) -> Result<Secret, ConfigError> {
-        if let Some(name) = &self.env {
-            return std::env::var(name).map(Secret::new).map_err(|_| {
-                ConfigError::new(setting, format!("environment variable {name} is not set"))
-            });
-        }
-        let Some(path) = &self.file else {
-            return Err(ConfigError::new(setting, "no source"));
-        };
-        std::fs::read_to_string(path)
-            .map(|text| Secret::new(text.trim_end_matches(['\n', '\r'])))
-            .map_err(|err| {
-                ConfigError::new(setting, format!("cannot read {}: {err}", path.display()))
-            })
-    }
 }
 
 /// Flags of `tracery serve`; each also reads its `TRACERY_*` environment variable.
@@ -534,6 +438,15 @@ pub struct ConfigError {
     pub setting: String,
     /// What is wrong.
     pub reason: String,
+}
+
+impl From<SecretError> for ConfigError {
+    fn from(err: SecretError) -> Self {
+        Self {
+            setting: err.setting,
+            reason: err.reason,
+        }
+    }
 }
 
 impl ConfigError {

@@ -25,6 +25,7 @@ pub mod follow;
 pub mod http_api;
 pub mod integrity;
 pub mod metrics;
+pub mod migrations;
 pub mod peers;
 pub mod readiness;
 pub mod server;
@@ -33,4 +34,12 @@ pub mod tls;
 pub mod wire;
 
 pub use config::{Config, ServiceKey};
+pub use migrations::Migrations;
+
+/// Crates the [`migrator!`] macro expands to, so callers need not name them.
+#[doc(hidden)]
+pub mod reexport {
+    pub use async_trait;
+    pub use sea_orm_migration;
+}
 pub use server::{Application, Pages, Routes, ServiceContext, ServiceModule};

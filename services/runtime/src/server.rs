@@ -4,8 +4,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
-use sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait as _;
+use sea_orm::DatabaseConnection;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tonic::service::RoutesBuilder;
@@ -51,11 +50,8 @@ pub trait ServiceModule: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// Brings the service's tables up to date.
-    async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr>;
-
-    /// How many of the service's migrations have not been applied.
-    async fn pending_migrations(&self, db: &DatabaseConnection) -> Result<usize, DbErr>;
+    /// The service's migrations, applied by the one runner.
+    fn migrations(&self) -> crate::Migrations;
 
     /// Adds the gRPC service (and any HTTP routes) to `routes` and starts any background
     /// work, returning its tasks (they must end once `ctx.shutdown` is cancelled).
@@ -409,12 +405,14 @@ pub async fn apply_migrations(
     db: &DatabaseConnection,
     modules: &[Arc<dyn ServiceModule>],
 ) -> anyhow::Result<()> {
-    crate::audit::Migrator::up(db, None)
+    crate::Migrations::of::<crate::audit::Migrator>()
+        .apply(db)
         .await
         .context("migrating the audit tables")?;
     for module in modules {
         module
-            .migrate(db)
+            .migrations()
+            .apply(db)
             .await
             .with_context(|| format!("migrating the {} tables", module.key()))?;
         tracing::info!(service = %module.key(), "migrated");
@@ -429,13 +427,14 @@ async fn await_migrations(
     modules: &[Arc<dyn ServiceModule>],
 ) -> anyhow::Result<()> {
     loop {
-        let mut pending = crate::audit::Migrator::get_pending_migrations(db)
+        let mut pending = crate::Migrations::of::<crate::audit::Migrator>()
+            .pending(db)
             .await
-            .context("reading the audit migrations")?
-            .len();
+            .context("reading the audit migrations")?;
         for module in modules {
             pending += module
-                .pending_migrations(db)
+                .migrations()
+                .pending(db)
                 .await
                 .with_context(|| format!("reading the {} migrations", module.key()))?;
         }
@@ -558,6 +557,20 @@ pub async fn serve(
     }
     tokio::spawn(cancel_on_signal(app.shutdown_token()));
     app.run().await
+}
+
+/// The whole `main` of a per-service binary (`tracery-capture` and so on): the flags of
+/// `tracery serve`, one service.
+pub async fn serve_single(module: Arc<dyn ServiceModule>) -> anyhow::Result<()> {
+    use clap::{Args as _, FromArgMatches as _};
+    let key = module.key();
+    let command =
+        crate::config::ServeArgs::augment_args(clap::Command::new(format!("tracery-{key}")))
+            .version(env!("CARGO_PKG_VERSION"))
+            .about(format!("Tracery {key} service"));
+    let matches = command.get_matches();
+    let args = crate::config::ServeArgs::from_arg_matches(&matches)?;
+    serve(&args, vec![module], Some(key), Vec::new()).await
 }
 
 /// Runs the migrations of the configured services and exits (for a Kubernetes Job, so

@@ -88,36 +88,19 @@ mod migration {
 
     use super::{decode_payload, event, jobs::job, keys, quarantine::entry};
 
-    /// Capture migrations, tracked in their own table.
-    pub struct Migrator;
-
-    #[async_trait::async_trait]
-    impl MigratorTrait for Migrator {
-        fn migration_table_name() -> DynIden {
-            "capture_migrations".into_iden()
-        }
-
-        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![
-                Box::new(CreateEvents),
-                Box::new(CreateQuarantine),
-                Box::new(CreateEventKeys),
-                Box::new(CreateJobs),
-                Box::new(AddErrorDeclarations),
-                Box::new(CreatePlacements),
-                Box::new(SplitKeyRoles),
-                Box::new(ChainEvents),
-                Box::new(CreateEventTraces),
-                Box::new(CreateLifecycle),
-            ]
-        }
-    }
-
-    struct CreateEvents;
-
-    impl MigrationName for CreateEvents {
-        fn name(&self) -> &str {
-            "m0001_create_capture_events"
+    tracery_runtime::migrator! {
+        /// Capture migrations, tracked in their own table.
+        pub Migrator in "capture_migrations" {
+            CreateEvents = "m0001_create_capture_events",
+            CreateQuarantine = "m0002_create_capture_quarantine",
+            CreateEventKeys = "m0003_create_capture_event_keys",
+            CreateJobs = "m0004_create_capture_jobs",
+            AddErrorDeclarations = "m0005_capture_error_declarations",
+            CreatePlacements = "m0006_capture_placements",
+            SplitKeyRoles = "m0007_capture_key_roles",
+            ChainEvents = "m0008_capture_event_chain",
+            CreateEventTraces = "m0009_capture_event_traces",
+            CreateLifecycle = "m0010_capture_lifecycle",
         }
     }
 
@@ -167,14 +150,6 @@ mod migration {
                         .to_owned(),
                 )
                 .await
-        }
-    }
-
-    struct CreateEventKeys;
-
-    impl MigrationName for CreateEventKeys {
-        fn name(&self) -> &str {
-            "m0003_create_capture_event_keys"
         }
     }
 
@@ -246,14 +221,6 @@ mod migration {
         }
     }
 
-    struct CreateLifecycle;
-
-    impl MigrationName for CreateLifecycle {
-        fn name(&self) -> &str {
-            "m0010_capture_lifecycle"
-        }
-    }
-
     #[async_trait::async_trait]
     impl MigrationTrait for CreateLifecycle {
         /// Each identifier's lifecycle state, filled from the events stored before.
@@ -282,14 +249,6 @@ mod migration {
         }
     }
 
-    struct CreateEventTraces;
-
-    impl MigrationName for CreateEventTraces {
-        fn name(&self) -> &str {
-            "m0009_capture_event_traces"
-        }
-    }
-
     #[async_trait::async_trait]
     impl MigrationTrait for CreateEventTraces {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -312,14 +271,6 @@ mod migration {
         }
     }
 
-    struct ChainEvents;
-
-    impl MigrationName for ChainEvents {
-        fn name(&self) -> &str {
-            "m0008_capture_event_chain"
-        }
-    }
-
     #[async_trait::async_trait]
     impl MigrationTrait for ChainEvents {
         /// Every event gets its link in the hash chain; events stored before are chained
@@ -339,14 +290,6 @@ mod migration {
         }
     }
 
-    struct SplitKeyRoles;
-
-    impl MigrationName for SplitKeyRoles {
-        fn name(&self) -> &str {
-            "m0007_capture_key_roles"
-        }
-    }
-
     #[async_trait::async_trait]
     impl MigrationTrait for SplitKeyRoles {
         /// Transformation inputs and outputs, sources and destinations got roles of their
@@ -355,14 +298,6 @@ mod migration {
             let db = manager.get_connection();
             keys::key::Entity::delete_many().exec(db).await?;
             index_stored_events(db).await
-        }
-    }
-
-    struct CreateJobs;
-
-    impl MigrationName for CreateJobs {
-        fn name(&self) -> &str {
-            "m0004_create_capture_jobs"
         }
     }
 
@@ -397,14 +332,6 @@ mod migration {
                         .to_owned(),
                 )
                 .await
-        }
-    }
-
-    struct CreatePlacements;
-
-    impl MigrationName for CreatePlacements {
-        fn name(&self) -> &str {
-            "m0006_capture_placements"
         }
     }
 
@@ -457,14 +384,6 @@ mod migration {
         }
     }
 
-    struct AddErrorDeclarations;
-
-    impl MigrationName for AddErrorDeclarations {
-        fn name(&self) -> &str {
-            "m0005_capture_error_declarations"
-        }
-    }
-
     #[async_trait::async_trait]
     impl MigrationTrait for AddErrorDeclarations {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -486,14 +405,6 @@ mod migration {
                         .to_owned(),
                 )
                 .await
-        }
-    }
-
-    struct CreateQuarantine;
-
-    impl MigrationName for CreateQuarantine {
-        fn name(&self) -> &str {
-            "m0002_create_capture_quarantine"
         }
     }
 

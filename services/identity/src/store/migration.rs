@@ -4,30 +4,13 @@ use sea_orm_migration::prelude::*;
 
 use super::{pools, products::product, states};
 
-/// The identity service's migrator.
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migration_table_name() -> DynIden {
-        "identity_migrations".into_iden()
-    }
-
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(CreateProducts),
-            Box::new(CreatePoolsAndStates),
-            Box::new(CreateCaptureCursor),
-            Box::new(CreateStateHistory),
-        ]
-    }
-}
-
-struct CreateProducts;
-
-impl MigrationName for CreateProducts {
-    fn name(&self) -> &str {
-        "m0001_create_identity_products"
+tracery_runtime::migrator! {
+    /// The identity service's migrator.
+    pub Migrator in "identity_migrations" {
+        CreateProducts = "m0001_create_identity_products",
+        CreatePoolsAndStates = "m0002_create_serial_pools_and_identifier_states",
+        CreateCaptureCursor = "m0003_create_identity_capture_cursor",
+        CreateStateHistory = "m0004_create_identity_state_history",
     }
 }
 
@@ -67,14 +50,6 @@ impl MigrationTrait for CreateProducts {
                     .to_owned(),
             )
             .await
-    }
-}
-
-struct CreatePoolsAndStates;
-
-impl MigrationName for CreatePoolsAndStates {
-    fn name(&self) -> &str {
-        "m0002_create_serial_pools_and_identifier_states"
     }
 }
 
@@ -191,14 +166,6 @@ impl MigrationTrait for CreatePoolsAndStates {
     }
 }
 
-struct CreateCaptureCursor;
-
-impl MigrationName for CreateCaptureCursor {
-    fn name(&self) -> &str {
-        "m0003_create_identity_capture_cursor"
-    }
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for CreateCaptureCursor {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -218,14 +185,6 @@ impl MigrationTrait for CreateCaptureCursor {
                     .to_owned(),
             )
             .await
-    }
-}
-
-struct CreateStateHistory;
-
-impl MigrationName for CreateStateHistory {
-    fn name(&self) -> &str {
-        "m0004_create_identity_state_history"
     }
 }
 

@@ -19,29 +19,12 @@ mod migration {
         runs::sync_run,
     };
 
-    /// Integration migrations, tracked in their own table.
-    pub struct Migrator;
-
-    #[async_trait::async_trait]
-    impl MigratorTrait for Migrator {
-        fn migration_table_name() -> DynIden {
-            "integration_migrations".into_iden()
-        }
-
-        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![
-                Box::new(CreateSyncRuns),
-                Box::new(CreateRecords),
-                Box::new(CreatePostings),
-            ]
-        }
-    }
-
-    struct CreateSyncRuns;
-
-    impl MigrationName for CreateSyncRuns {
-        fn name(&self) -> &str {
-            "m0001_create_integration_sync_runs"
+    tracery_runtime::migrator! {
+        /// Integration migrations, tracked in their own table.
+        pub Migrator in "integration_migrations" {
+            CreateSyncRuns = "m0001_create_integration_sync_runs",
+            CreateRecords = "m0002_create_integration_records_and_cursors",
+            CreatePostings = "m0003_create_integration_postings",
         }
     }
 
@@ -84,14 +67,6 @@ mod migration {
                         .to_owned(),
                 )
                 .await
-        }
-    }
-
-    struct CreateRecords;
-
-    impl MigrationName for CreateRecords {
-        fn name(&self) -> &str {
-            "m0002_create_integration_records_and_cursors"
         }
     }
 
@@ -176,14 +151,6 @@ mod migration {
                         .to_owned(),
                 )
                 .await
-        }
-    }
-
-    struct CreatePostings;
-
-    impl MigrationName for CreatePostings {
-        fn name(&self) -> &str {
-            "m0003_create_integration_postings"
         }
     }
 
