@@ -73,7 +73,7 @@ impl DomainError for CaptureError {
             Self::IdentityUnavailable(_) => ErrorKind::Unavailable,
             Self::CorruptEvent { .. } => ErrorKind::Internal,
             Self::Store(err) => tracery_runtime::error::db_error_kind(err),
-            Self::Overloaded(_) => ErrorKind::ResourceExhausted,
+            Self::Overloaded(_) => ErrorKind::TooManyRequests,
         }
     }
 

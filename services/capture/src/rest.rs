@@ -21,7 +21,7 @@ use tracery_epcis::{
     json as epcis_json, xml as epcis_xml,
 };
 use tracery_proto::v1 as pb;
-use tracery_runtime::{audit::DeferredAudit, auth::Principal};
+use tracery_runtime::{audit::DeferredAudit, auth::Principal, error::ErrorKind};
 
 use crate::{
     domain::{Admission, CaptureError, Channel, ErrorBehaviour},
@@ -61,8 +61,14 @@ async fn gs1_headers(mut response: Response) -> Response {
     response
 }
 
-/// An RFC 7807 problem response.
-fn problem(
+/// An RFC 7807 problem response for a failure of the error table.
+fn problem(kind: ErrorKind, detail: impl Into<String>, extra: Value) -> Response {
+    problem_as(kind.http_status(), kind.epcis_exception(), detail, extra)
+}
+
+/// An RFC 7807 problem response the binding defines beyond the error table (media type,
+/// capture limits, query parameters).
+fn problem_as(
     status: StatusCode,
     exception: &str,
     detail: impl Into<String>,
@@ -87,21 +93,15 @@ fn problem(
 
 fn from_error(error: CaptureError) -> Response {
     use tracery_runtime::error::DomainError as _;
-    let status = error.kind().http_status();
-    let exception = match status {
-        StatusCode::NOT_FOUND => "NoSuchNameException",
-        StatusCode::BAD_REQUEST => "ValidationException",
-        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailableException",
-        _ => "ImplementationException",
-    };
+    let kind = error.kind();
     let retry_after = error.retry_after();
-    let detail = if status.is_server_error() {
+    let detail = if kind.http_status().is_server_error() {
         tracing::error!(error = %error, "REST request failed");
         "internal error; see the server log".to_owned()
     } else {
         error.to_string()
     };
-    let mut response = problem(status, exception, detail, json!({}));
+    let mut response = problem(kind, detail, json!({}));
     if let Some(wait) = retry_after {
         // Whole seconds, at least one: what `Retry-After` can say.
         let seconds = wait.as_secs().max(1);
@@ -123,14 +123,7 @@ fn document_body(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let invalid = |detail: String| {
-        Box::new(problem(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            detail,
-            json!({}),
-        ))
-    };
+    let invalid = |detail: String| Box::new(problem(ErrorKind::InvalidArgument, detail, json!({})));
     if content_type.contains("json") {
         return bounds::parse_json(body, bounds).map_err(|err| match err {
             EpcisError::MalformedJson(reason) => invalid(format!("not JSON: {reason}")),
@@ -142,7 +135,7 @@ fn document_body(
             .map_err(|err| invalid(format!("XML must be UTF-8: {err}")))?;
         return epcis_xml::document_json(text, bounds).map_err(|err| invalid(err.to_string()));
     }
-    Err(Box::new(problem(
+    Err(Box::new(problem_as(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "UnsupportedMediaTypeException",
         format!(
@@ -175,8 +168,7 @@ fn single_event(
     match events.as_slice() {
         [event] => Ok((event.clone(), context)),
         _ => Err(Box::new(problem(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
+            ErrorKind::InvalidArgument,
             format!(
                 "POST /events takes one event; this document holds {} (use POST /capture)",
                 events.len()
@@ -193,8 +185,7 @@ fn refuse_corrections(
 ) -> Option<Response> {
     let refused = crate::roles::check(principal.map(|p| &p.0), admissions).err()?;
     Some(problem(
-        StatusCode::FORBIDDEN,
-        "SecurityException",
+        ErrorKind::Forbidden,
         refused.to_string(),
         json!({}),
     ))
@@ -231,17 +222,11 @@ async fn capture_event(
         Err(err) => return from_error(err),
     };
     let Some(result) = result else {
-        return problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ImplementationException",
-            "no result",
-            json!({}),
-        );
+        return problem(ErrorKind::Internal, "no result", json!({}));
     };
     if result.outcome == pb::CaptureOutcome::Quarantined as i32 {
         return problem(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
+            ErrorKind::InvalidArgument,
             "the event is invalid and was quarantined",
             json!({"quarantineID": result.quarantine_id, "violations": field_violations(&result.violations)}),
         );
@@ -292,23 +277,21 @@ async fn capture(
     };
     let Some(behaviour) = behaviour else {
         return problem(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
+            ErrorKind::InvalidArgument,
             "GS1-Capture-Error-Behaviour must be rollback or proceed",
             json!({}),
         );
     };
     let Some(events) = document_events(&document) else {
         return problem(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
+            ErrorKind::InvalidArgument,
             "an EPCISDocument (epcisBody/eventList) or EPCISQueryDocument (epcisBody/queryResults/resultsBody/eventList) is required",
             json!({}),
         );
     };
     let most = rest.intake.policy().max_events_per_batch;
     if events.len() > most {
-        return problem(
+        return problem_as(
             StatusCode::PAYLOAD_TOO_LARGE,
             "CaptureLimitExceededException",
             format!("{} events in one document; at most {most}", events.len()),
@@ -385,8 +368,7 @@ async fn capture_job(State(rest): State<Rest>, Path(id): Path<String>) -> Respon
             .into_response()
         }
         Ok(None) => problem(
-            StatusCode::NOT_FOUND,
-            "NoSuchNameException",
+            ErrorKind::NotFound,
             format!("no capture job `{id}`"),
             json!({}),
         ),
@@ -406,8 +388,7 @@ async fn get_event(State(rest): State<Rest>, Path(event_id): Path<String>) -> Re
         )]))
         .into_response(),
         Err(CaptureError::EventNotFound(_)) => problem(
-            StatusCode::NOT_FOUND,
-            "NoSuchNameException",
+            ErrorKind::NotFound,
             format!("no event with eventID `{event_id}`"),
             json!({}),
         ),
@@ -439,7 +420,7 @@ async fn query_events(
     let mut per_page = DEFAULT_PER_PAGE;
     let mut after = 0i64;
     let bad = |name: &str, detail: String| {
-        problem(
+        problem_as(
             StatusCode::BAD_REQUEST,
             "QueryParameterException",
             detail,

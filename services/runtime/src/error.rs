@@ -1,8 +1,12 @@
-//! The one mapping from domain errors to `tonic::Status` (and HTTP status codes).
+//! The one error-code table: every failure a caller sees has an [`ErrorKind`], and each
+//! kind is mapped once to a gRPC code, an HTTP status, an EPCIS exception type and a CLI
+//! exit code ([`ErrorKind::row`]). gRPC, the REST bindings, the dashboard and the CLI all
+//! read it, so the same failure says the same thing on every channel.
 //!
 //! Each service crate has its own error enum and implements [`DomainError`] for it; the
-//! conversion to a gRPC status happens here only, so codes stay consistent across services.
+//! conversion to a gRPC status happens here only.
 
+use http::StatusCode;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -19,50 +23,160 @@ pub enum ErrorKind {
     FailedPrecondition,
     /// A quota or pool is used up.
     ResourceExhausted,
+    /// The service is busy; the caller should retry after the time it is given.
+    TooManyRequests,
+    /// The caller did not say who it is, or its credentials are not valid.
+    Unauthenticated,
+    /// The caller is known but its role does not allow this.
+    Forbidden,
+    /// A dependency did not answer in time; retrying may help.
+    Timeout,
     /// A dependency (database, peer service) is unreachable; retrying may help.
     Unavailable,
     /// A bug or an unexpected failure; details are logged, not returned.
     Internal,
 }
 
+/// How one [`ErrorKind`] is said on each channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCodes {
+    /// The gRPC status code.
+    pub grpc: Code,
+    /// The HTTP status code (REST, dashboard).
+    pub http: StatusCode,
+    /// The `epcisException:` type of an EPCIS REST problem response.
+    pub epcis_exception: &'static str,
+    /// The `tracery` CLI's exit code.
+    pub exit: u8,
+}
+
 impl ErrorKind {
+    /// Every kind, for tables and tests.
+    pub const ALL: [ErrorKind; 11] = [
+        Self::InvalidArgument,
+        Self::NotFound,
+        Self::AlreadyExists,
+        Self::FailedPrecondition,
+        Self::ResourceExhausted,
+        Self::TooManyRequests,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::Timeout,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    /// The table: this kind on every channel.
+    pub const fn row(self) -> ErrorCodes {
+        const fn codes(
+            grpc: Code,
+            http: StatusCode,
+            epcis_exception: &'static str,
+            exit: u8,
+        ) -> ErrorCodes {
+            ErrorCodes {
+                grpc,
+                http,
+                epcis_exception,
+                exit,
+            }
+        }
+        use StatusCode as H;
+        match self {
+            Self::InvalidArgument => codes(
+                Code::InvalidArgument,
+                H::BAD_REQUEST,
+                "ValidationException",
+                4,
+            ),
+            Self::NotFound => codes(Code::NotFound, H::NOT_FOUND, "NoSuchNameException", 3),
+            Self::AlreadyExists => codes(
+                Code::AlreadyExists,
+                H::CONFLICT,
+                "ResourceAlreadyExistsException",
+                4,
+            ),
+            Self::FailedPrecondition => codes(
+                Code::FailedPrecondition,
+                H::CONFLICT,
+                "ImplementationException",
+                4,
+            ),
+            Self::ResourceExhausted => codes(
+                Code::ResourceExhausted,
+                H::TOO_MANY_REQUESTS,
+                "ImplementationException",
+                1,
+            ),
+            Self::TooManyRequests => codes(
+                Code::ResourceExhausted,
+                H::TOO_MANY_REQUESTS,
+                "ImplementationException",
+                5,
+            ),
+            Self::Unauthenticated => codes(
+                Code::Unauthenticated,
+                H::UNAUTHORIZED,
+                "SecurityException",
+                6,
+            ),
+            Self::Forbidden => codes(Code::PermissionDenied, H::FORBIDDEN, "SecurityException", 6),
+            Self::Timeout => codes(
+                Code::DeadlineExceeded,
+                H::GATEWAY_TIMEOUT,
+                "ServiceUnavailableException",
+                5,
+            ),
+            Self::Unavailable => codes(
+                Code::Unavailable,
+                H::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableException",
+                5,
+            ),
+            Self::Internal => codes(
+                Code::Internal,
+                H::INTERNAL_SERVER_ERROR,
+                "ImplementationException",
+                1,
+            ),
+        }
+    }
+
     /// The gRPC code.
     pub fn code(self) -> Code {
-        match self {
-            Self::InvalidArgument => Code::InvalidArgument,
-            Self::NotFound => Code::NotFound,
-            Self::AlreadyExists => Code::AlreadyExists,
-            Self::FailedPrecondition => Code::FailedPrecondition,
-            Self::ResourceExhausted => Code::ResourceExhausted,
-            Self::Unavailable => Code::Unavailable,
-            Self::Internal => Code::Internal,
-        }
+        self.row().grpc
     }
 
-    /// The kind of a peer's answer, for a gateway that passes it on over HTTP.
-    pub fn of_code(code: Code) -> Self {
-        match code {
-            Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument,
-            Code::NotFound => Self::NotFound,
-            Code::AlreadyExists => Self::AlreadyExists,
-            Code::FailedPrecondition | Code::Aborted => Self::FailedPrecondition,
-            Code::ResourceExhausted => Self::ResourceExhausted,
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Self::Unavailable,
-            _ => Self::Internal,
-        }
+    /// The HTTP status code, for the REST bindings and the dashboard.
+    pub fn http_status(self) -> StatusCode {
+        self.row().http
     }
 
-    /// The HTTP status code, for the REST bindings.
-    pub fn http_status(self) -> http::StatusCode {
-        use http::StatusCode as S;
-        match self {
-            Self::InvalidArgument => S::BAD_REQUEST,
-            Self::NotFound => S::NOT_FOUND,
-            Self::AlreadyExists => S::CONFLICT,
-            Self::FailedPrecondition => S::CONFLICT,
-            Self::ResourceExhausted => S::TOO_MANY_REQUESTS,
-            Self::Unavailable => S::SERVICE_UNAVAILABLE,
-            Self::Internal => S::INTERNAL_SERVER_ERROR,
+    /// The `epcisException:` type of a REST problem response.
+    pub fn epcis_exception(self) -> &'static str {
+        self.row().epcis_exception
+    }
+
+    /// The CLI's exit code.
+    pub fn exit_code(self) -> u8 {
+        self.row().exit
+    }
+
+    /// The kind of a peer's answer, for a gateway that passes it on (dashboard, CLI).
+    /// Codes the table does not use are read as the nearest kind; a busy answer
+    /// (`RESOURCE_EXHAUSTED` with `RetryInfo`) is told from a used-up pool by its detail.
+    pub fn of_status(status: &Status) -> Self {
+        match status.code() {
+            Code::ResourceExhausted if status.get_details_retry_info().is_some() => {
+                Self::TooManyRequests
+            }
+            Code::OutOfRange => Self::InvalidArgument,
+            Code::Aborted => Self::FailedPrecondition,
+            Code::Cancelled => Self::Unavailable,
+            code => Self::ALL
+                .into_iter()
+                .find(|kind| kind.code() == code)
+                .unwrap_or(Self::Internal),
         }
     }
 }
@@ -176,6 +290,29 @@ mod tests {
         fn violations(&self) -> Vec<Violation> {
             vec![Violation::new("gtin", "bad check digit")]
         }
+    }
+
+    #[test]
+    fn every_grpc_code_of_the_table_reads_back_as_its_kind() {
+        for kind in ErrorKind::ALL {
+            let mut status = Status::new(kind.code(), "x");
+            if kind == ErrorKind::TooManyRequests {
+                status = Status::with_error_details(
+                    kind.code(),
+                    "x",
+                    ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+                );
+            }
+            assert_eq!(ErrorKind::of_status(&status), kind);
+        }
+    }
+
+    #[test]
+    fn a_refused_role_is_forbidden_everywhere() {
+        let kind = ErrorKind::of_status(&Status::permission_denied("operator"));
+        assert_eq!(kind.http_status(), StatusCode::FORBIDDEN);
+        assert_eq!(kind.epcis_exception(), "SecurityException");
+        assert_eq!(kind.exit_code(), 6);
     }
 
     #[test]

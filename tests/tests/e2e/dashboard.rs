@@ -394,3 +394,54 @@ async fn dashboard_actions_need_the_roles_of_the_calls_they_make() {
     );
     app.stop().await.expect("stops");
 }
+
+/// A recall bigger than the service's default answer (10,000 nodes) downloads whole: the
+/// CSV has every affected unit, one row each, after the header.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recall_of_25000_units_downloads_as_a_csv_of_25000_rows() {
+    const UNITS: u32 = 25_000;
+    const PER_EVENT: u32 = 1_000;
+    const BIG_LOT: &str = "urn:epc:class:lgtin:4012345.022222.LOT-BIG";
+    let app = TestApp::spawn().await.expect("suite starts");
+    let events: Vec<pb::EpcisEvent> = (0..UNITS / PER_EVENT)
+        .map(|batch| {
+            let outputs: Vec<String> = (batch * PER_EVENT..(batch + 1) * PER_EVENT)
+                .map(|n| unit(n + 1))
+                .collect();
+            event(json!({
+                "type": "TransformationEvent", "eventTime": "2026-11-26T08:00:00Z",
+                "eventTimeZoneOffset": "+00:00", "bizStep": "commissioning",
+                "readPoint": {"id": LINE},
+                "inputQuantityList": [{"epcClass": BIG_LOT, "quantity": 1, "uom": "KGM"}],
+                "outputEPCList": outputs,
+            }))
+        })
+        .collect();
+    let stored = capture(&app, events).await;
+    assert!(
+        stored
+            .iter()
+            .all(|r| r.outcome != pb::CaptureOutcome::Quarantined as i32)
+    );
+    app.await_genealogy(i64::from(UNITS / PER_EVENT)).await;
+
+    let http = Http::new(&app, None);
+    let response = http
+        .get(&format!("/dashboard/api/recall.csv?id={BIG_LOT}"))
+        .await;
+    assert_eq!(response.status(), 200);
+    let csv = response.text().await.expect("CSV");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id,kind,container,location,disposition,custodian")
+    );
+    let units: std::collections::BTreeSet<&str> = lines
+        .map(|line| line.split(',').next().unwrap_or_default())
+        .collect();
+    assert_eq!(csv.lines().count(), UNITS as usize + 1, "one row per unit");
+    assert_eq!(units.len(), UNITS as usize, "every unit once");
+    // Genealogy names units by their Digital Link.
+    let last = format!("https://id.gs1.org/01/04012345111118/21/{UNITS}");
+    assert!(units.contains(last.as_str()), "{last}");
+}

@@ -382,18 +382,12 @@ pub async fn rest_guard(
             response
         }
         Err(refusal) => {
-            let (status, title) = match refusal.code() {
-                tonic::Code::Unauthenticated => (http::StatusCode::UNAUTHORIZED, "Unauthorized"),
-                tonic::Code::PermissionDenied => (http::StatusCode::FORBIDDEN, "Forbidden"),
-                tonic::Code::ResourceExhausted => {
-                    (http::StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")
-                }
-                _ => (http::StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
-            };
+            let kind = crate::error::ErrorKind::of_status(&refusal);
+            let status = kind.http_status();
             crate::metrics::observe_request("rest", &what, status.as_str(), started.elapsed());
             let body = serde_json::json!({
-                "type": "epcisException:SecurityException",
-                "title": title,
+                "type": format!("epcisException:{}", kind.epcis_exception()),
+                "title": status.canonical_reason().unwrap_or("Error"),
                 "status": status.as_u16(),
                 "detail": refusal.message(),
             });

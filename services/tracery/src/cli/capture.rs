@@ -2,12 +2,13 @@
 //! progress on stderr and a summary of what was stored, repeated or quarantined.
 
 use std::{io::Write as _, path::PathBuf};
+use tracery_runtime::error::ErrorKind;
 
 use serde_json::json;
 use tracery_proto::v1::{self as pb, capture_service_client::CaptureServiceClient};
 
 use super::{
-    Connection, Exit, Failure, connect,
+    Connection, Failure, connect,
     output::{print_json, table},
     request,
 };
@@ -32,8 +33,12 @@ struct Tally {
 }
 
 fn events_of(path: &PathBuf) -> Result<Vec<pb::EpcisEvent>, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| Failure::new(Exit::BadInput, format!("{}: {err}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        Failure::new(
+            ErrorKind::InvalidArgument,
+            format!("{}: {err}", path.display()),
+        )
+    })?;
     let document = if text.trim_start().starts_with('<') {
         tracery_epcis::xml::parse_document(&text)
     } else {
@@ -41,7 +46,7 @@ fn events_of(path: &PathBuf) -> Result<Vec<pb::EpcisEvent>, Failure> {
     }
     .map_err(|err| {
         Failure::new(
-            Exit::BadInput,
+            ErrorKind::InvalidArgument,
             format!("{}: not an EPCIS document: {err}", path.display()),
         )
     })?;
@@ -119,7 +124,7 @@ pub async fn run(args: CaptureArgs) -> Result<(), Failure> {
     // Quarantined events are the suite doing its job, but a script must notice them.
     if quarantined > 0 {
         Err(Failure::new(
-            Exit::BadInput,
+            ErrorKind::InvalidArgument,
             format!("{quarantined} of {total} events were quarantined"),
         ))
     } else {

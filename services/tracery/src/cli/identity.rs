@@ -1,12 +1,13 @@
 //! `serials allocate` and `label render`.
 
 use std::io::{IsTerminal as _, Write as _};
+use tracery_runtime::error::ErrorKind;
 
 use serde_json::json;
 use tracery_proto::v1::{self as pb, identity_service_client::IdentityServiceClient};
 
 use super::{
-    Connection, Exit, Failure, connect,
+    Connection, Failure, connect,
     output::{print_json, table},
     request,
 };
@@ -128,7 +129,7 @@ pub async fn label(command: LabelCommand) -> Result<(), Failure> {
         && std::io::stdout().is_terminal()
     {
         return Err(Failure::new(
-            Exit::BadInput,
+            ErrorKind::InvalidArgument,
             "a PNG is not for a terminal: give --output FILE or redirect standard output",
         ));
     }
@@ -151,7 +152,7 @@ pub async fn label(command: LabelCommand) -> Result<(), Failure> {
             .write_all(&label.content)
             .map_err(|err| format!("standard output: {err}")),
     };
-    written.map_err(|message| Failure::new(Exit::Failed, message))?;
+    written.map_err(|message| Failure::new(ErrorKind::Internal, message))?;
     if let Some(path) = &args.output {
         eprintln!(
             "{} ({}, {} bytes)",

@@ -2,11 +2,12 @@
 
 use serde_json::{Value, json};
 use tracery_proto::v1::{self as pb, integration_service_client::IntegrationServiceClient};
+use tracery_runtime::error::ErrorKind;
 
 use crate::views;
 
 use super::{
-    Connection, Exit, Failure, connect,
+    Connection, Failure, connect,
     output::{print_json, table, time},
     request,
 };
@@ -91,7 +92,7 @@ async fn sync_run(args: RunArgs) -> Result<(), Failure> {
         .await?
         .into_inner()
         .run
-        .ok_or_else(|| Failure::new(Exit::Failed, "the suite answered without a run"))?;
+        .ok_or_else(|| Failure::new(ErrorKind::Internal, "the suite answered without a run"))?;
     let mut progress = client
         .sync_status(request(
             connection,
@@ -127,7 +128,7 @@ async fn sync_run(args: RunArgs) -> Result<(), Failure> {
     match pb::SyncRunState::try_from(last.state) {
         Ok(pb::SyncRunState::Succeeded) => Ok(()),
         _ => Err(Failure::new(
-            Exit::Failed,
+            ErrorKind::Internal,
             format!(
                 "sync run {} ended {} with {} error(s)",
                 last.id,

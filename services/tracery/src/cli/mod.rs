@@ -2,8 +2,9 @@
 //! serials|label|sync`,
 //! talking gRPC to a running suite. Human tables by default, `--json` for scripts.
 //!
-//! Exit codes scripts can rely on ([`Exit`]): 0 done, 1 failed, 3 not found, 4 bad input
-//! (a malformed identifier, an unreadable file), 5 the suite is unreachable or not ready,
+//! Exit codes scripts can rely on (the `exit` column of
+//! [`tracery_runtime::error::ErrorKind::row`]): 0 done, 1 failed, 3 not found, 4 bad input
+//! (a malformed identifier, an unreadable file), 5 the suite is unreachable, busy or not ready,
 //! 6 not allowed (missing or refused credentials).
 
 pub mod capture;
@@ -15,7 +16,8 @@ pub mod quarantine;
 
 use std::process::ExitCode;
 
-use tonic::{Code, transport::Channel};
+use tonic::transport::Channel;
+use tracery_runtime::error::ErrorKind;
 
 pub use capture::CaptureArgs;
 pub use genealogy::{ContentsArgs, HistoryArgs, RecallArgs, TraceCommand, WhereArgs};
@@ -37,34 +39,17 @@ pub struct Connection {
     pub json: bool,
 }
 
-/// How a command ended, as the process exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Done = 0,
-    Failed = 1,
-    NotFound = 3,
-    BadInput = 4,
-    Unreachable = 5,
-    NotAllowed = 6,
-}
-
-impl From<Exit> for ExitCode {
-    fn from(exit: Exit) -> Self {
-        ExitCode::from(exit as u8)
-    }
-}
-
 /// A command's failure: what to tell the user and how to exit.
 #[derive(Debug)]
 pub struct Failure {
-    pub exit: Exit,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
 impl Failure {
-    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
-            exit,
+            kind,
             message: message.into(),
         }
     }
@@ -72,13 +57,7 @@ impl Failure {
 
 impl From<tonic::Status> for Failure {
     fn from(status: tonic::Status) -> Self {
-        let exit = match status.code() {
-            Code::NotFound => Exit::NotFound,
-            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => Exit::BadInput,
-            Code::Unavailable | Code::DeadlineExceeded => Exit::Unreachable,
-            Code::Unauthenticated | Code::PermissionDenied => Exit::NotAllowed,
-            _ => Exit::Failed,
-        };
+        let kind = ErrorKind::of_status(&status);
         let mut message = status.message().to_owned();
         // Field-level detail (google.rpc.BadRequest), when the suite gave it.
         use tonic_types::StatusExt as _;
@@ -97,7 +76,7 @@ impl From<tonic::Status> for Failure {
         if message.is_empty() {
             message = format!("{:?}", status.code());
         }
-        Self::new(exit, message)
+        Self::new(kind, message)
     }
 }
 
@@ -105,7 +84,7 @@ impl From<tonic::Status> for Failure {
 pub(crate) async fn connect(connection: &Connection) -> Result<Channel, Failure> {
     let endpoint = Channel::from_shared(connection.server.clone()).map_err(|err| {
         Failure::new(
-            Exit::BadInput,
+            ErrorKind::InvalidArgument,
             format!("--server {}: {err}", connection.server),
         )
     })?;
@@ -115,7 +94,7 @@ pub(crate) async fn connect(connection: &Connection) -> Result<Channel, Failure>
         .await
         .map_err(|err| {
             Failure::new(
-                Exit::Unreachable,
+                ErrorKind::Unavailable,
                 format!(
                     "cannot reach the suite at {} ({err}); is `tracery serve` running?",
                     connection.server
@@ -131,9 +110,12 @@ pub(crate) fn request<T>(
 ) -> Result<tonic::Request<T>, Failure> {
     let mut request = tonic::Request::new(message);
     if let Some(token) = &connection.token {
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| Failure::new(Exit::BadInput, "--token: not a valid header value"))?;
+        let value = format!("Bearer {token}").parse().map_err(|_| {
+            Failure::new(
+                ErrorKind::InvalidArgument,
+                "--token: not a valid header value",
+            )
+        })?;
         request.metadata_mut().insert("authorization", value);
     }
     Ok(request)
@@ -142,10 +124,10 @@ pub(crate) fn request<T>(
 /// Prints a command's outcome and turns it into the exit code.
 pub fn finish(outcome: Result<(), Failure>) -> ExitCode {
     match outcome {
-        Ok(()) => Exit::Done.into(),
+        Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("tracery: {}", failure.message);
-            failure.exit.into()
+            ExitCode::from(failure.kind.exit_code())
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Tables, times and identifiers as the CLI shows them.
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use tracery_runtime::error::ErrorKind;
 
 use tracery_proto::v1 as pb;
 
-use super::{Exit, Failure};
+use super::Failure;
 pub use crate::views::{edge_kind, node_kind, time};
 
 /// A table with `header` (none when empty); rows are added by the caller.
@@ -21,7 +22,7 @@ pub fn table(header: &[&str]) -> Table {
 pub fn parse_time(flag: &str, text: &str) -> Result<prost_types::Timestamp, Failure> {
     let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|err| {
         Failure::new(
-            Exit::BadInput,
+            ErrorKind::InvalidArgument,
             format!("{flag} {text}: not an RFC 3339 time (like 2026-11-26T10:00:00Z): {err}"),
         )
     })?;
@@ -45,13 +46,17 @@ pub fn identifier(text: &str) -> Result<String, Failure> {
     if !looks_gs1 {
         return Ok(text.to_owned());
     }
-    let parsed = tracery_gs1::parse_any(text)
-        .map_err(|err| Failure::new(Exit::BadInput, format!("`{text}` is malformed: {err}")))?;
+    let parsed = tracery_gs1::parse_any(text).map_err(|err| {
+        Failure::new(
+            ErrorKind::InvalidArgument,
+            format!("`{text}` is malformed: {err}"),
+        )
+    })?;
     match parsed.identifier.map(|id| id.canonical_link()) {
         Some(Ok(link)) => Ok(link),
         _ if text.starts_with("urn:epc:") || text.starts_with("https://") => Ok(text.to_owned()),
         _ => Err(Failure::new(
-            Exit::BadInput,
+            ErrorKind::InvalidArgument,
             format!("`{text}` holds no GS1 key to trace"),
         )),
     }

@@ -2,11 +2,12 @@
 
 use serde_json::{Value, json};
 use tracery_proto::v1::{self as pb, capture_service_client::CaptureServiceClient};
+use tracery_runtime::error::ErrorKind;
 
 use crate::views;
 
 use super::{
-    Connection, Exit, Failure, connect,
+    Connection, Failure, connect,
     output::{self, print_json, table, time},
     request,
 };
@@ -52,7 +53,12 @@ pub struct ResubmitArgs {
 
 /// The corrected event in `path`.
 fn corrected_event(path: &std::path::Path) -> Result<pb::EpcisEvent, Failure> {
-    let bad = |why: String| Failure::new(Exit::BadInput, format!("{}: {why}", path.display()));
+    let bad = |why: String| {
+        Failure::new(
+            ErrorKind::InvalidArgument,
+            format!("{}: {why}", path.display()),
+        )
+    };
     let text = std::fs::read_to_string(path).map_err(|err| bad(err.to_string()))?;
     let value: Value =
         serde_json::from_str(&text).map_err(|err| bad(format!("not JSON: {err}")))?;
@@ -134,7 +140,7 @@ pub async fn run(command: QuarantineCommand) -> Result<(), Failure> {
                 .find(|e| e.id == args.id)
                 .ok_or_else(|| {
                     Failure::new(
-                        Exit::NotFound,
+                        ErrorKind::NotFound,
                         format!("no open quarantine entry `{}`", args.id),
                     )
                 })?;
@@ -187,7 +193,10 @@ pub async fn run(command: QuarantineCommand) -> Result<(), Failure> {
             if stored {
                 Ok(())
             } else {
-                Err(Failure::new(Exit::BadInput, "the event is still invalid"))
+                Err(Failure::new(
+                    ErrorKind::InvalidArgument,
+                    "the event is still invalid",
+                ))
             }
         }
         QuarantineCommand::Discard(args) => {

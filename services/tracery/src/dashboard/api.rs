@@ -51,27 +51,27 @@ struct Problem {
 }
 
 impl Problem {
-    fn bad_request(detail: impl Into<String>) -> Self {
+    /// A failure of the error table's `kind`, described to the caller.
+    fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        let status = kind.http_status();
         Self {
-            status: StatusCode::BAD_REQUEST,
-            body: json!({"title": "Bad Request", "detail": detail.into()}),
+            status,
+            body: json!({
+                "title": status.canonical_reason().unwrap_or("Error"),
+                "detail": detail.into(),
+            }),
         }
     }
 
-    /// A failure of ours: logged, not described to the caller.
-    fn internal(err: impl std::fmt::Display) -> Self {
-        tracing::error!(%err, "dashboard answer failed");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            body: json!({"title": "Internal Server Error", "detail": "see the suite's log"}),
-        }
+    fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, detail)
     }
 }
 
 impl From<tonic::Status> for Problem {
     fn from(status: tonic::Status) -> Self {
         use tonic_types::StatusExt as _;
-        let http = ErrorKind::of_code(status.code()).http_status();
+        let http = ErrorKind::of_status(&status).http_status();
         let violations: Vec<Value> = status
             .get_details_bad_request()
             .map(|bad| {
@@ -94,10 +94,7 @@ impl From<tonic::Status> for Problem {
 
 impl From<tracery_runtime::peers::PeerError> for Problem {
     fn from(err: tracery_runtime::peers::PeerError) -> Self {
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            body: json!({"title": "Service Unavailable", "detail": err.to_string()}),
-        }
+        Self::new(ErrorKind::Unavailable, err.to_string())
     }
 }
 
@@ -122,10 +119,14 @@ fn capture(state: &State) -> Result<CaptureServiceClient<PeerChannel>, Problem> 
     ))
 }
 
+/// Room for the largest answer genealogy gives: a recall scope of a million items.
+const LARGEST_GENEALOGY_ANSWER: usize = 1 << 30;
+
 fn genealogy(state: &State) -> Result<GenealogyServiceClient<PeerChannel>, Problem> {
-    Ok(GenealogyServiceClient::new(
-        state.peers.channel(ServiceKey::Genealogy)?,
-    ))
+    Ok(
+        GenealogyServiceClient::new(state.peers.channel(ServiceKey::Genealogy)?)
+            .max_decoding_message_size(LARGEST_GENEALOGY_ANSWER),
+    )
 }
 
 fn integration_client(state: &State) -> Result<IntegrationServiceClient<PeerChannel>, Problem> {
@@ -294,6 +295,8 @@ struct RecallQuery {
     since: Option<String>,
 }
 
+/// The whole recall scope: as many items as the service gives in one answer (its
+/// ceiling, not its default), so the counts and the CSV are never silently cut.
 async fn recall_scope(
     state: &State,
     query: &RecallQuery,
@@ -309,6 +312,7 @@ async fn recall_scope(
         .recall_scope(pb::RecallScopeRequest {
             ids: vec![identifier(&query.id)?],
             window_start,
+            max_nodes: i32::MAX,
             ..Default::default()
         })
         .await?
@@ -326,18 +330,35 @@ async fn recall(Shared(state): Shared<State>, Query(query): Query<RecallQuery>) 
     Ok(Json(answer))
 }
 
+/// CSV rows written per chunk of the streamed body.
+const CSV_ROWS_PER_CHUNK: usize = 1_000;
+
+/// Every item of the recall scope as CSV, streamed in chunks; refused rather than cut
+/// when the scope is larger than one answer of the service holds.
 async fn recall_csv(
     Shared(state): Shared<State>,
     Query(query): Query<RecallQuery>,
 ) -> Result<Response, Problem> {
     let scope = recall_scope(&state, &query).await?;
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let rows = std::iter::once(views::RECALL_COLUMNS.map(str::to_owned))
-        .chain(scope.items.iter().map(views::recall_row));
-    for row in rows {
-        writer.write_record(&row).map_err(Problem::internal)?;
+    if scope.truncated {
+        return Err(Problem::new(
+            ErrorKind::FailedPrecondition,
+            format!(
+                "the recall scope holds more than the {} items one answer can; narrow it with `since`",
+                scope.items.len()
+            ),
+        ));
     }
-    let body = writer.into_inner().map_err(Problem::internal)?;
+    let header = csv_chunk(std::iter::once(views::RECALL_COLUMNS.map(str::to_owned)));
+    let items = std::sync::Arc::new(scope.items);
+    let chunks = (0..items.len())
+        .step_by(CSV_ROWS_PER_CHUNK)
+        .map(move |start| {
+            let end = (start + CSV_ROWS_PER_CHUNK).min(items.len());
+            csv_chunk(items[start..end].iter().map(views::recall_row))
+        });
+    let body =
+        axum::body::Body::from_stream(tokio_stream::iter(std::iter::once(header).chain(chunks)));
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -349,6 +370,20 @@ async fn recall_csv(
         body,
     )
         .into_response())
+}
+
+/// `rows` as CSV text.
+fn csv_chunk<R, F>(rows: R) -> Result<Vec<u8>, csv::Error>
+where
+    R: Iterator<Item = F>,
+    F: IntoIterator,
+    F::Item: AsRef<[u8]>,
+{
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        writer.write_record(row)?;
+    }
+    writer.into_inner().map_err(|err| err.into_error().into())
 }
 
 async fn quarantine(Shared(state): Shared<State>) -> Answer {
