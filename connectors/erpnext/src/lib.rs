@@ -13,8 +13,8 @@
 
 mod map;
 pub mod postback;
+pub mod zone;
 
-use chrono::FixedOffset;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tracery_connector::secret::{Secret, SecretSource};
@@ -22,6 +22,7 @@ use tracery_connector::{
     Connector, ConnectorError, Cursor, Page, Position, RecordKind,
     http::{self, Http, Repeat},
 };
+pub use zone::SiteZone;
 
 /// `[connectors.<name>]` settings of an ERPNext connector (besides the common ones).
 #[derive(Debug, Clone, Deserialize)]
@@ -38,9 +39,12 @@ pub struct Settings {
     /// Rows per page.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
-    /// The site's UTC offset, e.g. `+01:00`: Frappe sends naive local times.
-    #[serde(default = "default_offset")]
-    pub utc_offset: String,
+    /// The site's time zone (IANA, e.g. `Europe/Berlin`): Frappe sends naive local times,
+    /// and this converts them with the daylight saving time of their date.
+    pub time_zone: Option<String>,
+    /// A fixed UTC offset instead (`+01:00`), for a site without daylight saving time;
+    /// UTC when neither is set.
+    pub utc_offset: Option<String>,
     /// An Item field holding the GTIN (ERPNext keeps barcodes in a child table that
     /// lists do not return; plants usually add a custom field).
     pub gtin_field: Option<String>,
@@ -63,10 +67,6 @@ fn default_page_size() -> u32 {
     100
 }
 
-fn default_offset() -> String {
-    "+00:00".to_owned()
-}
-
 /// How requests are authenticated.
 #[derive(Debug)]
 enum Auth {
@@ -85,7 +85,7 @@ pub struct ErpNext {
     base_url: String,
     auth: Auth,
     page_size: u32,
-    offset: FixedOffset,
+    zone: SiteZone,
     gtin_field: Option<String>,
     reference_field: String,
     wip_warehouse: Option<String>,
@@ -124,12 +124,11 @@ impl ErpNext {
                 ));
             }
         };
-        let offset: FixedOffset = settings.utc_offset.parse().map_err(|_| {
-            ConnectorError::Config(format!(
-                "utc_offset `{}` is not like +01:00",
-                settings.utc_offset
-            ))
-        })?;
+        let zone = SiteZone::from_settings(
+            settings.time_zone.as_deref(),
+            settings.utc_offset.as_deref(),
+        )
+        .map_err(ConnectorError::Config)?;
         if settings.page_size == 0 {
             return Err(ConnectorError::Config(
                 "page_size must be at least 1".to_owned(),
@@ -139,7 +138,7 @@ impl ErpNext {
             base_url: settings.base_url.trim_end_matches('/').to_owned(),
             auth,
             page_size: settings.page_size,
-            offset,
+            zone,
             gtin_field: settings.gtin_field,
             reference_field: settings.reference_field,
             wip_warehouse: settings.wip_warehouse,
@@ -342,10 +341,7 @@ impl Connector for ErpNext {
             }
             RecordKind::Orders => {
                 let (rows, offset) = self.list("Work Order", r#"["*"]"#, &[], cursor).await?;
-                let records = rows
-                    .iter()
-                    .map(|row| map::order(row, self.offset))
-                    .collect();
+                let records = rows.iter().map(|row| map::order(row, self.zone)).collect();
                 (rows, offset, records)
             }
             RecordKind::Boms => {

@@ -1,7 +1,9 @@
 //! ERPNext documents → the canonical model.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
+
+use crate::SiteZone;
 use tracery_connector::{
     Bom, BomLine, Fetched, Material, OrderStatus, ProductionOrder, Record, fields::Fields,
     model::per_unit, paging::Malformed,
@@ -29,9 +31,9 @@ pub fn material(row: &Value, gtin_field: Option<&str>) -> Fetched {
 }
 
 /// A `Work Order`.
-pub fn order(row: &Value, offset: FixedOffset) -> Fetched {
+pub fn order(row: &Value, zone: SiteZone) -> Fetched {
     let f = Fields::new(row, "name");
-    let time = |field: &str| local_time(&f, field, offset);
+    let time = |field: &str| local_time(&f, field, zone);
     Ok(Record::Order(ProductionOrder {
         number: f.text("name")?,
         item_code: f.text("production_item")?,
@@ -99,11 +101,7 @@ pub fn bom(document: &Value) -> Fetched {
 }
 
 /// A Frappe date or datetime (naive, site time) as UTC.
-fn local_time(
-    f: &Fields,
-    field: &str,
-    offset: FixedOffset,
-) -> Result<Option<DateTime<Utc>>, Malformed> {
+fn local_time(f: &Fields, field: &str, zone: SiteZone) -> Result<Option<DateTime<Utc>>, Malformed> {
     let Some(text) = f.opt_text(field)? else {
         return Ok(None);
     };
@@ -112,9 +110,7 @@ fn local_time(
             NaiveDate::parse_from_str(&text, "%Y-%m-%d").map(|d| d.and_time(Default::default()))
         })
         .map_err(|_| f.malformed(field, format!("`{text}` is not a Frappe date-time")))?;
-    offset
-        .from_local_datetime(&naive)
-        .single()
-        .map(|t| Some(t.to_utc()))
+    zone.to_utc(naive)
+        .map(Some)
         .ok_or_else(|| f.malformed(field, format!("`{text}` is not a valid local time")))
 }

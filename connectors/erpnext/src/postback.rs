@@ -11,7 +11,7 @@ use crate::{ErpNext, resource_path};
 impl ErpNext {
     /// The Stock Entry document for `report`.
     fn stock_entry(&self, report: &ProductionReport) -> Value {
-        let local = report.made_at.with_timezone(&self.offset);
+        let local = self.zone.to_local(report.made_at);
         let line = |material: &str,
                     quantity: Decimal,
                     unit: &str,

@@ -21,7 +21,8 @@ fn token_settings(server: &MockServer, page_size: u32) -> Settings {
         user: None,
         password: None,
         page_size,
-        utc_offset: "+01:00".to_owned(),
+        time_zone: None,
+        utc_offset: Some("+01:00".to_owned()),
         gtin_field: Some("custom_gtin".to_owned()),
         reference_field: "custom_mes_event_id".to_owned(),
         wip_warehouse: None,
@@ -308,5 +309,95 @@ async fn refused_credentials_are_an_auth_error_naming_the_reason() {
             assert!(message.contains("Invalid token"), "{message}")
         }
         other => panic!("expected an auth error: {other:?}"),
+    }
+}
+
+fn berlin_settings(server: &MockServer) -> Settings {
+    Settings {
+        time_zone: Some("Europe/Berlin".to_owned()),
+        utc_offset: None,
+        ..token_settings(server, 100)
+    }
+}
+
+fn planned_at(name: &str, planned_start: &str) -> Value {
+    let mut order = work_order(name, Some("PUMP-100"));
+    order["planned_start_date"] = json!(planned_start);
+    order
+}
+
+/// Frappe's naive site times read in the site's IANA zone: 07:00 in Berlin is 06:00 UTC
+/// before the spring change (CET) and 05:00 UTC after it (CEST), where a fixed offset
+/// would be an hour off for half the year.
+#[tokio::test]
+async fn order_times_follow_the_site_zone_across_a_daylight_saving_change() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/resource/Work%20Order"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            planned_at("WO-BEFORE", "2026-03-28 07:00:00"),
+            planned_at("WO-AFTER", "2026-03-30 07:00:00")]})))
+        .mount(&server)
+        .await;
+    let connector = ErpNext::new(berlin_settings(&server), http()).expect("connector");
+    let page = connector
+        .fetch(RecordKind::Orders, &Cursor::default())
+        .await
+        .expect("page");
+    let starts: Vec<Option<String>> = page
+        .records
+        .iter()
+        .map(|record| match record {
+            Ok(Record::Order(order)) => order.planned_start.map(|t| t.to_rfc3339()),
+            other => panic!("not an order: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            Some("2026-03-28T06:00:00+00:00".to_owned()),
+            Some("2026-03-30T05:00:00+00:00".to_owned())
+        ]
+    );
+}
+
+/// A stock entry's posting time is the site clock's at the event: 06:00 UTC is 08:00 in
+/// Berlin before the autumn change and 07:00 after it.
+#[tokio::test]
+async fn stock_entries_are_posted_in_site_time_across_a_daylight_saving_change() {
+    use tracery_connector::{PostBack as _, ProductionReport};
+    let server = MockServer::start().await;
+    for (day, clock) in [("2026-10-24", "08:00:00"), ("2026-10-26", "07:00:00")] {
+        Mock::given(method("POST"))
+            .and(path("/api/resource/Stock%20Entry"))
+            .and(wiremock::matchers::body_partial_json(
+                json!({"posting_date": day, "posting_time": clock}),
+            ))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"data": {"name": format!("MAT-STE-{day}")}})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let connector = ErpNext::new(berlin_settings(&server), http()).expect("connector");
+    for (day, made_at) in [
+        ("2026-10-24", "2026-10-24T06:00:00Z"),
+        ("2026-10-26", "2026-10-26T06:00:00Z"),
+    ] {
+        let report = ProductionReport {
+            reference: format!("ref-{day}"),
+            order: "MFG-WO-2026-00001".to_owned(),
+            material: "PUMP-100".to_owned(),
+            quantity: 1.into(),
+            unit: "Nos".to_owned(),
+            lot: None,
+            plant: None,
+            made_at: made_at.parse().expect("time"),
+            consumed: Vec::new(),
+        };
+        let posted = connector.post(&report).await.expect("posted");
+        assert_eq!(posted, format!("MAT-STE-{day}"));
     }
 }
