@@ -133,6 +133,7 @@ async fn serve(
                 tracing::info!(topic = %mqtt.settings.topic, "MQTT intake subscribed");
             }
             MqttEvent::Incoming(Packet::Publish(publish)) => {
+                let received_at = chrono::Utc::now();
                 let speaker = speaker(mqtt, &publish.topic);
                 // Recorded in the transaction that stores it; a message that cannot be
                 // stored and recorded is not acknowledged, so the broker delivers it again.
@@ -142,7 +143,7 @@ async fn serve(
                     source: mqtt.settings.broker.clone(),
                     request_id: uuid::Uuid::now_v7().to_string(),
                 };
-                let admission = admission(mqtt, intake, &publish, &speaker);
+                let admission = admission(mqtt, intake, &publish, &speaker, received_at);
                 // Not acknowledging on a storage error makes the broker deliver it again.
                 intake
                     .capture_admissions(
@@ -214,6 +215,7 @@ fn admission(
     intake: &Intake,
     publish: &Publish,
     speaker: &Speaker,
+    received_at: chrono::DateTime<chrono::Utc>,
 ) -> Admission {
     let settings = &mqtt.settings;
     let reject = |violation: Violation| {
@@ -276,7 +278,7 @@ fn admission(
                 .with_reason("UNAUTHENTICATED"),
             );
         }
-        match scan::to_event(&publish.payload, &value, &settings.readers) {
+        match scan::to_event(&publish.payload, &value, &settings.readers, received_at) {
             Ok(event) => admit(
                 event,
                 Channel::Mqtt,

@@ -17,12 +17,15 @@ pub fn is_scan(value: &serde_json::Value) -> bool {
 
 /// The event a scan message stands for, or every reason it cannot be one.
 ///
-/// The eventID is derived from the message bytes, so a message the broker delivers twice is
-/// stored once.
+/// A scan with a `time` gets an eventID derived from the message bytes, so a message the
+/// broker delivers twice is stored once. A scan without one happened when it reached us:
+/// it is stamped `received_at` and gets an eventID of its own, so two genuine identical
+/// scans are two events (a reader with `require_time` has such scans quarantined instead).
 pub fn to_event(
     message: &[u8],
     value: &serde_json::Value,
     readers: &BTreeMap<String, ReaderSettings>,
+    received_at: DateTime<Utc>,
 ) -> Result<Event, Vec<Violation>> {
     let text = |key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or_default();
     let mut violations = Vec::new();
@@ -37,15 +40,25 @@ pub fn to_event(
         );
     }
     let time: Option<DateTime<FixedOffset>> = match text("time") {
-        "" => Some(Utc::now().fixed_offset()),
-        written => DateTime::parse_from_rfc3339(written).ok(),
+        "" if reader.is_some_and(|r| r.require_time) => {
+            violations.push(
+                Violation::new("time", "this reader's scans must say when they were read")
+                    .with_reason("MALFORMED_MESSAGE"),
+            );
+            None
+        }
+        "" => Some(received_at.fixed_offset()),
+        written => {
+            let parsed = DateTime::parse_from_rfc3339(written).ok();
+            if parsed.is_none() {
+                violations.push(
+                    Violation::new("time", "not an RFC 3339 date-time with offset")
+                        .with_reason("MALFORMED_MESSAGE"),
+                );
+            }
+            parsed
+        }
     };
-    if time.is_none() {
-        violations.push(
-            Violation::new("time", "not an RFC 3339 date-time with offset")
-                .with_reason("MALFORMED_MESSAGE"),
-        );
-    }
     let what = match tracery_gs1::parse_any(text("code").trim()) {
         Ok(parsed) => match parsed.identifier {
             // A Digital Link is a valid EPCIS 2.0 identifier and needs no company prefix
@@ -74,16 +87,11 @@ pub fn to_event(
     let (Some(reader), Some(time), Some((instance, uri))) = (reader, time, what) else {
         return Err(violations);
     };
-    let digest = Sha256::digest(message);
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    let event_id = format!(
-        "urn:uuid:{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
+    let event_id = if text("time").is_empty() {
+        uuid::Uuid::now_v7().urn().to_string()
+    } else {
+        message_event_id(message)
+    };
     let (epcs, quantities) = if instance {
         (vec![uri], Vec::new())
     } else {
@@ -126,4 +134,18 @@ pub fn to_event(
             ilmd: None,
         }),
     })
+}
+
+/// An eventID that is the same for the same message bytes (a UUID-shaped SHA-256 prefix).
+fn message_event_id(message: &[u8]) -> String {
+    let digest = Sha256::digest(message);
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }

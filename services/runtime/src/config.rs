@@ -323,6 +323,10 @@ pub struct ReaderSettings {
     pub biz_location: Option<String>,
     /// disposition of its scans.
     pub disposition: Option<String>,
+    /// Quarantine scans without `time` rather than stamp them with the time they
+    /// arrived (for readers whose clock is trusted and always sent).
+    #[serde(default)]
+    pub require_time: bool,
 }
 
 fn default_reader_roles() -> Vec<String> {

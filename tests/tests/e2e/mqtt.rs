@@ -1,5 +1,6 @@
 //! MQTT intake: scanner messages on a real broker (Mosquitto on 127.0.0.1:1883) become
-//! stored events, bad ones land in quarantine, and a redelivered message is stored once.
+//! stored events, bad ones land in quarantine, a redelivered message is stored once, and
+//! scans without a time are stamped when they arrive.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -20,6 +21,7 @@ fn dock_reader(topic: Option<String>, role: &str) -> ReaderSettings {
         biz_step: Some("receiving".to_owned()),
         biz_location: None,
         disposition: Some("in_progress".to_owned()),
+        require_time: false,
     }
 }
 
@@ -44,52 +46,122 @@ async fn stored_events(app: &mut TestApp, count: usize, within: Duration) -> Vec
     }
 }
 
-#[tokio::test]
-async fn scanner_messages_over_mqtt_are_captured() {
-    let Some(broker) = tracery_e2e::mqtt_broker() else {
-        return;
-    };
-    let run = uuid::Uuid::new_v4();
-    let topic_root = format!("tracery-test/{run}");
-    let mut app = TestApp::spawn_with(|config| {
-        config.capture_mqtt = Some(MqttSettings {
-            broker: format!("mqtt://{broker}"),
-            topic: format!("{topic_root}/#"),
-            client_id: format!("tracery-{run}"),
-            username: None,
-            password: None,
-            tls: None,
-            readers: BTreeMap::from([("dock-1".to_owned(), dock_reader(None, "operator"))]),
-        });
-    })
-    .await
-    .expect("suite starts");
+/// A suite whose MQTT intake has subscribed to `<root>/#` on the test broker, and a client
+/// publishing to it.
+struct Intake {
+    app: TestApp,
+    publisher: AsyncClient,
+    root: String,
+    pump: tokio::task::JoinHandle<()>,
+}
 
-    let (publisher, mut eventloop) = AsyncClient::new(
-        MqttOptions::new(format!("scanner-{run}"), "127.0.0.1", 1883),
-        16,
-    );
-    let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
-    // A broker drops messages for a topic nobody has subscribed to yet, so probe until the
-    // intake stores one; its fixed eventID keeps repeats to one stored event.
-    let probe = r#"{"type":"ObjectEvent","eventID":"urn:uuid:00000000-0000-4000-8000-00000000cafe","eventTime":"2026-11-26T09:00:00+01:00","eventTimeZoneOffset":"+01:00","action":"OBSERVE","epcList":["urn:epc:id:sgtin:4012345.011111.0"]}"#;
-    for _ in 0..50 {
-        publisher
+impl Intake {
+    /// `None` (the test skips) when no broker runs.
+    async fn start(
+        readers: BTreeMap<String, ReaderSettings>,
+        max_body_bytes: Option<usize>,
+    ) -> Option<Self> {
+        let broker = tracery_e2e::mqtt_broker()?;
+        let run = uuid::Uuid::new_v4();
+        let root = format!("tracery-test/{run}");
+        let app = TestApp::spawn_with(|config| {
+            if let Some(most) = max_body_bytes {
+                config.limits.max_body_bytes = most;
+            }
+            config.capture_mqtt = Some(MqttSettings {
+                broker: format!("mqtt://{broker}"),
+                topic: format!("{root}/#"),
+                client_id: format!("tracery-{run}"),
+                username: None,
+                password: None,
+                tls: None,
+                readers,
+            });
+        })
+        .await
+        .expect("suite starts");
+        let mut options = MqttOptions::new(
+            format!("publisher-{run}"),
+            broker.ip().to_string(),
+            broker.port(),
+        );
+        // Some tests send what the suite must refuse for its size.
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        let (publisher, mut eventloop) = AsyncClient::new(options, 16);
+        let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        let mut intake = Self {
+            app,
+            publisher,
+            root,
+            pump,
+        };
+        intake.await_subscribed().await;
+        Some(intake)
+    }
+
+    /// A broker drops messages for a topic nobody has subscribed to yet, so this probes
+    /// until the intake stores one; its fixed eventID keeps repeats to one stored event.
+    async fn await_subscribed(&mut self) {
+        let probe = r#"{"type":"ObjectEvent","eventID":"urn:uuid:00000000-0000-4000-8000-00000000cafe","eventTime":"2026-11-26T09:00:00+01:00","eventTimeZoneOffset":"+01:00","action":"OBSERVE","epcList":["urn:epc:id:sgtin:4012345.011111.0"]}"#;
+        for _ in 0..50 {
+            self.publish("probe", probe).await;
+            if !stored_events(&mut self.app, 1, Duration::from_millis(200))
+                .await
+                .is_empty()
+            {
+                return;
+            }
+        }
+        panic!("the intake never subscribed");
+    }
+
+    async fn publish(&self, subtopic: &str, message: impl Into<Vec<u8>>) {
+        self.publisher
             .publish(
-                format!("{topic_root}/probe"),
+                format!("{}/{subtopic}", self.root),
                 QoS::AtLeastOnce,
                 false,
-                probe,
+                message,
             )
             .await
             .expect("published");
-        if !stored_events(&mut app, 1, Duration::from_millis(200))
-            .await
-            .is_empty()
-        {
-            break;
+    }
+
+    /// The quarantine, once it holds `count` entries or `within` has passed.
+    async fn quarantined(&mut self, count: usize, within: Duration) -> Vec<pb::QuarantinedEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let entries = self
+                .app
+                .capture
+                .list_quarantine(pb::ListQuarantineRequest::default())
+                .await
+                .expect("lists")
+                .into_inner()
+                .entries;
+            if entries.len() >= count || tokio::time::Instant::now() > deadline {
+                return entries;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    async fn stop(self) {
+        self.pump.abort();
+        self.app.stop().await.expect("clean stop");
+    }
+}
+
+fn dock_readers(reader: ReaderSettings) -> BTreeMap<String, ReaderSettings> {
+    BTreeMap::from([("dock-1".to_owned(), reader)])
+}
+
+#[tokio::test]
+async fn scanner_messages_over_mqtt_are_captured() {
+    let Some(mut intake) = Intake::start(dock_readers(dock_reader(None, "operator")), None).await
+    else {
+        return;
+    };
     let serial_scan = r#"{"reader":"dock-1","code":"]d201095060001343521726123110L1\u001d21SN-1","time":"2026-11-26T10:00:00+01:00"}"#;
     let messages = [
         serial_scan.to_owned(),
@@ -101,18 +173,10 @@ async fn scanner_messages_over_mqtt_are_captured() {
         "not json".to_owned(),
     ];
     for message in messages {
-        publisher
-            .publish(
-                format!("{topic_root}/dock-1"),
-                QoS::AtLeastOnce,
-                false,
-                message,
-            )
-            .await
-            .expect("published");
+        intake.publish("dock-1", message).await;
     }
 
-    let mut events = stored_events(&mut app, 4, Duration::from_secs(15)).await;
+    let mut events = stored_events(&mut intake.app, 4, Duration::from_secs(15)).await;
     assert_eq!(
         events.remove(0).event_id,
         "urn:uuid:00000000-0000-4000-8000-00000000cafe"
@@ -153,20 +217,7 @@ async fn scanner_messages_over_mqtt_are_captured() {
         "urn:uuid:6f1c2a9e-3b1f-4c52-9d1e-0a4b7c2d8e11"
     );
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let quarantined = loop {
-        let entries = app
-            .capture
-            .list_quarantine(pb::ListQuarantineRequest::default())
-            .await
-            .expect("lists")
-            .into_inner()
-            .entries;
-        if entries.len() >= 2 || tokio::time::Instant::now() > deadline {
-            break entries;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let quarantined = intake.quarantined(2, Duration::from_secs(10)).await;
     let reasons: Vec<(String, String)> = quarantined
         .iter()
         .map(|e| (e.channel.clone(), e.violations[0].code.clone()))
@@ -183,8 +234,9 @@ async fn scanner_messages_over_mqtt_are_captured() {
         "kept exactly as received"
     );
     // Every message delivered is on the audit trail, under its topic.
-    let subject = format!("mqtt:{topic_root}/dock-1");
-    let audited = app
+    let subject = format!("mqtt:{}/dock-1", intake.root);
+    let audited = intake
+        .app
         .audit_log()
         .await
         .expect("audit trail")
@@ -195,81 +247,36 @@ async fn scanner_messages_over_mqtt_are_captured() {
         audited >= 6,
         "each of the 6 messages audited, got {audited}"
     );
-    pump.abort();
-    app.stop().await.expect("clean stop");
+    intake.stop().await;
 }
 
 /// Messages over the limits — too large, nested too deep — are quarantined with the reason
 /// and acknowledged, and the intake goes on with the next message.
 #[tokio::test]
 async fn messages_over_the_limits_are_quarantined_and_the_intake_goes_on() {
-    let Some(broker) = tracery_e2e::mqtt_broker() else {
+    let Some(mut intake) = Intake::start(BTreeMap::new(), Some(64 * 1024)).await else {
         return;
     };
-    let run = uuid::Uuid::new_v4();
-    let topic_root = format!("tracery-test/{run}");
-    let mut app = TestApp::spawn_with(|config| {
-        config.limits.max_body_bytes = 64 * 1024;
-        config.capture_mqtt = Some(MqttSettings {
-            broker: format!("mqtt://{broker}"),
-            topic: format!("{topic_root}/#"),
-            client_id: format!("tracery-{run}"),
-            username: None,
-            password: None,
-            tls: None,
-            readers: BTreeMap::new(),
-        });
-    })
-    .await
-    .expect("suite starts");
-    let mut options = MqttOptions::new(format!("limits-{run}"), "127.0.0.1", 1883);
-    // This client sends what the suite must refuse.
-    options.set_max_packet_size(1 << 20, 1 << 20);
-    let (publisher, mut eventloop) = AsyncClient::new(options, 16);
-    let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
     let event = |n: u32| {
         format!(
             r#"{{"type":"ObjectEvent","eventID":"urn:uuid:00000000-0000-4000-8000-0000000dd{n:03}","eventTime":"2026-11-26T09:00:00+01:00","eventTimeZoneOffset":"+01:00","action":"OBSERVE","epcList":["urn:epc:id:sgtin:4012345.011111.{n}"]}}"#
         )
     };
-    let topic = format!("{topic_root}/line");
-    // Probe until the intake has subscribed (a broker drops what nobody subscribed to).
-    for _ in 0..50 {
-        publisher
-            .publish(&topic, QoS::AtLeastOnce, false, event(0))
-            .await
-            .expect("published");
-        if !stored_events(&mut app, 1, Duration::from_millis(200))
-            .await
-            .is_empty()
-        {
-            break;
-        }
-    }
     let oversized = event(1).replace(
         "\"OBSERVE\"",
         &format!("\"OBSERVE\",\"ex:pad\":\"{}\"", "x".repeat(100 * 1024)),
     );
     let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
     for message in [oversized, deep, event(2)] {
-        publisher
-            .publish(&topic, QoS::AtLeastOnce, false, message)
-            .await
-            .expect("published");
+        intake.publish("line", message).await;
     }
-    let events = stored_events(&mut app, 2, Duration::from_secs(15)).await;
+    let events = stored_events(&mut intake.app, 2, Duration::from_secs(15)).await;
     assert_eq!(
         events.last().map(|e| e.event_id.as_str()),
         Some("urn:uuid:00000000-0000-4000-8000-0000000dd002"),
         "the message after the refused ones is stored"
     );
-    let quarantined = app
-        .capture
-        .list_quarantine(pb::ListQuarantineRequest::default())
-        .await
-        .expect("lists")
-        .into_inner()
-        .entries;
+    let quarantined = intake.quarantined(2, Duration::from_secs(5)).await;
     let reasons: Vec<&str> = quarantined
         .iter()
         .map(|e| e.violations[0].code.as_str())
@@ -290,6 +297,58 @@ async fn messages_over_the_limits_are_quarantined_and_the_intake_goes_on() {
         quarantined[1].violations
     );
     assert!(quarantined[0].payload.len() <= 4096);
-    pump.abort();
-    app.stop().await.expect("clean stop");
+    intake.stop().await;
+}
+
+/// A scan without `time` happened when it reached the suite: it is stamped then, and two
+/// identical ones (a scanner reading the same label twice) are two events, not a repeat.
+#[tokio::test]
+async fn two_identical_scans_without_a_time_are_two_events() {
+    let Some(mut intake) = Intake::start(dock_readers(dock_reader(None, "operator")), None).await
+    else {
+        return;
+    };
+    let before = chrono::Utc::now().timestamp();
+    let scan = r#"{"reader":"dock-1","code":"https://id.gs1.org/01/09506000134352/21/T-1"}"#;
+    intake.publish("dock-1", scan).await;
+    intake.publish("dock-1", scan).await;
+    let events = stored_events(&mut intake.app, 3, Duration::from_secs(15)).await;
+    let scans = &events[1..];
+    assert_eq!(scans.len(), 2, "both scans stored: {events:?}");
+    assert_ne!(scans[0].event_id, scans[1].event_id);
+    let after = chrono::Utc::now().timestamp();
+    for scan in scans {
+        let stamped = scan.event_time.as_ref().map_or(0, |t| t.seconds);
+        assert!(
+            (before..=after).contains(&stamped),
+            "stamped on receipt: {stamped} not in {before}..={after}"
+        );
+    }
+    intake.stop().await;
+}
+
+/// A reader configured with `require_time` has scans without one quarantined, naming the
+/// field.
+#[tokio::test]
+async fn a_reader_that_requires_a_time_has_scans_without_one_quarantined() {
+    let reader = ReaderSettings {
+        require_time: true,
+        ..dock_reader(None, "operator")
+    };
+    let Some(mut intake) = Intake::start(dock_readers(reader), None).await else {
+        return;
+    };
+    intake
+        .publish(
+            "dock-1",
+            r#"{"reader":"dock-1","code":"https://id.gs1.org/01/09506000134352/21/T-2"}"#,
+        )
+        .await;
+    let quarantined = intake.quarantined(1, Duration::from_secs(15)).await;
+    let fields: Vec<&str> = quarantined
+        .iter()
+        .flat_map(|e| e.violations.iter().map(|v| v.field.as_str()))
+        .collect();
+    assert_eq!(fields, ["time"], "{quarantined:?}");
+    intake.stop().await;
 }

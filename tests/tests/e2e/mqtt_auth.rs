@@ -237,6 +237,7 @@ async fn mqtt_readers_speak_with_their_own_roles_on_an_authenticated_broker() {
         biz_step: Some("receiving".to_owned()),
         biz_location: None,
         disposition: None,
+        require_time: false,
     };
     let app = TestApp::spawn_with(|config| {
         config.auth = Some(settings);
@@ -436,6 +437,7 @@ async fn mqtt_intake_connects_over_tls_with_a_client_certificate() {
                     biz_step: None,
                     biz_location: None,
                     disposition: None,
+                    require_time: false,
                 },
             )]),
         });
