@@ -14,12 +14,10 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tracery_connector::secret::SecretSource;
 use tracery_connector::{
-    Bom, BomLine, Connector, ConnectorError, Cursor, Fetched, Material, Page, Position, Record,
-    RecordKind,
+    ConnectorError, Fetched, Material, Record,
     fields::Fields,
     http::{self, Http, Repeat},
-    paging::{ODataRequest, odata4_page, odata4_request},
-    parts::{self, PartCatalogue},
+    parts::{self, BomFields, PartCatalogue, PartListing, PartUse},
 };
 
 /// `[connectors.<name>]` settings of an Aras connector (besides the common ones).
@@ -52,7 +50,6 @@ pub struct Aras {
     token: Mutex<Option<String>>,
 }
 
-const KINDS: &[RecordKind] = &[RecordKind::Materials, RecordKind::Boms];
 const PART_FIELDS: &str =
     "id,config_id,item_number,name,major_rev,generation,is_current,state,unit,modified_on";
 
@@ -113,6 +110,59 @@ impl Aras {
         Ok(access.to_owned())
     }
 
+    fn odata(&self, path: &str) -> String {
+        format!("{}/server/odata/{path}", self.settings.base_url)
+    }
+}
+
+fn material(part: &Value) -> Fetched {
+    let f = Fields::new(part, "item_number");
+    let item_code = f.text("item_number")?;
+    Ok(Record::Material(Material {
+        description: f.opt_text("name")?.unwrap_or_else(|| item_code.clone()),
+        gtin: None,
+        unit: f.opt_text("unit")?.unwrap_or_else(|| "EA".to_owned()),
+        revision: f.opt_text("major_rev")?,
+        item_code,
+    }))
+}
+
+fn bom(part: &Fields, lines: &[Value]) -> Fetched {
+    let fields = BomFields {
+        number: "item_number",
+        revision: "major_rev",
+        lines: "Part BOM",
+        line_key: "id",
+    };
+    parts::bom_record(part, fields, lines, |line| {
+        Ok(PartUse {
+            component: line.text("/related_id/item_number")?,
+            quantity_per: line.decimal("quantity")?,
+            unit: line
+                .opt_text("/related_id/unit")?
+                .unwrap_or_else(|| "EA".to_owned()),
+        })
+    })
+}
+
+#[async_trait::async_trait]
+impl PartCatalogue for Aras {
+    fn system(&self) -> &'static str {
+        "aras"
+    }
+
+    fn listing(&self) -> PartListing {
+        PartListing {
+            url: self.odata("Part"),
+            select: Some(PART_FIELDS),
+            number_field: "item_number",
+            id_field: "id",
+            changed_field: "modified_on",
+            order_by: "modified_on,id",
+            page_size: self.settings.page_size,
+        }
+    }
+
     /// GETs `url`, fetching a new token once when the current one is refused.
     async fn get(&self, url: &str, query: &[(&str, String)]) -> Result<Value, ConnectorError> {
         let mut renew = false;
@@ -134,113 +184,26 @@ impl Aras {
         }
     }
 
-    fn odata(&self, path: &str) -> String {
-        format!("{}/server/odata/{path}", self.settings.base_url)
-    }
-}
-
-fn material(part: &Value) -> Fetched {
-    let f = Fields::new(part, "item_number");
-    let item_code = f.text("item_number")?;
-    Ok(Record::Material(Material {
-        description: f.opt_text("name")?.unwrap_or_else(|| item_code.clone()),
-        gtin: None,
-        unit: f.opt_text("unit")?.unwrap_or_else(|| "EA".to_owned()),
-        revision: f.opt_text("major_rev")?,
-        item_code,
-    }))
-}
-
-fn bom(part: &Fields, lines: &[Value]) -> Fetched {
-    let mut bom_lines = Vec::with_capacity(lines.len());
-    for (index, line) in lines.iter().enumerate() {
-        let l = Fields::new(line, "id");
-        let at = |m: tracery_connector::paging::Malformed| {
-            part.malformed(&format!("Part BOM/{index}/{}", m.field), m.reason)
-        };
-        bom_lines.push(BomLine {
-            component: l.text("/related_id/item_number").map_err(at)?,
-            quantity_per: l.decimal("quantity").map_err(at)?,
-            unit: l
-                .opt_text("/related_id/unit")
-                .map_err(at)?
-                .unwrap_or_else(|| "EA".to_owned()),
-            scrap_percent: rust_decimal::Decimal::ZERO,
-            alternative_group: None,
-        });
-    }
-    Ok(Record::Bom(Bom {
-        material: part.text("item_number")?,
-        revision: part.text("major_rev")?,
-        valid_from: None,
-        valid_to: None,
-        lines: bom_lines,
-    }))
-}
-
-#[async_trait::async_trait]
-impl Connector for Aras {
-    fn system(&self) -> &'static str {
-        "aras"
-    }
-
-    fn kinds(&self) -> &'static [RecordKind] {
-        KINDS
-    }
-
-    #[tracing::instrument(skip(self), fields(system = "aras"))]
-    async fn fetch(&self, kind: RecordKind, cursor: &Cursor) -> Result<Page, ConnectorError> {
-        parts::fetch(self, kind, cursor).await
-    }
-}
-
-#[async_trait::async_trait]
-impl PartCatalogue for Aras {
-    fn changed_field(&self) -> &'static str {
-        "modified_on"
-    }
-
-    /// One page of parts changed since `cursor.since`.
-    async fn parts(
-        &self,
-        cursor: &Cursor,
-    ) -> Result<(Vec<Value>, Option<Position>), ConnectorError> {
-        let top = self.settings.page_size;
-        let (body, skip) = match odata4_request(cursor, top, "modified_on,id", "modified_on") {
-            ODataRequest::Link(link) => (self.get(&link, &[]).await?, None),
-            ODataRequest::Query(mut query, skip) => {
-                query.insert(0, ("$select", PART_FIELDS.to_owned()));
-                (self.get(&self.odata("Part"), &query).await?, Some(skip))
-            }
-        };
-        odata4_page(&body, skip, top)
-    }
-
     fn material(&self, part: &Value) -> Fetched {
         material(part)
     }
 
-    /// The BOM of `part` (a row of the Part list), if it has lines.
-    async fn bom(&self, part: &Value) -> Result<Option<Fetched>, ConnectorError> {
-        let f = Fields::new(part, "item_number");
-        let id = match f.text("id") {
-            Ok(id) => id,
-            Err(malformed) => return Ok(Some(Err(malformed))),
-        };
+    /// The part's `Part BOM` relationships, with the related parts expanded.
+    async fn bom_lines(&self, id: &str) -> Result<Vec<Value>, ConnectorError> {
         let url = self.odata(&format!("Part('{id}')/Part%20BOM"));
         let query = [(
             "$expand",
             "related_id($select=item_number,name,major_rev,unit)".to_owned(),
         )];
         let body = self.get(&url, &query).await?;
-        let lines = body
+        Ok(body
             .get("value")
             .and_then(Value::as_array)
             .cloned()
-            .unwrap_or_default();
-        if lines.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(bom(&f, &lines)))
+            .unwrap_or_default())
+    }
+
+    fn bom(&self, part: &Fields, lines: &[Value]) -> Fetched {
+        bom(part, lines)
     }
 }

@@ -12,12 +12,10 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tracery_connector::secret::{Secret, SecretSource};
 use tracery_connector::{
-    Bom, BomLine, Connector, ConnectorError, Cursor, Fetched, Material, Page, Position, Record,
-    RecordKind,
+    ConnectorError, Fetched, Material, Record,
     fields::Fields,
     http::{self, Http, Repeat},
-    paging::{ODataRequest, odata4_page, odata4_request},
-    parts::{self, PartCatalogue},
+    parts::{self, BomFields, PartCatalogue, PartListing, PartUse},
 };
 
 /// `[connectors.<name>]` settings of a Windchill connector (besides the common ones).
@@ -42,8 +40,6 @@ pub struct Windchill {
     http: Http,
     nonce: Mutex<Option<String>>,
 }
-
-const KINDS: &[RecordKind] = &[RecordKind::Materials, RecordKind::Boms];
 
 impl Windchill {
     /// A connector for `settings`, sending through `http`.
@@ -72,22 +68,6 @@ impl Windchill {
 
     fn odata(&self, path: &str) -> String {
         format!("{}/servlet/odata/{path}", self.settings.base_url)
-    }
-
-    async fn get(&self, url: &str, query: &[(&str, String)]) -> Result<Value, ConnectorError> {
-        let password = self.password()?;
-        let response = self
-            .http
-            .send(Repeat::Safe, || {
-                self.http
-                    .client()
-                    .get(url)
-                    .basic_auth(&self.settings.user, Some(password.expose()))
-                    .header(reqwest::header::ACCEPT, "application/json")
-                    .query(query)
-            })
-            .await?;
-        http::json(response).await
     }
 
     /// The CSRF nonce of this session, fetched when there is none or `renew` is set.
@@ -145,13 +125,21 @@ impl Windchill {
     }
 }
 
-/// An enumerated property's `Value`, or a plain string.
+/// An enumerated property's `Value`, or a plain string; `field` is a name or a JSON
+/// pointer.
 fn enumerated(
     f: &Fields,
     field: &str,
 ) -> Result<Option<String>, tracery_connector::paging::Malformed> {
     match f.value(field) {
-        Some(Value::Object(_)) => f.opt_text(&format!("/{field}/Value")),
+        Some(Value::Object(_)) => {
+            let pointer = if field.starts_with('/') {
+                format!("{field}/Value")
+            } else {
+                format!("/{field}/Value")
+            };
+            f.opt_text(&pointer)
+        }
         _ => f.opt_text(field),
     }
 }
@@ -169,81 +157,61 @@ fn material(part: &Value) -> Fetched {
 }
 
 fn bom(part: &Fields, components: &[Value]) -> Fetched {
-    let mut lines = Vec::with_capacity(components.len());
-    for (index, component) in components.iter().enumerate() {
-        let c = Fields::new(component, "/Part/Number");
-        let at = |m: tracery_connector::paging::Malformed| {
-            part.malformed(&format!("Components/{index}/{}", m.field), m.reason)
-        };
-        let unit = match c.value("/PartUse/Unit") {
-            Some(Value::Object(_)) => c.opt_text("/PartUse/Unit/Value").map_err(at)?,
-            _ => c.opt_text("/PartUse/Unit").map_err(at)?,
-        };
-        lines.push(BomLine {
-            component: c.text("/Part/Number").map_err(at)?,
-            quantity_per: c.decimal("/PartUse/Quantity").map_err(at)?,
-            unit: unit.unwrap_or_else(|| "ea".to_owned()),
-            scrap_percent: rust_decimal::Decimal::ZERO,
-            alternative_group: None,
-        });
-    }
-    Ok(Record::Bom(Bom {
-        material: part.text("Number")?,
-        revision: part.text("Version")?,
-        valid_from: None,
-        valid_to: None,
-        lines,
-    }))
-}
-
-#[async_trait::async_trait]
-impl Connector for Windchill {
-    fn system(&self) -> &'static str {
-        "windchill"
-    }
-
-    fn kinds(&self) -> &'static [RecordKind] {
-        KINDS
-    }
-
-    #[tracing::instrument(skip(self), fields(system = "windchill"))]
-    async fn fetch(&self, kind: RecordKind, cursor: &Cursor) -> Result<Page, ConnectorError> {
-        parts::fetch(self, kind, cursor).await
-    }
+    let fields = BomFields {
+        number: "Number",
+        revision: "Version",
+        lines: "Components",
+        line_key: "/Part/Number",
+    };
+    parts::bom_record(part, fields, components, |component| {
+        Ok(PartUse {
+            component: component.text("/Part/Number")?,
+            quantity_per: component.decimal("/PartUse/Quantity")?,
+            unit: enumerated(component, "/PartUse/Unit")?.unwrap_or_else(|| "ea".to_owned()),
+        })
+    })
 }
 
 #[async_trait::async_trait]
 impl PartCatalogue for Windchill {
-    fn changed_field(&self) -> &'static str {
-        "LastModified"
+    fn system(&self) -> &'static str {
+        "windchill"
     }
 
-    /// One page of parts changed since `cursor.since`.
-    async fn parts(
-        &self,
-        cursor: &Cursor,
-    ) -> Result<(Vec<Value>, Option<Position>), ConnectorError> {
-        let top = self.settings.page_size;
-        let (body, skip) = match odata4_request(cursor, top, "LastModified,ID", "LastModified") {
-            ODataRequest::Link(link) => (self.get(&link, &[]).await?, None),
-            ODataRequest::Query(query, skip) => (
-                self.get(&self.odata("ProdMgmt/Parts"), &query).await?,
-                Some(skip),
-            ),
-        };
-        odata4_page(&body, skip, top)
+    fn listing(&self) -> PartListing {
+        PartListing {
+            url: self.odata("ProdMgmt/Parts"),
+            select: None,
+            number_field: "Number",
+            id_field: "ID",
+            changed_field: "LastModified",
+            order_by: "LastModified,ID",
+            page_size: self.settings.page_size,
+        }
+    }
+
+    async fn get(&self, url: &str, query: &[(&str, String)]) -> Result<Value, ConnectorError> {
+        let password = self.password()?;
+        let response = self
+            .http
+            .send(Repeat::Safe, || {
+                self.http
+                    .client()
+                    .get(url)
+                    .basic_auth(&self.settings.user, Some(password.expose()))
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .query(query)
+            })
+            .await?;
+        http::json(response).await
     }
 
     fn material(&self, part: &Value) -> Fetched {
         material(part)
     }
 
-    async fn bom(&self, part: &Value) -> Result<Option<Fetched>, ConnectorError> {
-        let f = Fields::new(part, "Number");
-        let id = match f.text("ID") {
-            Ok(id) => id,
-            Err(malformed) => return Ok(Some(Err(malformed))),
-        };
+    /// The first level of the part's structure, through the `GetPartStructure` action.
+    async fn bom_lines(&self, id: &str) -> Result<Vec<Value>, ConnectorError> {
         let url = self.odata(&format!(
             "ProdMgmt/Parts('{id}')/PTC.ProdMgmt.GetPartStructure"
         ));
@@ -252,14 +220,14 @@ impl PartCatalogue for Windchill {
             "Components($expand=Part,PartUse,Occurrence)".to_owned(),
         )];
         let body = self.post_action(&url, &query, &json!({})).await?;
-        let components = body
+        Ok(body
             .pointer("/value/0/Components")
             .and_then(Value::as_array)
             .cloned()
-            .unwrap_or_default();
-        if components.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(bom(&f, &components)))
+            .unwrap_or_default())
+    }
+
+    fn bom(&self, part: &Fields, lines: &[Value]) -> Fetched {
+        bom(part, lines)
     }
 }

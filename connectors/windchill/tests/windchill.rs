@@ -20,7 +20,7 @@ fn part(id: &str, number: &str, version: &str, modified: &str) -> Value {
 }
 
 fn component(number: &str, quantity: f64) -> Value {
-    json!({"PartUse": {"Quantity": quantity, "Unit": {"Value": "ea", "Display": "each"}, "FindNumber": "10", "LineNumber": 10},
+    json!({"PartUse": {"Quantity": quantity, "Unit": {"Value": "kg", "Display": "kilogram"}, "FindNumber": "10", "LineNumber": 10},
            "Part": {"ID": format!("OR:wt.part.WTPart:{number}"), "Number": number, "Name": number, "Version": "A", "Iteration": "1"}})
 }
 
@@ -124,7 +124,11 @@ async fn part_versions_are_paged_by_next_link_and_their_structures_read_with_a_f
     let history: Vec<(String, String, usize)> = boms
         .iter()
         .map(|r| match r {
-            Ok(Record::Bom(b)) => (b.material.clone(), b.revision.clone(), b.lines.len()),
+            Ok(Record::Bom(b)) => {
+                // The line's unit is an enumerated property: its `Value` counts.
+                assert!(b.lines.iter().all(|l| l.unit == "kg"), "{b:?}");
+                (b.material.clone(), b.revision.clone(), b.lines.len())
+            }
             other => panic!("not a BOM: {other:?}"),
         })
         .collect();
