@@ -12,12 +12,12 @@ use tracery_runtime::{
     audit::DeferredAudit,
     auth::Principal,
     integrity::{Break, Integrity},
-    wire::{self, Page},
+    proto_fields::{self, Page},
 };
 
 use crate::{
+    batch_intake::{Intake, IntakePeers, violations_to_proto},
     domain::{CaptureError, Channel, ErrorBehaviour},
-    intake::{Intake, IntakePeers, violations_to_proto},
     store::{EventQuery, EventStore, StoredEvent},
     validation::Policy,
 };
@@ -337,7 +337,7 @@ impl CaptureService for CaptureApi {
                     id: e.id,
                     payload: e.rejected.payload.unwrap_or_default(),
                     violations: violations_to_proto(&e.rejected.violations),
-                    receive_time: Some(wire::timestamp(e.received_at)),
+                    receive_time: Some(proto_fields::timestamp(e.received_at)),
                     channel: e.rejected.channel.as_str().to_owned(),
                     payload_protobuf: e.rejected.payload_protobuf.unwrap_or_default(),
                 })

@@ -2,25 +2,27 @@
 //!
 //! - [`domain`]: the error type, outcomes and admission decisions; no I/O.
 //! - [`validation`]: GS1 identifier and CBV vocabulary rules for one event; no I/O.
-//! - [`pipeline`]: read → validate → accept or quarantine, the same for every channel.
+//! - [`event_admission`]: one event read → validated → accepted or quarantined, the same
+//!   for every channel.
 //! - [`state_rules`]: lifecycle rules (retired, duplicate, unknown identifiers), decided
 //!   where events are stored against capture's own lifecycle table.
 //! - [`bom_rule`]: the BOM-conformance rule against integration's orders and BOMs.
 //! - [`containment`]: the packing rule (a child inside one parent cannot go into another).
-//! - [`intake`]: one batch through pipeline, BOM rule and one durable store transaction.
+//! - [`batch_intake`]: one batch through event admission, the BOM rule and one durable
+//!   store transaction.
 //! - [`rest`]: the EPCIS 2.0 REST binding (capture jobs, events, queries) on the HTTP listener.
 //! - [`mqtt`] and [`scan`]: scanner messages from an MQTT broker, acknowledged once durable.
 //! - [`store`]: the append-only event store (sea-orm) with its monotonic sequence, and the
 //!   quarantine.
 //! - [`grpc`]: the `tracery.v1.CaptureService` adapter, including `Subscribe`.
 
+pub mod batch_intake;
 pub mod bom_rule;
 pub mod containment;
 pub mod domain;
+pub mod event_admission;
 pub mod grpc;
-pub mod intake;
 pub mod mqtt;
-pub mod pipeline;
 pub mod rest;
 pub mod roles;
 pub mod scan;
@@ -66,7 +68,7 @@ impl ServiceModule for CaptureModule {
             }
             Err(_) => None,
         };
-        let peers = intake::IntakePeers { integration };
+        let peers = batch_intake::IntakePeers { integration };
         store::integrity::relink_legacy(&ctx.db, ctx.integrity.keys()).await?;
         let api = grpc::CaptureApi::new(
             ctx.db.clone(),

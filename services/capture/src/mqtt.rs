@@ -27,9 +27,9 @@ use tracery_runtime::{
 };
 
 use crate::{
+    batch_intake::Intake,
     domain::{Admission, Channel, ErrorBehaviour, Rejected},
-    intake::Intake,
-    pipeline::{admit, admit_json},
+    event_admission::{admit, admit_json},
     scan,
 };
 

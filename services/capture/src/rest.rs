@@ -24,9 +24,9 @@ use tracery_proto::v1 as pb;
 use tracery_runtime::{audit::DeferredAudit, auth::Principal, error::ErrorKind};
 
 use crate::{
+    batch_intake::Intake,
     domain::{Admission, CaptureError, Channel, ErrorBehaviour},
-    intake::Intake,
-    pipeline::admit_json,
+    event_admission::admit_json,
     store::{EventQuery, EventStore, jobs},
 };
 

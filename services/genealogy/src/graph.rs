@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::{
-    domain::GenealogyError,
+    errors::GenealogyError,
     facts::{self, LinkKind},
     store::{HistoryRow, Link, LinkEnd, ProjectionStore},
 };

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 use tracery_proto::v1::{self as pb, genealogy_service_server::GenealogyService};
 use tracery_runtime::follow::FollowStats;
-use tracery_runtime::wire::{self, Page};
+use tracery_runtime::proto_fields::{self, Page};
 
 use crate::{
-    domain::GenealogyError,
+    errors::GenealogyError,
     export,
     facts::LinkKind,
     graph::{self, Direction, Limits, NodeKind, Trace},
@@ -98,12 +98,12 @@ fn trace_response(trace: Trace) -> pb::TraceResponse {
                 to: l.to_node,
                 kind: edge_kind(l.kind) as i32,
                 event_id: l.event_id,
-                event_time: Some(wire::timestamp(l.event_time)),
+                event_time: Some(proto_fields::timestamp(l.event_time)),
                 biz_step: l.biz_step.unwrap_or_default(),
                 read_point: l.read_point.unwrap_or_default(),
                 quantity: l.quantity,
                 uom: l.uom.unwrap_or_default(),
-                end_time: l.end_time.map(wire::timestamp),
+                end_time: l.end_time.map(proto_fields::timestamp),
             })
             .collect(),
         truncated: trace.truncated,
@@ -156,7 +156,7 @@ fn history_entry(row: HistoryRow) -> pb::HistoryEntry {
     pb::HistoryEntry {
         event_id: row.event_id,
         event_type: row.event_type,
-        event_time: Some(wire::timestamp(row.event_time)),
+        event_time: Some(proto_fields::timestamp(row.event_time)),
         action: action as i32,
         biz_step: row.biz_step.unwrap_or_default(),
         disposition: row.disposition.unwrap_or_default(),
@@ -284,7 +284,7 @@ impl GenealogyService for GenealogyApi {
         fn convert(node: graph::Contained) -> pb::ContainmentNode {
             pb::ContainmentNode {
                 id: node.id,
-                packed_time: node.packed_at.map(wire::timestamp),
+                packed_time: node.packed_at.map(proto_fields::timestamp),
                 children: node.children.into_iter().map(convert).collect(),
             }
         }
@@ -305,7 +305,7 @@ impl GenealogyService for GenealogyApi {
         let w = graph::where_is(&self.store, &request.id).await?;
         let (last_event_id, last_event_time) = w
             .last_event
-            .map(|(id, time)| (id, Some(wire::timestamp(time))))
+            .map(|(id, time)| (id, Some(proto_fields::timestamp(time))))
             .unwrap_or_default();
         Ok(Response::new(pb::WhereIsResponse {
             id: w.id,

@@ -1,6 +1,6 @@
 //! The genealogy service: trace queries over its own projection of the event stream.
 //!
-//! - [`domain`]: the error type; no I/O.
+//! - [`errors`]: the error type; no I/O.
 //! - [`facts`]: what one EPCIS event says about the graph (pure).
 //! - [`store`]: the projection tables (history, links) and the persisted capture cursor.
 //! - [`projection`]: the sink that applies followed capture events to the store.
@@ -15,7 +15,7 @@
 //! time travel (links carry their begin and end times) and error declarations (links
 //! carry the event that made or ended them).
 
-pub mod domain;
+pub mod errors;
 pub mod export;
 pub mod facts;
 pub mod graph;

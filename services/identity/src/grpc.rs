@@ -9,7 +9,7 @@ use tracery_gs1::{
     DigitalLink, KeyKind, Parsed, Syntax, digital_link::DEFAULT_RESOLVER, key::normalise_gtin,
 };
 use tracery_proto::v1::{self as pb, identity_service_server::IdentityService};
-use tracery_runtime::wire;
+use tracery_runtime::proto_fields;
 
 use crate::{
     domain::{IdentityError, Product},
@@ -120,7 +120,7 @@ impl IdentityApi {
                 Some(s) => pb::IdentifierStatus {
                     epc,
                     state: state_to_proto(s.state).into(),
-                    update_time: Some(wire::timestamp(s.updated_at)),
+                    update_time: Some(proto_fields::timestamp(s.updated_at)),
                     event_id: s.event_id.clone(),
                 },
                 None => {
@@ -149,8 +149,8 @@ fn product_to_proto(row: ProductRow) -> pb::Product {
         description: row.description,
         company_prefix_length: i32::from(row.company_prefix_length),
         unit_of_measure: row.unit_of_measure,
-        create_time: Some(wire::timestamp(row.created_at)),
-        update_time: Some(wire::timestamp(row.updated_at)),
+        create_time: Some(proto_fields::timestamp(row.created_at)),
+        update_time: Some(proto_fields::timestamp(row.updated_at)),
     }
 }
 
@@ -257,7 +257,7 @@ impl IdentityService for IdentityApi {
         &self,
         request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
-        let page = wire::Page::from_request(request.into_inner().page.as_ref());
+        let page = proto_fields::Page::from_request(request.into_inner().page.as_ref());
         let rows = self
             .products
             .list(page.after.as_deref(), page.fetch_limit())
@@ -502,7 +502,7 @@ impl IdentityService for IdentityApi {
                 .map(|t| pb::IdentifierStatus {
                     epc: t.epc,
                     state: state_to_proto(t.to).into(),
-                    update_time: Some(wire::timestamp(t.at)),
+                    update_time: Some(proto_fields::timestamp(t.at)),
                     event_id: t.event_id,
                 })
                 .collect(),

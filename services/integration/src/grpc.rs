@@ -7,7 +7,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracery_connector::{Bom, OrderStatus, ProductionOrder, RecordKind};
 use tracery_proto::v1::{self as pb, integration_service_server::IntegrationService};
-use tracery_runtime::wire::{self, Page};
+use tracery_runtime::proto_fields::{self, Page};
 
 use crate::{
     conformance,
@@ -58,8 +58,8 @@ fn run_to_proto(row: SyncRunRow) -> pb::SyncRun {
             unchanged: row.unchanged,
             failed: row.failed,
         }),
-        start_time: Some(wire::timestamp(row.started_at)),
-        end_time: row.ended_at.map(wire::timestamp),
+        start_time: Some(proto_fields::timestamp(row.started_at)),
+        end_time: row.ended_at.map(proto_fields::timestamp),
         errors: serde_json::from_str(&row.errors).unwrap_or_default(),
     }
 }
@@ -80,7 +80,7 @@ fn posting_to_proto(row: postings::posting::Model) -> pb::Posting {
         attempts: row.attempts,
         last_error: row.last_error.unwrap_or_default(),
         erp_document: row.erp_document.unwrap_or_default(),
-        create_time: Some(wire::timestamp(row.created_at)),
+        create_time: Some(proto_fields::timestamp(row.created_at)),
     }
 }
 
@@ -123,10 +123,10 @@ fn order_to_proto(order: ProductionOrder, source: String) -> pb::ProductionOrder
         quantity: quantity(order.quantity),
         unit_of_measure: order.unit,
         status: status_to_proto(order.status) as i32,
-        planned_start: order.planned_start.map(wire::timestamp),
-        planned_end: order.planned_end.map(wire::timestamp),
-        actual_start: order.actual_start.map(wire::timestamp),
-        actual_end: order.actual_end.map(wire::timestamp),
+        planned_start: order.planned_start.map(proto_fields::timestamp),
+        planned_end: order.planned_end.map(proto_fields::timestamp),
+        actual_start: order.actual_start.map(proto_fields::timestamp),
+        actual_end: order.actual_end.map(proto_fields::timestamp),
         plant: order.plant.unwrap_or_default(),
         work_centre: order.work_centre.unwrap_or_default(),
         bom_revision: order.bom_revision.unwrap_or_default(),
@@ -138,8 +138,8 @@ fn bom_to_proto(bom: Bom, source: String) -> pb::Bom {
     pb::Bom {
         material: bom.material,
         revision: bom.revision,
-        valid_from: bom.valid_from.map(wire::timestamp),
-        valid_to: bom.valid_to.map(wire::timestamp),
+        valid_from: bom.valid_from.map(proto_fields::timestamp),
+        valid_to: bom.valid_to.map(proto_fields::timestamp),
         lines: bom
             .lines
             .into_iter()

@@ -2,16 +2,16 @@
 //! (and later PLM) connectors into its store, answers order/BOM/item lookups, and checks
 //! consumed components against BOMs for capture.
 //!
-//! - [`plant`]: the connectors named in the configuration file.
+//! - [`connector_config`]: the connectors named in the configuration file.
 //! - [`sync`]: sync runs, page by page from persisted cursors; schedules.
 //! - [`conformance`]: the BOM-conformance rule and BOM comparison.
 //! - [`store`]: runs, synced records, cursors (sea-orm).
 //! - [`grpc`]: the `tracery.v1.IntegrationService` adapter.
 
 pub mod conformance;
+pub mod connector_config;
 pub mod domain;
 pub mod grpc;
-pub mod plant;
 pub mod postback;
 pub mod store;
 pub mod sync;
@@ -41,7 +41,7 @@ impl ServiceModule for IntegrationModule {
         ctx: &ServiceContext,
         routes: &mut Routes,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-        let connectors = plant::connectors(&ctx.config.connectors)?;
+        let connectors = connector_config::connectors(&ctx.config.connectors)?;
         let syncer = sync::Syncer::new(
             ctx.db.clone(),
             ctx.integrity.keys().clone(),

@@ -14,8 +14,8 @@ use tracery_connector::{Cursor, Page, Position, Record, RecordKind};
 use tracery_runtime::integrity::ChainKeys;
 
 use crate::{
+    connector_config::PlantConnector,
     domain::{IntegrationError, RunState},
-    plant::PlantConnector,
     store::{
         SyncRunRow, SyncRunStore,
         cursors::{self, Stored},

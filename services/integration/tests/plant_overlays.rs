@@ -35,7 +35,7 @@ fn every_plant_configuration_loads_and_builds_its_connectors() {
         };
         let config =
             Config::load(&args).unwrap_or_else(|err| panic!("{}: {err:?}", file.display()));
-        tracery_integration::plant::connectors(&config.connectors)
+        tracery_integration::connector_config::connectors(&config.connectors)
             .unwrap_or_else(|err| panic!("{}: {err}", file.display()));
     }
 }

@@ -7,14 +7,17 @@
 //! - [`config`]: the one configuration loader (defaults → file → `TRACERY_*` env → flags).
 //! - [`telemetry`]: the one tracing/OpenTelemetry init, and W3C trace-context propagation
 //!   across gRPC calls.
-//! - [`db`]: the one database pool helper (SQLite or PostgreSQL) and migration runner.
-//! - [`error`]: the one mapping from domain error kinds to `tonic::Status` and HTTP codes.
+//! - [`db`]: the one database pool helper (SQLite or PostgreSQL).
+//! - [`migrations`]: the one migration runner, and the [`migrator!`] every service uses.
+//! - [`error`]: the one error-code table: each kind's gRPC code, HTTP status, EPCIS
+//!   exception and CLI exit code.
+//! - [`proto_fields`]: protobuf field conventions (keyset paging, timestamps).
 //! - [`follow`]: the one loop that follows capture's `Subscribe` from a persisted cursor.
 //! - [`server`]: assembles services into one gRPC server (with health and reflection) plus
 //!   the HTTP listener, and shuts them down gracefully.
 //!
 //! Service crates implement [`server::ServiceModule`]; the `tracery` binary and the
-//! per-service binaries choose which modules to run.
+//! per-service binaries ([`server::serve_single`]) choose which modules to run.
 
 pub mod audit;
 pub mod auth;
@@ -27,11 +30,11 @@ pub mod integrity;
 pub mod metrics;
 pub mod migrations;
 pub mod peers;
+pub mod proto_fields;
 pub mod readiness;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
-pub mod wire;
 
 pub use config::{Config, ServiceKey};
 pub use migrations::Migrations;

@@ -1,4 +1,4 @@
-//! The one migration runner: every service declares its migrations with [`migrator!`]
+//! The one migration runner: every service declares its migrations with [`crate::migrator!`]
 //! and hands them to the server as [`Migrations`]; the server applies them (or waits for
 //! `tracery migrate` to) the same way for all.
 

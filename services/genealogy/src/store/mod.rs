@@ -24,7 +24,7 @@ pub use read::{HistoryRow, Link};
 use tables::{cursor, event, history, link};
 
 use crate::{
-    domain::GenealogyError,
+    errors::GenealogyError,
     facts::{self, LinkKind},
 };
 

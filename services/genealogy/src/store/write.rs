@@ -11,7 +11,7 @@ use tracery_epcis::Event;
 
 use super::tables::{PACKED, UNPACKED, event, history, link, node, packing};
 use crate::{
-    domain::GenealogyError,
+    errors::GenealogyError,
     facts::{Facts, LinkKind, NewLink, Unpack},
 };
 

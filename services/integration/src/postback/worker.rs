@@ -10,8 +10,8 @@ use tracery_connector::ProductionReport;
 use tracery_runtime::integrity::ChainKeys;
 
 use crate::{
+    connector_config::PlantConnector,
     domain::IntegrationError,
-    plant::PlantConnector,
     store::postings::{self, Outcome, posting},
 };
 

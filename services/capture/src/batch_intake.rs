@@ -12,7 +12,7 @@ use tracery_runtime::{audit::DeferredAudit, error::Violation, peers::PeerChannel
 use crate::{
     bom_rule::BomVerdicts,
     domain::{Admission, CaptureError, Channel, ErrorBehaviour, Outcome, Rejected},
-    pipeline::{admit_proto, readmit},
+    event_admission::{admit_proto, readmit},
     store::{EventStore, IntakeResult, quarantine::Entry},
     validation::{Finding, Policy, Severity},
 };
