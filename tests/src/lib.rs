@@ -6,6 +6,7 @@
 
 pub mod erp_postings;
 pub mod erp_sites;
+pub mod process;
 pub mod tcp_switch;
 
 use std::{net::SocketAddr, path::PathBuf};
@@ -365,30 +366,18 @@ pub async fn assert_serves_alone(binary: &str, service: &str) {
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
 
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port")
-    };
     let dir = tempfile::tempdir().expect("working directory");
-    let port = free_port();
-    let mut child = std::process::Command::new(binary)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("the binary starts");
+    let mut command = std::process::Command::new(binary);
+    command.current_dir(dir.path()).env("RUST_LOG", "error");
+    let mut server = process::ServerProcess::start(command);
     let mut status = None;
     for _ in 0..200 {
-        let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("valid URI");
+        let endpoint = Channel::from_shared(server.grpc_url()).expect("valid URI");
         if let Ok(channel) = endpoint.connect().await {
             let request = HealthCheckRequest {
                 service: service.to_owned(),
             };
-            // NOT_SERVING while it migrates and starts; wait for SERVING.
+            // NOT_SERVING while it starts; wait for SERVING.
             if let Ok(response) = HealthClient::new(channel).check(request).await {
                 status = Some(response.into_inner().status);
                 if status == Some(ServingStatus::Serving as i32) {
@@ -396,13 +385,12 @@ pub async fn assert_serves_alone(binary: &str, service: &str) {
                 }
             }
         }
-        if let Ok(Some(exit)) = child.try_wait() {
+        if let Ok(Some(exit)) = server.child.try_wait() {
             panic!("{binary} exited: {exit}");
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    child.kill().expect("stop");
-    child.wait().expect("reaped");
+    drop(server);
     assert_eq!(status, Some(ServingStatus::Serving as i32), "{binary}");
 }
 

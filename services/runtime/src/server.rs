@@ -420,6 +420,18 @@ pub async fn apply_migrations(
     Ok(())
 }
 
+/// `tracery_migrations_pending`: what a replica started with `migrate_on_start = false` is
+/// waiting for.
+fn pending_migrations_gauge() -> &'static prometheus::IntGauge {
+    static GAUGE: std::sync::OnceLock<prometheus::IntGauge> = std::sync::OnceLock::new();
+    GAUGE.get_or_init(|| {
+        crate::metrics::gauge(
+            "tracery_migrations_pending",
+            "Migrations this process waits for `tracery migrate` to apply",
+        )
+    })
+}
+
 /// Waits until someone else (`tracery migrate`, a Kubernetes Job) has applied every
 /// migration, so replicas never race each other to change the schema.
 async fn await_migrations(
@@ -438,6 +450,7 @@ async fn await_migrations(
                 .await
                 .with_context(|| format!("reading the {} migrations", module.key()))?;
         }
+        pending_migrations_gauge().set(i64::try_from(pending).unwrap_or(i64::MAX));
         if pending == 0 {
             return Ok(());
         }

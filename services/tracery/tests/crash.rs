@@ -6,12 +6,7 @@
 //!   fetching an applied page again or storing a record twice; a posting killed after the
 //!   ERP stored it but before its answer was recorded is not sent again.
 
-use std::{
-    collections::HashSet,
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::HashSet, process::Command, time::Duration};
 
 use sea_orm::ConnectionTrait as _;
 use tokio_stream::StreamExt as _;
@@ -20,6 +15,7 @@ use tracery_e2e::{
     TestDatabase,
     erp_postings::Answer,
     erp_sites::{ERPNEXT_ITEMS, ErpSites},
+    process::ServerProcess,
 };
 use tracery_proto::v1::{
     self as pb, capture_service_client::CaptureServiceClient,
@@ -27,58 +23,30 @@ use tracery_proto::v1::{
     integration_service_client::IntegrationServiceClient,
 };
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-struct Server {
-    child: Child,
-    grpc: String,
-}
-
-/// A failing test must not leave its server running (it would hold the test's output
-/// pipes open and hang the runner).
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(database_url: &str, grpc_port: u16, http_port: u16, dir: &std::path::Path) -> Server {
+/// `tracery serve` on `database_url`, in `dir` (with its `tracery.toml`, if the test wrote
+/// one).
+fn start(database_url: &str, dir: &std::path::Path) -> ServerProcess {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tracery"));
-    command.args(["serve", "--listen", &format!("127.0.0.1:{grpc_port}")]);
-    // A configuration file in the working directory is used (the sync test writes one).
+    command.arg("serve");
     let config = dir.join("tracery.toml");
     if config.exists() {
         command.arg("--config").arg(&config);
     }
-    let child = command
-        .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
+    command
         .args(["--database-url", database_url])
         .current_dir(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("tracery starts");
-    Server {
-        child,
-        grpc: format!("http://127.0.0.1:{grpc_port}"),
-    }
+        .env("RUST_LOG", "warn");
+    ServerProcess::start(command)
 }
 
-async fn connect(server: &Server) -> CaptureServiceClient<Channel> {
+async fn connect(server: &ServerProcess) -> CaptureServiceClient<Channel> {
     for _ in 0..200 {
-        if let Ok(client) = CaptureServiceClient::connect(server.grpc.clone()).await {
+        if let Ok(client) = CaptureServiceClient::connect(server.grpc_url()).await {
             return client;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the server never listened on {}", server.grpc);
+    panic!("the server never listened on {}", server.grpc_url());
 }
 
 fn event(n: usize) -> pb::EpcisEvent {
@@ -105,8 +73,7 @@ const PER_BATCH: usize = 50;
 async fn acknowledged_events_survive_sigkill() {
     let database = TestDatabase::create().await.expect("database");
     let dir = tempfile::tempdir().expect("working directory");
-    let (grpc_port, http_port) = (free_port(), free_port());
-    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut server = start(database.url(), dir.path());
     let mut client = connect(&server).await;
 
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
@@ -141,7 +108,7 @@ async fn acknowledged_events_survive_sigkill() {
     }
     drop(sender);
 
-    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut server = start(database.url(), dir.path());
     let mut client = connect(&server).await;
     let mut stored = Vec::new();
     let mut token = String::new();
@@ -207,7 +174,7 @@ async fn acknowledged_events_survive_sigkill() {
     );
 
     let last = results.iter().map(|r| r.sequence).max().unwrap_or_default();
-    let mut genealogy = GenealogyServiceClient::connect(server.grpc.clone())
+    let mut genealogy = GenealogyServiceClient::connect(server.grpc_url())
         .await
         .expect("genealogy");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -265,9 +232,9 @@ async fn newest_finished_run(client: &mut IntegrationServiceClient<Channel>) -> 
     }
 }
 
-async fn connect_integration(server: &Server) -> IntegrationServiceClient<Channel> {
+async fn connect_integration(server: &ServerProcess) -> IntegrationServiceClient<Channel> {
     connect(server).await;
-    IntegrationServiceClient::connect(server.grpc.clone())
+    IntegrationServiceClient::connect(server.grpc_url())
         .await
         .expect("integration")
 }
@@ -279,8 +246,7 @@ async fn a_sync_killed_mid_page_resumes_there_after_a_restart() {
     // The ERPNext item page at offset 2 hangs the first time: the kill lands during it.
     let sites = ErpSites::start(true).await;
     std::fs::write(dir.path().join("tracery.toml"), sites.connectors_toml()).expect("config");
-    let (grpc_port, http_port) = (free_port(), free_port());
-    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut server = start(database.url(), dir.path());
     let mut client = connect_integration(&server).await;
     client
         .trigger_sync(pb::TriggerSyncRequest {
@@ -299,7 +265,7 @@ async fn a_sync_killed_mid_page_resumes_there_after_a_restart() {
     server.child.kill().expect("SIGKILL");
     server.child.wait().expect("reaped");
 
-    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut server = start(database.url(), dir.path());
     let mut client = connect_integration(&server).await;
     let resumed = newest_finished_run(&mut client).await;
     assert_eq!(
@@ -433,8 +399,7 @@ async fn postings_killed_between_sending_and_recording_are_not_sent_again() {
         sites.connectors_toml_posting_back(2),
     )
     .expect("config");
-    let (grpc_port, http_port) = (free_port(), free_port());
-    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut server = start(database.url(), dir.path());
     let mut client = connect_integration(&server).await;
     client
         .trigger_sync(pb::TriggerSyncRequest {
@@ -470,7 +435,7 @@ async fn postings_killed_between_sending_and_recording_are_not_sent_again() {
     server.child.kill().expect("SIGKILL");
     server.child.wait().expect("reaped");
 
-    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut server = start(database.url(), dir.path());
     let mut client = connect_integration(&server).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let sent = loop {
@@ -520,35 +485,88 @@ async fn postings_killed_between_sending_and_recording_are_not_sent_again() {
     database.drop_database().await.expect("database dropped");
 }
 
+/// The highest sequence the server has stored, from its `/metrics`.
+async fn last_sequence(http: &reqwest::Client, server: &ServerProcess) -> u64 {
+    let Ok(response) = http
+        .get(format!("{}/metrics", server.http_url()))
+        .send()
+        .await
+    else {
+        return 0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|line| line.strip_prefix("tracery_capture_last_sequence "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A client sends batch after batch; SIGTERM arrives once part of them is stored (seen in
+/// the store count, so the signal surely lands mid-work). The batch in flight is answered,
+/// the process exits cleanly, and the store holds exactly the batches answered as stored.
 #[tokio::test]
 async fn sigterm_answers_the_request_in_flight_then_exits() {
+    const BATCHES: usize = 40;
+    const PER_SENT_BATCH: usize = 1_000;
     let database = TestDatabase::create().await.expect("database");
     let dir = tempfile::tempdir().expect("working directory");
-    let (grpc_port, http_port) = (free_port(), free_port());
-    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut server = start(database.url(), dir.path());
     let mut client = connect(&server).await;
-    let batch: Vec<pb::EpcisEvent> = (0..10_000).map(|n| event(500_000 + n)).collect();
-    let call =
-        tokio::spawn(async move { client.capture(pb::CaptureRequest { events: batch }).await });
-    // The batch takes a while to validate and store; stop the server meanwhile, as
-    // Kubernetes does when it moves a pod.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = std::sync::Arc::new(tokio::sync::OnceCell::<std::time::Instant>::new());
+    let sender = {
+        let signalled = std::sync::Arc::clone(&signalled);
+        tokio::spawn(async move {
+            // (events acknowledged, batches answered after the signal)
+            let (mut acknowledged, mut after_signal) = (0, 0);
+            for batch in 0..BATCHES {
+                let events = (0..PER_SENT_BATCH)
+                    .map(|n| event(500_000 + batch * PER_SENT_BATCH + n))
+                    .collect();
+                let Ok(response) = client.capture(pb::CaptureRequest { events }).await else {
+                    break;
+                };
+                let results = response.into_inner().results;
+                assert!(
+                    results
+                        .iter()
+                        .all(|r| r.outcome == pb::CaptureOutcome::Accepted as i32),
+                    "an answered batch is stored whole"
+                );
+                acknowledged += results.len();
+                after_signal += usize::from(signalled.initialized());
+            }
+            (acknowledged, after_signal)
+        })
+    };
+    let http = reqwest::Client::new();
+    let total = (BATCHES * PER_SENT_BATCH) as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let stored = last_sequence(&http, &server).await;
+        assert!(stored < total, "every batch was stored before the signal");
+        if stored >= PER_SENT_BATCH as u64 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing stored");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let sent = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(sent.success());
-    let response = call
-        .await
-        .expect("joined")
-        .expect("the request in flight is answered")
-        .into_inner();
-    let accepted = response
-        .results
-        .iter()
-        .filter(|r| r.outcome == pb::CaptureOutcome::Accepted as i32)
-        .count();
-    assert_eq!(accepted, 10_000);
+    signalled
+        .set(std::time::Instant::now())
+        .expect("signalled once");
+    let (acknowledged, after_signal) = sender.await.expect("the sender ends");
+    assert!(
+        after_signal >= 1,
+        "the batch in flight at SIGTERM is answered"
+    );
+    assert!(
+        acknowledged < BATCHES * PER_SENT_BATCH,
+        "the signal landed mid-run"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(35);
     let status = loop {
         if let Some(status) = server.child.try_wait().expect("wait") {
@@ -561,6 +579,23 @@ async fn sigterm_answers_the_request_in_flight_then_exits() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "exits cleanly after draining: {status:?}");
+    let db = sea_orm::Database::connect(database.url())
+        .await
+        .expect("database");
+    let stored = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM capture_events",
+        ))
+        .await
+        .expect("count")
+        .and_then(|row| row.try_get::<i64>("", "n").ok());
+    assert_eq!(
+        stored,
+        Some(acknowledged as i64),
+        "the store holds exactly the acknowledged batches"
+    );
+    drop(db);
     database.drop_database().await.expect("dropped");
 }
 
@@ -608,8 +643,7 @@ async fn sigterm_with_postings_due_exits_promptly_and_keeps_them() {
         sites.connectors_toml_posting_back(2),
     )
     .expect("config");
-    let (grpc_port, http_port) = (free_port(), free_port());
-    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut server = start(database.url(), dir.path());
     let mut client = connect_integration(&server).await;
     client
         .trigger_sync(pb::TriggerSyncRequest {
@@ -676,7 +710,7 @@ async fn sigterm_with_postings_due_exits_promptly_and_keeps_them() {
 
     // Back in service: each posting goes out once.
     postings.answer(Answer::Normally);
-    let mut server = start(database.url(), grpc_port, http_port, dir.path());
+    let mut server = start(database.url(), dir.path());
     let mut client = connect_integration(&server).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {

@@ -5,8 +5,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::TcpListener,
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -19,7 +18,7 @@ use opentelemetry_proto::tonic::{
     common::v1::any_value::Value,
 };
 use tonic::transport::Channel;
-use tracery_e2e::TestDatabase;
+use tracery_e2e::{TestDatabase, process::ServerProcess};
 use tracery_proto::v1::{self as pb, capture_service_client::CaptureServiceClient};
 
 /// The trace the test's capture call starts.
@@ -60,41 +59,23 @@ impl TraceService for Receiver {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// `tracery serve` with `args`, exporting its spans to `otlp`.
+fn start(args: &[&str], database_url: &str, otlp: &str, dir: &std::path::Path) -> ServerProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tracery"));
+    command
+        .arg("serve")
+        .args(args)
+        .args(["--database-url", database_url])
+        .current_dir(dir)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("RUST_LOG", "warn");
+    ServerProcess::start(command)
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(args: &[&str], database_url: &str, otlp: &str, dir: &std::path::Path) -> Process {
-    Process(
-        Command::new(env!("CARGO_BIN_EXE_tracery"))
-            .arg("serve")
-            .args(args)
-            .args(["--database-url", database_url])
-            .current_dir(dir)
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("tracery starts"),
-    )
-}
-
-async fn connect(port: u16) -> Channel {
+async fn connect(server: &ServerProcess) -> Channel {
     for _ in 0..300 {
-        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        if let Ok(channel) = Channel::from_shared(server.grpc_url())
             .expect("endpoint")
             .connect()
             .await
@@ -103,7 +84,7 @@ async fn connect(port: u16) -> Channel {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("nothing listens on {port}");
+    panic!("nothing listens on {}", server.grpc);
 }
 
 #[tokio::test]
@@ -124,42 +105,25 @@ async fn one_capture_call_is_one_trace_across_capture_and_genealogy() {
         TestDatabase::create().await.expect("database"),
         TestDatabase::create().await.expect("database"),
     );
-    let (capture_port, genealogy_port) = (free_port(), free_port());
-    let capture_listen = format!("127.0.0.1:{capture_port}");
-    let capture_http = format!("127.0.0.1:{}", free_port());
     let capture = start(
-        &[
-            "--service",
-            "capture",
-            "--listen",
-            &capture_listen,
-            "--http-listen",
-            &capture_http,
-        ],
+        &["--service", "capture"],
         capture_db.url(),
         &otlp,
         dir.path(),
     );
-    let genealogy_listen = format!("127.0.0.1:{genealogy_port}");
-    let genealogy_http = format!("127.0.0.1:{}", free_port());
-    let capture_endpoint = format!("http://{capture_listen}");
     let genealogy = start(
         &[
             "--service",
             "genealogy",
-            "--listen",
-            &genealogy_listen,
-            "--http-listen",
-            &genealogy_http,
             "--capture-endpoint",
-            &capture_endpoint,
+            &capture.grpc_url(),
         ],
         genealogy_db.url(),
         &otlp,
         dir.path(),
     );
 
-    let mut client = CaptureServiceClient::new(connect(capture_port).await);
+    let mut client = CaptureServiceClient::new(connect(&capture).await);
     let mut event = pb::EpcisEvent {
         event_id: "urn:uuid:0e1f0000-0000-4000-8000-000000000001".to_owned(),
         event_time: Some(prost_types::Timestamp {

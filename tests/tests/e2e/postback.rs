@@ -181,8 +181,28 @@ async fn production_is_posted_once_even_when_the_erp_answers_too_late() {
         pb::CaptureOutcome::Duplicate,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(postings.confirmations().len(), 1);
+    // A later production event is posted after it; once its confirmation is in, the
+    // duplicate has had its chance to post.
+    let mut later = valves_made("urn:uuid:00000000-0000-4000-8000-c00000000009", 3);
+    if let Some(pb::epcis_event::Body::ObjectEvent(object)) = &mut later.body {
+        for epc in &mut object.epcs {
+            epc.push_str("-B");
+        }
+    }
+    capture(&app, later).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while postings.confirmations().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the later event posted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        postings.confirmations().len(),
+        2,
+        "the duplicate posted nothing"
+    );
     app.stop().await.expect("clean stop");
 }
 

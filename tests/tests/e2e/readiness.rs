@@ -105,6 +105,21 @@ fn host_port(url: &str) -> Option<std::net::SocketAddr> {
     with_port.to_socket_addrs().ok()?.next()
 }
 
+/// `tracery_migrations_pending`, as this process's `/metrics` reports it.
+fn pending_migrations() -> f64 {
+    tracery_runtime::metrics::registry()
+        .gather()
+        .iter()
+        .find(|family| family.name() == "tracery_migrations_pending")
+        .and_then(|family| {
+            family
+                .get_metric()
+                .first()
+                .map(|m| m.get_gauge().get_value())
+        })
+        .unwrap_or(0.0)
+}
+
 #[tokio::test]
 async fn replicas_wait_for_the_migration_job_instead_of_racing_it() {
     let database = tracery_e2e::TestDatabase::create().await.expect("database");
@@ -117,11 +132,20 @@ async fn replicas_wait_for_the_migration_job_instead_of_racing_it() {
             tracery_runtime::Application::build(config, tracery::all_modules()).await
         })
     };
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        !replica.is_finished(),
-        "a replica must not start on an unmigrated database"
-    );
+    // The replica says in its metrics that it waits; until then it must not have started.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while pending_migrations() < 1.0 {
+        assert!(
+            !replica.is_finished(),
+            "a replica must not start on an unmigrated database"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replica never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!replica.is_finished(), "it waits rather than starts");
     // What `tracery migrate` (the Job) does.
     let db = sea_orm::Database::connect(&url).await.expect("connect");
     tracery_runtime::server::apply_migrations(&db, &tracery::all_modules())
