@@ -92,17 +92,33 @@ impl Routes {
 
 /// A process with its listeners bound and its database migrated, ready to [`run`](Self::run).
 pub struct Application {
+    serving: Serving,
+    listeners: Listeners,
+}
+
+/// What the process serves, and with what.
+struct Serving {
     config: Arc<Config>,
     auth: Arc<Authenticator>,
     modules: Vec<Arc<dyn ServiceModule>>,
     pages: Vec<Arc<dyn Pages>>,
     db: DatabaseConnection,
-    grpc_listener: TcpListener,
-    http_listener: TcpListener,
-    health_listener: Option<TcpListener>,
     tls: Option<Arc<TlsSource>>,
     integrity: Arc<Integrity>,
     shutdown: CancellationToken,
+}
+
+/// The bound sockets: gRPC, HTTP, and the optional plain-text health port.
+struct Listeners {
+    grpc: TcpListener,
+    http: TcpListener,
+    health: Option<TcpListener>,
+}
+
+/// The two servers of a running process.
+struct Servers {
+    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    http: JoinHandle<std::io::Result<()>>,
 }
 
 impl Application {
@@ -112,14 +128,7 @@ impl Application {
         config: Config,
         available: Vec<Arc<dyn ServiceModule>>,
     ) -> anyhow::Result<Self> {
-        let mut modules = Vec::new();
-        for key in &config.services {
-            let module = available
-                .iter()
-                .find(|m| m.key() == *key)
-                .with_context(|| format!("services: `{key}` is not built into this binary"))?;
-            modules.push(Arc::clone(module));
-        }
+        let modules = chosen_modules(&config, &available)?;
         let auth = Authenticator::new(config.auth.clone()).map_err(anyhow::Error::msg)?;
         let tls = config.tls.clone().map(TlsSource::load).transpose()?;
         let db = db::connect(&config)
@@ -130,24 +139,131 @@ impl Application {
         } else {
             await_migrations(&db, &modules).await?;
         }
-        if matches!(
-            config.integrity.key,
-            crate::config::ChainKeySource::Generated(_)
-        ) && !config.database_url.expose().starts_with("sqlite:")
-        {
-            tracing::warn!(
-                "no [integrity] key is configured: this process uses a key of its own; replicas sharing this database need one key ([integrity] key)"
-            );
-        }
+        warn_of_a_generated_key(&config);
         let integrity = Arc::new(Integrity::load(&config.integrity)?);
         audit::relink_legacy(&db, integrity.keys()).await?;
-        let grpc_listener = TcpListener::bind(config.listen)
+        let listeners = Listeners::bind(&config).await?;
+        Ok(Self {
+            serving: Serving {
+                config: Arc::new(config),
+                auth,
+                modules,
+                pages: Vec::new(),
+                db,
+                tls,
+                integrity,
+                shutdown: CancellationToken::new(),
+            },
+            listeners,
+        })
+    }
+
+    /// Also serves `pages` (the dashboard), once [`run`](Self::run) starts the services.
+    pub fn with_pages(mut self, pages: Arc<dyn Pages>) -> Self {
+        self.serving.pages.push(pages);
+        self
+    }
+
+    /// The bound gRPC address (useful with port 0).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.listeners
+            .grpc
+            .local_addr()
+            .unwrap_or(self.serving.config.listen)
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listeners
+            .http
+            .local_addr()
+            .unwrap_or(self.serving.config.http_listen)
+    }
+
+    /// Cancel this token to stop the process gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.serving.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains in-flight requests for up
+    /// to the configured grace period and closes the database.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let (grpc_addr, http_addr) = (self.grpc_addr(), self.http_addr());
+        let Application { serving, listeners } = self;
+        let mut tasks = Vec::new();
+        if let Some(tls) = &serving.tls {
+            tasks.push(Arc::clone(tls).watch(serving.shutdown.clone()));
+        }
+        let grpc_listener = SecureListener::bind(listeners.grpc, serving.tls.clone()).await?;
+        let http_listener = SecureListener::bind(listeners.http, serving.tls.clone()).await?;
+        let running: Vec<ServiceKey> = serving.modules.iter().map(|m| m.key()).collect();
+        let ctx = serving.context(reachable(grpc_listener.internal_addr()), &running)?;
+        tasks.push(serving.audit_checkpoints());
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = http_api::Health::new(reporter, &running).await;
+        if let Some(listener) = listeners.health {
+            let probes = health_service.clone();
+            tasks.push(serve_health(listener, probes, &serving.shutdown));
+        }
+        let mut routes = base_routes(health_service)?;
+        tasks.extend(serving.start_services(&ctx, &mut routes).await?);
+        // Checked once before anything is served, so the first probe sees the truth.
+        let needs = serving.readiness_needs(&ctx);
+        let db = serving.db.clone();
+        tasks.push(readiness::start(health.clone(), db, needs, serving.shutdown.clone()).await);
+        let servers = serving.serve(grpc_listener, http_listener, routes, &health);
+        tracing::info!(
+            grpc = %grpc_addr,
+            http = %http_addr,
+            services = ?running,
+            "tracery serving"
+        );
+        serving
+            .until_stopped(servers, tasks, &health, &running)
+            .await
+    }
+}
+
+/// The modules of `available` that `config.services` names, in that order.
+fn chosen_modules(
+    config: &Config,
+    available: &[Arc<dyn ServiceModule>],
+) -> anyhow::Result<Vec<Arc<dyn ServiceModule>>> {
+    config
+        .services
+        .iter()
+        .map(|key| {
+            available
+                .iter()
+                .find(|m| m.key() == *key)
+                .map(Arc::clone)
+                .with_context(|| format!("services: `{key}` is not built into this binary"))
+        })
+        .collect()
+}
+
+fn warn_of_a_generated_key(config: &Config) {
+    if matches!(
+        config.integrity.key,
+        crate::config::ChainKeySource::Generated(_)
+    ) && !config.database_url.expose().starts_with("sqlite:")
+    {
+        tracing::warn!(
+            "no [integrity] key is configured: this process uses a key of its own; replicas sharing this database need one key ([integrity] key)"
+        );
+    }
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let grpc = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listen: cannot bind {}", config.listen))?;
-        let http_listener = TcpListener::bind(config.http_listen)
+        let http = TcpListener::bind(config.http_listen)
             .await
             .with_context(|| format!("http_listen: cannot bind {}", config.http_listen))?;
-        let health_listener = match config.health_listen {
+        let health = match config.health_listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
@@ -155,130 +271,106 @@ impl Application {
             ),
             None => None,
         };
-        Ok(Self {
-            health_listener,
-            config: Arc::new(config),
-            auth,
-            modules,
-            pages: Vec::new(),
-            db,
-            grpc_listener,
-            http_listener,
-            tls,
-            integrity,
-            shutdown: CancellationToken::new(),
-        })
+        Ok(Self { grpc, http, health })
     }
+}
 
-    /// Also serves `pages` (the dashboard), once [`run`](Self::run) starts the services.
-    pub fn with_pages(mut self, pages: Arc<dyn Pages>) -> Self {
-        self.pages.push(pages);
-        self
-    }
+/// The health service and gRPC reflection (both versions), which every process serves.
+fn base_routes<S>(health_service: S) -> anyhow::Result<Routes>
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tracery_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let mut routes = Routes::default();
+    routes.grpc.add_service(health_service);
+    routes.grpc.add_service(reflection().build_v1()?);
+    routes.grpc.add_service(reflection().build_v1alpha()?);
+    Ok(routes)
+}
 
-    /// The bound gRPC address (useful with port 0).
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener
-            .local_addr()
-            .unwrap_or(self.config.listen)
-    }
-
-    /// The bound HTTP address.
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http_listener
-            .local_addr()
-            .unwrap_or(self.config.http_listen)
-    }
-
-    /// Cancel this token to stop the process gracefully.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
-    /// Serves until the shutdown token is cancelled, then drains in-flight requests for up
-    /// to the configured grace period and closes the database.
-    pub async fn run(self) -> anyhow::Result<()> {
-        let grpc_addr = self.grpc_addr();
-        let http_addr = self.http_addr();
-        let mut tasks = Vec::new();
-        if let Some(tls) = &self.tls {
-            tasks.push(Arc::clone(tls).watch(self.shutdown.clone()));
-        }
-        let grpc_listener = SecureListener::bind(self.grpc_listener, self.tls.clone()).await?;
-        let http_listener = SecureListener::bind(self.http_listener, self.tls.clone()).await?;
-        let self_endpoint = format!("http://{}", reachable(grpc_listener.internal_addr()));
-        let running: Vec<ServiceKey> = self.modules.iter().map(|m| m.key()).collect();
+impl Serving {
+    /// What each module starts with: the database, its peers (this process for the
+    /// services it runs, `self_endpoint` being its own gRPC address), the configuration.
+    fn context(
+        &self,
+        self_endpoint: SocketAddr,
+        running: &[ServiceKey],
+    ) -> anyhow::Result<ServiceContext> {
+        let self_endpoint = format!("http://{self_endpoint}");
         let internal: Arc<str> = Arc::from(self.auth.internal_token());
         let peer_tls = match &self.tls {
             Some(tls) => tls.client_config()?,
             None => None,
         };
+        let remote_credentials = || {
+            self.auth
+                .peer_token()
+                .cloned()
+                .map_or(PeerCredentials::None, PeerCredentials::Token)
+        };
         let peers = Peers::new(
             |key| match self.config.peers.get(key) {
-                Some(remote) => Some((
-                    remote.to_owned(),
-                    self.auth
-                        .peer_token()
-                        .cloned()
-                        .map_or(PeerCredentials::None, PeerCredentials::Token),
-                )),
+                Some(remote) => Some((remote.to_owned(), remote_credentials())),
                 None => running.contains(&key).then(|| {
-                    (
-                        self_endpoint.clone(),
-                        PeerCredentials::Internal(internal.clone()),
-                    )
+                    let credentials = PeerCredentials::Internal(internal.clone());
+                    (self_endpoint.clone(), credentials)
                 }),
             },
             peer_tls.as_ref(),
         )?;
-        let ctx = ServiceContext {
+        Ok(ServiceContext {
             db: self.db.clone(),
             peers,
             shutdown: self.shutdown.clone(),
             config: Arc::clone(&self.config),
             integrity: Arc::clone(&self.integrity),
-        };
-        tasks.push(tokio::spawn(crate::integrity::checkpoint_every(
+        })
+    }
+
+    /// Signs the audit chain's head at the configured interval.
+    fn audit_checkpoints(&self) -> JoinHandle<()> {
+        tokio::spawn(crate::integrity::checkpoint_every(
             self.config.integrity.checkpoint_interval,
             Arc::clone(&self.integrity),
             self.db.clone(),
             audit::CHAIN,
             self.shutdown.clone(),
             |db| Box::pin(async move { audit::head(&db).await }),
-        )));
+        ))
+    }
 
-        let (reporter, health_service) = tonic_health::server::health_reporter();
-        let health = http_api::Health::new(reporter, &running).await;
-        if let Some(listener) = self.health_listener {
-            tasks.push(serve_health(
-                listener,
-                health_service.clone(),
-                &self.shutdown,
-            ));
-        }
-        let mut routes = Routes::default();
-        routes.grpc.add_service(health_service);
-        routes.grpc.add_service(
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(tracery_proto::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                .build_v1()?,
-        );
-        routes.grpc.add_service(
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(tracery_proto::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                .build_v1alpha()?,
-        );
+    /// Starts the services, then the pages beside them.
+    async fn start_services(
+        &self,
+        ctx: &ServiceContext,
+        routes: &mut Routes,
+    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+        let mut tasks = Vec::new();
         for module in &self.modules {
-            tasks.extend(module.start(&ctx, &mut routes).await?);
+            tasks.extend(module.start(ctx, routes).await?);
         }
         for pages in &self.pages {
-            tasks.extend(pages.start(&ctx, &mut routes).await?);
+            tasks.extend(pages.start(ctx, routes).await?);
         }
+        Ok(tasks)
+    }
 
-        let needs = self
-            .modules
+    /// For each service, the peers in other processes it cannot work without.
+    fn readiness_needs(&self, ctx: &ServiceContext) -> Vec<readiness::Needs> {
+        self.modules
             .iter()
             .map(|module| readiness::Needs {
                 service: module.key(),
@@ -289,27 +381,26 @@ impl Application {
                     .filter_map(|peer| ctx.peers.channel(peer).ok().map(|c| (peer, c)))
                     .collect(),
             })
-            .collect();
-        // Checked once before anything is served, so the first probe sees the truth.
-        tasks.push(
-            readiness::start(
-                health.clone(),
-                self.db.clone(),
-                needs,
-                self.shutdown.clone(),
-            )
-            .await,
-        );
-        let limits = self.config.limits.clone();
+            .collect()
+    }
+
+    /// Both servers, behind the one guard (who speaks, audit, limits).
+    fn serve(
+        &self,
+        grpc_listener: SecureListener,
+        http_listener: SecureListener,
+        routes: Routes,
+        health: &http_api::Health,
+    ) -> Servers {
+        let limits = &self.config.limits;
         let guard = Guard::new(
             Arc::clone(&self.auth),
             self.db.clone(),
             self.integrity.keys().clone(),
-            &limits,
+            limits,
         );
         let timeout = std::time::Duration::from_secs(limits.request_timeout_secs);
-        let grpc_shutdown = self.shutdown.clone();
-        let mut grpc = tokio::spawn(
+        let grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 .trace_fn(grpc_request_span)
                 .timeout(timeout)
@@ -317,43 +408,33 @@ impl Application {
                 .add_routes(routes.grpc.routes())
                 .serve_with_incoming_shutdown(
                     grpc_listener.into_stream(),
-                    grpc_shutdown.cancelled_owned(),
+                    self.shutdown.clone().cancelled_owned(),
                 ),
         );
-        // Service routes are guarded; /healthz and /metrics are not (probes, scrapers).
-        let service_routes = if routes.http.has_routes() {
-            routes
-                .http
-                .route_layer(axum::middleware::from_fn_with_state(
-                    guard.clone(),
-                    rest_guard,
-                ))
-                .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
-                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                    http::StatusCode::REQUEST_TIMEOUT,
-                    timeout,
-                ))
-        } else {
-            routes.http
-        };
-        let http_shutdown = self.shutdown.clone();
-        let mut http = tokio::spawn(
+        let service_routes = guarded_http(routes.http, guard, limits.max_body_bytes, timeout);
+        let http = tokio::spawn(
             axum::serve(
                 http_listener,
                 http_api::router(health.clone(), self.db.clone())
                     .merge(service_routes)
                     .into_make_service_with_connect_info::<PeerInfo>(),
             )
-            .with_graceful_shutdown(http_shutdown.cancelled_owned())
+            .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())
             .into_future(),
         );
-        tracing::info!(
-            grpc = %grpc_addr,
-            http = %http_addr,
-            services = ?running,
-            "tracery serving"
-        );
+        Servers { grpc, http }
+    }
 
+    /// Waits for the shutdown token (or a server's early end), then reports not serving,
+    /// drains for up to the grace period and closes the database.
+    async fn until_stopped(
+        self,
+        servers: Servers,
+        mut tasks: Vec<JoinHandle<()>>,
+        health: &http_api::Health,
+        running: &[ServiceKey],
+    ) -> anyhow::Result<()> {
+        let Servers { mut grpc, mut http } = servers;
         // Both servers also watch the shutdown token, so one of them may be the branch that
         // completes on a normal shutdown: that is not an early exit. A finished JoinHandle must
         // not be polled again below, hence the flags.
@@ -372,7 +453,7 @@ impl Application {
             }
         };
         self.shutdown.cancel();
-        for key in &running {
+        for key in running {
             health.set(*key, false).await;
         }
         tracing::info!("shutting down: draining in-flight requests");
@@ -398,6 +479,26 @@ impl Application {
         tracing::info!("stopped");
         early_exit.unwrap_or(Ok(()))
     }
+}
+
+/// The services' HTTP routes behind the guard, the body limit and the request timeout;
+/// `/healthz` and `/metrics` are added unguarded beside them (probes, scrapers).
+fn guarded_http(
+    routes: axum::Router,
+    guard: Guard,
+    max_body_bytes: usize,
+    timeout: std::time::Duration,
+) -> axum::Router {
+    if !routes.has_routes() {
+        return routes;
+    }
+    routes
+        .route_layer(axum::middleware::from_fn_with_state(guard, rest_guard))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
 }
 
 /// Applies the audit trail's and `modules`' migrations to `db`.
