@@ -556,74 +556,17 @@ impl Config {
     }
 
     fn resolve(args: &ServeArgs, file: FileConfig) -> Result<Self, ConfigError> {
-        let listen = socket_addr(
-            "listen",
-            args.listen
-                .clone()
-                .or(file.listen)
-                .as_deref()
-                .unwrap_or(DEFAULT_LISTEN),
-        )?;
-        let http_listen = socket_addr(
-            "http_listen",
-            args.http_listen
-                .clone()
-                .or(file.http_listen)
-                .as_deref()
-                .unwrap_or(DEFAULT_HTTP_LISTEN),
-        )?;
-        let health_listen = args
-            .health_listen
-            .clone()
-            .or(file.health_listen)
-            .map(|text| socket_addr("health_listen", &text))
-            .transpose()?;
+        let (listen, http_listen, health_listen) = listeners(args, &file)?;
+        let peers = PeerEndpoints::resolve(args, &file)?;
+        if file.auth.is_none() {
+            refuse_open_network(listen, http_listen)?;
+        }
         let database_url = args
             .database_url
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         check_database_url(&database_url)?;
-
-        let service_names = if args.services.is_empty() {
-            file.services.unwrap_or_default()
-        } else {
-            args.services.clone()
-        };
-        let mut services = service_names
-            .iter()
-            .map(|name| {
-                name.trim()
-                    .parse()
-                    .map_err(|reason| ConfigError::new("services", reason))
-            })
-            .collect::<Result<Vec<ServiceKey>, _>>()?;
-        if services.is_empty() {
-            services = ServiceKey::ALL.to_vec();
-        }
-        services.sort();
-        services.dedup();
-
-        let peers = PeerEndpoints {
-            identity: endpoint(
-                "identity_endpoint",
-                args.identity_endpoint.clone().or(file.identity_endpoint),
-            )?,
-            capture: endpoint(
-                "capture_endpoint",
-                args.capture_endpoint.clone().or(file.capture_endpoint),
-            )?,
-            genealogy: endpoint(
-                "genealogy_endpoint",
-                args.genealogy_endpoint.clone().or(file.genealogy_endpoint),
-            )?,
-            integration: endpoint(
-                "integration_endpoint",
-                args.integration_endpoint
-                    .clone()
-                    .or(file.integration_endpoint),
-            )?,
-        };
         let db_max_connections = args
             .db_max_connections
             .or(file.db_max_connections)
@@ -631,21 +574,13 @@ impl Config {
         if db_max_connections == 0 {
             return Err(ConfigError::new("db_max_connections", "must be at least 1"));
         }
-        // Without authentication the suite is a development server: it must not be
-        // reachable from the network.
-        if file.auth.is_none()
-            && let Some((setting, addr)) = [("listen", listen), ("http_listen", http_listen)]
-                .into_iter()
-                .find(|(_, addr)| !addr.ip().is_loopback())
-        {
-            return Err(ConfigError::new(
-                "auth",
-                format!(
-                    "{setting} = {addr} is not a loopback address: configure [auth] \
-                     (issuer, audience, jwks_file or jwks_url, plant) before serving the network"
-                ),
-            ));
-        }
+        let capture_mqtt = match file.capture_mqtt {
+            Some(mqtt) => {
+                mqtt.check(file.auth.is_some())?;
+                Some(mqtt)
+            }
+            None => None,
+        };
         Ok(Self {
             listen,
             http_listen,
@@ -655,7 +590,7 @@ impl Config {
                 .or(file.migrate_on_start)
                 .unwrap_or(true),
             database_url: Secret::new(database_url),
-            services,
+            services: services(args, file.services.unwrap_or_default())?,
             peers,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             shutdown_grace: Duration::from_secs(
@@ -665,32 +600,12 @@ impl Config {
             ),
             db_max_connections,
             capture_rules: file.capture_rules.unwrap_or_default(),
-            capture_mqtt: match file.capture_mqtt {
-                Some(mqtt) => {
-                    mqtt.check(file.auth.is_some())?;
-                    Some(mqtt)
-                }
-                None => None,
-            },
+            capture_mqtt,
             connectors: file.connectors.unwrap_or_default(),
             auth: file.auth,
             tls: file.tls,
             integrity: IntegritySettings::resolve(file.integrity)?,
-            limits: {
-                let limits = file.limits.unwrap_or_default();
-                if limits.max_events_per_batch == 0
-                    || limits.request_timeout_secs == 0
-                    || limits.max_body_bytes == 0
-                    || limits.max_nesting_depth == 0
-                {
-                    return Err(ConfigError::new(
-                        "limits",
-                        "max_events_per_batch, request_timeout_secs, max_body_bytes and \
-                         max_nesting_depth must be at least 1",
-                    ));
-                }
-                limits
-            },
+            limits: Limits::checked(file.limits.unwrap_or_default())?,
         })
     }
 
@@ -719,6 +634,121 @@ impl Config {
                 &std::env::temp_dir().join(format!("tracery-test-{}", uuid::Uuid::new_v4())),
             ),
         }
+    }
+}
+
+/// The gRPC, HTTP and health listen addresses.
+fn listeners(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<(SocketAddr, SocketAddr, Option<SocketAddr>), ConfigError> {
+    let address = |setting: &str, arg: &Option<String>, file: &Option<String>, default: &str| {
+        let text = arg.clone().or(file.clone());
+        socket_addr(setting, text.as_deref().unwrap_or(default))
+    };
+    let listen = address("listen", &args.listen, &file.listen, DEFAULT_LISTEN)?;
+    let http_listen = address(
+        "http_listen",
+        &args.http_listen,
+        &file.http_listen,
+        DEFAULT_HTTP_LISTEN,
+    )?;
+    let health_listen = args
+        .health_listen
+        .clone()
+        .or(file.health_listen.clone())
+        .map(|text| socket_addr("health_listen", &text))
+        .transpose()?;
+    Ok((listen, http_listen, health_listen))
+}
+
+/// Without authentication the suite is a development server: it must not be reachable
+/// from the network.
+fn refuse_open_network(listen: SocketAddr, http_listen: SocketAddr) -> Result<(), ConfigError> {
+    let open = [("listen", listen), ("http_listen", http_listen)]
+        .into_iter()
+        .find(|(_, addr)| !addr.ip().is_loopback());
+    match open {
+        Some((setting, addr)) => Err(ConfigError::new(
+            "auth",
+            format!(
+                "{setting} = {addr} is not a loopback address: configure [auth] \
+                 (issuer, audience, jwks_file or jwks_url, plant) before serving the network"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The services to run, sorted and once each; all of them when none is named. Flags
+/// replace the file's list.
+fn services(args: &ServeArgs, in_file: Vec<String>) -> Result<Vec<ServiceKey>, ConfigError> {
+    let names = if args.services.is_empty() {
+        in_file
+    } else {
+        args.services.clone()
+    };
+    let mut services = names
+        .iter()
+        .map(|name| {
+            name.trim()
+                .parse()
+                .map_err(|reason| ConfigError::new("services", reason))
+        })
+        .collect::<Result<Vec<ServiceKey>, _>>()?;
+    if services.is_empty() {
+        services = ServiceKey::ALL.to_vec();
+    }
+    services.sort();
+    services.dedup();
+    Ok(services)
+}
+
+impl PeerEndpoints {
+    fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Self, ConfigError> {
+        let peer = |setting: &str, arg: &Option<String>, file: &Option<String>| {
+            endpoint(setting, arg.clone().or(file.clone()))
+        };
+        Ok(Self {
+            identity: peer(
+                "identity_endpoint",
+                &args.identity_endpoint,
+                &file.identity_endpoint,
+            )?,
+            capture: peer(
+                "capture_endpoint",
+                &args.capture_endpoint,
+                &file.capture_endpoint,
+            )?,
+            genealogy: peer(
+                "genealogy_endpoint",
+                &args.genealogy_endpoint,
+                &file.genealogy_endpoint,
+            )?,
+            integration: peer(
+                "integration_endpoint",
+                &args.integration_endpoint,
+                &file.integration_endpoint,
+            )?,
+        })
+    }
+}
+
+impl Limits {
+    /// `limits`, refused where a limit of zero would refuse everything.
+    fn checked(limits: Limits) -> Result<Limits, ConfigError> {
+        if limits.max_events_per_batch == 0
+            || limits.request_timeout_secs == 0
+            || limits.max_body_bytes == 0
+            || limits.max_nesting_depth == 0
+        {
+            return Err(ConfigError::new(
+                "limits",
+                "max_events_per_batch, request_timeout_secs, max_body_bytes and \
+                 max_nesting_depth must be at least 1",
+            ));
+        }
+        Ok(limits)
     }
 }
 
