@@ -352,107 +352,33 @@ fn is_extension_name(key: &str) -> bool {
         && !local.chars().any(char::is_control)
 }
 
+/// Sources or destinations, each read as its (type, id).
+fn source_destinations<T>(
+    list: Vec<T>,
+    kind_and_id: impl Fn(T) -> (String, String),
+) -> Vec<SourceDestination> {
+    list.into_iter()
+        .map(|item| {
+            let (kind, id) = kind_and_id(item);
+            SourceDestination { kind, id }
+        })
+        .collect()
+}
+
+fn sensor_elements(list: Vec<SensorElementJson>) -> Result<Vec<SensorElement>, EpcisError> {
+    list.into_iter()
+        .enumerate()
+        .map(|(index, s)| {
+            s.into_model()
+                .map_err(|e| e.under(&format!("sensorElementList/{index}")))
+        })
+        .collect()
+}
+
 impl EventJson {
-    fn into_model(self) -> Result<Event, EpcisError> {
-        if let Some(key) = self.extensions.keys().find(|k| !is_extension_name(k)) {
-            return Err(EpcisError::invalid(
-                key,
-                "not an EPCIS field, and an extension field must be namespaced (prefix:name or a URI)",
-            ));
-        }
-        let event_type = self.event_type.as_str();
-        let action = match self.action.as_deref() {
-            Some(text) => Some(Action::parse(text).ok_or_else(|| {
-                EpcisError::invalid("action", format!("`{text}` is not ADD, OBSERVE or DELETE"))
-            })?),
-            None => None,
-        };
-        let require_action = || {
-            action.ok_or_else(|| EpcisError::invalid("action", format!("required on {event_type}")))
-        };
-        let kind = match event_type {
-            "ObjectEvent" => {
-                forbid(self.parent_id.is_some(), "parentID", event_type)?;
-                forbid(!self.child_epcs.is_empty(), "childEPCs", event_type)?;
-                forbid(
-                    !self.child_quantity_list.is_empty(),
-                    "childQuantityList",
-                    event_type,
-                )?;
-                self.forbid_transformation_fields(event_type)?;
-                EventKind::Object(ObjectEvent {
-                    action: require_action()?,
-                    epcs: self.epc_list,
-                    quantities: quantities("quantityList", self.quantity_list)?,
-                    ilmd: self.ilmd,
-                })
-            }
-            "AggregationEvent" | "AssociationEvent" => {
-                forbid(!self.epc_list.is_empty(), "epcList", event_type)?;
-                forbid(!self.quantity_list.is_empty(), "quantityList", event_type)?;
-                forbid(self.ilmd.is_some(), "ilmd", event_type)?;
-                self.forbid_transformation_fields(event_type)?;
-                let action = require_action()?;
-                let child_quantities = quantities("childQuantityList", self.child_quantity_list)?;
-                if event_type == "AggregationEvent" {
-                    EventKind::Aggregation(AggregationEvent {
-                        action,
-                        parent_id: self.parent_id,
-                        child_epcs: self.child_epcs,
-                        child_quantities,
-                    })
-                } else {
-                    EventKind::Association(AssociationEvent {
-                        action,
-                        parent_id: self.parent_id,
-                        child_epcs: self.child_epcs,
-                        child_quantities,
-                    })
-                }
-            }
-            "TransactionEvent" => {
-                forbid(!self.child_epcs.is_empty(), "childEPCs", event_type)?;
-                forbid(
-                    !self.child_quantity_list.is_empty(),
-                    "childQuantityList",
-                    event_type,
-                )?;
-                forbid(self.ilmd.is_some(), "ilmd", event_type)?;
-                self.forbid_transformation_fields(event_type)?;
-                EventKind::Transaction(TransactionEvent {
-                    action: require_action()?,
-                    parent_id: self.parent_id,
-                    epcs: self.epc_list,
-                    quantities: quantities("quantityList", self.quantity_list)?,
-                })
-            }
-            "TransformationEvent" => {
-                forbid(action.is_some(), "action", event_type)?;
-                forbid(self.parent_id.is_some(), "parentID", event_type)?;
-                forbid(!self.epc_list.is_empty(), "epcList", event_type)?;
-                forbid(!self.quantity_list.is_empty(), "quantityList", event_type)?;
-                forbid(!self.child_epcs.is_empty(), "childEPCs", event_type)?;
-                forbid(
-                    !self.child_quantity_list.is_empty(),
-                    "childQuantityList",
-                    event_type,
-                )?;
-                EventKind::Transformation(TransformationEvent {
-                    input_epcs: self.input_epc_list,
-                    input_quantities: quantities("inputQuantityList", self.input_quantity_list)?,
-                    output_epcs: self.output_epc_list,
-                    output_quantities: quantities("outputQuantityList", self.output_quantity_list)?,
-                    transformation_id: self.transformation_id,
-                    ilmd: self.ilmd,
-                })
-            }
-            other => {
-                return Err(EpcisError::invalid(
-                    "type",
-                    format!("`{other}` is not an EPCIS event type"),
-                ));
-            }
-        };
+    fn into_model(mut self) -> Result<Event, EpcisError> {
+        self.check_extension_names()?;
+        let kind = self.take_kind()?;
         let event_time = self
             .event_time
             .ok_or_else(|| EpcisError::invalid("eventTime", "required"))?;
@@ -486,34 +412,141 @@ impl EventJson {
                     id: b.biz_transaction,
                 })
                 .collect(),
-            sources: self
-                .source_list
-                .into_iter()
-                .map(|s| SourceDestination {
-                    kind: s.kind,
-                    id: s.source,
-                })
-                .collect(),
-            destinations: self
-                .destination_list
-                .into_iter()
-                .map(|d| SourceDestination {
-                    kind: d.kind,
-                    id: d.destination,
-                })
-                .collect(),
-            sensor_elements: self
-                .sensor_element_list
-                .into_iter()
-                .enumerate()
-                .map(|(index, s)| {
-                    s.into_model()
-                        .map_err(|e| e.under(&format!("sensorElementList/{index}")))
-                })
-                .collect::<Result<_, _>>()?,
+            sources: source_destinations(self.source_list, |s| (s.kind, s.source)),
+            destinations: source_destinations(self.destination_list, |d| (d.kind, d.destination)),
+            sensor_elements: sensor_elements(self.sensor_element_list)?,
             extensions: self.extensions,
             kind,
         })
+    }
+
+    /// Extension fields must be namespaced; a bare name is a misspelt EPCIS field.
+    fn check_extension_names(&self) -> Result<(), EpcisError> {
+        match self.extensions.keys().find(|k| !is_extension_name(k)) {
+            Some(key) => Err(EpcisError::invalid(
+                key,
+                "not an EPCIS field, and an extension field must be namespaced (prefix:name or a URI)",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The event type's own part, taken out of `self`; fields of other types refused.
+    fn take_kind(&mut self) -> Result<EventKind, EpcisError> {
+        let action = match self.action.as_deref() {
+            Some(text) => Some(Action::parse(text).ok_or_else(|| {
+                EpcisError::invalid("action", format!("`{text}` is not ADD, OBSERVE or DELETE"))
+            })?),
+            None => None,
+        };
+        let event_type = std::mem::take(&mut self.event_type);
+        let require_action = || {
+            action.ok_or_else(|| EpcisError::invalid("action", format!("required on {event_type}")))
+        };
+        match event_type.as_str() {
+            "ObjectEvent" => self.take_object(&event_type, require_action()?),
+            "AggregationEvent" | "AssociationEvent" => {
+                self.take_aggregation(&event_type, require_action()?)
+            }
+            "TransactionEvent" => self.take_transaction(&event_type, require_action()?),
+            "TransformationEvent" => {
+                forbid(action.is_some(), "action", &event_type)?;
+                self.take_transformation(&event_type)
+            }
+            other => Err(EpcisError::invalid(
+                "type",
+                format!("`{other}` is not an EPCIS event type"),
+            )),
+        }
+    }
+
+    fn take_object(&mut self, event_type: &str, action: Action) -> Result<EventKind, EpcisError> {
+        forbid(self.parent_id.is_some(), "parentID", event_type)?;
+        self.forbid_child_fields(event_type)?;
+        self.forbid_transformation_fields(event_type)?;
+        Ok(EventKind::Object(ObjectEvent {
+            action,
+            epcs: std::mem::take(&mut self.epc_list),
+            quantities: quantities("quantityList", std::mem::take(&mut self.quantity_list))?,
+            ilmd: self.ilmd.take(),
+        }))
+    }
+
+    /// An AggregationEvent or AssociationEvent (the same fields).
+    fn take_aggregation(
+        &mut self,
+        event_type: &str,
+        action: Action,
+    ) -> Result<EventKind, EpcisError> {
+        forbid(!self.epc_list.is_empty(), "epcList", event_type)?;
+        forbid(!self.quantity_list.is_empty(), "quantityList", event_type)?;
+        forbid(self.ilmd.is_some(), "ilmd", event_type)?;
+        self.forbid_transformation_fields(event_type)?;
+        let (parent_id, child_epcs) = (self.parent_id.take(), std::mem::take(&mut self.child_epcs));
+        let child_quantities = quantities(
+            "childQuantityList",
+            std::mem::take(&mut self.child_quantity_list),
+        )?;
+        Ok(if event_type == "AggregationEvent" {
+            EventKind::Aggregation(AggregationEvent {
+                action,
+                parent_id,
+                child_epcs,
+                child_quantities,
+            })
+        } else {
+            EventKind::Association(AssociationEvent {
+                action,
+                parent_id,
+                child_epcs,
+                child_quantities,
+            })
+        })
+    }
+
+    fn take_transaction(
+        &mut self,
+        event_type: &str,
+        action: Action,
+    ) -> Result<EventKind, EpcisError> {
+        self.forbid_child_fields(event_type)?;
+        forbid(self.ilmd.is_some(), "ilmd", event_type)?;
+        self.forbid_transformation_fields(event_type)?;
+        Ok(EventKind::Transaction(TransactionEvent {
+            action,
+            parent_id: self.parent_id.take(),
+            epcs: std::mem::take(&mut self.epc_list),
+            quantities: quantities("quantityList", std::mem::take(&mut self.quantity_list))?,
+        }))
+    }
+
+    fn take_transformation(&mut self, event_type: &str) -> Result<EventKind, EpcisError> {
+        forbid(self.parent_id.is_some(), "parentID", event_type)?;
+        forbid(!self.epc_list.is_empty(), "epcList", event_type)?;
+        forbid(!self.quantity_list.is_empty(), "quantityList", event_type)?;
+        self.forbid_child_fields(event_type)?;
+        let take_quantities =
+            |field: &str, list: &mut Vec<_>| quantities(field, std::mem::take(list));
+        Ok(EventKind::Transformation(TransformationEvent {
+            input_epcs: std::mem::take(&mut self.input_epc_list),
+            input_quantities: take_quantities("inputQuantityList", &mut self.input_quantity_list)?,
+            output_epcs: std::mem::take(&mut self.output_epc_list),
+            output_quantities: take_quantities(
+                "outputQuantityList",
+                &mut self.output_quantity_list,
+            )?,
+            transformation_id: self.transformation_id.take(),
+            ilmd: self.ilmd.take(),
+        }))
+    }
+
+    fn forbid_child_fields(&self, event_type: &str) -> Result<(), EpcisError> {
+        forbid(!self.child_epcs.is_empty(), "childEPCs", event_type)?;
+        forbid(
+            !self.child_quantity_list.is_empty(),
+            "childQuantityList",
+            event_type,
+        )
     }
 
     fn forbid_transformation_fields(&self, event_type: &str) -> Result<(), EpcisError> {
