@@ -29,62 +29,11 @@ pub fn to_event(
 ) -> Result<Event, Vec<Violation>> {
     let text = |key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or_default();
     let mut violations = Vec::new();
-    let reader = readers.get(text("reader"));
-    if reader.is_none() {
-        violations.push(
-            Violation::new(
-                "reader",
-                format!("`{}` is not a configured reader", text("reader")),
-            )
-            .with_reason("UNKNOWN_READER"),
-        );
-    }
-    let time: Option<DateTime<FixedOffset>> = match text("time") {
-        "" if reader.is_some_and(|r| r.require_time) => {
-            violations.push(
-                Violation::new("time", "this reader's scans must say when they were read")
-                    .with_reason("MALFORMED_MESSAGE"),
-            );
-            None
-        }
-        "" => Some(received_at.fixed_offset()),
-        written => {
-            let parsed = DateTime::parse_from_rfc3339(written).ok();
-            if parsed.is_none() {
-                violations.push(
-                    Violation::new("time", "not an RFC 3339 date-time with offset")
-                        .with_reason("MALFORMED_MESSAGE"),
-                );
-            }
-            parsed
-        }
-    };
-    let what = match tracery_gs1::parse_any(text("code").trim()) {
-        Ok(parsed) => match parsed.identifier {
-            // A Digital Link is a valid EPCIS 2.0 identifier and needs no company prefix
-            // length; a serial names an instance, a lot-level code a class.
-            Some(identifier) => match identifier.canonical_link() {
-                Ok(link) => Some((identifier.is_instance(), link)),
-                Err(err) => {
-                    violations
-                        .push(Violation::new("code", err.to_string()).with_reason(err.kind.code()));
-                    None
-                }
-            },
-            None => {
-                violations.push(
-                    Violation::new("code", "holds no GS1 key (GTIN, SSCC, GRAI, ...)")
-                        .with_reason("NO_GS1_KEY"),
-                );
-                None
-            }
-        },
-        Err(err) => {
-            violations.push(Violation::new("code", err.to_string()).with_reason(err.kind.code()));
-            None
-        }
-    };
-    let (Some(reader), Some(time), Some((instance, uri))) = (reader, time, what) else {
+    let reader = configured_reader(readers, text("reader")).map_err(|v| violations.push(v));
+    let require_time = reader.as_ref().is_ok_and(|r| r.require_time);
+    let time = scan_time(text("time"), require_time, received_at).map_err(|v| violations.push(v));
+    let what = scanned(text("code")).map_err(|v| violations.push(v));
+    let (Ok(reader), Ok(time), Ok(what)) = (reader, time, what) else {
         return Err(violations);
     };
     let event_id = if text("time").is_empty() {
@@ -92,25 +41,82 @@ pub fn to_event(
     } else {
         message_event_id(message)
     };
-    let (epcs, quantities) = if instance {
-        (vec![uri], Vec::new())
+    Ok(observation(reader, time, what, event_id))
+}
+
+fn configured_reader<'a>(
+    readers: &'a BTreeMap<String, ReaderSettings>,
+    name: &str,
+) -> Result<&'a ReaderSettings, Violation> {
+    readers.get(name).ok_or_else(|| {
+        Violation::new("reader", format!("`{name}` is not a configured reader"))
+            .with_reason("UNKNOWN_READER")
+    })
+}
+
+/// When the scan happened: its `time`, or when it reached us if it has none (and its
+/// reader does not require one).
+fn scan_time(
+    written: &str,
+    require_time: bool,
+    received_at: DateTime<Utc>,
+) -> Result<DateTime<FixedOffset>, Violation> {
+    let malformed = |why: &str| Violation::new("time", why).with_reason("MALFORMED_MESSAGE");
+    match written {
+        "" if require_time => Err(malformed(
+            "this reader's scans must say when they were read",
+        )),
+        "" => Ok(received_at.fixed_offset()),
+        written => DateTime::parse_from_rfc3339(written)
+            .map_err(|_| malformed("not an RFC 3339 date-time with offset")),
+    }
+}
+
+/// What was scanned: an instance (a serial) or a class (a lot), as a Digital Link.
+struct Scanned {
+    instance: bool,
+    uri: String,
+}
+
+/// The scanned code (a GS1 element string or a Digital Link) as a Digital Link, which is
+/// a valid EPCIS 2.0 identifier and needs no company prefix length.
+fn scanned(code: &str) -> Result<Scanned, Violation> {
+    let parsed = tracery_gs1::parse_any(code.trim())
+        .map_err(|err| Violation::new("code", err.to_string()).with_reason(err.kind.code()))?;
+    let identifier = parsed.identifier.ok_or_else(|| {
+        Violation::new("code", "holds no GS1 key (GTIN, SSCC, GRAI, ...)").with_reason("NO_GS1_KEY")
+    })?;
+    let uri = identifier
+        .canonical_link()
+        .map_err(|err| Violation::new("code", err.to_string()).with_reason(err.kind.code()))?;
+    Ok(Scanned {
+        instance: identifier.is_instance(),
+        uri,
+    })
+}
+
+/// An ObjectEvent OBSERVE of `what` at `reader`'s place, with its bizStep and disposition.
+fn observation(
+    reader: &ReaderSettings,
+    time: DateTime<FixedOffset>,
+    what: Scanned,
+    event_id: String,
+) -> Event {
+    let (epcs, quantities) = if what.instance {
+        (vec![what.uri], Vec::new())
     } else {
-        (
-            Vec::new(),
-            vec![QuantityElement {
-                epc_class: uri,
-                quantity: None,
-                uom: None,
-            }],
-        )
+        let class = QuantityElement {
+            epc_class: what.uri,
+            quantity: None,
+            uom: None,
+        };
+        (Vec::new(), vec![class])
     };
-    let location = |id: &Option<String>| {
-        id.as_ref().map(|id| Location {
-            id: id.clone(),
-            extensions: Default::default(),
-        })
+    let location = |id: &str| Location {
+        id: id.to_owned(),
+        extensions: Default::default(),
     };
-    Ok(Event {
+    Event {
         event_id: Some(event_id),
         event_time: time,
         event_time_zone_offset: time.format("%:z").to_string(),
@@ -120,8 +126,8 @@ pub fn to_event(
         biz_step: reader.biz_step.clone(),
         disposition: reader.disposition.clone(),
         persistent_disposition: None,
-        read_point: location(&Some(reader.read_point.clone())),
-        biz_location: location(&reader.biz_location),
+        read_point: Some(location(&reader.read_point)),
+        biz_location: reader.biz_location.as_deref().map(location),
         biz_transactions: Vec::new(),
         sources: Vec::new(),
         destinations: Vec::new(),
@@ -133,7 +139,7 @@ pub fn to_event(
             quantities,
             ilmd: None,
         }),
-    })
+    }
 }
 
 /// An eventID that is the same for the same message bytes (a UUID-shaped SHA-256 prefix).
