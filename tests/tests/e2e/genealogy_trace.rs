@@ -126,147 +126,197 @@ fn children_of(node: &pb::ContainmentNode) -> BTreeSet<String> {
     node.children.iter().map(|c| c.id.clone()).collect()
 }
 
-#[tokio::test]
-async fn a_plant_traces_backward_forward_and_recalls_exactly() {
-    // The mistaken packing below must get past capture to be declared erroneous later:
-    // the packing rule only warns here.
-    let app = TestApp::spawn_with(|config| {
-        config.capture_rules.insert(
-            "already_packed".to_owned(),
-            tracery_runtime::config::RuleAction::Warn,
-        );
-    })
-    .await
-    .expect("suite starts");
-    // A second replica follows the same stream into the same projection tables.
-    let replica = app.spawn_replica().await.expect("replica starts");
-    let units: Vec<String> = (1..=4).map(unit).collect();
-    let mut shipment = event(
-        10,
-        100,
-        "shipping",
-        Body::ObjectEvent(pb::ObjectEvent {
-            action: pb::Action::Observe.into(),
-            epcs: vec![PALLET.into()],
-            ..Default::default()
-        }),
-    );
-    shipment.destinations = vec![pb::SourceDestination {
-        r#type: "owning_party".into(),
-        id: CUSTOMER.into(),
-    }];
-    shipment.disposition = "in_transit".into();
-    let mut receipt = event(
-        11,
-        -5,
-        "receiving",
-        Body::ObjectEvent(pb::ObjectEvent {
-            action: pb::Action::Observe.into(),
-            quantities: vec![quantity(SUPPLIER_A, 100.0)],
-            ..Default::default()
-        }),
-    );
-    receipt.sources = vec![pb::SourceDestination {
-        r#type: "owning_party".into(),
-        id: SUPPLIER.into(),
-    }];
-    let wrong_id = 9;
-    let wrong = event(
-        wrong_id,
-        65,
-        "packing",
-        aggregate(pb::Action::Add, CASE_2, &units[..1]),
-    );
-    let last = capture(
-        &app,
-        vec![
-            receipt,
-            event(
-                1,
-                0,
-                "commissioning",
-                transform(
-                    vec![quantity(SUPPLIER_A, 100.0), quantity(SUPPLIER_B, 50.0)],
-                    vec![],
-                    vec![quantity(BATCH, 150.0)],
-                    None,
-                ),
-            ),
-            event(
-                2,
-                10,
-                "commissioning",
-                transform(
-                    vec![quantity(BATCH, 140.0)],
-                    vec![],
-                    vec![quantity(INTERMEDIATE, 140.0)],
-                    None,
-                ),
-            ),
-            event(
-                3,
-                20,
-                "commissioning",
-                transform(
-                    vec![quantity(INTERMEDIATE, 1.0)],
-                    units.clone(),
-                    vec![],
-                    Some("FIN-1"),
-                ),
-            ),
-            event(
-                4,
-                30,
-                "packing",
-                aggregate(pb::Action::Add, CASE_1, &units[..2]),
-            ),
-            event(
-                5,
-                31,
-                "packing",
-                aggregate(pb::Action::Add, CASE_2, &units[2..]),
-            ),
-            // U4 is unpacked from case 2 and repacked into case 1.
-            event(
-                6,
-                40,
-                "unpacking",
-                aggregate(pb::Action::Delete, CASE_2, &units[3..]),
-            ),
-            event(
-                7,
-                41,
-                "packing",
-                aggregate(pb::Action::Add, CASE_1, &units[3..]),
-            ),
-            event(
-                8,
-                50,
-                "packing",
-                aggregate(
-                    pb::Action::Add,
-                    PALLET,
-                    &[CASE_1.to_owned(), CASE_2.to_owned()],
-                ),
-            ),
-            // Scanned into the wrong case by mistake, then declared erroneous.
-            wrong.clone(),
-            shipment,
-        ],
-    )
-    .await;
-    let mut declaration = wrong;
-    declaration.error_declaration = Some(pb::ErrorDeclaration {
-        declaration_time: Some(timestamp(70)),
-        reason: "incorrect_data".into(),
-        corrective_event_ids: Vec::new(),
-        extensions: None,
-    });
-    let last = last.max(capture(&app, vec![declaration]).await);
-    app.await_genealogy(last).await;
-    let mut genealogy = app.genealogy.clone();
+/// The four units of the plant.
+fn units() -> Vec<String> {
+    (1..=4).map(unit).collect()
+}
 
-    let backward = genealogy
+fn id(n: u32) -> String {
+    format!("urn:uuid:00000000-0000-4000-8000-5000000000{n:02}")
+}
+
+/// A suite holding the plant's events, genealogy caught up with them.
+struct Plant {
+    app: TestApp,
+    /// A second replica following the same stream into the same tables, if asked for.
+    replica: Option<TestApp>,
+    /// The last sequence captured.
+    last: i64,
+}
+
+impl Plant {
+    /// Supplier lots A and B received and mixed into a batch, an intermediate, four units
+    /// packed into two cases (unit 4 unpacked from case 2 and repacked into case 1), both
+    /// cases on a pallet shipped to a customer; unit 1 scanned into case 2 by mistake, and
+    /// that packing declared erroneous.
+    async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// The plant, with a second replica following from the start when `replica` is set.
+    async fn start_with(replica: bool) -> Self {
+        // The mistaken packing below must get past capture to be declared erroneous later:
+        // the packing rule only warns here.
+        let app = TestApp::spawn_with(|config| {
+            config.capture_rules.insert(
+                "already_packed".to_owned(),
+                tracery_runtime::config::RuleAction::Warn,
+            );
+        })
+        .await
+        .expect("suite starts");
+        let replica = match replica {
+            true => Some(app.spawn_replica().await.expect("replica starts")),
+            false => None,
+        };
+        let units = units();
+        let mut shipment = event(
+            10,
+            100,
+            "shipping",
+            Body::ObjectEvent(pb::ObjectEvent {
+                action: pb::Action::Observe.into(),
+                epcs: vec![PALLET.into()],
+                ..Default::default()
+            }),
+        );
+        shipment.destinations = vec![pb::SourceDestination {
+            r#type: "owning_party".into(),
+            id: CUSTOMER.into(),
+        }];
+        shipment.disposition = "in_transit".into();
+        let mut receipt = event(
+            11,
+            -5,
+            "receiving",
+            Body::ObjectEvent(pb::ObjectEvent {
+                action: pb::Action::Observe.into(),
+                quantities: vec![quantity(SUPPLIER_A, 100.0)],
+                ..Default::default()
+            }),
+        );
+        receipt.sources = vec![pb::SourceDestination {
+            r#type: "owning_party".into(),
+            id: SUPPLIER.into(),
+        }];
+        let wrong_id = 9;
+        let wrong = event(
+            wrong_id,
+            65,
+            "packing",
+            aggregate(pb::Action::Add, CASE_2, &units[..1]),
+        );
+        let last = capture(
+            &app,
+            vec![
+                receipt,
+                event(
+                    1,
+                    0,
+                    "commissioning",
+                    transform(
+                        vec![quantity(SUPPLIER_A, 100.0), quantity(SUPPLIER_B, 50.0)],
+                        vec![],
+                        vec![quantity(BATCH, 150.0)],
+                        None,
+                    ),
+                ),
+                event(
+                    2,
+                    10,
+                    "commissioning",
+                    transform(
+                        vec![quantity(BATCH, 140.0)],
+                        vec![],
+                        vec![quantity(INTERMEDIATE, 140.0)],
+                        None,
+                    ),
+                ),
+                event(
+                    3,
+                    20,
+                    "commissioning",
+                    transform(
+                        vec![quantity(INTERMEDIATE, 1.0)],
+                        units.clone(),
+                        vec![],
+                        Some("FIN-1"),
+                    ),
+                ),
+                event(
+                    4,
+                    30,
+                    "packing",
+                    aggregate(pb::Action::Add, CASE_1, &units[..2]),
+                ),
+                event(
+                    5,
+                    31,
+                    "packing",
+                    aggregate(pb::Action::Add, CASE_2, &units[2..]),
+                ),
+                // U4 is unpacked from case 2 and repacked into case 1.
+                event(
+                    6,
+                    40,
+                    "unpacking",
+                    aggregate(pb::Action::Delete, CASE_2, &units[3..]),
+                ),
+                event(
+                    7,
+                    41,
+                    "packing",
+                    aggregate(pb::Action::Add, CASE_1, &units[3..]),
+                ),
+                event(
+                    8,
+                    50,
+                    "packing",
+                    aggregate(
+                        pb::Action::Add,
+                        PALLET,
+                        &[CASE_1.to_owned(), CASE_2.to_owned()],
+                    ),
+                ),
+                // Scanned into the wrong case by mistake, then declared erroneous.
+                wrong.clone(),
+                shipment,
+            ],
+        )
+        .await;
+        let mut declaration = wrong;
+        declaration.error_declaration = Some(pb::ErrorDeclaration {
+            declaration_time: Some(timestamp(70)),
+            reason: "incorrect_data".into(),
+            corrective_event_ids: Vec::new(),
+            extensions: None,
+        });
+        let last = last.max(capture(&app, vec![declaration]).await);
+        app.await_genealogy(last).await;
+        Plant { app, replica, last }
+    }
+
+    fn genealogy(
+        &self,
+    ) -> tracery_proto::v1::genealogy_service_client::GenealogyServiceClient<
+        tonic::transport::Channel,
+    > {
+        self.app.genealogy.clone()
+    }
+
+    async fn stop(self) {
+        if let Some(replica) = self.replica {
+            replica.stop().await.expect("replica stops");
+        }
+        self.app.stop().await.expect("clean stop");
+    }
+}
+
+#[tokio::test]
+async fn a_unit_traces_back_to_its_lots_supplier_lots_and_supplier() {
+    let plant = Plant::start().await;
+    let backward = plant
+        .genealogy()
         .trace_backward(pb::TraceRequest {
             id: unit(4),
             ..Default::default()
@@ -294,8 +344,14 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
         .find(|e| e.from == node(SUPPLIER_A))
         .expect("supplier edge");
     assert_eq!((mixing.quantity, mixing.uom.as_str()), (Some(100.0), "KGM"));
+    plant.stop().await;
+}
 
-    let forward = genealogy
+#[tokio::test]
+async fn a_supplier_lot_traces_forward_to_the_units_their_packing_and_the_customer() {
+    let plant = Plant::start().await;
+    let forward = plant
+        .genealogy()
         .trace_forward(pb::TraceRequest {
             id: SUPPLIER_A.into(),
             ..Default::default()
@@ -303,6 +359,7 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
         .await
         .expect("forward")
         .into_inner();
+    let units = units();
     let mut reached: Vec<&str> = vec![
         SUPPLIER_A,
         BATCH,
@@ -320,8 +377,14 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
         .find(|n| n.id == node(CUSTOMER))
         .expect("customer");
     assert_eq!(party.kind, pb::NodeKind::Party as i32);
+    plant.stop().await;
+}
 
-    let shallow = genealogy
+#[tokio::test]
+async fn max_depth_cuts_a_trace_short_and_says_so() {
+    let plant = Plant::start().await;
+    let shallow = plant
+        .genealogy()
         .trace_forward(pb::TraceRequest {
             id: SUPPLIER_A.into(),
             max_depth: 2,
@@ -335,9 +398,15 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
         trace_nodes(&shallow),
         nodes([SUPPLIER_A, BATCH, INTERMEDIATE])
     );
+    plant.stop().await;
+}
 
+#[tokio::test]
+async fn a_trace_as_of_a_time_sees_only_the_links_made_by_then() {
+    let plant = Plant::start().await;
     // Before the batch existed, supplier lot A had gone nowhere.
-    let early = genealogy
+    let early = plant
+        .genealogy()
         .trace_forward(pb::TraceRequest {
             id: SUPPLIER_A.into(),
             as_of: Some(timestamp(-1)),
@@ -347,8 +416,14 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
         .expect("as of")
         .into_inner();
     assert_eq!(trace_nodes(&early), nodes([SUPPLIER_A]));
+    plant.stop().await;
+}
 
-    let recall = genealogy
+#[tokio::test]
+async fn a_recall_names_every_affected_item_its_custodian_and_outermost_container() {
+    let plant = Plant::start().await;
+    let recall = plant
+        .genealogy()
         .recall_scope(pb::RecallScopeRequest {
             ids: vec![SUPPLIER_B.into()],
             export: pb::ExportFormat::Csv.into(),
@@ -357,6 +432,7 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
         .await
         .expect("recall")
         .into_inner();
+    let units = units();
     let affected: BTreeSet<String> = recall.items.iter().map(|i| i.id.clone()).collect();
     let mut expected: Vec<&str> = vec![BATCH, INTERMEDIATE, CASE_1, CASE_2, PALLET];
     expected.extend(units.iter().map(String::as_str));
@@ -393,7 +469,14 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
     assert_eq!(recall.export_content_type, "text/csv");
     assert!(csv.starts_with("id,kind,container,location"), "{csv}");
     assert_eq!(csv.lines().count(), 1 + 9);
+    plant.stop().await;
+}
 
+#[tokio::test]
+async fn contents_follow_repacking_and_leave_out_an_erroneous_packing() {
+    let plant = Plant::start().await;
+    let mut genealogy = plant.genealogy();
+    let units = units();
     let pallet = genealogy
         .contents(pb::ContentsRequest {
             container: PALLET.into(),
@@ -429,10 +512,16 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
         children_of(&case_2_before),
         nodes([units[2].as_str(), units[3].as_str()])
     );
+    plant.stop().await;
+}
 
-    let history: Vec<(String, String)> = genealogy
+#[tokio::test]
+async fn history_leaves_out_an_event_declared_erroneous() {
+    let plant = Plant::start().await;
+    let history: Vec<(String, String)> = plant
+        .genealogy()
         .history(pb::HistoryRequest {
-            id: units[0].clone(),
+            id: unit(1),
             page: None,
         })
         .await
@@ -442,17 +531,20 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
         .into_iter()
         .map(|e| (e.event_id, e.biz_step))
         .collect();
-    let id = |n: u32| format!("urn:uuid:00000000-0000-4000-8000-5000000000{n:02}");
     assert_eq!(
         history,
         [(id(3), "commissioning".into()), (id(4), "packing".into())],
         "the erroneous packing is gone from unit 1's history"
     );
+    plant.stop().await;
+}
 
-    let whereabouts = genealogy
-        .where_is(pb::WhereIsRequest {
-            id: units[3].clone(),
-        })
+#[tokio::test]
+async fn where_is_names_the_container_custodian_disposition_and_last_event() {
+    let plant = Plant::start().await;
+    let whereabouts = plant
+        .genealogy()
+        .where_is(pb::WhereIsRequest { id: unit(4) })
         .await
         .expect("where is")
         .into_inner();
@@ -460,13 +552,19 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
     assert_eq!(whereabouts.custodian, node(CUSTOMER));
     assert_eq!(whereabouts.disposition, "in_transit");
     assert_eq!(whereabouts.last_event_id, id(7));
+    plant.stop().await;
+}
 
+#[tokio::test]
+async fn a_trace_exports_as_dot_svg_and_json() {
+    let plant = Plant::start().await;
     for (format, prefix) in [
         (pb::GraphFormat::Dot, "digraph"),
         (pb::GraphFormat::Svg, "<svg"),
         (pb::GraphFormat::Json, "{"),
     ] {
-        let export = genealogy
+        let export = plant
+            .genealogy()
             .export_graph(pb::ExportGraphRequest {
                 trace: Some(pb::TraceRequest {
                     id: unit(4),
@@ -485,9 +583,17 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
             "{format:?} names the supplier lot"
         );
     }
-    // Both replicas applied the stream, and each link is there once.
-    replica.await_genealogy(last).await;
-    let db = sea_orm::Database::connect(app.database_url())
+    plant.stop().await;
+}
+
+/// A second replica follows the same stream into the same projection tables: each link
+/// is there once.
+#[tokio::test]
+async fn two_replicas_apply_the_stream_into_one_projection_once() {
+    let plant = Plant::start_with(true).await;
+    let replica = plant.replica.as_ref().expect("a replica");
+    replica.await_genealogy(plant.last).await;
+    let db = sea_orm::Database::connect(plant.app.database_url())
         .await
         .expect("database");
     use sea_orm::ConnectionTrait as _;
@@ -501,6 +607,5 @@ async fn a_plant_traces_backward_forward_and_recalls_exactly() {
         .expect("links");
     assert!(repeated.is_empty(), "{} links made twice", repeated.len());
     drop(db);
-    replica.stop().await.expect("replica stops");
-    app.stop().await.expect("clean stop");
+    plant.stop().await;
 }
