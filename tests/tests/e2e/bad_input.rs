@@ -45,25 +45,52 @@ async fn store_state(app: &TestApp) -> (Vec<(i64, String)>, bool) {
     (app.stored_events().await, verified.intact)
 }
 
-#[tokio::test]
-async fn bad_input_gets_a_clear_error_and_leaves_the_store_unchanged() {
-    let app = TestApp::spawn().await.expect("suite starts");
-    let mut capture = app.capture.clone();
-    capture
-        .capture(pb::CaptureRequest {
-            events: vec![observe(
-                "urn:uuid:5b1d0000-0000-4000-8000-000000000000",
-                &["urn:epc:id:sgtin:4012345.011111.9000"],
-                "shipping",
-                0,
-            )],
-        })
-        .await
-        .expect("a good event");
-    let before = store_state(&app).await;
-    assert_eq!(before.0.len(), 1);
-    assert!(before.1);
+/// A suite holding one good event, and the store as it was before a test's bad input.
+struct Watched {
+    app: TestApp,
+    before: (Vec<(i64, String)>, bool),
+}
 
+impl Watched {
+    async fn start() -> Self {
+        let app = TestApp::spawn().await.expect("suite starts");
+        app.capture
+            .clone()
+            .capture(pb::CaptureRequest {
+                events: vec![observe(
+                    "urn:uuid:5b1d0000-0000-4000-8000-000000000000",
+                    &["urn:epc:id:sgtin:4012345.011111.9000"],
+                    "shipping",
+                    0,
+                )],
+            })
+            .await
+            .expect("a good event");
+        let before = store_state(&app).await;
+        assert_eq!(before.0.len(), 1);
+        assert!(before.1);
+        Self { app, before }
+    }
+
+    /// The same events as before, both chains intact; then the suite stops.
+    async fn assert_store_unchanged(self) {
+        assert_eq!(
+            store_state(&self.app).await,
+            self.before,
+            "the store is unchanged"
+        );
+        self.app.stop().await.expect("stops");
+    }
+
+    fn rest_base(&self) -> String {
+        format!("http://{}", self.app.http_addr)
+    }
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_a_capture_request_are_refused_naming_the_message() {
+    let watched = Watched::start().await;
+    let app = &watched.app;
     // Bytes that are not a CaptureRequest (a varint where a message list is expected).
     let mut grpc = tonic::client::Grpc::new(app.channel.clone());
     grpc.ready().await.expect("ready");
@@ -84,6 +111,13 @@ async fn bad_input_gets_a_clear_error_and_leaves_the_store_unchanged() {
         "names the message: {garbage:?}"
     );
 
+    watched.assert_store_unchanged().await;
+}
+
+#[tokio::test]
+async fn events_with_bad_values_or_injected_identifiers_are_quarantined_naming_the_field() {
+    let watched = Watched::start().await;
+    let mut capture = watched.app.capture.clone();
     // Events with wrong or missing values and injection-looking identifiers: each is
     // quarantined with the field named, none stored.
     let mut no_time = observe(
@@ -162,6 +196,14 @@ async fn bad_input_gets_a_clear_error_and_leaves_the_store_unchanged() {
         }
     }
 
+    watched.assert_store_unchanged().await;
+}
+
+#[tokio::test]
+async fn reads_with_injection_looking_ids_find_nothing_and_break_nothing() {
+    let watched = Watched::start().await;
+    let app = &watched.app;
+    let mut capture = app.capture.clone();
     // Reads with injection-looking ids find nothing and break nothing.
     let missing = capture
         .get_event(pb::GetEventRequest {
@@ -196,10 +238,16 @@ async fn bad_input_gets_a_clear_error_and_leaves_the_store_unchanged() {
         assert!(trace.into_inner().edges.is_empty());
     }
 
+    watched.assert_store_unchanged().await;
+}
+
+#[tokio::test]
+async fn rest_bodies_with_bad_values_get_a_problem_naming_the_field() {
+    let watched = Watched::start().await;
+    let http = reqwest::Client::new();
+    let base = watched.rest_base();
     // REST: malformed JSON, wrong types, unsupported media, injection in paths and
     // queries.
-    let http = reqwest::Client::new();
-    let base = format!("http://{}", app.http_addr);
     let post = |body: String, content_type: &'static str| {
         http.post(format!("{base}/events"))
             .header(header::CONTENT_TYPE, content_type)
@@ -254,6 +302,20 @@ async fn bad_input_gets_a_clear_error_and_leaves_the_store_unchanged() {
             );
         }
     }
+    watched.assert_store_unchanged().await;
+}
+
+#[tokio::test]
+async fn rest_refuses_other_media_and_injection_in_paths_and_queries() {
+    let watched = Watched::start().await;
+    let http = reqwest::Client::new();
+    let base = watched.rest_base();
+    let post = |body: String, content_type: &'static str| {
+        http.post(format!("{base}/events"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+    };
     let plain = post("hello".to_owned(), "text/plain").await.expect("POST");
     assert_eq!(plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let by_id = http
@@ -276,8 +338,7 @@ async fn bad_input_gets_a_clear_error_and_leaves_the_store_unchanged() {
         "{document}"
     );
 
-    assert_eq!(store_state(&app).await, before, "the store is unchanged");
-    app.stop().await.expect("stops");
+    watched.assert_store_unchanged().await;
 }
 
 fn urlencode(text: &str) -> String {
