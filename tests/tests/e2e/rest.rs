@@ -87,58 +87,81 @@ fn event_ids(query_document: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn capture_jobs_events_and_queries() {
+fn job_id(n: u32) -> String {
+    format!("urn:uuid:00000000-0000-4000-8000-0000000004{n:02}")
+}
+
+/// A suite and a REST client for it.
+async fn suite() -> (TestApp, Client) {
     let app = TestApp::spawn().await.expect("suite starts");
     let client = Client::new(&app);
-    let ids: Vec<String> = (1..=3)
-        .map(|n| format!("urn:uuid:00000000-0000-4000-8000-0000000004{n:02}"))
-        .collect();
+    (app, client)
+}
 
-    let accepted = client
-        .post(
-            "/capture",
-            &document(
-                ids.iter()
-                    .zip(1..)
-                    .map(|(id, m)| event(id, "receiving", m))
-                    .collect(),
-            ),
-            &[],
-        )
-        .await;
+/// Captures events `numbers` (receiving, one a minute) in one job and returns their ids.
+async fn received(client: &Client, numbers: std::ops::RangeInclusive<u32>) -> Vec<String> {
+    let ids: Vec<String> = numbers.clone().map(job_id).collect();
+    let events = ids
+        .iter()
+        .zip(numbers)
+        .map(|(id, minute)| event(id, "receiving", minute))
+        .collect();
+    let accepted = client.post("/capture", &document(events), &[]).await;
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
-    assert_eq!(accepted.headers()["GS1-EPCIS-Version"], "2.0.0");
-    let job: Value = client
-        .get(&location(&accepted))
+    ids
+}
+
+/// The job behind a `202 Accepted`.
+async fn job(client: &Client, accepted: &reqwest::Response) -> Value {
+    client
+        .get(&location(accepted))
         .await
         .json()
         .await
-        .expect("job JSON");
+        .expect("job JSON")
+}
+
+/// One good event and one with a misspelt bizStep, in one job.
+fn half_bad_document() -> Value {
+    document(vec![
+        event(&job_id(20), "receiving", 20),
+        event(&job_id(21), "recieving", 21),
+    ])
+}
+
+#[tokio::test]
+async fn a_capture_job_reports_its_outcome_and_its_events_read_back() {
+    let (app, client) = suite().await;
+    let ids: Vec<String> = (1..=3).map(job_id).collect();
+    let events = ids
+        .iter()
+        .zip(1..)
+        .map(|(id, m)| event(id, "receiving", m))
+        .collect();
+    let accepted = client.post("/capture", &document(events), &[]).await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    assert_eq!(accepted.headers()["GS1-EPCIS-Version"], "2.0.0");
+    let job = job(&client, &accepted).await;
     assert_eq!(
         (job["running"].clone(), job["success"].clone()),
         (json!(false), json!(true)),
         "{job}"
     );
     assert_eq!(job["captureErrorBehaviour"], "rollback");
-
     let one = client.get(&format!("/events/{}", urlencode(&ids[1]))).await;
     assert_eq!(one.status(), StatusCode::OK);
     assert_eq!(
         event_ids(&one.json().await.expect("JSON")),
         [ids[1].clone()]
     );
+    app.stop().await.expect("clean stop");
+}
 
+#[tokio::test]
+async fn post_events_stores_one_event_that_its_location_reads_back() {
+    let (app, client) = suite().await;
     let single = client
-        .post(
-            "/events",
-            &event(
-                "urn:uuid:00000000-0000-4000-8000-000000000410",
-                "shipping",
-                10,
-            ),
-            &[],
-        )
+        .post("/events", &event(&job_id(10), "shipping", 10), &[])
         .await;
     assert_eq!(single.status(), StatusCode::CREATED);
     assert_eq!(
@@ -146,17 +169,14 @@ async fn capture_jobs_events_and_queries() {
         StatusCode::OK,
         "Location reads it back"
     );
+    app.stop().await.expect("clean stop");
+}
 
+#[tokio::test]
+async fn an_invalid_event_gets_a_validation_problem_and_is_kept_in_quarantine() {
+    let (app, client) = suite().await;
     let invalid = client
-        .post(
-            "/events",
-            &event(
-                "urn:uuid:00000000-0000-4000-8000-000000000411",
-                "shippping",
-                11,
-            ),
-            &[],
-        )
+        .post("/events", &event(&job_id(11), "shippping", 11), &[])
         .await;
     assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -172,33 +192,16 @@ async fn capture_jobs_events_and_queries() {
             .is_some_and(|id| !id.is_empty()),
         "kept in quarantine: {problem}"
     );
+    app.stop().await.expect("clean stop");
+}
 
-    // Rollback (the default): one bad event, so none of the job is stored; all quarantined.
-    let rolled = client
-        .post(
-            "/capture",
-            &document(vec![
-                event(
-                    "urn:uuid:00000000-0000-4000-8000-000000000420",
-                    "receiving",
-                    20,
-                ),
-                event(
-                    "urn:uuid:00000000-0000-4000-8000-000000000421",
-                    "recieving",
-                    21,
-                ),
-            ]),
-            &[],
-        )
-        .await;
+/// Rollback (the default): one bad event, so none of the job is stored; all quarantined.
+#[tokio::test]
+async fn a_job_with_a_bad_event_rolls_back_by_default() {
+    let (app, client) = suite().await;
+    let rolled = client.post("/capture", &half_bad_document(), &[]).await;
     assert_eq!(rolled.status(), StatusCode::ACCEPTED);
-    let job: Value = client
-        .get(&location(&rolled))
-        .await
-        .json()
-        .await
-        .expect("job JSON");
+    let job = job(&client, &rolled).await;
     assert_eq!(job["success"], json!(false));
     let reasons: Vec<&str> = job["errors"]
         .as_array()
@@ -207,38 +210,24 @@ async fn capture_jobs_events_and_queries() {
         .map(|e| e["violations"][0]["reason"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(reasons, ["CAPTURE_JOB_ROLLED_BACK", "UNKNOWN_BIZ_STEP"]);
-    assert_eq!(
-        client
-            .get("/events/urn%3Auuid%3A00000000-0000-4000-8000-000000000420")
-            .await
-            .status(),
-        StatusCode::NOT_FOUND
-    );
-    // Proceed: the good one is stored.
+    let good = client
+        .get(&format!("/events/{}", urlencode(&job_id(20))))
+        .await;
+    assert_eq!(good.status(), StatusCode::NOT_FOUND);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_job_that_proceeds_stores_its_good_events() {
+    let (app, client) = suite().await;
     let proceeded = client
         .post(
             "/capture",
-            &document(vec![
-                event(
-                    "urn:uuid:00000000-0000-4000-8000-000000000420",
-                    "receiving",
-                    20,
-                ),
-                event(
-                    "urn:uuid:00000000-0000-4000-8000-000000000421",
-                    "recieving",
-                    21,
-                ),
-            ]),
+            &half_bad_document(),
             &[("GS1-Capture-Error-Behaviour", "proceed")],
         )
         .await;
-    let job: Value = client
-        .get(&location(&proceeded))
-        .await
-        .json()
-        .await
-        .expect("job JSON");
+    let job = job(&client, &proceeded).await;
     assert_eq!(
         (
             job["success"].clone(),
@@ -246,15 +235,22 @@ async fn capture_jobs_events_and_queries() {
         ),
         (json!(false), Some(1))
     );
-    assert_eq!(
-        client
-            .get("/events/urn%3Auuid%3A00000000-0000-4000-8000-000000000420")
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    let good = client
+        .get(&format!("/events/{}", urlencode(&job_id(20))))
+        .await;
+    assert_eq!(good.status(), StatusCode::OK);
+    app.stop().await.expect("clean stop");
+}
 
-    // Paging with Link headers, filters as in EPCIS queries.
+/// Paging with Link headers, filters as in EPCIS queries.
+#[tokio::test]
+async fn events_are_paged_with_link_headers_and_filtered_like_epcis_queries() {
+    let (app, client) = suite().await;
+    let ids = received(&client, 1..=3).await;
+    let shipped = client
+        .post("/events", &event(&job_id(10), "shipping", 10), &[])
+        .await;
+    assert_eq!(shipped.status(), StatusCode::CREATED);
     let first = client.get("/events?EQ_bizStep=receiving&perPage=2").await;
     let link = first.headers()[header::LINK]
         .to_str()
@@ -273,11 +269,16 @@ async fn capture_jobs_events_and_queries() {
     assert!(second.headers().get(header::LINK).is_none(), "last page");
     assert_eq!(
         event_ids(&second.json().await.expect("JSON")),
-        [
-            ids[2].clone(),
-            "urn:uuid:00000000-0000-4000-8000-000000000420".to_owned()
-        ]
+        [ids[2].clone()],
+        "the shipping event is filtered out"
     );
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_digital_link_finds_events_captured_with_urns() {
+    let (app, client) = suite().await;
+    let ids = received(&client, 1..=3).await;
     let matched: Value = client
         .get("/events?MATCH_epc=https%3A%2F%2Fid.gs1.org%2F01%2F04012345111118%2F21%2F2")
         .await
@@ -289,7 +290,12 @@ async fn capture_jobs_events_and_queries() {
         [ids[1].clone()],
         "a Digital Link finds the URN"
     );
+    app.stop().await.expect("clean stop");
+}
 
+#[tokio::test]
+async fn bad_queries_unknown_events_and_foreign_bodies_get_the_binding_s_problems() {
+    let (app, client) = suite().await;
     let bad = client.get("/events?EQ_bizStepp=receiving").await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let problem: Value = bad.json().await.expect("problem");
