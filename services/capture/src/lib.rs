@@ -32,28 +32,17 @@ pub mod validation;
 
 use std::sync::Arc;
 
-use tokio::task::JoinHandle;
 use tracery_proto::v1::capture_service_server::CaptureServiceServer;
-use tracery_runtime::{Migrations, Routes, ServiceContext, ServiceKey, ServiceModule};
+use tracery_runtime::{
+    Migrations, ModuleInfo, Routes, ServiceContext, ServiceKey, ServiceModule, Started,
+};
 
-/// The capture service as a [`ServiceModule`].
+/// Capture: the front door for EPCIS events (gRPC, REST, MQTT) and their store.
 pub struct CaptureModule;
 
 #[async_trait::async_trait]
 impl ServiceModule for CaptureModule {
-    fn key(&self) -> ServiceKey {
-        ServiceKey::Capture
-    }
-
-    fn migrations(&self) -> Migrations {
-        Migrations::of::<store::Migrator>()
-    }
-
-    async fn start(
-        &self,
-        ctx: &ServiceContext,
-        routes: &mut Routes,
-    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    async fn start(&self, ctx: &ServiceContext, routes: &mut Routes) -> Started {
         let mut policy = validation::Policy::from_settings(&ctx.config.capture_rules)
             .map_err(anyhow::Error::msg)?;
         policy.max_events_per_batch = ctx.config.limits.max_events_per_batch;
@@ -98,5 +87,9 @@ impl ServiceModule for CaptureModule {
         routes.add_http(rest::router(api.intake(), api.store()));
         routes.grpc.add_service(CaptureServiceServer::new(api));
         Ok(tasks)
+    }
+
+    fn info(&self) -> ModuleInfo {
+        ModuleInfo::new(ServiceKey::Capture, Migrations::of::<store::Migrator>())
     }
 }

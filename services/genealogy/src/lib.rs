@@ -23,36 +23,18 @@ pub mod grpc;
 pub mod projection;
 pub mod store;
 
-use tokio::task::JoinHandle;
 use tracery_proto::v1::genealogy_service_server::GenealogyServiceServer;
 use tracery_runtime::{
-    Migrations, Routes, ServiceContext, ServiceKey, ServiceModule,
+    Migrations, ModuleInfo, Routes, ServiceContext, ServiceKey, ServiceModule, Started,
     follow::{FollowStats, follow_capture},
 };
 
-/// The genealogy service as a [`ServiceModule`].
+/// Genealogy: the projection of capture's stream that answers traces and recalls.
 pub struct GenealogyModule;
 
 #[async_trait::async_trait]
 impl ServiceModule for GenealogyModule {
-    fn key(&self) -> ServiceKey {
-        ServiceKey::Genealogy
-    }
-
-    /// The projection follows capture's stream.
-    fn requires(&self) -> Vec<ServiceKey> {
-        vec![ServiceKey::Capture]
-    }
-
-    fn migrations(&self) -> Migrations {
-        Migrations::of::<store::Migrator>()
-    }
-
-    async fn start(
-        &self,
-        ctx: &ServiceContext,
-        routes: &mut Routes,
-    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    async fn start(&self, ctx: &ServiceContext, routes: &mut Routes) -> Started {
         let store = store::ProjectionStore::new(ctx.db.clone());
         let capture = ctx.peers.channel(ServiceKey::Capture)?;
         let stats = std::sync::Arc::new(FollowStats::default());
@@ -69,5 +51,11 @@ impl ServiceModule for GenealogyModule {
                 store, stats,
             )));
         Ok(vec![task])
+    }
+
+    /// The projection follows capture's stream.
+    fn info(&self) -> ModuleInfo {
+        ModuleInfo::new(ServiceKey::Genealogy, Migrations::of::<store::Migrator>())
+            .requiring(ServiceKey::Capture)
     }
 }

@@ -23,30 +23,18 @@ pub mod store;
 
 use std::sync::Arc;
 
-use tokio::task::JoinHandle;
 use tracery_proto::v1::identity_service_server::IdentityServiceServer;
 use tracery_runtime::{
-    Migrations, Routes, ServiceContext, ServiceKey, ServiceModule, follow::follow_capture,
+    Migrations, ModuleInfo, Routes, ServiceContext, ServiceKey, ServiceModule, Started,
+    follow::follow_capture,
 };
 
-/// The identity service as a [`ServiceModule`].
+/// Identity: GS1 identifiers, product master, serial pools, labels and lifecycle.
 pub struct IdentityModule;
 
 #[async_trait::async_trait]
 impl ServiceModule for IdentityModule {
-    fn key(&self) -> ServiceKey {
-        ServiceKey::Identity
-    }
-
-    fn migrations(&self) -> Migrations {
-        Migrations::of::<store::Migrator>()
-    }
-
-    async fn start(
-        &self,
-        ctx: &ServiceContext,
-        routes: &mut Routes,
-    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    async fn start(&self, ctx: &ServiceContext, routes: &mut Routes) -> Started {
         let api = grpc::IdentityApi::new(ctx.db.clone());
         // Identity runs on its own too; then lifecycle states change only through the API.
         let capture = match ctx.peers.channel(ServiceKey::Capture) {
@@ -75,5 +63,9 @@ impl ServiceModule for IdentityModule {
             ctx.shutdown.clone(),
         ));
         Ok(vec![lifecycle])
+    }
+
+    fn info(&self) -> ModuleInfo {
+        ModuleInfo::new(ServiceKey::Identity, Migrations::of::<store::Migrator>())
     }
 }

@@ -16,31 +16,18 @@ pub mod postback;
 pub mod store;
 pub mod sync;
 
-use tokio::task::JoinHandle;
 use tracery_proto::v1::integration_service_server::IntegrationServiceServer;
 use tracery_runtime::{
-    Migrations, Routes, ServiceContext, ServiceKey, ServiceModule,
+    Migrations, ModuleInfo, Routes, ServiceContext, ServiceKey, ServiceModule, Started,
     follow::{FollowStats, follow_capture},
 };
 
-/// The integration service as a [`ServiceModule`].
+/// Integration: ERP and PLM syncs, and production posted back.
 pub struct IntegrationModule;
 
 #[async_trait::async_trait]
 impl ServiceModule for IntegrationModule {
-    fn key(&self) -> ServiceKey {
-        ServiceKey::Integration
-    }
-
-    fn migrations(&self) -> Migrations {
-        Migrations::of::<store::Migrator>()
-    }
-
-    async fn start(
-        &self,
-        ctx: &ServiceContext,
-        routes: &mut Routes,
-    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    async fn start(&self, ctx: &ServiceContext, routes: &mut Routes) -> Started {
         let connectors = connector_config::connectors(&ctx.config.connectors)?;
         let syncer = sync::Syncer::new(
             ctx.db.clone(),
@@ -84,5 +71,9 @@ impl ServiceModule for IntegrationModule {
             )));
         tasks.push(tokio::spawn(syncer.schedule()));
         Ok(tasks)
+    }
+
+    fn info(&self) -> ModuleInfo {
+        ModuleInfo::new(ServiceKey::Integration, Migrations::of::<store::Migrator>())
     }
 }

@@ -45,4 +45,4 @@ pub mod reexport {
     pub use async_trait;
     pub use sea_orm_migration;
 }
-pub use server::{Application, Pages, Routes, ServiceContext, ServiceModule};
+pub use server::{Application, ModuleInfo, Pages, Routes, ServiceContext, ServiceModule, Started};

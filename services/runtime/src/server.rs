@@ -41,25 +41,58 @@ pub struct ServiceContext {
 /// One Tracery service, as seen by the process that runs it.
 #[async_trait::async_trait]
 pub trait ServiceModule: Send + Sync + 'static {
+    /// Which service this is, its migrations and what it needs.
+    fn info(&self) -> ModuleInfo;
+
+    /// Adds the gRPC service (and any HTTP routes) to `routes` and starts any background
+    /// work, returning its tasks (they must end once `ctx.shutdown` is cancelled).
+    async fn start(&self, ctx: &ServiceContext, routes: &mut Routes) -> Started;
+
     /// Which service this is.
-    fn key(&self) -> ServiceKey;
+    fn key(&self) -> ServiceKey {
+        self.info().key
+    }
 
     /// Services this one cannot work without; when one runs in another process, this one
     /// reports NOT_SERVING while that one is not serving.
     fn requires(&self) -> Vec<ServiceKey> {
-        Vec::new()
+        self.info().requires
     }
 
     /// The service's migrations, applied by the one runner.
-    fn migrations(&self) -> crate::Migrations;
+    fn migrations(&self) -> crate::Migrations {
+        self.info().migrations
+    }
+}
 
-    /// Adds the gRPC service (and any HTTP routes) to `routes` and starts any background
-    /// work, returning its tasks (they must end once `ctx.shutdown` is cancelled).
-    async fn start(
-        &self,
-        ctx: &ServiceContext,
-        routes: &mut Routes,
-    ) -> anyhow::Result<Vec<JoinHandle<()>>>;
+/// What a started service or page runs in the background.
+pub type Started = anyhow::Result<Vec<JoinHandle<()>>>;
+
+/// A service module's identity: its key, its migrations, the services it needs.
+pub struct ModuleInfo {
+    /// Which service this is.
+    pub key: ServiceKey,
+    /// Its tables' migrations.
+    pub migrations: crate::Migrations,
+    /// Services it cannot work without.
+    pub requires: Vec<ServiceKey>,
+}
+
+impl ModuleInfo {
+    /// Service `key` with `migrations`, needing no other service.
+    pub fn new(key: ServiceKey, migrations: crate::Migrations) -> Self {
+        Self {
+            key,
+            migrations,
+            requires: Vec::new(),
+        }
+    }
+
+    /// The same, needing `peer` too.
+    pub fn requiring(mut self, peer: ServiceKey) -> Self {
+        self.requires.push(peer);
+        self
+    }
 }
 
 /// Pages served beside the services rather than a service of their own (the operator
@@ -68,11 +101,7 @@ pub trait ServiceModule: Send + Sync + 'static {
 pub trait Pages: Send + Sync + 'static {
     /// Adds the HTTP routes to `routes` and starts any background work, returning its
     /// tasks (they must end once `ctx.shutdown` is cancelled).
-    async fn start(
-        &self,
-        ctx: &ServiceContext,
-        routes: &mut Routes,
-    ) -> anyhow::Result<Vec<JoinHandle<()>>>;
+    async fn start(&self, ctx: &ServiceContext, routes: &mut Routes) -> Started;
 }
 
 /// What the services of one process serve: gRPC services and routes on the HTTP listener.
@@ -353,11 +382,7 @@ impl Serving {
     }
 
     /// Starts the services, then the pages beside them.
-    async fn start_services(
-        &self,
-        ctx: &ServiceContext,
-        routes: &mut Routes,
-    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    async fn start_services(&self, ctx: &ServiceContext, routes: &mut Routes) -> Started {
         let mut tasks = Vec::new();
         for module in &self.modules {
             tasks.extend(module.start(ctx, routes).await?);

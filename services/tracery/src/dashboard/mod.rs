@@ -14,10 +14,9 @@ pub mod floor;
 
 use std::sync::{Arc, Mutex};
 
-use tokio::task::JoinHandle;
 use tracery_proto::v1::{self as pb, genealogy_service_client::GenealogyServiceClient};
 use tracery_runtime::{
-    Pages, Routes, ServiceContext, ServiceKey,
+    Pages, Routes, ServiceContext, ServiceKey, Started,
     follow::{EventSink, FollowStats, follow_capture},
     peers::Peers,
 };
@@ -40,11 +39,7 @@ struct State {
 
 #[async_trait::async_trait]
 impl Pages for Dashboard {
-    async fn start(
-        &self,
-        ctx: &ServiceContext,
-        routes: &mut Routes,
-    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    async fn start(&self, ctx: &ServiceContext, routes: &mut Routes) -> Started {
         // One place serves it: the process with genealogy (all of them in one process;
         // the genealogy pods of a split deployment), so capture has one more follower,
         // not one per pod.
