@@ -180,10 +180,10 @@ fn single_event(
 
 /// The `403` for events the caller may not capture (see [`crate::roles`]).
 fn refuse_corrections(
-    principal: Option<&axum::Extension<Principal>>,
+    principal: Option<&Principal>,
     admissions: &[Admission],
 ) -> Option<Response> {
-    let refused = crate::roles::check(principal.map(|p| &p.0), admissions).err()?;
+    let refused = crate::roles::check(principal, admissions).err()?;
     Some(problem(
         ErrorKind::Forbidden,
         refused.to_string(),
@@ -191,11 +191,31 @@ fn refuse_corrections(
     ))
 }
 
+/// Who is capturing (when the suite checks callers), and the audit record of the request
+/// that the store writes with the events.
+struct Caller {
+    principal: Option<Principal>,
+    audit: Option<DeferredAudit>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            principal: parts.extensions.get::<Principal>().cloned(),
+            audit: parts.extensions.get::<DeferredAudit>().cloned(),
+        })
+    }
+}
+
 /// `POST /events`: one event, stored synchronously.
 async fn capture_event(
     State(rest): State<Rest>,
-    principal: Option<axum::Extension<Principal>>,
-    audit: Option<axum::Extension<DeferredAudit>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -204,7 +224,7 @@ async fn capture_event(
         Err(response) => return *response,
     };
     let admission = admit_json(value, Channel::Rest, rest.intake.policy(), &context);
-    if let Some(refusal) = refuse_corrections(principal.as_ref(), std::slice::from_ref(&admission))
+    if let Some(refusal) = refuse_corrections(caller.principal.as_ref(), std::slice::from_ref(&admission))
     {
         return refusal;
     }
@@ -214,7 +234,7 @@ async fn capture_event(
             vec![admission],
             Channel::Rest,
             ErrorBehaviour::Proceed,
-            audit.map(|a| a.0),
+            caller.audit,
         )
         .await
     {
@@ -261,8 +281,7 @@ fn percent_encode(text: &str) -> String {
 /// `202`, so the capture job is finished when the client first looks at it.
 async fn capture(
     State(rest): State<Rest>,
-    principal: Option<axum::Extension<Principal>>,
-    audit: Option<axum::Extension<DeferredAudit>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -303,13 +322,13 @@ async fn capture(
         .iter()
         .map(|event| admit_json(event.clone(), Channel::Rest, rest.intake.policy(), &context))
         .collect();
-    if let Some(refusal) = refuse_corrections(principal.as_ref(), &admissions) {
+    if let Some(refusal) = refuse_corrections(caller.principal.as_ref(), &admissions) {
         return refusal;
     }
     let results = match rest
         .intake
         // Rolled back means none is stored; quarantined, each keeps a way back.
-        .capture_admissions(admissions, Channel::Rest, behaviour, audit.map(|a| a.0))
+        .capture_admissions(admissions, Channel::Rest, behaviour, caller.audit)
         .await
     {
         Ok(results) => results,

@@ -629,17 +629,16 @@ mod tests {
             key: String::new(),
             mac: String::new(),
         };
+        let intact_rows = |verifier: &mut ChainVerifier, rows: std::ops::RangeInclusive<i64>| {
+            for row in rows {
+                let (before, link) = (&links[row as usize - 1], &links[row as usize]);
+                verifier
+                    .check(row, before, link, &[&row.to_string()])
+                    .expect("intact");
+            }
+        };
         let mut verifier = ChainVerifier::new(&keys, vec![checkpoint(2), checkpoint(4)]);
-        for row in 1..=2 {
-            verifier
-                .check(
-                    row,
-                    &links[row as usize - 1],
-                    &links[row as usize],
-                    &[&row.to_string()],
-                )
-                .expect("intact");
-        }
+        intact_rows(&mut verifier, 1..=2);
         let broken = verifier
             .check(3, &links[2], &links[3], &["edited"])
             .expect_err("row 3 edited");
@@ -647,16 +646,7 @@ mod tests {
         assert_eq!(broken.after.map(|c| c.position), Some(2));
         // Rows removed from the end: the last checkpoint names them.
         let mut verifier = ChainVerifier::new(&keys, vec![checkpoint(4)]);
-        for row in 1..=3 {
-            verifier
-                .check(
-                    row,
-                    &links[row as usize - 1],
-                    &links[row as usize],
-                    &[&row.to_string()],
-                )
-                .expect("intact");
-        }
+        intact_rows(&mut verifier, 1..=3);
         assert_eq!(verifier.finish(3).expect_err("row 4 gone").position, 4);
     }
 }

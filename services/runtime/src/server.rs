@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tonic::service::RoutesBuilder;
+use tonic_health::pb::health_server::{Health, HealthServer};
 
 use crate::{
     Config, ServiceKey, audit,
@@ -305,19 +306,7 @@ impl Listeners {
 }
 
 /// The health service and gRPC reflection (both versions), which every process serves.
-fn base_routes<S>(health_service: S) -> anyhow::Result<Routes>
-where
-    S: tower::Service<
-            http::Request<tonic::body::Body>,
-            Response = http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + tonic::server::NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+fn base_routes(health_service: HealthServer<impl Health>) -> anyhow::Result<Routes> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tracery_proto::FILE_DESCRIPTOR_SET)
@@ -589,19 +578,11 @@ async fn await_migrations(
 }
 
 /// Serves `grpc.health.v1` alone on `listener`, in plain text, until `shutdown`.
-fn serve_health<S>(listener: TcpListener, health: S, shutdown: &CancellationToken) -> JoinHandle<()>
-where
-    S: tower::Service<
-            http::Request<tonic::body::Body>,
-            Response = http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + tonic::server::NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+fn serve_health(
+    listener: TcpListener,
+    health: HealthServer<impl Health>,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()> {
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
