@@ -179,10 +179,7 @@ fn single_event(
 }
 
 /// The `403` for events the caller may not capture (see [`crate::roles`]).
-fn refuse_corrections(
-    principal: Option<&Principal>,
-    admissions: &[Admission],
-) -> Option<Response> {
+fn refuse_corrections(principal: Option<&Principal>, admissions: &[Admission]) -> Option<Response> {
     let refused = crate::roles::check(principal, admissions).err()?;
     Some(problem(
         ErrorKind::Forbidden,
@@ -224,7 +221,8 @@ async fn capture_event(
         Err(response) => return *response,
     };
     let admission = admit_json(value, Channel::Rest, rest.intake.policy(), &context);
-    if let Some(refusal) = refuse_corrections(caller.principal.as_ref(), std::slice::from_ref(&admission))
+    if let Some(refusal) =
+        refuse_corrections(caller.principal.as_ref(), std::slice::from_ref(&admission))
     {
         return refusal;
     }

@@ -23,7 +23,7 @@ use tracery_epcis::{
     effects::{Effects, LifecycleEffect},
 };
 
-use super::{StoredEvent, bulk, decode_payload, event, keys, placements};
+use super::{Projection, StoredEvent, bulk, decode_payload, event, keys, placements};
 use crate::{
     domain::CaptureError,
     state_rules::{Known, KnownState},
@@ -125,7 +125,7 @@ pub async fn states_of(
 
 /// States as a replay of events leaves them; `None` where no event set one.
 #[derive(Debug, Default)]
-struct Replay {
+pub(super) struct Replay {
     states: HashMap<String, Option<(i16, String, i64)>>,
 }
 
@@ -133,7 +133,9 @@ impl Replay {
     fn apply(&mut self, sequence: i64, event: &Event) {
         self.apply_effects(sequence, event, &event.effects());
     }
+}
 
+impl Projection for Replay {
     fn apply_effects(&mut self, sequence: i64, event: &Event, effects: &Effects) {
         let event_id = event.event_id.clone().unwrap_or_default();
         for change in &effects.lifecycle {
@@ -179,33 +181,20 @@ impl Replay {
         )
         .await
     }
-}
 
-/// Brings the table up to date with events just appended in `conn`'s transaction (their
-/// identifier index rows written already), in sequence order.
-pub async fn record(
-    conn: &impl ConnectionTrait,
-    appended: &[(i64, &Event, &Effects)],
-) -> Result<(), CaptureError> {
-    let mut replay = Replay::default();
-    let mut declared: Vec<String> = Vec::new();
-    for (sequence, event, effects) in appended {
-        if event.error_declaration.is_some() {
-            declared.extend(
-                effects
-                    .lifecycle
-                    .iter()
-                    .map(|change| change.identifier.node.clone()),
-            );
-            continue;
-        }
-        replay.apply_effects(*sequence, event, effects);
+    /// The identifiers whose state a declared event set are replayed from their own
+    /// events.
+    async fn redo_declared(
+        conn: &impl ConnectionTrait,
+        declarations: &[&Event],
+    ) -> Result<(), CaptureError> {
+        let identifiers = declarations
+            .iter()
+            .flat_map(|declaration| declaration.effects().lifecycle)
+            .map(|change| change.identifier.node)
+            .collect();
+        replay_identifiers(conn, identifiers).await
     }
-    replay.write(conn).await?;
-    if !declared.is_empty() {
-        replay_identifiers(conn, declared).await?;
-    }
-    Ok(())
 }
 
 /// Replays `identifiers` from their own events, without declared events and the

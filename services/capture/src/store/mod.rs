@@ -575,8 +575,8 @@ async fn append_events(
         .zip(&effects)
         .map(|((sequence, event), effects)| (*sequence, *event, effects))
         .collect();
-    placements::record(conn, &appended_effects).await?;
-    lifecycle::record(conn, &appended_effects).await?;
+    record::<placements::Replay>(conn, &appended_effects).await?;
+    record::<lifecycle::Replay>(conn, &appended_effects).await?;
     Ok(keyed
         .into_iter()
         .enumerate()
@@ -1189,4 +1189,43 @@ fn decode_payload(sequence: i64, payload: &str) -> Result<StoredEvent, CaptureEr
         serde_json::from_str(payload).map_err(|err| corrupt(err.to_string()))?;
     let event = json::parse_event(value).map_err(|err| corrupt(err.to_string()))?;
     Ok(StoredEvent { sequence, event })
+}
+
+/// A table capture derives from its events and keeps in the commit that stores them
+/// (lifecycle states, placements): what a replay of events leaves in it.
+trait Projection: Default {
+    /// Applies one event, its effects worked out already.
+    fn apply_effects(&mut self, sequence: i64, event: &Event, effects: &Effects);
+
+    /// Writes the outcome over the table.
+    async fn write(self, conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr>;
+
+    /// Works out again, from the stored events, what the events these declarations
+    /// declared erroneous had decided.
+    async fn redo_declared(
+        conn: &impl ConnectionTrait,
+        declarations: &[&Event],
+    ) -> Result<(), CaptureError>;
+}
+
+/// Brings projection `P` up to date with events just appended in `conn`'s transaction
+/// (their identifier index rows written already), in sequence order.
+async fn record<P: Projection>(
+    conn: &impl ConnectionTrait,
+    appended: &[(i64, &Event, &Effects)],
+) -> Result<(), CaptureError> {
+    let mut replay = P::default();
+    let mut declarations = Vec::new();
+    for (sequence, event, effects) in appended {
+        if event.error_declaration.is_some() {
+            declarations.push(*event);
+            continue;
+        }
+        replay.apply_effects(*sequence, event, effects);
+    }
+    replay.write(conn).await?;
+    if !declarations.is_empty() {
+        P::redo_declared(conn, &declarations).await?;
+    }
+    Ok(())
 }

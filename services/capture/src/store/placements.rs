@@ -17,7 +17,7 @@ use tracery_epcis::{
     effects::{Effects, Unpacking},
 };
 
-use super::{StoredEvent, bulk, decode_payload, event, keys};
+use super::{Projection, StoredEvent, bulk, decode_payload, event, keys};
 use crate::domain::CaptureError;
 
 /// The `capture_placements` table.
@@ -109,7 +109,18 @@ impl Replay {
         self.apply_effects(sequence, event, &event.effects());
     }
 
-    /// [`Self::apply`] with the event's effects computed already.
+    /// Replays `events` (any order) without the declared ones and the declarations.
+    fn replay_counted(events: &mut [StoredEvent]) -> Self {
+        let mut replay = Self::default();
+        for stored in super::undeclared(events) {
+            replay.apply(stored.sequence, &stored.event);
+        }
+        replay
+    }
+}
+
+impl Projection for Replay {
+    /// [`Replay::apply`] with the event's effects computed already.
     fn apply_effects(&mut self, sequence: i64, event: &Event, effects: &Effects) {
         match &effects.unpacking {
             Some(Unpacking::Everything { parent }) => {
@@ -147,15 +158,6 @@ impl Replay {
                     .insert(child.node.clone(), Place::Packed(placement.clone()));
             }
         }
-    }
-
-    /// Replays `events` (any order) without the declared ones and the declarations.
-    fn replay_counted(events: &mut [StoredEvent]) -> Self {
-        let mut replay = Self::default();
-        for stored in super::undeclared(events) {
-            replay.apply(stored.sequence, &stored.event);
-        }
-        replay
     }
 
     /// Writes the outcome over the table: parents emptied first, then each child's place.
@@ -204,29 +206,19 @@ impl Replay {
         )
         .await
     }
-}
 
-/// Brings the table up to date with events just appended in `conn`'s transaction (their
-/// identifier index rows written already), in sequence order.
-pub async fn record(
-    conn: &impl ConnectionTrait,
-    appended: &[(i64, &Event, &Effects)],
-) -> Result<(), CaptureError> {
-    let mut replay = Replay::default();
-    let mut declared = Vec::new();
-    for (sequence, event, effects) in appended {
-        if event.error_declaration.is_some() {
-            declared.push(*event);
-            continue;
+    /// The children whose placement a declared event decided are replayed from their own
+    /// events.
+    async fn redo_declared(
+        conn: &impl ConnectionTrait,
+        declarations: &[&Event],
+    ) -> Result<(), CaptureError> {
+        let children = affected_children(conn, declarations).await?;
+        if children.is_empty() {
+            return Ok(());
         }
-        replay.apply_effects(*sequence, event, effects);
+        replay_children(conn, children).await
     }
-    replay.write(conn).await?;
-    let children = affected_children(conn, &declared).await?;
-    if !children.is_empty() {
-        replay_children(conn, children).await?;
-    }
-    Ok(())
 }
 
 /// The children whose placement a declared event may have decided: those it packed or
