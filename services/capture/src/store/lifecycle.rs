@@ -15,8 +15,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
 };
 use tracery_epcis::{
     Event,
@@ -243,16 +242,7 @@ pub async fn rebuild(conn: &impl ConnectionTrait) -> Result<(), CaptureError> {
         .collect();
     let mut after = 0;
     loop {
-        let rows: Vec<(i64, String)> = event::Entity::find()
-            .select_only()
-            .column(event::Column::Sequence)
-            .column(event::Column::Payload)
-            .filter(event::Column::Sequence.gt(after))
-            .order_by_asc(event::Column::Sequence)
-            .limit(CHUNK as u64)
-            .into_tuple()
-            .all(conn)
-            .await?;
+        let rows = super::payloads_after(conn, after, CHUNK as u64).await?;
         let Some(last) = rows.last().map(|r| r.0) else {
             return Ok(());
         };

@@ -84,7 +84,7 @@ pub use migration::Migrator;
 mod migration {
     use sea_orm_migration::prelude::*;
 
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    use sea_orm::EntityTrait;
 
     use super::{decode_payload, event, jobs::job, keys, quarantine::entry};
 
@@ -196,17 +196,7 @@ mod migration {
     async fn index_stored_events(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
         let mut after = 0;
         loop {
-            // Only the columns this migration's schema has: later ones add more.
-            let rows: Vec<(i64, String)> = event::Entity::find()
-                .select_only()
-                .column(event::Column::Sequence)
-                .column(event::Column::Payload)
-                .filter(event::Column::Sequence.gt(after))
-                .order_by_asc(event::Column::Sequence)
-                .limit(1000)
-                .into_tuple()
-                .all(db)
-                .await?;
+            let rows = super::payloads_after(db, after, 1000).await?;
             let Some(last) = rows.last().map(|r| r.0) else {
                 return Ok(());
             };
@@ -1181,6 +1171,25 @@ fn undeclared(events: &mut [StoredEvent]) -> impl Iterator<Item = &StoredEvent> 
         stored.event.error_declaration.is_none()
             && !declared.contains(stored.event.event_id.as_deref().unwrap_or_default())
     })
+}
+
+/// Up to `limit` stored events after sequence `after`, in sequence order, as (sequence,
+/// payload): the columns every version of the events table has, so migrations use it too.
+async fn payloads_after(
+    conn: &impl ConnectionTrait,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<(i64, String)>, sea_orm::DbErr> {
+    event::Entity::find()
+        .select_only()
+        .column(event::Column::Sequence)
+        .column(event::Column::Payload)
+        .filter(event::Column::Sequence.gt(after))
+        .order_by_asc(event::Column::Sequence)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await
 }
 
 fn decode_payload(sequence: i64, payload: &str) -> Result<StoredEvent, CaptureError> {
