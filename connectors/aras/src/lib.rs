@@ -165,23 +165,10 @@ impl PartCatalogue for Aras {
 
     /// GETs `url`, fetching a new token once when the current one is refused.
     async fn get(&self, url: &str, query: &[(&str, String)]) -> Result<Value, ConnectorError> {
-        let mut renew = false;
-        loop {
-            let token = self.token(renew).await?;
-            let result = self
-                .http
-                .send(Repeat::Safe, || {
-                    self.http.client().get(url).bearer_auth(&token).query(query)
-                })
-                .await;
-            match result {
-                Err(ConnectorError::Auth(reason)) if !renew => {
-                    tracing::info!(%reason, "Aras refused the token; fetching a new one");
-                    renew = true;
-                }
-                other => return http::json(other?).await,
-            }
-        }
+        let request = |token: &String| self.http.client().get(url).bearer_auth(token).query(query);
+        self.http
+            .get_renewing("aras", true, |renew| self.token(renew), request)
+            .await
     }
 
     fn material(&self, part: &Value) -> Fetched {

@@ -83,6 +83,34 @@ impl Http {
         &self.client
     }
 
+    /// Reads with the credential `credential(false)` gives, and once more with
+    /// `credential(true)` (a renewed one) when the system refuses it as unauthenticated;
+    /// `renewable` says whether a refusal can be cured that way. The answer as JSON.
+    pub async fn get_renewing<T, C, Fut, B>(
+        &self,
+        system: &str,
+        renewable: bool,
+        credential: C,
+        build: B,
+    ) -> Result<serde_json::Value, ConnectorError>
+    where
+        C: Fn(bool) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ConnectorError>>,
+        B: Fn(&T) -> RequestBuilder,
+    {
+        let mut renew = false;
+        loop {
+            let current = credential(renew).await?;
+            match self.send(Repeat::Safe, || build(&current)).await {
+                Err(ConnectorError::Auth(reason)) if renewable && !renew => {
+                    tracing::info!(%system, %reason, "credential refused; fetching a new one");
+                    renew = true;
+                }
+                other => return json(other?).await,
+            }
+        }
+    }
+
     /// Sends what `build` makes, retrying transient failures; a non-success answer that
     /// is not transient (or still failing after the last attempt) becomes a typed error.
     pub async fn send(

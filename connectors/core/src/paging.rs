@@ -83,19 +83,29 @@ pub fn odata4_page(
         .and_then(serde_json::Value::as_array)
         .cloned()
         .ok_or_else(|| crate::ConnectorError::malformed("value", "not an OData v4 collection"))?;
-    let next = match body
+    let next_link = body
         .get("@odata.nextLink")
-        .and_then(serde_json::Value::as_str)
-    {
-        Some(link) => Some(Position::Next(link.to_owned())),
-        None => match skip {
-            Some(skip) if rows.len() as u64 >= u64::from(top) => {
-                Some(Position::Offset(skip + rows.len() as u64))
-            }
-            _ => None,
-        },
-    };
-    Ok((rows, next))
+        .and_then(serde_json::Value::as_str);
+    Ok((
+        rows.clone(),
+        next_position(next_link, skip, rows.len(), top),
+    ))
+}
+
+/// Where the page after one of `rows` rows starts: the server's next link when it gave
+/// one, else (when paging by `$skip`) the next offset if the page was full.
+pub fn next_position(
+    next_link: Option<&str>,
+    skip: Option<u64>,
+    rows: usize,
+    top: u32,
+) -> Option<Position> {
+    let rows = rows as u64;
+    match (next_link, skip) {
+        (Some(link), _) => Some(Position::Next(link.to_owned())),
+        (None, Some(skip)) if rows >= u64::from(top) => Some(Position::Offset(skip + rows)),
+        _ => None,
+    }
 }
 
 /// What to ask for the page of an OData v4 collection at `cursor`.

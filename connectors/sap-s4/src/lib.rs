@@ -244,37 +244,30 @@ impl SapS4 {
 
     /// GETs `url` with `query` as JSON, renewing an OAuth token once when refused.
     async fn get(&self, url: &str, query: &[(&str, String)]) -> Result<Value, ConnectorError> {
-        let mut renew = false;
-        loop {
-            let authorization = self.authorization(renew).await?;
-            let result = self
+        let request = |authorization: &Authorization| {
+            let request = self
                 .http
-                .send(Repeat::Safe, || {
-                    let mut request = self
-                        .http
-                        .client()
-                        .get(url)
-                        .header(reqwest::header::ACCEPT, "application/json")
-                        .apply(&authorization)
-                        .query(query);
-                    if let Some(client) = &self.settings.sap_client
-                        && !url.contains("sap-client=")
-                    {
-                        request = request.query(&[("sap-client", client)]);
-                    }
-                    request
-                })
-                .await;
-            match result {
-                Err(ConnectorError::Auth(_))
-                    if !renew && matches!(self.auth, Auth::OAuth { .. }) =>
-                {
-                    tracing::info!("SAP refused the OAuth token; fetching a new one");
-                    renew = true;
+                .client()
+                .get(url)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .apply(authorization)
+                .query(query);
+            match &self.settings.sap_client {
+                Some(client) if !url.contains("sap-client=") => {
+                    request.query(&[("sap-client", client)])
                 }
-                other => return http::json(other?).await,
+                _ => request,
             }
-        }
+        };
+        let renewable = matches!(self.auth, Auth::OAuth { .. });
+        self.http
+            .get_renewing(
+                "sap_s4",
+                renewable,
+                |renew| self.authorization(renew),
+                request,
+            )
+            .await
     }
 
     /// POSTs `body` to `path` under `service` with a CSRF token, fetching a new token
@@ -411,15 +404,8 @@ impl SapS4 {
             .and_then(Value::as_array)
             .cloned()
             .ok_or_else(|| ConnectorError::malformed("d/results", "not an OData v2 collection"))?;
-        let next = match body.pointer("/d/__next").and_then(Value::as_str) {
-            Some(link) => Some(Position::Next(link.to_owned())),
-            None => match skip {
-                Some(skip) if rows.len() as u64 >= u64::from(top) => {
-                    Some(Position::Offset(skip + rows.len() as u64))
-                }
-                _ => None,
-            },
-        };
+        let next_link = body.pointer("/d/__next").and_then(Value::as_str);
+        let next = tracery_connector::paging::next_position(next_link, skip, rows.len(), top);
         Ok((rows, next))
     }
 }

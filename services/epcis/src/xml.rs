@@ -502,15 +502,22 @@ impl JsonWriter<'_> {
     fn object_with_extensions(&mut self, element: &Element) -> Value {
         let mut out = Map::new();
         for field in element.fields() {
-            let key = self.key(field.namespace.as_deref(), &field.local);
-            let value = if field.namespace.is_some() {
-                self.extension_value(field)
-            } else {
-                Value::String(field.text.clone())
-            };
+            let (key, value) = self.text_or_extension(field);
             insert_repeated(&mut out, key, value);
         }
         Value::Object(out)
+    }
+
+    /// A child element's key and value: its text when unqualified, an extension value
+    /// when qualified.
+    fn text_or_extension(&mut self, field: &Element) -> (String, Value) {
+        let key = self.key(field.namespace.as_deref(), &field.local);
+        let value = if field.namespace.is_some() {
+            self.extension_value(field)
+        } else {
+            Value::String(field.text.clone())
+        };
+        (key, value)
     }
 
     fn typed_list(&mut self, list: &Element, entry: &str) -> Value {
@@ -533,12 +540,7 @@ impl JsonWriter<'_> {
     fn persistent_disposition(&mut self, element: &Element) -> Value {
         let mut out = Map::new();
         for field in element.fields() {
-            let key = self.key(field.namespace.as_deref(), &field.local);
-            let value = if field.namespace.is_some() {
-                self.extension_value(field)
-            } else {
-                Value::String(field.text.clone())
-            };
+            let (key, value) = self.text_or_extension(field);
             match out.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
                 Value::Array(items) => items.push(value),
                 other => *other = value,

@@ -272,10 +272,7 @@ fn parse_bracketed(text: &str) -> Result<ElementString> {
         });
         position = value_start + value_len;
     }
-    if elements.is_empty() {
-        return Err(Gs1Error::new(Gs1ErrorKind::Syntax, "no elements"));
-    }
-    ElementString::new(elements)
+    non_empty(elements)
 }
 
 fn starts_with_bracketed_ai(text: &str) -> bool {
@@ -336,6 +333,11 @@ fn parse_raw(text: &str) -> Result<ElementString> {
         });
         position = value_start + value_len;
     }
+    non_empty(elements)
+}
+
+/// The parsed elements as an element string; there must be at least one.
+fn non_empty(elements: Vec<Element>) -> Result<ElementString, Gs1Error> {
     if elements.is_empty() {
         return Err(Gs1Error::new(Gs1ErrorKind::Syntax, "no elements"));
     }
