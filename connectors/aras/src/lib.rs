@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tracery_connector::secret::SecretSource;
 use tracery_connector::{
-    ConnectorError, Fetched, Material, Record,
+    ConnectorError, Fetched,
     fields::Fields,
     http::{self, Http, Repeat},
     parts::{self, BomFields, PartCatalogue, PartListing, PartUse},
@@ -100,14 +100,9 @@ impl Aras {
             .send(Repeat::Safe, || self.http.client().post(&url).form(&form))
             .await?;
         let body = http::json(response).await?;
-        let access = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ConnectorError::malformed("access_token", "missing from the token response")
-            })?;
-        *token = Some(access.to_owned());
-        Ok(access.to_owned())
+        let access = http::access_token(&body)?;
+        *token = Some(access.clone());
+        Ok(access)
     }
 
     fn odata(&self, path: &str) -> String {
@@ -117,14 +112,9 @@ impl Aras {
 
 fn material(part: &Value) -> Fetched {
     let f = Fields::new(part, "item_number");
-    let item_code = f.text("item_number")?;
-    Ok(Record::Material(Material {
-        description: f.opt_text("name")?.unwrap_or_else(|| item_code.clone()),
-        gtin: None,
-        unit: f.opt_text("unit")?.unwrap_or_else(|| "EA".to_owned()),
-        revision: f.opt_text("major_rev")?,
-        item_code,
-    }))
+    let unit = f.opt_text("unit")?.unwrap_or_else(|| "EA".to_owned());
+    let (name, revision) = (f.opt_text("name")?, f.opt_text("major_rev")?);
+    parts::material_record(f.text("item_number")?, name, unit, revision)
 }
 
 fn bom(part: &Fields, lines: &[Value]) -> Fetched {

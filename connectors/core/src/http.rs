@@ -237,6 +237,14 @@ pub async fn json(response: Response) -> Result<serde_json::Value, ConnectorErro
         .map_err(|err| ConnectorError::malformed("(body)", format!("not JSON: {err}")))
 }
 
+/// The `access_token` of an OAuth token response.
+pub fn access_token(body: &serde_json::Value) -> Result<String, ConnectorError> {
+    body.get("access_token")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ConnectorError::malformed("access_token", "missing from the token response"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -195,3 +195,20 @@ pub fn bom_record(
         lines: bom_lines,
     }))
 }
+
+/// A part as a material: PLM parts carry no GTIN; a part without a name is described by
+/// its number.
+pub fn material_record(
+    number: String,
+    name: Option<String>,
+    unit: String,
+    revision: Option<String>,
+) -> Fetched {
+    Ok(crate::Record::Material(crate::Material {
+        description: name.unwrap_or_else(|| number.clone()),
+        gtin: None,
+        unit,
+        revision,
+        item_code: number,
+    }))
+}

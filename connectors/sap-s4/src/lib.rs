@@ -226,16 +226,7 @@ impl SapS4 {
                         })
                         .await?;
                     let body = http::json(response).await?;
-                    let access = body
-                        .get("access_token")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| {
-                            ConnectorError::malformed(
-                                "access_token",
-                                "missing from the token response",
-                            )
-                        })?;
-                    *token = Some(access.to_owned());
+                    *token = Some(http::access_token(&body)?);
                 }
                 Ok(Authorization::Bearer(token.clone().unwrap_or_default()))
             }

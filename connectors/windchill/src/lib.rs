@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tracery_connector::secret::{Secret, SecretSource};
 use tracery_connector::{
-    ConnectorError, Fetched, Material, Record,
+    ConnectorError, Fetched,
     fields::Fields,
     http::{self, Http, Repeat},
     parts::{self, BomFields, PartCatalogue, PartListing, PartUse},
@@ -146,14 +146,13 @@ fn enumerated(
 
 fn material(part: &Value) -> Fetched {
     let f = Fields::new(part, "Number");
-    let item_code = f.text("Number")?;
-    Ok(Record::Material(Material {
-        description: f.opt_text("Name")?.unwrap_or_else(|| item_code.clone()),
-        gtin: None,
-        unit: enumerated(&f, "DefaultUnit")?.unwrap_or_else(|| "ea".to_owned()),
-        revision: f.opt_text("Version")?,
-        item_code,
-    }))
+    let unit = enumerated(&f, "DefaultUnit")?.unwrap_or_else(|| "ea".to_owned());
+    parts::material_record(
+        f.text("Number")?,
+        f.opt_text("Name")?,
+        unit,
+        f.opt_text("Version")?,
+    )
 }
 
 fn bom(part: &Fields, components: &[Value]) -> Fetched {
