@@ -308,23 +308,16 @@ async fn a_sync_killed_mid_page_resumes_there_after_a_restart() {
             .await
             .expect("synced");
     }
-    let db = sea_orm::Database::connect(database.url())
-        .await
-        .expect("database");
-    let stored = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM integration_records WHERE kind = 'materials'",
-        ))
-        .await
-        .expect("count")
-        .and_then(|row| row.try_get::<i64>("", "n").ok());
+    let stored = count(
+        &database,
+        "SELECT COUNT(*) AS n FROM integration_records WHERE kind = 'materials'",
+    )
+    .await;
     assert_eq!(
         stored,
         Some(ERPNEXT_ITEMS.len() as i64),
         "no item stored twice"
     );
-    drop(db);
 
     server.child.kill().expect("stop");
     server.child.wait().expect("reaped");
@@ -485,6 +478,20 @@ async fn postings_killed_between_sending_and_recording_are_not_sent_again() {
     database.drop_database().await.expect("database dropped");
 }
 
+/// The `n` a `SELECT COUNT(*) AS n ...` finds in `database`.
+async fn count(database: &TestDatabase, sql: &str) -> Option<i64> {
+    let db = sea_orm::Database::connect(database.url())
+        .await
+        .expect("database");
+    db.query_one_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        sql,
+    ))
+    .await
+    .expect("count")
+    .and_then(|row| row.try_get::<i64>("", "n").ok())
+}
+
 /// The highest sequence the server has stored, from its `/metrics`.
 async fn last_sequence(http: &reqwest::Client, server: &ServerProcess) -> u64 {
     let Ok(response) = http
@@ -579,23 +586,12 @@ async fn sigterm_answers_the_request_in_flight_then_exits() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "exits cleanly after draining: {status:?}");
-    let db = sea_orm::Database::connect(database.url())
-        .await
-        .expect("database");
-    let stored = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM capture_events",
-        ))
-        .await
-        .expect("count")
-        .and_then(|row| row.try_get::<i64>("", "n").ok());
+    let stored = count(&database, "SELECT COUNT(*) AS n FROM capture_events").await;
     assert_eq!(
         stored,
         Some(acknowledged as i64),
         "the store holds exactly the acknowledged batches"
     );
-    drop(db);
     database.drop_database().await.expect("dropped");
 }
 
