@@ -85,6 +85,17 @@ impl Watched {
     fn rest_base(&self) -> String {
         format!("http://{}", self.app.http_addr)
     }
+
+    /// `POST /events` with `body` as `content_type`.
+    async fn post_event(&self, body: String, content_type: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/events", self.rest_base()))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
 }
 
 #[tokio::test]
@@ -244,16 +255,6 @@ async fn reads_with_injection_looking_ids_find_nothing_and_break_nothing() {
 #[tokio::test]
 async fn rest_bodies_with_bad_values_get_a_problem_naming_the_field() {
     let watched = Watched::start().await;
-    let http = reqwest::Client::new();
-    let base = watched.rest_base();
-    // REST: malformed JSON, wrong types, unsupported media, injection in paths and
-    // queries.
-    let post = |body: String, content_type: &'static str| {
-        http.post(format!("{base}/events"))
-            .header(header::CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-    };
     let json_cases = [
         (
             "malformed JSON",
@@ -290,7 +291,7 @@ async fn rest_bodies_with_bad_values_get_a_problem_naming_the_field() {
         ),
     ];
     for (what, body, field) in json_cases {
-        let response = post(body, "application/ld+json").await.expect("POST");
+        let response = watched.post_event(body, "application/ld+json").await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
         let problem: Value = response.json().await.expect("problem details");
         let text = problem.to_string().to_lowercase();
@@ -310,13 +311,7 @@ async fn rest_refuses_other_media_and_injection_in_paths_and_queries() {
     let watched = Watched::start().await;
     let http = reqwest::Client::new();
     let base = watched.rest_base();
-    let post = |body: String, content_type: &'static str| {
-        http.post(format!("{base}/events"))
-            .header(header::CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-    };
-    let plain = post("hello".to_owned(), "text/plain").await.expect("POST");
+    let plain = watched.post_event("hello".to_owned(), "text/plain").await;
     assert_eq!(plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let by_id = http
         .get(format!("{base}/events/{}", urlencode(INJECTED_ID)))
