@@ -13,6 +13,7 @@ pub mod model;
 pub mod paging;
 pub mod parts;
 pub mod postback;
+pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -129,13 +129,9 @@ impl ErpNext {
             settings.utc_offset.as_deref(),
         )
         .map_err(ConnectorError::Config)?;
-        if settings.page_size == 0 {
-            return Err(ConnectorError::Config(
-                "page_size must be at least 1".to_owned(),
-            ));
-        }
+        tracery_connector::settings::page_size(settings.page_size)?;
         Ok(Self {
-            base_url: settings.base_url.trim_end_matches('/').to_owned(),
+            base_url: tracery_connector::settings::site_root(&settings.base_url),
             auth,
             page_size: settings.page_size,
             zone,

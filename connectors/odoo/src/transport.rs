@@ -58,7 +58,7 @@ impl Transport {
         };
         Ok(Self {
             protocol: settings.protocol,
-            base_url: settings.base_url.trim_end_matches('/').to_owned(),
+            base_url: tracery_connector::settings::site_root(&settings.base_url),
             database: settings.database.clone(),
             login,
             api_key: settings.api_key.clone(),

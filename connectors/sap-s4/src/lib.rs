@@ -175,12 +175,10 @@ impl SapS4 {
                 ));
             }
         };
-        if settings.page_size == 0 {
-            return Err(config("page_size must be at least 1"));
-        }
+        tracery_connector::settings::page_size(settings.page_size)?;
         Ok(Self {
             settings: Settings {
-                base_url: settings.base_url.trim_end_matches('/').to_owned(),
+                base_url: tracery_connector::settings::site_root(&settings.base_url),
                 ..settings
             },
             auth,

@@ -44,14 +44,10 @@ pub struct Windchill {
 impl Windchill {
     /// A connector for `settings`, sending through `http`.
     pub fn new(settings: Settings, http: Http) -> Result<Self, ConnectorError> {
-        if settings.page_size == 0 {
-            return Err(ConnectorError::Config(
-                "page_size must be at least 1".to_owned(),
-            ));
-        }
+        tracery_connector::settings::page_size(settings.page_size)?;
         Ok(Self {
             settings: Settings {
-                base_url: settings.base_url.trim_end_matches('/').to_owned(),
+                base_url: tracery_connector::settings::site_root(&settings.base_url),
                 ..settings
             },
             http,

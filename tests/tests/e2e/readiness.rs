@@ -65,14 +65,14 @@ async fn every_service_is_not_serving_while_the_database_is_gone() {
         );
         return;
     };
-    let server_addr = host_port(&server).expect("host:port in TRACERY_TEST_DATABASE_URL");
+    // The database goes away behind a TCP switch; a URL naming the server's Unix socket
+    // directory reaches the same server on its loopback port.
+    let server_addr =
+        host_port(&server).unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 5432)));
     let switch = TcpSwitch::start(server_addr).await.expect("switch");
     let proxied = switch.addr();
     let app = TestApp::spawn_with(|config| {
-        let url = config
-            .database_url
-            .expose()
-            .replace(&server_addr.to_string(), &proxied.to_string());
+        let url = with_host(config.database_url.expose(), &proxied.to_string());
         config.database_url = Secret::new(url);
     })
     .await
@@ -91,7 +91,20 @@ async fn every_service_is_not_serving_while_the_database_is_gone() {
     app.stop().await.expect("stops");
 }
 
-/// The `host:port` of a database URL, resolved.
+/// `url` with its host (a `host:port` or a percent-encoded socket directory) replaced by
+/// `host`.
+fn with_host(url: &str, host: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let user = authority
+        .rsplit_once('@')
+        .map_or(String::new(), |(user, _)| format!("{user}@"));
+    format!("{scheme}://{user}{host}{path}")
+}
+
+/// The `host:port` of a database URL, resolved; `None` for a Unix socket directory.
 fn host_port(url: &str) -> Option<std::net::SocketAddr> {
     use std::net::ToSocketAddrs as _;
     let rest = url.split_once("://")?.1;
