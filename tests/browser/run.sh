@@ -8,23 +8,26 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 artifacts=${TRACERY_ARTIFACTS:-$repo/target/ci-artifacts/dashboard}
 work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-grpc=$(free_port)
-http=$(free_port)
-(cd "$work" && TRACERY_LISTEN=127.0.0.1:$grpc TRACERY_HTTP_LISTEN=127.0.0.1:$http \
-  exec "$repo/target/release/tracery" serve >"$work/serve.log" 2>&1) &
+# Port 0: the suite picks its own ports and names them in its "tracery serving" log line.
+(cd "$work" && exec "$repo/target/release/tracery" serve --listen 127.0.0.1:0 \
+  --http-listen 127.0.0.1:0 --log-format json >"$work/serve.log" 2>&1) &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
-python3 - "$http" <<'PY'
-import sys, time, urllib.request
+read -r grpc http < <(python3 - "$work/serve.log" <<'PY'
+import json, sys, time
 for _ in range(300):
-    try:
-        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=1)
-        sys.exit(0)
-    except Exception:
-        time.sleep(0.1)
-sys.exit("the suite did not start")
+    for line in open(sys.argv[1]):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("message") == "tracery serving":
+            print(entry["grpc"].rsplit(":", 1)[1], entry["http"].rsplit(":", 1)[1])
+            sys.exit(0)
+    time.sleep(0.1)
+sys.exit("the suite did not start: " + open(sys.argv[1]).read())
 PY
+)
 "$repo/target/release/tracery-bench" capture --addr "http://127.0.0.1:$grpc" --events 3000 --streams 1 --seed 1
 python3 - "$http" <<'PY'
 import json, sys, urllib.request

@@ -112,6 +112,8 @@ pub struct TestApp {
     pub grpc_addr: SocketAddr,
     /// Bound HTTP address.
     pub http_addr: SocketAddr,
+    /// The plain-text health listener's bound address, when the config asked for one.
+    pub health_addr: Option<SocketAddr>,
     /// Identity client.
     pub identity: IdentityServiceClient<Channel>,
     /// Capture client.
@@ -211,6 +213,7 @@ impl TestApp {
             .with_pages(std::sync::Arc::new(tracery::dashboard::Dashboard));
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
+        let health_addr = app.health_addr();
         let shutdown = app.shutdown_token();
         let tls = config_has_tls;
         let server = tokio::spawn(app.run());
@@ -234,6 +237,7 @@ impl TestApp {
         Ok(Self {
             grpc_addr,
             http_addr,
+            health_addr,
             identity: IdentityServiceClient::new(channel.clone()),
             capture: CaptureServiceClient::new(channel.clone()),
             genealogy: GenealogyServiceClient::new(channel.clone()),

@@ -210,6 +210,15 @@ impl Application {
             .unwrap_or(self.serving.config.http_listen)
     }
 
+    /// The bound plain-text health address, when `health_listen` is set.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        let health = self.listeners.health.as_ref()?;
+        health
+            .local_addr()
+            .ok()
+            .or(self.serving.config.health_listen)
+    }
+
     /// Cancel this token to stop the process gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.serving.shutdown.clone()

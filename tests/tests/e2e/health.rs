@@ -75,16 +75,13 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 #[tokio::test]
 async fn the_plain_health_listener_answers_probes_alone() {
     use tonic_health::pb::health_client::HealthClient;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
     let app = TestApp::spawn_with(|config| {
-        config.health_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        config.health_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     })
     .await
     .expect("suite starts");
-    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+    let health_addr = app.health_addr.expect("a health listener");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{health_addr}"))
         .expect("endpoint")
         .connect()
         .await

@@ -70,17 +70,35 @@ fn start_broker_with(
         acl.push_str(&format!("user {user}\n{rights}\n"));
     }
     std::fs::write(dir.join("acl"), acl).expect("acl file");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    // `user root` keeps a broker started by root able to read the test's private files.
-    let config = format!(
-        "user root\nlistener {port} 127.0.0.1\n{listener_settings}allow_anonymous false\npassword_file {}\nacl_file {}\npersistence false\n",
-        passwords.display(),
-        dir.join("acl").display()
-    );
-    std::fs::write(dir.join("mosquitto.conf"), config).expect("config");
+    for port in broker_ports() {
+        let config = format!(
+            "user root\nlistener {port} 127.0.0.1\n{listener_settings}allow_anonymous false\npassword_file {}\nacl_file {}\npersistence false\n",
+            passwords.display(),
+            dir.join("acl").display()
+        );
+        std::fs::write(dir.join("mosquitto.conf"), config).expect("config");
+        if let Some(broker) = run_broker(dir, port) {
+            return Some(broker);
+        }
+    }
+    panic!("mosquitto found no port to listen on");
+}
+
+/// Candidate broker ports below the kernel's ephemeral range, so that no port another test
+/// bound to port 0 is among them; each is tried only when it can be bound right now.
+fn broker_ports() -> impl Iterator<Item = u16> {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    std::iter::repeat_with(move || {
+        base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 200
+    })
+    .take(50)
+    .filter(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+}
+
+/// Starts Mosquitto on `port` and waits until it listens, or `None` when it exits first
+/// (someone else took the port).
+fn run_broker(dir: &Path, port: u16) -> Option<Broker> {
     let child = Command::new("mosquitto")
         .arg("-c")
         .arg(dir.join("mosquitto.conf"))
@@ -88,8 +106,11 @@ fn start_broker_with(
         .stderr(Stdio::null())
         .spawn()
         .expect("mosquitto starts");
-    let broker = Broker { child, port };
+    let mut broker = Broker { child, port };
     for _ in 0..100 {
+        if broker.child.try_wait().expect("mosquitto status").is_some() {
+            return None;
+        }
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Some(broker);
         }
