@@ -276,6 +276,50 @@ impl TestApp {
             .map_err(Into::into)
     }
 
+    /// Captures `events` in one call and returns each one's result, in order.
+    pub async fn capture_events(
+        &self,
+        events: Vec<tracery_proto::v1::EpcisEvent>,
+    ) -> Vec<tracery_proto::v1::EventResult> {
+        self.capture
+            .clone()
+            .capture(tracery_proto::v1::CaptureRequest { events })
+            .await
+            .expect("captures")
+            .into_inner()
+            .results
+    }
+
+    /// The identity service's status of one identifier, as scanned.
+    pub async fn identifier_status(&self, epc: &str) -> tracery_proto::v1::IdentifierStatus {
+        self.identity
+            .clone()
+            .get_identifier_state(tracery_proto::v1::GetIdentifierStateRequest {
+                epc: epc.to_owned(),
+            })
+            .await
+            .expect("an identifier state")
+            .into_inner()
+            .status
+            .expect("a status")
+    }
+
+    /// The identity service's statuses of `epcs`, in order.
+    pub async fn identifier_statuses(
+        &self,
+        epcs: Vec<String>,
+    ) -> Vec<tracery_proto::v1::IdentifierStatus> {
+        self.identity
+            .clone()
+            .batch_get_identifier_states(tracery_proto::v1::BatchGetIdentifierStatesRequest {
+                epcs,
+            })
+            .await
+            .expect("identifier states")
+            .into_inner()
+            .statuses
+    }
+
     /// The `(sequence, eventID)` of every stored event, in sequence order.
     pub async fn stored_events(&self) -> Vec<(i64, String)> {
         self.capture

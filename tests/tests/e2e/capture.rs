@@ -69,15 +69,7 @@ async fn events_are_stored_once_and_read_back() {
             5,
         ),
     ];
-    let results = app
-        .capture
-        .capture(pb::CaptureRequest {
-            events: batch.clone(),
-        })
-        .await
-        .expect("captures")
-        .into_inner()
-        .results;
+    let results = app.capture_events(batch.clone()).await;
     assert_eq!(results.len(), 2);
     assert!(
         results
@@ -89,15 +81,7 @@ async fn events_are_stored_once_and_read_back() {
         "sequences increase"
     );
 
-    let again = app
-        .capture
-        .capture(pb::CaptureRequest {
-            events: batch.clone(),
-        })
-        .await
-        .expect("captures")
-        .into_inner()
-        .results;
+    let again = app.capture_events(batch.clone()).await;
     for (first, second) in results.iter().zip(&again) {
         assert_eq!(second.outcome, pb::CaptureOutcome::Duplicate as i32);
         assert_eq!(
@@ -194,15 +178,7 @@ fn mixed_batch() -> Vec<pb::EpcisEvent> {
 #[tokio::test]
 async fn invalid_events_are_quarantined_with_every_reason() {
     let mut app = TestApp::spawn().await.expect("suite starts");
-    let results = app
-        .capture
-        .capture(pb::CaptureRequest {
-            events: mixed_batch(),
-        })
-        .await
-        .expect("a batch with bad events is still answered per event")
-        .into_inner()
-        .results;
+    let results = app.capture_events(mixed_batch()).await;
     let quarantined = pb::CaptureOutcome::Quarantined as i32;
     let pair = |f: &str, c: &str| vec![(f.to_owned(), c.to_owned())];
     assert_eq!(
@@ -275,15 +251,7 @@ async fn invalid_events_are_quarantined_with_every_reason() {
 async fn quarantined_events_are_resubmitted_or_discarded_with_a_reason() {
     let mut app = TestApp::spawn().await.expect("suite starts");
     let batch = mixed_batch();
-    let results = app
-        .capture
-        .capture(pb::CaptureRequest {
-            events: batch.clone(),
-        })
-        .await
-        .expect("captures")
-        .into_inner()
-        .results;
+    let results = app.capture_events(batch.clone()).await;
     let (no_time_id, typo_id, check_digit_id) = (
         results[1].quarantine_id.clone(),
         results[4].quarantine_id.clone(),
@@ -431,12 +399,8 @@ async fn subscribe_resumes_from_a_cursor_without_gaps_or_duplicates() {
         .map(|id| observe(id, &[UNIT_1], "inspecting", 1))
         .collect();
     let sequences: Vec<i64> = app
-        .capture
-        .capture(pb::CaptureRequest { events })
+        .capture_events(events)
         .await
-        .expect("captures")
-        .into_inner()
-        .results
         .iter()
         .map(|r| r.sequence)
         .collect();
@@ -462,19 +426,13 @@ async fn subscribe_resumes_from_a_cursor_without_gaps_or_duplicates() {
         .into_inner();
     assert_eq!(next_sequence(&mut resumed).await, sequences[2]);
     let live = app
-        .capture
-        .capture(pb::CaptureRequest {
-            events: vec![observe(
-                "urn:uuid:00000000-0000-4000-8000-200000000001",
-                &[UNIT_2],
-                "packing",
-                2,
-            )],
-        })
-        .await
-        .expect("captures")
-        .into_inner()
-        .results[0]
+        .capture_events(vec![observe(
+            "urn:uuid:00000000-0000-4000-8000-200000000001",
+            &[UNIT_2],
+            "packing",
+            2,
+        )])
+        .await[0]
         .sequence;
     assert_eq!(
         next_sequence(&mut resumed).await,
@@ -776,13 +734,8 @@ fn aggregation(
 /// Each result's outcome and reason codes, without the never-commissioned warning that
 /// uncommissioned test units always carry.
 async fn outcomes(app: &TestApp, events: Vec<pb::EpcisEvent>) -> Vec<(i32, Vec<String>)> {
-    app.capture
-        .clone()
-        .capture(pb::CaptureRequest { events })
+    app.capture_events(events)
         .await
-        .expect("captures")
-        .into_inner()
-        .results
         .into_iter()
         .map(|r| {
             let codes = r.violations.into_iter().map(|v| v.code);
@@ -872,15 +825,8 @@ fn declared_erroneous(mut event: pb::EpcisEvent) -> pb::EpcisEvent {
 
 /// The identity state of `epc`, as identity reports it.
 async fn identity_state(app: &TestApp, epc: &str) -> i32 {
-    app.identity
-        .clone()
-        .batch_get_identifier_states(pb::BatchGetIdentifierStatesRequest {
-            epcs: vec![epc.to_owned()],
-        })
+    app.identifier_statuses(vec![epc.to_owned()])
         .await
-        .expect("states")
-        .into_inner()
-        .statuses
         .first()
         .map_or(0, |s| s.state)
 }

@@ -109,17 +109,7 @@ async fn send_sequence(app: &TestApp, seed: u64) {
         } else {
             random_event(&mut dice, index)
         };
-        let result = app
-            .capture
-            .clone()
-            .capture(pb::CaptureRequest {
-                events: vec![proto(&event)],
-            })
-            .await
-            .expect("captured")
-            .into_inner()
-            .results
-            .remove(0);
+        let result = app.capture_events(vec![proto(&event)]).await.remove(0);
         if result.outcome == pb::CaptureOutcome::Accepted as i32
             && event.get("errorDeclaration").is_none()
         {
@@ -175,13 +165,8 @@ async fn capture_state(app: &TestApp) -> (BTreeMap<String, String>, BTreeMap<Str
 /// Identity's lifecycle states of the serials (those it has a state for).
 async fn identity_states(app: &TestApp) -> BTreeMap<String, String> {
     let epcs: Vec<String> = (1..=SERIALS).map(serial).collect();
-    app.identity
-        .clone()
-        .batch_get_identifier_states(pb::BatchGetIdentifierStatesRequest { epcs })
+    app.identifier_statuses(epcs)
         .await
-        .expect("states")
-        .into_inner()
-        .statuses
         .into_iter()
         .filter_map(|status| {
             let state = pb::IdentifierState::try_from(status.state).ok()?;
@@ -224,28 +209,9 @@ async fn await_identity(app: &TestApp) -> i64 {
         "eventID": "urn:uuid:00000000-0000-4000-8000-ffffffffffff",
         "eventTime": "2026-11-27T00:00:00Z", "eventTimeZoneOffset": "+00:00",
     });
-    let sequence = app
-        .capture
-        .clone()
-        .capture(pb::CaptureRequest {
-            events: vec![proto(&event)],
-        })
-        .await
-        .expect("captured")
-        .into_inner()
-        .results[0]
-        .sequence;
+    let sequence = app.capture_events(vec![proto(&event)]).await[0].sequence;
     for _ in 0..300 {
-        let states = app
-            .identity
-            .clone()
-            .batch_get_identifier_states(pb::BatchGetIdentifierStatesRequest {
-                epcs: vec![sentinel.to_owned()],
-            })
-            .await
-            .expect("states")
-            .into_inner()
-            .statuses;
+        let states = app.identifier_statuses(vec![sentinel.to_owned()]).await;
         if states
             .first()
             .is_some_and(|s| s.state == pb::IdentifierState::Commissioned as i32)

@@ -34,12 +34,8 @@ async fn captured_events_become_history() {
         ),
     ];
     let last_sequence = app
-        .capture
-        .capture(pb::CaptureRequest { events })
+        .capture_events(events)
         .await
-        .expect("captures")
-        .into_inner()
-        .results
         .iter()
         .map(|r| r.sequence)
         .max()

@@ -98,14 +98,7 @@ fn aggregate(action: pb::Action, parent: &str, children: &[String]) -> Body {
 }
 
 async fn capture(app: &TestApp, events: Vec<pb::EpcisEvent>) -> i64 {
-    let results = app
-        .capture
-        .clone()
-        .capture(pb::CaptureRequest { events })
-        .await
-        .expect("captures")
-        .into_inner()
-        .results;
+    let results = app.capture_events(events).await;
     for result in &results {
         assert_ne!(
             result.outcome,

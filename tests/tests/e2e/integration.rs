@@ -349,21 +349,14 @@ async fn capture_flags_a_component_that_is_not_on_the_orders_bom() {
     let shaft = "urn:epc:class:lgtin:4012345.011111.SH-2502-07";
     let label = "urn:epc:class:lgtin:4012345.033333.L1";
     let results = app
-        .capture
-        .clone()
-        .capture(pb::CaptureRequest {
-            events: vec![
-                production("urn:uuid:00000000-0000-4000-8000-b00000000001", &[shaft]),
-                production(
-                    "urn:uuid:00000000-0000-4000-8000-b00000000002",
-                    &[shaft, label],
-                ),
-            ],
-        })
-        .await
-        .expect("captured")
-        .into_inner()
-        .results;
+        .capture_events(vec![
+            production("urn:uuid:00000000-0000-4000-8000-b00000000001", &[shaft]),
+            production(
+                "urn:uuid:00000000-0000-4000-8000-b00000000002",
+                &[shaft, label],
+            ),
+        ])
+        .await;
     assert_eq!(
         results[0].outcome,
         pb::CaptureOutcome::Accepted as i32,

@@ -44,16 +44,7 @@ async fn capture(app: &TestApp, event: pb::EpcisEvent) {
 }
 
 async fn capture_as(app: &TestApp, event: pb::EpcisEvent, outcome: pb::CaptureOutcome) {
-    let results = app
-        .capture
-        .clone()
-        .capture(pb::CaptureRequest {
-            events: vec![event],
-        })
-        .await
-        .expect("captured")
-        .into_inner()
-        .results;
+    let results = app.capture_events(vec![event]).await;
     assert_eq!(
         results[0].outcome, outcome as i32,
         "{:?}",

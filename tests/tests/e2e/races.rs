@@ -196,14 +196,7 @@ async fn racing_requests_are_decided_one_after_the_other() {
             "action": "OBSERVE", "bizStep": "shipping", "epcList": [epc]}),
         ),
     ];
-    let results = app
-        .capture
-        .clone()
-        .capture(pb::CaptureRequest { events: batch })
-        .await
-        .expect("captured")
-        .into_inner()
-        .results;
+    let results = app.capture_events(batch).await;
     let outcomes: Vec<i32> = results.iter().map(|r| r.outcome).collect();
     assert_eq!(
         outcomes,
@@ -365,17 +358,7 @@ async fn hand_set_states_are_decided_with_captured_events() {
         "eventTime": "2026-11-26T10:00:00Z", "eventTimeZoneOffset": "+00:00",
         "action": "OBSERVE", "bizStep": "shipping",
         "epcList": ["urn:epc:id:sgtin:4012345.011111.H0"]});
-    let result = app
-        .capture
-        .clone()
-        .capture(pb::CaptureRequest {
-            events: vec![proto(observe)],
-        })
-        .await
-        .expect("captured")
-        .into_inner()
-        .results
-        .remove(0);
+    let result = app.capture_events(vec![proto(observe)]).await.remove(0);
     assert_eq!(
         result.violations[0].code, "RETIRED_IDENTIFIER",
         "{result:?}"

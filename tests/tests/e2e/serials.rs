@@ -264,14 +264,8 @@ async fn identifiers_move_through_their_lifecycle() {
         statuses.into_iter().map(|s| (s.epc, s.state)).collect()
     };
     let before = app
-        .identity
-        .batch_get_identifier_states(pb::BatchGetIdentifierStatesRequest {
-            epcs: vec![as_element_string.clone(), as_link, unknown.into()],
-        })
-        .await
-        .expect("states")
-        .into_inner()
-        .statuses;
+        .identifier_statuses(vec![as_element_string.clone(), as_link, unknown.into()])
+        .await;
     assert_eq!(
         states(before),
         [
@@ -335,31 +329,13 @@ async fn identifiers_move_through_their_lifecycle() {
         .await
         .expect_err("destroyed is final");
     assert_eq!(status.code(), Code::FailedPrecondition);
-    let after = app
-        .identity
-        .get_identifier_state(pb::GetIdentifierStateRequest {
-            epc: unknown.into(),
-        })
-        .await
-        .expect("state")
-        .into_inner()
-        .status
-        .expect("status");
+    let after = app.identifier_status(unknown).await;
     assert_eq!(
         after.state,
         pb::IdentifierState::Unknown as i32,
         "a failed batch changes nothing"
     );
-    let destroyed = app
-        .identity
-        .get_identifier_state(pb::GetIdentifierStateRequest {
-            epc: allocated.clone(),
-        })
-        .await
-        .expect("state")
-        .into_inner()
-        .status
-        .expect("status");
+    let destroyed = app.identifier_status(&allocated).await;
     assert_eq!(
         (destroyed.state, destroyed.event_id.as_str()),
         (pb::IdentifierState::Destroyed as i32, "ev-4")
@@ -435,16 +411,7 @@ async fn wait_for_state(
 ) -> pb::IdentifierStatus {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let status = app
-            .identity
-            .get_identifier_state(pb::GetIdentifierStateRequest {
-                epc: epc.to_owned(),
-            })
-            .await
-            .expect("state")
-            .into_inner()
-            .status
-            .expect("status");
+        let status = app.identifier_status(epc).await;
         if status.state == state as i32 {
             return status;
         }
@@ -531,31 +498,23 @@ async fn lifecycle_rules_quarantine_duplicate_and_retired_identifiers() {
 
     // Commissioned and observed in one batch: judged in order, so no complaint.
     let results = app
-        .capture
-        .capture(capture(vec![
+        .capture_events(vec![
             object_event(&id(1), pb::Action::Add, unit, "commissioning", 0),
             object_event(&id(2), pb::Action::Observe, unit, "packing", 1),
-        ]))
-        .await
-        .expect("captures")
-        .into_inner()
-        .results;
+        ])
+        .await;
     assert_eq!(outcomes(&results), [(accepted, vec![]), (accepted, vec![])]);
     wait_for_state(&mut app, unit, pb::IdentifierState::Commissioned).await;
 
     let results = app
-        .capture
-        .capture(capture(vec![object_event(
+        .capture_events(vec![object_event(
             &id(3),
             pb::Action::Add,
             unit,
             "commissioning",
             2,
-        )]))
-        .await
-        .expect("captures")
-        .into_inner()
-        .results;
+        )])
+        .await;
     assert_eq!(
         outcomes(&results),
         [(quarantined, vec!["ALREADY_COMMISSIONED".to_owned()])]
@@ -567,18 +526,14 @@ async fn lifecycle_rules_quarantine_duplicate_and_retired_identifiers() {
 
     // Resending the commissioning event is a duplicate, not a second commissioning.
     let results = app
-        .capture
-        .capture(capture(vec![object_event(
+        .capture_events(vec![object_event(
             &id(1),
             pb::Action::Add,
             unit,
             "commissioning",
             0,
-        )]))
-        .await
-        .expect("captures")
-        .into_inner()
-        .results;
+        )])
+        .await;
     assert_eq!(
         outcomes(&results),
         [(pb::CaptureOutcome::Duplicate as i32, vec![])]
@@ -596,18 +551,14 @@ async fn lifecycle_rules_quarantine_duplicate_and_retired_identifiers() {
         .expect("captures");
     wait_for_state(&mut app, unit, pb::IdentifierState::Decommissioned).await;
     let results = app
-        .capture
-        .capture(capture(vec![object_event(
+        .capture_events(vec![object_event(
             &id(5),
             pb::Action::Observe,
             unit,
             "shipping",
             4,
-        )]))
-        .await
-        .expect("captures")
-        .into_inner()
-        .results;
+        )])
+        .await;
     assert_eq!(
         outcomes(&results),
         [(quarantined, vec!["RETIRED_IDENTIFIER".to_owned()])]
