@@ -66,7 +66,7 @@ impl ServiceModule for CaptureModule {
             peers,
             ctx.shutdown.clone(),
         );
-        let mut tasks = Vec::new();
+        let mut tasks = vec![api.store().maintain_payloads(ctx.shutdown.clone())];
         if let Some(settings) = ctx.config.capture_mqtt.clone() {
             let plant = ctx.config.auth.as_ref().map(|auth| auth.plant.clone());
             let mqtt = mqtt::MqttIntake::new(settings, plant, ctx.config.limits.max_body_bytes)?;

@@ -165,7 +165,7 @@ impl Application {
             .await
             .context("database_url: cannot connect")?;
         if config.migrate_on_start {
-            apply_migrations(&db, &modules).await?;
+            migrate_apart(&config, &modules).await?;
         } else {
             await_migrations(&db, &modules).await?;
         }
@@ -710,14 +710,22 @@ pub async fn migrate(
 ) -> anyhow::Result<()> {
     let config = Config::load(args)?;
     let _telemetry = crate::telemetry::init_telemetry("tracery-migrate", config.log_format)?;
-    let db = db::connect(&config)
-        .await
-        .context("database_url: cannot connect")?;
     let modules: Vec<_> = modules
         .into_iter()
         .filter(|m| config.services.contains(&m.key()))
         .collect();
-    apply_migrations(&db, &modules).await?;
-    db.close().await?;
+    migrate_apart(&config, &modules).await
+}
+
+/// Applies the migrations on a pool of their own, closed afterwards: a migration that
+/// changes a column's type leaves behind prepared statements that PostgreSQL refuses to
+/// run again ("cached plan must not change result type"), so no serving connection may
+/// have prepared them.
+async fn migrate_apart(config: &Config, modules: &[Arc<dyn ServiceModule>]) -> anyhow::Result<()> {
+    let migrating = db::connect(config)
+        .await
+        .context("database_url: cannot connect")?;
+    apply_migrations(&migrating, modules).await?;
+    migrating.close().await?;
     Ok(())
 }

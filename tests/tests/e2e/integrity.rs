@@ -77,20 +77,22 @@ async fn edits_behind_the_services_back_are_detected() {
     .expect("restored");
     assert!(verify(&app).await.intact);
 
+    let undamaged = event_rows(&db).await.remove(3).2;
     // The stored event itself changed.
-    db.execute_raw(run(
-        "UPDATE capture_events SET payload = REPLACE(payload, 'T3', 'T9') WHERE sequence = 3",
-    ))
-    .await
-    .expect("tampered");
+    edit_payload(&db, 3, |text| text.replace("T3", "T9")).await;
     let report = verify(&app).await;
     assert_eq!(report.first_broken_sequence, 3, "{report:?}");
     assert!(report.reason.contains("hash link"), "{}", report.reason);
-    db.execute_raw(run(
-        "UPDATE capture_events SET payload = REPLACE(payload, 'T9', 'T3') WHERE sequence = 3",
-    ))
-    .await
-    .expect("restored");
+    edit_payload(&db, 3, |text| text.replace("T9", "T3")).await;
+    assert!(verify(&app).await.intact);
+
+    // A compressed payload damaged: it no longer reads, and says so.
+    set_payload(&db, 4, b"\x28\xb5\x2f\xfd garbage".to_vec(), None).await;
+    let report = verify(&app).await;
+    assert_eq!(report.first_broken_sequence, 4, "{report:?}");
+    assert!(report.reason.contains("decompress"), "{}", report.reason);
+    // Written back as text, the form of rows stored before compression: it reads again.
+    set_payload(&db, 4, undamaged.into_bytes(), None).await;
     assert!(verify(&app).await.intact);
 
     // The audit trail rewritten: someone else did it.
@@ -119,7 +121,67 @@ async fn edits_behind_the_services_back_are_detected() {
     app.stop().await.expect("clean stop");
 }
 
-/// Events' `(sequence, store key, payload, link)` as stored.
+/// A stored payload's text: a zstd frame (a store this small has no trained dictionary)
+/// or, as rows from before compression are, the text itself.
+fn payload_text(stored: &[u8]) -> String {
+    let bytes = if stored.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        zstd::decode_all(stored).expect("a zstd frame")
+    } else {
+        stored.to_vec()
+    };
+    String::from_utf8(bytes).expect("UTF-8")
+}
+
+/// Sets row `sequence`'s stored payload, and its link when given, as an attacker would.
+async fn set_payload(
+    db: &sea_orm::DatabaseConnection,
+    sequence: i64,
+    stored: Vec<u8>,
+    link: Option<String>,
+) {
+    let backend = db.get_database_backend();
+    let (sql, values): (&str, Vec<sea_orm::Value>) = match (backend, link) {
+        (sea_orm::DbBackend::Postgres, Some(link)) => (
+            "UPDATE capture_events SET payload = $1, chain_hash = $2 WHERE sequence = $3",
+            vec![stored.into(), link.into(), sequence.into()],
+        ),
+        (sea_orm::DbBackend::Postgres, None) => (
+            "UPDATE capture_events SET payload = $1 WHERE sequence = $2",
+            vec![stored.into(), sequence.into()],
+        ),
+        (_, Some(link)) => (
+            "UPDATE capture_events SET payload = ?, chain_hash = ? WHERE sequence = ?",
+            vec![stored.into(), link.into(), sequence.into()],
+        ),
+        (_, None) => (
+            "UPDATE capture_events SET payload = ? WHERE sequence = ?",
+            vec![stored.into(), sequence.into()],
+        ),
+    };
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await
+        .expect("payload written");
+}
+
+/// Edits row `sequence`'s payload text and stores it compressed again.
+async fn edit_payload(
+    db: &sea_orm::DatabaseConnection,
+    sequence: i64,
+    edit: impl Fn(&str) -> String,
+) {
+    let rows = event_rows(db).await;
+    let (_, _, text, _) = rows
+        .into_iter()
+        .find(|row| row.0 == sequence)
+        .expect("the row");
+    set_payload(db, sequence, compressed(&edit(&text)), None).await;
+}
+
+fn compressed(text: &str) -> Vec<u8> {
+    zstd::encode_all(text.as_bytes(), 3).expect("compressed")
+}
+
+/// Events' `(sequence, store key, payload text, link)` as stored.
 async fn event_rows(db: &sea_orm::DatabaseConnection) -> Vec<(i64, String, String, String)> {
     let rows = db
         .query_all_raw(Statement::from_string(
@@ -133,7 +195,7 @@ async fn event_rows(db: &sea_orm::DatabaseConnection) -> Vec<(i64, String, Strin
             (
                 row.try_get("", "sequence").expect("sequence"),
                 row.try_get("", "event_id").expect("event_id"),
-                row.try_get("", "payload").expect("payload"),
+                payload_text(&row.try_get::<Vec<u8>>("", "payload").expect("payload")),
                 row.try_get("", "chain_hash").expect("chain_hash"),
             )
         })
@@ -161,17 +223,7 @@ async fn rewrite_events(
             payload
         };
         let new_link = link(&previous, &[&key, &payload]);
-        let update = sea_orm::Statement::from_sql_and_values(
-            db.get_database_backend(),
-            match db.get_database_backend() {
-                sea_orm::DbBackend::Postgres => {
-                    "UPDATE capture_events SET payload = $1, chain_hash = $2 WHERE sequence = $3"
-                }
-                _ => "UPDATE capture_events SET payload = ?, chain_hash = ? WHERE sequence = ?",
-            },
-            [payload.into(), new_link.clone().into(), sequence.into()],
-        );
-        db.execute_raw(update).await.expect("rewritten");
+        set_payload(db, sequence, compressed(&payload), Some(new_link.clone())).await;
         previous = new_link;
     }
 }

@@ -76,7 +76,10 @@ pub struct EventRow {
     pub disposition: Option<String>,
     pub read_point: Option<String>,
     pub biz_location: Option<String>,
+    /// The payload's text, which the chain link covers.
     pub payload: String,
+    /// The payload as stored ([`super::payloads`]).
+    pub stored_payload: Vec<u8>,
     /// Its link in the hash chain (see [`super::integrity`]).
     pub chain_hash: String,
 }
@@ -112,7 +115,14 @@ pub async fn insert_events(
             texts(|r| r.disposition.clone()),
             texts(|r| r.read_point.clone()),
             texts(|r| r.biz_location.clone()),
-            texts(|r| Some(r.payload.clone())),
+            Value::Array(
+                ArrayType::Bytes,
+                Some(Box::new(
+                    rows.iter()
+                        .map(|r| Value::Bytes(Some(r.stored_payload.clone())))
+                        .collect(),
+                )),
+            ),
             texts(|r| Some(r.chain_hash.clone())),
         ];
         let statement = Statement::from_sql_and_values(
@@ -123,7 +133,7 @@ pub async fn insert_events(
                SELECT k, NULLIF(d, ''), t, et, rt, NULLIF(bs, ''), NULLIF(dp, ''),
                  NULLIF(rp, ''), NULLIF(bl, ''), p, h
                FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[],
-                 $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                 $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[],
                  $11::text[])
                  AS u(k, d, t, et, rt, bs, dp, rp, bl, p, h)
                RETURNING "event_id", "sequence""#,
@@ -177,7 +187,7 @@ fn active(row: EventRow) -> event::ActiveModel {
         disposition: Set(row.disposition),
         read_point: Set(row.read_point),
         biz_location: Set(row.biz_location),
-        payload: Set(row.payload),
+        payload: Set(row.stored_payload),
         chain_hash: Set(Some(row.chain_hash)),
         ..Default::default()
     }

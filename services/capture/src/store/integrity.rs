@@ -15,7 +15,7 @@ use tracery_runtime::integrity::{
     Break, ChainKeys, ChainRows, ChainVerifier, Checkpoint, GENESIS, legacy_link, relink_unkeyed,
 };
 
-use super::{decode_payload, event, event_row};
+use super::{event, event_row, parse_payload, payloads::Payloads};
 use crate::domain::CaptureError;
 
 /// The chain's name in checkpoints.
@@ -50,23 +50,37 @@ pub async fn head_link(conn: &impl ConnectionTrait) -> Result<String, DbErr> {
 /// Rows per read while walking the chain.
 const CHUNK: u64 = 1000;
 
-/// `(sequence, store key, payload, link)` of the rows after `after`.
+/// `(sequence, store key, payload text, link)` of the rows after `after`.
 async fn chain_rows(
     conn: &impl ConnectionTrait,
     after: i64,
 ) -> Result<Vec<(i64, String, String, Option<String>)>, DbErr> {
-    event::Entity::find()
+    let links: Vec<(i64, String, Option<String>)> = event::Entity::find()
         .select_only()
         .column(event::Column::Sequence)
         .column(event::Column::EventId)
-        .column(event::Column::Payload)
         .column(event::Column::ChainHash)
         .filter(event::Column::Sequence.gt(after))
         .order_by_asc(event::Column::Sequence)
         .limit(CHUNK)
         .into_tuple()
         .all(conn)
-        .await
+        .await?;
+    let mut stored: std::collections::HashMap<i64, Vec<u8>> =
+        super::payloads_after(conn, after, CHUNK)
+            .await?
+            .into_iter()
+            .collect();
+    let payloads = Payloads::default();
+    let mut rows = Vec::with_capacity(links.len());
+    for (sequence, key, link) in links {
+        let text = payloads
+            .decode(conn, &stored.remove(&sequence).unwrap_or_default())
+            .await
+            .map_err(|err| DbErr::Custom(format!("event {sequence}: {err}")))?;
+        rows.push((sequence, key, text, link));
+    }
+    Ok(rows)
 }
 
 /// Chains every stored event that has no link yet, in sequence order (the migration that
@@ -154,9 +168,10 @@ pub struct Report {
     pub broken: Option<Break>,
 }
 
-/// Why `row`'s query columns do not say what its stored payload says, if they do not.
-fn column_fault(row: &event::Model) -> Option<String> {
-    let stored = match decode_payload(row.sequence, &row.payload) {
+/// Why `row`'s query columns do not say what its stored payload (`text`) says, if they do
+/// not.
+fn column_fault(row: &event::Model, text: &str) -> Option<String> {
+    let stored = match parse_payload(row.sequence, text) {
         Ok(stored) => stored,
         Err(err) => return Some(format!("its payload no longer reads: {err}")),
     };
@@ -202,6 +217,7 @@ pub async fn verify(
     checkpoints: Vec<Checkpoint>,
 ) -> Result<Report, CaptureError> {
     let mut verifier = ChainVerifier::new(keys, checkpoints);
+    let payloads = Payloads::default();
     let mut previous = GENESIS.to_owned();
     let (mut checked, mut after) = (0, 0);
     loop {
@@ -220,16 +236,25 @@ pub async fn verify(
         for row in rows {
             checked += 1;
             let stored_link = row.chain_hash.clone().unwrap_or_default();
+            let text = match payloads.decode(conn, &row.payload).await {
+                Ok(text) => text,
+                Err(err) => {
+                    return Ok(Report {
+                        checked,
+                        broken: Some(verifier.break_at(row.sequence, err.to_string())),
+                    });
+                }
+            };
             let fault = verifier
                 .check(
                     row.sequence,
                     &previous,
                     &stored_link,
-                    &[&row.event_id, &row.payload],
+                    &[&row.event_id, &text],
                 )
                 .err()
                 .or_else(|| {
-                    column_fault(&row).map(|reason| verifier.break_at(row.sequence, reason))
+                    column_fault(&row, &text).map(|reason| verifier.break_at(row.sequence, reason))
                 });
             if let Some(broken) = fault {
                 return Ok(Report {

@@ -240,6 +240,7 @@ pub async fn rebuild(conn: &impl ConnectionTrait) -> Result<(), CaptureError> {
         .into_iter()
         .flatten()
         .collect();
+    let payloads = super::payloads::Payloads::default();
     let mut after = 0;
     loop {
         let rows = super::payloads_after(conn, after, CHUNK as u64).await?;
@@ -248,7 +249,7 @@ pub async fn rebuild(conn: &impl ConnectionTrait) -> Result<(), CaptureError> {
         };
         let mut replay = Replay::default();
         for (sequence, payload) in rows {
-            let stored = decode_payload(sequence, &payload)?;
+            let stored = decode_payload(conn, &payloads, sequence, &payload).await?;
             let id = stored.event.event_id.as_deref().unwrap_or_default();
             if stored.event.error_declaration.is_none() && !declared.contains(id) {
                 replay.apply(sequence, &stored.event);

@@ -12,7 +12,10 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
 use tracery_epcis::{Event, effects::Effects, json};
 use tracery_runtime::{
     audit::{DeferredAudit, Record},
@@ -30,6 +33,7 @@ pub mod integrity;
 pub mod jobs;
 pub mod keys;
 pub mod lifecycle;
+pub mod payloads;
 pub mod placements;
 pub mod quarantine;
 pub mod traces;
@@ -63,9 +67,8 @@ pub mod event {
         pub read_point: Option<String>,
         /// bizLocation id.
         pub biz_location: Option<String>,
-        /// The event as EPCIS JSON-LD.
-        #[sea_orm(column_type = "Text")]
-        pub payload: String,
+        /// The event as EPCIS JSON-LD, as [`super::payloads`] keeps it (compressed).
+        pub payload: Vec<u8>,
         /// For an error declaration: the eventID it declares erroneous.
         pub declares: Option<String>,
         /// Its link in the hash chain of stored events (see `integrity`).
@@ -87,6 +90,7 @@ mod migration {
     use sea_orm::EntityTrait;
 
     use super::{decode_payload, event, jobs::job, keys, quarantine::entry};
+    use sea_orm::ConnectionTrait;
 
     tracery_runtime::migrator! {
         /// Capture migrations, tracked in their own table.
@@ -101,6 +105,7 @@ mod migration {
             ChainEvents = "m0008_capture_event_chain",
             CreateEventTraces = "m0009_capture_event_traces",
             CreateLifecycle = "m0010_capture_lifecycle",
+            CompressPayloads = "m0011_capture_compressed_payloads",
         }
     }
 
@@ -194,6 +199,7 @@ mod migration {
 
     /// Indexes every stored event with the current [`keys::keys_of`], from an empty index.
     async fn index_stored_events(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
+        let payloads = super::payloads::Payloads::default();
         let mut after = 0;
         loop {
             let rows = super::payloads_after(db, after, 1000).await?;
@@ -202,12 +208,51 @@ mod migration {
             };
             let mut index_rows = Vec::new();
             for (sequence, payload) in rows {
-                let stored = decode_payload(sequence, &payload)
+                let stored = decode_payload(db, &payloads, sequence, &payload)
+                    .await
                     .map_err(|err| DbErr::Migration(err.to_string()))?;
                 index_rows.extend(keys::rows(stored.sequence, &stored.event));
             }
             keys::insert_rows(db, index_rows).await?;
             after = last;
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CompressPayloads {
+        /// Payloads become bytes (zstd frames, see [`super::payloads`]); the rows stored
+        /// as text are compressed afterwards, while the suite serves, a chunk at a time.
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::payloads::dictionary::{Column, Entity};
+            if manager.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+                manager
+                    .get_connection()
+                    .execute_unprepared(
+                        "ALTER TABLE capture_events ALTER COLUMN payload TYPE bytea \
+                         USING convert_to(payload, 'UTF8')",
+                    )
+                    .await?;
+            }
+            manager
+                .create_table(
+                    Table::create()
+                        .table(Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(Column::Id)
+                                .big_integer()
+                                .not_null()
+                                .primary_key(),
+                        )
+                        .col(
+                            ColumnDef::new(Column::TrainedAt)
+                                .timestamp_with_time_zone()
+                                .not_null(),
+                        )
+                        .col(ColumnDef::new(Column::Bytes).binary().not_null())
+                        .to_owned(),
+                )
+                .await
         }
     }
 
@@ -507,7 +552,7 @@ fn event_store_key(event: &Event) -> String {
 /// `sequences` holds those of `events` stored already ([`stored_sequences`]).
 async fn append_events(
     conn: &impl ConnectionTrait,
-    keys: &ChainKeys,
+    sealing: &Sealing,
     events: &[&Event],
     mut sequences: HashMap<String, i64>,
     record_time: DateTime<Utc>,
@@ -534,15 +579,23 @@ async fn append_events(
         })
         .collect();
     let mut previous = integrity::head_link(conn).await?;
-    let rows = appended
+    let mut rows: Vec<bulk::EventRow> = appended
         .iter()
         .map(|&i| {
             let mut row = event_row(events[i], &keyed[i], record_time);
-            row.chain_hash = integrity::link(keys, &previous, &row.store_key, &row.payload);
+            row.chain_hash =
+                integrity::link(&sealing.keys, &previous, &row.store_key, &row.payload);
             previous = row.chain_hash.clone();
             row
         })
         .collect();
+    let frames = sealing
+        .payloads
+        .encode_all(rows.iter().map(|row| row.payload.as_str()))
+        .map_err(|err| CaptureError::Store(sea_orm::DbErr::Custom(err.to_string())))?;
+    for (row, frame) in rows.iter_mut().zip(frames) {
+        row.stored_payload = frame;
+    }
     let assigned = bulk::insert_events(conn, rows).await?;
     // The chain follows the rows' order; the sequences must too, or it would not verify.
     if assigned.windows(2).any(|pair| pair[0] >= pair[1]) {
@@ -600,8 +653,17 @@ fn event_row(
         read_point: stored.read_point.as_ref().map(|l| l.id.clone()),
         biz_location: stored.biz_location.as_ref().map(|l| l.id.clone()),
         payload: json::event_to_json(&stored).to_string(),
+        stored_payload: Vec::new(),
         chain_hash: String::new(),
     }
+}
+
+/// What turns an event into its stored row besides the event: the chain key that links
+/// it and the dictionaries that compress its payload.
+#[derive(Clone)]
+struct Sealing {
+    keys: ChainKeys,
+    payloads: Arc<payloads::Payloads>,
 }
 
 /// See [`EventStore::begin_append`].
@@ -621,7 +683,7 @@ async fn begin_append(
 /// database error) is reported to that caller alone.
 async fn group_commit(
     db: DatabaseConnection,
-    keys: ChainKeys,
+    sealing: Sealing,
     policy: Arc<Policy>,
     mut pending: mpsc::Receiver<Pending>,
 ) {
@@ -639,8 +701,8 @@ async fn group_commit(
         }
         // Each group commits in a task of its own: a panic there fails that group's callers
         // and leaves the committer running.
-        let (db_for_group, keys_for_group, policy_for_group) =
-            (db.clone(), keys.clone(), Arc::clone(&policy));
+        let (db_for_group, sealing_for_group, policy_for_group) =
+            (db.clone(), sealing.clone(), Arc::clone(&policy));
         let committed = tokio::spawn(async move {
             let all: Vec<GroupEntry> = group.iter().flat_map(Pending::entries).collect();
             let rollbacks = rollback_ranges(&group);
@@ -650,7 +712,7 @@ async fn group_commit(
                 .collect();
             let result = EventStore::store_group(
                 &db_for_group,
-                &keys_for_group,
+                &sealing_for_group,
                 &policy_for_group,
                 &all,
                 &rollbacks,
@@ -689,7 +751,8 @@ async fn group_commit(
                     let rollbacks = rollback_ranges(std::slice::from_ref(&batch));
                     let audit = batch.audit.iter().filter_map(DeferredAudit::take).collect();
                     let result =
-                        EventStore::store_group(&db, &keys, &policy, &own, &rollbacks, audit).await;
+                        EventStore::store_group(&db, &sealing, &policy, &own, &rollbacks, audit)
+                            .await;
                     let result = result.map(|(results, replacements)| {
                         batch.apply(replacements.into_iter());
                         results
@@ -791,7 +854,7 @@ struct Pending {
 #[derive(Clone)]
 pub struct EventStore {
     db: DatabaseConnection,
-    keys: ChainKeys,
+    sealing: Sealing,
     policy: Arc<Policy>,
     appender: mpsc::Sender<Pending>,
 }
@@ -801,15 +864,19 @@ impl EventStore {
     /// task (needs a Tokio runtime).
     pub fn new(db: DatabaseConnection, keys: ChainKeys, policy: Arc<Policy>) -> Self {
         let (appender, pending) = mpsc::channel(policy.capture_queue.max(1));
+        let sealing = Sealing {
+            keys,
+            payloads: Arc::default(),
+        };
         tokio::spawn(group_commit(
             db.clone(),
-            keys.clone(),
+            sealing.clone(),
             Arc::clone(&policy),
             pending,
         ));
         Self {
             db,
-            keys,
+            sealing,
             policy,
             appender,
         }
@@ -891,7 +958,7 @@ impl EventStore {
     /// place of accepted ones.
     async fn store_group(
         db: &DatabaseConnection,
-        keys: &ChainKeys,
+        sealing: &Sealing,
         policy: &Policy,
         admissions: &[GroupEntry<'_>],
         rollbacks: &[Range<usize>],
@@ -926,7 +993,7 @@ impl EventStore {
                 Admission::Reject(_) => None,
             })
             .collect();
-        let mut stored = append_events(&txn, keys, &accepted, stored, now)
+        let mut stored = append_events(&txn, sealing, &accepted, stored, now)
             .await?
             .into_iter();
         let mut results = Vec::with_capacity(effective.len());
@@ -950,7 +1017,7 @@ impl EventStore {
         }
         traces::record(&txn, traced).await?;
         // The requests' audit records commit with their events: no record, no write.
-        tracery_runtime::audit::append_in(&txn, keys, audit).await?;
+        tracery_runtime::audit::append_in(&txn, &sealing.keys, audit).await?;
         txn.commit().await?;
         Ok((results, replacements))
     }
@@ -977,13 +1044,14 @@ impl EventStore {
         let admission = replacement.unwrap_or(admission);
         let result = match &admission {
             Admission::Accept { event, .. } => {
-                let stored = append_events(&txn, &self.keys, &[event.as_ref()], stored, Utc::now())
-                    .await?
-                    .pop()
-                    .ok_or_else(|| CaptureError::Invalid {
-                        field: String::new(),
-                        reason: "store result missing".to_owned(),
-                    })?;
+                let stored =
+                    append_events(&txn, &self.sealing, &[event.as_ref()], stored, Utc::now())
+                        .await?
+                        .pop()
+                        .ok_or_else(|| CaptureError::Invalid {
+                            field: String::new(),
+                            reason: "store result missing".to_owned(),
+                        })?;
                 quarantine::close_resubmitted(&txn, id, &stored.event_id).await?;
                 IntakeResult::Stored(stored)
             }
@@ -1021,7 +1089,19 @@ impl EventStore {
 
     /// The keys appended events are linked with.
     pub fn keys(&self) -> &ChainKeys {
-        &self.keys
+        &self.sealing.keys
+    }
+
+    /// Keeps the stored payloads compact (see [`payloads::maintain`]) until `shutdown`.
+    pub fn maintain_payloads(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> JoinHandle<()> {
+        tokio::spawn(payloads::maintain(
+            self.db.clone(),
+            Arc::clone(&self.sealing.payloads),
+            shutdown,
+        ))
     }
 
     /// Walks the hash chain of stored events against `checkpoints` (see [`integrity`]).
@@ -1029,7 +1109,7 @@ impl EventStore {
         &self,
         checkpoints: Vec<Checkpoint>,
     ) -> Result<integrity::Report, CaptureError> {
-        integrity::verify(&self.db, &self.keys, checkpoints).await
+        integrity::verify(&self.db, &self.sealing.keys, checkpoints).await
     }
 
     /// Walks the audit trail's hash chain (see [`tracery_runtime::audit`]).
@@ -1037,7 +1117,7 @@ impl EventStore {
         &self,
         checkpoints: Vec<Checkpoint>,
     ) -> Result<tracery_runtime::audit::Report, CaptureError> {
-        Ok(tracery_runtime::audit::verify(&self.db, &self.keys, checkpoints).await?)
+        Ok(tracery_runtime::audit::verify(&self.db, &self.sealing.keys, checkpoints).await?)
     }
 
     /// Where each of `children` (canonical) is packed now, for those that are.
@@ -1077,7 +1157,7 @@ impl EventStore {
             .one(&self.db)
             .await?
             .ok_or_else(|| CaptureError::EventNotFound(event_id.to_owned()))?;
-        decode(row)
+        self.decode(row).await
     }
 
     /// Batches waiting for the group commit.
@@ -1142,20 +1222,22 @@ impl EventStore {
                     .add(event::Column::Sequence.in_subquery(keys::matching(values, roles)));
             }
         }
-        event::Entity::find()
+        let rows = event::Entity::find()
             .filter(condition)
             .order_by_asc(event::Column::Sequence)
             .limit(limit)
             .all(&self.db)
-            .await?
-            .into_iter()
-            .map(decode)
-            .collect()
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            events.push(self.decode(row).await?);
+        }
+        Ok(events)
     }
-}
 
-fn decode(row: event::Model) -> Result<StoredEvent, CaptureError> {
-    decode_payload(row.sequence, &row.payload)
+    async fn decode(&self, row: event::Model) -> Result<StoredEvent, CaptureError> {
+        decode_payload(&self.db, &self.sealing.payloads, row.sequence, &row.payload).await
+    }
 }
 
 /// `events` in sequence order without the ones declared erroneous among them and the
@@ -1174,28 +1256,66 @@ fn undeclared(events: &mut [StoredEvent]) -> impl Iterator<Item = &StoredEvent> 
 }
 
 /// Up to `limit` stored events after sequence `after`, in sequence order, as (sequence,
-/// payload): the columns every version of the events table has, so migrations use it too.
+/// stored payload): the columns every version of the events table has, so migrations use
+/// it too. Before `m0011` PostgreSQL kept payloads as text, which reads back as its bytes.
 async fn payloads_after(
     conn: &impl ConnectionTrait,
     after: i64,
     limit: u64,
-) -> Result<Vec<(i64, String)>, sea_orm::DbErr> {
-    event::Entity::find()
+) -> Result<Vec<(i64, Vec<u8>)>, sea_orm::DbErr> {
+    let select = event::Entity::find()
         .select_only()
         .column(event::Column::Sequence)
         .column(event::Column::Payload)
         .filter(event::Column::Sequence.gt(after))
         .order_by_asc(event::Column::Sequence)
-        .limit(limit)
-        .into_tuple()
-        .all(conn)
-        .await
+        .limit(limit);
+    if payloads_are_text(conn).await? {
+        let rows: Vec<(i64, String)> = select.into_tuple().all(conn).await?;
+        return Ok(rows
+            .into_iter()
+            .map(|(sequence, text)| (sequence, text.into_bytes()))
+            .collect());
+    }
+    select.into_tuple().all(conn).await
 }
 
-fn decode_payload(sequence: i64, payload: &str) -> Result<StoredEvent, CaptureError> {
+/// Whether the events table still keeps payloads in a PostgreSQL `text` column: only while
+/// the migrations before `m0011` run.
+async fn payloads_are_text(conn: &impl ConnectionTrait) -> Result<bool, sea_orm::DbErr> {
+    if conn.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return Ok(false);
+    }
+    let applied = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT 1 AS applied FROM capture_migrations \
+             WHERE version = 'm0011_capture_compressed_payloads'",
+        ))
+        .await?;
+    Ok(applied.is_none())
+}
+
+/// The event stored at `sequence` from its stored payload.
+async fn decode_payload(
+    conn: &impl ConnectionTrait,
+    payloads: &payloads::Payloads,
+    sequence: i64,
+    stored: &[u8],
+) -> Result<StoredEvent, CaptureError> {
+    let corrupt = |reason: String| CaptureError::CorruptEvent { sequence, reason };
+    let text = payloads
+        .decode(conn, stored)
+        .await
+        .map_err(|err| corrupt(err.to_string()))?;
+    parse_payload(sequence, &text)
+}
+
+/// The event stored at `sequence` from its payload's text.
+fn parse_payload(sequence: i64, text: &str) -> Result<StoredEvent, CaptureError> {
     let corrupt = |reason: String| CaptureError::CorruptEvent { sequence, reason };
     let value: serde_json::Value =
-        serde_json::from_str(payload).map_err(|err| corrupt(err.to_string()))?;
+        serde_json::from_str(text).map_err(|err| corrupt(err.to_string()))?;
     let event = json::parse_event(value).map_err(|err| corrupt(err.to_string()))?;
     Ok(StoredEvent { sequence, event })
 }

@@ -9,8 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
 };
 use tracery_epcis::{
     Event,
@@ -337,8 +336,9 @@ pub(super) async fn events_at(
     sequences: &[i64],
 ) -> Result<Vec<StoredEvent>, CaptureError> {
     let mut events = Vec::with_capacity(sequences.len());
+    let payloads = super::payloads::Payloads::default();
     for chunk in sequences.chunks(CHUNK) {
-        let rows: Vec<(i64, String)> = event::Entity::find()
+        let rows: Vec<(i64, Vec<u8>)> = event::Entity::find()
             .select_only()
             .column(event::Column::Sequence)
             .column(event::Column::Payload)
@@ -347,7 +347,7 @@ pub(super) async fn events_at(
             .all(conn)
             .await?;
         for (sequence, payload) in rows {
-            events.push(decode_payload(sequence, &payload)?);
+            events.push(decode_payload(conn, &payloads, sequence, &payload).await?);
         }
     }
     Ok(events)
@@ -355,19 +355,22 @@ pub(super) async fn events_at(
 
 /// Fills the table from the stored aggregation events (for a store that predates it).
 pub async fn rebuild(conn: &impl ConnectionTrait) -> Result<(), CaptureError> {
-    let rows: Vec<(i64, String)> = event::Entity::find()
-        .select_only()
-        .column(event::Column::Sequence)
-        .column(event::Column::Payload)
-        .filter(event::Column::EventType.eq("AggregationEvent"))
-        .order_by_asc(event::Column::Sequence)
-        .into_tuple()
-        .all(conn)
-        .await?;
-    let mut events = rows
-        .into_iter()
-        .map(|(sequence, payload)| decode_payload(sequence, &payload))
-        .collect::<Result<Vec<_>, _>>()?;
+    let payloads = super::payloads::Payloads::default();
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let rows = super::payloads_after(conn, after, CHUNK as u64).await?;
+        let Some(last) = rows.last().map(|r| r.0) else {
+            break;
+        };
+        for (sequence, payload) in rows {
+            let stored = decode_payload(conn, &payloads, sequence, &payload).await?;
+            if matches!(stored.event.kind, tracery_epcis::EventKind::Aggregation(_)) {
+                events.push(stored);
+            }
+        }
+        after = last;
+    }
     let mut replay = Replay::replay_counted(&mut events);
     replay.emptied.clear();
     replay.write(conn).await?;
