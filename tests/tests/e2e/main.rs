@@ -22,4 +22,5 @@ mod races;
 mod readiness;
 mod rest;
 mod serials;
+mod storage;
 mod tls;

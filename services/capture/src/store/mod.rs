@@ -521,6 +521,16 @@ pub enum IntakeResult {
     Quarantined(String),
 }
 
+impl IntakeResult {
+    /// The store sequence of a stored event.
+    pub fn sequence(&self) -> Option<i64> {
+        match self {
+            Self::Stored(stored) => Some(stored.sequence),
+            Self::Quarantined(_) => None,
+        }
+    }
+}
+
 /// The store key of an event: its eventID, or for an error declaration (which carries the
 /// eventID of the event it corrects) a key of its own, so both are kept.
 fn store_key(event: &Event, event_id: &str) -> String {
@@ -1019,6 +1029,9 @@ impl EventStore {
         // The requests' audit records commit with their events: no record, no write.
         tracery_runtime::audit::append_in(&txn, &sealing.keys, audit).await?;
         txn.commit().await?;
+        if let Some(newest) = results.iter().filter_map(IntakeResult::sequence).max() {
+            sealing.payloads.appended_up_to(newest);
+        }
         Ok((results, replacements))
     }
 

@@ -67,6 +67,8 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 #[derive(Default)]
 pub struct Payloads {
     loaded: RwLock<Loaded>,
+    /// Woken when the store may have grown to [`TRAINING_EVENTS`] without a dictionary.
+    training_due: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -233,6 +235,14 @@ impl Payloads {
         Ok(self.refresh(conn).await?)
     }
 
+    /// Tells [`maintain`] that an append reached `sequence`, so that it trains the
+    /// dictionary as soon as there are events enough.
+    pub fn appended_up_to(&self, sequence: i64) {
+        if sequence >= TRAINING_EVENTS as i64 && !self.has_dictionary() {
+            self.training_due.notify_one();
+        }
+    }
+
     /// Whether a dictionary is loaded (new payloads are compressed with it).
     pub fn has_dictionary(&self) -> bool {
         self.read().newest.is_some()
@@ -286,6 +296,7 @@ pub async fn maintain(
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
+            () = payloads.training_due.notified() => {}
         }
     }
 }

@@ -1,0 +1,297 @@
+//! The compact event store: payloads kept as zstd frames under a dictionary the store
+//! trains on its own events, and stores of the layout before converted in place without
+//! losing an event, a chain link or a query column.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use tracery_e2e::TestApp;
+use tracery_proto::v1 as pb;
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// What the store trains its dictionary on (`payloads::TRAINING_EVENTS`).
+const TRAINING_EVENTS: u32 = 2_000;
+
+fn inspected(n: u32) -> pb::EpcisEvent {
+    pb::EpcisEvent {
+        event_id: format!("urn:uuid:00000000-0000-4000-8000-f{n:011}"),
+        event_time: Some(prost_types::Timestamp {
+            seconds: 1_795_651_200 + i64::from(n),
+            nanos: 0,
+        }),
+        event_time_zone_offset: "+01:00".to_owned(),
+        biz_step: "inspecting".to_owned(),
+        disposition: if n % 7 == 0 {
+            "non_conformant"
+        } else {
+            "conformant"
+        }
+        .to_owned(),
+        body: Some(pb::epcis_event::Body::ObjectEvent(pb::ObjectEvent {
+            action: pb::Action::Observe.into(),
+            epcs: vec![format!("urn:epc:id:sgtin:4012345.011111.S{n}")],
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+async fn capture_numbered(app: &TestApp, numbers: std::ops::Range<u32>) {
+    let numbers: Vec<u32> = numbers.collect();
+    for chunk in numbers.chunks(500) {
+        let results = app
+            .capture_events(chunk.iter().copied().map(inspected).collect())
+            .await;
+        assert!(
+            results
+                .iter()
+                .all(|r| r.outcome == pb::CaptureOutcome::Accepted as i32),
+            "every event is accepted"
+        );
+    }
+}
+
+/// `(sequence, stored payload)` of every event, read straight from the database.
+async fn stored_payloads(db: &DatabaseConnection) -> Vec<(i64, Vec<u8>)> {
+    db.query_all_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT sequence, payload FROM capture_events ORDER BY sequence",
+    ))
+    .await
+    .expect("payloads")
+    .iter()
+    .map(|row| {
+        (
+            row.try_get("", "sequence").expect("sequence"),
+            row.try_get("", "payload").expect("payload"),
+        )
+    })
+    .collect()
+}
+
+/// Every column of every event row but the payload, as text, in sequence order.
+async fn event_columns(db: &DatabaseConnection) -> Vec<Vec<Option<String>>> {
+    let columns = [
+        "event_id",
+        "event_type",
+        "biz_step",
+        "disposition",
+        "read_point",
+        "biz_location",
+        "declares",
+        "chain_hash",
+    ];
+    let sql = format!(
+        "SELECT sequence, {} FROM capture_events ORDER BY sequence",
+        columns.join(", ")
+    );
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            let sequence: i64 = row.try_get("", "sequence").expect("sequence");
+            std::iter::once(Some(sequence.to_string()))
+                .chain(columns.iter().map(|c| row.try_get("", c).expect("column")))
+                .collect()
+        })
+        .collect()
+}
+
+/// The zstd dictionary id a stored payload's frame names, if it is a frame with one.
+fn dictionary_of(stored: &[u8]) -> Option<u32> {
+    // Frame header: magic, descriptor, [window], dictionary id (0, 1, 2 or 4 bytes).
+    if !stored.starts_with(&ZSTD_MAGIC) {
+        return None;
+    }
+    let descriptor = stored[4];
+    let id_bytes = [0, 1, 2, 4][usize::from(descriptor & 0b11)];
+    let single_segment = descriptor & 0b10_0000 != 0;
+    let start = 5 + usize::from(!single_segment);
+    let id = stored[start..start + id_bytes]
+        .iter()
+        .rev()
+        .fold(0u32, |id, byte| (id << 8) | u32::from(*byte));
+    (id != 0).then_some(id)
+}
+
+/// Polls `check` on the store until it holds, for up to 30 s.
+async fn eventually(
+    db: &DatabaseConnection,
+    what: &str,
+    check: impl Fn(&[(i64, Vec<u8>)]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if check(&stored_payloads(db).await) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The first 1,000 stored events (one page at its largest).
+async fn first_events(app: &TestApp) -> Vec<pb::StoredEvent> {
+    app.capture
+        .clone()
+        .query_events(pb::QueryEventsRequest {
+            filter: None,
+            page: Some(pb::PageRequest {
+                page_size: 1000,
+                page_token: String::new(),
+            }),
+        })
+        .await
+        .expect("query")
+        .into_inner()
+        .events
+}
+
+async fn intact(app: &TestApp) -> bool {
+    let report = app
+        .capture
+        .clone()
+        .verify_integrity(pb::VerifyIntegrityRequest {})
+        .await
+        .expect("verified")
+        .into_inner();
+    report.intact
+}
+
+#[tokio::test]
+async fn payloads_are_compressed_with_a_dictionary_the_store_trains_on_its_events() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let db = Database::connect(app.database_url()).await.expect("db");
+    capture_numbered(&app, 0..TRAINING_EVENTS + 100).await;
+    eventually(
+        &db,
+        "every payload compressed under one dictionary",
+        |rows| {
+            let dictionaries: std::collections::HashSet<_> = rows
+                .iter()
+                .map(|(_, stored)| dictionary_of(stored))
+                .collect();
+            rows.len() == (TRAINING_EVENTS + 100) as usize
+                && dictionaries.len() == 1
+                && !dictionaries.contains(&None)
+        },
+    )
+    .await;
+    let rows = stored_payloads(&db).await;
+    let mean = rows.iter().map(|(_, p)| p.len()).sum::<usize>() / rows.len();
+    assert!(mean < 150, "about 75 bytes a payload, not {mean}");
+
+    let first = app
+        .capture
+        .clone()
+        .get_event(pb::GetEventRequest {
+            event_id: inspected(0).event_id,
+        })
+        .await
+        .expect("the first event reads back")
+        .into_inner();
+    let event = first.event.expect("event").event.expect("body");
+    assert_eq!(event.event_id, inspected(0).event_id);
+    assert_eq!(event.disposition, "non_conformant");
+    let read = first_events(&app).await;
+    assert_eq!(read.len(), 1000);
+    let read_back = |n: usize| read[n].event.as_ref().map(|e| e.event_id.clone());
+    assert!((0..1000).all(|n| read_back(n) == Some(inspected(n as u32).event_id)));
+    assert!(
+        intact(&app).await,
+        "the chain covers the text, not its compression"
+    );
+    drop(db);
+    app.stop().await.expect("stops");
+}
+
+/// Puts a store back into the layout before compression: payloads as text (a `text`
+/// column on PostgreSQL), no dictionaries, `m0011` not applied.
+async fn revert_to_text_payloads(db: &DatabaseConnection) {
+    let backend = db.get_database_backend();
+    let run = |sql: &str| Statement::from_string(backend, sql.to_owned());
+    let texts: Vec<(i64, String)> = stored_payloads(db)
+        .await
+        .into_iter()
+        .map(|(sequence, stored)| {
+            let text = zstd::decode_all(stored.as_slice()).expect("a dictionary-less frame");
+            (sequence, String::from_utf8(text).expect("UTF-8"))
+        })
+        .collect();
+    if backend == sea_orm::DbBackend::Postgres {
+        db.execute_raw(run(
+            "ALTER TABLE capture_events ALTER COLUMN payload TYPE text USING ''",
+        ))
+        .await
+        .expect("a text column again");
+    }
+    for (sequence, text) in texts {
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => {
+                "UPDATE capture_events SET payload = $1 WHERE sequence = $2"
+            }
+            _ => "UPDATE capture_events SET payload = ? WHERE sequence = ?",
+        };
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [text.into(), sequence.into()],
+        ))
+        .await
+        .expect("text payload");
+    }
+    for sql in [
+        "DROP TABLE capture_dictionaries",
+        "DELETE FROM capture_migrations WHERE version = 'm0011_capture_compressed_payloads'",
+    ] {
+        db.execute_raw(run(sql)).await.expect("as before");
+    }
+}
+
+#[tokio::test]
+async fn a_store_of_the_layout_before_is_converted_keeping_events_links_and_columns() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    capture_numbered(&app, 0..120).await;
+    let before = first_events(&app).await;
+    let db = Database::connect(app.database_url()).await.expect("db");
+    let columns = event_columns(&db).await;
+    revert_to_text_payloads(&db).await;
+    let texts = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM capture_events WHERE payload LIKE '{%'",
+        ))
+        .await
+        .expect("count")
+        .expect("a row");
+    assert_eq!(
+        texts.try_get::<i64>("", "n").expect("n"),
+        120,
+        "the old layout keeps the text"
+    );
+    drop(db);
+
+    // A new process migrates the store and converts it while it serves.
+    let replica = app.spawn_replica().await.expect("migrates");
+    let db = Database::connect(app.database_url()).await.expect("db");
+    eventually(&db, "every payload compressed", |rows| {
+        rows.iter()
+            .all(|(_, stored)| stored.starts_with(&ZSTD_MAGIC))
+    })
+    .await;
+    assert_eq!(
+        event_columns(&db).await,
+        columns,
+        "links and query columns kept"
+    );
+    assert_eq!(
+        first_events(&replica).await,
+        before,
+        "every event reads back the same"
+    );
+    assert!(intact(&replica).await);
+    drop(db);
+    replica.stop().await.expect("stops");
+    app.stop().await.expect("stops");
+}
