@@ -2,10 +2,10 @@
 //! `RecallScope` (from supplier lots) against a suite loaded by `tracery-bench capture`
 //! with the same `--events`, `--streams` and `--seed`, so the identifiers exist.
 //!
-//! The baselines run the same backward traversal as one recursive SQL query
-//! (`WITH RECURSIVE`) straight on the database: over the raw event tables (the captured
-//! events and their identifier index, as a store without a genealogy projection would),
-//! and over the projection's own link table.
+//! The baseline runs the same backward traversal as one recursive SQL query
+//! (`WITH RECURSIVE`) straight on the projection's own link table. (A baseline over
+//! capture's raw tables went with the compact store: its payloads are compressed, so plain
+//! SQL can no longer follow a serial to the lot in its `ilmd`.)
 
 use std::time::Instant;
 
@@ -58,69 +58,17 @@ WITH RECURSIVE trace(node, depth) AS (
 )
 SELECT COUNT(DISTINCT node) AS nodes FROM trace"#;
 
-/// Backward over the raw event tables, a step per index row pair of one event: a
-/// transformation output to its inputs (roles 7, 8 → 5, 6), a parent to its packed
-/// children (2 → 1), an object or class to its event's sources (1, 3 → 9), and a serial
-/// commissioned with an ilmd lot number to its lot (`{lot}`: the backend's JSON accessor,
-/// `{position}`: its substring search). The roles a step starts from are in the join, so
-/// the identifier index skips a party's thousands of source rows (without that, 120 ms
-/// per trace at 1M events).
-const RECURSIVE_BACKWARD_RAW: &str = r#"
-WITH RECURSIVE trace(node, depth) AS (
-    SELECT $1, 0
-  UNION
-    SELECT CASE WHEN k2.id = k1.id
-             THEN substr(k1.value, 1, {position}(k1.value, '/21/')) || '10/' || {lot}
-             ELSE k2.value END,
-           t.depth + 1
-    FROM trace t
-    JOIN capture_event_keys k1 ON k1.value = t.node AND k1.role IN (1, 2, 3, 7, 8)
-    JOIN capture_events e ON e.sequence = k1.sequence
-    JOIN capture_event_keys k2 ON k2.sequence = k1.sequence
-    WHERE t.depth < $2 AND (
-        (k1.role IN (7, 8) AND k2.role IN (5, 6))
-     OR (k1.role = 2 AND k2.role = 1 AND e.event_type = 'AggregationEvent')
-     OR (k1.role IN (1, 3) AND k2.role = 9)
-     OR (k1.role IN (1, 7) AND k2.id = k1.id AND {lot} IS NOT NULL
-         AND {position}(k1.value, '/21/') > 0)
-    )
-)
-SELECT COUNT(DISTINCT node) AS nodes FROM trace"#;
-
 /// The recursive baselines in `backend`'s dialect, with their names.
 fn baselines(backend: DatabaseBackend) -> Vec<(&'static str, String)> {
-    let raw = if backend == DatabaseBackend::Sqlite {
-        RECURSIVE_BACKWARD_RAW
-            .replace(
-                "{lot}",
-                "json_extract(e.payload, '$.ilmd.\"cbvmda:lotNumber\"')",
-            )
-            .replace("{position}", "instr")
+    let sql = if backend == DatabaseBackend::Sqlite {
+        RECURSIVE_BACKWARD.replace("$1", "?").replace("$2", "?")
     } else {
-        RECURSIVE_BACKWARD_RAW
-            .replace(
-                "{lot}",
-                "(e.payload::jsonb -> 'ilmd' ->> 'cbvmda:lotNumber')",
-            )
-            .replace("{position}", "strpos")
+        RECURSIVE_BACKWARD.to_owned()
     };
-    let dialect = |sql: String| {
-        if backend == DatabaseBackend::Sqlite {
-            sql.replace("$1", "?").replace("$2", "?")
-        } else {
-            sql
-        }
-    };
-    vec![
-        (
-            "TraceBackward as WITH RECURSIVE over the raw event tables (baseline)",
-            dialect(raw),
-        ),
-        (
-            "TraceBackward as WITH RECURSIVE over the projection's links",
-            dialect(RECURSIVE_BACKWARD.to_owned()),
-        ),
-    ]
+    vec![(
+        "TraceBackward as WITH RECURSIVE over the projection's links",
+        sql,
+    )]
 }
 
 /// Waits until the genealogy projection has applied everything captured (read from the

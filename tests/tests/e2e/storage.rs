@@ -1,6 +1,7 @@
 //! The compact event store: payloads kept as zstd frames under a dictionary the store
-//! trains on its own events, and stores of the layout before converted in place without
-//! losing an event, a chain link or a query column.
+//! trains on its own events, identifiers stored once and indexed by number, and stores of
+//! the layout before converted in place without losing an event, a chain link, a query
+//! column or an identifier's events.
 
 use std::time::Duration;
 
@@ -148,6 +149,23 @@ async fn first_events(app: &TestApp) -> Vec<pb::StoredEvent> {
         .events
 }
 
+/// The stored events naming `epc` in their epcList.
+async fn events_naming(app: &TestApp, epc: &str) -> Vec<pb::StoredEvent> {
+    app.capture
+        .clone()
+        .query_events(pb::QueryEventsRequest {
+            filter: Some(pb::EventFilter {
+                match_epcs: vec![epc.to_owned()],
+                ..Default::default()
+            }),
+            page: None,
+        })
+        .await
+        .expect("query")
+        .into_inner()
+        .events
+}
+
 async fn intact(app: &TestApp) -> bool {
     let report = app
         .capture
@@ -206,6 +224,36 @@ async fn payloads_are_compressed_with_a_dictionary_the_store_trains_on_its_event
     app.stop().await.expect("stops");
 }
 
+/// Puts a store back into the layout before identifier numbers: index rows that spell
+/// their identifiers out, `m0012` not applied.
+async fn revert_to_spelled_out_identifiers(db: &DatabaseConnection) {
+    let backend = db.get_database_backend();
+    let id = match backend {
+        sea_orm::DbBackend::Postgres => "bigserial PRIMARY KEY",
+        _ => "INTEGER PRIMARY KEY AUTOINCREMENT",
+    };
+    for sql in [
+        format!(
+            "CREATE TABLE capture_event_keys (id {id}, sequence bigint NOT NULL, \
+             role smallint NOT NULL, value text NOT NULL)"
+        ),
+        "INSERT INTO capture_event_keys (sequence, role, value) \
+         SELECT k.sequence, k.role, i.value FROM capture_identifier_index k \
+         JOIN capture_identifiers i ON i.id = k.identifier"
+            .to_owned(),
+        "CREATE INDEX capture_event_keys_value ON capture_event_keys (value, role, sequence)"
+            .to_owned(),
+        "DROP TABLE capture_identifier_index".to_owned(),
+        "DROP TABLE capture_identifiers".to_owned(),
+        "DELETE FROM capture_migrations WHERE version = 'm0012_capture_identifier_numbers'"
+            .to_owned(),
+    ] {
+        db.execute_raw(Statement::from_string(backend, sql))
+            .await
+            .expect("as before");
+    }
+}
+
 /// Puts a store back into the layout before compression: payloads as text (a `text`
 /// column on PostgreSQL), no dictionaries, `m0011` not applied.
 async fn revert_to_text_payloads(db: &DatabaseConnection) {
@@ -256,6 +304,10 @@ async fn a_store_of_the_layout_before_is_converted_keeping_events_links_and_colu
     let before = first_events(&app).await;
     let db = Database::connect(app.database_url()).await.expect("db");
     let columns = event_columns(&db).await;
+    let unit = "urn:epc:id:sgtin:4012345.011111.S17";
+    let naming_unit = events_naming(&app, unit).await;
+    assert_eq!(naming_unit.len(), 1);
+    revert_to_spelled_out_identifiers(&db).await;
     revert_to_text_payloads(&db).await;
     let texts = db
         .query_one_raw(Statement::from_string(
@@ -289,6 +341,11 @@ async fn a_store_of_the_layout_before_is_converted_keeping_events_links_and_colu
         first_events(&replica).await,
         before,
         "every event reads back the same"
+    );
+    assert_eq!(
+        events_naming(&replica, unit).await,
+        naming_unit,
+        "and is found by its identifiers"
     );
     assert!(intact(&replica).await);
     drop(db);

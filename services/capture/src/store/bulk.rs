@@ -193,7 +193,8 @@ fn active(row: EventRow) -> event::ActiveModel {
     }
 }
 
-/// Writes identifier index rows `(sequence, role, value)`.
+/// Writes identifier index rows `(sequence, role, value)`, numbering the identifiers not
+/// stored yet ([`keys::intern`]).
 pub async fn insert_keys(
     conn: &impl ConnectionTrait,
     rows: Vec<(i64, keys::Role, String)>,
@@ -201,33 +202,52 @@ pub async fn insert_keys(
     if rows.is_empty() {
         return Ok(());
     }
-    if is_postgres(conn) {
-        let statement = Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            r#"INSERT INTO "capture_event_keys" ("sequence", "role", "value")
-               SELECT * FROM UNNEST($1::bigint[], $2::smallint[], $3::text[])"#,
-            [
-                Value::Array(
-                    ArrayType::BigInt,
-                    Some(Box::new(
-                        rows.iter().map(|r| Value::BigInt(Some(r.0))).collect(),
-                    )),
-                ),
-                Value::Array(
-                    ArrayType::SmallInt,
-                    Some(Box::new(
-                        rows.iter()
-                            .map(|r| Value::SmallInt(Some(r.1 as i16)))
-                            .collect(),
-                    )),
-                ),
-                text_array(rows.iter().map(|r| Some(r.2.clone()))),
-            ],
-        );
-        conn.execute_raw(statement).await?;
-        return Ok(());
+    if !is_postgres(conn) {
+        return keys::insert_rows(conn, rows).await;
     }
-    keys::insert_rows(conn, rows).await
+    let mut values: Vec<String> = rows.iter().map(|row| row.2.clone()).collect();
+    values.sort_unstable();
+    values.dedup();
+    let values = text_array(values.into_iter().map(Some));
+    conn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"INSERT INTO "capture_identifiers" ("value") SELECT * FROM UNNEST($1::text[])
+           ON CONFLICT ("value") DO NOTHING"#,
+        [values.clone()],
+    ))
+    .await?;
+    let mut numbers = HashMap::new();
+    for row in conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            r#"SELECT "id", "value" FROM "capture_identifiers" WHERE "value" = ANY($1)"#,
+            [values],
+        ))
+        .await?
+    {
+        let value: String = row.try_get("", "value")?;
+        numbers.insert(value, row.try_get::<i64>("", "id")?);
+    }
+    let numbered: Vec<(i64, i16, i64)> = rows
+        .iter()
+        .filter_map(|(sequence, role, value)| Some((*numbers.get(value)?, *role as i16, *sequence)))
+        .collect();
+    let column = |array: ArrayType, pick: &dyn Fn(&(i64, i16, i64)) -> Value| {
+        Value::Array(array, Some(Box::new(numbered.iter().map(pick).collect())))
+    };
+    conn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"INSERT INTO "capture_identifier_index" ("identifier", "role", "sequence")
+           SELECT * FROM UNNEST($1::bigint[], $2::smallint[], $3::bigint[])
+           ON CONFLICT DO NOTHING"#,
+        [
+            column(ArrayType::BigInt, &|row| Value::BigInt(Some(row.0))),
+            column(ArrayType::SmallInt, &|row| Value::SmallInt(Some(row.1))),
+            column(ArrayType::BigInt, &|row| Value::BigInt(Some(row.2))),
+        ],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Rows per statement of the derived tables' writes below.

@@ -4,12 +4,22 @@
 //!
 //! Transformation inputs and outputs, sources and destinations have roles of their own, so
 //! the index alone tells which way an event moved material.
+//!
+//! Each identifier is stored once, in `capture_identifiers`, and the index rows refer to it
+//! by number: a serialised unit is named by several events (commissioned, inspected,
+//! packed, shipped), and its 45-character URI in each row and its index was about half of
+//! the store.
 
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use std::collections::HashMap;
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 use tracery_epcis::{Event, EventKind, QuantityElement};
 
-/// The `capture_event_keys` table.
-pub mod key {
+/// The `capture_event_keys` table of the layout before `m0012`, which the migrations
+/// before it still write.
+pub mod legacy_key {
     use sea_orm::entity::prelude::*;
 
     /// One identifier of one stored event.
@@ -25,6 +35,56 @@ pub mod key {
         pub role: i16,
         /// The identifier, canonical where it is a GS1 identifier.
         pub value: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The `capture_identifiers` table: every identifier indexed, once.
+pub mod identifier {
+    use sea_orm::entity::prelude::*;
+
+    /// An identifier and its number.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "capture_identifiers")]
+    pub struct Model {
+        /// Its number, which the index rows hold.
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// The identifier, canonical where it is a GS1 identifier.
+        #[sea_orm(unique)]
+        pub value: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The `capture_identifier_index` table: one row per (identifier, role, event), its key
+/// in that order, since every lookup starts from identifiers.
+pub mod index_row {
+    use sea_orm::entity::prelude::*;
+
+    /// One identifier of one stored event.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "capture_identifier_index")]
+    pub struct Model {
+        /// The identifier's number in `capture_identifiers`.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub identifier: i64,
+        /// [`super::Role`] code.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub role: i16,
+        /// The event's store sequence.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sequence: i64,
     }
 
     /// No relations.
@@ -140,21 +200,90 @@ pub fn rows(sequence: i64, event: &Event) -> impl Iterator<Item = (i64, Role, St
         .map(move |(role, value)| (sequence, role, value))
 }
 
-/// Writes index rows with multi-row statements.
-pub async fn insert_rows(
+/// Writes index rows into the layout before `m0012` (its migrations before it).
+pub async fn insert_legacy_rows(
     conn: &impl ConnectionTrait,
     rows: Vec<(i64, Role, String)>,
 ) -> Result<(), DbErr> {
-    for chunk in rows.chunks(1000) {
+    for chunk in rows.chunks(CHUNK) {
         let models = chunk
             .iter()
-            .map(|(sequence, role, value)| key::ActiveModel {
+            .map(|(sequence, role, value)| legacy_key::ActiveModel {
                 sequence: Set(*sequence),
                 role: Set(*role as i16),
                 value: Set(value.clone()),
                 ..Default::default()
             });
-        key::Entity::insert_many(models)
+        legacy_key::Entity::insert_many(models)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Rows per statement: well inside SQLite's bound-parameter limit.
+const CHUNK: usize = 1_000;
+
+/// The numbers of `values`, numbering the ones not stored yet. Appenders are serialised,
+/// so no two number the same identifier; the conflict clause keeps a rerun harmless.
+pub async fn intern(
+    conn: &impl ConnectionTrait,
+    values: &[&str],
+) -> Result<HashMap<String, i64>, DbErr> {
+    let mut numbers = HashMap::with_capacity(values.len());
+    for chunk in values.chunks(CHUNK) {
+        let new = chunk.iter().map(|value| identifier::ActiveModel {
+            value: Set((*value).to_owned()),
+            ..Default::default()
+        });
+        identifier::Entity::insert_many(new)
+            .on_conflict_do_nothing_on([identifier::Column::Value])
+            .exec_without_returning(conn)
+            .await?;
+        numbers.extend(numbers_of(conn, chunk).await?);
+    }
+    Ok(numbers)
+}
+
+/// The numbers of those of `values` that are stored.
+pub async fn numbers_of(
+    conn: &impl ConnectionTrait,
+    values: &[&str],
+) -> Result<Vec<(String, i64)>, DbErr> {
+    let rows: Vec<(i64, String)> = identifier::Entity::find()
+        .select_only()
+        .column(identifier::Column::Id)
+        .column(identifier::Column::Value)
+        .filter(identifier::Column::Value.is_in(values.iter().copied()))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(id, value)| (value, id)).collect())
+}
+
+/// Writes index rows `(sequence, role, identifier)`, numbering new identifiers.
+pub async fn insert_rows(
+    conn: &impl ConnectionTrait,
+    rows: Vec<(i64, Role, String)>,
+) -> Result<(), DbErr> {
+    let mut values: Vec<&str> = rows.iter().map(|row| row.2.as_str()).collect();
+    values.sort_unstable();
+    values.dedup();
+    let numbers = intern(conn, &values).await?;
+    let numbered: Vec<index_row::ActiveModel> = rows
+        .iter()
+        .filter_map(|(sequence, role, value)| {
+            Some(index_row::ActiveModel {
+                identifier: Set(*numbers.get(value)?),
+                role: Set(*role as i16),
+                sequence: Set(*sequence),
+            })
+        })
+        .collect();
+    let mut numbered = numbered.into_iter().peekable();
+    while numbered.peek().is_some() {
+        index_row::Entity::insert_many(numbered.by_ref().take(CHUNK))
+            .on_conflict_do_nothing()
             .exec_without_returning(conn)
             .await?;
     }
@@ -168,27 +297,42 @@ pub async fn insert_rows(
 /// a GTIN) that matches every serial of the GTIN — and, for classes, every lot — or any
 /// other value ending in `*`, matched as a prefix.
 pub fn matching(patterns: &[String], roles: &[Role]) -> sea_orm::sea_query::SelectStatement {
-    use sea_orm::{ColumnTrait, Condition, QueryFilter, QuerySelect, QueryTrait};
+    use sea_orm::{Condition, QueryTrait};
 
+    use identifier::Column::Value;
     let mut any = Condition::any();
     for pattern in patterns {
         let canonical = canonical(pattern);
         let gtin_level =
             canonical.starts_with("https://id.gs1.org/01/") && canonical.matches('/').count() == 4;
         any = if gtin_level {
-            any.add(key::Column::Value.eq(canonical.clone()))
-                .add(key::Column::Value.starts_with(format!("{canonical}/")))
+            any.add(Value.eq(canonical.clone()))
+                .add(Value.starts_with(format!("{canonical}/")))
         } else if let Some(prefix) = pattern.strip_suffix('*') {
-            any.add(key::Column::Value.starts_with(prefix))
+            any.add(Value.starts_with(prefix))
         } else {
-            any.add(key::Column::Value.eq(canonical))
+            any.add(Value.eq(canonical))
         };
     }
-    key::Entity::find()
+    let identifiers = identifier::Entity::find()
         .select_only()
-        .column(key::Column::Sequence)
-        .filter(key::Column::Role.is_in(roles.iter().map(|r| *r as i16)))
+        .column(identifier::Column::Id)
         .filter(any)
+        .into_query();
+    naming(roles, identifiers)
+}
+
+/// The sequences of events naming, in one of `roles`, an identifier `identifiers` selects.
+pub fn naming(
+    roles: &[Role],
+    identifiers: sea_orm::sea_query::SelectStatement,
+) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::QueryTrait;
+    index_row::Entity::find()
+        .select_only()
+        .column(index_row::Column::Sequence)
+        .filter(index_row::Column::Identifier.in_subquery(identifiers))
+        .filter(index_row::Column::Role.is_in(roles.iter().map(|r| *r as i16)))
         .into_query()
 }
 

@@ -106,6 +106,7 @@ mod migration {
             CreateEventTraces = "m0009_capture_event_traces",
             CreateLifecycle = "m0010_capture_lifecycle",
             CompressPayloads = "m0011_capture_compressed_payloads",
+            NumberIdentifiers = "m0012_capture_identifier_numbers",
         }
     }
 
@@ -161,11 +162,11 @@ mod migration {
     #[async_trait::async_trait]
     impl MigrationTrait for CreateEventKeys {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            use keys::key::Column as C;
+            use keys::legacy_key::Column as C;
             manager
                 .create_table(
                     Table::create()
-                        .table(keys::key::Entity)
+                        .table(keys::legacy_key::Entity)
                         .if_not_exists()
                         .col(
                             ColumnDef::new(C::Id)
@@ -187,7 +188,10 @@ mod migration {
                 ("capture_event_keys_sequence", vec![C::Sequence]),
             ] {
                 let mut index = Index::create();
-                index.name(name).table(keys::key::Entity).if_not_exists();
+                index
+                    .name(name)
+                    .table(keys::legacy_key::Entity)
+                    .if_not_exists();
                 for column in columns {
                     index.col(column);
                 }
@@ -213,8 +217,61 @@ mod migration {
                     .map_err(|err| DbErr::Migration(err.to_string()))?;
                 index_rows.extend(keys::rows(stored.sequence, &stored.event));
             }
-            keys::insert_rows(db, index_rows).await?;
+            keys::insert_legacy_rows(db, index_rows).await?;
             after = last;
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for NumberIdentifiers {
+        /// The identifier index refers to identifiers by number ([`keys`]): the old table's
+        /// identifiers are numbered and its rows copied over, then it goes. Each statement
+        /// can run again, so a conversion cut short resumes.
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use keys::identifier::{Column, Entity};
+            let db = manager.get_connection();
+            manager
+                .create_table(
+                    Table::create()
+                        .table(Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(Column::Id)
+                                .big_integer()
+                                .not_null()
+                                .auto_increment()
+                                .primary_key(),
+                        )
+                        .col(ColumnDef::new(Column::Value).text().not_null().unique_key())
+                        .to_owned(),
+                )
+                .await?;
+            // Without a rowid SQLite keeps the rows in their key's B-tree alone.
+            let (integer, small, without_rowid) = match manager.get_database_backend() {
+                sea_orm::DatabaseBackend::Postgres => ("bigint", "smallint", ""),
+                _ => ("INTEGER", "INTEGER", " WITHOUT ROWID"),
+            };
+            for sql in [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS capture_identifier_index (\
+                     identifier {integer} NOT NULL, role {small} NOT NULL, \
+                     sequence {integer} NOT NULL, \
+                     PRIMARY KEY (identifier, role, sequence)){without_rowid}"
+                ),
+                "INSERT INTO capture_identifiers (value) \
+                 SELECT DISTINCT value FROM capture_event_keys WHERE true \
+                 ON CONFLICT (value) DO NOTHING"
+                    .to_owned(),
+                "INSERT INTO capture_identifier_index (identifier, role, sequence) \
+                 SELECT i.id, k.role, k.sequence FROM capture_event_keys k \
+                 JOIN capture_identifiers i ON i.value = k.value WHERE true \
+                 ON CONFLICT DO NOTHING"
+                    .to_owned(),
+                "DROP TABLE capture_event_keys".to_owned(),
+            ] {
+                db.execute_unprepared(&sql).await?;
+            }
+            Ok(())
         }
     }
 
@@ -331,7 +388,7 @@ mod migration {
         /// own: the index is rebuilt from the stored events.
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             let db = manager.get_connection();
-            keys::key::Entity::delete_many().exec(db).await?;
+            keys::legacy_key::Entity::delete_many().exec(db).await?;
             index_stored_events(db).await
         }
     }

@@ -313,17 +313,20 @@ pub(super) async fn sequences_naming(
     roles: &[keys::Role],
     values: &[String],
 ) -> Result<Vec<i64>, DbErr> {
+    use sea_orm::QueryTrait as _;
     let mut sequences = Vec::new();
     for chunk in values.chunks(CHUNK) {
-        let found: Vec<i64> = keys::key::Entity::find()
+        let identifiers = keys::identifier::Entity::find()
             .select_only()
-            .column(keys::key::Column::Sequence)
-            .filter(keys::key::Column::Role.is_in(roles.iter().map(|role| *role as i16)))
-            .filter(keys::key::Column::Value.is_in(chunk.iter().cloned()))
-            .into_tuple()
-            .all(conn)
-            .await?;
-        sequences.extend(found);
+            .column(keys::identifier::Column::Id)
+            .filter(keys::identifier::Column::Value.is_in(chunk.iter().cloned()))
+            .into_query();
+        let statement = conn
+            .get_database_backend()
+            .build(&keys::naming(roles, identifiers));
+        for row in conn.query_all_raw(statement).await? {
+            sequences.push(row.try_get::<i64>("", "sequence")?);
+        }
     }
     sequences.sort_unstable();
     sequences.dedup();
