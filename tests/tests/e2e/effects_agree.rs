@@ -148,16 +148,20 @@ async fn capture_state(app: &TestApp) -> (BTreeMap<String, String>, BTreeMap<Str
             )
         })
         .collect();
-    let parents = query("SELECT child, parent FROM capture_placements")
-        .await
-        .iter()
-        .map(|row| {
-            (
-                row.try_get::<String>("", "child").expect("child"),
-                row.try_get::<String>("", "parent").expect("parent"),
-            )
-        })
-        .collect();
+    let parents = query(
+        "SELECT c.value AS child, p.value AS parent FROM capture_child_placements pl \
+         JOIN capture_identifiers c ON c.id = pl.child \
+         JOIN capture_identifiers p ON p.id = pl.parent",
+    )
+    .await
+    .iter()
+    .map(|row| {
+        (
+            row.try_get::<String>("", "child").expect("child"),
+            row.try_get::<String>("", "parent").expect("parent"),
+        )
+    })
+    .collect();
     db.close().await.expect("closes");
     (states, parents)
 }

@@ -37,6 +37,30 @@ fn inspected(n: u32) -> pb::EpcisEvent {
     }
 }
 
+/// Units `numbers` packed into one case.
+fn packed(case: &str, numbers: std::ops::Range<u32>) -> pb::EpcisEvent {
+    pb::EpcisEvent {
+        event_id: format!("urn:uuid:00000000-0000-4000-8000-c{:011}", numbers.start),
+        event_time: Some(prost_types::Timestamp {
+            seconds: 1_795_660_000 + i64::from(numbers.start),
+            nanos: 0,
+        }),
+        event_time_zone_offset: "+01:00".to_owned(),
+        biz_step: "packing".to_owned(),
+        body: Some(pb::epcis_event::Body::AggregationEvent(
+            pb::AggregationEvent {
+                action: pb::Action::Add.into(),
+                parent_id: case.to_owned(),
+                child_epcs: numbers
+                    .map(|n| format!("urn:epc:id:sgtin:4012345.011111.S{n}"))
+                    .collect(),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    }
+}
+
 async fn capture_numbered(app: &TestApp, numbers: std::ops::Range<u32>) {
     let numbers: Vec<u32> = numbers.collect();
     for chunk in numbers.chunks(500) {
@@ -149,6 +173,29 @@ async fn first_events(app: &TestApp) -> Vec<pb::StoredEvent> {
         .events
 }
 
+/// Every `(child, parent, sequence)` placement, by identifier.
+async fn placements(db: &DatabaseConnection) -> Vec<(String, String, i64)> {
+    db.query_all_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT c.value AS child, p.value AS parent, pl.sequence AS sequence \
+         FROM capture_child_placements pl \
+         JOIN capture_identifiers c ON c.id = pl.child \
+         JOIN capture_identifiers p ON p.id = pl.parent ORDER BY c.value"
+            .to_owned(),
+    ))
+    .await
+    .expect("placements")
+    .iter()
+    .map(|row| {
+        (
+            row.try_get("", "child").expect("child"),
+            row.try_get("", "parent").expect("parent"),
+            row.try_get("", "sequence").expect("sequence"),
+        )
+    })
+    .collect()
+}
+
 /// The stored events naming `epc` in their epcList.
 async fn events_naming(app: &TestApp, epc: &str) -> Vec<pb::StoredEvent> {
     app.capture
@@ -222,6 +269,26 @@ async fn payloads_are_compressed_with_a_dictionary_the_store_trains_on_its_event
     );
     drop(db);
     app.stop().await.expect("stops");
+}
+
+/// Puts a store back into the layout before placements by number, `m0013` not applied.
+async fn revert_to_spelled_out_placements(db: &DatabaseConnection) {
+    let backend = db.get_database_backend();
+    for sql in [
+        "CREATE TABLE capture_placements (child text PRIMARY KEY, parent text NOT NULL, \
+         event_id text NOT NULL, sequence bigint NOT NULL)",
+        "INSERT INTO capture_placements (child, parent, event_id, sequence) \
+         SELECT c.value, p.value, e.event_id, pl.sequence FROM capture_child_placements pl \
+         JOIN capture_identifiers c ON c.id = pl.child \
+         JOIN capture_identifiers p ON p.id = pl.parent \
+         JOIN capture_events e ON e.sequence = pl.sequence",
+        "DROP TABLE capture_child_placements",
+        "DELETE FROM capture_migrations WHERE version = 'm0013_capture_placement_numbers'",
+    ] {
+        db.execute_raw(Statement::from_string(backend, sql.to_owned()))
+            .await
+            .expect("as before");
+    }
 }
 
 /// Puts a store back into the layout before identifier numbers: index rows that spell
@@ -301,12 +368,26 @@ async fn revert_to_text_payloads(db: &DatabaseConnection) {
 async fn a_store_of_the_layout_before_is_converted_keeping_events_links_and_columns() {
     let app = TestApp::spawn().await.expect("suite starts");
     capture_numbered(&app, 0..120).await;
+    let cases = app
+        .capture_events(vec![
+            packed("urn:epc:id:sscc:4012345.0000000001", 0..10),
+            packed("urn:epc:id:sscc:4012345.0000000002", 10..20),
+        ])
+        .await;
+    assert!(
+        cases
+            .iter()
+            .all(|r| r.outcome == pb::CaptureOutcome::Accepted as i32)
+    );
     let before = first_events(&app).await;
     let db = Database::connect(app.database_url()).await.expect("db");
     let columns = event_columns(&db).await;
     let unit = "urn:epc:id:sgtin:4012345.011111.S17";
     let naming_unit = events_naming(&app, unit).await;
-    assert_eq!(naming_unit.len(), 1);
+    assert_eq!(naming_unit.len(), 2, "inspected, then packed");
+    let placed = placements(&db).await;
+    assert!(!placed.is_empty(), "the plant packs");
+    revert_to_spelled_out_placements(&db).await;
     revert_to_spelled_out_identifiers(&db).await;
     revert_to_text_payloads(&db).await;
     let texts = db
@@ -319,7 +400,7 @@ async fn a_store_of_the_layout_before_is_converted_keeping_events_links_and_colu
         .expect("a row");
     assert_eq!(
         texts.try_get::<i64>("", "n").expect("n"),
-        120,
+        122,
         "the old layout keeps the text"
     );
     drop(db);
@@ -346,6 +427,11 @@ async fn a_store_of_the_layout_before_is_converted_keeping_events_links_and_colu
         events_naming(&replica, unit).await,
         naming_unit,
         "and is found by its identifiers"
+    );
+    assert_eq!(
+        placements(&db).await,
+        placed,
+        "every child stays in its parent"
     );
     assert!(intact(&replica).await);
     drop(db);

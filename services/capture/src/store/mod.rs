@@ -107,6 +107,7 @@ mod migration {
             CreateLifecycle = "m0010_capture_lifecycle",
             CompressPayloads = "m0011_capture_compressed_payloads",
             NumberIdentifiers = "m0012_capture_identifier_numbers",
+            NumberPlacements = "m0013_capture_placement_numbers",
         }
     }
 
@@ -219,6 +220,59 @@ mod migration {
             }
             keys::insert_legacy_rows(db, index_rows).await?;
             after = last;
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for NumberPlacements {
+        /// Placements refer to children and parents by number and read the eventID from
+        /// the event: the old table's rows are copied over, then it goes. A store whose
+        /// placements were never filled (`m0006` ran on it after this layout came) gets
+        /// them from its stored events.
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            let integer_key = match manager.get_database_backend() {
+                sea_orm::DatabaseBackend::Postgres => "bigint PRIMARY KEY",
+                // The rowid itself: no second copy of the key.
+                _ => "INTEGER PRIMARY KEY",
+            };
+            for sql in [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS capture_child_placements (\
+                     child {integer_key}, parent bigint NOT NULL, sequence bigint NOT NULL)"
+                ),
+                "CREATE INDEX IF NOT EXISTS capture_child_placements_parent \
+                 ON capture_child_placements (parent)"
+                    .to_owned(),
+                "INSERT INTO capture_identifiers (value) SELECT u.value FROM \
+                 (SELECT child AS value FROM capture_placements \
+                  UNION SELECT parent FROM capture_placements) AS u WHERE true \
+                 ON CONFLICT (value) DO NOTHING"
+                    .to_owned(),
+                "INSERT INTO capture_child_placements (child, parent, sequence) \
+                 SELECT c.id, p.id, pl.sequence FROM capture_placements pl \
+                 JOIN capture_identifiers c ON c.value = pl.child \
+                 JOIN capture_identifiers p ON p.value = pl.parent WHERE true \
+                 ON CONFLICT DO NOTHING"
+                    .to_owned(),
+            ] {
+                db.execute_unprepared(&sql).await?;
+            }
+            let had_rows = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    manager.get_database_backend(),
+                    "SELECT 1 AS found FROM capture_placements LIMIT 1",
+                ))
+                .await?
+                .is_some();
+            db.execute_unprepared("DROP TABLE capture_placements")
+                .await?;
+            if !had_rows {
+                super::placements::rebuild(db)
+                    .await
+                    .map_err(|err| DbErr::Migration(err.to_string()))?;
+            }
+            Ok(())
         }
     }
 
@@ -430,7 +484,7 @@ mod migration {
     #[async_trait::async_trait]
     impl MigrationTrait for CreatePlacements {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            use super::placements::{placement, rebuild};
+            use super::placements::legacy_placement as placement;
             manager
                 .create_table(
                     Table::create()
@@ -469,10 +523,8 @@ mod migration {
                         .if_not_exists()
                         .to_owned(),
                 )
-                .await?;
-            rebuild(manager.get_connection())
                 .await
-                .map_err(|err| DbErr::Migration(err.to_string()))
+            // Filled by `m0013`, from the stored events, in the layout that replaced it.
         }
     }
 
@@ -1333,14 +1385,25 @@ async fn payloads_after(
     after: i64,
     limit: u64,
 ) -> Result<Vec<(i64, Vec<u8>)>, sea_orm::DbErr> {
+    // The two forms are selected under different names, so they are different prepared
+    // statements: PostgreSQL refuses to run a statement prepared while the column was
+    // text once `m0011` has made it bytes, in the same migration run.
+    let text = payloads_are_text(conn).await?;
     let select = event::Entity::find()
         .select_only()
         .column(event::Column::Sequence)
-        .column(event::Column::Payload)
+        .column_as(
+            event::Column::Payload,
+            if text {
+                "payload_text"
+            } else {
+                "stored_payload"
+            },
+        )
         .filter(event::Column::Sequence.gt(after))
         .order_by_asc(event::Column::Sequence)
         .limit(limit);
-    if payloads_are_text(conn).await? {
+    if text {
         let rows: Vec<(i64, String)> = select.into_tuple().all(conn).await?;
         return Ok(rows
             .into_iter()

@@ -19,8 +19,9 @@ use tracery_epcis::{
 use super::{Projection, StoredEvent, bulk, decode_payload, event, keys};
 use crate::domain::CaptureError;
 
-/// The `capture_placements` table.
-pub mod placement {
+/// The `capture_placements` table of the layout before `m0013`, which spelled identifiers
+/// out; its migration still creates it.
+pub mod legacy_placement {
     use sea_orm::entity::prelude::*;
 
     /// A child and the parent it is packed in.
@@ -35,6 +36,31 @@ pub mod placement {
         /// The eventID of the aggregation that packed it.
         pub event_id: String,
         /// That event's store sequence.
+        pub sequence: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The `capture_child_placements` table: children and parents by their numbers in
+/// `capture_identifiers` (see [`keys`]), the eventID read from the event at `sequence`.
+pub mod placement {
+    use sea_orm::entity::prelude::*;
+
+    /// A child and the parent it is packed in.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "capture_child_placements")]
+    pub struct Model {
+        /// The child's number.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub child: i64,
+        /// The parent's number.
+        pub parent: i64,
+        /// The store sequence of the aggregation that packed it.
         pub sequence: i64,
     }
 
@@ -61,22 +87,36 @@ pub async fn placements_of(
     conn: &impl ConnectionTrait,
     children: &[String],
 ) -> Result<HashMap<String, Placement>, DbErr> {
+    let backend = conn.get_database_backend();
     let mut found = HashMap::new();
     for chunk in children.chunks(CHUNK) {
-        let rows = placement::Entity::find()
-            .filter(placement::Column::Child.is_in(chunk.iter().cloned()))
-            .all(conn)
-            .await?;
-        found.extend(rows.into_iter().map(|row| {
-            (
-                row.child,
+        let marks: Vec<String> = (1..=chunk.len())
+            .map(|n| match backend {
+                sea_orm::DatabaseBackend::Postgres => format!("${n}"),
+                _ => "?".to_owned(),
+            })
+            .collect();
+        let sql = format!(
+            "SELECT c.value AS child, p.value AS parent, e.event_id AS event_id, \
+             pl.sequence AS sequence FROM capture_identifiers c \
+             JOIN capture_child_placements pl ON pl.child = c.id \
+             JOIN capture_identifiers p ON p.id = pl.parent \
+             JOIN capture_events e ON e.sequence = pl.sequence \
+             WHERE c.value IN ({})",
+            marks.join(", ")
+        );
+        let values = chunk.iter().map(|child| child.clone().into());
+        let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
+        for row in conn.query_all_raw(statement).await? {
+            found.insert(
+                row.try_get("", "child")?,
                 Placement {
-                    parent: row.parent,
-                    event_id: row.event_id,
-                    sequence: row.sequence,
+                    parent: row.try_get("", "parent")?,
+                    event_id: row.try_get("", "event_id")?,
+                    sequence: row.try_get("", "sequence")?,
                 },
-            )
-        }));
+            );
+        }
     }
     Ok(found)
 }
@@ -103,6 +143,26 @@ pub struct Replay {
 }
 
 impl Replay {
+    /// The numbers of every identifier this replay names. Each is in the identifier index
+    /// of an event stored before or in this transaction, so each has one.
+    async fn numbers(&self, conn: &impl ConnectionTrait) -> Result<HashMap<String, i64>, DbErr> {
+        let mut values: HashSet<&str> = self.emptied.iter().map(String::as_str).collect();
+        for (child, place) in &self.placed {
+            values.insert(child);
+            match place {
+                Place::Packed(p) => values.insert(&p.parent),
+                Place::Unpacked { from } => values.insert(from),
+                Place::Nowhere => false,
+            };
+        }
+        let values: Vec<&str> = values.into_iter().collect();
+        let mut numbers = HashMap::with_capacity(values.len());
+        for chunk in values.chunks(CHUNK) {
+            numbers.extend(keys::numbers_of(conn, chunk).await?);
+        }
+        Ok(numbers)
+    }
+
     /// Applies one event's packing and unpacking ([`Event::effects`]).
     pub fn apply(&mut self, sequence: i64, event: &Event) {
         self.apply_effects(sequence, event, &event.effects());
@@ -161,34 +221,49 @@ impl Projection for Replay {
 
     /// Writes the outcome over the table: parents emptied first, then each child's place.
     async fn write(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-        if !self.emptied.is_empty() {
+        let numbers = self.numbers(conn).await?;
+        let number = |value: &String| numbers.get(value).copied();
+        let emptied: Vec<i64> = self.emptied.iter().filter_map(number).collect();
+        if !emptied.is_empty() {
             placement::Entity::delete_many()
-                .filter(placement::Column::Parent.is_in(self.emptied))
+                .filter(placement::Column::Parent.is_in(emptied))
                 .exec(conn)
                 .await?;
         }
-        let mut unpacked: HashMap<String, Vec<String>> = HashMap::new();
+        let mut unpacked: HashMap<i64, Vec<i64>> = HashMap::new();
         let mut rows: Vec<placement::ActiveModel> = Vec::new();
-        let mut nowhere: Vec<String> = Vec::new();
-        for (child, place) in self.placed {
+        let mut nowhere: Vec<i64> = Vec::new();
+        for (child, place) in &self.placed {
+            let Some(child) = number(child) else {
+                continue;
+            };
             match place {
-                Place::Packed(p) => rows.push(placement::ActiveModel {
-                    child: Set(child),
-                    parent: Set(p.parent),
-                    event_id: Set(p.event_id),
-                    sequence: Set(p.sequence),
-                }),
-                Place::Unpacked { from } => unpacked.entry(from).or_default().push(child),
+                Place::Packed(p) => {
+                    rows.extend(number(&p.parent).map(|parent| placement::ActiveModel {
+                        child: Set(child),
+                        parent: Set(parent),
+                        sequence: Set(p.sequence),
+                    }))
+                }
+                Place::Unpacked { from } => {
+                    if let Some(from) = number(from) {
+                        unpacked.entry(from).or_default().push(child);
+                    }
+                }
                 Place::Nowhere => nowhere.push(child),
             }
         }
-        bulk::delete_where_in::<placement::Entity>(conn, placement::Column::Child, &nowhere)
-            .await?;
+        for chunk in nowhere.chunks(CHUNK) {
+            placement::Entity::delete_many()
+                .filter(placement::Column::Child.is_in(chunk.iter().copied()))
+                .exec(conn)
+                .await?;
+        }
         for (parent, children) in unpacked {
             for chunk in children.chunks(CHUNK) {
                 placement::Entity::delete_many()
-                    .filter(placement::Column::Parent.eq(parent.as_str()))
-                    .filter(placement::Column::Child.is_in(chunk.iter().cloned()))
+                    .filter(placement::Column::Parent.eq(parent))
+                    .filter(placement::Column::Child.is_in(chunk.iter().copied()))
                     .exec(conn)
                     .await?;
             }
@@ -197,11 +272,7 @@ impl Projection for Replay {
             conn,
             rows,
             placement::Column::Child,
-            &[
-                placement::Column::Parent,
-                placement::Column::EventId,
-                placement::Column::Sequence,
-            ],
+            &[placement::Column::Parent, placement::Column::Sequence],
         )
         .await
     }
