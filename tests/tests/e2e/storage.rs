@@ -22,7 +22,7 @@ fn inspected(n: u32) -> pb::EpcisEvent {
         }),
         event_time_zone_offset: "+01:00".to_owned(),
         biz_step: "inspecting".to_owned(),
-        disposition: if n % 7 == 0 {
+        disposition: if n.is_multiple_of(7) {
             "non_conformant"
         } else {
             "conformant"
@@ -244,6 +244,35 @@ async fn payloads_are_compressed_with_a_dictionary_the_store_trains_on_its_event
     )
     .await;
     let rows = stored_payloads(&db).await;
+    let dictionary = dictionary_of(&rows[0].1).expect("a dictionary");
+    // The progress is kept, so a restarted process does not read every payload again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let progress = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT dictionary, done_through FROM capture_compaction",
+            ))
+            .await
+            .expect("progress");
+        let progress = progress.map(|row| {
+            (
+                row.try_get::<i64>("", "dictionary").expect("dictionary"),
+                row.try_get::<i64>("", "done_through")
+                    .expect("done_through"),
+            )
+        });
+        if progress.is_some_and(|(with, through)| {
+            with == i64::from(dictionary) && through >= i64::from(TRAINING_EVENTS)
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "progress {progress:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mean = rows.iter().map(|(_, p)| p.len()).sum::<usize>() / rows.len();
     assert!(mean < 150, "about 75 bytes a payload, not {mean}");
 
@@ -322,7 +351,8 @@ async fn revert_to_spelled_out_identifiers(db: &DatabaseConnection) {
 }
 
 /// Puts a store back into the layout before compression: payloads as text (a `text`
-/// column on PostgreSQL), no dictionaries, `m0011` not applied.
+/// column on PostgreSQL), no dictionaries or compaction progress, `m0011` and `m0014` not
+/// applied.
 async fn revert_to_text_payloads(db: &DatabaseConnection) {
     let backend = db.get_database_backend();
     let run = |sql: &str| Statement::from_string(backend, sql.to_owned());
@@ -358,7 +388,9 @@ async fn revert_to_text_payloads(db: &DatabaseConnection) {
     }
     for sql in [
         "DROP TABLE capture_dictionaries",
-        "DELETE FROM capture_migrations WHERE version = 'm0011_capture_compressed_payloads'",
+        "DROP TABLE capture_compaction",
+        "DELETE FROM capture_migrations WHERE version IN \
+         ('m0011_capture_compressed_payloads', 'm0014_capture_compaction_progress')",
     ] {
         db.execute_raw(run(sql)).await.expect("as before");
     }

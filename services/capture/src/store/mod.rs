@@ -108,6 +108,7 @@ mod migration {
             CompressPayloads = "m0011_capture_compressed_payloads",
             NumberIdentifiers = "m0012_capture_identifier_numbers",
             NumberPlacements = "m0013_capture_placement_numbers",
+            RecordCompaction = "m0014_capture_compaction_progress",
         }
     }
 
@@ -220,6 +221,29 @@ mod migration {
             }
             keys::insert_legacy_rows(db, index_rows).await?;
             after = last;
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for RecordCompaction {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::payloads::compaction::{Column, Entity};
+            manager
+                .create_table(
+                    Table::create()
+                        .table(Entity)
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new(Column::Id)
+                                .small_integer()
+                                .not_null()
+                                .primary_key(),
+                        )
+                        .col(ColumnDef::new(Column::Dictionary).big_integer().not_null())
+                        .col(ColumnDef::new(Column::DoneThrough).big_integer().not_null())
+                        .to_owned(),
+                )
+                .await
         }
     }
 

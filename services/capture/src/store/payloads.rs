@@ -73,7 +73,8 @@ pub struct Payloads {
 
 #[derive(Default)]
 struct Loaded {
-    newest: Option<Arc<EncoderDictionary<'static>>>,
+    /// The newest dictionary and its id.
+    newest: Option<(i64, Arc<EncoderDictionary<'static>>)>,
     decoders: HashMap<NonZeroU32, Arc<DecoderDictionary<'static>>>,
 }
 
@@ -96,7 +97,7 @@ impl Payloads {
     ) -> std::io::Result<Vec<Vec<u8>>> {
         let newest = self.read().newest.clone();
         let mut compressor = match &newest {
-            Some(dictionary) => zstd::bulk::Compressor::with_prepared_dictionary(dictionary)?,
+            Some((_, dictionary)) => zstd::bulk::Compressor::with_prepared_dictionary(dictionary)?,
             None => zstd::bulk::Compressor::new(LEVEL)?,
         };
         texts
@@ -185,7 +186,7 @@ impl Payloads {
             loaded
                 .decoders
                 .insert(id, Arc::new(DecoderDictionary::copy(&row.bytes)));
-            loaded.newest = Some(Arc::new(EncoderDictionary::copy(&row.bytes, LEVEL)));
+            loaded.newest = Some((row.id, Arc::new(EncoderDictionary::copy(&row.bytes, LEVEL))));
         }
         Ok(())
     }
@@ -248,11 +249,75 @@ impl Payloads {
         self.read().newest.is_some()
     }
 
+    /// The id of the dictionary new payloads are compressed with (0: none).
+    fn newest_id(&self) -> i64 {
+        self.read().newest.as_ref().map_or(0, |(id, _)| *id)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Loaded> {
         self.loaded
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The `capture_compaction` table: how far [`compact_stored`] got, so a restarted
+/// process goes on from there instead of reading every payload again.
+pub mod compaction {
+    use sea_orm::entity::prelude::*;
+
+    /// The one row of progress.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "capture_compaction")]
+    pub struct Model {
+        /// Always 1.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i16,
+        /// The dictionary the rows were brought to (0: none, zstd alone).
+        pub dictionary: i64,
+        /// Every row up to this sequence is compressed with it.
+        pub done_through: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Where compaction towards `dictionary` goes on: after the rows done for that
+/// dictionary, or from the start for a new one.
+async fn compaction_start(conn: &impl ConnectionTrait, dictionary: i64) -> Result<i64, DbErr> {
+    Ok(compaction::Entity::find_by_id(1_i16)
+        .one(conn)
+        .await?
+        .filter(|progress| progress.dictionary == dictionary)
+        .map_or(0, |progress| progress.done_through))
+}
+
+/// Records that every row up to `done_through` is compressed with `dictionary`.
+async fn record_compaction(
+    conn: &impl ConnectionTrait,
+    dictionary: i64,
+    done_through: i64,
+) -> Result<(), DbErr> {
+    compaction::Entity::insert(compaction::ActiveModel {
+        id: Set(1),
+        dictionary: Set(dictionary),
+        done_through: Set(done_through),
+    })
+    .on_conflict(
+        OnConflict::column(compaction::Column::Id)
+            .update_columns([
+                compaction::Column::Dictionary,
+                compaction::Column::DoneThrough,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
 }
 
 /// Rows converted per transaction by [`compact_stored`].
@@ -261,37 +326,41 @@ const COMPACTION_CHUNK: u64 = 1_000;
 const IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Until `shutdown`: trains the store's dictionary when due, and compresses the payloads
-/// stored as text (before `m0011`) or without the dictionary (before it was trained).
+/// stored as text (before `m0011`) or without the dictionary (before it was trained),
+/// going on from the progress recorded in `capture_compaction`; once caught up, it looks
+/// again every [`IDLE`] (or when an append makes training due).
 pub async fn maintain(
     db: DatabaseConnection,
     payloads: Arc<Payloads>,
     shutdown: CancellationToken,
 ) {
-    let mut next = Some(0);
-    let mut had_dictionary = false;
+    if let Err(err) = payloads.refresh(&db).await {
+        tracing::warn!(error = %err, "loading the payload dictionaries failed");
+    }
+    let mut target = payloads.newest_id();
+    let mut position = compaction_start(&db, target).await.unwrap_or(0);
     loop {
-        let wait = match next {
-            Some(after) => match compact_stored(&db, &payloads, after).await {
-                Ok(position) => {
-                    next = position;
-                    std::time::Duration::ZERO
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, after, "payload compaction failed; retrying");
-                    IDLE
-                }
-            },
-            None => {
+        let wait = match compact_stored(&db, &payloads, position).await {
+            Ok(Some(next)) => {
+                position = next;
+                std::time::Duration::ZERO
+            }
+            Ok(None) => {
                 if let Err(err) = payloads.train_when_due(&db).await {
                     tracing::warn!(error = %err, "training the payload dictionary failed");
                 }
                 IDLE
             }
+            Err(err) => {
+                tracing::warn!(error = %err, position, "payload compaction failed; retrying");
+                IDLE
+            }
         };
-        if payloads.has_dictionary() && !had_dictionary {
+        if payloads.newest_id() != target {
             // The frames written before the dictionary are compressed again with it.
-            had_dictionary = true;
-            next = Some(0);
+            target = payloads.newest_id();
+            position = compaction_start(&db, target).await.unwrap_or(0);
+            continue;
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -323,7 +392,8 @@ pub async fn compact_stored(
     let Some(last) = rows.last().map(|row| row.0) else {
         return Ok(None);
     };
-    let with_dictionary = payloads.has_dictionary();
+    let dictionary = payloads.newest_id();
+    let with_dictionary = dictionary != 0;
     let mut texts = Vec::new();
     for (sequence, stored) in rows {
         let dictionary_less = zstd::zstd_safe::get_dict_id_from_frame(&stored).is_none();
@@ -333,6 +403,7 @@ pub async fn compact_stored(
         }
     }
     if texts.is_empty() {
+        record_compaction(db, dictionary, last).await?;
         return Ok(Some(last));
     }
     let frames = payloads
@@ -346,6 +417,7 @@ pub async fn compact_stored(
             .exec(&txn)
             .await?;
     }
+    record_compaction(&txn, dictionary, last).await?;
     txn.commit().await?;
     Ok(Some(last))
 }
