@@ -192,9 +192,11 @@ impl Payloads {
     }
 
     /// Trains the store's dictionary on its first [`TRAINING_EVENTS`] events once it has
-    /// that many and none yet. Replicas racing to do so store one: the first one's.
-    pub async fn train_when_due(&self, conn: &impl ConnectionTrait) -> Result<(), PayloadError> {
-        self.refresh(conn).await?;
+    /// that many and none yet. Whether one is stored already is decided under the append
+    /// lock, in the transaction that stores it, so replicas racing to train keep one: the
+    /// first one's.
+    pub async fn train_when_due(&self, db: &DatabaseConnection) -> Result<(), PayloadError> {
+        self.refresh(db).await?;
         if self.read().newest.is_some() {
             return Ok(());
         }
@@ -204,36 +206,34 @@ impl Payloads {
             .order_by_asc(event::Column::Sequence)
             .limit(TRAINING_EVENTS)
             .into_tuple()
-            .all(conn)
+            .all(db)
             .await?;
         if (rows.len() as u64) < TRAINING_EVENTS {
             return Ok(());
         }
         let mut samples = Vec::with_capacity(rows.len());
         for stored in &rows {
-            samples.push(self.decode(conn, stored).await?);
+            samples.push(self.decode(db, stored).await?);
         }
         let bytes = zstd::dict::from_samples(&samples, DICTIONARY_BYTES)
             .map_err(|err| PayloadError::Corrupt(format!("training failed: {err}")))?;
         let Some(id) = zstd::zstd_safe::get_dict_id(&bytes) else {
             return Ok(());
         };
-        let first = dictionary::Entity::find().one(conn).await?;
-        if first.is_none() {
+        let txn = super::begin_append(db)
+            .await
+            .map_err(|err| PayloadError::Corrupt(err.to_string()))?;
+        if dictionary::Entity::find().one(&txn).await?.is_none() {
             dictionary::Entity::insert(dictionary::ActiveModel {
                 id: Set(i64::from(id.get())),
                 trained_at: Set(chrono::Utc::now()),
                 bytes: Set(bytes),
             })
-            .on_conflict(
-                OnConflict::column(dictionary::Column::Id)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(conn)
+            .exec_without_returning(&txn)
             .await?;
         }
-        Ok(self.refresh(conn).await?)
+        txn.commit().await?;
+        Ok(self.refresh(db).await?)
     }
 
     /// Tells [`maintain`] that an append reached `sequence`, so that it trains the
