@@ -133,6 +133,8 @@ pub struct TestApp {
     database_url: String,
     /// The chain key and checkpoint file: replicas share them, as a deployment does.
     integrity: tracery_runtime::config::IntegritySettings,
+    /// The suite's clock: a test shifts it to capture into months that have ended.
+    pub clock: tracery_runtime::clock::Clock,
 }
 
 impl TestApp {
@@ -204,6 +206,7 @@ impl TestApp {
     }
 
     async fn start(config: Config, database: Option<TestDatabase>) -> anyhow::Result<Self> {
+        let clock = config.clock.clone();
         let database_url = config.database_url.expose().to_owned();
         let integrity = config.integrity.clone();
         let config_has_tls = config.tls.is_some();
@@ -249,6 +252,7 @@ impl TestApp {
             database,
             database_url,
             integrity,
+            clock,
         })
     }
 

@@ -17,6 +17,19 @@ pub enum CaptureError {
     /// No event with that ID.
     #[error("no event with eventID `{0}`")]
     EventNotFound(String),
+    /// The event was archived and dropped from the store.
+    #[error(
+        "event `{event_id}` is archived in {file}, dropped from the store; `tracery archive import` restores its month"
+    )]
+    Archived {
+        /// The eventID asked for.
+        event_id: String,
+        /// The archive file holding it.
+        file: String,
+    },
+    /// An archive drop or import that would not keep the store's events whole.
+    #[error("{0}")]
+    ArchiveRefused(String),
     /// No quarantine entry with that id.
     #[error("no quarantined event `{0}`")]
     QuarantineNotFound(String),
@@ -68,7 +81,10 @@ impl DomainError for CaptureError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid { .. } => ErrorKind::InvalidArgument,
-            Self::EventNotFound(_) | Self::QuarantineNotFound(_) => ErrorKind::NotFound,
+            Self::EventNotFound(_) | Self::QuarantineNotFound(_) | Self::Archived { .. } => {
+                ErrorKind::NotFound
+            }
+            Self::ArchiveRefused(_) => ErrorKind::FailedPrecondition,
             Self::QuarantineClosed { .. } => ErrorKind::FailedPrecondition,
             Self::IdentityUnavailable(_) => ErrorKind::Unavailable,
             Self::CorruptEvent { .. } => ErrorKind::Internal,

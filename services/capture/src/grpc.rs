@@ -386,6 +386,38 @@ impl CaptureService for CaptureApi {
         Ok(Response::new(pb::DiscardQuarantinedResponse {}))
     }
 
+    type ExportArchiveStream = crate::archive_api::ExportStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn export_archive(
+        &self,
+        request: Request<pb::ExportArchiveRequest>,
+    ) -> Result<Response<Self::ExportArchiveStream>, Status> {
+        crate::archive_api::export(self.store.clone(), request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn drop_archived(
+        &self,
+        request: Request<tonic::Streaming<pb::ArchiveChunk>>,
+    ) -> Result<Response<pb::ArchiveResult>, Status> {
+        crate::archive_api::drop_uploaded(&self.store, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn import_archive(
+        &self,
+        request: Request<tonic::Streaming<pb::ArchiveChunk>>,
+    ) -> Result<Response<pb::ArchiveResult>, Status> {
+        crate::archive_api::import_uploaded(&self.store, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
     #[tracing::instrument(skip_all)]
     async fn verify_integrity(
         &self,

@@ -15,7 +15,9 @@
 //! - [`store`]: the append-only event store (sea-orm) with its monotonic sequence, and the
 //!   quarantine.
 //! - [`grpc`]: the `tracery.v1.CaptureService` adapter, including `Subscribe`.
+//! - [`archive_api`]: its archive methods (export, drop, import of closed months).
 
+pub mod archive_api;
 pub mod batch_intake;
 pub mod bom_rule;
 pub mod containment;
@@ -49,6 +51,7 @@ impl ServiceModule for CaptureModule {
         policy.capture_queue = ctx.config.limits.capture_queue.max(1);
         policy.bounds =
             tracery_epcis::bounds::Bounds::with_depth(ctx.config.limits.max_nesting_depth);
+        policy.clock = ctx.config.clock.clone();
         let integration = match ctx.peers.channel(ServiceKey::Integration) {
             Ok(channel) => Some(channel),
             Err(err) if policy.bom_conformance.is_some() => {

@@ -70,6 +70,8 @@ pub struct Policy {
     pub capture_queue: usize,
     /// How deep and wide a JSON or XML document may be (`[limits]`).
     pub bounds: tracery_epcis::bounds::Bounds,
+    /// Where record times come from.
+    pub clock: tracery_runtime::clock::Clock,
 }
 
 impl Default for Policy {
@@ -89,6 +91,7 @@ impl Default for Policy {
             max_events_per_batch: 10_000,
             capture_queue: 1024,
             bounds: tracery_epcis::bounds::Bounds::default(),
+            clock: tracery_runtime::clock::Clock::default(),
         }
     }
 }

@@ -536,6 +536,8 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsSettings>,
     /// Keys and checkpoints of the hash chains (`[integrity]`).
     pub integrity: IntegritySettings,
+    /// The clock record times are taken from (the system's; not a setting).
+    pub clock: crate::clock::Clock,
 }
 
 impl Config {
@@ -606,6 +608,7 @@ impl Config {
             tls: file.tls,
             integrity: IntegritySettings::resolve(file.integrity)?,
             limits: Limits::checked(file.limits.unwrap_or_default())?,
+            clock: crate::clock::Clock::default(),
         })
     }
 
@@ -633,6 +636,7 @@ impl Config {
             integrity: IntegritySettings::in_directory(
                 &std::env::temp_dir().join(format!("tracery-test-{}", uuid::Uuid::new_v4())),
             ),
+            clock: crate::clock::Clock::default(),
         }
     }
 }

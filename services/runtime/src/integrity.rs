@@ -512,6 +512,30 @@ impl<'a> ChainVerifier<'a> {
         Ok(())
     }
 
+    /// Passes over rows `..=last` that were archived and removed: checkpoints inside them
+    /// were checked against the rows when they were dropped, and one at `last` itself must
+    /// hold the archived end link `end_link`.
+    pub fn pass_archived(&mut self, last: i64, end_link: &str) -> Result<(), Break> {
+        while let Some(checkpoint) = self
+            .checkpoints
+            .get(self.next)
+            .filter(|c| c.position <= last)
+        {
+            if checkpoint.position == last && checkpoint.link != end_link {
+                return Err(self.break_at(
+                    last,
+                    format!(
+                        "the archived end link differs from {}: the record of the archive was \
+                         changed",
+                        checkpoint.describe()
+                    ),
+                ));
+            }
+            self.next += 1;
+        }
+        Ok(())
+    }
+
     /// After the last row (`last`, 0 for none): checkpoints beyond it mean rows were
     /// removed from the end.
     pub fn finish(&self, last: i64) -> Result<(), Break> {

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracery::cli::{
-    self, CaptureArgs, ContentsArgs, HistoryArgs, LabelCommand, QuarantineCommand, RecallArgs,
-    SerialsCommand, SyncCommand, TraceCommand, WhereArgs,
+    self, ArchiveCommand, CaptureArgs, ContentsArgs, HistoryArgs, LabelCommand, QuarantineCommand,
+    RecallArgs, SerialsCommand, SyncCommand, TraceCommand, WhereArgs,
 };
 use tracery_runtime::config::ServeArgs;
 
@@ -51,6 +51,9 @@ enum Command {
     /// ERP/PLM synchronisation and post-back status.
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// Closed months of events into archive files, out of the store, and back.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
 }
 
 #[tokio::main]
@@ -82,6 +85,9 @@ async fn main() -> ExitCode {
         Command::Serials(command) => cli::identity::serials(command).await,
         Command::Label(command) => cli::identity::label(command).await,
         Command::Sync(command) => cli::integration::run(command).await,
+        Command::Archive(ArchiveCommand::Export(args)) => cli::archive::export(args).await,
+        Command::Archive(ArchiveCommand::Drop(args)) => cli::archive::drop_months(args).await,
+        Command::Archive(ArchiveCommand::Import(args)) => cli::archive::import(args).await,
     };
     cli::finish(outcome)
 }

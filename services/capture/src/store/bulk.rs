@@ -175,6 +175,31 @@ pub async fn insert_events(
     Ok(sequences)
 }
 
+/// Puts `rows` back at the given sequences (an archive's import); rows stored already are
+/// left as they are, so an interrupted import can run again.
+pub async fn insert_events_at(
+    conn: &impl ConnectionTrait,
+    rows: Vec<(i64, EventRow)>,
+) -> Result<(), DbErr> {
+    use sea_orm::ActiveValue::Set;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<event::ActiveModel> = rows
+            .by_ref()
+            .take(SQLITE_ROWS)
+            .map(|(sequence, row)| event::ActiveModel {
+                sequence: Set(sequence),
+                ..active(row)
+            })
+            .collect();
+        event::Entity::insert_many(chunk)
+            .on_conflict_do_nothing()
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 fn active(row: EventRow) -> event::ActiveModel {
     use sea_orm::ActiveValue::Set;
     event::ActiveModel {

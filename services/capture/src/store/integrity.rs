@@ -218,6 +218,7 @@ pub async fn verify(
 ) -> Result<Report, CaptureError> {
     let mut verifier = ChainVerifier::new(keys, checkpoints);
     let payloads = Payloads::default();
+    let mut archived = Archived::new(conn).await?;
     let mut previous = GENESIS.to_owned();
     let (mut checked, mut after) = (0, 0);
     loop {
@@ -228,12 +229,19 @@ pub async fn verify(
             .all(conn)
             .await?;
         let Some(last) = rows.last().map(|r| r.sequence) else {
-            return Ok(Report {
-                checked,
-                broken: verifier.finish(after).err(),
-            });
+            let broken = match archived.pass(&mut verifier, i64::MAX, &mut previous) {
+                Err(broken) => Some(broken),
+                Ok(through) => verifier.finish(after.max(through)).err(),
+            };
+            return Ok(Report { checked, broken });
         };
         for row in rows {
+            if let Err(broken) = archived.pass(&mut verifier, row.sequence, &mut previous) {
+                return Ok(Report {
+                    checked,
+                    broken: Some(broken),
+                });
+            }
             checked += 1;
             let stored_link = row.chain_hash.clone().unwrap_or_default();
             let text = match payloads.decode(conn, &row.payload).await {
@@ -265,5 +273,46 @@ pub async fn verify(
             previous = stored_link;
         }
         after = last;
+    }
+}
+
+/// The months dropped into archives, which the walk passes over by their recorded links.
+struct Archived {
+    months: std::collections::VecDeque<super::archive::MonthSpan>,
+}
+
+impl Archived {
+    async fn new(conn: &impl ConnectionTrait) -> Result<Self, DbErr> {
+        Ok(Self {
+            months: super::archive::dropped_months(conn).await?.into(),
+        })
+    }
+
+    /// Passes the dropped months before sequence `next`: each must start where the chain
+    /// before it ends, and `previous` becomes its end link. Returns the last sequence passed.
+    fn pass(
+        &mut self,
+        verifier: &mut ChainVerifier<'_>,
+        next: i64,
+        previous: &mut String,
+    ) -> Result<i64, Break> {
+        let mut through = 0;
+        while let Some(month) = self.months.front().filter(|m| m.last_sequence < next) {
+            if month.link_before != *previous {
+                return Err(verifier.break_at(
+                    month.first_sequence,
+                    format!(
+                        "the archived month {} does not start where the chain before it ends: \
+                         rows before it were changed, or its record was",
+                        month.month
+                    ),
+                ));
+            }
+            verifier.pass_archived(month.last_sequence, &month.end_link)?;
+            previous.clone_from(&month.end_link);
+            through = month.last_sequence;
+            self.months.pop_front();
+        }
+        Ok(through)
     }
 }

@@ -27,6 +27,7 @@ use crate::{
     validation::Policy,
 };
 
+pub mod archive;
 mod bulk;
 mod commit_rules;
 pub mod integrity;
@@ -109,6 +110,7 @@ mod migration {
             NumberIdentifiers = "m0012_capture_identifier_numbers",
             NumberPlacements = "m0013_capture_placement_numbers",
             RecordCompaction = "m0014_capture_compaction_progress",
+            RecordArchives = "m0015_capture_archives",
         }
     }
 
@@ -221,6 +223,13 @@ mod migration {
             }
             keys::insert_legacy_rows(db, index_rows).await?;
             after = last;
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for RecordArchives {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            super::archive::create_tables(manager.get_connection()).await
         }
     }
 
@@ -1107,8 +1116,10 @@ impl EventStore {
         rollbacks: &[Range<usize>],
         audit: Vec<Record>,
     ) -> Result<(Vec<IntakeResult>, Vec<Option<Admission>>), CaptureError> {
-        let now = Utc::now();
         let txn = begin_append(db).await?;
+        // Taken under the append lock, so record times rise with sequences: an archived
+        // month is then one run of sequences.
+        let now = policy.clock.now();
         let judged: Vec<(&Admission, Channel)> = admissions
             .iter()
             .map(|(a, _, channel)| (*a, *channel))
@@ -1190,14 +1201,19 @@ impl EventStore {
         let admission = replacement.unwrap_or(admission);
         let result = match &admission {
             Admission::Accept { event, .. } => {
-                let stored =
-                    append_events(&txn, &self.sealing, &[event.as_ref()], stored, Utc::now())
-                        .await?
-                        .pop()
-                        .ok_or_else(|| CaptureError::Invalid {
-                            field: String::new(),
-                            reason: "store result missing".to_owned(),
-                        })?;
+                let stored = append_events(
+                    &txn,
+                    &self.sealing,
+                    &[event.as_ref()],
+                    stored,
+                    self.policy.clock.now(),
+                )
+                .await?
+                .pop()
+                .ok_or_else(|| CaptureError::Invalid {
+                    field: String::new(),
+                    reason: "store result missing".to_owned(),
+                })?;
                 quarantine::close_resubmitted(&txn, id, &stored.event_id).await?;
                 IntakeResult::Stored(stored)
             }
@@ -1248,6 +1264,76 @@ impl EventStore {
             Arc::clone(&self.sealing.payloads),
             shutdown,
         ))
+    }
+
+    /// The months of stored events that ended before `before` (see [`archive`]), which must
+    /// be a past month boundary.
+    pub async fn archive_months(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<archive::MonthSpan>, CaptureError> {
+        archive::check_before(before, self.policy.clock.now())?;
+        archive::months_before(&self.db, before).await
+    }
+
+    /// Up to `limit` events after `after` through `last`, as archived.
+    pub async fn archived_events(
+        &self,
+        after: i64,
+        last: i64,
+        limit: u64,
+    ) -> Result<Vec<archive::ArchivedEvent>, CaptureError> {
+        archive::events_of(&self.db, &self.sealing.payloads, after, last, limit).await
+    }
+
+    /// Refuses `span` unless the chain link before it is the store's own.
+    pub async fn check_archive_start(&self, span: &archive::MonthSpan) -> Result<(), CaptureError> {
+        let expected = archive::link_before(&self.db, span.first_sequence).await?;
+        if expected != span.link_before {
+            return Err(CaptureError::ArchiveRefused(format!(
+                "{}: the archive's chain does not join this store's: its link before sequence \
+                 {} is not this store's",
+                span.month, span.first_sequence
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks uploaded, chain-checked `events` of `month` against the stored rows.
+    pub async fn compare_archived(
+        &self,
+        month: &str,
+        events: &[archive::ArchivedEvent],
+    ) -> Result<(), CaptureError> {
+        archive::compare_with_stored(&self.db, month, events).await
+    }
+
+    /// Drops a checked month (see [`archive::drop_month`]).
+    pub async fn drop_archived(
+        &self,
+        span: &archive::MonthSpan,
+        files: &[archive::ArchiveFile],
+        key_hashes: Vec<(i64, i64)>,
+    ) -> Result<(), CaptureError> {
+        archive::drop_month(&self.db, span, files, key_hashes, self.policy.clock.now()).await
+    }
+
+    /// Refuses to import `span` unless it was dropped from this store.
+    pub async fn check_importable(&self, span: &archive::MonthSpan) -> Result<(), CaptureError> {
+        archive::check_importable(&self.db, span).await
+    }
+
+    /// Puts chain-checked archived `events` back.
+    pub async fn restore_archived(
+        &self,
+        events: &[archive::ArchivedEvent],
+    ) -> Result<(), CaptureError> {
+        archive::restore_events(&self.db, &self.sealing.payloads, events).await
+    }
+
+    /// Ends the import of `span` once all its events are back.
+    pub async fn finish_import(&self, span: &archive::MonthSpan) -> Result<(), CaptureError> {
+        archive::finish_import(&self.db, span).await
     }
 
     /// Walks the hash chain of stored events against `checkpoints` (see [`integrity`]).
@@ -1301,9 +1387,17 @@ impl EventStore {
             )
             .order_by_desc(event::Column::Sequence)
             .one(&self.db)
-            .await?
-            .ok_or_else(|| CaptureError::EventNotFound(event_id.to_owned()))?;
-        self.decode(row).await
+            .await?;
+        match row {
+            Some(row) => self.decode(row).await,
+            None => Err(match archive::archived_in(&self.db, event_id).await? {
+                Some(file) => CaptureError::Archived {
+                    event_id: event_id.to_owned(),
+                    file,
+                },
+                None => CaptureError::EventNotFound(event_id.to_owned()),
+            }),
+        }
     }
 
     /// Batches waiting for the group commit.

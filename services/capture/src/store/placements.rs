@@ -97,11 +97,12 @@ pub async fn placements_of(
             })
             .collect();
         let sql = format!(
-            "SELECT c.value AS child, p.value AS parent, e.event_id AS event_id, \
+            "SELECT c.value AS child, p.value AS parent, \
+             COALESCE(e.event_id, '') AS event_id, \
              pl.sequence AS sequence FROM capture_identifiers c \
              JOIN capture_child_placements pl ON pl.child = c.id \
              JOIN capture_identifiers p ON p.id = pl.parent \
-             JOIN capture_events e ON e.sequence = pl.sequence \
+             LEFT JOIN capture_events e ON e.sequence = pl.sequence \
              WHERE c.value IN ({})",
             marks.join(", ")
         );

@@ -63,6 +63,18 @@ pub const GRPC: &[(&str, Access)] = &[
         Access::Roles(AUDIT),
     ),
     (
+        "/tracery.v1.CaptureService/ExportArchive",
+        Access::Roles(ADMIN),
+    ),
+    (
+        "/tracery.v1.CaptureService/DropArchived",
+        Access::Roles(ADMIN),
+    ),
+    (
+        "/tracery.v1.CaptureService/ImportArchive",
+        Access::Roles(ADMIN),
+    ),
+    (
         "/tracery.v1.GenealogyService/TraceBackward",
         Access::Roles(READ),
     ),
@@ -192,6 +204,8 @@ pub const WRITES: &[&str] = &[
     "/tracery.v1.CaptureService/CaptureStream",
     "/tracery.v1.CaptureService/ResubmitQuarantined",
     "/tracery.v1.CaptureService/DiscardQuarantined",
+    "/tracery.v1.CaptureService/DropArchived",
+    "/tracery.v1.CaptureService/ImportArchive",
     "/tracery.v1.IdentityService/RegisterProduct",
     "/tracery.v1.IdentityService/CreateSerialPool",
     "/tracery.v1.IdentityService/AllocateSerials",

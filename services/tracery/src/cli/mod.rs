@@ -1,5 +1,5 @@
 //! The operator CLI: `tracery trace|recall|history|contents|where|capture|quarantine|
-//! serials|label|sync`,
+//! serials|label|sync|archive`,
 //! talking gRPC to a running suite. Human tables by default, `--json` for scripts.
 //!
 //! Exit codes scripts can rely on (the `exit` column of
@@ -7,6 +7,7 @@
 //! (a malformed identifier, an unreadable file), 5 the suite is unreachable, busy or not ready,
 //! 6 not allowed (missing or refused credentials).
 
+pub mod archive;
 pub mod capture;
 pub mod genealogy;
 pub mod identity;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 use tonic::transport::Channel;
 use tracery_runtime::error::ErrorKind;
 
+pub use archive::ArchiveCommand;
 pub use capture::CaptureArgs;
 pub use genealogy::{ContentsArgs, HistoryArgs, RecallArgs, TraceCommand, WhereArgs};
 pub use identity::{LabelCommand, SerialsCommand};
