@@ -257,6 +257,16 @@ async fn export_drop_import_gives_back_the_same_events_sequences_and_chain() {
         "{}",
         answer.message()
     );
+    let rest = reqwest::get(format!(
+        "http://{}/events/{}",
+        app.http_addr,
+        percent_encoded(&before[0].1.event_id)
+    ))
+    .await
+    .expect("REST answers");
+    assert_eq!(rest.status(), reqwest::StatusCode::NOT_FOUND);
+    let body = rest.text().await.expect("body");
+    assert!(body.contains(&format!("archived in {file}")), "{body}");
     assert_eq!(
         genealogy_answers(&app).await,
         answers,
@@ -285,6 +295,17 @@ async fn export_drop_import_gives_back_the_same_events_sequences_and_chain() {
         .await
         .expect("back in the store");
     app.stop().await.expect("stops");
+}
+
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn first_file(dir: &Path) -> std::path::PathBuf {
@@ -521,5 +542,38 @@ async fn an_edited_archive_with_a_recomputed_digest_is_refused_by_the_chain() {
         refused.message
     );
     assert_eq!(stored(&app).await, before, "nothing dropped");
+    app.stop().await.expect("stops");
+}
+
+/// Two replicas dropping the same months at once: one drops them, the other is refused,
+/// and importing on both at once puts every event back once.
+#[tokio::test]
+async fn replicas_racing_to_drop_or_import_a_month_keep_every_event_once() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let replica = app.spawn_replica().await.expect("replica starts");
+    plant(&app).await;
+    let before = stored(&app).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    export(&app, dir.path(), &this_month())
+        .await
+        .expect("exported");
+
+    let (first, second) = tokio::join!(
+        drop_months(&app, dir.path()),
+        drop_months(&replica, dir.path())
+    );
+    assert!(
+        first.is_ok() != second.is_ok(),
+        "exactly one drop wins: {first:?} / {second:?}"
+    );
+    assert_eq!(stored(&app).await.len(), 1);
+    assert!(verify(&app).await.intact);
+
+    let (first, second) = tokio::join!(import(&app, dir.path()), import(&replica, dir.path()));
+    assert!(first.is_ok() || second.is_ok(), "{first:?} / {second:?}");
+    assert_eq!(stored(&app).await, before, "every event back, once");
+    let report = verify(&app).await;
+    assert!(report.intact, "{report:?}");
+    replica.stop().await.expect("replica stops");
     app.stop().await.expect("stops");
 }
