@@ -324,6 +324,16 @@ impl TestApp {
             .statuses
     }
 
+    /// What `VerifyIntegrity` reports of the store now.
+    pub async fn verify_integrity(&self) -> tracery_proto::v1::VerifyIntegrityResponse {
+        self.capture
+            .clone()
+            .verify_integrity(tracery_proto::v1::VerifyIntegrityRequest {})
+            .await
+            .expect("verified")
+            .into_inner()
+    }
+
     /// The `(sequence, eventID)` of every stored event, in sequence order.
     pub async fn stored_events(&self) -> Vec<(i64, String)> {
         self.capture

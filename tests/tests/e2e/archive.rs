@@ -165,15 +165,6 @@ async fn stored(app: &TestApp) -> Vec<(i64, pb::EpcisEvent)> {
         .collect()
 }
 
-async fn verify(app: &TestApp) -> pb::VerifyIntegrityResponse {
-    app.capture
-        .clone()
-        .verify_integrity(pb::VerifyIntegrityRequest {})
-        .await
-        .expect("verified")
-        .into_inner()
-}
-
 /// What genealogy answers about the plant: the lot forward, a unit backward, the recall.
 async fn genealogy_answers(
     app: &TestApp,
@@ -272,7 +263,7 @@ async fn export_drop_import_gives_back_the_same_events_sequences_and_chain() {
         answers,
         "genealogy answers the same across the dropped months"
     );
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert!(
         report.intact,
         "the chain verifies from the archived end link: {report:?}"
@@ -284,7 +275,7 @@ async fn export_drop_import_gives_back_the_same_events_sequences_and_chain() {
         before,
         "the same events at the same sequences"
     );
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert!(report.intact, "{report:?}");
     assert_eq!(report.checked, before.len() as i64);
     app.capture
@@ -452,7 +443,7 @@ async fn an_archive_from_another_deployment_does_not_join_the_chain_and_changes_
         refused.message
     );
     assert_eq!(stored(&ours).await, before, "nothing imported");
-    assert!(verify(&ours).await.intact);
+    assert!(ours.verify_integrity().await.intact);
     theirs.stop().await.expect("stops");
     ours.stop().await.expect("stops");
 }
@@ -567,12 +558,12 @@ async fn replicas_racing_to_drop_or_import_a_month_keep_every_event_once() {
         "exactly one drop wins: {first:?} / {second:?}"
     );
     assert_eq!(stored(&app).await.len(), 1);
-    assert!(verify(&app).await.intact);
+    assert!(app.verify_integrity().await.intact);
 
     let (first, second) = tokio::join!(import(&app, dir.path()), import(&replica, dir.path()));
     assert!(first.is_ok() || second.is_ok(), "{first:?} / {second:?}");
     assert_eq!(stored(&app).await, before, "every event back, once");
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert!(report.intact, "{report:?}");
     replica.stop().await.expect("replica stops");
     app.stop().await.expect("stops");

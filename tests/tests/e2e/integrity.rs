@@ -28,15 +28,6 @@ fn observed(n: u32) -> pb::EpcisEvent {
     }
 }
 
-async fn verify(app: &TestApp) -> pb::VerifyIntegrityResponse {
-    app.capture
-        .clone()
-        .verify_integrity(pb::VerifyIntegrityRequest {})
-        .await
-        .expect("verified")
-        .into_inner()
-}
-
 #[tokio::test]
 async fn edits_behind_the_services_back_are_detected() {
     let app = TestApp::spawn().await.expect("suite starts");
@@ -49,7 +40,7 @@ async fn edits_behind_the_services_back_are_detected() {
             .await
             .expect("captured");
     }
-    let intact = verify(&app).await;
+    let intact = app.verify_integrity().await;
     assert!(intact.intact, "{intact:?}");
     assert_eq!(intact.checked, 6);
     assert_eq!(intact.audit_checked, 2, "the two capture calls are audited");
@@ -66,7 +57,7 @@ async fn edits_behind_the_services_back_are_detected() {
     ))
     .await
     .expect("tampered");
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert!(!report.intact);
     assert_eq!(report.first_broken_sequence, 5);
     assert!(report.reason.contains("biz_step"), "{}", report.reason);
@@ -75,31 +66,31 @@ async fn edits_behind_the_services_back_are_detected() {
     ))
     .await
     .expect("restored");
-    assert!(verify(&app).await.intact);
+    assert!(app.verify_integrity().await.intact);
 
     let undamaged = event_rows(&db).await.remove(3).2;
     // The stored event itself changed.
     edit_payload(&db, 3, |text| text.replace("T3", "T9")).await;
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert_eq!(report.first_broken_sequence, 3, "{report:?}");
     assert!(report.reason.contains("hash link"), "{}", report.reason);
     edit_payload(&db, 3, |text| text.replace("T9", "T3")).await;
-    assert!(verify(&app).await.intact);
+    assert!(app.verify_integrity().await.intact);
 
     // A compressed payload damaged: it no longer reads, and says so.
     set_payload(&db, 4, b"\x28\xb5\x2f\xfd garbage".to_vec(), None).await;
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert_eq!(report.first_broken_sequence, 4, "{report:?}");
     assert!(report.reason.contains("decompress"), "{}", report.reason);
     // Written back as text, the form of rows stored before compression: it reads again.
     set_payload(&db, 4, undamaged.into_bytes(), None).await;
-    assert!(verify(&app).await.intact);
+    assert!(app.verify_integrity().await.intact);
 
     // The audit trail rewritten: someone else did it.
     db.execute_raw(run("UPDATE audit_log SET subject = 'mallory' WHERE id = 1"))
         .await
         .expect("tampered");
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert!(!report.intact);
     assert_eq!(report.first_broken_sequence, 0, "the events are fine");
     assert_eq!(report.audit_first_broken_id, 1, "{report:?}");
@@ -108,13 +99,13 @@ async fn edits_behind_the_services_back_are_detected() {
     ))
     .await
     .expect("restored");
-    assert!(verify(&app).await.intact);
+    assert!(app.verify_integrity().await.intact);
 
     // An event removed: the next one's link breaks.
     db.execute_raw(run("DELETE FROM capture_events WHERE sequence = 2"))
         .await
         .expect("removed");
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert_eq!(report.first_broken_sequence, 3, "{report:?}");
     assert_eq!(report.checked, 2);
     drop(db);
@@ -277,7 +268,7 @@ async fn links_recomputed_without_the_key_are_found() {
     let app = TestApp::spawn().await.expect("suite starts");
     capture_events(&app, 1..4).await;
     capture_events(&app, 4..7).await;
-    assert!(verify(&app).await.intact);
+    assert!(app.verify_integrity().await.intact);
     let db = Database::connect(app.database_url())
         .await
         .expect("database");
@@ -292,7 +283,7 @@ async fn links_recomputed_without_the_key_are_found() {
     )
     .await;
     rewrite_audit_unkeyed(&db, Some("mallory")).await;
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert!(!report.intact);
     assert_eq!(report.first_broken_sequence, 3, "{report:?}");
     assert!(report.reason.contains("hash link"), "{}", report.reason);
@@ -336,7 +327,7 @@ async fn checkpoints_outside_the_database_catch_a_keyed_rewrite_and_dropped_rows
         |previous, parts| keys.link(previous, parts),
     )
     .await;
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert!(!report.intact);
     assert_eq!(report.first_broken_sequence, 6, "{report:?}");
     assert!(report.reason.contains("checkpoint"), "{}", report.reason);
@@ -363,7 +354,7 @@ async fn checkpoints_outside_the_database_catch_a_keyed_rewrite_and_dropped_rows
     ))
     .await
     .expect("removed");
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert!(!report.intact, "{report:?}");
     assert_eq!(report.first_broken_sequence, 9, "{report:?}");
     assert!(report.reason.contains("gone"), "{}", report.reason);
@@ -384,14 +375,14 @@ async fn a_chain_written_before_keys_is_relinked_once_when_intact() {
         .expect("database");
     // As an earlier release left it: every link plain SHA-256.
     rewrite_events(&db, 1, str::to_owned, legacy_link).await;
-    let report = verify(&app).await;
+    let report = app.verify_integrity().await;
     assert_eq!(
         report.first_broken_sequence, 1,
         "unkeyed links are not accepted"
     );
     // The next start verifies the old chain and re-links it with the key.
     let replica = app.spawn_replica().await.expect("replica starts");
-    let report = verify(&replica).await;
+    let report = replica.verify_integrity().await;
     assert!(report.intact, "{report:?}");
     assert_eq!(report.checked, 5);
     assert!(report.audit_checked >= 1, "{report:?}");

@@ -140,6 +140,19 @@ pub struct MonthSpan {
     pub end_link: String,
 }
 
+impl From<month::Model> for MonthSpan {
+    fn from(row: month::Model) -> Self {
+        Self {
+            month: row.month,
+            events: row.events,
+            first_sequence: row.first_sequence,
+            last_sequence: row.last_sequence,
+            link_before: row.link_before,
+            end_link: row.end_link,
+        }
+    }
+}
+
 /// One file of an archived month.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveFile {
@@ -607,14 +620,7 @@ pub async fn dropped(conn: &impl ConnectionTrait, month: &str) -> Result<Option<
     Ok(month::Entity::find_by_id(month.to_owned())
         .one(conn)
         .await?
-        .map(|row| MonthSpan {
-            month: row.month,
-            events: row.events,
-            first_sequence: row.first_sequence,
-            last_sequence: row.last_sequence,
-            link_before: row.link_before,
-            end_link: row.end_link,
-        }))
+        .map(MonthSpan::from))
 }
 
 /// Refuses to import `span` unless it is a month dropped from this store, with the same
@@ -759,14 +765,7 @@ pub async fn dropped_months(conn: &impl ConnectionTrait) -> Result<Vec<MonthSpan
         .all(conn)
         .await?
         .into_iter()
-        .map(|row| MonthSpan {
-            month: row.month,
-            events: row.events,
-            first_sequence: row.first_sequence,
-            last_sequence: row.last_sequence,
-            link_before: row.link_before,
-            end_link: row.end_link,
-        })
+        .map(MonthSpan::from)
         .collect())
 }
 
