@@ -257,15 +257,25 @@ pub async fn import_uploaded(
     store: &EventStore,
     stream: Streaming<pb::ArchiveChunk>,
 ) -> Result<pb::ArchiveResult, Status> {
-    receive(store, Importing { store }, stream).await
+    let importing = Importing {
+        store,
+        pending: Vec::new(),
+    };
+    receive(store, importing, stream).await
 }
 
 struct Importing<'s> {
     store: &'s EventStore,
+    /// Checked events not restored yet.
+    pending: Vec<ArchivedEvent>,
 }
+
+/// Events restored per transaction: fewer commits than one per message.
+const RESTORE_BATCH: usize = 5_000;
 
 impl Upload for Importing<'_> {
     async fn start(&mut self, span: &MonthSpan) -> Result<(), CaptureError> {
+        self.pending.clear();
         self.store.check_importable(span).await
     }
 
@@ -274,10 +284,17 @@ impl Upload for Importing<'_> {
         _: &MonthSpan,
         events: &[ArchivedEvent],
     ) -> Result<(), CaptureError> {
-        self.store.restore_archived(events).await
+        self.pending.extend_from_slice(events);
+        if self.pending.len() >= RESTORE_BATCH {
+            self.store.restore_archived(&self.pending).await?;
+            self.pending.clear();
+        }
+        Ok(())
     }
 
     async fn finish(&mut self, span: &MonthSpan, _: Vec<ArchiveFile>) -> Result<(), CaptureError> {
+        self.store.restore_archived(&self.pending).await?;
+        self.pending.clear();
         self.store.finish_import(span).await
     }
 }

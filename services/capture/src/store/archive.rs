@@ -23,7 +23,7 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use tracery_runtime::integrity::{ChainKeys, GENESIS};
 
-use super::{bulk, event, event_row, integrity, keys, parse_payload, payloads::Payloads};
+use super::{bulk, event, event_columns, integrity, keys, parse_payload, payloads::Payloads};
 use crate::domain::CaptureError;
 
 /// The `capture_archives` table: one row per month dropped from the store.
@@ -681,7 +681,8 @@ pub async fn restore_events(
                     archived.sequence
                 ))
             })?;
-        let mut row = event_row(
+        // The payload is kept as archived, byte for byte: the chain link covers it.
+        let mut row = event_columns(
             &stored.event,
             &(archived.store_key.clone(), event_id),
             record_time,

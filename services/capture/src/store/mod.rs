@@ -794,9 +794,20 @@ fn event_row(
 ) -> bulk::EventRow {
     let mut stored = event.clone();
     stored.record_time = Some(record_time.fixed_offset());
+    let mut row = event_columns(&stored, &(key.clone(), event_id.clone()), record_time);
+    row.payload = json::event_to_json(&stored).to_string();
+    row
+}
+
+/// The query columns of the row of `stored` (its record time set), without its payload.
+fn event_columns(
+    stored: &Event,
+    (key, event_id): &(String, String),
+    record_time: DateTime<Utc>,
+) -> bulk::EventRow {
     bulk::EventRow {
         store_key: key.clone(),
-        declares: event.error_declaration.is_some().then(|| event_id.clone()),
+        declares: stored.error_declaration.is_some().then(|| event_id.clone()),
         event_type: stored.kind.type_name().to_owned(),
         event_time: stored.event_time.with_timezone(&Utc),
         record_time,
@@ -804,7 +815,7 @@ fn event_row(
         disposition: stored.disposition.clone(),
         read_point: stored.read_point.as_ref().map(|l| l.id.clone()),
         biz_location: stored.biz_location.as_ref().map(|l| l.id.clone()),
-        payload: json::event_to_json(&stored).to_string(),
+        payload: String::new(),
         stored_payload: Vec::new(),
         chain_hash: String::new(),
     }
