@@ -2,7 +2,7 @@
 //! `tracery archive export`, and read back from the archive files for `drop` and `import`
 //! (see [`crate::store::archive`]).
 
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 use tracery_proto::v1::{self as pb, archive_chunk::Part};
@@ -11,7 +11,7 @@ use crate::{
     domain::CaptureError,
     store::{
         EventStore,
-        archive::{ArchiveFile, ArchivedEvent, MonthSpan, UploadCheck, key_hash},
+        archive::{ArchiveFile, ArchivedEvent, MonthSpan, Restore, UploadCheck, key_hash},
     },
 };
 
@@ -260,22 +260,55 @@ pub async fn import_uploaded(
     let importing = Importing {
         store,
         pending: Vec::new(),
+        preparing: None,
     };
     receive(store, importing, stream).await
 }
 
 struct Importing<'s> {
     store: &'s EventStore,
-    /// Checked events not restored yet.
+    /// Checked events not handed on yet.
     pending: Vec<ArchivedEvent>,
+    /// The batch being prepared while the one before it is written.
+    preparing: Option<JoinHandle<Result<Restore, CaptureError>>>,
 }
 
 /// Events restored per transaction: fewer commits than one per message.
 const RESTORE_BATCH: usize = 5_000;
 
+impl Importing<'_> {
+    /// Starts preparing the pending events, then writes the batch prepared before them:
+    /// the two overlap. With `all`, writes the last batch too.
+    async fn flush(&mut self, all: bool) -> Result<(), CaptureError> {
+        let next = (!self.pending.is_empty()).then(|| {
+            self.store
+                .prepare_restore(std::mem::take(&mut self.pending))
+        });
+        if let Some(previous) = self.preparing.take() {
+            self.store.write_restore(prepared(previous).await?).await?;
+        }
+        self.preparing = next;
+        if all && let Some(last) = self.preparing.take() {
+            self.store.write_restore(prepared(last).await?).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn prepared(
+    preparing: JoinHandle<Result<Restore, CaptureError>>,
+) -> Result<Restore, CaptureError> {
+    preparing.await.map_err(|err| {
+        CaptureError::Store(sea_orm::DbErr::Custom(format!(
+            "preparing archived events failed: {err}"
+        )))
+    })?
+}
+
 impl Upload for Importing<'_> {
     async fn start(&mut self, span: &MonthSpan) -> Result<(), CaptureError> {
         self.pending.clear();
+        self.preparing = None;
         self.store.check_importable(span).await
     }
 
@@ -286,15 +319,13 @@ impl Upload for Importing<'_> {
     ) -> Result<(), CaptureError> {
         self.pending.extend_from_slice(events);
         if self.pending.len() >= RESTORE_BATCH {
-            self.store.restore_archived(&self.pending).await?;
-            self.pending.clear();
+            self.flush(false).await?;
         }
         Ok(())
     }
 
     async fn finish(&mut self, span: &MonthSpan, _: Vec<ArchiveFile>) -> Result<(), CaptureError> {
-        self.store.restore_archived(&self.pending).await?;
-        self.pending.clear();
+        self.flush(true).await?;
         self.store.finish_import(span).await
     }
 }

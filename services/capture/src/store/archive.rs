@@ -659,13 +659,18 @@ pub async fn check_importable(
     }
 }
 
-/// Puts checked `events` back at their sequences, with their identifier index rows, in one
-/// transaction; events stored already are left alone, so an import can run again.
-pub async fn restore_events(
-    db: &DatabaseConnection,
+/// Checked events made into rows, ready to be written back ([`write_restore`]).
+pub struct Restore {
+    rows: Vec<(i64, bulk::EventRow)>,
+    key_rows: Vec<(i64, keys::Role, String)>,
+}
+
+/// Makes checked `events` into their rows and identifier index rows: the work of an
+/// import that needs no database, so it can run while the previous batch is written.
+pub fn prepare_restore(
     payloads: &Payloads,
     events: &[ArchivedEvent],
-) -> Result<(), CaptureError> {
+) -> Result<Restore, CaptureError> {
     let mut rows = Vec::with_capacity(events.len());
     let mut key_rows = Vec::new();
     for archived in events {
@@ -698,9 +703,15 @@ pub async fn restore_events(
     for ((_, row), frame) in rows.iter_mut().zip(frames) {
         row.stored_payload = frame;
     }
+    Ok(Restore { rows, key_rows })
+}
+
+/// Puts prepared rows back at their sequences in one transaction; rows stored already are
+/// left alone, so an import can run again.
+pub async fn write_restore(db: &DatabaseConnection, restore: Restore) -> Result<(), CaptureError> {
     let txn = tracery_runtime::db::begin_write(db).await?;
-    bulk::insert_events_at(&txn, rows).await?;
-    bulk::insert_keys(&txn, key_rows).await?;
+    bulk::insert_events_at(&txn, restore.rows).await?;
+    bulk::insert_keys(&txn, restore.key_rows).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -1334,12 +1334,19 @@ impl EventStore {
         archive::check_importable(&self.db, span).await
     }
 
-    /// Puts chain-checked archived `events` back.
-    pub async fn restore_archived(
+    /// Prepares chain-checked archived `events` for [`EventStore::write_restore`] on a
+    /// blocking thread.
+    pub fn prepare_restore(
         &self,
-        events: &[archive::ArchivedEvent],
-    ) -> Result<(), CaptureError> {
-        archive::restore_events(&self.db, &self.sealing.payloads, events).await
+        events: Vec<archive::ArchivedEvent>,
+    ) -> JoinHandle<Result<archive::Restore, CaptureError>> {
+        let payloads = Arc::clone(&self.sealing.payloads);
+        tokio::task::spawn_blocking(move || archive::prepare_restore(&payloads, &events))
+    }
+
+    /// Writes prepared archived events back.
+    pub async fn write_restore(&self, restore: archive::Restore) -> Result<(), CaptureError> {
+        archive::write_restore(&self.db, restore).await
     }
 
     /// Ends the import of `span` once all its events are back.
