@@ -470,3 +470,44 @@ async fn a_store_of_the_layout_before_is_converted_keeping_events_links_and_colu
     replica.stop().await.expect("stops");
     app.stop().await.expect("stops");
 }
+
+/// Two replicas reaching the training point together: each may train a dictionary, the
+/// store keeps one, and every payload ends up compressed under it.
+#[tokio::test]
+async fn replicas_training_at_once_keep_one_dictionary() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let replica = app.spawn_replica().await.expect("replica starts");
+    let db = Database::connect(app.database_url()).await.expect("db");
+    let half = TRAINING_EVENTS / 2 + 50;
+    tokio::join!(
+        capture_numbered(&app, 0..half),
+        capture_numbered(&replica, half..2 * half)
+    );
+    eventually(
+        &db,
+        "every payload compressed under one dictionary",
+        |rows| {
+            let dictionaries: std::collections::HashSet<_> = rows
+                .iter()
+                .map(|(_, stored)| dictionary_of(stored))
+                .collect();
+            rows.len() == (2 * half) as usize
+                && dictionaries.len() == 1
+                && !dictionaries.contains(&None)
+        },
+    )
+    .await;
+    let kept = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS kept FROM capture_dictionaries",
+        ))
+        .await
+        .expect("count")
+        .map(|row| row.try_get::<i64>("", "kept").expect("kept"));
+    assert_eq!(kept, Some(1), "one dictionary stored");
+    assert!(intact(&app).await);
+    drop(db);
+    replica.stop().await.expect("replica stops");
+    app.stop().await.expect("stops");
+}
