@@ -84,6 +84,43 @@ pub struct EventRow {
     pub chain_hash: String,
 }
 
+/// The columns of `rows` as PostgreSQL arrays (`event_id` to `chain_hash`, as the
+/// statements below list them): one `UNNEST` inserts them all in one statement.
+fn pg_arrays(rows: &[EventRow]) -> Vec<Value> {
+    let keys: Vec<String> = rows.iter().map(|r| r.store_key.clone()).collect();
+    let times = |pick: fn(&EventRow) -> DateTime<Utc>| {
+        Value::Array(
+            ArrayType::ChronoDateTimeUtc,
+            Some(Box::new(
+                rows.iter()
+                    .map(|r| Value::ChronoDateTimeUtc(Some(pick(r))))
+                    .collect(),
+            )),
+        )
+    };
+    let texts = |pick: fn(&EventRow) -> Option<String>| text_array(rows.iter().map(pick));
+    vec![
+        text_array(keys.iter().cloned().map(Some)),
+        texts(|r| r.declares.clone()),
+        texts(|r| Some(r.event_type.clone())),
+        times(|r| r.event_time),
+        times(|r| r.record_time),
+        texts(|r| r.biz_step.clone()),
+        texts(|r| r.disposition.clone()),
+        texts(|r| r.read_point.clone()),
+        texts(|r| r.biz_location.clone()),
+        Value::Array(
+            ArrayType::Bytes,
+            Some(Box::new(
+                rows.iter()
+                    .map(|r| Value::Bytes(Some(r.stored_payload.clone())))
+                    .collect(),
+            )),
+        ),
+        texts(|r| Some(r.chain_hash.clone())),
+    ]
+}
+
 /// Appends `rows` and returns each one's sequence, in order.
 pub async fn insert_events(
     conn: &impl ConnectionTrait,
@@ -94,37 +131,7 @@ pub async fn insert_events(
     }
     if is_postgres(conn) {
         let keys: Vec<String> = rows.iter().map(|r| r.store_key.clone()).collect();
-        let times = |pick: fn(&EventRow) -> DateTime<Utc>| {
-            Value::Array(
-                ArrayType::ChronoDateTimeUtc,
-                Some(Box::new(
-                    rows.iter()
-                        .map(|r| Value::ChronoDateTimeUtc(Some(pick(r))))
-                        .collect(),
-                )),
-            )
-        };
-        let texts = |pick: fn(&EventRow) -> Option<String>| text_array(rows.iter().map(pick));
-        let values = vec![
-            text_array(keys.iter().cloned().map(Some)),
-            texts(|r| r.declares.clone()),
-            texts(|r| Some(r.event_type.clone())),
-            times(|r| r.event_time),
-            times(|r| r.record_time),
-            texts(|r| r.biz_step.clone()),
-            texts(|r| r.disposition.clone()),
-            texts(|r| r.read_point.clone()),
-            texts(|r| r.biz_location.clone()),
-            Value::Array(
-                ArrayType::Bytes,
-                Some(Box::new(
-                    rows.iter()
-                        .map(|r| Value::Bytes(Some(r.stored_payload.clone())))
-                        .collect(),
-                )),
-            ),
-            texts(|r| Some(r.chain_hash.clone())),
-        ];
+        let values = pg_arrays(&rows);
         let statement = Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
             r#"INSERT INTO "capture_events" ("event_id", "declares", "event_type", "event_time",
@@ -182,6 +189,36 @@ pub async fn insert_events_at(
     rows: Vec<(i64, EventRow)>,
 ) -> Result<(), DbErr> {
     use sea_orm::ActiveValue::Set;
+    if is_postgres(conn) {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let sequences = Value::Array(
+            ArrayType::BigInt,
+            Some(Box::new(
+                rows.iter().map(|(s, _)| Value::BigInt(Some(*s))).collect(),
+            )),
+        );
+        let rows: Vec<EventRow> = rows.into_iter().map(|(_, row)| row).collect();
+        let mut values = pg_arrays(&rows);
+        values.push(sequences);
+        conn.execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            r#"INSERT INTO "capture_events" ("sequence", "event_id", "declares", "event_type",
+                 "event_time", "record_time", "biz_step", "disposition", "read_point",
+                 "biz_location", "payload", "chain_hash")
+               SELECT s, k, NULLIF(d, ''), t, et, rt, NULLIF(bs, ''), NULLIF(dp, ''),
+                 NULLIF(rp, ''), NULLIF(bl, ''), p, h
+               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                 $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[],
+                 $11::text[], $12::bigint[])
+                 AS u(k, d, t, et, rt, bs, dp, rp, bl, p, h, s)
+               ON CONFLICT DO NOTHING"#,
+            values,
+        ))
+        .await?;
+        return Ok(());
+    }
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<event::ActiveModel> = rows
