@@ -456,6 +456,19 @@ pub async fn assert_serves_alone(binary: &str, service: &str) {
     assert_eq!(status, Some(ServingStatus::Serving as i32), "{binary}");
 }
 
+/// `text` percent-encoded for a URL path segment or query value (RFC 3986 unreserved
+/// characters left as they are).
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -251,7 +251,7 @@ async fn export_drop_import_gives_back_the_same_events_sequences_and_chain() {
     let rest = reqwest::get(format!(
         "http://{}/events/{}",
         app.http_addr,
-        percent_encoded(&before[0].1.event_id)
+        tracery_e2e::urlencode(&before[0].1.event_id)
     ))
     .await
     .expect("REST answers");
@@ -288,15 +288,17 @@ async fn export_drop_import_gives_back_the_same_events_sequences_and_chain() {
     app.stop().await.expect("stops");
 }
 
-fn percent_encoded(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// A suite with the plant captured and its closed months exported: the suite, its stored
+/// events, and the archive folder.
+async fn exported_plant() -> (TestApp, Vec<(i64, pb::EpcisEvent)>, tempfile::TempDir) {
+    let app = TestApp::spawn().await.expect("suite starts");
+    plant(&app).await;
+    let before = stored(&app).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    export(&app, dir.path(), &this_month())
+        .await
+        .expect("exported");
+    (app, before, dir)
 }
 
 fn first_file(dir: &Path) -> std::path::PathBuf {
@@ -306,13 +308,7 @@ fn first_file(dir: &Path) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn a_damaged_or_missing_archive_file_is_refused_by_name_and_nothing_is_dropped() {
-    let app = TestApp::spawn().await.expect("suite starts");
-    plant(&app).await;
-    let before = stored(&app).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    export(&app, dir.path(), &this_month())
-        .await
-        .expect("exported");
+    let (app, before, dir) = exported_plant().await;
     let file = first_file(dir.path());
     let original = std::fs::read(&file).expect("archive file");
 
@@ -468,12 +464,7 @@ async fn exported_documents_are_valid_epcis_2_json_ld() {
         eprintln!("SKIPPED: python3 jsonschema is not installed");
         return;
     }
-    let app = TestApp::spawn().await.expect("suite starts");
-    plant(&app).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    export(&app, dir.path(), &this_month())
-        .await
-        .expect("exported");
+    let (app, _, dir) = exported_plant().await;
     let plain = tempfile::tempdir().expect("temp dir");
     for month in month_folders(dir.path()) {
         let compressed = std::fs::read(dir.path().join(&month).join("events-0001.jsonld.zst"))
@@ -499,13 +490,7 @@ async fn exported_documents_are_valid_epcis_2_json_ld() {
 #[tokio::test]
 async fn an_edited_archive_with_a_recomputed_digest_is_refused_by_the_chain() {
     use sha2::Digest as _;
-    let app = TestApp::spawn().await.expect("suite starts");
-    plant(&app).await;
-    let before = stored(&app).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    export(&app, dir.path(), &this_month())
-        .await
-        .expect("exported");
+    let (app, before, dir) = exported_plant().await;
     let file = first_file(dir.path());
     let text = zstd::decode_all(std::fs::read(&file).expect("file").as_slice()).expect("zstd");
     let edited = String::from_utf8(text)

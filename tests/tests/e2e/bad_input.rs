@@ -7,7 +7,7 @@ use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_prost::ProstCodec;
-use tracery_e2e::TestApp;
+use tracery_e2e::{TestApp, urlencode};
 use tracery_proto::v1 as pb;
 
 use crate::capture::observe;
@@ -334,13 +334,4 @@ async fn rest_refuses_other_media_and_injection_in_paths_and_queries() {
     );
 
     watched.assert_store_unchanged().await;
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

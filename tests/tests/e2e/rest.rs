@@ -3,7 +3,7 @@
 
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
-use tracery_e2e::TestApp;
+use tracery_e2e::{TestApp, urlencode};
 
 fn event(id: &str, biz_step: &str, minute: u32) -> Value {
     json!({
@@ -435,15 +435,4 @@ async fn events_without_an_id_are_stored_under_their_event_hash() {
         .expect("JSON");
     assert_eq!(event_ids(&matched), [expected_hash], "stored once");
     app.stop().await.expect("clean stop");
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }

@@ -140,6 +140,15 @@ fn dictionary_of(stored: &[u8]) -> Option<u32> {
     (id != 0).then_some(id)
 }
 
+/// Whether the store holds `count` payloads, all compressed under the same dictionary.
+fn all_under_one_dictionary(rows: &[(i64, Vec<u8>)], count: usize) -> bool {
+    let dictionaries: std::collections::HashSet<_> = rows
+        .iter()
+        .map(|(_, stored)| dictionary_of(stored))
+        .collect();
+    rows.len() == count && dictionaries.len() == 1 && !dictionaries.contains(&None)
+}
+
 /// Polls `check` on the store until it holds, for up to 30 s.
 async fn eventually(
     db: &DatabaseConnection,
@@ -232,15 +241,7 @@ async fn payloads_are_compressed_with_a_dictionary_the_store_trains_on_its_event
     eventually(
         &db,
         "every payload compressed under one dictionary",
-        |rows| {
-            let dictionaries: std::collections::HashSet<_> = rows
-                .iter()
-                .map(|(_, stored)| dictionary_of(stored))
-                .collect();
-            rows.len() == (TRAINING_EVENTS + 100) as usize
-                && dictionaries.len() == 1
-                && !dictionaries.contains(&None)
-        },
+        |rows| all_under_one_dictionary(rows, (TRAINING_EVENTS + 100) as usize),
     )
     .await;
     let rows = stored_payloads(&db).await;
@@ -486,15 +487,7 @@ async fn replicas_training_at_once_keep_one_dictionary() {
     eventually(
         &db,
         "every payload compressed under one dictionary",
-        |rows| {
-            let dictionaries: std::collections::HashSet<_> = rows
-                .iter()
-                .map(|(_, stored)| dictionary_of(stored))
-                .collect();
-            rows.len() == (2 * half) as usize
-                && dictionaries.len() == 1
-                && !dictionaries.contains(&None)
-        },
+        |rows| all_under_one_dictionary(rows, (2 * half) as usize),
     )
     .await;
     let kept = db
