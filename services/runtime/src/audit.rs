@@ -17,11 +17,15 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use sea_orm_migration::{prelude::*, schema::big_pk_auto};
+use sea_orm_migration::{
+    prelude::*,
+    schema::{big_pk_auto, string, string_len, timestamp_with_time_zone},
+};
 
 use crate::integrity::{
     Break, ChainKeys, ChainRows, ChainVerifier, Checkpoint, GENESIS, relink_unkeyed,
 };
+use crate::migrations::create_table;
 
 /// The `audit_log` table.
 pub mod entry {
@@ -361,20 +365,19 @@ crate::migrator! {
 impl MigrationTrait for CreateAuditLog {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         use entry::Column as C;
-        manager
-            .create_table(
-                Table::create()
-                    .table(entry::Entity)
-                    .if_not_exists()
-                    .col(big_pk_auto(C::Id))
-                    .col(ColumnDef::new(C::At).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(C::Subject).string().not_null())
-                    .col(ColumnDef::new(C::Action).string().not_null())
-                    .col(ColumnDef::new(C::Source).string().not_null())
-                    .col(ColumnDef::new(C::RequestId).string().not_null())
-                    .col(ColumnDef::new(C::ChainHash).string_len(64).not_null())
-                    .to_owned(),
-            )
-            .await
+        create_table(
+            manager,
+            entry::Entity,
+            [
+                big_pk_auto(C::Id),
+                timestamp_with_time_zone(C::At),
+                string(C::Subject),
+                string(C::Action),
+                string(C::Source),
+                string(C::RequestId),
+                string_len(C::ChainHash, 64),
+            ],
+        )
+        .await
     }
 }

@@ -5,7 +5,10 @@
 use std::{future::Future, pin::Pin};
 
 use sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::{
+    MigratorTrait, SchemaManager,
+    sea_query::{ColumnDef, IntoTableRef, Table},
+};
 
 type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + 'a>>;
 
@@ -34,6 +37,20 @@ impl Migrations {
     pub async fn pending(&self, db: &DatabaseConnection) -> Result<usize, DbErr> {
         (self.pending)(db).await
     }
+}
+
+/// Creates `table` with `columns` unless it exists: the statement of every migration that
+/// adds a table with a one-column key. Columns come from `sea_orm_migration::schema`.
+pub async fn create_table(
+    manager: &SchemaManager<'_>,
+    table: impl IntoTableRef,
+    columns: impl IntoIterator<Item = ColumnDef>,
+) -> Result<(), DbErr> {
+    let mut statement = Table::create().table(table).if_not_exists().take();
+    for mut column in columns {
+        statement.col(&mut column);
+    }
+    manager.create_table(statement).await
 }
 
 /// Declares a migrator: its tracking table and its migrations in order, each a unit

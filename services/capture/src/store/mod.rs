@@ -87,6 +87,11 @@ pub use migration::Migrator;
 
 mod migration {
     use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::{
+        big_integer, big_pk_auto, binary, binary_null, boolean, small_integer, string, string_len,
+        string_null, text, text_null, timestamp_with_time_zone, timestamp_with_time_zone_null,
+    };
+    use tracery_runtime::migrations::create_table;
 
     use sea_orm::EntityTrait;
 
@@ -118,38 +123,26 @@ mod migration {
     impl MigrationTrait for CreateEvents {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use event::Column as C;
-            manager
-                .create_table(
-                    Table::create()
-                        .table(event::Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(C::Sequence)
-                                .big_integer()
-                                .not_null()
-                                .auto_increment()
-                                .primary_key(),
-                        )
-                        .col(ColumnDef::new(C::EventId).string().not_null().unique_key())
-                        .col(ColumnDef::new(C::EventType).string_len(32).not_null())
-                        .col(
-                            ColumnDef::new(C::EventTime)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .col(
-                            ColumnDef::new(C::RecordTime)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .col(ColumnDef::new(C::BizStep).string().null())
-                        .col(ColumnDef::new(C::Disposition).string().null())
-                        .col(ColumnDef::new(C::ReadPoint).string().null())
-                        .col(ColumnDef::new(C::BizLocation).string().null())
-                        .col(ColumnDef::new(C::Payload).text().not_null())
-                        .to_owned(),
-                )
-                .await?;
+            create_table(
+                manager,
+                event::Entity,
+                [
+                    big_integer(C::Sequence)
+                        .auto_increment()
+                        .primary_key()
+                        .take(),
+                    string(C::EventId).unique_key().take(),
+                    string_len(C::EventType, 32),
+                    timestamp_with_time_zone(C::EventTime),
+                    timestamp_with_time_zone(C::RecordTime),
+                    string_null(C::BizStep),
+                    string_null(C::Disposition),
+                    string_null(C::ReadPoint),
+                    string_null(C::BizLocation),
+                    text(C::Payload),
+                ],
+            )
+            .await?;
             manager
                 .create_index(
                     Index::create()
@@ -167,23 +160,17 @@ mod migration {
     impl MigrationTrait for CreateEventKeys {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use keys::legacy_key::Column as C;
-            manager
-                .create_table(
-                    Table::create()
-                        .table(keys::legacy_key::Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(C::Id)
-                                .big_integer()
-                                .auto_increment()
-                                .primary_key(),
-                        )
-                        .col(ColumnDef::new(C::Sequence).big_integer().not_null())
-                        .col(ColumnDef::new(C::Role).small_integer().not_null())
-                        .col(ColumnDef::new(C::Value).text().not_null())
-                        .to_owned(),
-                )
-                .await?;
+            create_table(
+                manager,
+                keys::legacy_key::Entity,
+                [
+                    big_pk_auto(C::Id),
+                    big_integer(C::Sequence),
+                    small_integer(C::Role),
+                    text(C::Value),
+                ],
+            )
+            .await?;
             for (name, columns) in [
                 (
                     "capture_event_keys_value",
@@ -237,22 +224,16 @@ mod migration {
     impl MigrationTrait for RecordCompaction {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use super::payloads::compaction::{Column, Entity};
-            manager
-                .create_table(
-                    Table::create()
-                        .table(Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(Column::Id)
-                                .small_integer()
-                                .not_null()
-                                .primary_key(),
-                        )
-                        .col(ColumnDef::new(Column::Dictionary).big_integer().not_null())
-                        .col(ColumnDef::new(Column::DoneThrough).big_integer().not_null())
-                        .to_owned(),
-                )
-                .await
+            create_table(
+                manager,
+                Entity,
+                [
+                    small_integer(Column::Id).primary_key().take(),
+                    big_integer(Column::Dictionary),
+                    big_integer(Column::DoneThrough),
+                ],
+            )
+            .await
         }
     }
 
@@ -317,22 +298,18 @@ mod migration {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use keys::identifier::{Column, Entity};
             let db = manager.get_connection();
-            manager
-                .create_table(
-                    Table::create()
-                        .table(Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(Column::Id)
-                                .big_integer()
-                                .not_null()
-                                .auto_increment()
-                                .primary_key(),
-                        )
-                        .col(ColumnDef::new(Column::Value).text().not_null().unique_key())
-                        .to_owned(),
-                )
-                .await?;
+            create_table(
+                manager,
+                Entity,
+                [
+                    big_integer(Column::Id)
+                        .auto_increment()
+                        .primary_key()
+                        .take(),
+                    text(Column::Value).unique_key().take(),
+                ],
+            )
+            .await?;
             // Without a rowid SQLite keeps the rows in their key's B-tree alone.
             let (integer, small, without_rowid) = match manager.get_database_backend() {
                 sea_orm::DatabaseBackend::Postgres => ("bigint", "smallint", ""),
@@ -377,26 +354,16 @@ mod migration {
                     )
                     .await?;
             }
-            manager
-                .create_table(
-                    Table::create()
-                        .table(Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(Column::Id)
-                                .big_integer()
-                                .not_null()
-                                .primary_key(),
-                        )
-                        .col(
-                            ColumnDef::new(Column::TrainedAt)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .col(ColumnDef::new(Column::Bytes).binary().not_null())
-                        .to_owned(),
-                )
-                .await
+            create_table(
+                manager,
+                Entity,
+                [
+                    big_integer(Column::Id).primary_key().take(),
+                    timestamp_with_time_zone(Column::TrainedAt),
+                    binary(Column::Bytes),
+                ],
+            )
+            .await
         }
     }
 
@@ -405,23 +372,17 @@ mod migration {
         /// Each identifier's lifecycle state, filled from the events stored before.
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use super::lifecycle::{rebuild, state_row::Column, state_row::Entity};
-            manager
-                .create_table(
-                    Table::create()
-                        .table(Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(Column::Identifier)
-                                .string()
-                                .not_null()
-                                .primary_key(),
-                        )
-                        .col(ColumnDef::new(Column::State).small_integer().not_null())
-                        .col(ColumnDef::new(Column::EventId).string().not_null())
-                        .col(ColumnDef::new(Column::Sequence).big_integer().not_null())
-                        .to_owned(),
-                )
-                .await?;
+            create_table(
+                manager,
+                Entity,
+                [
+                    string(Column::Identifier).primary_key().take(),
+                    small_integer(Column::State),
+                    string(Column::EventId),
+                    big_integer(Column::Sequence),
+                ],
+            )
+            .await?;
             rebuild(manager.get_connection())
                 .await
                 .map_err(|err| DbErr::Migration(err.to_string()))
@@ -432,21 +393,15 @@ mod migration {
     impl MigrationTrait for CreateEventTraces {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use super::traces::event_trace::{Column, Entity};
-            manager
-                .create_table(
-                    Table::create()
-                        .table(Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(Column::Sequence)
-                                .big_integer()
-                                .not_null()
-                                .primary_key(),
-                        )
-                        .col(ColumnDef::new(Column::TraceParent).string().not_null())
-                        .to_owned(),
-                )
-                .await
+            create_table(
+                manager,
+                Entity,
+                [
+                    big_integer(Column::Sequence).primary_key().take(),
+                    string(Column::TraceParent),
+                ],
+            )
+            .await
         }
     }
 
@@ -459,7 +414,7 @@ mod migration {
                 .alter_table(
                     Table::alter()
                         .table(event::Entity)
-                        .add_column(ColumnDef::new(event::Column::ChainHash).string().null())
+                        .add_column(string_null(event::Column::ChainHash))
                         .to_owned(),
                 )
                 .await?;
@@ -484,33 +439,19 @@ mod migration {
     impl MigrationTrait for CreateJobs {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use job::Column as C;
-            manager
-                .create_table(
-                    Table::create()
-                        .table(job::Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(C::Id)
-                                .string_len(36)
-                                .not_null()
-                                .primary_key(),
-                        )
-                        .col(
-                            ColumnDef::new(C::CreatedAt)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .col(
-                            ColumnDef::new(C::FinishedAt)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .col(ColumnDef::new(C::Success).boolean().not_null())
-                        .col(ColumnDef::new(C::ErrorBehaviour).string_len(16).not_null())
-                        .col(ColumnDef::new(C::Errors).text().not_null())
-                        .to_owned(),
-                )
-                .await
+            create_table(
+                manager,
+                job::Entity,
+                [
+                    string_len(C::Id, 36).primary_key().take(),
+                    timestamp_with_time_zone(C::CreatedAt),
+                    timestamp_with_time_zone(C::FinishedAt),
+                    boolean(C::Success),
+                    string_len(C::ErrorBehaviour, 16),
+                    text(C::Errors),
+                ],
+            )
+            .await
         }
     }
 
@@ -518,35 +459,17 @@ mod migration {
     impl MigrationTrait for CreatePlacements {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use super::placements::legacy_placement as placement;
-            manager
-                .create_table(
-                    Table::create()
-                        .table(placement::Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(placement::Column::Child)
-                                .string()
-                                .not_null()
-                                .primary_key(),
-                        )
-                        .col(
-                            ColumnDef::new(placement::Column::Parent)
-                                .string()
-                                .not_null(),
-                        )
-                        .col(
-                            ColumnDef::new(placement::Column::EventId)
-                                .string()
-                                .not_null(),
-                        )
-                        .col(
-                            ColumnDef::new(placement::Column::Sequence)
-                                .big_integer()
-                                .not_null(),
-                        )
-                        .to_owned(),
-                )
-                .await?;
+            create_table(
+                manager,
+                placement::Entity,
+                [
+                    string(placement::Column::Child).primary_key().take(),
+                    string(placement::Column::Parent),
+                    string(placement::Column::EventId),
+                    big_integer(placement::Column::Sequence),
+                ],
+            )
+            .await?;
             manager
                 .create_index(
                     Index::create()
@@ -568,7 +491,7 @@ mod migration {
                 .alter_table(
                     Table::alter()
                         .table(event::Entity)
-                        .add_column(ColumnDef::new(event::Column::Declares).string().null())
+                        .add_column(string_null(event::Column::Declares))
                         .to_owned(),
                 )
                 .await?;
@@ -589,36 +512,22 @@ mod migration {
     impl MigrationTrait for CreateQuarantine {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use entry::Column as C;
-            manager
-                .create_table(
-                    Table::create()
-                        .table(entry::Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(C::Id)
-                                .string_len(36)
-                                .not_null()
-                                .primary_key(),
-                        )
-                        .col(
-                            ColumnDef::new(C::ReceivedAt)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .col(ColumnDef::new(C::Channel).string_len(8).not_null())
-                        .col(ColumnDef::new(C::Payload).text().null())
-                        .col(ColumnDef::new(C::PayloadProtobuf).binary().null())
-                        .col(ColumnDef::new(C::Violations).text().not_null())
-                        .col(ColumnDef::new(C::Status).small_integer().not_null())
-                        .col(
-                            ColumnDef::new(C::ClosedAt)
-                                .timestamp_with_time_zone()
-                                .null(),
-                        )
-                        .col(ColumnDef::new(C::Resolution).text().null())
-                        .to_owned(),
-                )
-                .await?;
+            create_table(
+                manager,
+                entry::Entity,
+                [
+                    string_len(C::Id, 36).primary_key().take(),
+                    timestamp_with_time_zone(C::ReceivedAt),
+                    string_len(C::Channel, 8),
+                    text_null(C::Payload),
+                    binary_null(C::PayloadProtobuf),
+                    text(C::Violations),
+                    small_integer(C::Status),
+                    timestamp_with_time_zone_null(C::ClosedAt),
+                    text_null(C::Resolution),
+                ],
+            )
+            .await?;
             manager
                 .create_index(
                     Index::create()

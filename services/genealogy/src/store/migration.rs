@@ -2,7 +2,14 @@
 //! capture, so a layout change drops the tables and resets the cursor: the follower then
 //! replays the capture stream into the new layout.
 
-use sea_orm_migration::{prelude::*, schema::big_pk_auto};
+use sea_orm_migration::{
+    prelude::*,
+    schema::{
+        big_integer, big_integer_null, big_pk_auto, double_null, integer, small_integer, string,
+        string_len, string_len_null, string_null, timestamp_with_time_zone,
+    },
+};
+use tracery_runtime::migrations::create_table;
 
 use super::tables::{cursor, event, history, link, node, packing};
 
@@ -62,61 +69,39 @@ impl MigrationTrait for InternNodes {
                 .drop_table(Table::drop().table(table).if_exists().to_owned())
                 .await?;
         }
-        manager
-            .create_table(
-                Table::create()
-                    .table(node::Entity)
-                    .col(big_pk_auto(node::Column::Id))
-                    .col(
-                        ColumnDef::new(node::Column::Uri)
-                            .string()
-                            .not_null()
-                            .unique_key(),
-                    )
-                    .to_owned(),
-            )
-            .await?;
+        create_table(
+            manager,
+            node::Entity,
+            [
+                big_pk_auto(node::Column::Id),
+                string(node::Column::Uri).unique_key().take(),
+            ],
+        )
+        .await?;
         use event::Column as E;
-        manager
-            .create_table(
-                Table::create()
-                    .table(event::Entity)
-                    .col(
-                        ColumnDef::new(E::Sequence)
-                            .big_integer()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(E::EventId).string().not_null())
-                    .col(ColumnDef::new(E::EventType).string_len(32).not_null())
-                    .col(
-                        ColumnDef::new(E::EventTime)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(E::Action).string_len(8).null())
-                    .col(ColumnDef::new(E::BizStep).string().null())
-                    .col(ColumnDef::new(E::Disposition).string().null())
-                    .col(ColumnDef::new(E::ReadPoint).string().null())
-                    .col(ColumnDef::new(E::BizLocation).string().null())
-                    .col(ColumnDef::new(E::Custodian).string().null())
-                    .to_owned(),
-            )
-            .await?;
+        create_table(
+            manager,
+            event::Entity,
+            [
+                big_integer(E::Sequence).primary_key().take(),
+                string(E::EventId),
+                string_len(E::EventType, 32),
+                timestamp_with_time_zone(E::EventTime),
+                string_len_null(E::Action, 8),
+                string_null(E::BizStep),
+                string_null(E::Disposition),
+                string_null(E::ReadPoint),
+                string_null(E::BizLocation),
+                string_null(E::Custodian),
+            ],
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
                     .table(history::Entity)
-                    .col(
-                        ColumnDef::new(history::Column::Node)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(history::Column::Sequence)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(big_integer(history::Column::Node))
+                    .col(big_integer(history::Column::Sequence))
                     // Unique, so replaying an event changes nothing.
                     .primary_key(
                         Index::create()
@@ -127,52 +112,43 @@ impl MigrationTrait for InternNodes {
             )
             .await?;
         use link::Column as L;
-        manager
-            .create_table(
-                Table::create()
-                    .table(link::Entity)
-                    .col(big_pk_auto(L::Id))
-                    .col(ColumnDef::new(L::FromNode).big_integer().not_null())
-                    .col(ColumnDef::new(L::ToNode).big_integer().not_null())
-                    .col(ColumnDef::new(L::Kind).small_integer().not_null())
-                    .col(ColumnDef::new(L::Sequence).big_integer().not_null())
-                    .col(ColumnDef::new(L::EndSequence).big_integer().null())
-                    .col(ColumnDef::new(L::Quantity).double().null())
-                    .col(ColumnDef::new(L::Uom).string().null())
-                    .to_owned(),
-            )
-            .await?;
+        create_table(
+            manager,
+            link::Entity,
+            [
+                big_pk_auto(L::Id),
+                big_integer(L::FromNode),
+                big_integer(L::ToNode),
+                small_integer(L::Kind),
+                big_integer(L::Sequence),
+                big_integer_null(L::EndSequence),
+                double_null(L::Quantity),
+                string_null(L::Uom),
+            ],
+        )
+        .await?;
         use packing::Column as P;
-        manager
-            .create_table(
-                Table::create()
-                    .table(packing::Entity)
-                    .col(big_pk_auto(P::Id))
-                    .col(ColumnDef::new(P::Child).big_integer().not_null())
-                    .col(ColumnDef::new(P::Parent).big_integer().not_null())
-                    .col(ColumnDef::new(P::Action).small_integer().not_null())
-                    .col(ColumnDef::new(P::Sequence).big_integer().not_null())
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table(cursor::Entity)
-                    .col(
-                        ColumnDef::new(cursor::Column::Id)
-                            .integer()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(cursor::Column::AppliedSequence)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .to_owned(),
-            )
-            .await?;
+        create_table(
+            manager,
+            packing::Entity,
+            [
+                big_pk_auto(P::Id),
+                big_integer(P::Child),
+                big_integer(P::Parent),
+                small_integer(P::Action),
+                big_integer(P::Sequence),
+            ],
+        )
+        .await?;
+        create_table(
+            manager,
+            cursor::Entity,
+            [
+                integer(cursor::Column::Id).primary_key().take(),
+                big_integer(cursor::Column::AppliedSequence),
+            ],
+        )
+        .await?;
         // Traces read links from either end; error declarations find an event's rows by
         // its sequence, and its sequence by its eventID.
         let indexes: [(&str, TableRef, Vec<DynIden>); 7] = [

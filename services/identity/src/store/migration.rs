@@ -1,6 +1,12 @@
 //! Identity migrations, tracked in their own table so each service migrates on its own.
 
 use sea_orm_migration::prelude::*;
+use tracery_runtime::migrations::create_table;
+
+use sea_orm_migration::schema::{
+    big_integer, big_pk_auto, small_integer, string, string_len, string_len_null, text,
+    timestamp_with_time_zone,
+};
 
 use super::{pools, products::product, states};
 
@@ -18,38 +24,20 @@ tracery_runtime::migrator! {
 impl MigrationTrait for CreateProducts {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         use product::Column as C;
-        manager
-            .create_table(
-                Table::create()
-                    .table(product::Entity)
-                    .if_not_exists()
-                    .col(
-                        ColumnDef::new(C::Gtin)
-                            .string_len(14)
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(C::ItemCode).string().not_null().unique_key())
-                    .col(ColumnDef::new(C::Description).text().not_null())
-                    .col(
-                        ColumnDef::new(C::CompanyPrefixLength)
-                            .small_integer()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(C::UnitOfMeasure).string_len(8).not_null())
-                    .col(
-                        ColumnDef::new(C::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(C::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .to_owned(),
-            )
-            .await
+        create_table(
+            manager,
+            product::Entity,
+            [
+                string_len(C::Gtin, 14).primary_key().take(),
+                string(C::ItemCode).unique_key().take(),
+                text(C::Description),
+                small_integer(C::CompanyPrefixLength),
+                string_len(C::UnitOfMeasure, 8),
+                timestamp_with_time_zone(C::CreatedAt),
+                timestamp_with_time_zone(C::UpdatedAt),
+            ],
+        )
+        .await
     }
 }
 
@@ -63,25 +51,16 @@ impl MigrationTrait for CreatePoolsAndStates {
                     Table::create()
                         .table(pools::pool::Entity)
                         .if_not_exists()
-                        .col(
-                            ColumnDef::new(C::Name)
-                                .string_len(100)
-                                .not_null()
-                                .primary_key(),
-                        )
-                        .col(ColumnDef::new(C::Gtin).string_len(14).null())
-                        .col(ColumnDef::new(C::CompanyPrefix).string_len(12).null())
-                        .col(ColumnDef::new(C::Format).small_integer().not_null())
-                        .col(ColumnDef::new(C::Length).small_integer().not_null())
-                        .col(ColumnDef::new(C::SerialOrder).small_integer().not_null())
-                        .col(ColumnDef::new(C::Capacity).big_integer().not_null())
-                        .col(ColumnDef::new(C::NextIndex).big_integer().not_null())
-                        .col(ColumnDef::new(C::CipherKey).string_len(64).not_null())
-                        .col(
-                            ColumnDef::new(C::CreatedAt)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
+                        .col(string_len(C::Name, 100).primary_key())
+                        .col(string_len_null(C::Gtin, 14))
+                        .col(string_len_null(C::CompanyPrefix, 12))
+                        .col(small_integer(C::Format))
+                        .col(small_integer(C::Length))
+                        .col(small_integer(C::SerialOrder))
+                        .col(big_integer(C::Capacity))
+                        .col(big_integer(C::NextIndex))
+                        .col(string_len(C::CipherKey, 64))
+                        .col(timestamp_with_time_zone(C::CreatedAt))
                         // The counter can never pass the pool's size, whatever the callers do.
                         .check(Expr::col(C::NextIndex).lte(Expr::col(C::Capacity)))
                         .to_owned(),
@@ -100,29 +79,19 @@ impl MigrationTrait for CreatePoolsAndStates {
         }
         {
             use pools::allocation::Column as C;
-            manager
-                .create_table(
-                    Table::create()
-                        .table(pools::allocation::Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(C::Id)
-                                .big_integer()
-                                .auto_increment()
-                                .primary_key(),
-                        )
-                        .col(ColumnDef::new(C::Pool).string_len(100).not_null())
-                        .col(ColumnDef::new(C::RequestId).string_len(128).not_null())
-                        .col(ColumnDef::new(C::FirstIndex).big_integer().not_null())
-                        .col(ColumnDef::new(C::Count).big_integer().not_null())
-                        .col(
-                            ColumnDef::new(C::CreatedAt)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .to_owned(),
-                )
-                .await?;
+            create_table(
+                manager,
+                pools::allocation::Entity,
+                [
+                    big_pk_auto(C::Id),
+                    string_len(C::Pool, 100),
+                    string_len(C::RequestId, 128),
+                    big_integer(C::FirstIndex),
+                    big_integer(C::Count),
+                    timestamp_with_time_zone(C::CreatedAt),
+                ],
+            )
+            .await?;
             for (name, column) in [
                 ("identity_serial_allocations_request", C::RequestId),
                 ("identity_serial_allocations_first", C::FirstIndex),
@@ -142,27 +111,17 @@ impl MigrationTrait for CreatePoolsAndStates {
             }
         }
         use states::identifier_state::Column as C;
-        manager
-            .create_table(
-                Table::create()
-                    .table(states::identifier_state::Entity)
-                    .if_not_exists()
-                    .col(
-                        ColumnDef::new(C::Epc)
-                            .string_len(200)
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(C::State).small_integer().not_null())
-                    .col(ColumnDef::new(C::EventId).string_len(200).not_null())
-                    .col(
-                        ColumnDef::new(C::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .to_owned(),
-            )
-            .await
+        create_table(
+            manager,
+            states::identifier_state::Entity,
+            [
+                string_len(C::Epc, 200).primary_key().take(),
+                small_integer(C::State),
+                string_len(C::EventId, 200),
+                timestamp_with_time_zone(C::UpdatedAt),
+            ],
+        )
+        .await
     }
 }
 
@@ -170,21 +129,15 @@ impl MigrationTrait for CreatePoolsAndStates {
 impl MigrationTrait for CreateCaptureCursor {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         use states::capture_cursor::Column as C;
-        manager
-            .create_table(
-                Table::create()
-                    .table(states::capture_cursor::Entity)
-                    .if_not_exists()
-                    .col(
-                        ColumnDef::new(C::Id)
-                            .small_integer()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(C::AppliedSequence).big_integer().not_null())
-                    .to_owned(),
-            )
-            .await
+        create_table(
+            manager,
+            states::capture_cursor::Entity,
+            [
+                small_integer(C::Id).primary_key().take(),
+                big_integer(C::AppliedSequence),
+            ],
+        )
+        .await
     }
 }
 
@@ -197,11 +150,11 @@ impl MigrationTrait for CreateStateHistory {
                 Table::create()
                     .table(states::state_history::Entity)
                     .if_not_exists()
-                    .col(ColumnDef::new(C::Epc).string_len(200).not_null())
-                    .col(ColumnDef::new(C::Sequence).big_integer().not_null())
-                    .col(ColumnDef::new(C::State).small_integer().not_null())
-                    .col(ColumnDef::new(C::EventId).string_len(200).not_null())
-                    .col(ColumnDef::new(C::At).timestamp_with_time_zone().not_null())
+                    .col(string_len(C::Epc, 200))
+                    .col(big_integer(C::Sequence))
+                    .col(small_integer(C::State))
+                    .col(string_len(C::EventId, 200))
+                    .col(timestamp_with_time_zone(C::At))
                     .primary_key(Index::create().col(C::Epc).col(C::Sequence))
                     .to_owned(),
             )

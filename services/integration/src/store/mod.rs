@@ -11,6 +11,11 @@ pub use runs::{SyncRunRow, SyncRunStore};
 
 mod migration {
     use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::{
+        big_integer, integer, small_integer, string, string_len, string_null, text, text_null,
+        timestamp_with_time_zone, timestamp_with_time_zone_null,
+    };
+    use tracery_runtime::migrations::create_table;
 
     use super::{
         cursors::cursor,
@@ -32,41 +37,25 @@ mod migration {
     impl MigrationTrait for CreateSyncRuns {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use sync_run::Column as C;
-            manager
-                .create_table(
-                    Table::create()
-                        .table(sync_run::Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(C::Id)
-                                .big_integer()
-                                .not_null()
-                                .auto_increment()
-                                .primary_key(),
-                        )
-                        .col(
-                            ColumnDef::new(C::RunId)
-                                .string_len(36)
-                                .not_null()
-                                .unique_key(),
-                        )
-                        .col(ColumnDef::new(C::Connector).string().not_null())
-                        .col(ColumnDef::new(C::State).string_len(16).not_null())
-                        .col(ColumnDef::new(C::Fetched).big_integer().not_null())
-                        .col(ColumnDef::new(C::Created).big_integer().not_null())
-                        .col(ColumnDef::new(C::Updated).big_integer().not_null())
-                        .col(ColumnDef::new(C::Unchanged).big_integer().not_null())
-                        .col(ColumnDef::new(C::Failed).big_integer().not_null())
-                        .col(
-                            ColumnDef::new(C::StartedAt)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .col(ColumnDef::new(C::EndedAt).timestamp_with_time_zone().null())
-                        .col(ColumnDef::new(C::Errors).text().not_null())
-                        .to_owned(),
-                )
-                .await
+            create_table(
+                manager,
+                sync_run::Entity,
+                [
+                    big_integer(C::Id).auto_increment().primary_key().take(),
+                    string_len(C::RunId, 36).unique_key().take(),
+                    string(C::Connector),
+                    string_len(C::State, 16),
+                    big_integer(C::Fetched),
+                    big_integer(C::Created),
+                    big_integer(C::Updated),
+                    big_integer(C::Unchanged),
+                    big_integer(C::Failed),
+                    timestamp_with_time_zone(C::StartedAt),
+                    timestamp_with_time_zone_null(C::EndedAt),
+                    text(C::Errors),
+                ],
+            )
+            .await
         }
     }
 
@@ -74,40 +63,25 @@ mod migration {
     impl MigrationTrait for CreateRecords {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use record::Column as R;
-            manager
-                .create_table(
-                    Table::create()
-                        .table(record::Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(R::Id)
-                                .big_integer()
-                                .not_null()
-                                .auto_increment()
-                                .primary_key(),
-                        )
-                        .col(ColumnDef::new(R::Connector).string().not_null())
-                        .col(ColumnDef::new(R::Kind).string_len(16).not_null())
-                        .col(ColumnDef::new(R::Key).string().not_null())
-                        .col(ColumnDef::new(R::Material).string().not_null())
-                        .col(ColumnDef::new(R::Gtin).string().null())
-                        .col(ColumnDef::new(R::Revision).string().null())
-                        .col(ColumnDef::new(R::Status).string().null())
-                        .col(
-                            ColumnDef::new(R::ValidFrom)
-                                .timestamp_with_time_zone()
-                                .null(),
-                        )
-                        .col(ColumnDef::new(R::ValidTo).timestamp_with_time_zone().null())
-                        .col(ColumnDef::new(R::Body).text().not_null())
-                        .col(
-                            ColumnDef::new(R::SyncedAt)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .to_owned(),
-                )
-                .await?;
+            create_table(
+                manager,
+                record::Entity,
+                [
+                    big_integer(R::Id).auto_increment().primary_key().take(),
+                    string(R::Connector),
+                    string_len(R::Kind, 16),
+                    string(R::Key),
+                    string(R::Material),
+                    string_null(R::Gtin),
+                    string_null(R::Revision),
+                    string_null(R::Status),
+                    timestamp_with_time_zone_null(R::ValidFrom),
+                    timestamp_with_time_zone_null(R::ValidTo),
+                    text(R::Body),
+                    timestamp_with_time_zone(R::SyncedAt),
+                ],
+            )
+            .await?;
             let index = |name: &str, columns: &[R], unique: bool| {
                 let mut index = Index::create();
                 index.name(name).table(record::Entity).if_not_exists();
@@ -142,11 +116,11 @@ mod migration {
                     Table::create()
                         .table(cursor::Entity)
                         .if_not_exists()
-                        .col(ColumnDef::new(C::Connector).string().not_null())
-                        .col(ColumnDef::new(C::Kind).string_len(16).not_null())
-                        .col(ColumnDef::new(C::Since).string().null())
-                        .col(ColumnDef::new(C::Position).text().not_null())
-                        .col(ColumnDef::new(C::PendingHighWater).string().null())
+                        .col(string(C::Connector))
+                        .col(string_len(C::Kind, 16))
+                        .col(string_null(C::Since))
+                        .col(text(C::Position))
+                        .col(string_null(C::PendingHighWater))
                         .primary_key(Index::create().col(C::Connector).col(C::Kind))
                         .to_owned(),
                 )
@@ -158,54 +132,32 @@ mod migration {
     impl MigrationTrait for CreatePostings {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use posting::Column as P;
-            let time = |column: P| {
-                ColumnDef::new(column)
-                    .timestamp_with_time_zone()
-                    .not_null()
-                    .to_owned()
-            };
-            manager
-                .create_table(
-                    Table::create()
-                        .table(posting::Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(P::Id)
-                                .big_integer()
-                                .not_null()
-                                .auto_increment()
-                                .primary_key(),
-                        )
-                        .col(
-                            ColumnDef::new(P::PostingId)
-                                .string_len(36)
-                                .not_null()
-                                .unique_key(),
-                        )
-                        .col(
-                            ColumnDef::new(P::Reference)
-                                .string_len(40)
-                                .not_null()
-                                .unique_key(),
-                        )
-                        .col(ColumnDef::new(P::EventId).string().not_null())
-                        .col(ColumnDef::new(P::Sequence).big_integer().not_null())
-                        .col(ColumnDef::new(P::OrderReference).string().not_null())
-                        .col(ColumnDef::new(P::Facts).text().not_null())
-                        .col(ColumnDef::new(P::Connector).string().null())
-                        .col(ColumnDef::new(P::OrderNumber).string().null())
-                        .col(ColumnDef::new(P::Report).text().null())
-                        .col(ColumnDef::new(P::State).string_len(16).not_null())
-                        .col(ColumnDef::new(P::Attempts).integer().not_null())
-                        .col(ColumnDef::new(P::AttemptsBeforeRetry).integer().not_null())
-                        .col(ColumnDef::new(P::LastError).text().null())
-                        .col(ColumnDef::new(P::ErpDocument).string().null())
-                        .col(time(P::NextAttemptAt))
-                        .col(time(P::CreatedAt))
-                        .col(time(P::UpdatedAt))
-                        .to_owned(),
-                )
-                .await?;
+            let time = |column: P| timestamp_with_time_zone(column).to_owned();
+            create_table(
+                manager,
+                posting::Entity,
+                [
+                    big_integer(P::Id).auto_increment().primary_key().take(),
+                    string_len(P::PostingId, 36).unique_key().take(),
+                    string_len(P::Reference, 40).unique_key().take(),
+                    string(P::EventId),
+                    big_integer(P::Sequence),
+                    string(P::OrderReference),
+                    text(P::Facts),
+                    string_null(P::Connector),
+                    string_null(P::OrderNumber),
+                    text_null(P::Report),
+                    string_len(P::State, 16),
+                    integer(P::Attempts),
+                    integer(P::AttemptsBeforeRetry),
+                    text_null(P::LastError),
+                    string_null(P::ErpDocument),
+                    time(P::NextAttemptAt),
+                    time(P::CreatedAt),
+                    time(P::UpdatedAt),
+                ],
+            )
+            .await?;
             manager
                 .create_index(
                     Index::create()
@@ -217,30 +169,16 @@ mod migration {
                         .to_owned(),
                 )
                 .await?;
-            manager
-                .create_table(
-                    Table::create()
-                        .table(follow::Entity)
-                        .if_not_exists()
-                        .col(
-                            ColumnDef::new(follow::Column::Id)
-                                .small_integer()
-                                .not_null()
-                                .primary_key(),
-                        )
-                        .col(
-                            ColumnDef::new(follow::Column::AppliedSequence)
-                                .big_integer()
-                                .not_null(),
-                        )
-                        .col(
-                            ColumnDef::new(follow::Column::StartedAt)
-                                .timestamp_with_time_zone()
-                                .not_null(),
-                        )
-                        .to_owned(),
-                )
-                .await
+            create_table(
+                manager,
+                follow::Entity,
+                [
+                    small_integer(follow::Column::Id).primary_key().take(),
+                    big_integer(follow::Column::AppliedSequence),
+                    timestamp_with_time_zone(follow::Column::StartedAt),
+                ],
+            )
+            .await
         }
     }
 }
