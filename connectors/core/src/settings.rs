@@ -12,6 +12,13 @@ pub fn page_size(page_size: u32) -> Result<u32, ConnectorError> {
     }
 }
 
+/// The site root of `base_url` (see [`site_root`]), once `page_size` is known to be usable:
+/// the check every connector makes of the two settings they all have.
+pub fn site(base_url: &str, page_size: u32) -> Result<String, ConnectorError> {
+    self::page_size(page_size)?;
+    Ok(site_root(base_url))
+}
+
 /// `base_url` without a trailing `/`, so paths can be joined with one.
 pub fn site_root(base_url: &str) -> String {
     base_url.trim_end_matches('/').to_owned()

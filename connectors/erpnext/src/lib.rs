@@ -129,9 +129,8 @@ impl ErpNext {
             settings.utc_offset.as_deref(),
         )
         .map_err(ConnectorError::Config)?;
-        tracery_connector::settings::page_size(settings.page_size)?;
         Ok(Self {
-            base_url: tracery_connector::settings::site_root(&settings.base_url),
+            base_url: tracery_connector::settings::site(&settings.base_url, settings.page_size)?,
             auth,
             page_size: settings.page_size,
             zone,

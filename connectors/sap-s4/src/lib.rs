@@ -152,7 +152,7 @@ fn config(reason: &str) -> ConnectorError {
 
 impl SapS4 {
     /// A connector for `settings`, sending through `http`.
-    pub fn new(settings: Settings, http: Http) -> Result<Self, ConnectorError> {
+    pub fn new(mut settings: Settings, http: Http) -> Result<Self, ConnectorError> {
         let auth = match (&settings.user, &settings.password, &settings.token_url) {
             (Some(user), Some(password), None) => Auth::Basic {
                 user: user.clone(),
@@ -175,12 +175,10 @@ impl SapS4 {
                 ));
             }
         };
-        tracery_connector::settings::page_size(settings.page_size)?;
+        settings.base_url =
+            tracery_connector::settings::site(&settings.base_url, settings.page_size)?;
         Ok(Self {
-            settings: Settings {
-                base_url: tracery_connector::settings::site_root(&settings.base_url),
-                ..settings
-            },
+            settings,
             auth,
             http,
             token: Mutex::new(None),

@@ -43,13 +43,11 @@ pub struct Windchill {
 
 impl Windchill {
     /// A connector for `settings`, sending through `http`.
-    pub fn new(settings: Settings, http: Http) -> Result<Self, ConnectorError> {
-        tracery_connector::settings::page_size(settings.page_size)?;
+    pub fn new(mut settings: Settings, http: Http) -> Result<Self, ConnectorError> {
+        settings.base_url =
+            tracery_connector::settings::site(&settings.base_url, settings.page_size)?;
         Ok(Self {
-            settings: Settings {
-                base_url: tracery_connector::settings::site_root(&settings.base_url),
-                ..settings
-            },
+            settings,
             http,
             nonce: Mutex::new(None),
         })
