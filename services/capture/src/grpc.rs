@@ -97,6 +97,8 @@ fn query_from_filter(filter: Option<pb::EventFilter>) -> Result<EventQuery, Stat
         biz_locations: filter.biz_locations,
         event_time_from: time("filter/event_time_from", filter.event_time_from)?,
         event_time_to: time("filter/event_time_to", filter.event_time_to)?,
+        record_time_from: time("filter/record_time_from", filter.record_time_from)?,
+        record_time_to: time("filter/record_time_to", filter.record_time_to)?,
         match_epcs: filter.match_epcs,
         match_any_epcs: filter.match_any_epcs,
         match_epc_classes: filter.match_epc_classes,

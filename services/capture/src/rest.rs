@@ -471,6 +471,14 @@ async fn query_events(
                 Ok(t) => query.event_time_to = Some(t),
                 Err(response) => return *response,
             },
+            "GE_recordTime" => match time(value) {
+                Ok(t) => query.record_time_from = Some(t),
+                Err(response) => return *response,
+            },
+            "LT_recordTime" => match time(value) {
+                Ok(t) => query.record_time_to = Some(t),
+                Err(response) => return *response,
+            },
             "perPage" => match value.parse::<u64>() {
                 Ok(n) if (1..=MAX_PER_PAGE).contains(&n) => per_page = n,
                 _ => return bad(name, format!("perPage must be 1 to {MAX_PER_PAGE}")),

@@ -30,6 +30,7 @@ pub mod http_api;
 pub mod integrity;
 pub mod metrics;
 pub mod migrations;
+pub mod partitions;
 pub mod peers;
 pub mod proto_fields;
 pub mod readiness;

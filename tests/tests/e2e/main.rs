@@ -18,6 +18,7 @@ mod integrity;
 mod limits;
 mod mqtt;
 mod mqtt_auth;
+mod partitions;
 mod postback;
 mod races;
 mod readiness;

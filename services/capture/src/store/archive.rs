@@ -15,7 +15,7 @@
 //! - Importing ([`restore_events`], [`finish_import`]) checks that the events join this
 //!   store's chain where the month was, and puts them back at their sequences.
 
-use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -23,7 +23,9 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use tracery_runtime::integrity::{ChainKeys, GENESIS};
 
-use super::{bulk, event, event_columns, integrity, keys, parse_payload, payloads::Payloads};
+use super::{
+    EVENT_MONTHS, bulk, event, event_columns, integrity, keys, parse_payload, payloads::Payloads,
+};
 use crate::domain::CaptureError;
 
 /// The `capture_archives` table: one row per month dropped from the store.
@@ -186,6 +188,22 @@ fn month_start(time: DateTime<Utc>) -> DateTime<Utc> {
 /// The `YYYY-MM` name of the month starting at `start`.
 fn month_name(start: DateTime<Utc>) -> String {
     start.format("%Y-%m").to_string()
+}
+
+/// The first day of `month` (`YYYY-MM`).
+fn month_first(month: &str) -> Result<NaiveDate, CaptureError> {
+    Ok(month_end(month)?.date_naive() - Months::new(1))
+}
+
+/// Makes room for the events of dropped `span` to come back: on PostgreSQL, the month's
+/// partition, which went with them.
+pub async fn make_room(db: &DatabaseConnection, span: &MonthSpan) -> Result<(), CaptureError> {
+    let txn = super::begin_append(db).await?;
+    EVENT_MONTHS
+        .ensure(&txn, [month_first(&span.month)?])
+        .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// The first instant after `month` (`YYYY-MM`).
@@ -535,17 +553,23 @@ pub async fn drop_month(
     {
         return Err(refused(format!("{}: dropped already", span.month)));
     }
-    let stored = event::Entity::find()
-        .filter(event::Column::Sequence.between(span.first_sequence, span.last_sequence))
+    let in_range = event::Entity::find()
+        .filter(event::Column::Sequence.between(span.first_sequence, span.last_sequence));
+    let stored = in_range.clone().count(&txn).await?;
+    // The month's label is checked too: every row of the range was recorded in it.
+    let recorded_in_month = in_range
+        .filter(event::Column::RecordTime.gte(month_end(&span.month)? - Months::new(1)))
+        .filter(event::Column::RecordTime.lt(month_end(&span.month)?))
         .count(&txn)
         .await?;
     let end_link = stored_link(&txn, span.last_sequence).await?;
     if i64::try_from(stored).ok() != Some(span.events)
+        || recorded_in_month != stored
         || end_link.as_deref() != Some(&span.end_link)
     {
         return Err(refused(format!(
             "{}: the store holds {stored} events in sequences {}..={}, the archive {}; \
-             nothing was dropped",
+             ({recorded_in_month} recorded in the month); nothing was dropped",
             span.month, span.first_sequence, span.last_sequence, span.events
         )));
     }
@@ -585,20 +609,84 @@ pub async fn drop_month(
         .exec_without_returning(&txn)
         .await?;
     }
-    delete_rows(&txn, span.first_sequence, span.last_sequence).await?;
+    remove_rows(&txn, span).await?;
     txn.commit().await?;
     Ok(())
 }
 
-/// Deletes the rows of sequences `first..=last` from the event table and the tables keyed
-/// by sequence with it (the identifier index, the traceparents).
-async fn delete_rows(conn: &impl ConnectionTrait, first: i64, last: i64) -> Result<(), DbErr> {
+/// Removes the rows of `span` from the event table and the tables keyed by sequence with
+/// it (the identifier index, the traceparents). On PostgreSQL a month whose partition
+/// holds exactly its events loses the partition whole; the rows from before partitioning
+/// are deleted one by one.
+async fn remove_rows(conn: &impl ConnectionTrait, span: &MonthSpan) -> Result<(), CaptureError> {
+    let (first, last) = (span.first_sequence, span.last_sequence);
+    let month = month_first(&span.month)?;
+    if EVENT_MONTHS.has_own(conn, month).await? && partition_holds(conn, span, month).await? {
+        delete_rows(
+            conn,
+            first,
+            last,
+            &["capture_identifier_index", "capture_event_traces"],
+        )
+        .await?;
+        EVENT_MONTHS.drop_month(conn, month).await?;
+    } else {
+        delete_rows(
+            conn,
+            first,
+            last,
+            &[
+                "capture_identifier_index",
+                "capture_event_traces",
+                "capture_events",
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Whether the partition of `month` holds exactly the events of `span`.
+async fn partition_holds(
+    conn: &impl ConnectionTrait,
+    span: &MonthSpan,
+    month: NaiveDate,
+) -> Result<bool, DbErr> {
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            format!(
+                "SELECT count(*) AS events, min(sequence) AS first, max(sequence) AS last \
+                 FROM {}",
+                EVENT_MONTHS.partition(month)
+            ),
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    let held: (i64, Option<i64>, Option<i64>) = (
+        row.try_get("", "events")?,
+        row.try_get("", "first")?,
+        row.try_get("", "last")?,
+    );
+    Ok(held
+        == (
+            span.events,
+            Some(span.first_sequence),
+            Some(span.last_sequence),
+        ))
+}
+
+/// Deletes the rows of sequences `first..=last` from `tables`.
+async fn delete_rows(
+    conn: &impl ConnectionTrait,
+    first: i64,
+    last: i64,
+    tables: &[&str],
+) -> Result<(), DbErr> {
     let backend = conn.get_database_backend();
-    for table in [
-        "capture_identifier_index",
-        "capture_event_traces",
-        "capture_events",
-    ] {
+    for table in tables {
         let sql = match backend {
             sea_orm::DatabaseBackend::Postgres => {
                 format!("DELETE FROM {table} WHERE sequence BETWEEN $1 AND $2")

@@ -20,6 +20,7 @@ use tracery_epcis::{Event, effects::Effects, json};
 use tracery_runtime::{
     audit::{DeferredAudit, Record},
     integrity::{ChainKeys, Checkpoint},
+    partitions::{self, Monthly},
 };
 
 use crate::{
@@ -116,6 +117,7 @@ mod migration {
             NumberPlacements = "m0013_capture_placement_numbers",
             RecordCompaction = "m0014_capture_compaction_progress",
             RecordArchives = "m0015_capture_archives",
+            PartitionEvents = "m0016_capture_events_monthly_partitions",
         }
     }
 
@@ -210,6 +212,22 @@ mod migration {
             }
             keys::insert_legacy_rows(db, index_rows).await?;
             after = last;
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for PartitionEvents {
+        /// PostgreSQL only: the events become partitioned by month of record time, the
+        /// rows stored so far one partition (see `tracery_runtime::partitions`).
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            super::EVENT_MONTHS
+                .convert(
+                    manager.get_connection(),
+                    "sequence",
+                    &super::EVENT_INDEXES,
+                    chrono::Utc::now(),
+                )
+                .await
         }
     }
 
@@ -736,6 +754,45 @@ fn event_columns(
 struct Sealing {
     keys: ChainKeys,
     payloads: Arc<payloads::Payloads>,
+    months: Arc<CoveredMonths>,
+}
+
+/// The months whose event partitions this process has made sure of (PostgreSQL), so an
+/// append asks the database only in a month new to it.
+#[derive(Default)]
+struct CoveredMonths(std::sync::Mutex<HashSet<chrono::NaiveDate>>);
+
+impl CoveredMonths {
+    /// Makes sure the month of `now` and the months ahead of it have their partitions:
+    /// under the append lock, which every creator of partitions takes, in a transaction of
+    /// its own so that a failed append cannot take the partitions back with it.
+    async fn ensure(
+        &self,
+        db: &DatabaseConnection,
+        now: DateTime<Utc>,
+    ) -> Result<(), CaptureError> {
+        let month = partitions::month_of(now);
+        if self.known(month) {
+            return Ok(());
+        }
+        let txn = begin_append(db).await?;
+        EVENT_MONTHS
+            .ensure(&txn, partitions::with_months_ahead(month))
+            .await?;
+        txn.commit().await?;
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(month);
+        Ok(())
+    }
+
+    fn known(&self, month: chrono::NaiveDate) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&month)
+    }
 }
 
 /// See [`EventStore::begin_append`].
@@ -759,6 +816,11 @@ async fn group_commit(
     policy: Arc<Policy>,
     mut pending: mpsc::Receiver<Pending>,
 ) {
+    // The months ahead exist before the first event of theirs arrives; an append that
+    // finds its month new makes sure of it again.
+    if let Err(err) = sealing.months.ensure(&db, policy.clock.now()).await {
+        tracing::warn!(error = %err, "could not create the event partitions ahead");
+    }
     while let Some(first) = pending.recv().await {
         let mut events = first.admissions.len();
         let mut group = vec![first];
@@ -888,6 +950,11 @@ pub struct EventQuery {
     pub event_time_from: Option<DateTime<Utc>>,
     /// eventTime < this.
     pub event_time_to: Option<DateTime<Utc>>,
+    /// recordTime >= this (GE_recordTime): on PostgreSQL only the partitions of the months
+    /// from here on are read.
+    pub record_time_from: Option<DateTime<Utc>>,
+    /// recordTime < this (LT_recordTime).
+    pub record_time_to: Option<DateTime<Utc>>,
     /// MATCH_epc: objects in epcList, childEPCs, inputEPCList, outputEPCList.
     pub match_epcs: Vec<String>,
     /// MATCH_anyEPC: those and parentID.
@@ -897,6 +964,23 @@ pub struct EventQuery {
     /// EQ_bizTransaction, of any type.
     pub biz_transactions: Vec<String>,
 }
+
+/// The event table's months on PostgreSQL, by record time.
+pub const EVENT_MONTHS: Monthly = Monthly {
+    table: "capture_events",
+    column: "record_time",
+};
+
+/// The indexes of the partitioned event table besides its key (sequence, record time),
+/// each for the reads named.
+const EVENT_INDEXES: [&str; 3] = [
+    // Duplicates (under the append lock) and GetEvent by eventID.
+    "CREATE INDEX capture_events_event_id ON capture_events (event_id)",
+    // Queries by event time (GE_eventTime / LT_eventTime).
+    "CREATE INDEX capture_events_event_time ON capture_events (event_time)",
+    // The error declarations of an event.
+    "CREATE INDEX capture_events_declares ON capture_events (declares)",
+];
 
 /// The advisory lock key of capture appenders ("tracery" in ASCII).
 const APPEND_LOCK: i64 = 0x0074_7261_6365_7279;
@@ -939,6 +1023,7 @@ impl EventStore {
         let sealing = Sealing {
             keys,
             payloads: Arc::default(),
+            months: Arc::default(),
         };
         tokio::spawn(group_commit(
             db.clone(),
@@ -1036,6 +1121,8 @@ impl EventStore {
         rollbacks: &[Range<usize>],
         audit: Vec<Record>,
     ) -> Result<(Vec<IntakeResult>, Vec<Option<Admission>>), CaptureError> {
+        // The month of the record time taken below is this one or, at its end, the next.
+        sealing.months.ensure(db, policy.clock.now()).await?;
         let txn = begin_append(db).await?;
         // Taken under the append lock, so record times rise with sequences: an archived
         // month is then one run of sequences.
@@ -1239,8 +1326,10 @@ impl EventStore {
     }
 
     /// Refuses to import `span` unless it was dropped from this store.
+    /// Then makes room for its events (see [`archive::make_room`]).
     pub async fn check_importable(&self, span: &archive::MonthSpan) -> Result<(), CaptureError> {
-        archive::check_importable(&self.db, span).await
+        archive::check_importable(&self.db, span).await?;
+        archive::make_room(&self.db, span).await
     }
 
     /// Prepares chain-checked archived `events` for [`EventStore::write_restore`] on a
@@ -1369,6 +1458,12 @@ impl EventStore {
         }
         if let Some(to) = query.event_time_to {
             condition = condition.add(event::Column::EventTime.lt(to));
+        }
+        if let Some(from) = query.record_time_from {
+            condition = condition.add(event::Column::RecordTime.gte(from));
+        }
+        if let Some(to) = query.record_time_to {
+            condition = condition.add(event::Column::RecordTime.lt(to));
         }
         for (values, roles) in [
             (&query.match_epcs, &keys::Role::OBJECTS[..]),
