@@ -26,6 +26,8 @@ use crate::integrity::{
     Break, ChainKeys, ChainRows, ChainVerifier, Checkpoint, GENESIS, relink_unkeyed,
 };
 use crate::migrations::create_table;
+use crate::partitions::{self, Monthly};
+use tokio_util::sync::CancellationToken;
 
 /// The `audit_log` table.
 pub mod entry {
@@ -354,10 +356,64 @@ pub async fn relink_legacy(db: &DatabaseConnection, keys: &ChainKeys) -> Result<
     relink_unkeyed(txn, &AuditRows, keys, CHAIN).await
 }
 
+/// The audit log's months on PostgreSQL.
+pub const AUDIT_MONTHS: Monthly = Monthly {
+    table: "audit_log",
+    column: "at",
+};
+
+/// How often the audit log's partitions ahead are checked.
+const AHEAD_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Keeps the audit log's partitions [`MONTHS_AHEAD`](crate::partitions::MONTHS_AHEAD)
+/// ahead of the clock: now, then every six hours, until `shutdown`. Records are written in
+/// their callers' transactions, which must not create tables, so the months are there
+/// before the first record of theirs.
+pub async fn partitions_ahead(db: DatabaseConnection, shutdown: CancellationToken) {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return;
+    }
+    loop {
+        if let Err(err) = ensure_months_ahead(&db, Utc::now()).await {
+            tracing::warn!(error = %err, "cannot create the audit log's partitions ahead");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(AHEAD_EVERY) => {}
+        }
+    }
+}
+
+/// Creates the audit log's partitions of the month of `now` and the months ahead, under
+/// the audit lock that every replica's creator takes.
+pub async fn ensure_months_ahead(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<(), DbErr> {
+    let txn = crate::db::begin_write(db).await?;
+    crate::db::serialize(&txn, AUDIT_LOCK).await?;
+    AUDIT_MONTHS
+        .ensure(
+            &txn,
+            partitions::with_months_ahead(partitions::month_of(now)),
+        )
+        .await?;
+    txn.commit().await
+}
+
 crate::migrator! {
     /// The audit table's migrations, tracked in their own table.
     pub Migrator in "audit_migrations" {
         CreateAuditLog = "m0001_create_audit_log",
+        PartitionAuditLog = "m0002_audit_log_monthly_partitions",
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PartitionAuditLog {
+    /// PostgreSQL only: the audit log becomes partitioned by month, the records so far one
+    /// partition (see [`crate::partitions`]).
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        AUDIT_MONTHS
+            .convert(manager.get_connection(), "id", &[], Utc::now())
+            .await
     }
 }
 

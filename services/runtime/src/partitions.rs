@@ -236,38 +236,22 @@ impl Monthly {
         conn: &impl ConnectionTrait,
         table: &str,
     ) -> Result<(), DbErr> {
-        let rows = conn
-            .query_all_raw(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                "SELECT conname::text AS name FROM pg_constraint \
-                 WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u')",
-                [table.into()],
-            ))
-            .await?;
-        for row in rows {
-            let name: String = row.try_get("", "name")?;
-            conn.execute_unprepared(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))
-                .await?;
-        }
-        Ok(())
+        let constraints = "SELECT conname::text AS name FROM pg_constraint \
+                           WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u')";
+        for_each_name(conn, constraints, table, |name| {
+            format!("ALTER TABLE {table} DROP CONSTRAINT {name}")
+        })
+        .await
     }
 
     /// Renames the plain table's indexes out of the way of the partitioned table's.
     async fn rename_indexes(&self, conn: &impl ConnectionTrait, table: &str) -> Result<(), DbErr> {
-        let rows = conn
-            .query_all_raw(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                "SELECT indexrelid::regclass::text AS name FROM pg_index \
-                 WHERE indrelid = to_regclass($1)",
-                [table.into()],
-            ))
-            .await?;
-        for row in rows {
-            let name: String = row.try_get("", "name")?;
-            conn.execute_unprepared(&format!("ALTER INDEX {name} RENAME TO {name}_before"))
-                .await?;
-        }
-        Ok(())
+        let indexes = "SELECT indexrelid::regclass::text AS name FROM pg_index \
+                       WHERE indrelid = to_regclass($1)";
+        for_each_name(conn, indexes, table, |name| {
+            format!("ALTER INDEX {name} RENAME TO {name}_before")
+        })
+        .await
     }
 
     /// Attaches the plain table as the partition of everything before the month after its
@@ -307,6 +291,28 @@ impl Monthly {
         }
         Ok(())
     }
+}
+
+/// Runs the statement `statement` makes of each name that `names` (a query of `table`,
+/// its `$1`) lists.
+async fn for_each_name(
+    conn: &impl ConnectionTrait,
+    names: &str,
+    table: &str,
+    statement: impl Fn(&str) -> String,
+) -> Result<(), DbErr> {
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            names,
+            [table.into()],
+        ))
+        .await?;
+    for row in rows {
+        let name: String = row.try_get("", "name")?;
+        conn.execute_unprepared(&statement(&name)).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -238,6 +238,10 @@ impl Application {
         let running: Vec<ServiceKey> = serving.modules.iter().map(|m| m.key()).collect();
         let ctx = serving.context(reachable(grpc_listener.internal_addr()), &running)?;
         tasks.push(serving.audit_checkpoints());
+        tasks.push(tokio::spawn(audit::partitions_ahead(
+            serving.db.clone(),
+            serving.shutdown.clone(),
+        )));
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = http_api::Health::new(reporter, &running).await;

@@ -58,23 +58,28 @@ async fn strings(db: &DatabaseConnection, sql: &str) -> Vec<String> {
         .collect()
 }
 
-/// Events of two months: one 40 days ago, one now. Returns the earlier month.
-async fn capture_two_months(app: &TestApp) -> NaiveDate {
+/// A suite on PostgreSQL (`None` on SQLite) with events of two months: two 40 days ago,
+/// one now. Also returns its database and the earlier month.
+async fn two_month_store() -> Option<(TestApp, DatabaseConnection, NaiveDate)> {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let Some(db) = postgres(&app).await else {
+        app.stop().await.expect("stops");
+        return None;
+    };
     app.clock.shift(TimeDelta::days(-40));
     let earlier = month_of(app.clock.now());
-    app.capture_events(vec![event(app, 1), event(app, 2)]).await;
+    app.capture_events(vec![event(&app, 1), event(&app, 2)])
+        .await;
     app.clock.shift(TimeDelta::zero());
-    app.capture_events(vec![event(app, 3)]).await;
-    earlier
+    app.capture_events(vec![event(&app, 3)]).await;
+    Some((app, db, earlier))
 }
 
 #[tokio::test]
 async fn events_land_in_the_partition_of_their_record_month_and_months_ahead_exist() {
-    let app = TestApp::spawn().await.expect("suite starts");
-    let Some(db) = postgres(&app).await else {
+    let Some((app, db, earlier)) = two_month_store().await else {
         return;
     };
-    let earlier = capture_two_months(&app).await;
     let this_month = month_of(Utc::now());
 
     let holding = strings(
@@ -107,11 +112,9 @@ async fn events_land_in_the_partition_of_their_record_month_and_months_ahead_exi
 
 #[tokio::test]
 async fn a_query_by_record_time_reads_only_the_months_it_names() {
-    let app = TestApp::spawn().await.expect("suite starts");
-    let Some(db) = postgres(&app).await else {
+    let Some((app, db, earlier)) = two_month_store().await else {
         return;
     };
-    let earlier = capture_two_months(&app).await;
     let this_month = month_of(Utc::now());
 
     // Whatever reads the earlier month now waits for this lock; a query that reads only
@@ -167,11 +170,9 @@ async fn an_archived_month_goes_with_its_partition_and_comes_back_in_one() {
         Connection,
         archive::{self, DropArgs, ExportArgs, ImportArgs},
     };
-    let app = TestApp::spawn().await.expect("suite starts");
-    let Some(db) = postgres(&app).await else {
+    let Some((app, db, earlier)) = two_month_store().await else {
         return;
     };
-    let earlier = capture_two_months(&app).await;
     let connection = || Connection {
         server: format!("http://{}", app.grpc_addr),
         token: None,
