@@ -329,20 +329,34 @@ async fn revert_to_spelled_out_identifiers(db: &DatabaseConnection) {
         sea_orm::DbBackend::Postgres => "bigserial PRIMARY KEY",
         _ => "INTEGER PRIMARY KEY AUTOINCREMENT",
     };
+    // PostgreSQL keeps the index in the events since `m0017`, which goes back too.
+    let (index_rows, drop_index) = match backend {
+        sea_orm::DbBackend::Postgres => (
+            "SELECT e.sequence, (c % 16)::smallint AS role, c / 16 AS identifier \
+             FROM capture_events e, unnest(e.identifiers) AS c",
+            "ALTER TABLE capture_events DROP COLUMN identifiers",
+        ),
+        _ => (
+            "SELECT sequence, role, identifier FROM capture_identifier_index",
+            "DROP TABLE capture_identifier_index",
+        ),
+    };
     for sql in [
         format!(
             "CREATE TABLE capture_event_keys (id {id}, sequence bigint NOT NULL, \
              role smallint NOT NULL, value text NOT NULL)"
         ),
-        "INSERT INTO capture_event_keys (sequence, role, value) \
-         SELECT k.sequence, k.role, i.value FROM capture_identifier_index k \
-         JOIN capture_identifiers i ON i.id = k.identifier"
-            .to_owned(),
+        format!(
+            "INSERT INTO capture_event_keys (sequence, role, value) \
+             SELECT k.sequence, k.role, i.value FROM ({index_rows}) k \
+             JOIN capture_identifiers i ON i.id = k.identifier"
+        ),
         "CREATE INDEX capture_event_keys_value ON capture_event_keys (value, role, sequence)"
             .to_owned(),
-        "DROP TABLE capture_identifier_index".to_owned(),
+        drop_index.to_owned(),
         "DROP TABLE capture_identifiers".to_owned(),
-        "DELETE FROM capture_migrations WHERE version = 'm0012_capture_identifier_numbers'"
+        "DELETE FROM capture_migrations WHERE version IN \
+         ('m0012_capture_identifier_numbers', 'm0017_capture_identifiers_in_events')"
             .to_owned(),
     ] {
         db.execute_raw(Statement::from_string(backend, sql))

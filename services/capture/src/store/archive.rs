@@ -621,25 +621,21 @@ pub async fn drop_month(
 async fn remove_rows(conn: &impl ConnectionTrait, span: &MonthSpan) -> Result<(), CaptureError> {
     let (first, last) = (span.first_sequence, span.last_sequence);
     let month = month_first(&span.month)?;
+    // On PostgreSQL the identifier index is a column of the events (see `bulk`).
+    let index: &[&str] = match conn.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => &[],
+        _ => &["capture_identifier_index"],
+    };
+    delete_rows(conn, first, last, index).await?;
     if EVENT_MONTHS.has_own(conn, month).await? && partition_holds(conn, span, month).await? {
-        delete_rows(
-            conn,
-            first,
-            last,
-            &["capture_identifier_index", "capture_event_traces"],
-        )
-        .await?;
+        delete_rows(conn, first, last, &["capture_event_traces"]).await?;
         EVENT_MONTHS.drop_month(conn, month).await?;
     } else {
         delete_rows(
             conn,
             first,
             last,
-            &[
-                "capture_identifier_index",
-                "capture_event_traces",
-                "capture_events",
-            ],
+            &["capture_event_traces", "capture_events"],
         )
         .await?;
     }
@@ -750,7 +746,6 @@ pub async fn check_importable(
 /// Checked events made into rows, ready to be written back ([`write_restore`]).
 pub struct Restore {
     rows: Vec<(i64, bulk::EventRow)>,
-    key_rows: Vec<(i64, keys::Role, String)>,
 }
 
 /// Makes checked `events` into their rows and identifier index rows: the work of an
@@ -760,7 +755,6 @@ pub fn prepare_restore(
     events: &[ArchivedEvent],
 ) -> Result<Restore, CaptureError> {
     let mut rows = Vec::with_capacity(events.len());
-    let mut key_rows = Vec::new();
     for archived in events {
         let stored = parse_payload(archived.sequence, &archived.payload)?;
         let event_id = stored.event.event_id.clone().unwrap_or_default();
@@ -782,7 +776,7 @@ pub fn prepare_restore(
         );
         row.payload = archived.payload.clone();
         row.chain_hash = archived.link.clone();
-        key_rows.extend(keys::rows(archived.sequence, &stored.event));
+        row.keys = keys::keys_of(&stored.event);
         rows.push((archived.sequence, row));
     }
     let frames = payloads
@@ -791,7 +785,7 @@ pub fn prepare_restore(
     for ((_, row), frame) in rows.iter_mut().zip(frames) {
         row.stored_payload = frame;
     }
-    Ok(Restore { rows, key_rows })
+    Ok(Restore { rows })
 }
 
 /// Puts prepared rows back at their sequences in one transaction; rows stored already are
@@ -799,7 +793,6 @@ pub fn prepare_restore(
 pub async fn write_restore(db: &DatabaseConnection, restore: Restore) -> Result<(), CaptureError> {
     let txn = tracery_runtime::db::begin_write(db).await?;
     bulk::insert_events_at(&txn, restore.rows).await?;
-    bulk::insert_keys(&txn, restore.key_rows).await?;
     txn.commit().await?;
     Ok(())
 }

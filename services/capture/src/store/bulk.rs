@@ -82,6 +82,8 @@ pub struct EventRow {
     pub stored_payload: Vec<u8>,
     /// Its link in the hash chain (see [`super::integrity`]).
     pub chain_hash: String,
+    /// The identifiers it is found by ([`keys::keys_of`]), written with it.
+    pub keys: Vec<(keys::Role, String)>,
 }
 
 /// The columns of `rows` as PostgreSQL arrays (`event_id` to `chain_hash`, as the
@@ -131,18 +133,19 @@ pub async fn insert_events(
     }
     if is_postgres(conn) {
         let keys: Vec<String> = rows.iter().map(|r| r.store_key.clone()).collect();
-        let values = pg_arrays(&rows);
+        let mut values = pg_arrays(&rows);
+        values.push(identifier_codes(conn, &rows).await?);
         let statement = Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
             r#"INSERT INTO "capture_events" ("event_id", "declares", "event_type", "event_time",
                  "record_time", "biz_step", "disposition", "read_point", "biz_location", "payload",
-                 "chain_hash")
+                 "chain_hash", "identifiers")
                SELECT k, NULLIF(d, ''), t, et, rt, NULLIF(bs, ''), NULLIF(dp, ''),
-                 NULLIF(rp, ''), NULLIF(bl, ''), p, h
+                 NULLIF(rp, ''), NULLIF(bl, ''), p, h, i::bigint[]
                FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[],
                  $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[],
-                 $11::text[])
-                 AS u(k, d, t, et, rt, bs, dp, rp, bl, p, h)
+                 $11::text[], $12::text[])
+                 AS u(k, d, t, et, rt, bs, dp, rp, bl, p, h, i)
                RETURNING "event_id", "sequence""#,
             values,
         );
@@ -162,9 +165,18 @@ pub async fn insert_events(
             .collect();
     }
     let mut sequences = Vec::with_capacity(rows.len());
+    let mut key_rows = Vec::new();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<event::ActiveModel> = rows.by_ref().take(SQLITE_ROWS).map(active).collect();
+        let mut chunk_keys = Vec::new();
+        let chunk: Vec<event::ActiveModel> = rows
+            .by_ref()
+            .take(SQLITE_ROWS)
+            .map(|mut row| {
+                chunk_keys.push(std::mem::take(&mut row.keys));
+                active(row)
+            })
+            .collect();
         let count = chunk.len();
         let assigned = event::Entity::insert_many(chunk)
             .exec_with_returning_keys(conn)
@@ -177,9 +189,22 @@ pub async fn insert_events(
         }
         // The writer holds the database lock, so one statement's rows get their sequences
         // in VALUES order.
+        key_rows.extend(index_rows(&assigned, chunk_keys));
         sequences.extend(assigned);
     }
+    keys::insert_rows(conn, key_rows).await?;
     Ok(sequences)
+}
+
+/// The identifier index rows `(sequence, role, value)` of rows stored at `sequences`.
+fn index_rows(
+    sequences: &[i64],
+    keys: Vec<Vec<(keys::Role, String)>>,
+) -> impl Iterator<Item = (i64, keys::Role, String)> + '_ {
+    sequences.iter().zip(keys).flat_map(|(&sequence, keys)| {
+        keys.into_iter()
+            .map(move |(role, value)| (sequence, role, value))
+    })
 }
 
 /// Puts `rows` back at the given sequences (an archive's import); rows stored already are
@@ -202,31 +227,36 @@ pub async fn insert_events_at(
         let rows: Vec<EventRow> = rows.into_iter().map(|(_, row)| row).collect();
         let mut values = pg_arrays(&rows);
         values.push(sequences);
+        values.push(identifier_codes(conn, &rows).await?);
         conn.execute_raw(Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
             r#"INSERT INTO "capture_events" ("sequence", "event_id", "declares", "event_type",
                  "event_time", "record_time", "biz_step", "disposition", "read_point",
-                 "biz_location", "payload", "chain_hash")
+                 "biz_location", "payload", "chain_hash", "identifiers")
                SELECT s, k, NULLIF(d, ''), t, et, rt, NULLIF(bs, ''), NULLIF(dp, ''),
-                 NULLIF(rp, ''), NULLIF(bl, ''), p, h
+                 NULLIF(rp, ''), NULLIF(bl, ''), p, h, i::bigint[]
                FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[],
                  $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[],
-                 $11::text[], $12::bigint[])
-                 AS u(k, d, t, et, rt, bs, dp, rp, bl, p, h, s)
+                 $11::text[], $12::bigint[], $13::text[])
+                 AS u(k, d, t, et, rt, bs, dp, rp, bl, p, h, s, i)
                ON CONFLICT DO NOTHING"#,
             values,
         ))
         .await?;
         return Ok(());
     }
+    let mut key_rows = Vec::new();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<event::ActiveModel> = rows
             .by_ref()
             .take(SQLITE_ROWS)
-            .map(|(sequence, row)| event::ActiveModel {
-                sequence: Set(sequence),
-                ..active(row)
+            .map(|(sequence, mut row)| {
+                key_rows.extend(index_rows(&[sequence], vec![std::mem::take(&mut row.keys)]));
+                event::ActiveModel {
+                    sequence: Set(sequence),
+                    ..active(row)
+                }
             })
             .collect();
         event::Entity::insert_many(chunk)
@@ -234,7 +264,7 @@ pub async fn insert_events_at(
             .exec_without_returning(conn)
             .await?;
     }
-    Ok(())
+    keys::insert_rows(conn, key_rows).await
 }
 
 fn active(row: EventRow) -> event::ActiveModel {
@@ -255,21 +285,35 @@ fn active(row: EventRow) -> event::ActiveModel {
     }
 }
 
-/// Writes identifier index rows `(sequence, role, value)`, numbering the identifiers not
-/// stored yet ([`keys::intern`]).
-pub async fn insert_keys(
-    conn: &impl ConnectionTrait,
-    rows: Vec<(i64, keys::Role, String)>,
-) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    if !is_postgres(conn) {
-        return keys::insert_rows(conn, rows).await;
-    }
-    let mut values: Vec<String> = rows.iter().map(|row| row.2.clone()).collect();
+/// The identifiers of each of `rows` as PostgreSQL's `identifiers` column holds them, one
+/// array literal per row: each identifier's number in `capture_identifiers` (numbering
+/// those not stored yet) times 16 plus its [`keys::Role`]. One GIN index over that column
+/// answers every identifier query, and goes with the row's month partition.
+async fn identifier_codes(conn: &impl ConnectionTrait, rows: &[EventRow]) -> Result<Value, DbErr> {
+    let mut values: Vec<String> = rows
+        .iter()
+        .flat_map(|row| row.keys.iter().map(|(_, value)| value.clone()))
+        .collect();
     values.sort_unstable();
     values.dedup();
+    let numbers = intern(conn, values).await?;
+    let literal = |row: &EventRow| {
+        let codes: Vec<String> = row
+            .keys
+            .iter()
+            .filter_map(|(role, value)| Some(keys::code(*numbers.get(value)?, *role).to_string()))
+            .collect();
+        Some(format!("{{{}}}", codes.join(",")))
+    };
+    Ok(text_array(rows.iter().map(literal)))
+}
+
+/// The numbers of `values` in `capture_identifiers` (PostgreSQL), numbering those not
+/// stored yet: appenders are serialised, so no two number the same identifier.
+async fn intern(
+    conn: &impl ConnectionTrait,
+    values: Vec<String>,
+) -> Result<HashMap<String, i64>, DbErr> {
     let values = text_array(values.into_iter().map(Some));
     conn.execute_raw(Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
@@ -290,26 +334,7 @@ pub async fn insert_keys(
         let value: String = row.try_get("", "value")?;
         numbers.insert(value, row.try_get::<i64>("", "id")?);
     }
-    let numbered: Vec<(i64, i16, i64)> = rows
-        .iter()
-        .filter_map(|(sequence, role, value)| Some((*numbers.get(value)?, *role as i16, *sequence)))
-        .collect();
-    let column = |array: ArrayType, pick: &dyn Fn(&(i64, i16, i64)) -> Value| {
-        Value::Array(array, Some(Box::new(numbered.iter().map(pick).collect())))
-    };
-    conn.execute_raw(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        r#"INSERT INTO "capture_identifier_index" ("identifier", "role", "sequence")
-           SELECT * FROM UNNEST($1::bigint[], $2::smallint[], $3::bigint[])
-           ON CONFLICT DO NOTHING"#,
-        [
-            column(ArrayType::BigInt, &|row| Value::BigInt(Some(row.0))),
-            column(ArrayType::SmallInt, &|row| Value::SmallInt(Some(row.1))),
-            column(ArrayType::BigInt, &|row| Value::BigInt(Some(row.2))),
-        ],
-    ))
-    .await?;
-    Ok(())
+    Ok(numbers)
 }
 
 /// Rows per statement of the derived tables' writes below.

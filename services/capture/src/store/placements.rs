@@ -393,9 +393,8 @@ pub(super) async fn sequences_naming(
             .column(keys::identifier::Column::Id)
             .filter(keys::identifier::Column::Value.is_in(chunk.iter().cloned()))
             .into_query();
-        let statement = conn
-            .get_database_backend()
-            .build(&keys::naming(roles, identifiers));
+        let backend = conn.get_database_backend();
+        let statement = backend.build(&keys::naming(backend, roles, identifiers));
         for row in conn.query_all_raw(statement).await? {
             sequences.push(row.try_get::<i64>("", "sequence")?);
         }
