@@ -14,7 +14,9 @@
 //! in `capture_identifier_index`, a `WITHOUT ROWID` table of 12-byte rows. PostgreSQL
 //! pays a 24-byte header, a line pointer and an index entry per row (93 bytes each), so
 //! there each event carries its codes ([`code`]) in an `identifiers` array with a GIN
-//! index: an event's identifiers are then partitioned with it and dropped with its month.
+//! index on their identifier numbers (`capture_identifier_ids`: most codes occur once,
+//! since each event names a unit in another role, while identifiers recur): an event's
+//! identifiers are then partitioned with it and dropped with its month.
 
 use std::collections::HashMap;
 
@@ -354,10 +356,14 @@ fn with_codes(
         .iter()
         .map(|role| (*role as i16).to_string())
         .collect();
+    // The first test is the indexed one (by identifier, whatever the role); the second
+    // keeps the roles asked for among the events it finds.
     Expr::cust_with_values(
         format!(
-            "\"capture_events\".\"identifiers\" && ARRAY(SELECT i.\"id\" * 16 + r.role \
-             FROM ({numbers}) AS i CROSS JOIN unnest('{{{}}}'::smallint[]) AS r(role))",
+            "capture_identifier_ids(\"capture_events\".\"identifiers\") \
+               && ARRAY(SELECT i.\"id\" FROM ({numbers}) AS i) \
+             AND \"capture_events\".\"identifiers\" && ARRAY(SELECT i.\"id\" * 16 + r.role \
+               FROM ({numbers}) AS i CROSS JOIN unnest('{{{}}}'::smallint[]) AS r(role))",
             roles.join(",")
         ),
         values.0,

@@ -233,6 +233,9 @@ mod migration {
                  (SELECT sequence, array_agg(identifier * 16 + role ORDER BY identifier, role) \
                   AS codes FROM capture_identifier_index GROUP BY sequence) k \
                  WHERE e.sequence = k.sequence",
+                "CREATE OR REPLACE FUNCTION capture_identifier_ids(codes bigint[]) \
+                 RETURNS bigint[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE \
+                 AS 'SELECT array_agg(c / 16) FROM unnest(codes) AS c'",
                 super::IDENTIFIERS_INDEX,
                 "DROP TABLE capture_identifier_index",
             ] {
@@ -1010,7 +1013,8 @@ const EVENT_INDEXES: [&str; 3] = [
 
 /// The identifier index on PostgreSQL: the events' `identifiers` codes (see `bulk`), for
 /// MATCH_epc, MATCH_anyEPC, MATCH_epcClass and EQ_bizTransaction.
-const IDENTIFIERS_INDEX: &str = "CREATE INDEX IF NOT EXISTS capture_events_identifiers ON capture_events USING gin (identifiers)";
+const IDENTIFIERS_INDEX: &str = "CREATE INDEX IF NOT EXISTS capture_events_identifiers \
+     ON capture_events USING gin (capture_identifier_ids(identifiers))";
 
 /// The advisory lock key of capture appenders ("tracery" in ASCII).
 const APPEND_LOCK: i64 = 0x0074_7261_6365_7279;
