@@ -15,13 +15,16 @@
 //! - Importing ([`restore_events`], [`finish_import`]) checks that the events join this
 //!   store's chain where the month was, and puts them back at their sequences.
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Months, NaiveDate, TimeZone, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use sha2::{Digest, Sha256};
-use tracery_runtime::integrity::{ChainKeys, GENESIS};
+use tracery_runtime::{
+    integrity::{ChainKeys, GENESIS},
+    partitions,
+};
 
 use super::{
     EVENT_MONTHS, bulk, event, event_columns, integrity, keys, parse_payload, payloads::Payloads,
@@ -178,11 +181,9 @@ fn refused(reason: String) -> CaptureError {
     CaptureError::ArchiveRefused(reason)
 }
 
-/// 00:00 UTC on the first of `time`'s month.
+/// 00:00 UTC on the first of `time`'s month: the month of its partition.
 fn month_start(time: DateTime<Utc>) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(time.year(), time.month(), 1, 0, 0, 0)
-        .single()
-        .unwrap_or(time)
+    Utc.from_utc_datetime(&partitions::month_of(time).and_time(chrono::NaiveTime::MIN))
 }
 
 /// The `YYYY-MM` name of the month starting at `start`.
@@ -557,9 +558,10 @@ pub async fn drop_month(
         .filter(event::Column::Sequence.between(span.first_sequence, span.last_sequence));
     let stored = in_range.clone().count(&txn).await?;
     // The month's label is checked too: every row of the range was recorded in it.
+    let end = month_end(&span.month)?;
     let recorded_in_month = in_range
-        .filter(event::Column::RecordTime.gte(month_end(&span.month)? - Months::new(1)))
-        .filter(event::Column::RecordTime.lt(month_end(&span.month)?))
+        .filter(event::Column::RecordTime.gte(end - Months::new(1)))
+        .filter(event::Column::RecordTime.lt(end))
         .count(&txn)
         .await?;
     let end_link = stored_link(&txn, span.last_sequence).await?;
