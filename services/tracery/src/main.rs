@@ -10,6 +10,12 @@ use tracery::cli::{
 };
 use tracery_runtime::config::ServeArgs;
 
+/// mimalloc rather than glibc's allocator: the suite makes many small short-lived
+/// allocations per event (decoding, canonical URIs, rows), and glibc's malloc and free
+/// took about 45 % of its CPU under a capture load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
