@@ -47,21 +47,24 @@ pub struct Args {
 /// containment (2) and receipts (6), from_node → to_node for lot membership (3).
 const RECURSIVE_BACKWARD: &str = r#"
 WITH RECURSIVE trace(node, depth) AS (
-    SELECT id, 0 FROM genealogy_nodes WHERE uri = $1
+    SELECT id, 0 FROM genealogy_nodes WHERE uri = $1 AND key = $2
   UNION
     SELECT CASE WHEN l.kind = 3 THEN l.to_node ELSE l.from_node END, t.depth + 1
     FROM trace t
     JOIN genealogy_links l
       ON (l.to_node = t.node AND l.kind IN (1, 2, 6))
       OR (l.from_node = t.node AND l.kind = 3)
-    WHERE t.depth < $2
+    WHERE t.depth < $3
 )
 SELECT COUNT(DISTINCT node) AS nodes FROM trace"#;
 
 /// The recursive baselines in `backend`'s dialect, with their names.
 fn baselines(backend: DatabaseBackend) -> Vec<(&'static str, String)> {
     let sql = if backend == DatabaseBackend::Sqlite {
-        RECURSIVE_BACKWARD.replace("$1", "?").replace("$2", "?")
+        RECURSIVE_BACKWARD
+            .replace("$1", "?")
+            .replace("$2", "?")
+            .replace("$3", "?")
     } else {
         RECURSIVE_BACKWARD.to_owned()
     };
@@ -211,7 +214,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     .query_one_raw(Statement::from_sql_and_values(
                         backend,
                         sql.clone(),
-                        [node.into(), args.max_depth.into()],
+                        [
+                            node.clone().into(),
+                            tracery_genealogy::store::tables::key_of(&node).into(),
+                            args.max_depth.into(),
+                        ],
                     ))
                     .await?;
                 histogram.record(started.elapsed().as_micros() as u64)?;

@@ -6,7 +6,7 @@ use sea_orm_migration::{
     prelude::*,
     schema::{
         big_integer, big_integer_null, big_pk_auto, double_null, integer, small_integer, string,
-        string_len, string_len_null, string_null, timestamp_with_time_zone,
+        string_null, timestamp_with_time_zone,
     },
 };
 use tracery_runtime::migrations::create_table;
@@ -26,13 +26,14 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(Superseded("m0001_create_genealogy_history")),
             Box::new(Superseded("m0002_create_genealogy_links")),
-            Box::new(InternNodes),
+            Box::new(Superseded("m0003_intern_nodes")),
+            Box::new(CompactProjection),
         ]
     }
 }
 
-/// An earlier layout, replaced as a whole by [`InternNodes`]; kept by name because the
-/// migration table of an existing database lists it.
+/// An earlier layout, replaced as a whole by [`CompactProjection`]; kept by name because
+/// the migration table of an existing database lists it.
 struct Superseded(&'static str);
 
 impl MigrationName for Superseded {
@@ -48,18 +49,23 @@ impl MigrationTrait for Superseded {
     }
 }
 
-struct InternNodes;
+/// Nodes indexed by key rather than URI, event attributes as node ids, history without a
+/// rowid on SQLite. The projection is rebuilt: every table goes and the cursor with it, so
+/// the follower replays capture's stream into the new layout.
+struct CompactProjection;
 
-impl MigrationName for InternNodes {
+impl MigrationName for CompactProjection {
     fn name(&self) -> &str {
-        "m0003_intern_nodes"
+        "m0004_compact_projection"
     }
 }
 
 #[async_trait::async_trait]
-impl MigrationTrait for InternNodes {
+impl MigrationTrait for CompactProjection {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            "genealogy_nodes",
+            "genealogy_events",
             "genealogy_history",
             "genealogy_links",
             "genealogy_packings",
@@ -74,7 +80,8 @@ impl MigrationTrait for InternNodes {
             node::Entity,
             [
                 big_pk_auto(node::Column::Id),
-                string(node::Column::Uri).unique_key().take(),
+                string(node::Column::Uri),
+                big_integer(node::Column::Key),
             ],
         )
         .await?;
@@ -85,31 +92,29 @@ impl MigrationTrait for InternNodes {
             [
                 big_integer(E::Sequence).primary_key().take(),
                 string(E::EventId),
-                string_len(E::EventType, 32),
+                big_integer(E::EventType),
                 timestamp_with_time_zone(E::EventTime),
-                string_len_null(E::Action, 8),
-                string_null(E::BizStep),
-                string_null(E::Disposition),
-                string_null(E::ReadPoint),
-                string_null(E::BizLocation),
-                string_null(E::Custodian),
+                big_integer_null(E::Action),
+                big_integer_null(E::BizStep),
+                big_integer_null(E::Disposition),
+                big_integer_null(E::ReadPoint),
+                big_integer_null(E::BizLocation),
+                big_integer_null(E::Custodian),
             ],
         )
         .await?;
+        // Unique, so replaying an event changes nothing; without a rowid SQLite keeps the
+        // rows in their key's B-tree alone.
+        let (bigint, without_rowid) = match manager.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => ("bigint", ""),
+            _ => ("INTEGER", " WITHOUT ROWID"),
+        };
         manager
-            .create_table(
-                Table::create()
-                    .table(history::Entity)
-                    .col(big_integer(history::Column::Node))
-                    .col(big_integer(history::Column::Sequence))
-                    // Unique, so replaying an event changes nothing.
-                    .primary_key(
-                        Index::create()
-                            .col(history::Column::Node)
-                            .col(history::Column::Sequence),
-                    )
-                    .to_owned(),
-            )
+            .get_connection()
+            .execute_unprepared(&format!(
+                "CREATE TABLE genealogy_history (node {bigint} NOT NULL, \
+                 sequence {bigint} NOT NULL, PRIMARY KEY (node, sequence)){without_rowid}"
+            ))
             .await?;
         use link::Column as L;
         create_table(
@@ -149,9 +154,14 @@ impl MigrationTrait for InternNodes {
             ],
         )
         .await?;
-        // Traces read links from either end; error declarations find an event's rows by
-        // its sequence, and its sequence by its eventID.
-        let indexes: [(&str, TableRef, Vec<DynIden>); 7] = [
+        // Nodes are found by key; traces read links from either end; error declarations
+        // find an event's rows by its sequence, and its sequence by its eventID.
+        let indexes: [(&str, TableRef, Vec<DynIden>); 8] = [
+            (
+                "genealogy_nodes_key",
+                node::Entity.into_table_ref(),
+                vec![node::Column::Key.into_iden()],
+            ),
             (
                 "genealogy_links_from",
                 link::Entity.into_table_ref(),

@@ -41,6 +41,7 @@ pub enum LinkEnd {
 #[derive(Clone)]
 pub struct ProjectionStore {
     db: DatabaseConnection,
+    names: read::Names,
 }
 
 /// The one cursor row's key.
@@ -55,7 +56,10 @@ const CHUNK: usize = 500;
 impl ProjectionStore {
     /// A store over `db`.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            names: read::Names::new(),
+        }
     }
 
     /// The highest capture sequence applied so far (0 when none).
@@ -148,7 +152,7 @@ impl ProjectionStore {
             if let Some(as_of) = as_of {
                 query.and_where(Expr::col(("e", event::Column::EventTime)).lte(as_of));
             }
-            found.extend(read::fetch::<Link, _>(&self.db, &query).await?);
+            found.extend(self.names.fetch(&self.db, &query, read::name_link).await?);
         }
         Ok(found)
     }
@@ -161,7 +165,11 @@ impl ProjectionStore {
             query.and_where(
                 Expr::col(("h", history::Column::Node)).in_subquery(read::node_ids(chunk.to_vec())),
             );
-            rows.extend(read::fetch::<HistoryRow, _>(&self.db, &query).await?);
+            rows.extend(
+                self.names
+                    .fetch(&self.db, &query, read::name_history)
+                    .await?,
+            );
         }
         Ok(rows)
     }
@@ -186,6 +194,9 @@ impl ProjectionStore {
         if let Some(after) = after {
             query.cond_where(read::after_position(after));
         }
-        Ok(read::fetch::<HistoryRow, _>(&self.db, &query).await?)
+        Ok(self
+            .names
+            .fetch(&self.db, &query, read::name_history)
+            .await?)
     }
 }

@@ -1,13 +1,15 @@
 //! Reading the projection back with identifiers and event attributes joined in, so the
 //! trace code works on URIs and times and never sees an interned id.
 
+use std::{collections::HashMap, sync::Arc};
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, FromQueryResult, Order,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, Order, QueryFilter,
     sea_query::{Condition, Expr, ExprTrait, JoinType, Query, SelectStatement},
 };
 
-use super::tables::{event, history, link, node};
+use super::tables::{event, history, key_of, link, node};
 
 /// A link as traces see it.
 #[derive(Debug, Clone, PartialEq, FromQueryResult)]
@@ -25,8 +27,10 @@ pub struct Link {
     /// For containment: when the child left the parent, and by which event.
     pub end_time: Option<DateTime<Utc>>,
     pub closed_by: Option<String>,
-    /// bizStep and readPoint of the making event.
+    /// bizStep and readPoint of the making event (named from [`Terms`]).
+    #[sea_orm(skip)]
     pub biz_step: Option<String>,
+    #[sea_orm(skip)]
     pub read_point: Option<String>,
     /// Quantity carried (transformation inputs given by quantity).
     pub quantity: Option<f64>,
@@ -40,29 +44,185 @@ pub struct HistoryRow {
     pub identifier: String,
     pub sequence: i64,
     pub event_id: String,
-    pub event_type: String,
     pub event_time: DateTime<Utc>,
+    // The event's attributes, named from [`Terms`].
+    #[sea_orm(skip)]
+    pub event_type: String,
+    #[sea_orm(skip)]
     pub action: Option<String>,
+    #[sea_orm(skip)]
     pub biz_step: Option<String>,
+    #[sea_orm(skip)]
     pub disposition: Option<String>,
+    #[sea_orm(skip)]
     pub read_point: Option<String>,
+    #[sea_orm(skip)]
     pub biz_location: Option<String>,
+    #[sea_orm(skip)]
     pub custodian: Option<String>,
 }
 
-/// The ids of the nodes named `uris`, as a subquery.
+/// The ids of the nodes named `uris`, as a subquery: found by key, matched on the URI.
 pub(super) fn node_ids<I: IntoIterator<Item = String>>(uris: I) -> SelectStatement {
+    let uris: Vec<String> = uris.into_iter().collect();
     Query::select()
         .column(node::Column::Id)
         .from(node::Entity)
+        .and_where(Expr::col(node::Column::Key).is_in(uris.iter().map(|uri| key_of(uri))))
         .and_where(Expr::col(node::Column::Uri).is_in(uris))
         .to_owned()
+}
+
+/// The interned ids of an event's attributes (events aliased `e`), selected beside a
+/// row and named in Rust by [`Names`]: a handful of distinct values, so a cache answers
+/// nearly every lookup and the query needs no join for them.
+#[derive(Debug, Clone, Copy, FromQueryResult)]
+pub(super) struct Terms {
+    pub term_event_type: Option<i64>,
+    pub term_action: Option<i64>,
+    pub term_biz_step: Option<i64>,
+    pub term_disposition: Option<i64>,
+    pub term_read_point: Option<i64>,
+    pub term_biz_location: Option<i64>,
+    pub term_custodian: Option<i64>,
+}
+
+impl Terms {
+    const COLUMNS: [(event::Column, &'static str); 7] = [
+        (event::Column::EventType, "term_event_type"),
+        (event::Column::Action, "term_action"),
+        (event::Column::BizStep, "term_biz_step"),
+        (event::Column::Disposition, "term_disposition"),
+        (event::Column::ReadPoint, "term_read_point"),
+        (event::Column::BizLocation, "term_biz_location"),
+        (event::Column::Custodian, "term_custodian"),
+    ];
+
+    fn select(query: &mut SelectStatement) {
+        for (column, name) in Self::COLUMNS {
+            query.expr_as(Expr::col(("e", column)), name);
+        }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = i64> {
+        [
+            self.term_event_type,
+            self.term_action,
+            self.term_biz_step,
+            self.term_disposition,
+            self.term_read_point,
+            self.term_biz_location,
+            self.term_custodian,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// Node names by id, remembered: an interned id keeps its name for good.
+#[derive(Clone)]
+pub(super) struct Names(Arc<quick_cache::sync::Cache<i64, Arc<str>>>);
+
+/// Enough for every vocabulary term and location of a large plant.
+const REMEMBERED_NAMES: usize = 20_000;
+
+impl Names {
+    pub(super) fn new() -> Self {
+        Self(Arc::new(quick_cache::sync::Cache::new(REMEMBERED_NAMES)))
+    }
+
+    /// The names of `ids`, reading the ones not remembered.
+    async fn of<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        ids: impl Iterator<Item = i64>,
+    ) -> Result<HashMap<i64, Arc<str>>, DbErr> {
+        let mut names = HashMap::new();
+        let mut missing = Vec::new();
+        for id in ids {
+            if names.contains_key(&id) {
+                continue;
+            }
+            match self.0.get(&id) {
+                Some(name) => drop(names.insert(id, name)),
+                None => missing.push(id),
+            }
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        for chunk in missing.chunks(500) {
+            let found = node::Entity::find()
+                .filter(node::Column::Id.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?;
+            for node in found {
+                let name: Arc<str> = node.uri.into();
+                self.0.insert(node.id, Arc::clone(&name));
+                names.insert(node.id, name);
+            }
+        }
+        Ok(names)
+    }
+
+    /// Runs `query` (which selected [`Terms`]) and reads its rows as `T`, with `name` filling
+    /// in each row's attributes from its terms.
+    pub(super) async fn fetch<T: FromQueryResult, C: ConnectionTrait>(
+        &self,
+        db: &C,
+        query: &SelectStatement,
+        name: impl Fn(&mut T, &Terms, &dyn Fn(Option<i64>) -> Option<String>),
+    ) -> Result<Vec<T>, DbErr> {
+        let results = db.query_all(query).await?;
+        let mut rows = Vec::with_capacity(results.len());
+        for result in &results {
+            rows.push((
+                T::from_query_result(result, "")?,
+                Terms::from_query_result(result, "")?,
+            ));
+        }
+        let names = self
+            .of(db, rows.iter().flat_map(|(_, terms)| terms.ids()))
+            .await?;
+        let lookup = |id: Option<i64>| id.and_then(|id| names.get(&id)).map(|n| n.to_string());
+        Ok(rows
+            .into_iter()
+            .map(|(mut row, terms)| {
+                name(&mut row, &terms, &lookup);
+                row
+            })
+            .collect())
+    }
+}
+
+/// Fills a history row's attributes from its terms.
+pub(super) fn name_history(
+    row: &mut HistoryRow,
+    terms: &Terms,
+    name: &dyn Fn(Option<i64>) -> Option<String>,
+) {
+    row.event_type = name(terms.term_event_type).unwrap_or_default();
+    row.action = name(terms.term_action);
+    row.biz_step = name(terms.term_biz_step);
+    row.disposition = name(terms.term_disposition);
+    row.read_point = name(terms.term_read_point);
+    row.biz_location = name(terms.term_biz_location);
+    row.custodian = name(terms.term_custodian);
+}
+
+/// Fills a link's attributes (those of the event that made it) from its terms.
+pub(super) fn name_link(
+    row: &mut Link,
+    terms: &Terms,
+    name: &dyn Fn(Option<i64>) -> Option<String>,
+) {
+    row.biz_step = name(terms.term_biz_step);
+    row.read_point = name(terms.term_read_point);
 }
 
 /// Links (aliased `l`) with both ends' URIs and the making and ending events' attributes;
 /// the caller adds the filter.
 pub(super) fn links() -> SelectStatement {
-    Query::select()
+    let mut query = Query::select()
         .expr_as(Expr::col(("l", link::Column::Id)), "id")
         .expr_as(Expr::col(("f", node::Column::Uri)), "from_node")
         .expr_as(Expr::col(("t", node::Column::Uri)), "to_node")
@@ -72,8 +232,6 @@ pub(super) fn links() -> SelectStatement {
         .expr_as(Expr::col(("e", event::Column::EventTime)), "event_time")
         .expr_as(Expr::col(("c", event::Column::EventTime)), "end_time")
         .expr_as(Expr::col(("c", event::Column::EventId)), "closed_by")
-        .expr_as(Expr::col(("e", event::Column::BizStep)), "biz_step")
-        .expr_as(Expr::col(("e", event::Column::ReadPoint)), "read_point")
         .expr_as(Expr::col(("l", link::Column::Quantity)), "quantity")
         .expr_as(Expr::col(("l", link::Column::Uom)), "uom")
         .from_as(link::Entity, "l")
@@ -102,7 +260,9 @@ pub(super) fn links() -> SelectStatement {
             Expr::col(("c", event::Column::Sequence)).equals(("l", link::Column::EndSequence)),
         )
         .order_by(("l", link::Column::Id), Order::Asc)
-        .to_owned()
+        .to_owned();
+    Terms::select(&mut query);
+    query
 }
 
 /// History rows (aliased `h`, events `e`) with the node's URI and the event's attributes;
@@ -111,19 +271,8 @@ pub(super) fn histories() -> SelectStatement {
     let mut query = Query::select();
     query.expr_as(Expr::col(("n", node::Column::Uri)), "identifier");
     query.expr_as(Expr::col(("h", history::Column::Sequence)), "sequence");
-    for column in [
-        event::Column::EventId,
-        event::Column::EventType,
-        event::Column::EventTime,
-        event::Column::Action,
-        event::Column::BizStep,
-        event::Column::Disposition,
-        event::Column::ReadPoint,
-        event::Column::BizLocation,
-        event::Column::Custodian,
-    ] {
-        query.column(("e", column));
-    }
+    query.column(("e", event::Column::EventId));
+    query.column(("e", event::Column::EventTime));
     query
         .from_as(history::Entity, "h")
         .join_as(
@@ -137,18 +286,9 @@ pub(super) fn histories() -> SelectStatement {
             event::Entity,
             "e",
             Expr::col(("e", event::Column::Sequence)).equals(("h", history::Column::Sequence)),
-        )
-        .to_owned()
-}
-
-/// Runs `query` and reads its rows as `T`.
-pub(super) async fn fetch<T: FromQueryResult, C: ConnectionTrait>(
-    db: &C,
-    query: &SelectStatement,
-) -> Result<Vec<T>, sea_orm::DbErr> {
-    T::find_by_statement(db.get_database_backend().build(query))
-        .all(db)
-        .await
+        );
+    Terms::select(&mut query);
+    query
 }
 
 /// `(time, sequence)` strictly after `after`, for keyset paging in event-time order.

@@ -1,7 +1,9 @@
-//! The projection's tables. Identifiers are interned once in `genealogy_nodes` and the
-//! attributes of an event are kept once in `genealogy_events`; history, link and packing
-//! rows hold only integer node ids and capture sequences, so a plant event costs a few
-//! dozen bytes per row it makes rather than a few hundred.
+//! The projection's tables. Every string the projection keeps (identifiers, parties and
+//! locations, and the vocabulary of event attributes: type, action, bizStep, disposition)
+//! is interned once in `genealogy_nodes`; the attributes of an event are kept once in
+//! `genealogy_events` as numbers; history, link and packing rows hold only integer node
+//! ids and capture sequences, so a plant event costs a few dozen bytes per row it makes
+//! rather than a few hundred.
 
 /// `genealogy_nodes`: one row per canonical identifier, party or location.
 pub mod node {
@@ -13,9 +15,11 @@ pub mod node {
     pub struct Model {
         #[sea_orm(primary_key)]
         pub id: i64,
-        /// Canonical URI ([`crate::facts::node_id`]).
-        #[sea_orm(unique)]
+        /// Canonical URI ([`crate::facts::node_id`]) or vocabulary term.
         pub uri: String,
+        /// [`key_of`](super::key_of) the URI: indexed instead of the URI itself, an
+        /// eighth of its size; lookups match both.
+        pub key: i64,
     }
 
     /// No relations.
@@ -37,20 +41,20 @@ pub mod event {
         #[sea_orm(primary_key, auto_increment = false)]
         pub sequence: i64,
         pub event_id: String,
-        /// EPCIS event type.
-        pub event_type: String,
+        /// EPCIS event type (a node id, as are the attributes below).
+        pub event_type: i64,
         /// eventTime (UTC).
         pub event_time: ChronoDateTimeUtc,
         /// ADD/OBSERVE/DELETE, absent for transformations.
-        pub action: Option<String>,
-        pub biz_step: Option<String>,
-        pub disposition: Option<String>,
+        pub action: Option<i64>,
+        pub biz_step: Option<i64>,
+        pub disposition: Option<i64>,
         /// readPoint id.
-        pub read_point: Option<String>,
+        pub read_point: Option<i64>,
         /// bizLocation id.
-        pub biz_location: Option<String>,
+        pub biz_location: Option<i64>,
         /// Where custody went with this event (a destination party), if it says.
-        pub custodian: Option<String>,
+        pub custodian: Option<i64>,
     }
 
     /// No relations.
@@ -157,6 +161,16 @@ pub mod cursor {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The indexed key of a node's URI: the first 8 bytes of its SHA-256. Stable across builds
+/// and platforms (it is stored); two URIs sharing a key are told apart by the URI.
+pub fn key_of(uri: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(uri.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }
 
 /// [`packing`] action: the child went into the parent.

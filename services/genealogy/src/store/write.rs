@@ -9,7 +9,7 @@ use sea_orm::{
 };
 use tracery_epcis::Event;
 
-use super::tables::{PACKED, UNPACKED, event, history, link, node, packing};
+use super::tables::{PACKED, UNPACKED, event, history, key_of, link, node, packing};
 use crate::{
     errors::GenealogyError,
     facts::{Facts, LinkKind, NewLink, Unpack},
@@ -17,30 +17,57 @@ use crate::{
 
 const CHUNK: usize = 500;
 
-/// The ids of `uris`, adding the ones not seen before.
-async fn intern<'a>(
+/// The ids of `uris`, adding the ones not seen before. Nodes are found by their indexed
+/// key and matched on the URI; the projection's single writer (see
+/// [`ProjectionStore::apply_batch`](super::ProjectionStore::apply_batch)) makes the
+/// look-then-insert safe.
+async fn intern(
     txn: &DatabaseTransaction,
-    uris: impl Iterator<Item = &'a String>,
+    mut unique: Vec<&str>,
 ) -> Result<HashMap<String, i64>, GenealogyError> {
-    let mut unique: Vec<&String> = uris.collect();
-    unique.sort();
+    unique.sort_unstable();
     unique.dedup();
     let mut ids = HashMap::with_capacity(unique.len());
     for chunk in unique.chunks(CHUNK) {
-        node::Entity::insert_many(chunk.iter().map(|uri| node::ActiveModel {
-            uri: Set((*uri).clone()),
+        find_nodes(txn, chunk, &mut ids).await?;
+        let missing: Vec<&str> = chunk
+            .iter()
+            .copied()
+            .filter(|uri| !ids.contains_key(*uri))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        node::Entity::insert_many(missing.iter().map(|uri| node::ActiveModel {
+            uri: Set((*uri).to_owned()),
+            key: Set(key_of(uri)),
             ..Default::default()
         }))
-        .on_conflict_do_nothing_on([node::Column::Uri])
         .exec_without_returning(txn)
         .await?;
-        let found = node::Entity::find()
-            .filter(node::Column::Uri.is_in(chunk.iter().map(|uri| (*uri).clone())))
-            .all(txn)
-            .await?;
-        ids.extend(found.into_iter().map(|n| (n.uri, n.id)));
+        find_nodes(txn, &missing, &mut ids).await?;
     }
     Ok(ids)
+}
+
+/// Adds the ids of the stored nodes among `uris` to `ids`.
+async fn find_nodes(
+    txn: &DatabaseTransaction,
+    uris: &[&str],
+    ids: &mut HashMap<String, i64>,
+) -> Result<(), GenealogyError> {
+    let wanted: HashSet<&str> = uris.iter().copied().collect();
+    let found = node::Entity::find()
+        .filter(node::Column::Key.is_in(uris.iter().map(|uri| key_of(uri))))
+        .all(txn)
+        .await?;
+    ids.extend(
+        found
+            .into_iter()
+            .filter(|n| wanted.contains(n.uri.as_str()))
+            .map(|n| (n.uri, n.id)),
+    );
+    Ok(())
 }
 
 /// Records a run of events, in sequence order, with one statement per table (per chunk of
@@ -55,16 +82,20 @@ pub(super) async fn record_run(
     if run.is_empty() {
         return Ok(());
     }
-    let ids = intern(txn, run.iter().flat_map(|(_, _, _, facts)| uris(facts))).await?;
-    let id = |uri: &String| {
-        ids.get(uri).copied().ok_or_else(|| {
-            GenealogyError::Store(DbErr::RecordNotFound(format!("genealogy node {uri}")))
-        })
-    };
-    let events: Vec<event::ActiveModel> = run
+    let mut named: Vec<&str> = Vec::new();
+    for (_, _, event, facts) in run {
+        named.extend(uris(facts).map(String::as_str));
+        named.extend(terms(event));
+        named.extend(facts.custodian.as_deref());
+    }
+    let ids = intern(txn, named).await?;
+    let id = |uri: &String| node(&ids, uri);
+    let events = run
         .iter()
-        .map(|(sequence, event_id, event, facts)| event_row(*sequence, event_id, event, facts))
-        .collect();
+        .map(|(sequence, event_id, event, facts)| {
+            event_row(*sequence, event_id, event, facts, &ids)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     for chunk in events.chunks(CHUNK) {
         event::Entity::insert_many(chunk.to_vec())
             .on_conflict_do_nothing_on([event::Column::Sequence])
@@ -120,6 +151,27 @@ fn uris(facts: &Facts) -> impl Iterator<Item = &String> {
         .chain(&facts.repacked)
         .chain(&facts.confirms)
         .chain(unpacked)
+}
+
+/// The vocabulary an event's row names ([`event_row`]).
+fn terms(event: &Event) -> impl Iterator<Item = &str> {
+    let located = [&event.read_point, &event.biz_location]
+        .into_iter()
+        .flatten()
+        .map(|location| location.id.as_str());
+    [event.kind.type_name()]
+        .into_iter()
+        .chain(event.kind.action().map(|a| a.as_str()))
+        .chain(event.biz_step.as_deref())
+        .chain(event.disposition.as_deref())
+        .chain(located)
+}
+
+/// The id of the interned `uri`.
+fn node(ids: &HashMap<String, i64>, uri: &str) -> Result<i64, GenealogyError> {
+    ids.get(uri).copied().ok_or_else(|| {
+        GenealogyError::Store(DbErr::RecordNotFound(format!("genealogy node {uri}")))
+    })
 }
 
 /// Whether `facts` open, confirm or end containment.
@@ -344,20 +396,27 @@ impl OpenContainment {
     }
 }
 
-/// The projection's row for one event.
-fn event_row(sequence: i64, event_id: &str, event: &Event, facts: &Facts) -> event::ActiveModel {
-    event::ActiveModel {
+/// The projection's row for one event, its strings as interned ids.
+fn event_row(
+    sequence: i64,
+    event_id: &str,
+    event: &Event,
+    facts: &Facts,
+    ids: &HashMap<String, i64>,
+) -> Result<event::ActiveModel, GenealogyError> {
+    let id = |uri: Option<&str>| uri.map(|uri| node(ids, uri)).transpose();
+    Ok(event::ActiveModel {
         sequence: Set(sequence),
         event_id: Set(event_id.to_owned()),
-        event_type: Set(event.kind.type_name().to_owned()),
+        event_type: Set(node(ids, event.kind.type_name())?),
         event_time: Set(event.event_time.to_utc()),
-        action: Set(event.kind.action().map(|a| a.as_str().to_owned())),
-        biz_step: Set(event.biz_step.clone()),
-        disposition: Set(event.disposition.clone()),
-        read_point: Set(event.read_point.as_ref().map(|l| l.id.clone())),
-        biz_location: Set(event.biz_location.as_ref().map(|l| l.id.clone())),
-        custodian: Set(facts.custodian.clone()),
-    }
+        action: Set(id(event.kind.action().map(|a| a.as_str()))?),
+        biz_step: Set(id(event.biz_step.as_deref())?),
+        disposition: Set(id(event.disposition.as_deref())?),
+        read_point: Set(id(event.read_point.as_ref().map(|l| l.id.as_str()))?),
+        biz_location: Set(id(event.biz_location.as_ref().map(|l| l.id.as_str()))?),
+        custodian: Set(id(facts.custodian.as_deref())?),
+    })
 }
 
 /// An error declaration: the declared event stops counting. Its rows go, and the
