@@ -11,7 +11,7 @@ use sea_orm_migration::{
 };
 use tracery_runtime::migrations::create_table;
 
-use super::tables::{cursor, event, history, link, node, packing};
+use super::tables::{cursor, event, history, link, node, unpack};
 
 /// Genealogy migrations.
 pub struct Migrator;
@@ -50,7 +50,7 @@ impl MigrationTrait for Superseded {
 }
 
 /// Nodes indexed by key rather than URI, event attributes as node ids, history without a
-/// rowid on SQLite. The projection is rebuilt: every table goes and the cursor with it, so
+/// rowid on SQLite, and only unpacks kept beside the links (a pack is its link). The projection is rebuilt: every table goes and the cursor with it, so
 /// the follower replays capture's stream into the new layout.
 struct CompactProjection;
 
@@ -69,6 +69,7 @@ impl MigrationTrait for CompactProjection {
             "genealogy_history",
             "genealogy_links",
             "genealogy_packings",
+            "genealogy_unpacks",
             "genealogy_cursor",
         ] {
             manager
@@ -132,16 +133,15 @@ impl MigrationTrait for CompactProjection {
             ],
         )
         .await?;
-        use packing::Column as P;
+        use unpack::Column as U;
         create_table(
             manager,
-            packing::Entity,
+            unpack::Entity,
             [
-                big_pk_auto(P::Id),
-                big_integer(P::Child),
-                big_integer(P::Parent),
-                small_integer(P::Action),
-                big_integer(P::Sequence),
+                big_pk_auto(U::Id),
+                big_integer(U::Child),
+                big_integer(U::Parent),
+                big_integer(U::Sequence),
             ],
         )
         .await?;
@@ -183,14 +183,14 @@ impl MigrationTrait for CompactProjection {
                 vec![history::Column::Sequence.into_iden()],
             ),
             (
-                "genealogy_packings_child",
-                packing::Entity.into_table_ref(),
-                vec![P::Child.into_iden()],
+                "genealogy_unpacks_child",
+                unpack::Entity.into_table_ref(),
+                vec![U::Child.into_iden()],
             ),
             (
-                "genealogy_packings_sequence",
-                packing::Entity.into_table_ref(),
-                vec![P::Sequence.into_iden()],
+                "genealogy_unpacks_sequence",
+                unpack::Entity.into_table_ref(),
+                vec![U::Sequence.into_iden()],
             ),
             (
                 "genealogy_events_event_id",

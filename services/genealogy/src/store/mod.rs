@@ -1,5 +1,6 @@
 //! Genealogy projection storage: per-node event history, the links between nodes, the
-//! packings containment is rebuilt from, and the capture cursor.
+//! unpacks containment is rebuilt from (with the containment links, which are the packs), and
+//! the capture cursor.
 //!
 //! Links are an adjacency table indexed from both ends, so a trace reads one level of the
 //! graph per statement (`… WHERE to_node IN (frontier)`), whatever the plant's size; see

@@ -1,7 +1,7 @@
 //! The projection's tables. Every string the projection keeps (identifiers, parties and
 //! locations, and the vocabulary of event attributes: type, action, bizStep, disposition)
 //! is interned once in `genealogy_nodes`; the attributes of an event are kept once in
-//! `genealogy_events` as numbers; history, link and packing rows hold only integer node
+//! `genealogy_events` as numbers; history, link and unpack rows hold only integer node
 //! ids and capture sequences, so a plant event costs a few dozen bytes per row it makes
 //! rather than a few hundred.
 
@@ -117,20 +117,20 @@ pub mod link {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// `genealogy_packings`: every pack and unpack of a child, the record containment
-/// intervals are rebuilt from when an error declaration changes the past.
-pub mod packing {
+/// `genealogy_unpacks`: every unpack of a child (by the children or by the parent's
+/// emptying), the record containment intervals are rebuilt from when an error declaration
+/// changes the past, with the packs, which are the containment links themselves.
+pub mod unpack {
     use sea_orm::entity::prelude::*;
 
-    /// One child packed into ([`PACKED`](super::PACKED)) or taken out of a parent.
+    /// One child taken out of a parent.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "genealogy_packings")]
+    #[sea_orm(table_name = "genealogy_unpacks")]
     pub struct Model {
         #[sea_orm(primary_key)]
         pub id: i64,
         pub child: i64,
         pub parent: i64,
-        pub action: i16,
         pub sequence: i64,
     }
 
@@ -172,8 +172,3 @@ pub fn key_of(uri: &str) -> i64 {
     first.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(first)
 }
-
-/// [`packing`] action: the child went into the parent.
-pub const PACKED: i16 = 1;
-/// [`packing`] action: the child came out of the parent.
-pub const UNPACKED: i16 = 2;

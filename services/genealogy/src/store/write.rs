@@ -5,11 +5,11 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, sea_query::Expr,
+    sea_query::Expr,
 };
 use tracery_epcis::Event;
 
-use super::tables::{PACKED, UNPACKED, event, history, key_of, link, node, packing};
+use super::tables::{event, history, key_of, link, node, unpack};
 use crate::{
     errors::GenealogyError,
     facts::{Facts, LinkKind, NewLink, Unpack},
@@ -224,9 +224,8 @@ struct OpenContainment {
     ended: Vec<(i64, i64)>,
     /// Links the run makes, ended or not.
     made: Vec<link::ActiveModel>,
-    /// What happened, for rebuilding after an error declaration: child, parent, action,
-    /// sequence.
-    packings: Vec<(i64, i64, i16, i64)>,
+    /// The unpacks, for rebuilding after an error declaration: child, parent, sequence.
+    unpacks: Vec<(i64, i64, i64)>,
 }
 
 impl OpenContainment {
@@ -347,20 +346,19 @@ impl OpenContainment {
             self.close(child, None, sequence);
         }
         for (child, parent, new) in packed {
-            self.packings.push((child, parent, PACKED, sequence));
             self.open(child, parent, Open::New(self.made.len()));
             self.made.push(new_link(child, parent, new, sequence));
         }
-        self.packings.extend(
+        self.unpacks.extend(
             unpacked
                 .into_iter()
-                .map(|(child, parent)| (child, parent, UNPACKED, sequence)),
+                .map(|(child, parent)| (child, parent, sequence)),
         );
         Ok(())
     }
 
     /// Writes what the run did: one update per ending sequence, then the new links and the
-    /// packing records.
+    /// unpacks.
     async fn write(self, txn: &DatabaseTransaction) -> Result<(), GenealogyError> {
         let mut ended: HashMap<i64, Vec<i64>> = HashMap::new();
         for (link, sequence) in self.ended {
@@ -376,19 +374,18 @@ impl OpenContainment {
             }
         }
         insert_links(txn, self.made).await?;
-        let packings: Vec<packing::ActiveModel> = self
-            .packings
+        let unpacks: Vec<unpack::ActiveModel> = self
+            .unpacks
             .into_iter()
-            .map(|(child, parent, action, sequence)| packing::ActiveModel {
+            .map(|(child, parent, sequence)| unpack::ActiveModel {
                 child: Set(child),
                 parent: Set(parent),
-                action: Set(action),
                 sequence: Set(sequence),
                 ..Default::default()
             })
             .collect();
-        for chunk in packings.chunks(CHUNK) {
-            packing::Entity::insert_many(chunk.to_vec())
+        for chunk in unpacks.chunks(CHUNK) {
+            unpack::Entity::insert_many(chunk.to_vec())
                 .exec_without_returning(txn)
                 .await?;
         }
@@ -420,8 +417,8 @@ fn event_row(
 }
 
 /// An error declaration: the declared event stops counting. Its rows go, and the
-/// containment of every child it packed or unpacked is rebuilt from the packings that
-/// remain, as if the event had never been captured.
+/// containment of every child it packed or unpacked is rebuilt from the packs and unpacks
+/// that remain, as if the event had never been captured.
 pub(super) async fn forget(
     txn: &DatabaseTransaction,
     event_id: &str,
@@ -436,13 +433,24 @@ pub(super) async fn forget(
     if sequences.is_empty() {
         return Ok(());
     }
-    let mut affected: Vec<i64> = packing::Entity::find()
-        .filter(packing::Column::Sequence.is_in(sequences.clone()))
+    // The children whose containment the event changed: those it packed (its links) or
+    // unpacked; a child it moved out of another parent is one it packed.
+    let mut affected: Vec<i64> = link::Entity::find()
+        .filter(link::Column::Sequence.is_in(sequences.clone()))
+        .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
         .all(txn)
         .await?
         .into_iter()
-        .map(|p| p.child)
+        .map(|l| l.from_node)
         .collect();
+    affected.extend(
+        unpack::Entity::find()
+            .filter(unpack::Column::Sequence.is_in(sequences.clone()))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|u| u.child),
+    );
     affected.sort_unstable();
     affected.dedup();
     history::Entity::delete_many()
@@ -453,8 +461,8 @@ pub(super) async fn forget(
         .filter(link::Column::Sequence.is_in(sequences.clone()))
         .exec(txn)
         .await?;
-    packing::Entity::delete_many()
-        .filter(packing::Column::Sequence.is_in(sequences.clone()))
+    unpack::Entity::delete_many()
+        .filter(unpack::Column::Sequence.is_in(sequences.clone()))
         .exec(txn)
         .await?;
     event::Entity::delete_many()
@@ -467,34 +475,64 @@ pub(super) async fn forget(
     Ok(())
 }
 
-/// Replays the packings of `child` in capture order into its containment links.
+/// A change to a child's containment, for replaying: packed into a parent (its link, at
+/// the link's sequence) or taken out of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Move {
+    sequence: i64,
+    /// Within one event unpacks come first, as [`OpenContainment::apply`] does them.
+    packed: bool,
+    parent: i64,
+}
+
+/// Replays the packs (its containment links) and unpacks of `child` in capture order into
+/// its containment links.
 async fn rebuild_containment(txn: &DatabaseTransaction, child: i64) -> Result<(), GenealogyError> {
+    let mut moves: Vec<Move> = link::Entity::find()
+        .filter(link::Column::FromNode.eq(child))
+        .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|l| Move {
+            sequence: l.sequence,
+            packed: true,
+            parent: l.to_node,
+        })
+        .collect();
+    moves.extend(
+        unpack::Entity::find()
+            .filter(unpack::Column::Child.eq(child))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|u| Move {
+                sequence: u.sequence,
+                packed: false,
+                parent: u.parent,
+            }),
+    );
+    moves.sort_unstable();
     link::Entity::delete_many()
         .filter(link::Column::FromNode.eq(child))
         .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
         .exec(txn)
         .await?;
-    let packings = packing::Entity::find()
-        .filter(packing::Column::Child.eq(child))
-        .order_by_asc(packing::Column::Sequence)
-        .all(txn)
-        .await?;
     let mut links: Vec<link::ActiveModel> = Vec::new();
     // The open link: its index in `links` and its parent.
     let mut open: Option<(usize, i64)> = None;
-    for packing in packings {
-        let ends_open =
-            packing.action == PACKED || open.is_some_and(|(_, parent)| parent == packing.parent);
+    for step in moves {
+        let ends_open = step.packed || open.is_some_and(|(_, parent)| parent == step.parent);
         if ends_open && let Some((index, _)) = open.take() {
-            links[index].end_sequence = Set(Some(packing.sequence));
+            links[index].end_sequence = Set(Some(step.sequence));
         }
-        if packing.action == PACKED {
-            open = Some((links.len(), packing.parent));
+        if step.packed {
+            open = Some((links.len(), step.parent));
             links.push(link::ActiveModel {
                 from_node: Set(child),
-                to_node: Set(packing.parent),
+                to_node: Set(step.parent),
                 kind: Set(LinkKind::ContainedIn.code()),
-                sequence: Set(packing.sequence),
+                sequence: Set(step.sequence),
                 end_sequence: Set(None),
                 quantity: Set(None),
                 uom: Set(None),
