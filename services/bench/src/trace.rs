@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use sea_orm::{ConnectionTrait, Database, DatabaseBackend, Statement};
+use tracery_genealogy::store::tables::keys_of;
 use tracery_proto::v1::{self as pb, genealogy_service_client::GenealogyServiceClient};
 
 use crate::plant::Plant;
@@ -47,14 +48,14 @@ pub struct Args {
 /// containment (2) and receipts (6), from_node → to_node for lot membership (3).
 const RECURSIVE_BACKWARD: &str = r#"
 WITH RECURSIVE trace(node, depth) AS (
-    SELECT id, 0 FROM genealogy_nodes WHERE uri = $1 AND key = $2
+    SELECT id, 0 FROM genealogy_nodes WHERE uri = $1 AND key IN ($2, $3, $4)
   UNION
     SELECT CASE WHEN l.kind = 3 THEN l.to_node ELSE l.from_node END, t.depth + 1
     FROM trace t
     JOIN genealogy_links l
       ON (l.to_node = t.node AND l.kind IN (1, 2, 6))
       OR (l.from_node = t.node AND l.kind = 3)
-    WHERE t.depth < $3
+    WHERE t.depth < $5
 )
 SELECT COUNT(DISTINCT node) AS nodes FROM trace"#;
 
@@ -65,6 +66,8 @@ fn baselines(backend: DatabaseBackend) -> Vec<(&'static str, String)> {
             .replace("$1", "?")
             .replace("$2", "?")
             .replace("$3", "?")
+            .replace("$4", "?")
+            .replace("$5", "?")
     } else {
         RECURSIVE_BACKWARD.to_owned()
     };
@@ -214,11 +217,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     .query_one_raw(Statement::from_sql_and_values(
                         backend,
                         sql.clone(),
-                        [
-                            node.clone().into(),
-                            tracery_genealogy::store::tables::key_of(&node).into(),
-                            args.max_depth.into(),
-                        ],
+                        std::iter::once(node.clone().into())
+                            .chain(keys_of(&node).map(Into::into))
+                            .chain([args.max_depth.into()])
+                            .collect::<Vec<sea_orm::Value>>(),
                     ))
                     .await?;
                 histogram.record(started.elapsed().as_micros() as u64)?;

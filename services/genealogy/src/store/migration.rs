@@ -82,7 +82,7 @@ impl MigrationTrait for CompactProjection {
             [
                 big_pk_auto(node::Column::Id),
                 string(node::Column::Uri),
-                big_integer(node::Column::Key),
+                big_integer(node::Column::Key).unique_key().take(),
             ],
         )
         .await?;
@@ -154,14 +154,9 @@ impl MigrationTrait for CompactProjection {
             ],
         )
         .await?;
-        // Nodes are found by key; traces read links from either end; error declarations
+        // Traces read links from either end; error declarations
         // find an event's rows by its sequence, and its sequence by its eventID.
-        let indexes: [(&str, TableRef, Vec<DynIden>); 8] = [
-            (
-                "genealogy_nodes_key",
-                node::Entity.into_table_ref(),
-                vec![node::Column::Key.into_iden()],
-            ),
+        let indexes: [(&str, TableRef, Vec<DynIden>); 7] = [
             (
                 "genealogy_links_from",
                 link::Entity.into_table_ref(),

@@ -9,7 +9,7 @@ use sea_orm::{
     sea_query::{Condition, Expr, ExprTrait, JoinType, Query, SelectStatement},
 };
 
-use super::tables::{event, history, key_of, link, node};
+use super::tables::{event, history, keys_of, link, node};
 
 /// A link as traces see it.
 #[derive(Debug, Clone, PartialEq, FromQueryResult)]
@@ -68,7 +68,7 @@ pub(super) fn node_ids<I: IntoIterator<Item = String>>(uris: I) -> SelectStateme
     Query::select()
         .column(node::Column::Id)
         .from(node::Entity)
-        .and_where(Expr::col(node::Column::Key).is_in(uris.iter().map(|uri| key_of(uri))))
+        .and_where(Expr::col(node::Column::Key).is_in(uris.iter().flat_map(|uri| keys_of(uri))))
         .and_where(Expr::col(node::Column::Uri).is_in(uris))
         .to_owned()
 }

@@ -17,8 +17,8 @@ pub mod node {
         pub id: i64,
         /// Canonical URI ([`crate::facts::node_id`]) or vocabulary term.
         pub uri: String,
-        /// [`key_of`](super::key_of) the URI: indexed instead of the URI itself, an
-        /// eighth of its size; lookups match both.
+        /// A [`key_of`](super::key_of) the URI, unique: indexed instead of the URI
+        /// itself, a sixth of its size; lookups match both.
         pub key: i64,
     }
 
@@ -163,12 +163,25 @@ pub mod cursor {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// The indexed key of a node's URI: the first 8 bytes of its SHA-256. Stable across builds
-/// and platforms (it is stored); two URIs sharing a key are told apart by the URI.
-pub fn key_of(uri: &str) -> i64 {
+/// How many keys a URI may take: the first, and the next ones in turn where another URI
+/// holds it. Two URIs share a 64-bit key with a chance of about n²/2⁶⁵ among n nodes;
+/// three URIs needing all three keys of one of them is beyond any real store.
+pub const KEY_PROBES: u8 = 3;
+
+/// The `probe`th key of a node's URI: the first 8 bytes of the SHA-256 of the probe number
+/// and the URI. Stable across builds and platforms (it is stored and uniquely indexed).
+pub fn key_of(uri: &str, probe: u8) -> i64 {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(uri.as_bytes());
+    let digest = Sha256::new()
+        .chain_update([probe])
+        .chain_update(uri.as_bytes())
+        .finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(first)
+}
+
+/// Every key `uri` may be stored under, for lookups.
+pub fn keys_of(uri: &str) -> impl Iterator<Item = i64> + '_ {
+    (0..KEY_PROBES).map(move |probe| key_of(uri, probe))
 }

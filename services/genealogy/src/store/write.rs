@@ -9,7 +9,7 @@ use sea_orm::{
 };
 use tracery_epcis::Event;
 
-use super::tables::{event, history, key_of, link, node, unpack};
+use super::tables::{KEY_PROBES, event, history, key_of, link, node, unpack};
 use crate::{
     errors::GenealogyError,
     facts::{Facts, LinkKind, NewLink, Unpack},
@@ -17,8 +17,10 @@ use crate::{
 
 const CHUNK: usize = 500;
 
-/// The ids of `uris`, adding the ones not seen before. Nodes are found by their indexed
-/// key and matched on the URI; the projection's single writer (see
+/// The ids of `uris`, adding the ones not seen before. A node is found by its key (a
+/// unique index, so PostgreSQL's planner takes it even before the table has statistics) and
+/// matched on the URI; where another URI holds a URI's key it takes its next one
+/// ([`key_of`]). The projection's single writer (see
 /// [`ProjectionStore::apply_batch`](super::ProjectionStore::apply_batch)) makes the
 /// look-then-insert safe.
 async fn intern(
@@ -29,45 +31,71 @@ async fn intern(
     unique.dedup();
     let mut ids = HashMap::with_capacity(unique.len());
     for chunk in unique.chunks(CHUNK) {
-        find_nodes(txn, chunk, &mut ids).await?;
-        let missing: Vec<&str> = chunk
-            .iter()
-            .copied()
-            .filter(|uri| !ids.contains_key(*uri))
-            .collect();
-        if missing.is_empty() {
-            continue;
+        let mut pending = chunk.to_vec();
+        for probe in 0..KEY_PROBES {
+            pending = intern_at(txn, probe, pending, &mut ids).await?;
         }
-        node::Entity::insert_many(missing.iter().map(|uri| node::ActiveModel {
-            uri: Set((*uri).to_owned()),
-            key: Set(key_of(uri)),
-            ..Default::default()
-        }))
-        .exec_without_returning(txn)
-        .await?;
-        find_nodes(txn, &missing, &mut ids).await?;
+        if let Some(uri) = pending.first() {
+            return Err(GenealogyError::Store(DbErr::Custom(format!(
+                "genealogy node {uri}: other URIs hold all its {KEY_PROBES} keys"
+            ))));
+        }
     }
     Ok(ids)
 }
 
-/// Adds the ids of the stored nodes among `uris` to `ids`.
-async fn find_nodes(
+/// Finds or adds `uris` at their `probe`th key, into `ids`; returns those whose key another
+/// URI holds, for the next probe.
+async fn intern_at<'u>(
     txn: &DatabaseTransaction,
-    uris: &[&str],
+    probe: u8,
+    uris: Vec<&'u str>,
     ids: &mut HashMap<String, i64>,
-) -> Result<(), GenealogyError> {
-    let wanted: HashSet<&str> = uris.iter().copied().collect();
+) -> Result<Vec<&'u str>, GenealogyError> {
+    if uris.is_empty() {
+        return Ok(uris);
+    }
+    let keyed: Vec<(i64, &str)> = uris.iter().map(|uri| (key_of(uri, probe), *uri)).collect();
+    let stored = nodes_by_key(txn, keyed.iter().map(|(key, _)| *key)).await?;
+    let mut taken = Vec::new();
+    let mut added: HashMap<i64, &str> = HashMap::new();
+    for (key, uri) in keyed {
+        match stored.get(&key) {
+            Some((id, held)) if held == uri => drop(ids.insert(uri.to_owned(), *id)),
+            Some(_) => taken.push(uri),
+            None if added.contains_key(&key) => taken.push(uri),
+            None => drop(added.insert(key, uri)),
+        }
+    }
+    if added.is_empty() {
+        return Ok(taken);
+    }
+    node::Entity::insert_many(added.iter().map(|(key, uri)| node::ActiveModel {
+        uri: Set((*uri).to_owned()),
+        key: Set(*key),
+        ..Default::default()
+    }))
+    .exec_without_returning(txn)
+    .await?;
+    let stored = nodes_by_key(txn, added.keys().copied()).await?;
+    for (key, uri) in added {
+        if let Some((id, _)) = stored.get(&key) {
+            ids.insert(uri.to_owned(), *id);
+        }
+    }
+    Ok(taken)
+}
+
+/// The stored nodes holding `keys`: key → (id, URI).
+async fn nodes_by_key(
+    txn: &DatabaseTransaction,
+    keys: impl Iterator<Item = i64>,
+) -> Result<HashMap<i64, (i64, String)>, GenealogyError> {
     let found = node::Entity::find()
-        .filter(node::Column::Key.is_in(uris.iter().map(|uri| key_of(uri))))
+        .filter(node::Column::Key.is_in(keys))
         .all(txn)
         .await?;
-    ids.extend(
-        found
-            .into_iter()
-            .filter(|n| wanted.contains(n.uri.as_str()))
-            .map(|n| (n.uri, n.id)),
-    );
-    Ok(())
+    Ok(found.into_iter().map(|n| (n.key, (n.id, n.uri))).collect())
 }
 
 /// Records a run of events, in sequence order, with one statement per table (per chunk of
