@@ -43,7 +43,13 @@ pub async fn sequences_of(
     if is_postgres(conn) {
         let statement = Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
-            r#"SELECT "event_id", "sequence" FROM "capture_events" WHERE "event_id" = ANY($1)"#,
+            // One index lookup per eventID, whatever the statistics: as `= ANY($1)` over a
+            // month's partition without them (before autovacuum's ANALYZE, or with it off),
+            // the planner estimated thousands of rows per ID and read the whole partition
+            // for every batch. The OFFSET keeps the subquery from being merged into a join.
+            r#"SELECT e."event_id", e."sequence" FROM UNNEST($1::text[]) AS wanted(id)
+               CROSS JOIN LATERAL (SELECT "event_id", "sequence" FROM "capture_events"
+                                   WHERE "event_id" = wanted.id OFFSET 0) e"#,
             [text_array(store_keys.iter().cloned().map(Some))],
         );
         for row in conn.query_all_raw(statement).await? {
