@@ -146,7 +146,7 @@ impl ProjectionStore {
         for chunk in frontier.chunks(CHUNK) {
             let mut query = read::links();
             query
-                .and_where(Expr::col(("l", column)).in_subquery(read::node_ids(chunk.to_vec())))
+                .and_where(Expr::col(("l", column)).is_in(read::node_ids(&self.db, chunk).await?))
                 .and_where(
                     Expr::col(("l", link::Column::Kind)).is_in(kinds.iter().map(|k| k.code())),
                 );
@@ -164,7 +164,8 @@ impl ProjectionStore {
         for chunk in nodes.chunks(CHUNK) {
             let mut query = read::histories();
             query.and_where(
-                Expr::col(("h", history::Column::Node)).in_subquery(read::node_ids(chunk.to_vec())),
+                Expr::col(("h", history::Column::Node))
+                    .is_in(read::node_ids(&self.db, chunk).await?),
             );
             rows.extend(
                 self.names
@@ -187,7 +188,7 @@ impl ProjectionStore {
         query
             .and_where(
                 Expr::col(("h", history::Column::Node))
-                    .in_subquery(read::node_ids([facts::node_id(identifier)])),
+                    .is_in(read::node_ids(&self.db, &[facts::node_id(identifier)]).await?),
             )
             .order_by(("e", event::Column::EventTime), Order::Asc)
             .order_by(("h", history::Column::Sequence), Order::Asc)

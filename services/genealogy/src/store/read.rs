@@ -1,7 +1,10 @@
 //! Reading the projection back with identifiers and event attributes joined in, so the
 //! trace code works on URIs and times and never sees an interned id.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -62,15 +65,23 @@ pub struct HistoryRow {
     pub custodian: Option<String>,
 }
 
-/// The ids of the nodes named `uris`, as a subquery: found by key, matched on the URI.
-pub(super) fn node_ids<I: IntoIterator<Item = String>>(uris: I) -> SelectStatement {
-    let uris: Vec<String> = uris.into_iter().collect();
-    Query::select()
-        .column(node::Column::Id)
-        .from(node::Entity)
-        .and_where(Expr::col(node::Column::Key).is_in(uris.iter().flat_map(|uri| keys_of(uri))))
-        .and_where(Expr::col(node::Column::Uri).is_in(uris))
-        .to_owned()
+/// The ids of the stored nodes named `uris`: found by their keys, matched on the URI. Its
+/// own small statement, so the trace queries that use the ids list numbers only (a
+/// subquery here made every trace statement plan three keys and a URI per node).
+pub(super) async fn node_ids<C: ConnectionTrait>(
+    db: &C,
+    uris: &[String],
+) -> Result<Vec<i64>, DbErr> {
+    let found = node::Entity::find()
+        .filter(node::Column::Key.is_in(uris.iter().flat_map(|uri| keys_of(uri))))
+        .all(db)
+        .await?;
+    let wanted: HashSet<&str> = uris.iter().map(String::as_str).collect();
+    Ok(found
+        .into_iter()
+        .filter(|node| wanted.contains(node.uri.as_str()))
+        .map(|node| node.id)
+        .collect())
 }
 
 /// The interned ids of an event's attributes (events aliased `e`), selected beside a
