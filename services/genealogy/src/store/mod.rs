@@ -43,6 +43,7 @@ pub enum LinkEnd {
 pub struct ProjectionStore {
     db: DatabaseConnection,
     names: read::Names,
+    node_ids: read::NodeIds,
 }
 
 /// The one cursor row's key.
@@ -60,6 +61,7 @@ impl ProjectionStore {
         Self {
             db,
             names: read::Names::new(),
+            node_ids: read::NodeIds::new(),
         }
     }
 
@@ -146,14 +148,16 @@ impl ProjectionStore {
         for chunk in frontier.chunks(CHUNK) {
             let mut query = read::links();
             query
-                .and_where(Expr::col(("l", column)).is_in(read::node_ids(&self.db, chunk).await?))
+                .and_where(Expr::col(("l", column)).is_in(self.node_ids.of(&self.db, chunk).await?))
                 .and_where(
                     Expr::col(("l", link::Column::Kind)).is_in(kinds.iter().map(|k| k.code())),
                 );
             if let Some(as_of) = as_of {
                 query.and_where(Expr::col(("e", event::Column::EventTime)).lte(as_of));
             }
-            found.extend(self.names.fetch(&self.db, &query, read::name_link).await?);
+            let links = self.names.fetch(&self.db, &query, read::name_link).await?;
+            self.node_ids.remember(&links);
+            found.extend(links);
         }
         Ok(found)
     }
@@ -165,7 +169,7 @@ impl ProjectionStore {
             let mut query = read::histories();
             query.and_where(
                 Expr::col(("h", history::Column::Node))
-                    .is_in(read::node_ids(&self.db, chunk).await?),
+                    .is_in(self.node_ids.of(&self.db, chunk).await?),
             );
             rows.extend(
                 self.names
@@ -187,8 +191,11 @@ impl ProjectionStore {
         let mut query = read::histories();
         query
             .and_where(
-                Expr::col(("h", history::Column::Node))
-                    .is_in(read::node_ids(&self.db, &[facts::node_id(identifier)]).await?),
+                Expr::col(("h", history::Column::Node)).is_in(
+                    self.node_ids
+                        .of(&self.db, &[facts::node_id(identifier)])
+                        .await?,
+                ),
             )
             .order_by(("e", event::Column::EventTime), Order::Asc)
             .order_by(("h", history::Column::Sequence), Order::Asc)

@@ -1,10 +1,7 @@
 //! Reading the projection back with identifiers and event attributes joined in, so the
 //! trace code works on URIs and times and never sees an interned id.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -12,7 +9,7 @@ use sea_orm::{
     sea_query::{Condition, Expr, ExprTrait, JoinType, Query, SelectStatement},
 };
 
-use super::tables::{event, history, keys_of, link, node};
+use super::tables::{KEY_PROBES, event, history, key_of, link, node};
 
 /// A link as traces see it.
 #[derive(Debug, Clone, PartialEq, FromQueryResult)]
@@ -21,6 +18,9 @@ pub struct Link {
     pub id: i64,
     pub from_node: String,
     pub to_node: String,
+    /// The ends' node ids, remembered for the next frontier's lookup.
+    pub from_id: i64,
+    pub to_id: i64,
     /// [`crate::facts::LinkKind`] code.
     pub kind: i16,
     /// The event that made it, its sequence and time (when the link began).
@@ -65,23 +65,90 @@ pub struct HistoryRow {
     pub custodian: Option<String>,
 }
 
-/// The ids of the stored nodes named `uris`: found by their keys, matched on the URI. Its
-/// own small statement, so the trace queries that use the ids list numbers only (a
-/// subquery here made every trace statement plan three keys and a URI per node).
-pub(super) async fn node_ids<C: ConnectionTrait>(
+/// What one probe of the node keys found for some URIs.
+#[derive(Default)]
+pub(super) struct Probed<'u> {
+    /// Stored at this probe's key: the URI and its id.
+    pub found: Vec<(&'u str, i64)>,
+    /// Their key at this probe is another URI's: look at the next probe.
+    pub held: Vec<&'u str>,
+    /// Their key at this probe is free: not stored (a URI takes the first free key).
+    pub free: Vec<(&'u str, i64)>,
+}
+
+/// Looks `uris` up at their `probe`th key ([`key_of`]).
+pub(super) async fn probe_keys<'u, C: ConnectionTrait>(
     db: &C,
-    uris: &[String],
-) -> Result<Vec<i64>, DbErr> {
-    let found = node::Entity::find()
-        .filter(node::Column::Key.is_in(uris.iter().flat_map(|uri| keys_of(uri))))
+    uris: &[&'u str],
+    probe: u8,
+) -> Result<Probed<'u>, DbErr> {
+    let keyed: Vec<(i64, &str)> = uris.iter().map(|uri| (key_of(uri, probe), *uri)).collect();
+    let stored: HashMap<i64, (i64, String)> = node::Entity::find()
+        .filter(node::Column::Key.is_in(keyed.iter().map(|(key, _)| *key)))
         .all(db)
-        .await?;
-    let wanted: HashSet<&str> = uris.iter().map(String::as_str).collect();
-    Ok(found
+        .await?
         .into_iter()
-        .filter(|node| wanted.contains(node.uri.as_str()))
-        .map(|node| node.id)
-        .collect())
+        .map(|n| (n.key, (n.id, n.uri)))
+        .collect();
+    let mut probed = Probed::default();
+    for (key, uri) in keyed {
+        match stored.get(&key) {
+            Some((id, held)) if held == uri => probed.found.push((uri, *id)),
+            Some(_) => probed.held.push(uri),
+            None => probed.free.push((uri, key)),
+        }
+    }
+    Ok(probed)
+}
+
+/// Node ids by URI, remembered from the links traces read, so a trace's next frontier
+/// needs no lookup; the rest are probed key by key ([`probe_keys`]).
+#[derive(Clone)]
+pub(super) struct NodeIds(Arc<quick_cache::sync::Cache<String, i64>>);
+
+/// About 5 MB of URIs: the frontiers of the traces in flight and a good many after.
+const REMEMBERED_IDS: usize = 50_000;
+
+impl NodeIds {
+    pub(super) fn new() -> Self {
+        Self(Arc::new(quick_cache::sync::Cache::new(REMEMBERED_IDS)))
+    }
+
+    /// Remembers the nodes at both ends of `links`.
+    pub(super) fn remember(&self, links: &[Link]) {
+        for link in links {
+            self.0.insert(link.from_node.clone(), link.from_id);
+            self.0.insert(link.to_node.clone(), link.to_id);
+        }
+    }
+
+    /// The ids of the stored nodes among `uris`.
+    pub(super) async fn of<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        uris: &[String],
+    ) -> Result<Vec<i64>, DbErr> {
+        let mut ids = Vec::with_capacity(uris.len());
+        let mut pending = Vec::new();
+        for uri in uris {
+            match self.0.get(uri.as_str()) {
+                Some(id) => ids.push(id),
+                None => pending.push(uri.as_str()),
+            }
+        }
+        for probe in 0..KEY_PROBES {
+            if pending.is_empty() {
+                break;
+            }
+            let probed = probe_keys(db, &pending, probe).await?;
+            for (uri, id) in probed.found {
+                self.0.insert(uri.to_owned(), id);
+                ids.push(id);
+            }
+            pending = probed.held;
+        }
+        Ok(ids)
+    }
 }
 
 /// The interned ids of an event's attributes (events aliased `e`), selected beside a
@@ -237,6 +304,8 @@ pub(super) fn links() -> SelectStatement {
         .expr_as(Expr::col(("l", link::Column::Id)), "id")
         .expr_as(Expr::col(("f", node::Column::Uri)), "from_node")
         .expr_as(Expr::col(("t", node::Column::Uri)), "to_node")
+        .expr_as(Expr::col(("l", link::Column::FromNode)), "from_id")
+        .expr_as(Expr::col(("l", link::Column::ToNode)), "to_id")
         .expr_as(Expr::col(("l", link::Column::Kind)), "kind")
         .expr_as(Expr::col(("e", event::Column::EventId)), "event_id")
         .expr_as(Expr::col(("l", link::Column::Sequence)), "sequence")

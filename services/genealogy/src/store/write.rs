@@ -1,7 +1,7 @@
 //! Applying runs of events to the projection tables, and forgetting one (error
 //! declarations).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, hash_map::Entry};
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
@@ -9,7 +9,10 @@ use sea_orm::{
 };
 use tracery_epcis::Event;
 
-use super::tables::{KEY_PROBES, event, history, key_of, link, node, unpack};
+use super::{
+    read::probe_keys,
+    tables::{KEY_PROBES, event, history, link, node, unpack},
+};
 use crate::{
     errors::GenealogyError,
     facts::{Facts, LinkKind, NewLink, Unpack},
@@ -55,16 +58,20 @@ async fn intern_at<'u>(
     if uris.is_empty() {
         return Ok(uris);
     }
-    let keyed: Vec<(i64, &str)> = uris.iter().map(|uri| (key_of(uri, probe), *uri)).collect();
-    let stored = nodes_by_key(txn, keyed.iter().map(|(key, _)| *key)).await?;
-    let mut taken = Vec::new();
+    let probed = probe_keys(txn, &uris, probe).await?;
+    ids.extend(
+        probed
+            .found
+            .iter()
+            .map(|(uri, id)| ((*uri).to_owned(), *id)),
+    );
+    let mut taken = probed.held;
+    // Two new URIs sharing a key: the first takes it, the other the next probe's.
     let mut added: HashMap<i64, &str> = HashMap::new();
-    for (key, uri) in keyed {
-        match stored.get(&key) {
-            Some((id, held)) if held == uri => drop(ids.insert(uri.to_owned(), *id)),
-            Some(_) => taken.push(uri),
-            None if added.contains_key(&key) => taken.push(uri),
-            None => drop(added.insert(key, uri)),
+    for (uri, key) in probed.free {
+        match added.entry(key) {
+            Entry::Occupied(_) => taken.push(uri),
+            Entry::Vacant(slot) => drop(slot.insert(uri)),
         }
     }
     if added.is_empty() {
@@ -77,25 +84,15 @@ async fn intern_at<'u>(
     }))
     .exec_without_returning(txn)
     .await?;
-    let stored = nodes_by_key(txn, added.keys().copied()).await?;
-    for (key, uri) in added {
-        if let Some((id, _)) = stored.get(&key) {
-            ids.insert(uri.to_owned(), *id);
-        }
-    }
+    let inserted: Vec<&str> = added.into_values().collect();
+    let probed = probe_keys(txn, &inserted, probe).await?;
+    ids.extend(
+        probed
+            .found
+            .iter()
+            .map(|(uri, id)| ((*uri).to_owned(), *id)),
+    );
     Ok(taken)
-}
-
-/// The stored nodes holding `keys`: key → (id, URI).
-async fn nodes_by_key(
-    txn: &DatabaseTransaction,
-    keys: impl Iterator<Item = i64>,
-) -> Result<HashMap<i64, (i64, String)>, GenealogyError> {
-    let found = node::Entity::find()
-        .filter(node::Column::Key.is_in(keys))
-        .all(txn)
-        .await?;
-    Ok(found.into_iter().map(|n| (n.key, (n.id, n.uri))).collect())
 }
 
 /// Records a run of events, in sequence order, with one statement per table (per chunk of
