@@ -62,12 +62,9 @@ SELECT COUNT(DISTINCT node) AS nodes FROM trace"#;
 /// The recursive baselines in `backend`'s dialect, with their names.
 fn baselines(backend: DatabaseBackend) -> Vec<(&'static str, String)> {
     let sql = if backend == DatabaseBackend::Sqlite {
-        RECURSIVE_BACKWARD
-            .replace("$1", "?")
-            .replace("$2", "?")
-            .replace("$3", "?")
-            .replace("$4", "?")
-            .replace("$5", "?")
+        (1..=5).fold(RECURSIVE_BACKWARD.to_owned(), |sql, n| {
+            sql.replace(&format!("${n}"), "?")
+        })
     } else {
         RECURSIVE_BACKWARD.to_owned()
     };

@@ -50,8 +50,9 @@ impl MigrationTrait for Superseded {
 }
 
 /// Nodes indexed by key rather than URI, event attributes as node ids, history without a
-/// rowid on SQLite, and only unpacks kept beside the links (a pack is its link). The projection is rebuilt: every table goes and the cursor with it, so
-/// the follower replays capture's stream into the new layout.
+/// rowid on SQLite, and only unpacks kept beside the links (a pack is its link). The
+/// projection is rebuilt: every table goes and the cursor with it, so the follower replays
+/// capture's stream into the new layout.
 struct CompactProjection;
 
 impl MigrationName for CompactProjection {
@@ -154,8 +155,8 @@ impl MigrationTrait for CompactProjection {
             ],
         )
         .await?;
-        // Traces read links from either end; error declarations
-        // find an event's rows by its sequence, and its sequence by its eventID.
+        // Traces read links from either end; error declarations find an event's rows by
+        // its sequence, and its sequence by its eventID.
         let indexes: [(&str, TableRef, Vec<DynIden>); 7] = [
             (
                 "genealogy_links_from",

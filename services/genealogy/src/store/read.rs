@@ -30,7 +30,7 @@ pub struct Link {
     /// For containment: when the child left the parent, and by which event.
     pub end_time: Option<DateTime<Utc>>,
     pub closed_by: Option<String>,
-    /// bizStep and readPoint of the making event (named from [`Terms`]).
+    /// bizStep and readPoint of the making event (named from its interned ids).
     #[sea_orm(skip)]
     pub biz_step: Option<String>,
     #[sea_orm(skip)]
@@ -228,7 +228,7 @@ impl Names {
         }
         missing.sort_unstable();
         missing.dedup();
-        for chunk in missing.chunks(500) {
+        for chunk in missing.chunks(super::CHUNK) {
             let found = node::Entity::find()
                 .filter(node::Column::Id.is_in(chunk.iter().copied()))
                 .all(db)

@@ -23,7 +23,7 @@ const CHUNK: usize = 500;
 /// The ids of `uris`, adding the ones not seen before. A node is found by its key (a
 /// unique index, so PostgreSQL's planner takes it even before the table has statistics) and
 /// matched on the URI; where another URI holds a URI's key it takes its next one
-/// ([`key_of`]). The projection's single writer (see
+/// ([`key_of`](super::tables::key_of)). The projection's single writer (see
 /// [`ProjectionStore::apply_batch`](super::ProjectionStore::apply_batch)) makes the
 /// look-then-insert safe.
 async fn intern(
@@ -59,12 +59,7 @@ async fn intern_at<'u>(
         return Ok(uris);
     }
     let probed = probe_keys(txn, &uris, probe).await?;
-    ids.extend(
-        probed
-            .found
-            .iter()
-            .map(|(uri, id)| ((*uri).to_owned(), *id)),
-    );
+    remember_found(ids, &probed.found);
     let mut taken = probed.held;
     // Two new URIs sharing a key: the first takes it, the other the next probe's.
     let mut added: HashMap<i64, &str> = HashMap::new();
@@ -86,13 +81,13 @@ async fn intern_at<'u>(
     .await?;
     let inserted: Vec<&str> = added.into_values().collect();
     let probed = probe_keys(txn, &inserted, probe).await?;
-    ids.extend(
-        probed
-            .found
-            .iter()
-            .map(|(uri, id)| ((*uri).to_owned(), *id)),
-    );
+    remember_found(ids, &probed.found);
     Ok(taken)
+}
+
+/// Adds the URIs a probe found, with their ids, to `ids`.
+fn remember_found(ids: &mut HashMap<String, i64>, found: &[(&str, i64)]) {
+    ids.extend(found.iter().map(|(uri, id)| ((*uri).to_owned(), *id)));
 }
 
 /// Records a run of events, in sequence order, with one statement per table (per chunk of
