@@ -1,20 +1,23 @@
 //! Property test: on randomly generated plants, every trace, time-travel trace and
 //! containment answer of the projection equals a brute-force oracle that recomputes the
-//! answer from the raw event list (error declarations included), on a real SQLite store.
+//! answer from the raw event list (error declarations included), on a real SQLite store,
+//! or a fresh PostgreSQL database per plant where `TRACERY_TEST_DATABASE_URL` names one.
 //! Each plant is applied in batches of random size (one event, or many written as runs),
 //! each batch twice, since replaying a stream must change nothing.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
 use proptest::prelude::*;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 use tracery_epcis::{
     Action, AggregationEvent, ErrorDeclaration, Event, EventKind, ObjectEvent, QuantityElement,
     SourceDestination, TransformationEvent,
 };
 use tracery_genealogy::{
-    facts::node_id,
+    facts::{self, node_id},
     graph::{self, Direction, Limits},
     store::{Migrator, ProjectionStore},
 };
@@ -502,11 +505,70 @@ fn flatten(node: &graph::Contained, out: &mut BTreeSet<(String, String)>) {
 
 /// Applies the plant's events `batch` at a time (the follower's batches vary with load;
 /// a batch is written as runs, one statement per table) and checks every answer.
+/// Where a plant's projection is kept: a SQLite file, or a PostgreSQL database dropped
+/// when the plant passed.
+enum Store {
+    Sqlite(tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Store {
+    async fn create() -> (Self, DatabaseConnection) {
+        match std::env::var("TRACERY_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                static PLANTS: AtomicUsize = AtomicUsize::new(0);
+                let plant = PLANTS.fetch_add(1, Ordering::Relaxed);
+                let name = format!("tracery_oracle_{}_{plant}", std::process::id());
+                let admin = Database::connect(&admin_url).await.expect("postgres");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("creates a database");
+                let (server, query) = match admin_url.split_once('?') {
+                    Some((base, query)) => (base, format!("?{query}")),
+                    None => (admin_url.as_str(), String::new()),
+                };
+                let (server, _) = server.rsplit_once('/').expect("URL ends in /<database>");
+                let db = Database::connect(format!("{server}/{name}{query}"))
+                    .await
+                    .expect("postgres");
+                (Self::Postgres { admin_url, name }, db)
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}/g.db?mode=rwc", dir.path().display());
+                let db = Database::connect(&url).await.expect("sqlite");
+                (Self::Sqlite(dir), db)
+            }
+        }
+    }
+
+    async fn drop(self) {
+        if let Self::Postgres { admin_url, name } = self {
+            let admin = Database::connect(&admin_url).await.expect("postgres");
+            admin
+                .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .await
+                .expect("drops the database");
+        }
+    }
+}
+
 async fn check(ops: Vec<Op>, batch: usize) -> Result<(), TestCaseError> {
     let (events, declared) = events(&ops);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/g.db?mode=rwc", dir.path().display());
-    let db = sea_orm::Database::connect(&url).await.expect("sqlite");
+    for event in &events {
+        // Error declarations find an event's links from the nodes it touched.
+        let facts = facts::of(event);
+        for link in &facts.links {
+            prop_assert!(
+                facts.touched.contains(&link.from) || facts.touched.contains(&link.to),
+                "a link of {:?} with no end the event touched: {:?}",
+                event.event_id,
+                link
+            );
+        }
+    }
+    let (kept, db) = Store::create().await;
     Migrator::up(&db, None).await.expect("migrations");
     let store = ProjectionStore::new(db);
     let numbered: Vec<(i64, Event)> = (1..).zip(events.iter().cloned()).collect();
@@ -584,6 +646,7 @@ async fn check(ops: Vec<Op>, batch: usize) -> Result<(), TestCaseError> {
             );
         }
     }
+    kept.drop().await;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The compact event store: payloads kept as zstd frames under a dictionary the store
 //! trains on its own events, identifiers stored once and indexed by number, and stores of
 //! the layout before converted in place without losing an event, a chain link, a query
-//! column or an identifier's events.
+//! column or an identifier's events, nor genealogy's history.
 
 use std::time::Duration;
 
@@ -301,6 +301,55 @@ async fn payloads_are_compressed_with_a_dictionary_the_store_trains_on_its_event
     app.stop().await.expect("stops");
 }
 
+/// The genealogy history of `unit`, once the projection shows both of its events.
+async fn unit_history(app: &TestApp, unit: &str) -> Vec<pb::HistoryEntry> {
+    let mut genealogy = app.genealogy.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let entries = genealogy
+            .history(pb::HistoryRequest {
+                id: unit.to_owned(),
+                page: None,
+            })
+            .await
+            .expect("history")
+            .into_inner()
+            .entries;
+        if entries.len() == 2 {
+            return entries;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "genealogy shows {} events of {unit}",
+            entries.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Puts genealogy back into the layout before `m0005`: on PostgreSQL, history as rows
+/// rather than each event's `touched` array (SQLite kept its rows).
+async fn revert_to_history_rows(db: &DatabaseConnection) {
+    let backend = db.get_database_backend();
+    let mut statements =
+        vec!["DELETE FROM genealogy_migrations WHERE version = 'm0005_history_in_events'"];
+    if backend == sea_orm::DbBackend::Postgres {
+        statements.extend([
+            "CREATE TABLE genealogy_history (node bigint NOT NULL, sequence bigint NOT NULL, \
+             PRIMARY KEY (node, sequence))",
+            "INSERT INTO genealogy_history (node, sequence) \
+             SELECT t.node, e.sequence FROM genealogy_events e, unnest(e.touched) AS t(node)",
+            "CREATE INDEX genealogy_history_sequence ON genealogy_history (sequence)",
+            "ALTER TABLE genealogy_events DROP COLUMN touched",
+        ]);
+    }
+    for sql in statements {
+        db.execute_raw(Statement::from_string(backend, sql.to_owned()))
+            .await
+            .expect("as before");
+    }
+}
+
 /// Puts a store back into the layout before placements by number, `m0013` not applied.
 async fn revert_to_spelled_out_placements(db: &DatabaseConnection) {
     let backend = db.get_database_backend();
@@ -434,6 +483,8 @@ async fn a_store_of_the_layout_before_is_converted_keeping_events_links_and_colu
     assert_eq!(naming_unit.len(), 2, "inspected, then packed");
     let placed = placements(&db).await;
     assert!(!placed.is_empty(), "the plant packs");
+    let unit_history_before = unit_history(&app, unit).await;
+    revert_to_history_rows(&db).await;
     revert_to_spelled_out_placements(&db).await;
     revert_to_spelled_out_identifiers(&db).await;
     revert_to_text_payloads(&db).await;
@@ -479,6 +530,11 @@ async fn a_store_of_the_layout_before_is_converted_keeping_events_links_and_colu
         placements(&db).await,
         placed,
         "every child stays in its parent"
+    );
+    assert_eq!(
+        unit_history(&replica, unit).await,
+        unit_history_before,
+        "genealogy's history kept"
     );
     assert!(intact(&replica).await);
     drop(db);

@@ -119,6 +119,7 @@ mod migration {
             RecordArchives = "m0015_capture_archives",
             PartitionEvents = "m0016_capture_events_monthly_partitions",
             IdentifiersInEvents = "m0017_capture_identifiers_in_events",
+            HashEventIds = "m0018_capture_event_id_hash_index",
         }
     }
 
@@ -241,6 +242,22 @@ mod migration {
             ] {
                 db.execute_unprepared(sql).await?;
             }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for HashEventIds {
+        /// PostgreSQL only: eventIDs are looked up by equality alone, so a hash index of
+        /// their 4-byte hashes serves them at about a third of a B-tree of their text.
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            if manager.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+                return Ok(());
+            }
+            let db = manager.get_connection();
+            db.execute_unprepared("DROP INDEX IF EXISTS capture_events_event_id")
+                .await?;
+            db.execute_unprepared(super::EVENT_INDEXES[0]).await?;
             Ok(())
         }
     }
@@ -1003,8 +1020,8 @@ pub const EVENT_MONTHS: Monthly = Monthly {
 /// The indexes of the partitioned event table besides its key (sequence, record time),
 /// each for the reads named.
 const EVENT_INDEXES: [&str; 3] = [
-    // Duplicates (under the append lock) and GetEvent by eventID.
-    "CREATE INDEX capture_events_event_id ON capture_events (event_id)",
+    // Duplicates (under the append lock) and GetEvent by eventID: equality only.
+    "CREATE INDEX capture_events_event_id ON capture_events USING hash (event_id)",
     // Queries by event time (GE_eventTime / LT_eventTime).
     "CREATE INDEX capture_events_event_time ON capture_events (event_time)",
     // The error declarations of an event.

@@ -28,6 +28,8 @@ impl MigratorTrait for Migrator {
             Box::new(Superseded("m0002_create_genealogy_links")),
             Box::new(Superseded("m0003_intern_nodes")),
             Box::new(CompactProjection),
+            Box::new(HistoryInEvents),
+            Box::new(LeanIndexes),
         ]
     }
 }
@@ -201,6 +203,85 @@ impl MigrationTrait for CompactProjection {
                 index.col(column);
             }
             manager.create_index(index).await?;
+        }
+        Ok(())
+    }
+}
+
+/// PostgreSQL: the nodes each event touched move from `genealogy_history` rows into the
+/// event's `touched` array with a GIN index (see [`history`]), in place. Each step is
+/// guarded, so a conversion that stopped part-way picks up where it was. SQLite keeps its
+/// rows.
+struct HistoryInEvents;
+
+impl MigrationName for HistoryInEvents {
+    fn name(&self) -> &str {
+        "m0005_history_in_events"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for HistoryInEvents {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+            return Ok(());
+        }
+        let db = manager.get_connection();
+        db.execute_unprepared(
+            "ALTER TABLE genealogy_events ADD COLUMN IF NOT EXISTS touched bigint[] NOT NULL \
+             DEFAULT '{}'",
+        )
+        .await?;
+        if manager.has_table("genealogy_history").await? {
+            db.execute_unprepared(
+                "UPDATE genealogy_events e SET touched = h.nodes \
+                 FROM (SELECT sequence, array_agg(node ORDER BY node) AS nodes \
+                       FROM genealogy_history GROUP BY sequence) h \
+                 WHERE h.sequence = e.sequence",
+            )
+            .await?;
+            db.execute_unprepared("DROP TABLE genealogy_history")
+                .await?;
+        }
+        // Applied without the pending list, which every trace would otherwise scan.
+        db.execute_unprepared(
+            "CREATE INDEX IF NOT EXISTS genealogy_events_touched ON genealogy_events \
+             USING gin (touched) WITH (fastupdate = off)",
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Indexes sized for the lookups they serve. Links are no longer indexed by the sequence
+/// that made them: an error declaration finds them from the nodes its event touched. On
+/// PostgreSQL, link ids are not indexed either (a trace walks links in memory; containment
+/// ends a link found from its child), and an eventID, looked up by equality alone, is
+/// found through a hash index of its 4-byte hash rather than a B-tree of its 45
+/// characters. On SQLite the link id is the rowid, and there are no hash indexes.
+struct LeanIndexes;
+
+impl MigrationName for LeanIndexes {
+    fn name(&self) -> &str {
+        "m0006_lean_indexes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for LeanIndexes {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        db.execute_unprepared("DROP INDEX IF EXISTS genealogy_links_sequence")
+            .await?;
+        if manager.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+            return Ok(());
+        }
+        for statement in [
+            "ALTER TABLE genealogy_links DROP CONSTRAINT IF EXISTS genealogy_links_pkey",
+            "DROP INDEX IF EXISTS genealogy_events_event_id",
+            "CREATE INDEX genealogy_events_event_id ON genealogy_events USING hash (event_id)",
+        ] {
+            db.execute_unprepared(statement).await?;
         }
         Ok(())
     }

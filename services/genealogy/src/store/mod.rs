@@ -22,7 +22,7 @@ use tracery_epcis::Event;
 
 pub use migration::Migrator;
 pub use read::{HistoryRow, Link};
-use tables::{cursor, event, history, link};
+use tables::{cursor, event, link, node};
 
 use crate::{
     errors::GenealogyError,
@@ -166,10 +166,9 @@ impl ProjectionStore {
     pub async fn histories(&self, nodes: &[String]) -> Result<Vec<HistoryRow>, GenealogyError> {
         let mut rows = Vec::new();
         for chunk in nodes.chunks(CHUNK) {
-            let mut query = read::histories();
+            let mut query = read::histories(self.db.get_database_backend());
             query.and_where(
-                Expr::col(("h", history::Column::Node))
-                    .is_in(self.node_ids.of(&self.db, chunk).await?),
+                Expr::col(("n", node::Column::Id)).is_in(self.node_ids.of(&self.db, chunk).await?),
             );
             rows.extend(
                 self.names
@@ -188,17 +187,17 @@ impl ProjectionStore {
         after: Option<(DateTime<Utc>, i64)>,
         limit: u64,
     ) -> Result<Vec<HistoryRow>, GenealogyError> {
-        let mut query = read::histories();
+        let mut query = read::histories(self.db.get_database_backend());
         query
             .and_where(
-                Expr::col(("h", history::Column::Node)).is_in(
+                Expr::col(("n", node::Column::Id)).is_in(
                     self.node_ids
                         .of(&self.db, &[facts::node_id(identifier)])
                         .await?,
                 ),
             )
             .order_by(("e", event::Column::EventTime), Order::Asc)
-            .order_by(("h", history::Column::Sequence), Order::Asc)
+            .order_by(("e", event::Column::Sequence), Order::Asc)
             .limit(limit);
         if let Some(after) = after {
             query.cond_where(read::after_position(after));

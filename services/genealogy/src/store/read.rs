@@ -5,7 +5,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, Order, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult, Order,
+    QueryFilter,
     sea_query::{Condition, Expr, ExprTrait, JoinType, Query, SelectStatement},
 };
 
@@ -345,28 +346,30 @@ pub(super) fn links() -> SelectStatement {
     query
 }
 
-/// History rows (aliased `h`, events `e`) with the node's URI and the event's attributes;
-/// the caller adds the filter and order.
-pub(super) fn histories() -> SelectStatement {
+/// History rows (nodes `n`, events `e`) with the node's URI and the event's attributes;
+/// the caller adds the filter (on `n.id`) and order. On SQLite the rows of
+/// `genealogy_history` join the two; on PostgreSQL an event's `touched` array holds the
+/// node, which its GIN index answers for each node in turn.
+pub(super) fn histories(backend: DatabaseBackend) -> SelectStatement {
     let mut query = Query::select();
     query.expr_as(Expr::col(("n", node::Column::Uri)), "identifier");
-    query.expr_as(Expr::col(("h", history::Column::Sequence)), "sequence");
+    query.expr_as(Expr::col(("e", event::Column::Sequence)), "sequence");
     query.column(("e", event::Column::EventId));
     query.column(("e", event::Column::EventTime));
-    query
-        .from_as(history::Entity, "h")
-        .join_as(
-            JoinType::InnerJoin,
-            node::Entity,
-            "n",
-            Expr::col(("n", node::Column::Id)).equals(("h", history::Column::Node)),
-        )
-        .join_as(
-            JoinType::InnerJoin,
-            event::Entity,
-            "e",
-            Expr::col(("e", event::Column::Sequence)).equals(("h", history::Column::Sequence)),
-        );
+    query.from_as(node::Entity, "n");
+    let event_touched = match backend {
+        DatabaseBackend::Postgres => Expr::cust(r#""e"."touched" @> ARRAY["n"."id"]"#),
+        _ => {
+            query.join_as(
+                JoinType::InnerJoin,
+                history::Entity,
+                "h",
+                Expr::col(("h", history::Column::Node)).equals(("n", node::Column::Id)),
+            );
+            Expr::col(("e", event::Column::Sequence)).equals(("h", history::Column::Sequence))
+        }
+    };
+    query.join_as(JoinType::InnerJoin, event::Entity, "e", event_touched);
     Terms::select(&mut query);
     query
 }
@@ -378,6 +381,6 @@ pub(super) fn after_position(after: (DateTime<Utc>, i64)) -> Condition {
     Condition::any().add(time_col().gt(time)).add(
         Condition::all()
             .add(time_col().eq(time))
-            .add(Expr::col(("h", history::Column::Sequence)).gt(sequence)),
+            .add(Expr::col(("e", event::Column::Sequence)).gt(sequence)),
     )
 }

@@ -4,8 +4,10 @@
 use std::collections::{HashMap, HashSet, hash_map::Entry};
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    sea_query::Expr,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QuerySelect,
+    sea_query::{Condition, Expr},
 };
 use tracery_epcis::Event;
 
@@ -110,27 +112,30 @@ pub(super) async fn record_run(
     }
     let ids = intern(txn, named).await?;
     let id = |uri: &String| node(&ids, uri);
-    let events = run
-        .iter()
-        .map(|(sequence, event_id, event, facts)| {
-            event_row(*sequence, event_id, event, facts, &ids)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let history_in_events = txn.get_database_backend() == DatabaseBackend::Postgres;
+    let mut events = Vec::with_capacity(run.len());
+    let mut history = Vec::new();
+    for (sequence, event_id, event, facts) in run {
+        let mut row = event_row(*sequence, event_id, event, facts, &ids)?;
+        let touched = touched_ids(facts, &ids)?;
+        if history_in_events {
+            row.touched = Set(touched);
+        } else {
+            history.extend(touched.into_iter().map(|node| history::ActiveModel {
+                node: Set(node),
+                sequence: Set(*sequence),
+            }));
+        }
+        events.push(row);
+    }
     for chunk in events.chunks(CHUNK) {
         event::Entity::insert_many(chunk.to_vec())
             .on_conflict_do_nothing_on([event::Column::Sequence])
             .exec_without_returning(txn)
             .await?;
     }
-    let mut history = Vec::new();
     let mut links = Vec::new();
     for (sequence, _, _, facts) in run {
-        for uri in &facts.touched {
-            history.push(history::ActiveModel {
-                node: Set(id(uri)?),
-                sequence: Set(*sequence),
-            });
-        }
         for new in facts
             .links
             .iter()
@@ -240,8 +245,8 @@ struct OpenContainment {
     parent_of: HashMap<i64, (i64, Open)>,
     /// Parent → the children open in it.
     children_of: HashMap<i64, HashSet<i64>>,
-    /// Stored links the run ends, with the sequence that ends them.
-    ended: Vec<(i64, i64)>,
+    /// Stored links the run ends: the child, the link and the sequence that ends it.
+    ended: Vec<(i64, i64, i64)>,
     /// Links the run makes, ended or not.
     made: Vec<link::ActiveModel>,
     /// The unpacks, for rebuilding after an error declaration: child, parent, sequence.
@@ -310,7 +315,7 @@ impl OpenContainment {
             children.remove(&child);
         }
         match at {
-            Open::Stored(link) => self.ended.push((link, sequence)),
+            Open::Stored(link) => self.ended.push((child, link, sequence)),
             Open::New(index) => self.made[index].end_sequence = Set(Some(sequence)),
         }
     }
@@ -378,17 +383,19 @@ impl OpenContainment {
     }
 
     /// Writes what the run did: one update per ending sequence, then the new links and the
-    /// unpacks.
+    /// unpacks. A link is found from its child: ids are not indexed on PostgreSQL.
     async fn write(self, txn: &DatabaseTransaction) -> Result<(), GenealogyError> {
-        let mut ended: HashMap<i64, Vec<i64>> = HashMap::new();
-        for (link, sequence) in self.ended {
-            ended.entry(sequence).or_default().push(link);
+        let mut ended: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for (child, link, sequence) in self.ended {
+            ended.entry(sequence).or_default().push((child, link));
         }
         for (sequence, links) in ended {
             for chunk in links.chunks(CHUNK) {
                 link::Entity::update_many()
                     .col_expr(link::Column::EndSequence, Expr::value(sequence))
-                    .filter(link::Column::Id.is_in(chunk.iter().copied()))
+                    .filter(link::Column::FromNode.is_in(chunk.iter().map(|(child, _)| *child)))
+                    .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
+                    .filter(link::Column::Id.is_in(chunk.iter().map(|(_, link)| *link)))
                     .exec(txn)
                     .await?;
             }
@@ -433,7 +440,20 @@ fn event_row(
         read_point: Set(id(event.read_point.as_ref().map(|l| l.id.as_str()))?),
         biz_location: Set(id(event.biz_location.as_ref().map(|l| l.id.as_str()))?),
         custodian: Set(id(facts.custodian.as_deref())?),
+        touched: NotSet,
     })
+}
+
+/// The ids of the nodes `facts` touched, ascending and once each.
+fn touched_ids(facts: &Facts, ids: &HashMap<String, i64>) -> Result<Vec<i64>, GenealogyError> {
+    let mut touched = facts
+        .touched
+        .iter()
+        .map(|uri| node(ids, uri))
+        .collect::<Result<Vec<_>, _>>()?;
+    touched.sort_unstable();
+    touched.dedup();
+    Ok(touched)
 }
 
 /// An error declaration: the declared event stops counting. Its rows go, and the
@@ -444,19 +464,20 @@ pub(super) async fn forget(
     event_id: &str,
 ) -> Result<(), GenealogyError> {
     let sequences: Vec<i64> = event::Entity::find()
+        .select_only()
+        .column(event::Column::Sequence)
         .filter(event::Column::EventId.eq(event_id))
+        .into_tuple()
         .all(txn)
-        .await?
-        .into_iter()
-        .map(|e| e.sequence)
-        .collect();
+        .await?;
     if sequences.is_empty() {
         return Ok(());
     }
+    let made_by_event = made_by(&sequences, &touched_by(txn, &sequences).await?);
     // The children whose containment the event changed: those it packed (its links) or
     // unpacked; a child it moved out of another parent is one it packed.
     let mut affected: Vec<i64> = link::Entity::find()
-        .filter(link::Column::Sequence.is_in(sequences.clone()))
+        .filter(made_by_event.clone())
         .filter(link::Column::Kind.eq(LinkKind::ContainedIn.code()))
         .all(txn)
         .await?
@@ -473,12 +494,14 @@ pub(super) async fn forget(
     );
     affected.sort_unstable();
     affected.dedup();
-    history::Entity::delete_many()
-        .filter(history::Column::Sequence.is_in(sequences.clone()))
-        .exec(txn)
-        .await?;
+    if txn.get_database_backend() != DatabaseBackend::Postgres {
+        history::Entity::delete_many()
+            .filter(history::Column::Sequence.is_in(sequences.clone()))
+            .exec(txn)
+            .await?;
+    }
     link::Entity::delete_many()
-        .filter(link::Column::Sequence.is_in(sequences.clone()))
+        .filter(made_by_event)
         .exec(txn)
         .await?;
     unpack::Entity::delete_many()
@@ -493,6 +516,46 @@ pub(super) async fn forget(
         rebuild_containment(txn, child).await?;
     }
     Ok(())
+}
+
+/// The nodes the events at `sequences` touched: their history.
+async fn touched_by(
+    txn: &DatabaseTransaction,
+    sequences: &[i64],
+) -> Result<Vec<i64>, GenealogyError> {
+    let sequences = sequences.iter().copied();
+    Ok(match txn.get_database_backend() {
+        DatabaseBackend::Postgres => event::Entity::find()
+            .select_only()
+            .column(event::Column::Touched)
+            .filter(event::Column::Sequence.is_in(sequences))
+            .into_tuple::<Vec<i64>>()
+            .all(txn)
+            .await?
+            .concat(),
+        _ => {
+            history::Entity::find()
+                .select_only()
+                .column(history::Column::Node)
+                .filter(history::Column::Sequence.is_in(sequences))
+                .into_tuple()
+                .all(txn)
+                .await?
+        }
+    })
+}
+
+/// The links the events at `sequences` made. Links are not indexed by sequence: each has
+/// an end its event touched ([`crate::facts::of`]), so they are found from those nodes.
+fn made_by(sequences: &[i64], touched: &[i64]) -> Condition {
+    let ends = || touched.iter().copied();
+    Condition::all()
+        .add(link::Column::Sequence.is_in(sequences.iter().copied()))
+        .add(
+            Condition::any()
+                .add(link::Column::FromNode.is_in(ends()))
+                .add(link::Column::ToNode.is_in(ends())),
+        )
 }
 
 /// A change to a child's containment, for replaying: packed into a parent (its link, at
