@@ -508,8 +508,14 @@ fn flatten(node: &graph::Contained, out: &mut BTreeSet<(String, String)>) {
 /// Where a plant's projection is kept: a SQLite file, or a PostgreSQL database dropped
 /// when the plant passed.
 enum Store {
-    Sqlite(tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    /// The folder the file is in, removed with it.
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl Store {
@@ -538,7 +544,7 @@ impl Store {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}/g.db?mode=rwc", dir.path().display());
                 let db = Database::connect(&url).await.expect("sqlite");
-                (Self::Sqlite(dir), db)
+                (Self::Sqlite { _dir: dir }, db)
             }
         }
     }
