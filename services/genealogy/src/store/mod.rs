@@ -22,7 +22,7 @@ use tracery_epcis::Event;
 
 pub use migration::Migrator;
 pub use read::{HistoryRow, Link};
-use tables::{cursor, event, link, node};
+use tables::{cursor, event, link};
 
 use crate::{
     errors::GenealogyError,
@@ -166,10 +166,8 @@ impl ProjectionStore {
     pub async fn histories(&self, nodes: &[String]) -> Result<Vec<HistoryRow>, GenealogyError> {
         let mut rows = Vec::new();
         for chunk in nodes.chunks(CHUNK) {
-            let mut query = read::histories(self.db.get_database_backend());
-            query.and_where(
-                Expr::col(("n", node::Column::Id)).is_in(self.node_ids.of(&self.db, chunk).await?),
-            );
+            let ids = self.node_ids.of(&self.db, chunk).await?;
+            let query = read::histories(self.db.get_database_backend(), &ids);
             rows.extend(
                 self.names
                     .fetch(&self.db, &query, read::name_history)
@@ -187,15 +185,12 @@ impl ProjectionStore {
         after: Option<(DateTime<Utc>, i64)>,
         limit: u64,
     ) -> Result<Vec<HistoryRow>, GenealogyError> {
-        let mut query = read::histories(self.db.get_database_backend());
+        let ids = self
+            .node_ids
+            .of(&self.db, &[facts::node_id(identifier)])
+            .await?;
+        let mut query = read::histories(self.db.get_database_backend(), &ids);
         query
-            .and_where(
-                Expr::col(("n", node::Column::Id)).is_in(
-                    self.node_ids
-                        .of(&self.db, &[facts::node_id(identifier)])
-                        .await?,
-                ),
-            )
             .order_by(("e", event::Column::EventTime), Order::Asc)
             .order_by(("e", event::Column::Sequence), Order::Asc)
             .limit(limit);

@@ -6,8 +6,10 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult, Order,
-    QueryFilter,
-    sea_query::{Condition, Expr, ExprTrait, JoinType, Query, SelectStatement},
+    QueryFilter, Value,
+    sea_query::{
+        ArrayType, BinOper, Condition, Expr, ExprTrait, Func, JoinType, Query, SelectStatement,
+    },
 };
 
 use super::tables::{KEY_PROBES, event, history, key_of, link, node};
@@ -346,30 +348,52 @@ pub(super) fn links() -> SelectStatement {
     query
 }
 
-/// History rows (nodes `n`, events `e`) with the node's URI and the event's attributes;
-/// the caller adds the filter (on `n.id`) and order. On SQLite the rows of
-/// `genealogy_history` join the two; on PostgreSQL an event's `touched` array holds the
-/// node, which its GIN index answers for each node in turn.
-pub(super) fn histories(backend: DatabaseBackend) -> SelectStatement {
+/// History rows of the nodes `ids` (nodes `n`, events `e`) with the node's URI and the
+/// event's attributes; the caller adds the order. On SQLite the rows of
+/// `genealogy_history` join the two. On PostgreSQL the events come from one scan of their
+/// `touched` arrays' GIN index for all of `ids` at once (a scan per node, as a join would
+/// make, took 30 ms for a trace level of 40 nodes), then each is paired with the wanted
+/// nodes it touched.
+pub(super) fn histories(backend: DatabaseBackend, ids: &[i64]) -> SelectStatement {
     let mut query = Query::select();
     query.expr_as(Expr::col(("n", node::Column::Uri)), "identifier");
     query.expr_as(Expr::col(("e", event::Column::Sequence)), "sequence");
     query.column(("e", event::Column::EventId));
     query.column(("e", event::Column::EventTime));
-    query.from_as(node::Entity, "n");
-    let event_touched = match backend {
-        DatabaseBackend::Postgres => Expr::cust(r#""e"."touched" @> ARRAY["n"."id"]"#),
-        _ => {
-            query.join_as(
-                JoinType::InnerJoin,
-                history::Entity,
-                "h",
-                Expr::col(("h", history::Column::Node)).equals(("n", node::Column::Id)),
-            );
-            Expr::col(("e", event::Column::Sequence)).equals(("h", history::Column::Sequence))
-        }
+    query.from_as(event::Entity, "e");
+    let node_of_event = if backend == DatabaseBackend::Postgres {
+        let wanted = Value::Array(
+            ArrayType::BigInt,
+            Some(Box::new(ids.iter().map(|id| Value::from(*id)).collect())),
+        );
+        query.and_where(
+            Expr::col(("e", event::Column::Touched)).binary(BinOper::Custom("&&"), wanted),
+        );
+        let touched = Query::select()
+            .expr_as(
+                Func::cust("unnest").arg(Expr::col(("e", event::Column::Touched))),
+                "node",
+            )
+            .take();
+        query.join_lateral(JoinType::InnerJoin, touched, "h", Expr::cust("TRUE"));
+        Expr::col(("h", "node"))
+    } else {
+        query.join_as(
+            JoinType::InnerJoin,
+            history::Entity,
+            "h",
+            Expr::col(("h", history::Column::Sequence)).equals(("e", event::Column::Sequence)),
+        );
+        Expr::col(("h", history::Column::Node))
     };
-    query.join_as(JoinType::InnerJoin, event::Entity, "e", event_touched);
+    query.and_where(node_of_event.clone().is_in(ids.iter().copied()));
+    query.join_as(
+        JoinType::InnerJoin,
+        node::Entity,
+        "n",
+        Expr::col(("n", node::Column::Id)).eq(node_of_event),
+    );
+    query.and_where(Expr::col(("n", node::Column::Id)).is_in(ids.iter().copied()));
     Terms::select(&mut query);
     query
 }
