@@ -332,7 +332,11 @@ async fn intern(
     for row in conn
         .query_all_raw(Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
-            r#"SELECT "id", "value" FROM "capture_identifiers" WHERE "value" = ANY($1)"#,
+            // One index lookup per value, as for eventIDs above: without statistics
+            // `= ANY($1)` read the whole table now and then (0.9 s at 1M events).
+            r#"SELECT i."id", i."value" FROM UNNEST($1::text[]) AS wanted(value)
+               CROSS JOIN LATERAL (SELECT "id", "value" FROM "capture_identifiers"
+                                   WHERE "value" = wanted.value OFFSET 0) i"#,
             [values],
         ))
         .await?
