@@ -258,7 +258,8 @@ impl MigrationTrait for HistoryInEvents {
 /// PostgreSQL, link ids are not indexed either (a trace walks links in memory; containment
 /// ends a link found from its child), and an eventID, looked up by equality alone, is
 /// found through a hash index of its 4-byte hash rather than a B-tree of its 45
-/// characters. On SQLite the link id is the rowid, and there are no hash indexes.
+/// characters, and no read of the projection starts parallel workers. On SQLite the link
+/// id is the rowid, and there are no hash indexes.
 struct LeanIndexes;
 
 impl MigrationName for LeanIndexes {
@@ -280,6 +281,11 @@ impl MigrationTrait for LeanIndexes {
             "ALTER TABLE genealogy_links DROP CONSTRAINT IF EXISTS genealogy_links_pkey",
             "DROP INDEX IF EXISTS genealogy_events_event_id",
             "CREATE INDEX genealogy_events_event_id ON genealogy_events USING hash (event_id)",
+            // Trace reads are lookups of a few dozen rows; workers only add their start-up
+            // (8 ms a query where the planner, without statistics, chose them).
+            "ALTER TABLE genealogy_links SET (parallel_workers = 0)",
+            "ALTER TABLE genealogy_events SET (parallel_workers = 0)",
+            "ALTER TABLE genealogy_nodes SET (parallel_workers = 0)",
         ] {
             db.execute_unprepared(statement).await?;
         }
