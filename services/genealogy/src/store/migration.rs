@@ -11,7 +11,7 @@ use sea_orm_migration::{
 };
 use tracery_runtime::migrations::create_table;
 
-use super::tables::{cursor, event, history, link, node, unpack};
+use super::tables::{cursor, event, history, history_in_events, link, node, unpack};
 
 /// Genealogy migrations.
 pub struct Migrator;
@@ -223,7 +223,7 @@ impl MigrationName for HistoryInEvents {
 #[async_trait::async_trait]
 impl MigrationTrait for HistoryInEvents {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        if !history_in_events(manager.get_database_backend()) {
             return Ok(());
         }
         let db = manager.get_connection();

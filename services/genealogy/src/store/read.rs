@@ -12,7 +12,7 @@ use sea_orm::{
     },
 };
 
-use super::tables::{KEY_PROBES, event, history, key_of, link, node};
+use super::tables::{KEY_PROBES, event, history, history_in_events, key_of, link, node};
 
 /// A link as traces see it.
 #[derive(Debug, Clone, PartialEq, FromQueryResult)]
@@ -361,7 +361,7 @@ pub(super) fn histories(backend: DatabaseBackend, ids: &[i64]) -> SelectStatemen
     query.column(("e", event::Column::EventId));
     query.column(("e", event::Column::EventTime));
     query.from_as(event::Entity, "e");
-    let node_of_event = if backend == DatabaseBackend::Postgres {
+    let node_of_event = if history_in_events(backend) {
         let wanted = Value::Array(
             ArrayType::BigInt,
             Some(Box::new(ids.iter().map(|id| Value::from(*id)).collect())),

@@ -67,6 +67,12 @@ pub mod event {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// Whether `backend` keeps the nodes an event touched in the event's `touched` array
+/// (PostgreSQL) rather than in [`history`] rows (SQLite): the one place that says which.
+pub fn history_in_events(backend: sea_orm::DatabaseBackend) -> bool {
+    backend == sea_orm::DatabaseBackend::Postgres
+}
+
 /// `genealogy_history`, SQLite only: which events touched which node, one row each.
 /// PostgreSQL pays a 24-byte header, a line pointer and two index entries per row (about
 /// 86 bytes, 6.4 rows per plant event), so there the nodes an event touched are an array

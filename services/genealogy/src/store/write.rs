@@ -5,15 +5,15 @@ use std::collections::{HashMap, HashSet, hash_map::Entry};
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QuerySelect,
     sea_query::{Condition, Expr},
 };
 use tracery_epcis::Event;
 
 use super::{
     read::probe_keys,
-    tables::{KEY_PROBES, event, history, link, node, unpack},
+    tables::{KEY_PROBES, event, history, history_in_events, link, node, unpack},
 };
 use crate::{
     errors::GenealogyError,
@@ -112,13 +112,12 @@ pub(super) async fn record_run(
     }
     let ids = intern(txn, named).await?;
     let id = |uri: &String| node(&ids, uri);
-    let history_in_events = txn.get_database_backend() == DatabaseBackend::Postgres;
     let mut events = Vec::with_capacity(run.len());
     let mut history = Vec::new();
     for (sequence, event_id, event, facts) in run {
         let mut row = event_row(*sequence, event_id, event, facts, &ids)?;
         let touched = touched_ids(facts, &ids)?;
-        if history_in_events {
+        if history_in_events(txn.get_database_backend()) {
             row.touched = Set(touched);
         } else {
             history.extend(touched.into_iter().map(|node| history::ActiveModel {
@@ -494,7 +493,7 @@ pub(super) async fn forget(
     );
     affected.sort_unstable();
     affected.dedup();
-    if txn.get_database_backend() != DatabaseBackend::Postgres {
+    if !history_in_events(txn.get_database_backend()) {
         history::Entity::delete_many()
             .filter(history::Column::Sequence.is_in(sequences.clone()))
             .exec(txn)
@@ -524,25 +523,23 @@ async fn touched_by(
     sequences: &[i64],
 ) -> Result<Vec<i64>, GenealogyError> {
     let sequences = sequences.iter().copied();
-    Ok(match txn.get_database_backend() {
-        DatabaseBackend::Postgres => event::Entity::find()
+    if history_in_events(txn.get_database_backend()) {
+        let arrays: Vec<Vec<i64>> = event::Entity::find()
             .select_only()
             .column(event::Column::Touched)
             .filter(event::Column::Sequence.is_in(sequences))
-            .into_tuple::<Vec<i64>>()
+            .into_tuple()
             .all(txn)
-            .await?
-            .concat(),
-        _ => {
-            history::Entity::find()
-                .select_only()
-                .column(history::Column::Node)
-                .filter(history::Column::Sequence.is_in(sequences))
-                .into_tuple()
-                .all(txn)
-                .await?
-        }
-    })
+            .await?;
+        return Ok(arrays.concat());
+    }
+    Ok(history::Entity::find()
+        .select_only()
+        .column(history::Column::Node)
+        .filter(history::Column::Sequence.is_in(sequences))
+        .into_tuple()
+        .all(txn)
+        .await?)
 }
 
 /// The links the events at `sequences` made. Links are not indexed by sequence: each has
