@@ -366,9 +366,14 @@ pub(super) fn histories(backend: DatabaseBackend, ids: &[i64]) -> SelectStatemen
             ArrayType::BigInt,
             Some(Box::new(ids.iter().map(|id| Value::from(*id)).collect())),
         );
-        query.and_where(
-            Expr::col(("e", event::Column::Touched)).binary(BinOper::Custom("&&"), wanted),
-        );
+        // The array goes in a sub-select so that the planner does not see its length: it
+        // estimates each element of a constant array at 0.5 % of the rows, so a level of
+        // 27 nodes looked like 12 % of the events and got a sequential scan, 5 s at 10M
+        // events; behind the sub-select it estimates 1 % and takes the GIN index, 0.5 ms.
+        query.and_where(Expr::col(("e", event::Column::Touched)).binary(
+            BinOper::Custom("&&"),
+            Expr::cust_with_values("(SELECT $1::bigint[])", [wanted]),
+        ));
         let touched = Query::select()
             .expr_as(
                 Func::cust("unnest").arg(Expr::col(("e", event::Column::Touched))),
