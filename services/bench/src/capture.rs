@@ -17,7 +17,7 @@ use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::plant::Plant;
+use crate::{plant::Plant, table};
 use tokio_stream::wrappers::ReceiverStream;
 use tracery_proto::v1::{
     self as pb, capture_service_client::CaptureServiceClient as CaptureClient,
@@ -203,18 +203,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         quarantined += refused;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    println!(
-        "| run | events | batch | streams | events/s | ack p50 ms | ack p99 ms | quarantined |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    println!(
-        "| {} | {events} | {} | {} | {:.0} | {:.1} | {:.1} | {quarantined} |",
-        args.label,
-        args.batch,
-        args.streams,
-        events as f64 / elapsed,
-        histogram.value_at_quantile(0.5) as f64 / 1000.0,
-        histogram.value_at_quantile(0.99) as f64 / 1000.0,
+    table::print(
+        &[
+            "run",
+            "events",
+            "batch",
+            "streams",
+            "events/s",
+            "ack p50 ms",
+            "ack p99 ms",
+            "quarantined",
+        ],
+        &[
+            args.label.clone(),
+            events.to_string(),
+            args.batch.to_string(),
+            args.streams.to_string(),
+            table::per_second(events, elapsed),
+            table::ms(&histogram, 0.5),
+            table::ms(&histogram, 0.99),
+            quarantined.to_string(),
+        ],
     );
     Ok(())
 }

@@ -11,6 +11,7 @@ mod generate;
 mod plant;
 mod rest;
 mod serials;
+mod table;
 mod trace;
 mod unary;
 

@@ -4,7 +4,10 @@
 
 use std::time::Instant;
 
-use crate::plant::{self, Plant};
+use crate::{
+    plant::{self, Plant},
+    table,
+};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 
@@ -86,16 +89,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let events = per_client * args.clients;
-    println!("| run | events | per document | clients | events/s | 202 p50 ms | 202 p99 ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    println!(
-        "| {} | {events} | {} | {} | {:.0} | {:.1} | {:.1} |",
-        args.label,
-        args.batch,
-        args.clients,
-        events as f64 / elapsed,
-        histogram.value_at_quantile(0.5) as f64 / 1000.0,
-        histogram.value_at_quantile(0.99) as f64 / 1000.0,
+    table::print(
+        &[
+            "run",
+            "events",
+            "per document",
+            "clients",
+            "events/s",
+            "202 p50 ms",
+            "202 p99 ms",
+        ],
+        &[
+            args.label.clone(),
+            events.to_string(),
+            args.batch.to_string(),
+            args.clients.to_string(),
+            table::per_second(events, elapsed),
+            table::ms(&histogram, 0.5),
+            table::ms(&histogram, 0.99),
+        ],
     );
     Ok(())
 }

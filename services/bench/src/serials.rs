@@ -8,6 +8,8 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use tracery_proto::v1::{self as pb, identity_service_client::IdentityServiceClient};
 
+use crate::table;
+
 /// Options of `tracery-bench serials`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -101,16 +103,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let unique: HashSet<u64> = all.iter().copied().collect();
-    println!("| run | clients | serials | per call | serials/s | duplicates |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    println!(
-        "| {} | {} | {} | {} | {:.0} | {} |",
-        args.label,
-        args.clients,
-        all.len(),
-        args.per_request,
-        all.len() as f64 / elapsed,
-        all.len() - unique.len()
+    table::print(
+        &[
+            "run",
+            "clients",
+            "serials",
+            "per call",
+            "serials/s",
+            "duplicates",
+        ],
+        &[
+            args.label.clone(),
+            args.clients.to_string(),
+            all.len().to_string(),
+            args.per_request.to_string(),
+            table::per_second(all.len(), elapsed),
+            (all.len() - unique.len()).to_string(),
+        ],
     );
     Ok(())
 }

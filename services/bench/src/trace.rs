@@ -74,6 +74,41 @@ fn baselines(backend: DatabaseBackend) -> Vec<(&'static str, String)> {
     )]
 }
 
+/// Runs one query of `kind` from `id`; returns how many nodes or items it answered.
+async fn query_once(
+    client: &mut GenealogyServiceClient<tonic::transport::Channel>,
+    kind: &str,
+    id: String,
+    max_depth: i32,
+) -> anyhow::Result<usize> {
+    let trace = || pb::TraceRequest {
+        id: id.clone(),
+        max_depth,
+        ..Default::default()
+    };
+    Ok(match kind {
+        "TraceBackward" => client
+            .trace_backward(trace())
+            .await?
+            .into_inner()
+            .nodes
+            .len(),
+        "TraceForward" => client
+            .trace_forward(trace())
+            .await?
+            .into_inner()
+            .nodes
+            .len(),
+        _ => {
+            let request = pb::RecallScopeRequest {
+                ids: vec![id.clone()],
+                ..Default::default()
+            };
+            client.recall_scope(request).await?.into_inner().items.len()
+        }
+    })
+}
+
 /// Waits until the genealogy projection has applied everything captured (read from the
 /// database when given, else until it stops moving), so queries see the whole plant and
 /// do not compete with its catching up.
@@ -157,43 +192,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let mut nodes = 0usize;
         for _ in 0..args.queries {
             let started = Instant::now();
-            match kind {
-                "TraceBackward" => {
-                    let id = units[rng.random_range(0..units.len())].clone();
-                    let response = client
-                        .trace_backward(pb::TraceRequest {
-                            id,
-                            max_depth: args.max_depth,
-                            ..Default::default()
-                        })
-                        .await?
-                        .into_inner();
-                    nodes += response.nodes.len();
-                }
-                "TraceForward" => {
-                    let id = lots[rng.random_range(0..lots.len())].clone();
-                    let response = client
-                        .trace_forward(pb::TraceRequest {
-                            id,
-                            max_depth: args.max_depth,
-                            ..Default::default()
-                        })
-                        .await?
-                        .into_inner();
-                    nodes += response.nodes.len();
-                }
-                _ => {
-                    let id = lots[rng.random_range(0..lots.len())].clone();
-                    let response = client
-                        .recall_scope(pb::RecallScopeRequest {
-                            ids: vec![id],
-                            ..Default::default()
-                        })
-                        .await?
-                        .into_inner();
-                    nodes += response.items.len();
-                }
-            }
+            let pool = if kind == "TraceBackward" {
+                &units
+            } else {
+                &lots
+            };
+            let id = pool[rng.random_range(0..pool.len())].clone();
+            nodes += query_once(&mut client, kind, id, args.max_depth).await?;
             histogram.record(started.elapsed().as_micros() as u64)?;
         }
         rows.push((kind.to_owned(), histogram, nodes / args.queries.max(1)));

@@ -116,29 +116,19 @@ fn observation(
         id: id.to_owned(),
         extensions: Default::default(),
     };
+    let observed = EventKind::Object(ObjectEvent {
+        action: Action::Observe,
+        epcs,
+        quantities,
+        ilmd: None,
+    });
     Event {
         event_id: Some(event_id),
-        event_time: time,
-        event_time_zone_offset: time.format("%:z").to_string(),
-        record_time: None,
-        certification_info: None,
-        error_declaration: None,
         biz_step: reader.biz_step.clone(),
         disposition: reader.disposition.clone(),
-        persistent_disposition: None,
         read_point: Some(location(&reader.read_point)),
         biz_location: reader.biz_location.as_deref().map(location),
-        biz_transactions: Vec::new(),
-        sources: Vec::new(),
-        destinations: Vec::new(),
-        sensor_elements: Vec::new(),
-        extensions: Default::default(),
-        kind: EventKind::Object(ObjectEvent {
-            action: Action::Observe,
-            epcs,
-            quantities,
-            ilmd: None,
-        }),
+        ..Event::new(observed, time)
     }
 }
 

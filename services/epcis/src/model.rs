@@ -81,6 +81,32 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl Event {
+    /// An event of `kind` at `event_time`, in that time's offset, with nothing else set:
+    /// what a reader's scan or a test starts from.
+    pub fn new(kind: EventKind, event_time: EpcisTime) -> Self {
+        Self {
+            event_id: None,
+            event_time_zone_offset: event_time.format("%:z").to_string(),
+            event_time,
+            record_time: None,
+            certification_info: None,
+            error_declaration: None,
+            biz_step: None,
+            disposition: None,
+            persistent_disposition: None,
+            read_point: None,
+            biz_location: None,
+            biz_transactions: Vec::new(),
+            sources: Vec::new(),
+            destinations: Vec::new(),
+            sensor_elements: Vec::new(),
+            extensions: Default::default(),
+            kind,
+        }
+    }
+}
+
 /// The five EPCIS event types with their own fields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {

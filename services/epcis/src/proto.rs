@@ -187,28 +187,21 @@ pub fn event_from_proto(event: &pb::EpcisEvent) -> Result<Event, EpcisError> {
         }),
         read_point: location_from_proto("read_point", event.read_point.as_ref())?,
         biz_location: location_from_proto("biz_location", event.biz_location.as_ref())?,
-        biz_transactions: event
-            .biz_transactions
-            .iter()
-            .enumerate()
-            .map(|(index, b)| {
-                required(&format!("biz_transactions/{index}/id"), &b.id).map(|id| BizTransaction {
+        biz_transactions: each_from_proto(
+            "biz_transactions",
+            &event.biz_transactions,
+            |path, b| {
+                Ok(BizTransaction {
                     kind: non_empty(&b.r#type),
-                    id,
+                    id: required(&format!("{path}/id"), &b.id)?,
                 })
-            })
-            .collect::<Result<_, _>>()?,
+            },
+        )?,
         sources: source_destinations_from_proto("sources", &event.sources)?,
         destinations: source_destinations_from_proto("destinations", &event.destinations)?,
-        sensor_elements: event
-            .sensor_elements
-            .iter()
-            .enumerate()
-            .map(|(index, s)| {
-                sensor_element_from_proto(s)
-                    .map_err(|e| e.under(&format!("sensor_elements/{index}")))
-            })
-            .collect::<Result<_, _>>()?,
+        sensor_elements: each_from_proto("sensor_elements", &event.sensor_elements, |path, s| {
+            sensor_element_from_proto(s).map_err(|e| e.under(path))
+        })?,
         extensions: extensions_from_proto(event.extensions.as_ref()),
         kind,
     })
@@ -260,14 +253,9 @@ pub fn document_from_proto(document: &pb::EpcisDocument) -> Result<Document, Epc
         receiver: non_empty(&document.receiver),
         instance_identifier: non_empty(&document.instance_identifier),
         epcis_header: document.epcis_header.as_ref().map(struct_to_map),
-        events: document
-            .events
-            .iter()
-            .enumerate()
-            .map(|(index, e)| {
-                event_from_proto(e).map_err(|err| err.under(&format!("events/{index}")))
-            })
-            .collect::<Result<_, _>>()?,
+        events: each_from_proto("events", &document.events, |path, e| {
+            event_from_proto(e).map_err(|err| err.under(path))
+        })?,
         subscription_id: non_empty(&document.subscription_id),
         query_name: non_empty(&document.query_name),
         extensions: extensions_from_proto(document.extensions.as_ref()),
@@ -378,25 +366,21 @@ fn quantities_from_proto(
     field: &str,
     list: &[pb::QuantityElement],
 ) -> Result<Vec<QuantityElement>, EpcisError> {
-    list.iter()
-        .enumerate()
-        .map(|(index, q)| {
-            let path = format!("{field}/{index}");
-            if let Some(quantity) = q.quantity
-                && (!quantity.is_finite() || quantity < 0.0)
-            {
-                return Err(EpcisError::invalid(
-                    format!("{path}/quantity"),
-                    format!("{quantity} is not a non-negative number"),
-                ));
-            }
-            Ok(QuantityElement {
-                epc_class: required(&format!("{path}/epc_class"), &q.epc_class)?,
-                quantity: q.quantity,
-                uom: non_empty(&q.uom),
-            })
+    each_from_proto(field, list, |path, q| {
+        if let Some(quantity) = q.quantity
+            && (!quantity.is_finite() || quantity < 0.0)
+        {
+            return Err(EpcisError::invalid(
+                format!("{path}/quantity"),
+                format!("{quantity} is not a non-negative number"),
+            ));
+        }
+        Ok(QuantityElement {
+            epc_class: required(&format!("{path}/epc_class"), &q.epc_class)?,
+            quantity: q.quantity,
+            uom: non_empty(&q.uom),
         })
-        .collect()
+    })
 }
 
 fn location_to_proto(location: &Location) -> pb::Location {
@@ -433,14 +417,23 @@ fn source_destinations_from_proto(
     field: &str,
     list: &[pb::SourceDestination],
 ) -> Result<Vec<SourceDestination>, EpcisError> {
+    each_from_proto(field, list, |path, s| {
+        Ok(SourceDestination {
+            kind: required(&format!("{path}/type"), &s.r#type)?,
+            id: required(&format!("{path}/id"), &s.id)?,
+        })
+    })
+}
+
+/// Converts each item of a repeated field; a failing item is named `field/index`.
+fn each_from_proto<P, T>(
+    field: &str,
+    list: &[P],
+    convert: impl Fn(&str, &P) -> Result<T, EpcisError>,
+) -> Result<Vec<T>, EpcisError> {
     list.iter()
         .enumerate()
-        .map(|(index, s)| {
-            Ok(SourceDestination {
-                kind: required(&format!("{field}/{index}/type"), &s.r#type)?,
-                id: required(&format!("{field}/{index}/id"), &s.id)?,
-            })
-        })
+        .map(|(index, item)| convert(&format!("{field}/{index}"), item))
         .collect()
 }
 
@@ -513,40 +506,35 @@ fn sensor_element_from_proto(element: &pb::SensorElement) -> Result<SensorElemen
             })
         })
         .transpose()?;
-    let reports = element
-        .reports
-        .iter()
-        .enumerate()
-        .map(|(index, r)| -> Result<_, EpcisError> {
-            Ok(SensorReport {
-                kind: non_empty(&r.r#type),
-                exception: non_empty(&r.exception),
-                device_id: non_empty(&r.device_id),
-                device_metadata: non_empty(&r.device_metadata),
-                raw_data: non_empty(&r.raw_data),
-                data_processing_method: non_empty(&r.data_processing_method),
-                time: optional_time(&format!("reports/{index}/time"), r.time.as_ref())?,
-                microorganism: non_empty(&r.microorganism),
-                chemical_substance: non_empty(&r.chemical_substance),
-                value: r.value,
-                component: non_empty(&r.component),
-                string_value: non_empty(&r.string_value),
-                boolean_value: r.boolean_value,
-                hex_binary_value: non_empty(&r.hex_binary_value),
-                uri_value: non_empty(&r.uri_value),
-                min_value: r.min_value,
-                max_value: r.max_value,
-                mean_value: r.mean_value,
-                s_dev: r.s_dev,
-                perc_rank: r.perc_rank,
-                perc_value: r.perc_value,
-                uom: non_empty(&r.uom),
-                coordinate_reference_system: non_empty(&r.coordinate_reference_system),
-                biz_rules: non_empty(&r.biz_rules),
-                extensions: extensions_from_proto(r.extensions.as_ref()),
-            })
+    let reports = each_from_proto("reports", &element.reports, |path, r| {
+        Ok(SensorReport {
+            kind: non_empty(&r.r#type),
+            exception: non_empty(&r.exception),
+            device_id: non_empty(&r.device_id),
+            device_metadata: non_empty(&r.device_metadata),
+            raw_data: non_empty(&r.raw_data),
+            data_processing_method: non_empty(&r.data_processing_method),
+            time: optional_time(&format!("{path}/time"), r.time.as_ref())?,
+            microorganism: non_empty(&r.microorganism),
+            chemical_substance: non_empty(&r.chemical_substance),
+            value: r.value,
+            component: non_empty(&r.component),
+            string_value: non_empty(&r.string_value),
+            boolean_value: r.boolean_value,
+            hex_binary_value: non_empty(&r.hex_binary_value),
+            uri_value: non_empty(&r.uri_value),
+            min_value: r.min_value,
+            max_value: r.max_value,
+            mean_value: r.mean_value,
+            s_dev: r.s_dev,
+            perc_rank: r.perc_rank,
+            perc_value: r.perc_value,
+            uom: non_empty(&r.uom),
+            coordinate_reference_system: non_empty(&r.coordinate_reference_system),
+            biz_rules: non_empty(&r.biz_rules),
+            extensions: extensions_from_proto(r.extensions.as_ref()),
         })
-        .collect::<Result<_, _>>()?;
+    })?;
     Ok(SensorElement {
         metadata,
         reports,

@@ -17,33 +17,21 @@ use tracery_genealogy::{
 const UNIT: &str = "urn:epc:id:sgtin:4012345.011111.1001";
 
 fn observed(id: &str) -> Event {
+    let time = FixedOffset::east_opt(0)
+        .expect("UTC")
+        .with_ymd_and_hms(2026, 11, 1, 8, 0, 0)
+        .single()
+        .expect("time");
+    let kind = EventKind::Object(ObjectEvent {
+        action: Action::Observe,
+        epcs: vec![UNIT.to_owned()],
+        quantities: Vec::new(),
+        ilmd: None,
+    });
     Event {
         event_id: Some(id.to_owned()),
-        event_time: FixedOffset::east_opt(0)
-            .expect("UTC")
-            .with_ymd_and_hms(2026, 11, 1, 8, 0, 0)
-            .single()
-            .expect("time"),
-        event_time_zone_offset: "+00:00".into(),
-        record_time: None,
-        certification_info: None,
-        error_declaration: None,
         biz_step: Some("inspecting".into()),
-        disposition: None,
-        persistent_disposition: None,
-        read_point: None,
-        biz_location: None,
-        biz_transactions: Vec::new(),
-        sources: Vec::new(),
-        destinations: Vec::new(),
-        sensor_elements: Vec::new(),
-        extensions: Default::default(),
-        kind: EventKind::Object(ObjectEvent {
-            action: Action::Observe,
-            epcs: vec![UNIT.to_owned()],
-            quantities: Vec::new(),
-            ilmd: None,
-        }),
+        ..Event::new(kind, time)
     }
 }
 

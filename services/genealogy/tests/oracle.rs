@@ -106,22 +106,7 @@ fn time(minute: usize) -> DateTime<FixedOffset> {
 fn base(id: String, minute: usize, kind: EventKind) -> Event {
     Event {
         event_id: Some(id),
-        event_time: time(minute),
-        event_time_zone_offset: "+00:00".into(),
-        record_time: None,
-        certification_info: None,
-        error_declaration: None,
-        biz_step: None,
-        disposition: None,
-        persistent_disposition: None,
-        read_point: None,
-        biz_location: None,
-        biz_transactions: Vec::new(),
-        sources: Vec::new(),
-        destinations: Vec::new(),
-        sensor_elements: Vec::new(),
-        extensions: Default::default(),
-        kind,
+        ..Event::new(kind, time(minute))
     }
 }
 

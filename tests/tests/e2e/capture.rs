@@ -631,85 +631,69 @@ async fn queries_match_identifiers_in_any_spelling() {
     };
     let strings = |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
     let serial_1_as_link = "https://id.gs1.org/01/04012345111118/21/1001";
-    assert_eq!(
-        query(pb::EventFilter {
-            match_epcs: strings(&[serial_1_as_link]),
-            ..Default::default()
-        })
-        .await,
-        ["01", "04"],
-        "a link finds the URN"
-    );
-    assert_eq!(
-        query(pb::EventFilter {
-            match_epcs: strings(&["urn:epc:id:sgtin:4012345.011111.1002"]),
-            ..Default::default()
-        })
-        .await,
-        ["02"],
-        "a URN finds the link"
-    );
-    assert_eq!(
-        query(pb::EventFilter {
-            match_epcs: strings(&["urn:epc:idpat:sgtin:4012345.011111.*"]),
-            ..Default::default()
-        })
-        .await,
-        ["01", "02", "04"],
-        "every serial of the GTIN"
-    );
-    assert_eq!(
-        query(pb::EventFilter {
-            match_epcs: strings(&[pallet]),
-            ..Default::default()
-        })
-        .await,
-        Vec::<String>::new(),
-        "a parent is not an epc"
-    );
-    assert_eq!(
-        query(pb::EventFilter {
-            match_any_epcs: strings(&[pallet]),
-            ..Default::default()
-        })
-        .await,
-        ["04"]
-    );
-    assert_eq!(
-        query(pb::EventFilter {
-            match_epc_classes: strings(&["urn:epc:idpat:sgtin:4012345.011111.*"]),
-            ..Default::default()
-        })
-        .await,
-        ["03"],
-        "every lot of the GTIN"
-    );
-    assert_eq!(
-        query(pb::EventFilter {
-            match_epc_classes: strings(&["https://id.gs1.org/01/04012345111118/10/L1"]),
-            ..Default::default()
-        })
-        .await,
-        ["03"]
-    );
-    assert_eq!(
-        query(pb::EventFilter {
-            biz_transactions: strings(&["urn:epcglobal:cbv:bt:4012345000009:PO-1"]),
-            ..Default::default()
-        })
-        .await,
-        ["03"]
-    );
-    assert_eq!(
-        query(pb::EventFilter {
-            match_epcs: strings(&[serial_1]),
-            biz_steps: strings(&["packing"]),
-            ..Default::default()
-        })
-        .await,
-        ["04"],
-        "filters combine"
-    );
+    let epcs = |values: &[&str]| pb::EventFilter {
+        match_epcs: strings(values),
+        ..Default::default()
+    };
+    let classes = |values: &[&str]| pb::EventFilter {
+        match_epc_classes: strings(values),
+        ..Default::default()
+    };
+    let cases: Vec<(&str, pb::EventFilter, &[&str])> = vec![
+        (
+            "a link finds the URN",
+            epcs(&[serial_1_as_link]),
+            &["01", "04"],
+        ),
+        (
+            "a URN finds the link",
+            epcs(&["urn:epc:id:sgtin:4012345.011111.1002"]),
+            &["02"],
+        ),
+        (
+            "every serial of the GTIN",
+            epcs(&["urn:epc:idpat:sgtin:4012345.011111.*"]),
+            &["01", "02", "04"],
+        ),
+        ("a parent is not an epc", epcs(&[pallet]), &[]),
+        (
+            "a parent is any epc",
+            pb::EventFilter {
+                match_any_epcs: strings(&[pallet]),
+                ..Default::default()
+            },
+            &["04"],
+        ),
+        (
+            "every lot of the GTIN",
+            classes(&["urn:epc:idpat:sgtin:4012345.011111.*"]),
+            &["03"],
+        ),
+        (
+            "a lot as a Digital Link",
+            classes(&["https://id.gs1.org/01/04012345111118/10/L1"]),
+            &["03"],
+        ),
+        (
+            "a business transaction",
+            pb::EventFilter {
+                biz_transactions: strings(&["urn:epcglobal:cbv:bt:4012345000009:PO-1"]),
+                ..Default::default()
+            },
+            &["03"],
+        ),
+        (
+            "filters combine",
+            pb::EventFilter {
+                biz_steps: strings(&["packing"]),
+                ..epcs(&[serial_1])
+            },
+            &["04"],
+        ),
+    ];
+    for (why, filter, expected) in cases {
+        assert_eq!(query(filter).await, expected, "{why}");
+    }
     app.stop().await.expect("clean stop");
 }
 
