@@ -6,13 +6,13 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult, Order,
-    QueryFilter, Value,
-    sea_query::{
-        ArrayType, BinOper, Condition, Expr, ExprTrait, Func, JoinType, Query, SelectStatement,
-    },
+    QueryFilter,
+    sea_query::{BinOper, Condition, Expr, ExprTrait, Func, JoinType, Query, SelectStatement},
 };
 
-use super::tables::{KEY_PROBES, event, history, history_in_events, key_of, link, node};
+use super::tables::{
+    KEY_PROBES, bigint_array, event, history, history_in_events, key_of, link, node,
+};
 
 /// A link as traces see it.
 #[derive(Debug, Clone, PartialEq, FromQueryResult)]
@@ -362,10 +362,7 @@ pub(super) fn histories(backend: DatabaseBackend, ids: &[i64]) -> SelectStatemen
     query.column(("e", event::Column::EventTime));
     query.from_as(event::Entity, "e");
     let node_of_event = if history_in_events(backend) {
-        let wanted = Value::Array(
-            ArrayType::BigInt,
-            Some(Box::new(ids.iter().map(|id| Value::from(*id)).collect())),
-        );
+        let wanted = bigint_array(ids);
         // The array goes in a sub-select so that the planner does not see its length: it
         // estimates each element of a constant array at 0.5 % of the rows, so a level of
         // 27 nodes looked like 12 % of the events and got a sequential scan, 5 s at 10M

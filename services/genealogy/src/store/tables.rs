@@ -73,6 +73,15 @@ pub fn history_in_events(backend: sea_orm::DatabaseBackend) -> bool {
     backend == sea_orm::DatabaseBackend::Postgres
 }
 
+/// `values` as one PostgreSQL `bigint[]` parameter.
+pub fn bigint_array(values: &[i64]) -> sea_orm::Value {
+    use sea_orm::{Value, sea_query::ArrayType};
+    Value::Array(
+        ArrayType::BigInt,
+        Some(Box::new(values.iter().map(|v| Value::from(*v)).collect())),
+    )
+}
+
 /// `genealogy_history`, SQLite only: which events touched which node, one row each.
 /// PostgreSQL pays a 24-byte header, a line pointer and two index entries per row (about
 /// 86 bytes, 6.4 rows per plant event), so there the nodes an event touched are an array

@@ -13,7 +13,7 @@ use tracery_epcis::Event;
 
 use super::{
     read::probe_keys,
-    tables::{KEY_PROBES, event, history, history_in_events, link, node, unpack},
+    tables::{KEY_PROBES, bigint_array, event, history, history_in_events, link, node, unpack},
 };
 use crate::{
     errors::GenealogyError,
@@ -537,10 +537,15 @@ async fn touched_by(
 struct MadeLinks {
     /// Each link's `from` end and kind.
     links: Vec<(i64, i16)>,
-    /// How to delete them: by row id on SQLite, by `ctid` on PostgreSQL, where the link
-    /// id is not indexed.
-    rows: Vec<String>,
-    postgres: bool,
+    rows: LinkRows,
+}
+
+/// Where found links are stored, to delete them.
+enum LinkRows {
+    /// SQLite: their ids.
+    Ids(Vec<i64>),
+    /// PostgreSQL: their `ctid`s, as the link id is not indexed there.
+    Ctids(Vec<String>),
 }
 
 impl MadeLinks {
@@ -549,34 +554,21 @@ impl MadeLinks {
         sequences: &[i64],
         touched: &[i64],
     ) -> Result<Self, GenealogyError> {
-        let postgres = txn.get_database_backend() == DatabaseBackend::Postgres;
-        let found: Vec<(String, i64, i16)> = if postgres {
-            Self::probe(txn, sequences, touched).await?
-        } else {
-            let ends = || touched.iter().copied();
-            let made_by = Condition::all()
-                .add(link::Column::Sequence.is_in(sequences.iter().copied()))
-                .add(
-                    Condition::any()
-                        .add(link::Column::FromNode.is_in(ends()))
-                        .add(link::Column::ToNode.is_in(ends())),
-                );
-            link::Entity::find()
-                .filter(made_by)
-                .all(txn)
-                .await?
-                .into_iter()
-                .map(|l| (l.id.to_string(), l.from_node, l.kind))
-                .collect()
-        };
-        let (rows, links) = found
-            .into_iter()
-            .map(|(row, from, kind)| (row, (from, kind)))
-            .unzip();
+        if txn.get_database_backend() == DatabaseBackend::Postgres {
+            return Ok(Self::probe(txn, sequences, touched).await?);
+        }
+        let ends = || touched.iter().copied();
+        let made_by = Condition::all()
+            .add(link::Column::Sequence.is_in(sequences.iter().copied()))
+            .add(
+                Condition::any()
+                    .add(link::Column::FromNode.is_in(ends()))
+                    .add(link::Column::ToNode.is_in(ends())),
+            );
+        let found = link::Entity::find().filter(made_by).all(txn).await?;
         Ok(Self {
-            links,
-            rows,
-            postgres,
+            links: found.iter().map(|l| (l.from_node, l.kind)).collect(),
+            rows: LinkRows::Ids(found.iter().map(|l| l.id).collect()),
         })
     }
 
@@ -587,13 +579,7 @@ impl MadeLinks {
         txn: &DatabaseTransaction,
         sequences: &[i64],
         touched: &[i64],
-    ) -> Result<Vec<(String, i64, i16)>, DbErr> {
-        let array = |values: &[i64]| {
-            Value::Array(
-                ArrayType::BigInt,
-                Some(Box::new(values.iter().map(|v| Value::from(*v)).collect())),
-            )
-        };
+    ) -> Result<Self, DbErr> {
         let rows = txn
             .query_all_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
@@ -605,18 +591,18 @@ impl MadeLinks {
                      SELECT ctid, from_node, kind FROM genealogy_links
                        WHERE to_node = t.node AND sequence = ANY($2::bigint[])
                      OFFSET 0) AS l"#,
-                [array(touched), array(sequences)],
+                [bigint_array(touched), bigint_array(sequences)],
             ))
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("", "row")?,
-                    row.try_get("", "from_node")?,
-                    row.try_get("", "kind")?,
-                ))
-            })
-            .collect()
+        let (mut links, mut ctids) = (Vec::new(), Vec::new());
+        for row in rows {
+            links.push((row.try_get("", "from_node")?, row.try_get("", "kind")?));
+            ctids.push(row.try_get("", "row")?);
+        }
+        Ok(Self {
+            links,
+            rows: LinkRows::Ctids(ctids),
+        })
     }
 
     /// The children these links packed.
@@ -630,28 +616,28 @@ impl MadeLinks {
     }
 
     async fn delete(self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
-        if self.rows.is_empty() {
-            return Ok(());
-        }
-        if self.postgres {
-            let rows = Value::Array(
-                ArrayType::String,
-                Some(Box::new(self.rows.into_iter().map(Value::from).collect())),
-            );
-            txn.execute_raw(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                "DELETE FROM genealogy_links WHERE ctid = ANY($1::text[]::tid[])",
-                [rows],
-            ))
-            .await?;
-            return Ok(());
-        }
-        let ids: Vec<i64> = self.rows.iter().filter_map(|id| id.parse().ok()).collect();
-        for chunk in ids.chunks(CHUNK) {
-            link::Entity::delete_many()
-                .filter(link::Column::Id.is_in(chunk.iter().copied()))
-                .exec(txn)
+        match self.rows {
+            LinkRows::Ctids(ctids) if !ctids.is_empty() => {
+                let ctids = Value::Array(
+                    ArrayType::String,
+                    Some(Box::new(ctids.into_iter().map(Value::from).collect())),
+                );
+                txn.execute_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "DELETE FROM genealogy_links WHERE ctid = ANY($1::text[]::tid[])",
+                    [ctids],
+                ))
                 .await?;
+            }
+            LinkRows::Ctids(_) => {}
+            LinkRows::Ids(ids) => {
+                for chunk in ids.chunks(CHUNK) {
+                    link::Entity::delete_many()
+                        .filter(link::Column::Id.is_in(chunk.iter().copied()))
+                        .exec(txn)
+                        .await?;
+                }
+            }
         }
         Ok(())
     }
