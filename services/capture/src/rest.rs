@@ -1,5 +1,7 @@
 //! The EPCIS 2.0 REST binding on the HTTP listener: `POST /capture` with capture jobs,
-//! `POST /events`, and the query side `GET /events` and `GET /events/{eventID}`. Capture
+//! `POST /events`, and the query side `GET /events`, `GET /events/{eventID}` and the
+//! top-level resources (`/eventTypes`, and the events of one event type, EPC, bizStep,
+//! bizLocation, read point or disposition: `GET /events` with that parameter). Capture
 //! takes JSON-LD or XML (read into the same JSON-LD form); responses are JSON-LD.
 //! Every response carries the `GS1-EPCIS-Version` and `GS1-CBV-Version` headers; errors are
 //! RFC 7807 problem documents with the standard's exception types.
@@ -18,7 +20,9 @@ use tracery_epcis::{
     EpcisError,
     bounds::{self, Bounds},
     hash::HashContext,
-    json as epcis_json, xml as epcis_xml,
+    json as epcis_json,
+    model::EVENT_TYPE_NAMES,
+    xml as epcis_xml,
 };
 use tracery_proto::v1 as pb;
 use tracery_runtime::{audit::DeferredAudit, auth::Principal, error::ErrorKind};
@@ -43,15 +47,101 @@ struct Rest {
     store: EventStore,
 }
 
+/// The binding's top-level resources, each with the query parameter its
+/// `/{resource}/{value}/events` stands for.
+const TOP_LEVEL: [(&str, &str); 6] = [
+    ("eventTypes", "eventType"),
+    ("epcs", "MATCH_epc"),
+    ("bizSteps", "EQ_bizStep"),
+    ("bizLocations", "EQ_bizLocation"),
+    ("readPoints", "EQ_readPoint"),
+    ("dispositions", "EQ_disposition"),
+];
+
 /// The REST routes.
 pub fn router(intake: Intake, store: EventStore) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/capture", axum::routing::post(capture))
         .route("/capture/{capture_id}", get(capture_job))
         .route("/events", get(query_events).post(capture_event))
         .route("/events/{event_id}", get(get_event))
+        .route("/eventTypes", get(event_types));
+    for (resource, parameter) in TOP_LEVEL {
+        router = router
+            .route(
+                &format!("/{resource}/{{value}}"),
+                get(move |Path(value): Path<String>| sub_resources(resource, value)),
+            )
+            .route(
+                &format!("/{resource}/{{value}}/events"),
+                get(
+                    move |state: State<Rest>,
+                          uri: axum::http::Uri,
+                          Path(value): Path<String>,
+                          Query(params): Query<Vec<(String, String)>>| {
+                        resource_events(state, uri, resource, (parameter, value), params)
+                    },
+                ),
+            );
+    }
+    router
         .layer(axum::middleware::map_response(gs1_headers))
         .with_state(Rest { intake, store })
+}
+
+/// A JSON-LD `Collection` of `members`, as the binding's discovery resources answer.
+fn collection(members: &[&str]) -> Response {
+    Json(json!({
+        "@context": [EPCIS_CONTEXT],
+        "type": "Collection",
+        "member": members,
+    }))
+    .into_response()
+}
+
+/// `GET /eventTypes`: the event types this repository stores (no custom ones).
+async fn event_types() -> Response {
+    collection(&EVENT_TYPE_NAMES)
+}
+
+/// Refuses a `value` of `resource` that cannot name anything (an unknown event type).
+fn unknown_value(resource: &str, value: &str) -> Option<Response> {
+    (resource == "eventTypes" && !EVENT_TYPE_NAMES.contains(&value)).then(|| {
+        problem(
+            ErrorKind::NotFound,
+            format!("`{value}` is not an EPCIS event type"),
+            json!({}),
+        )
+    })
+}
+
+/// `GET /{resource}/{value}`: what can be asked of it (its events).
+async fn sub_resources(resource: &'static str, value: String) -> Response {
+    unknown_value(resource, &value).unwrap_or_else(|| collection(&["events"]))
+}
+
+/// `GET /{resource}/{value}/events`: `GET /events` with the resource's parameter set.
+async fn resource_events(
+    State(rest): State<Rest>,
+    uri: axum::http::Uri,
+    resource: &'static str,
+    (parameter, value): (&'static str, String),
+    params: Vec<(String, String)>,
+) -> Response {
+    if let Some(refusal) = unknown_value(resource, &value) {
+        return refusal;
+    }
+    if params.iter().any(|(name, _)| name == parameter) {
+        let detail = format!("`{parameter}` is given by the path of {resource} already");
+        return problem_as(
+            StatusCode::BAD_REQUEST,
+            "QueryParameterException",
+            detail,
+            json!({"parameter": parameter}),
+        );
+    }
+    let implied = (parameter.to_owned(), value);
+    run_query(&rest, uri.path(), &params, Some(&implied)).await
 }
 
 async fn gs1_headers(mut response: Response) -> Response {
@@ -433,6 +523,17 @@ async fn query_events(
     State(rest): State<Rest>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
+    run_query(&rest, "/events", &params, None).await
+}
+
+/// Answers the query `params` (and the `implied` one of a top-level resource's path) with
+/// a page of events; the `Link` to the next page is under `path`.
+async fn run_query(
+    rest: &Rest,
+    path: &str,
+    params: &[(String, String)],
+    implied: Option<&(String, String)>,
+) -> Response {
     let mut query = EventQuery::default();
     let mut per_page = DEFAULT_PER_PAGE;
     let mut after = 0i64;
@@ -444,7 +545,7 @@ async fn query_events(
             json!({"parameter": name}),
         )
     };
-    for (name, value) in &params {
+    for (name, value) in params.iter().chain(implied) {
         // Several values are separated by `|` (EPCIS 2.0 REST binding) or given as
         // repeated parameters.
         let values = || value.split('|').map(str::to_owned).collect::<Vec<_>>();
@@ -514,7 +615,7 @@ async fn query_events(
             .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
             .collect();
         link_params.push(format!("nextPageToken={next}"));
-        let link = format!("</events?{}>; rel=\"next\"", link_params.join("&"));
+        let link = format!("<{path}?{}>; rel=\"next\"", link_params.join("&"));
         if let Ok(value) = HeaderValue::from_str(&link) {
             response.headers_mut().insert(header::LINK, value);
         }

@@ -122,6 +122,15 @@ pub enum EventKind {
     Association(AssociationEvent),
 }
 
+/// The standard's five event type names, as [`EventKind::type_name`] gives them.
+pub const EVENT_TYPE_NAMES: [&str; 5] = [
+    "ObjectEvent",
+    "AggregationEvent",
+    "TransactionEvent",
+    "TransformationEvent",
+    "AssociationEvent",
+];
+
 impl EventKind {
     /// The standard type name, e.g. `ObjectEvent`.
     pub fn type_name(&self) -> &'static str {

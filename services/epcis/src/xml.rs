@@ -375,13 +375,6 @@ struct JsonWriter<'a> {
     used: Vec<String>,
 }
 
-const EVENT_TYPES: [&str; 5] = [
-    "ObjectEvent",
-    "AggregationEvent",
-    "TransactionEvent",
-    "TransformationEvent",
-    "AssociationEvent",
-];
 const TEXT_FIELDS: [&str; 10] = [
     "eventTime",
     "recordTime",
@@ -428,7 +421,7 @@ impl JsonWriter<'_> {
         };
         list.fields()
             .into_iter()
-            .filter(|e| EVENT_TYPES.contains(&e.local.as_str()))
+            .filter(|e| crate::model::EVENT_TYPE_NAMES.contains(&e.local.as_str()))
             .map(|e| self.event(e))
             .collect()
     }

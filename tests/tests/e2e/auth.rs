@@ -466,6 +466,18 @@ async fn the_suites_own_calls_pass_while_callers_are_checked() {
         .await
         .expect("answer");
     assert_eq!(planner_reads.status(), 200);
+    // The top-level resources read events: the same rule as `/events`.
+    let by_step = format!("http://{}/bizSteps/receiving/events", app.http_addr);
+    let status_for = |token: Option<&str>| {
+        let mut request = http.get(&by_step);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.expect("answer").status().as_u16() }
+    };
+    assert_eq!(status_for(None).await, 401);
+    assert_eq!(status_for(Some(&operator)).await, 403);
+    assert_eq!(status_for(Some(&planner)).await, 200);
     // Probes and scrapers need no token.
     let health = http
         .get(format!("http://{}/healthz", app.http_addr))

@@ -111,6 +111,17 @@ async fn received(client: &Client, numbers: std::ops::RangeInclusive<u32>) -> Ve
     ids
 }
 
+/// Events 1 to 3 received (one job), then event 10 shipped (`POST /events`): the ids of
+/// the received ones.
+async fn three_received_one_shipped(client: &Client) -> Vec<String> {
+    let ids = received(client, 1..=3).await;
+    let shipped = client
+        .post("/events", &event(&job_id(10), "shipping", 10), &[])
+        .await;
+    assert_eq!(shipped.status(), StatusCode::CREATED);
+    ids
+}
+
 /// The job behind a `202 Accepted`.
 async fn job(client: &Client, accepted: &reqwest::Response) -> Value {
     client
@@ -246,11 +257,7 @@ async fn a_job_that_proceeds_stores_its_good_events() {
 #[tokio::test]
 async fn events_are_paged_with_link_headers_and_filtered_like_epcis_queries() {
     let (app, client) = suite().await;
-    let ids = received(&client, 1..=3).await;
-    let shipped = client
-        .post("/events", &event(&job_id(10), "shipping", 10), &[])
-        .await;
-    assert_eq!(shipped.status(), StatusCode::CREATED);
+    let ids = three_received_one_shipped(&client).await;
     let first = client.get("/events?EQ_bizStep=receiving&perPage=2").await;
     let link = first.headers()[header::LINK]
         .to_str()
@@ -434,5 +441,59 @@ async fn events_without_an_id_are_stored_under_their_event_hash() {
         .await
         .expect("JSON");
     assert_eq!(event_ids(&matched), [expected_hash], "stored once");
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn event_types_are_discoverable_and_an_unknown_one_is_not_found() {
+    let (app, client) = suite().await;
+    let types: Value = client.get("/eventTypes").await.json().await.expect("JSON");
+    assert_eq!(types["type"], "Collection");
+    assert_eq!(types["member"].as_array().expect("members").len(), 5);
+    let object: Value = client
+        .get("/eventTypes/ObjectEvent")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(object["member"], json!(["events"]));
+    let unknown = client.get("/eventTypes/ThingEvent/events").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    app.stop().await.expect("clean stop");
+}
+
+/// `/{resource}/{value}/events` is `/events` with the resource's parameter, paged under
+/// its own path.
+#[tokio::test]
+async fn a_top_level_resource_s_events_are_its_query_paged_under_its_path() {
+    let (app, client) = suite().await;
+    let ids = three_received_one_shipped(&client).await;
+    let first = client.get("/bizSteps/receiving/events?perPage=2").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let link = first.headers()[header::LINK]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(link.starts_with("</bizSteps/receiving/events?"), "{link}");
+    assert_eq!(event_ids(&first.json().await.expect("JSON")).len(), 2);
+    let epc = urlencode("urn:epc:id:sgtin:4012345.011111.10");
+    let by_epc: Value = client
+        .get(&format!("/epcs/{epc}/events"))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(event_ids(&by_epc), [job_id(10)]);
+    let by_type: Value = client
+        .get("/eventTypes/ObjectEvent/events?EQ_bizStep=receiving")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(event_ids(&by_type), ids);
+    let twice = client
+        .get("/bizSteps/receiving/events?EQ_bizStep=shipping")
+        .await;
+    assert_eq!(twice.status(), StatusCode::BAD_REQUEST);
     app.stop().await.expect("clean stop");
 }

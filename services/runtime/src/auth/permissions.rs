@@ -241,6 +241,20 @@ pub const REST: &[(&str, &str, Access)] = &[
     ("POST", "/events", Access::Roles(CAPTURE)),
     ("GET", "/events", Access::Roles(READ)),
     ("GET", "/events/{event_id}", Access::Roles(READ)),
+    // The binding's top-level resources: discovery and the events each value names.
+    ("GET", "/eventTypes", Access::Roles(READ)),
+    ("GET", "/eventTypes/{value}", Access::Roles(READ)),
+    ("GET", "/eventTypes/{value}/events", Access::Roles(READ)),
+    ("GET", "/epcs/{value}", Access::Roles(READ)),
+    ("GET", "/epcs/{value}/events", Access::Roles(READ)),
+    ("GET", "/bizSteps/{value}", Access::Roles(READ)),
+    ("GET", "/bizSteps/{value}/events", Access::Roles(READ)),
+    ("GET", "/bizLocations/{value}", Access::Roles(READ)),
+    ("GET", "/bizLocations/{value}/events", Access::Roles(READ)),
+    ("GET", "/readPoints/{value}", Access::Roles(READ)),
+    ("GET", "/readPoints/{value}/events", Access::Roles(READ)),
+    ("GET", "/dispositions/{value}", Access::Roles(READ)),
+    ("GET", "/dispositions/{value}/events", Access::Roles(READ)),
     // The dashboard: the page itself holds no data; each API route admits the roles of
     // the gRPC methods whose data it shows (see DASHBOARD).
     ("GET", "/", Access::Open),
