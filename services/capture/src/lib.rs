@@ -87,7 +87,13 @@ impl ServiceModule for CaptureModule {
             ctx.shutdown.clone(),
             |db| Box::pin(async move { store::integrity::head(&db).await }),
         )));
-        routes.add_http(rest::router(api.intake(), api.store()));
+        let paging = rest::Paging {
+            max_per_page: ctx.config.limits.max_page_size.max(1),
+            token_lifetime: std::time::Duration::from_secs(
+                ctx.config.limits.page_token_lifetime_secs,
+            ),
+        };
+        routes.add_http(rest::router(api.intake(), api.store(), paging));
         routes.grpc.add_service(CaptureServiceServer::new(api));
         Ok(tasks)
     }

@@ -250,6 +250,11 @@ pub struct Limits {
     /// at once with `RESOURCE_EXHAUSTED` (REST 429) and a time to retry, so what is accepted
     /// waits at most a few group commits. MQTT waits instead (the broker holds the rest).
     pub capture_queue: usize,
+    /// Most events on one page of a REST query (`perPage`); a client asking for more is
+    /// refused with the maximum named.
+    pub max_page_size: u64,
+    /// How long a REST query's `nextPageToken` stays good (`GS1-Next-Page-Token-Expires`).
+    pub page_token_lifetime_secs: u64,
 }
 
 impl Default for Limits {
@@ -262,6 +267,8 @@ impl Default for Limits {
             requests_per_second: 0,
             burst: 200,
             capture_queue: 1024,
+            max_page_size: 1000,
+            page_token_lifetime_secs: 600,
         }
     }
 }

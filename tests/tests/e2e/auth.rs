@@ -478,6 +478,22 @@ async fn the_suites_own_calls_pass_while_callers_are_checked() {
     assert_eq!(status_for(None).await, 401);
     assert_eq!(status_for(Some(&operator)).await, 403);
     assert_eq!(status_for(Some(&planner)).await, 200);
+    // Named queries are views for the same readers; creating one is audited.
+    let queries = format!("http://{}/queries", app.http_addr);
+    let definition = serde_json::json!({"name": "received", "query": {"EQ_bizStep": "receiving"}});
+    let create_as = |token: &str| {
+        let request = http.post(&queries).bearer_auth(token).json(&definition);
+        async move { request.send().await.expect("answer").status().as_u16() }
+    };
+    assert_eq!(create_as(&operator).await, 403);
+    assert_eq!(create_as(&planner).await, 201);
+    let audited = app.audit_log().await.expect("audit trail");
+    assert!(
+        audited
+            .iter()
+            .any(|(_, action, ..)| action == "POST /queries"),
+        "{audited:?}"
+    );
     // Probes and scrapers need no token.
     let health = http
         .get(format!("http://{}/healthz", app.http_addr))

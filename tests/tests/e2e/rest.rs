@@ -5,7 +5,7 @@ use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 use tracery_e2e::{TestApp, urlencode};
 
-fn event(id: &str, biz_step: &str, minute: u32) -> Value {
+pub(crate) fn event(id: &str, biz_step: &str, minute: u32) -> Value {
     json!({
         "type": "ObjectEvent",
         "eventID": id,
@@ -17,7 +17,7 @@ fn event(id: &str, biz_step: &str, minute: u32) -> Value {
     })
 }
 
-fn document(events: Vec<Value>) -> Value {
+pub(crate) fn document(events: Vec<Value>) -> Value {
     json!({
         "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
         "type": "EPCISDocument",
@@ -27,7 +27,7 @@ fn document(events: Vec<Value>) -> Value {
     })
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
 }
@@ -40,7 +40,12 @@ impl Client {
         }
     }
 
-    async fn post(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .post(format!("{}{path}", self.base))
@@ -52,7 +57,12 @@ impl Client {
         request.send().await.expect("request")
     }
 
-    async fn post_text(&self, path: &str, content_type: &str, body: &str) -> reqwest::Response {
+    pub(crate) async fn post_text(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.base))
             .header(header::CONTENT_TYPE, content_type)
@@ -62,23 +72,31 @@ impl Client {
             .expect("request")
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
             .send()
             .await
             .expect("request")
     }
+
+    pub(crate) async fn delete(&self, path: &str) -> reqwest::Response {
+        self.http
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub(crate) fn location(response: &reqwest::Response) -> String {
     response.headers()[header::LOCATION]
         .to_str()
         .expect("ascii")
         .to_owned()
 }
 
-fn event_ids(query_document: &Value) -> Vec<String> {
+pub(crate) fn event_ids(query_document: &Value) -> Vec<String> {
     query_document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
         .as_array()
         .expect("eventList")
@@ -87,19 +105,22 @@ fn event_ids(query_document: &Value) -> Vec<String> {
         .collect()
 }
 
-fn job_id(n: u32) -> String {
+pub(crate) fn job_id(n: u32) -> String {
     format!("urn:uuid:00000000-0000-4000-8000-0000000004{n:02}")
 }
 
 /// A suite and a REST client for it.
-async fn suite() -> (TestApp, Client) {
+pub(crate) async fn suite() -> (TestApp, Client) {
     let app = TestApp::spawn().await.expect("suite starts");
     let client = Client::new(&app);
     (app, client)
 }
 
 /// Captures events `numbers` (receiving, one a minute) in one job and returns their ids.
-async fn received(client: &Client, numbers: std::ops::RangeInclusive<u32>) -> Vec<String> {
+pub(crate) async fn received(
+    client: &Client,
+    numbers: std::ops::RangeInclusive<u32>,
+) -> Vec<String> {
     let ids: Vec<String> = numbers.clone().map(job_id).collect();
     let events = ids
         .iter()
@@ -113,7 +134,7 @@ async fn received(client: &Client, numbers: std::ops::RangeInclusive<u32>) -> Ve
 
 /// Events 1 to 3 received (one job), then event 10 shipped (`POST /events`): the ids of
 /// the received ones.
-async fn three_received_one_shipped(client: &Client) -> Vec<String> {
+pub(crate) async fn three_received_one_shipped(client: &Client) -> Vec<String> {
     let ids = received(client, 1..=3).await;
     let shipped = client
         .post("/events", &event(&job_id(10), "shipping", 10), &[])

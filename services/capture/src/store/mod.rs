@@ -35,6 +35,7 @@ pub mod integrity;
 pub mod jobs;
 pub mod keys;
 pub mod lifecycle;
+pub mod named_queries;
 pub mod payloads;
 pub mod placements;
 pub mod quarantine;
@@ -120,6 +121,7 @@ mod migration {
             PartitionEvents = "m0016_capture_events_monthly_partitions",
             IdentifiersInEvents = "m0017_capture_identifiers_in_events",
             HashEventIds = "m0018_capture_event_id_hash_index",
+            CreateNamedQueries = "m0019_capture_named_queries",
         }
     }
 
@@ -275,6 +277,24 @@ mod migration {
                     chrono::Utc::now(),
                 )
                 .await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateNamedQueries {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::named_queries::named_query::{Column, Entity};
+            create_table(
+                manager,
+                Entity,
+                [
+                    string_len(Column::Name, 128).primary_key().take(),
+                    text(Column::Definition),
+                    timestamp_with_time_zone(Column::CreatedAt),
+                    string_null(Column::CreatedBy),
+                ],
+            )
+            .await
         }
     }
 

@@ -214,6 +214,8 @@ pub const WRITES: &[&str] = &[
     "/tracery.v1.IntegrationService/RetryPosting",
     "POST /capture",
     "POST /events",
+    "POST /queries",
+    "DELETE /queries/{query_name}",
     "POST /dashboard/api/quarantine/{id}/resubmit",
     "POST /dashboard/api/quarantine/{id}/discard",
 ];
@@ -255,6 +257,12 @@ pub const REST: &[(&str, &str, Access)] = &[
     ("GET", "/readPoints/{value}/events", Access::Roles(READ)),
     ("GET", "/dispositions/{value}", Access::Roles(READ)),
     ("GET", "/dispositions/{value}/events", Access::Roles(READ)),
+    // Named queries: views over what the same roles may read with GET /events.
+    ("GET", "/queries", Access::Roles(READ)),
+    ("POST", "/queries", Access::Roles(READ)),
+    ("GET", "/queries/{query_name}", Access::Roles(READ)),
+    ("DELETE", "/queries/{query_name}", Access::Roles(READ)),
+    ("GET", "/queries/{query_name}/events", Access::Roles(READ)),
     // The dashboard: the page itself holds no data; each API route admits the roles of
     // the gRPC methods whose data it shows (see DASHBOARD).
     ("GET", "/", Access::Open),

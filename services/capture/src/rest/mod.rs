@@ -31,20 +31,25 @@ use crate::{
     batch_intake::Intake,
     domain::{Admission, CaptureError, Channel, ErrorBehaviour},
     event_admission::admit_json,
-    store::{EventQuery, EventStore, jobs},
+    store::{EventStore, jobs},
 };
 
+mod named_queries;
+mod query;
+
+use query::PagedQuery;
+pub use query::Paging;
+
 const EPCIS_CONTEXT: &str = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld";
-/// Events per page when the client does not say (`perPage`).
-const DEFAULT_PER_PAGE: u64 = 30;
-/// The most a client may ask for.
-const MAX_PER_PAGE: u64 = 1000;
+/// The query a `GET /events` (or a top-level resource's events) answers.
+const SIMPLE_EVENT_QUERY: &str = "SimpleEventQuery";
 
 /// What the handlers share.
 #[derive(Clone)]
 struct Rest {
     intake: Intake,
     store: EventStore,
+    paging: Paging,
 }
 
 /// The binding's top-level resources, each with the query parameter its
@@ -59,13 +64,22 @@ const TOP_LEVEL: [(&str, &str); 6] = [
 ];
 
 /// The REST routes.
-pub fn router(intake: Intake, store: EventStore) -> Router {
+pub fn router(intake: Intake, store: EventStore, paging: Paging) -> Router {
     let mut router = Router::new()
         .route("/capture", axum::routing::post(capture))
         .route("/capture/{capture_id}", get(capture_job))
         .route("/events", get(query_events).post(capture_event))
         .route("/events/{event_id}", get(get_event))
-        .route("/eventTypes", get(event_types));
+        .route("/eventTypes", get(event_types))
+        .route(
+            "/queries",
+            get(named_queries::list).post(named_queries::create),
+        )
+        .route(
+            "/queries/{query_name}",
+            get(named_queries::read).delete(named_queries::delete),
+        )
+        .route("/queries/{query_name}/events", get(named_queries::events));
     for (resource, parameter) in TOP_LEVEL {
         router = router
             .route(
@@ -86,7 +100,11 @@ pub fn router(intake: Intake, store: EventStore) -> Router {
     }
     router
         .layer(axum::middleware::map_response(gs1_headers))
-        .with_state(Rest { intake, store })
+        .with_state(Rest {
+            intake,
+            store,
+            paging,
+        })
 }
 
 /// A JSON-LD `Collection` of `members`, as the binding's discovery resources answer.
@@ -140,8 +158,20 @@ async fn resource_events(
             json!({"parameter": parameter}),
         );
     }
-    let implied = (parameter.to_owned(), value);
-    run_query(&rest, uri.path(), &params, Some(&implied)).await
+    let (mut selecting, paging) = PagedQuery::split(query::url_params(&params));
+    selecting.push(query::Param {
+        name: parameter.to_owned(),
+        values: vec![value],
+    });
+    let request = PagedQuery {
+        selecting,
+        paging,
+        query_name: SIMPLE_EVENT_QUERY,
+        path: uri.path(),
+        link_params: &params,
+        refuse: query::Refusal::response,
+    };
+    query::answer(&rest, request).await
 }
 
 async fn gs1_headers(mut response: Response) -> Response {
@@ -215,24 +245,48 @@ fn document_body(
         .unwrap_or("application/json");
     let invalid = |detail: String| Box::new(problem(ErrorKind::InvalidArgument, detail, json!({})));
     if content_type.contains("json") {
-        return bounds::parse_json(body, bounds).map_err(|err| match err {
-            EpcisError::MalformedJson(reason) => invalid(format!("not JSON: {reason}")),
-            other => invalid(other.to_string()),
-        });
+        return json_body(headers, body, bounds);
     }
     if content_type.contains("xml") {
         let text = std::str::from_utf8(body)
             .map_err(|err| invalid(format!("XML must be UTF-8: {err}")))?;
         return epcis_xml::document_json(text, bounds).map_err(|err| invalid(err.to_string()));
     }
-    Err(Box::new(problem_as(
+    Err(Box::new(unsupported_media_type(
+        content_type,
+        "application/ld+json, application/json or application/xml",
+    )))
+}
+
+/// A JSON body (named queries, subscriptions), read within `bounds`, or the problem
+/// response explaining why there is none.
+fn json_body(headers: &HeaderMap, body: &Bytes, bounds: &Bounds) -> Result<Value, Box<Response>> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if !content_type.contains("json") {
+        return Err(Box::new(unsupported_media_type(
+            content_type,
+            "application/json",
+        )));
+    }
+    bounds::parse_json(body, bounds).map_err(|err| {
+        let detail = match err {
+            EpcisError::MalformedJson(reason) => format!("not JSON: {reason}"),
+            other => other.to_string(),
+        };
+        Box::new(problem(ErrorKind::InvalidArgument, detail, json!({})))
+    })
+}
+
+fn unsupported_media_type(content_type: &str, accepted: &str) -> Response {
+    problem_as(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "UnsupportedMediaTypeException",
-        format!(
-            "`{content_type}` is not accepted here; send application/ld+json, application/json or application/xml"
-        ),
+        format!("`{content_type}` is not accepted here; send {accepted}"),
         json!({}),
-    )))
+    )
 }
 
 /// The events of an EPCISDocument or EPCISQueryDocument.
@@ -490,9 +544,10 @@ fn timestamp(time: DateTime<Utc>) -> String {
 /// `GET /events/{eventID}`.
 async fn get_event(State(rest): State<Rest>, Path(event_id): Path<String>) -> Response {
     match rest.store.get(&event_id).await {
-        Ok(stored) => Json(query_document(vec![epcis_json::event_to_json(
-            &stored.event,
-        )]))
+        Ok(stored) => Json(query::query_document(
+            SIMPLE_EVENT_QUERY,
+            vec![epcis_json::event_to_json(&stored.event)],
+        ))
         .into_response(),
         Err(CaptureError::EventNotFound(_)) => problem(
             ErrorKind::NotFound,
@@ -503,122 +558,19 @@ async fn get_event(State(rest): State<Rest>, Path(event_id): Path<String>) -> Re
     }
 }
 
-fn query_document(events: Vec<Value>) -> Value {
-    json!({
-        "@context": [EPCIS_CONTEXT],
-        "type": "EPCISQueryDocument",
-        "schemaVersion": "2.0",
-        "creationDate": timestamp(Utc::now()),
-        "epcisBody": {
-            "queryResults": {
-                "queryName": "SimpleEventQuery",
-                "resultsBody": {"eventList": events},
-            }
-        }
-    })
-}
-
 /// `GET /events` with the standard query parameters.
 async fn query_events(
     State(rest): State<Rest>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    run_query(&rest, "/events", &params, None).await
-}
-
-/// Answers the query `params` (and the `implied` one of a top-level resource's path) with
-/// a page of events; the `Link` to the next page is under `path`.
-async fn run_query(
-    rest: &Rest,
-    path: &str,
-    params: &[(String, String)],
-    implied: Option<&(String, String)>,
-) -> Response {
-    let mut query = EventQuery::default();
-    let mut per_page = DEFAULT_PER_PAGE;
-    let mut after = 0i64;
-    let bad = |name: &str, detail: String| {
-        problem_as(
-            StatusCode::BAD_REQUEST,
-            "QueryParameterException",
-            detail,
-            json!({"parameter": name}),
-        )
+    let (selecting, paging) = PagedQuery::split(query::url_params(&params));
+    let request = PagedQuery {
+        selecting,
+        paging,
+        query_name: SIMPLE_EVENT_QUERY,
+        path: "/events",
+        link_params: &params,
+        refuse: query::Refusal::response,
     };
-    for (name, value) in params.iter().chain(implied) {
-        // Several values are separated by `|` (EPCIS 2.0 REST binding) or given as
-        // repeated parameters.
-        let values = || value.split('|').map(str::to_owned).collect::<Vec<_>>();
-        let time = |value: &str| {
-            DateTime::parse_from_rfc3339(value)
-                .map(|t| t.to_utc())
-                .map_err(|_| Box::new(bad(name, format!("`{value}` is not an RFC 3339 date-time"))))
-        };
-        match name.as_str() {
-            "eventType" => query.event_types.extend(values()),
-            "EQ_bizStep" => query.biz_steps.extend(values()),
-            "EQ_disposition" => query.dispositions.extend(values()),
-            "EQ_readPoint" => query.read_points.extend(values()),
-            "EQ_bizLocation" => query.biz_locations.extend(values()),
-            "MATCH_epc" => query.match_epcs.extend(values()),
-            "MATCH_anyEPC" => query.match_any_epcs.extend(values()),
-            "MATCH_epcClass" => query.match_epc_classes.extend(values()),
-            "EQ_bizTransaction" => query.biz_transactions.extend(values()),
-            "GE_eventTime" => match time(value) {
-                Ok(t) => query.event_time_from = Some(t),
-                Err(response) => return *response,
-            },
-            "LT_eventTime" => match time(value) {
-                Ok(t) => query.event_time_to = Some(t),
-                Err(response) => return *response,
-            },
-            "GE_recordTime" => match time(value) {
-                Ok(t) => query.record_time_from = Some(t),
-                Err(response) => return *response,
-            },
-            "LT_recordTime" => match time(value) {
-                Ok(t) => query.record_time_to = Some(t),
-                Err(response) => return *response,
-            },
-            "perPage" => match value.parse::<u64>() {
-                Ok(n) if (1..=MAX_PER_PAGE).contains(&n) => per_page = n,
-                _ => return bad(name, format!("perPage must be 1 to {MAX_PER_PAGE}")),
-            },
-            "nextPageToken" => match value.parse::<i64>() {
-                Ok(n) => after = n,
-                Err(_) => return bad(name, "not a token from a previous response".to_owned()),
-            },
-            other => {
-                return bad(
-                    other,
-                    format!("`{other}` is not a supported query parameter"),
-                );
-            }
-        }
-    }
-    let mut rows = match rest.store.query(&query, after, per_page + 1).await {
-        Ok(rows) => rows,
-        Err(err) => return from_error(err),
-    };
-    let more = rows.len() as u64 > per_page;
-    rows.truncate(usize::try_from(per_page).unwrap_or(usize::MAX));
-    let next = rows.last().map(|r| r.sequence).filter(|_| more);
-    let events = rows
-        .iter()
-        .map(|r| epcis_json::event_to_json(&r.event))
-        .collect();
-    let mut response = Json(query_document(events)).into_response();
-    if let Some(next) = next {
-        let mut link_params: Vec<String> = params
-            .iter()
-            .filter(|(name, _)| name != "nextPageToken")
-            .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
-            .collect();
-        link_params.push(format!("nextPageToken={next}"));
-        let link = format!("<{path}?{}>; rel=\"next\"", link_params.join("&"));
-        if let Ok(value) = HeaderValue::from_str(&link) {
-            response.headers_mut().insert(header::LINK, value);
-        }
-    }
-    response
+    query::answer(&rest, request).await
 }

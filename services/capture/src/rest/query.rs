@@ -1,0 +1,403 @@
+//! The query side of the binding: the EPCIS query language's parameters (from a URL or a
+//! named query's JSON), pages of events, and the page tokens that continue them.
+//!
+//! A page token is stateless: the sequence to continue after, when it expires, and a digest
+//! of the query it belongs to, so the server keeps nothing per reader and a token cannot
+//! continue another query. It carries no rights: whoever holds one could run the same
+//! query afresh, so it is not signed.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tracery_epcis::json as epcis_json;
+
+use super::{EPCIS_CONTEXT, Rest, from_error, percent_encode, problem_as, timestamp};
+use crate::store::EventQuery;
+
+/// Events per page when the client does not say (`perPage`).
+const DEFAULT_PER_PAGE: u64 = 30;
+
+/// How pages are cut: the largest `perPage` a client may ask for and how long a page token
+/// stays good (the `[limits]` table).
+#[derive(Debug, Clone, Copy)]
+pub struct Paging {
+    pub max_per_page: u64,
+    pub token_lifetime: Duration,
+}
+
+/// One parameter of the query language with its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Param {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+/// The parameters of a query string. Several values are separated by `|` (EPCIS 2.0 REST
+/// binding) or given as repeated parameters.
+pub(super) fn url_params(pairs: &[(String, String)]) -> Vec<Param> {
+    pairs
+        .iter()
+        .map(|(name, value)| Param {
+            name: name.clone(),
+            values: value.split('|').map(str::to_owned).collect(),
+        })
+        .collect()
+}
+
+/// A refused query: the parameter at fault and why (a `QueryParameterException`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Refusal {
+    pub parameter: String,
+    pub detail: String,
+}
+
+impl Refusal {
+    pub(super) fn new(parameter: &str, detail: impl Into<String>) -> Self {
+        Self {
+            parameter: parameter.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(super) fn response(&self) -> Response {
+        problem_as(
+            StatusCode::BAD_REQUEST,
+            "QueryParameterException",
+            self.detail.clone(),
+            json!({"parameter": self.parameter}),
+        )
+    }
+
+    /// The refusal as `GET /queries/{queryName}/events` documents its `400`s (which also
+    /// stand for refused subscription controls): an `application/json`
+    /// `ValidationException`.
+    pub(super) fn subscription_issue(&self) -> Response {
+        let mut response = problem_as(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            self.detail.clone(),
+            json!({"parameter": self.parameter}),
+        );
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+/// The paging parameters, which are not part of what a query selects.
+pub(super) const PAGING: [&str; 2] = ["perPage", "nextPageToken"];
+
+/// Reads the selecting parameters into an [`EventQuery`]; a paging parameter or one the
+/// store cannot answer is refused.
+pub(super) fn selection(params: &[Param]) -> Result<EventQuery, Refusal> {
+    let mut query = EventQuery::default();
+    for Param { name, values } in params {
+        let one_time = || match values.as_slice() {
+            [value] => DateTime::parse_from_rfc3339(value)
+                .map(|t| Some(t.to_utc()))
+                .map_err(|_| Refusal::new(name, format!("`{value}` is not an RFC 3339 date-time"))),
+            _ => Err(Refusal::new(name, "takes one date-time")),
+        };
+        let list = match name.as_str() {
+            "eventType" => &mut query.event_types,
+            "EQ_bizStep" => &mut query.biz_steps,
+            "EQ_disposition" => &mut query.dispositions,
+            "EQ_readPoint" => &mut query.read_points,
+            "EQ_bizLocation" => &mut query.biz_locations,
+            "MATCH_epc" => &mut query.match_epcs,
+            "MATCH_anyEPC" => &mut query.match_any_epcs,
+            "MATCH_epcClass" => &mut query.match_epc_classes,
+            "EQ_bizTransaction" => &mut query.biz_transactions,
+            "GE_eventTime" => {
+                query.event_time_from = one_time()?;
+                continue;
+            }
+            "LT_eventTime" => {
+                query.event_time_to = one_time()?;
+                continue;
+            }
+            "GE_recordTime" => {
+                query.record_time_from = one_time()?;
+                continue;
+            }
+            "LT_recordTime" => {
+                query.record_time_to = one_time()?;
+                continue;
+            }
+            other => {
+                return Err(Refusal::new(
+                    other,
+                    format!("`{other}` is not a supported query parameter"),
+                ));
+            }
+        };
+        list.extend(values.iter().cloned());
+    }
+    Ok(query)
+}
+
+/// A token that continues a listing after `position` (an event's sequence, a query's
+/// name) until `expires`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PageToken {
+    pub position: String,
+    pub expires: i64,
+    pub query_digest: u64,
+}
+
+impl PageToken {
+    /// Hex digits: the expiry (Unix seconds), the query's digest, then the position's bytes.
+    fn encode(&self) -> String {
+        let position: String = self
+            .position
+            .bytes()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!("{:016x}{:016x}{position}", self.expires, self.query_digest)
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let number = |range: std::ops::Range<usize>| {
+            text.get(range)
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        };
+        let position_hex = text.get(32..).filter(|hex| hex.len() % 2 == 0)?;
+        let bytes = (0..position_hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&position_hex[i..i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Some(Self {
+            expires: i64::try_from(number(0..16)?).ok()?,
+            query_digest: number(16..32)?,
+            position: String::from_utf8(bytes).ok()?,
+        })
+    }
+}
+
+/// What identifies a query for its page tokens: its selecting parameters in a canonical
+/// order.
+pub(super) fn query_digest(selecting: &[Param]) -> u64 {
+    let mut canonical: Vec<String> = selecting
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.values.join("\u{1f}")))
+        .collect();
+    canonical.sort();
+    let digest = Sha256::digest(canonical.join("\u{1e}").as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+/// Which page of a listing is asked for: its size and where the previous one ended.
+pub(super) struct PageRequest {
+    pub per_page: u64,
+    pub after: Option<String>,
+}
+
+/// Reads `perPage` and `nextPageToken`; a token must belong to the listing `digest` names
+/// and be unexpired.
+pub(super) fn page_request(
+    paging_params: &[Param],
+    paging: Paging,
+    digest: u64,
+    now: DateTime<Utc>,
+) -> Result<PageRequest, Refusal> {
+    let mut page = PageRequest {
+        per_page: DEFAULT_PER_PAGE,
+        after: None,
+    };
+    for Param { name, values } in paging_params {
+        let [value] = values.as_slice() else {
+            return Err(Refusal::new(name, "takes one value"));
+        };
+        if name == "perPage" {
+            page.per_page = per_page(value, paging.max_per_page)?;
+        } else {
+            page.after = Some(unexpired_position(value, digest, now)?);
+        }
+    }
+    Ok(page)
+}
+
+fn per_page(value: &str, max: u64) -> Result<u64, Refusal> {
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            Refusal::new(
+                "perPage",
+                format!("perPage must be 1 to {max} (this server's maximum)"),
+            )
+        })
+}
+
+fn unexpired_position(token: &str, digest: u64, now: DateTime<Utc>) -> Result<String, Refusal> {
+    let refuse = |detail: String| Refusal::new("nextPageToken", detail);
+    let token = PageToken::decode(token)
+        .ok_or_else(|| refuse("not a token from a previous response".to_owned()))?;
+    if token.query_digest != digest {
+        return Err(refuse("this token continues another query".to_owned()));
+    }
+    if token.expires <= now.timestamp() {
+        let expired = DateTime::from_timestamp(token.expires, 0).unwrap_or_default();
+        return Err(refuse(format!(
+            "the token expired at {}; run the query again from its first page",
+            timestamp(expired)
+        )));
+    }
+    Ok(token.position)
+}
+
+/// The token that continues a listing after `position`, good for the configured lifetime.
+pub(super) fn next_page_token(rest: &Rest, position: String, digest: u64) -> PageToken {
+    let lifetime = TimeDelta::from_std(rest.paging.token_lifetime).unwrap_or_default();
+    PageToken {
+        position,
+        expires: (rest.intake.policy().clock.now() + lifetime).timestamp(),
+        query_digest: digest,
+    }
+}
+
+/// An `EPCISQueryDocument` holding `events`, as the query named `query_name` answered.
+pub(super) fn query_document(query_name: &str, events: Vec<Value>) -> Value {
+    json!({
+        "@context": [EPCIS_CONTEXT],
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": timestamp(Utc::now()),
+        "epcisBody": {
+            "queryResults": {
+                "queryName": query_name,
+                "resultsBody": {"eventList": events},
+            }
+        }
+    })
+}
+
+/// A query to answer with a page of events: what it selects, the paging parameters of the
+/// request, and the path and parameters that ask for its next page.
+pub(super) struct PagedQuery<'a> {
+    pub selecting: Vec<Param>,
+    pub paging: Vec<Param>,
+    pub query_name: &'a str,
+    pub path: &'a str,
+    pub link_params: &'a [(String, String)],
+    /// How this path answers a refused parameter.
+    pub refuse: fn(&Refusal) -> Response,
+}
+
+impl PagedQuery<'_> {
+    /// Splits a query string into selecting and paging parameters.
+    pub(super) fn split(params: Vec<Param>) -> (Vec<Param>, Vec<Param>) {
+        params
+            .into_iter()
+            .partition(|p| !PAGING.contains(&p.name.as_str()))
+    }
+}
+
+/// Answers `request` with a page of events, a `Link` to the next page and the time its
+/// token expires.
+pub(super) async fn answer(rest: &Rest, request: PagedQuery<'_>) -> Response {
+    let query = match selection(&request.selecting) {
+        Ok(query) => query,
+        Err(refusal) => return (request.refuse)(&refusal),
+    };
+    let now = rest.intake.policy().clock.now();
+    let digest = query_digest(&request.selecting);
+    let page = match page_request(&request.paging, rest.paging, digest, now) {
+        Ok(page) => page,
+        Err(refusal) => return (request.refuse)(&refusal),
+    };
+    let after = match page.after.as_deref().map(str::parse::<i64>) {
+        None => 0,
+        Some(Ok(sequence)) => sequence,
+        Some(Err(_)) => {
+            let refusal = Refusal::new("nextPageToken", "not a token of an event query");
+            return (request.refuse)(&refusal);
+        }
+    };
+    let mut rows = match rest.store.query(&query, after, page.per_page + 1).await {
+        Ok(rows) => rows,
+        Err(err) => return from_error(err),
+    };
+    let more = rows.len() as u64 > page.per_page;
+    rows.truncate(usize::try_from(page.per_page).unwrap_or(usize::MAX));
+    let events = rows
+        .iter()
+        .map(|r| epcis_json::event_to_json(&r.event))
+        .collect();
+    let mut response = Json(query_document(request.query_name, events)).into_response();
+    if let Some(last) = rows.last().filter(|_| more) {
+        let token = next_page_token(rest, last.sequence.to_string(), digest);
+        link_next(&mut response, request.path, request.link_params, &token);
+    }
+    response
+}
+
+/// Adds the `Link` to the page after this one (`path` with `params` and the token) and
+/// `GS1-Next-Page-Token-Expires`.
+pub(super) fn link_next(
+    response: &mut Response,
+    path: &str,
+    params: &[(String, String)],
+    token: &PageToken,
+) {
+    let mut link_params: Vec<String> = params
+        .iter()
+        .filter(|(name, _)| name != "nextPageToken")
+        .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
+        .collect();
+    link_params.push(format!("nextPageToken={}", token.encode()));
+    let link = format!("<{path}?{}>; rel=\"next\"", link_params.join("&"));
+    let expires = DateTime::from_timestamp(token.expires, 0).unwrap_or_default();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&link) {
+        headers.insert(header::LINK, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&timestamp(expires)) {
+        headers.insert("GS1-Next-Page-Token-Expires", value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_reads_back_as_written() {
+        let token = PageToken {
+            position: "1234567".into(),
+            expires: 1_800_000_000,
+            query_digest: u64::MAX - 7,
+        };
+        assert_eq!(PageToken::decode(&token.encode()), Some(token));
+        assert_eq!(PageToken::decode("12"), None);
+        assert_eq!(PageToken::decode(&"g".repeat(48)), None);
+        assert_eq!(PageToken::decode(&"0".repeat(33)), None);
+    }
+
+    #[test]
+    fn the_digest_ignores_parameter_order() {
+        let a = Param {
+            name: "EQ_bizStep".into(),
+            values: vec!["shipping".into()],
+        };
+        let b = Param {
+            name: "eventType".into(),
+            values: vec!["ObjectEvent".into()],
+        };
+        assert_eq!(
+            query_digest(&[a.clone(), b.clone()]),
+            query_digest(&[b, a.clone()])
+        );
+        assert_ne!(query_digest(&[a]), query_digest(&[]));
+    }
+}

@@ -1,0 +1,215 @@
+//! Named queries of the EPCIS 2.0 REST binding (`/queries`) and its page tokens: stored,
+//! listed, run, deleted; names taken once; expiring tokens that continue only their query.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::rest::{event_ids, location, suite, three_received_one_shipped};
+
+fn received_goods() -> Value {
+    json!({
+        "name": "receivedGoods",
+        "query": {"eventType": ["ObjectEvent"], "EQ_bizStep": ["receiving"]},
+    })
+}
+
+/// The problem type and the parameter it names.
+async fn refusal(response: reqwest::Response) -> (StatusCode, String, String) {
+    let status = response.status();
+    let problem: Value = response.json().await.expect("problem JSON");
+    (
+        status,
+        problem["type"].as_str().unwrap_or_default().to_owned(),
+        problem["parameter"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// The URL of the `Link: <...>; rel="next"` header.
+fn next_link(response: &reqwest::Response) -> String {
+    let link = response.headers()[header::LINK].to_str().expect("ascii");
+    link.trim_start_matches('<')
+        .split('>')
+        .next()
+        .expect("link target")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_named_query_is_stored_listed_run_and_deleted() {
+    let (app, client) = suite().await;
+    let received = three_received_one_shipped(&client).await;
+    let created = client.post("/queries", &received_goods(), &[]).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(location(&created), "/queries/receivedGoods");
+    let listed: Value = client.get("/queries").await.json().await.expect("JSON");
+    assert_eq!(listed, json!([received_goods()]));
+    let read: Value = client
+        .get("/queries/receivedGoods")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(read, json!([received_goods()]));
+
+    let first = client.get("/queries/receivedGoods/events?perPage=2").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let next = next_link(&first);
+    assert!(next.starts_with("/queries/receivedGoods/events?"), "{next}");
+    let first: Value = first.json().await.expect("JSON");
+    assert_eq!(
+        first["epcisBody"]["queryResults"]["queryName"],
+        "receivedGoods"
+    );
+    let second: Value = client.get(&next).await.json().await.expect("JSON");
+    assert_eq!([event_ids(&first), event_ids(&second)].concat(), received);
+
+    assert_eq!(
+        client.delete("/queries/receivedGoods").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let (status, kind, _) = refusal(client.get("/queries/receivedGoods/events").await).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (StatusCode::NOT_FOUND, "epcisException:NoSuchNameException")
+    );
+    let again = client.delete("/queries/receivedGoods").await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn of_clients_creating_one_name_at_once_one_gets_it_and_the_rest_a_conflict() {
+    let (app, client) = suite().await;
+    let definition = received_goods();
+    let attempts = (0..8).map(|_| client.post("/queries", &definition, &[]));
+    let statuses: Vec<StatusCode> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(reqwest::Response::status)
+        .collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let conflicts = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, conflicts), (1, 7), "{statuses:?}");
+    let (_, kind, _) = refusal(client.post("/queries", &received_goods(), &[]).await).await;
+    assert_eq!(kind, "epcisException:ResourceAlreadyExistsException");
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_query_definition_that_could_never_run_is_refused_naming_the_field() {
+    let (app, client) = suite().await;
+    let cases = [
+        (json!({"query": {}}), "name"),
+        (json!({"name": "a/b", "query": {}}), "name"),
+        (json!({"name": "q"}), "query"),
+        (
+            json!({"name": "q", "query": {"EQ_bizStepp": ["x"]}}),
+            "EQ_bizStepp",
+        ),
+        (
+            json!({"name": "q", "query": {"GE_eventTime": "yesterday"}}),
+            "GE_eventTime",
+        ),
+        (json!({"name": "q", "query": {"perPage": 10}}), "perPage"),
+        (
+            json!({"name": "q", "query": {"EQ_bizStep": [{"deep": 1}]}}),
+            "EQ_bizStep",
+        ),
+    ];
+    for (definition, field) in cases {
+        let (status, kind, parameter) =
+            refusal(client.post("/queries", &definition, &[]).await).await;
+        assert_eq!(
+            (status, kind.as_str(), parameter.as_str()),
+            (
+                StatusCode::BAD_REQUEST,
+                "epcisException:QueryParameterException",
+                field
+            ),
+            "{definition}"
+        );
+    }
+    let plain = client.post_text("/queries", "text/plain", "name=q").await;
+    assert_eq!(plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        client
+            .post("/queries", &received_goods(), &[])
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let (status, _, parameter) = refusal(
+        client
+            .get("/queries/receivedGoods/events?EQ_bizStep=shipping")
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, parameter.as_str()),
+        (StatusCode::BAD_REQUEST, "EQ_bizStep")
+    );
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn page_tokens_expire_and_continue_only_their_own_query() {
+    let (app, client) = suite().await;
+    three_received_one_shipped(&client).await;
+    let first = client.get("/events?EQ_bizStep=receiving&perPage=2").await;
+    let expires = first.headers()["GS1-Next-Page-Token-Expires"]
+        .to_str()
+        .expect("ascii");
+    let expires: DateTime<Utc> = DateTime::parse_from_rfc3339(expires)
+        .expect("a date-time")
+        .to_utc();
+    let lifetime = expires - Utc::now();
+    assert!(
+        (TimeDelta::minutes(9)..=TimeDelta::minutes(10)).contains(&lifetime),
+        "{lifetime}"
+    );
+    let next = next_link(&first);
+    let token = next.split("nextPageToken=").nth(1).expect("a token");
+
+    let elsewhere = client
+        .get(&format!(
+            "/events?EQ_bizStep=shipping&nextPageToken={token}"
+        ))
+        .await;
+    let (status, _, parameter) = refusal(elsewhere).await;
+    assert_eq!(
+        (status, parameter.as_str()),
+        (StatusCode::BAD_REQUEST, "nextPageToken")
+    );
+
+    let forged = client.get("/events?nextPageToken=12345").await;
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+
+    let too_big = client.get("/events?perPage=1001").await;
+    let problem: Value = too_big.json().await.expect("problem");
+    assert_eq!(problem["parameter"], "perPage");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("1000")),
+        "{problem}"
+    );
+
+    app.clock.shift(TimeDelta::minutes(11));
+    let late = client.get(&next).await;
+    let problem: Value = late.json().await.expect("problem");
+    assert_eq!(problem["type"], "epcisException:QueryParameterException");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("expired")),
+        "{problem}"
+    );
+    app.stop().await.expect("clean stop");
+}
