@@ -135,6 +135,8 @@ pub struct TestApp {
     integrity: tracery_runtime::config::IntegritySettings,
     /// The suite's clock: a test shifts it to capture into months that have ended.
     pub clock: tracery_runtime::clock::Clock,
+    /// What it was started with, to start it again.
+    config: Config,
 }
 
 impl TestApp {
@@ -206,6 +208,7 @@ impl TestApp {
     }
 
     async fn start(config: Config, database: Option<TestDatabase>) -> anyhow::Result<Self> {
+        let started_with = config.clone();
         let clock = config.clock.clone();
         let database_url = config.database_url.expose().to_owned();
         let integrity = config.integrity.clone();
@@ -253,6 +256,7 @@ impl TestApp {
             database_url,
             integrity,
             clock,
+            config: started_with,
         })
     }
 
@@ -350,6 +354,14 @@ impl TestApp {
                 )
             })
             .collect()
+    }
+
+    /// Stops the suite gracefully and starts it again on the same database and
+    /// configuration (on new ports), as an operator's restart does.
+    pub async fn restart(mut self) -> anyhow::Result<Self> {
+        self.shutdown.cancel();
+        self.server.await??;
+        Self::start(self.config, self.database.take()).await
     }
 
     /// Stops the suite gracefully and drops the test database.

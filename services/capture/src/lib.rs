@@ -25,12 +25,14 @@ pub mod domain;
 pub mod event_admission;
 pub mod grpc;
 pub mod mqtt;
+pub mod query_language;
 pub mod rest;
 pub mod roles;
 pub mod scan;
 pub mod state_rules;
 pub mod store;
 pub mod validation;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -87,13 +89,22 @@ impl ServiceModule for CaptureModule {
             ctx.shutdown.clone(),
             |db| Box::pin(async move { store::integrity::head(&db).await }),
         )));
+        let webhooks = webhooks::Webhooks::new(api.store(), ctx.config.subscriptions.clone())?;
+        tasks.push(tokio::spawn(
+            webhooks.run(api.intake().committed(), ctx.shutdown.clone()),
+        ));
         let paging = rest::Paging {
             max_per_page: ctx.config.limits.max_page_size.max(1),
             token_lifetime: std::time::Duration::from_secs(
                 ctx.config.limits.page_token_lifetime_secs,
             ),
         };
-        routes.add_http(rest::router(api.intake(), api.store(), paging));
+        routes.add_http(rest::router(
+            api.intake(),
+            api.store(),
+            paging,
+            ctx.config.subscriptions.clone(),
+        ));
         routes.grpc.add_service(CaptureServiceServer::new(api));
         Ok(tasks)
     }

@@ -156,6 +156,7 @@ struct FileConfig {
     connectors: Option<BTreeMap<String, toml::Table>>,
     auth: Option<crate::auth::AuthSettings>,
     limits: Option<Limits>,
+    subscriptions: Option<SubscriptionSettings>,
     tls: Option<crate::tls::TlsSettings>,
     integrity: Option<IntegrityFile>,
 }
@@ -269,6 +270,33 @@ impl Default for Limits {
             capture_queue: 1024,
             max_page_size: 1000,
             page_token_lifetime_secs: 600,
+        }
+    }
+}
+
+/// The `[subscriptions]` table: how the REST binding's webhook subscriptions deliver.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscriptionSettings {
+    /// Whether a destination may be plain `http://` (a plant network without TLS); when
+    /// not, only `https://` destinations are accepted.
+    pub allow_plain_http: bool,
+    /// Most events in one delivery (one `EPCISQueryDocument`).
+    pub batch_events: u64,
+    /// Longest wait for a receiver to answer a delivery.
+    pub timeout_secs: u64,
+    /// Longest wait between attempts at a failing receiver: the wait starts at one second
+    /// and doubles up to this.
+    pub max_retry_secs: u64,
+}
+
+impl Default for SubscriptionSettings {
+    fn default() -> Self {
+        Self {
+            allow_plain_http: false,
+            batch_events: 100,
+            timeout_secs: 10,
+            max_retry_secs: 300,
         }
     }
 }
@@ -539,6 +567,8 @@ pub struct Config {
     pub auth: Option<crate::auth::AuthSettings>,
     /// Request limits.
     pub limits: Limits,
+    /// Webhook deliveries of query subscriptions.
+    pub subscriptions: SubscriptionSettings,
     /// TLS on both listeners, when the file has a `[tls]` table.
     pub tls: Option<crate::tls::TlsSettings>,
     /// Keys and checkpoints of the hash chains (`[integrity]`).
@@ -615,6 +645,7 @@ impl Config {
             tls: file.tls,
             integrity: IntegritySettings::resolve(file.integrity)?,
             limits: Limits::checked(file.limits.unwrap_or_default())?,
+            subscriptions: file.subscriptions.unwrap_or_default(),
             clock: crate::clock::Clock::default(),
         })
     }
@@ -638,6 +669,7 @@ impl Config {
             connectors: BTreeMap::new(),
             auth: None,
             limits: Limits::default(),
+            subscriptions: SubscriptionSettings::default(),
             tls: None,
             // Each test process keeps its own key and checkpoints, away from the tree.
             integrity: IntegritySettings::in_directory(
@@ -752,11 +784,12 @@ impl Limits {
             || limits.request_timeout_secs == 0
             || limits.max_body_bytes == 0
             || limits.max_nesting_depth == 0
+            || limits.max_page_size == 0
         {
             return Err(ConfigError::new(
                 "limits",
-                "max_events_per_batch, request_timeout_secs, max_body_bytes and \
-                 max_nesting_depth must be at least 1",
+                "max_events_per_batch, request_timeout_secs, max_body_bytes, \
+                 max_nesting_depth and max_page_size must be at least 1",
             ));
         }
         Ok(limits)

@@ -27,3 +27,4 @@ mod rest_queries;
 mod serials;
 mod storage;
 mod tls;
+mod webhooks;

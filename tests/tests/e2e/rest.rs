@@ -33,7 +33,7 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         Self {
             http: reqwest::Client::new(),
             base: format!("http://{}", app.http_addr),

@@ -25,22 +25,25 @@ use tracery_epcis::{
     xml as epcis_xml,
 };
 use tracery_proto::v1 as pb;
-use tracery_runtime::{audit::DeferredAudit, auth::Principal, error::ErrorKind};
+use tracery_runtime::{
+    audit::DeferredAudit, auth::Principal, config::SubscriptionSettings, error::ErrorKind,
+};
 
 use crate::{
     batch_intake::Intake,
     domain::{Admission, CaptureError, Channel, ErrorBehaviour},
     event_admission::admit_json,
+    query_language::EPCIS_CONTEXT,
     store::{EventStore, jobs},
 };
 
 mod named_queries;
 mod query;
+mod subscriptions;
 
 use query::PagedQuery;
 pub use query::Paging;
 
-const EPCIS_CONTEXT: &str = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld";
 /// The query a `GET /events` (or a top-level resource's events) answers.
 const SIMPLE_EVENT_QUERY: &str = "SimpleEventQuery";
 
@@ -50,6 +53,7 @@ struct Rest {
     intake: Intake,
     store: EventStore,
     paging: Paging,
+    subscriptions: SubscriptionSettings,
 }
 
 /// The binding's top-level resources, each with the query parameter its
@@ -64,7 +68,12 @@ const TOP_LEVEL: [(&str, &str); 6] = [
 ];
 
 /// The REST routes.
-pub fn router(intake: Intake, store: EventStore, paging: Paging) -> Router {
+pub fn router(
+    intake: Intake,
+    store: EventStore,
+    paging: Paging,
+    subscriptions: SubscriptionSettings,
+) -> Router {
     let mut router = Router::new()
         .route("/capture", axum::routing::post(capture))
         .route("/capture/{capture_id}", get(capture_job))
@@ -79,7 +88,15 @@ pub fn router(intake: Intake, store: EventStore, paging: Paging) -> Router {
             "/queries/{query_name}",
             get(named_queries::read).delete(named_queries::delete),
         )
-        .route("/queries/{query_name}/events", get(named_queries::events));
+        .route("/queries/{query_name}/events", get(named_queries::events))
+        .route(
+            "/queries/{query_name}/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route(
+            "/queries/{query_name}/subscriptions/{subscription_id}",
+            get(subscriptions::read).delete(subscriptions::delete),
+        );
     for (resource, parameter) in TOP_LEVEL {
         router = router
             .route(
@@ -104,6 +121,7 @@ pub fn router(intake: Intake, store: EventStore, paging: Paging) -> Router {
             intake,
             store,
             paging,
+            subscriptions,
         })
 }
 
@@ -159,7 +177,7 @@ async fn resource_events(
         );
     }
     let (mut selecting, paging) = PagedQuery::split(query::url_params(&params));
-    selecting.push(query::Param {
+    selecting.push(crate::query_language::Param {
         name: parameter.to_owned(),
         values: vec![value],
     });
@@ -169,7 +187,7 @@ async fn resource_events(
         query_name: SIMPLE_EVENT_QUERY,
         path: uri.path(),
         link_params: &params,
-        refuse: query::Refusal::response,
+        refuse: crate::query_language::Refusal::response,
     };
     query::answer(&rest, request).await
 }
@@ -544,8 +562,9 @@ fn timestamp(time: DateTime<Utc>) -> String {
 /// `GET /events/{eventID}`.
 async fn get_event(State(rest): State<Rest>, Path(event_id): Path<String>) -> Response {
     match rest.store.get(&event_id).await {
-        Ok(stored) => Json(query::query_document(
+        Ok(stored) => Json(crate::query_language::query_document(
             SIMPLE_EVENT_QUERY,
+            None,
             vec![epcis_json::event_to_json(&stored.event)],
         ))
         .into_response(),
@@ -570,7 +589,7 @@ async fn query_events(
         query_name: SIMPLE_EVENT_QUERY,
         path: "/events",
         link_params: &params,
-        refuse: query::Refusal::response,
+        refuse: crate::query_language::Refusal::response,
     };
     query::answer(&rest, request).await
 }

@@ -12,9 +12,12 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Caller, Rest, from_error, problem_as,
-    query::{self, PagedQuery, Param, Refusal},
+    query::{self, PagedQuery},
 };
-use crate::store::named_queries::{self, NamedQuery};
+use crate::{
+    query_language::{Param, Refusal, definition_params},
+    store::named_queries::{self, NamedQuery},
+};
 
 /// The longest query name (names go into URLs and the store's key).
 const MAX_NAME_CHARS: usize = 128;
@@ -31,35 +34,6 @@ fn check_name(name: &str) -> Result<(), Refusal> {
         ));
     }
     Ok(())
-}
-
-/// The parameters of a definition's `query` object: each a string, a number, or a list of
-/// them.
-fn definition_params(query: &Map<String, Value>) -> Result<Vec<Param>, Refusal> {
-    let text = |name: &str, value: &Value| match value {
-        Value::String(text) => Ok(text.clone()),
-        Value::Number(number) => Ok(number.to_string()),
-        _ => Err(Refusal::new(
-            name,
-            format!("`{name}` takes strings or numbers"),
-        )),
-    };
-    query
-        .iter()
-        .map(|(name, value)| {
-            let values = match value {
-                Value::Array(items) => items
-                    .iter()
-                    .map(|item| text(name, item))
-                    .collect::<Result<_, _>>()?,
-                single => vec![text(name, single)?],
-            };
-            Ok(Param {
-                name: name.clone(),
-                values,
-            })
-        })
-        .collect()
 }
 
 /// Reads a `POST /queries` body into the query to store, refusing what it could never run.
@@ -84,7 +58,7 @@ fn definition(body: &Value) -> Result<(String, Map<String, Value>), Refusal> {
             format!("`{name}` is asked per request, not stored in a query"),
         ));
     }
-    query::selection(&params)?;
+    crate::query_language::selection(&params)?;
     Ok((name.to_owned(), query.clone()))
 }
 

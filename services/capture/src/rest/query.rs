@@ -14,12 +14,12 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracery_epcis::json as epcis_json;
 
-use super::{EPCIS_CONTEXT, Rest, from_error, percent_encode, problem_as, timestamp};
-use crate::store::EventQuery;
+use super::{Rest, from_error, percent_encode, problem_as, timestamp};
+use crate::query_language::{Param, Refusal, query_document, selection};
 
 /// Events per page when the client does not say (`perPage`).
 const DEFAULT_PER_PAGE: u64 = 30;
@@ -30,13 +30,6 @@ const DEFAULT_PER_PAGE: u64 = 30;
 pub struct Paging {
     pub max_per_page: u64,
     pub token_lifetime: Duration,
-}
-
-/// One parameter of the query language with its values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Param {
-    pub name: String,
-    pub values: Vec<String>,
 }
 
 /// The parameters of a query string. Several values are separated by `|` (EPCIS 2.0 REST
@@ -51,21 +44,7 @@ pub(super) fn url_params(pairs: &[(String, String)]) -> Vec<Param> {
         .collect()
 }
 
-/// A refused query: the parameter at fault and why (a `QueryParameterException`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Refusal {
-    pub parameter: String,
-    pub detail: String,
-}
-
 impl Refusal {
-    pub(super) fn new(parameter: &str, detail: impl Into<String>) -> Self {
-        Self {
-            parameter: parameter.to_owned(),
-            detail: detail.into(),
-        }
-    }
-
     pub(super) fn response(&self) -> Response {
         problem_as(
             StatusCode::BAD_REQUEST,
@@ -76,12 +55,17 @@ impl Refusal {
     }
 
     /// The refusal as `GET /queries/{queryName}/events` documents its `400`s (which also
-    /// stand for refused subscription controls): an `application/json`
-    /// `ValidationException`.
+    /// stand for refused subscription controls): a `ValidationException`.
     pub(super) fn subscription_issue(&self) -> Response {
+        self.problem_json("ValidationException")
+    }
+
+    /// The refusal as an `application/json` problem of type `exception`, the form the
+    /// binding documents for subscription issues.
+    pub(super) fn problem_json(&self, exception: &str) -> Response {
         let mut response = problem_as(
             StatusCode::BAD_REQUEST,
-            "ValidationException",
+            exception,
             self.detail.clone(),
             json!({"parameter": self.parameter}),
         );
@@ -95,55 +79,6 @@ impl Refusal {
 
 /// The paging parameters, which are not part of what a query selects.
 pub(super) const PAGING: [&str; 2] = ["perPage", "nextPageToken"];
-
-/// Reads the selecting parameters into an [`EventQuery`]; a paging parameter or one the
-/// store cannot answer is refused.
-pub(super) fn selection(params: &[Param]) -> Result<EventQuery, Refusal> {
-    let mut query = EventQuery::default();
-    for Param { name, values } in params {
-        let one_time = || match values.as_slice() {
-            [value] => DateTime::parse_from_rfc3339(value)
-                .map(|t| Some(t.to_utc()))
-                .map_err(|_| Refusal::new(name, format!("`{value}` is not an RFC 3339 date-time"))),
-            _ => Err(Refusal::new(name, "takes one date-time")),
-        };
-        let list = match name.as_str() {
-            "eventType" => &mut query.event_types,
-            "EQ_bizStep" => &mut query.biz_steps,
-            "EQ_disposition" => &mut query.dispositions,
-            "EQ_readPoint" => &mut query.read_points,
-            "EQ_bizLocation" => &mut query.biz_locations,
-            "MATCH_epc" => &mut query.match_epcs,
-            "MATCH_anyEPC" => &mut query.match_any_epcs,
-            "MATCH_epcClass" => &mut query.match_epc_classes,
-            "EQ_bizTransaction" => &mut query.biz_transactions,
-            "GE_eventTime" => {
-                query.event_time_from = one_time()?;
-                continue;
-            }
-            "LT_eventTime" => {
-                query.event_time_to = one_time()?;
-                continue;
-            }
-            "GE_recordTime" => {
-                query.record_time_from = one_time()?;
-                continue;
-            }
-            "LT_recordTime" => {
-                query.record_time_to = one_time()?;
-                continue;
-            }
-            other => {
-                return Err(Refusal::new(
-                    other,
-                    format!("`{other}` is not a supported query parameter"),
-                ));
-            }
-        };
-        list.extend(values.iter().cloned());
-    }
-    Ok(query)
-}
 
 /// A token that continues a listing after `position` (an event's sequence, a query's
 /// name) until `expires`.
@@ -266,22 +201,6 @@ pub(super) fn next_page_token(rest: &Rest, position: String, digest: u64) -> Pag
     }
 }
 
-/// An `EPCISQueryDocument` holding `events`, as the query named `query_name` answered.
-pub(super) fn query_document(query_name: &str, events: Vec<Value>) -> Value {
-    json!({
-        "@context": [EPCIS_CONTEXT],
-        "type": "EPCISQueryDocument",
-        "schemaVersion": "2.0",
-        "creationDate": timestamp(Utc::now()),
-        "epcisBody": {
-            "queryResults": {
-                "queryName": query_name,
-                "resultsBody": {"eventList": events},
-            }
-        }
-    })
-}
-
 /// A query to answer with a page of events: what it selects, the paging parameters of the
 /// request, and the path and parameters that ask for its next page.
 pub(super) struct PagedQuery<'a> {
@@ -334,7 +253,7 @@ pub(super) async fn answer(rest: &Rest, request: PagedQuery<'_>) -> Response {
         .iter()
         .map(|r| epcis_json::event_to_json(&r.event))
         .collect();
-    let mut response = Json(query_document(request.query_name, events)).into_response();
+    let mut response = Json(query_document(request.query_name, None, events)).into_response();
     if let Some(last) = rows.last().filter(|_| more) {
         let token = next_page_token(rest, last.sequence.to_string(), digest);
         link_next(&mut response, request.path, request.link_params, &token);

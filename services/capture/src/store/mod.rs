@@ -39,6 +39,7 @@ pub mod named_queries;
 pub mod payloads;
 pub mod placements;
 pub mod quarantine;
+pub mod subscriptions;
 pub mod traces;
 
 /// The `capture_events` table.
@@ -90,8 +91,9 @@ pub use migration::Migrator;
 mod migration {
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::{
-        big_integer, big_pk_auto, binary, binary_null, boolean, small_integer, string, string_len,
-        string_null, text, text_null, timestamp_with_time_zone, timestamp_with_time_zone_null,
+        big_integer, big_pk_auto, binary, binary_null, boolean, integer, small_integer, string,
+        string_len, string_null, text, text_null, timestamp_with_time_zone,
+        timestamp_with_time_zone_null,
     };
     use tracery_runtime::migrations::create_table;
 
@@ -122,6 +124,7 @@ mod migration {
             IdentifiersInEvents = "m0017_capture_identifiers_in_events",
             HashEventIds = "m0018_capture_event_id_hash_index",
             CreateNamedQueries = "m0019_capture_named_queries",
+            CreateSubscriptions = "m0020_capture_subscriptions",
         }
     }
 
@@ -295,6 +298,45 @@ mod migration {
                 ],
             )
             .await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateSubscriptions {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::subscriptions::subscription::{Column, Entity};
+            create_table(
+                manager,
+                Entity,
+                [
+                    string_len(Column::Id, 36).primary_key().take(),
+                    string_len(Column::QueryName, 128),
+                    text(Column::Dest),
+                    text_null(Column::SignatureToken),
+                    boolean(Column::Stream),
+                    timestamp_with_time_zone(Column::InitialRecordTime),
+                    timestamp_with_time_zone(Column::CreatedAt),
+                    string_null(Column::CreatedBy),
+                    big_integer(Column::Cursor),
+                    timestamp_with_time_zone_null(Column::LastNotifiedAt),
+                    integer(Column::Failures),
+                    timestamp_with_time_zone_null(Column::NextAttemptAt),
+                    text_null(Column::LastError),
+                    string_null(Column::LeaseHolder),
+                    timestamp_with_time_zone_null(Column::LeaseUntil),
+                ],
+            )
+            .await?;
+            // Listing a query's subscriptions, and removing them with the query.
+            manager
+                .create_index(
+                    Index::create()
+                        .name("capture_subscriptions_query")
+                        .table(Entity)
+                        .col(Column::QueryName)
+                        .to_owned(),
+                )
+                .await
         }
     }
 

@@ -2,8 +2,8 @@
 //! under a name, run by `GET /queries/{name}/events` and the base of subscriptions.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
 };
 
 use crate::domain::CaptureError;
@@ -56,6 +56,14 @@ pub async fn create(db: &DatabaseConnection, query: NamedQuery) -> Result<bool, 
 
 /// The query named `name`, if there is one.
 pub async fn get(db: &DatabaseConnection, name: &str) -> Result<Option<NamedQuery>, CaptureError> {
+    get_in(db, name).await
+}
+
+/// The query named `name` as `db` (a transaction, say) sees it.
+pub async fn get_in(
+    db: &impl ConnectionTrait,
+    name: &str,
+) -> Result<Option<NamedQuery>, CaptureError> {
     Ok(named_query::Entity::find_by_id(name.to_owned())
         .one(db)
         .await?)
@@ -75,10 +83,13 @@ pub async fn list(
     Ok(select.all(db).await?)
 }
 
-/// Removes the query named `name`; whether there was one.
+/// Removes the query named `name` and its subscriptions; whether there was one.
 pub async fn delete(db: &DatabaseConnection, name: &str) -> Result<bool, CaptureError> {
+    let txn = db.begin().await?;
+    super::subscriptions::delete_of_query(&txn, name).await?;
     let deleted = named_query::Entity::delete_by_id(name.to_owned())
-        .exec(db)
+        .exec(&txn)
         .await?;
+    txn.commit().await?;
     Ok(deleted.rows_affected == 1)
 }

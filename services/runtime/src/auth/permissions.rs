@@ -216,6 +216,8 @@ pub const WRITES: &[&str] = &[
     "POST /events",
     "POST /queries",
     "DELETE /queries/{query_name}",
+    "POST /queries/{query_name}/subscriptions",
+    "DELETE /queries/{query_name}/subscriptions/{subscription_id}",
     "POST /dashboard/api/quarantine/{id}/resubmit",
     "POST /dashboard/api/quarantine/{id}/discard",
 ];
@@ -263,6 +265,27 @@ pub const REST: &[(&str, &str, Access)] = &[
     ("GET", "/queries/{query_name}", Access::Roles(READ)),
     ("DELETE", "/queries/{query_name}", Access::Roles(READ)),
     ("GET", "/queries/{query_name}/events", Access::Roles(READ)),
+    // Subscriptions deliver what the subscriber may read with GET /events.
+    (
+        "GET",
+        "/queries/{query_name}/subscriptions",
+        Access::Roles(READ),
+    ),
+    (
+        "POST",
+        "/queries/{query_name}/subscriptions",
+        Access::Roles(READ),
+    ),
+    (
+        "GET",
+        "/queries/{query_name}/subscriptions/{subscription_id}",
+        Access::Roles(READ),
+    ),
+    (
+        "DELETE",
+        "/queries/{query_name}/subscriptions/{subscription_id}",
+        Access::Roles(READ),
+    ),
     // The dashboard: the page itself holds no data; each API route admits the roles of
     // the gRPC methods whose data it shows (see DASHBOARD).
     ("GET", "/", Access::Open),
