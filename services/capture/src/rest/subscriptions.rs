@@ -195,7 +195,8 @@ fn no_such_query(name: &str) -> Response {
 fn no_such_subscription(id: &str) -> Response {
     problem_as(
         StatusCode::NOT_FOUND,
-        "NoSuchSubscriptionException",
+        // The binding's 404s are all NoSuchNameException.
+        "NoSuchNameException",
         format!("no subscription `{id}` of this query"),
         json!({}),
     )
