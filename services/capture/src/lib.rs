@@ -104,6 +104,7 @@ impl ServiceModule for CaptureModule {
             api.store(),
             paging,
             ctx.config.subscriptions.clone(),
+            ctx.shutdown.clone(),
         ));
         routes.grpc.add_service(CaptureServiceServer::new(api));
         Ok(tasks)

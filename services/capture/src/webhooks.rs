@@ -10,7 +10,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{KeyInit as _, Mac as _};
 use serde_json::{Map, Value};
 use sha2::Sha256;
@@ -125,7 +125,12 @@ impl Webhooks {
         {
             return Ok(());
         }
-        let Some(query) = self.event_query(&subscription).await? else {
+        let query = subscription_query(
+            &self.store,
+            &subscription.query_name,
+            subscription.initial_record_time,
+        );
+        let Some(query) = query.await? else {
             return subscriptions::delete_orphan(db, &subscription.id).await;
         };
         let mut cursor = subscription.cursor;
@@ -164,30 +169,6 @@ impl Webhooks {
             cursor = last;
         }
         Ok(())
-    }
-
-    /// The store query of `subscription`: its named query's, from its initial record
-    /// time; `None` when the query is gone.
-    async fn event_query(
-        &self,
-        subscription: &Subscription,
-    ) -> Result<Option<EventQuery>, CaptureError> {
-        let Some(named) = named_queries::get(self.store.db(), &subscription.query_name).await?
-        else {
-            return Ok(None);
-        };
-        let definition: Map<String, Value> =
-            serde_json::from_str(&named.definition).unwrap_or_default();
-        // Stored definitions were read by the same reader when they were created.
-        let mut query = definition_params(&definition)
-            .and_then(|params| selection(&params))
-            .map_err(|refusal| CaptureError::Invalid {
-                field: format!("query `{}`: {}", named.name, refusal.parameter),
-                reason: refusal.detail,
-            })?;
-        let initial = subscription.initial_record_time;
-        query.record_time_from = Some(query.record_time_from.map_or(initial, |t| t.max(initial)));
-        Ok(Some(query))
     }
 
     /// POSTs `document` to the subscriber; `Err` says why it was not acknowledged.
@@ -235,6 +216,30 @@ impl Webhooks {
         )
         .await
     }
+}
+
+/// The store query of a subscription to `query_name`: the named query's, from
+/// `initial_record_time` on; `None` when there is no such query.
+pub async fn subscription_query(
+    store: &EventStore,
+    query_name: &str,
+    initial_record_time: DateTime<Utc>,
+) -> Result<Option<EventQuery>, CaptureError> {
+    let Some(named) = named_queries::get(store.db(), query_name).await? else {
+        return Ok(None);
+    };
+    let definition: Map<String, Value> =
+        serde_json::from_str(&named.definition).unwrap_or_default();
+    // Stored definitions were read by the same reader when they were created.
+    let mut query = definition_params(&definition)
+        .and_then(|params| selection(&params))
+        .map_err(|refusal| CaptureError::Invalid {
+            field: format!("query `{}`: {}", named.name, refusal.parameter),
+            reason: refusal.detail,
+        })?;
+    let initial = initial_record_time;
+    query.record_time_from = Some(query.record_time_from.map_or(initial, |t| t.max(initial)));
+    Ok(Some(query))
 }
 
 /// The wait after the `failures`th failure in a row: 1 s, 2 s, 4 s, ... up to `max_secs`.

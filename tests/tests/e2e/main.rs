@@ -28,3 +28,4 @@ mod serials;
 mod storage;
 mod tls;
 mod webhooks;
+mod websocket;

@@ -16,6 +16,7 @@ use axum::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 use tracery_epcis::{
     EpcisError,
     bounds::{self, Bounds},
@@ -40,6 +41,7 @@ use crate::{
 mod named_queries;
 mod query;
 mod subscriptions;
+mod websocket;
 
 use query::PagedQuery;
 pub use query::Paging;
@@ -54,6 +56,8 @@ struct Rest {
     store: EventStore,
     paging: Paging,
     subscriptions: SubscriptionSettings,
+    /// Ends WebSocket subscriptions when the suite stops.
+    shutdown: CancellationToken,
 }
 
 /// The binding's top-level resources, each with the query parameter its
@@ -73,6 +77,7 @@ pub fn router(
     store: EventStore,
     paging: Paging,
     subscriptions: SubscriptionSettings,
+    shutdown: CancellationToken,
 ) -> Router {
     let mut router = Router::new()
         .route("/capture", axum::routing::post(capture))
@@ -122,6 +127,7 @@ pub fn router(
             store,
             paging,
             subscriptions,
+            shutdown,
         })
 }
 

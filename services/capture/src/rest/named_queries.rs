@@ -4,6 +4,7 @@
 use axum::{
     Json,
     body::Bytes,
+    extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     extract::{Path, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -109,7 +110,7 @@ fn shown(query: &NamedQuery) -> Value {
 }
 
 /// The `404` for a query name nobody stored.
-fn no_such_name(name: &str) -> Response {
+pub(super) fn no_such_name(name: &str) -> Response {
     problem_as(
         StatusCode::NOT_FOUND,
         "NoSuchNameException",
@@ -195,13 +196,19 @@ const SUBSCRIPTION_CONTROLS: [&str; 9] = [
     "dayOfWeek",
 ];
 
-/// `GET /queries/{queryName}/events`: the stored query's events, a page at a time; the
-/// request gives only `perPage` and `nextPageToken`.
+/// `GET /queries/{queryName}/events`: the stored query's events, a page at a time (the
+/// request gives only `perPage` and `nextPageToken`); upgraded to a WebSocket, a
+/// subscription to them (see [`super::websocket`]).
 pub(super) async fn events(
     State(rest): State<Rest>,
     Path(name): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if let Ok(upgrade) = upgrade {
+        let params = query::url_params(&params);
+        return super::websocket::subscribe(rest, name, &params, upgrade).await;
+    }
     let query = match stored(&rest, &name).await {
         Ok(query) => query,
         Err(response) => return *response,
