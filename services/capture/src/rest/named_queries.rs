@@ -167,12 +167,10 @@ pub(super) async fn list(
         Err(refusal) => return refusal.response(),
     };
     let rows = named_queries::list(rest.store.db(), page.after.as_deref(), page.per_page + 1);
-    let mut rows = match rows.await {
-        Ok(rows) => rows,
+    let (rows, more) = match rows.await {
+        Ok(rows) => page.cut(rows),
         Err(err) => return from_error(err),
     };
-    let more = rows.len() as u64 > page.per_page;
-    rows.truncate(usize::try_from(page.per_page).unwrap_or(usize::MAX));
     let listed: Vec<Value> = rows.iter().map(shown).collect();
     let mut response = Json(listed).into_response();
     if let Some(last) = rows.last().filter(|_| more) {
@@ -182,19 +180,12 @@ pub(super) async fn list(
     response
 }
 
-/// The parameters with which `GET /queries/{queryName}/events` upgraded to a WebSocket
-/// subscribes; a plain request answers a page and leaves them be.
-const SUBSCRIPTION_CONTROLS: [&str; 9] = [
-    "reportIfEmpty",
-    "initialRecordTime",
-    "stream",
-    "second",
-    "minute",
-    "hour",
-    "dayOfMonth",
-    "month",
-    "dayOfWeek",
-];
+/// Whether `name` is one of the parameters with which `GET /queries/{queryName}/events`
+/// upgraded to a WebSocket subscribes; a plain request answers a page and leaves them be.
+fn is_subscription_control(name: &str) -> bool {
+    ["reportIfEmpty", "initialRecordTime", "stream"].contains(&name)
+        || super::websocket::SCHEDULE.contains(&name)
+}
 
 /// `GET /queries/{queryName}/events`: the stored query's events, a page at a time (the
 /// request gives only `perPage` and `nextPageToken`); upgraded to a WebSocket, a
@@ -214,9 +205,7 @@ pub(super) async fn events(
         Err(response) => return *response,
     };
     let (extra, paging) = PagedQuery::split(query::url_params(&params));
-    let mut extra = extra
-        .iter()
-        .filter(|p| !SUBSCRIPTION_CONTROLS.contains(&p.name.as_str()));
+    let mut extra = extra.iter().filter(|p| !is_subscription_control(&p.name));
     if let Some(extra) = extra.next() {
         let detail = format!(
             "`{}` cannot be added to the named query `{name}`; create another query",

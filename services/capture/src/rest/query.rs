@@ -136,6 +136,15 @@ pub(super) struct PageRequest {
     pub after: Option<String>,
 }
 
+impl PageRequest {
+    /// This page of `rows` read with one more than `per_page`, and whether there are more.
+    pub(super) fn cut<T>(&self, mut rows: Vec<T>) -> (Vec<T>, bool) {
+        let more = rows.len() as u64 > self.per_page;
+        rows.truncate(usize::try_from(self.per_page).unwrap_or(usize::MAX));
+        (rows, more)
+    }
+}
+
 /// Reads `perPage` and `nextPageToken`; a token must belong to the listing `digest` names
 /// and be unexpired.
 pub(super) fn page_request(
@@ -243,12 +252,10 @@ pub(super) async fn answer(rest: &Rest, request: PagedQuery<'_>) -> Response {
             return (request.refuse)(&refusal);
         }
     };
-    let mut rows = match rest.store.query(&query, after, page.per_page + 1).await {
-        Ok(rows) => rows,
+    let (rows, more) = match rest.store.query(&query, after, page.per_page + 1).await {
+        Ok(rows) => page.cut(rows),
         Err(err) => return from_error(err),
     };
-    let more = rows.len() as u64 > page.per_page;
-    rows.truncate(usize::try_from(page.per_page).unwrap_or(usize::MAX));
     let events = rows
         .iter()
         .map(|r| epcis_json::event_to_json(&r.event))

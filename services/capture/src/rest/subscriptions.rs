@@ -285,12 +285,10 @@ pub(super) async fn list(
         page.after.as_deref(),
         page.per_page + 1,
     );
-    let mut rows = match rows.await {
-        Ok(rows) => rows,
+    let (rows, more) = match rows.await {
+        Ok(rows) => page.cut(rows),
         Err(err) => return from_error(err),
     };
-    let more = rows.len() as u64 > page.per_page;
-    rows.truncate(usize::try_from(page.per_page).unwrap_or(usize::MAX));
     let listed: Vec<Value> = rows.iter().map(shown).collect();
     let mut response = Json(listed).into_response();
     if let Some(last) = rows.last().filter(|_| more) {

@@ -27,8 +27,9 @@ use crate::{
 const BATCH: u64 = 100;
 /// How often a quiet subscription looks for events committed by another replica.
 const POLL: Duration = Duration::from_secs(1);
-/// The schedule parameters of the binding; scheduled subscriptions are not served yet.
-const SCHEDULE: [&str; 6] = [
+/// The schedule parameters of the binding (subscription controls, like `stream`,
+/// `initialRecordTime` and `reportIfEmpty`); scheduled subscriptions are not served yet.
+pub(super) const SCHEDULE: [&str; 6] = [
     "second",
     "minute",
     "hour",
