@@ -494,6 +494,16 @@ async fn the_suites_own_calls_pass_while_callers_are_checked() {
             .any(|(_, action, ..)| action == "POST /queries"),
         "{audited:?}"
     );
+    // Discovery shows no data, but only to callers who say who they are.
+    let discover = |token: Option<&str>| {
+        let mut request = http.request(reqwest::Method::OPTIONS, &url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.expect("answer").status().as_u16() }
+    };
+    assert_eq!(discover(None).await, 401);
+    assert_eq!(discover(Some(&operator)).await, 204);
     // Probes and scrapers need no token.
     let health = http
         .get(format!("http://{}/healthz", app.http_addr))

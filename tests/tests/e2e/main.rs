@@ -23,6 +23,7 @@ mod postback;
 mod races;
 mod readiness;
 mod rest;
+mod rest_listings;
 mod rest_queries;
 mod serials;
 mod storage;

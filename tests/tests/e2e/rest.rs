@@ -80,6 +80,20 @@ impl Client {
             .expect("request")
     }
 
+    /// A `method` request of `path` without a body, with `headers`.
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request")
+    }
+
     pub(crate) async fn delete(&self, path: &str) -> reqwest::Response {
         self.http
             .delete(format!("{}{path}", self.base))

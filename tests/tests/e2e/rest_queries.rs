@@ -26,7 +26,7 @@ async fn refusal(response: reqwest::Response) -> (StatusCode, String, String) {
 }
 
 /// The URL of the `Link: <...>; rel="next"` header.
-fn next_link(response: &reqwest::Response) -> String {
+pub(crate) fn next_link(response: &reqwest::Response) -> String {
     let link = response.headers()[header::LINK].to_str().expect("ascii");
     link.trim_start_matches('<')
         .split('>')

@@ -12,7 +12,7 @@ use axum::{
     extract::{Path, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{MethodRouter, delete, get},
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -35,14 +35,17 @@ use crate::{
     domain::{Admission, CaptureError, Channel, ErrorBehaviour},
     event_admission::admit_json,
     query_language::EPCIS_CONTEXT,
-    store::{EventStore, jobs},
+    store::{EventStore, jobs, vocabulary::Vocabulary},
 };
 
+mod discovery;
+mod listings;
 mod named_queries;
 mod query;
 mod subscriptions;
 mod websocket;
 
+use listings::Members;
 use query::PagedQuery;
 pub use query::Paging;
 
@@ -71,6 +74,15 @@ const TOP_LEVEL: [(&str, &str); 6] = [
     ("dispositions", "EQ_disposition"),
 ];
 
+/// The top-level resources listing what stored events name (`GET /{resource}`).
+const LISTINGS: [(&str, Members); 5] = [
+    ("epcs", Members::Epcs),
+    ("bizSteps", Members::Terms(Vocabulary::BizStep)),
+    ("bizLocations", Members::Terms(Vocabulary::BizLocation)),
+    ("readPoints", Members::Terms(Vocabulary::ReadPoint)),
+    ("dispositions", Members::Terms(Vocabulary::Disposition)),
+];
+
 /// The REST routes.
 pub fn router(
     intake: Intake,
@@ -79,36 +91,40 @@ pub fn router(
     subscriptions: SubscriptionSettings,
     shutdown: CancellationToken,
 ) -> Router {
-    let mut router = Router::new()
-        .route("/capture", axum::routing::post(capture))
-        .route("/capture/{capture_id}", get(capture_job))
-        .route("/events", get(query_events).post(capture_event))
-        .route("/events/{event_id}", get(get_event))
-        .route("/eventTypes", get(event_types))
-        .route(
+    let mut routes = Routes(Router::new())
+        .at("/capture", get(listings::capture_jobs).post(capture))
+        .at("/capture/{capture_id}", get(capture_job))
+        .at("/events", get(query_events).post(capture_event))
+        .at("/events/{event_id}", get(get_event))
+        .at("/eventTypes", get(event_types))
+        .at(
             "/queries",
             get(named_queries::list).post(named_queries::create),
         )
-        .route(
+        .at(
             "/queries/{query_name}",
             get(named_queries::read).delete(named_queries::delete),
         )
-        .route("/queries/{query_name}/events", get(named_queries::events))
-        .route(
+        .at("/queries/{query_name}/events", get(named_queries::events))
+        .at(
             "/queries/{query_name}/subscriptions",
             get(subscriptions::list).post(subscriptions::create),
         )
-        .route(
+        .at(
             "/queries/{query_name}/subscriptions/{subscription_id}",
             get(subscriptions::read).delete(subscriptions::delete),
+        )
+        .at(
+            "/nextPageToken/{token}",
+            delete(discovery::release_page_token),
         );
     for (resource, parameter) in TOP_LEVEL {
-        router = router
-            .route(
+        routes = routes
+            .at(
                 &format!("/{resource}/{{value}}"),
                 get(move |Path(value): Path<String>| sub_resources(resource, value)),
             )
-            .route(
+            .at(
                 &format!("/{resource}/{{value}}/events"),
                 get(
                     move |state: State<Rest>,
@@ -120,8 +136,15 @@ pub fn router(
                 ),
             );
     }
-    router
-        .layer(axum::middleware::map_response(gs1_headers))
+    for (resource, members) in LISTINGS {
+        routes = routes.at(
+            &format!("/{resource}"),
+            get(move |state: State<Rest>, params| listings::list(state, resource, members, params)),
+        );
+    }
+    routes
+        .0
+        .layer(axum::middleware::from_fn(discovery::negotiate))
         .with_state(Rest {
             intake,
             store,
@@ -129,6 +152,15 @@ pub fn router(
             subscriptions,
             shutdown,
         })
+}
+
+/// The binding's routes, each answering `OPTIONS` as well.
+struct Routes(Router<Rest>);
+
+impl Routes {
+    fn at(self, path: &str, methods: MethodRouter<Rest>) -> Self {
+        Self(self.0.route(path, methods.options(discovery::options)))
+    }
 }
 
 /// A JSON-LD `Collection` of `members`, as the binding's discovery resources answer.
@@ -196,13 +228,6 @@ async fn resource_events(
         refuse: crate::query_language::Refusal::response,
     };
     query::answer(&rest, request).await
-}
-
-async fn gs1_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert("GS1-EPCIS-Version", HeaderValue::from_static("2.0.0"));
-    headers.insert("GS1-CBV-Version", HeaderValue::from_static("2.0.0"));
-    response
 }
 
 /// An RFC 7807 problem response for a failure of the error table.
@@ -538,20 +563,7 @@ async fn capture(
 /// `GET /capture/{captureID}`.
 async fn capture_job(State(rest): State<Rest>, Path(id): Path<String>) -> Response {
     match jobs::get(rest.store.db(), &id).await {
-        Ok(Some(job)) => {
-            let errors: Value =
-                serde_json::from_str(&job.errors).unwrap_or(Value::Array(Vec::new()));
-            Json(json!({
-                "captureID": job.id,
-                "createdAt": timestamp(job.created_at),
-                "finishedAt": timestamp(job.finished_at),
-                "running": false,
-                "success": job.success,
-                "captureErrorBehaviour": job.error_behaviour,
-                "errors": errors,
-            }))
-            .into_response()
-        }
+        Ok(Some(job)) => Json(listings::job_document(&job)).into_response(),
         Ok(None) => problem(
             ErrorKind::NotFound,
             format!("no capture job `{id}`"),

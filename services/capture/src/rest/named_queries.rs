@@ -13,10 +13,10 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Caller, Rest, from_error, problem_as,
-    query::{self, PagedQuery},
+    query::{self, Listed, PagedQuery},
 };
 use crate::{
-    query_language::{Param, Refusal, definition_params},
+    query_language::{Refusal, definition_params},
     store::named_queries::{self, NamedQuery},
 };
 
@@ -146,38 +146,26 @@ pub(super) async fn delete(State(rest): State<Rest>, Path(name): Path<String>) -
     }
 }
 
-/// What page tokens of the query listing belong to (it has no selecting parameters).
-const LISTING: &[Param] = &[];
-
 /// `GET /queries`: the stored queries in name order, a page at a time.
 pub(super) async fn list(
     State(rest): State<Rest>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    let (selecting, paging) = PagedQuery::split(query::url_params(&params));
-    if let Some(other) = selecting.first() {
-        let name = &other.name;
-        return Refusal::new(name, format!("`{name}` is not a parameter of this listing"))
-            .response();
-    }
-    let now = rest.intake.policy().clock.now();
-    let digest = query::query_digest(LISTING);
-    let page = match query::page_request(&paging, rest.paging, digest, now) {
-        Ok(page) => page,
-        Err(refusal) => return refusal.response(),
+    let db = rest.store.db();
+    let fetch = |after: Option<String>, limit| async move {
+        named_queries::list(db, after.as_deref(), limit).await
     };
-    let rows = named_queries::list(rest.store.db(), page.after.as_deref(), page.per_page + 1);
-    let (rows, more) = match rows.await {
-        Ok(rows) => page.cut(rows),
-        Err(err) => return from_error(err),
-    };
-    let listed: Vec<Value> = rows.iter().map(shown).collect();
-    let mut response = Json(listed).into_response();
-    if let Some(last) = rows.last().filter(|_| more) {
-        let token = query::next_page_token(&rest, last.name.clone(), digest);
-        query::link_next(&mut response, "/queries", &params, &token);
+    match Listed::read(&rest, "/queries", &params, fetch, |q: &NamedQuery| {
+        q.name.clone()
+    })
+    .await
+    {
+        Ok(page) => {
+            let listed: Vec<Value> = page.rows.iter().map(shown).collect();
+            page.respond(Json(listed).into_response(), "/queries", &params)
+        }
+        Err(refusal) => refusal,
     }
-    response
 }
 
 /// Whether `name` is one of the parameters with which `GET /queries/{queryName}/events`

@@ -210,6 +210,64 @@ pub(super) fn next_page_token(rest: &Rest, position: String, digest: u64) -> Pag
     }
 }
 
+/// A page of a listing (named queries, terms, EPCs, capture jobs) ordered by a text
+/// position, and the token that continues it if there is more.
+pub(super) struct Listed<T> {
+    pub rows: Vec<T>,
+    next: Option<PageToken>,
+}
+
+impl<T> Listed<T> {
+    /// Reads the page of the listing at `path` that `params` ask for: `fetch` reads up to a
+    /// number of rows after a position, `position` says where a row stands. A listing takes
+    /// only the paging parameters.
+    pub(super) async fn read<Fut>(
+        rest: &Rest,
+        path: &str,
+        params: &[(String, String)],
+        fetch: impl FnOnce(Option<String>, u64) -> Fut,
+        position: impl Fn(&T) -> String,
+    ) -> Result<Self, Response>
+    where
+        Fut: Future<Output = Result<Vec<T>, crate::domain::CaptureError>>,
+    {
+        let (selecting, paging) = PagedQuery::split(url_params(params));
+        if let Some(other) = selecting.first() {
+            let name = &other.name;
+            let detail = format!("`{name}` is not a parameter of this listing");
+            return Err(Refusal::new(name, detail).response());
+        }
+        let now = rest.intake.policy().clock.now();
+        let digest = query_digest(&[Param {
+            name: "listing".to_owned(),
+            values: vec![path.to_owned()],
+        }]);
+        let page = page_request(&paging, rest.paging, digest, now).map_err(|r| r.response())?;
+        let rows = fetch(page.after.clone(), page.per_page + 1)
+            .await
+            .map_err(from_error)?;
+        let (rows, more) = page.cut(rows);
+        let next = rows
+            .last()
+            .filter(|_| more)
+            .map(|last| next_page_token(rest, position(last), digest));
+        Ok(Self { rows, next })
+    }
+
+    /// `response` (this page's body) with the `Link` to the next page, if there is one.
+    pub(super) fn respond(
+        &self,
+        mut response: Response,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Response {
+        if let Some(token) = &self.next {
+            link_next(&mut response, path, params, token);
+        }
+        response
+    }
+}
+
 /// A query to answer with a page of events: what it selects, the paging parameters of the
 /// request, and the path and parameters that ask for its next page.
 pub(super) struct PagedQuery<'a> {

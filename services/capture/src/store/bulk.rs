@@ -11,7 +11,7 @@ use sea_orm::{
     Statement, Value, sea_query::ArrayType,
 };
 
-use super::{event, keys};
+use super::{event, keys, vocabulary};
 
 /// Rows per multi-row statement on SQLite: well inside its bound-parameter limit.
 const SQLITE_ROWS: usize = 400;
@@ -137,6 +137,7 @@ pub async fn insert_events(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
+    vocabulary::record(conn, &rows).await?;
     if is_postgres(conn) {
         let keys: Vec<String> = rows.iter().map(|r| r.store_key.clone()).collect();
         let mut values = pg_arrays(&rows);
@@ -220,6 +221,7 @@ pub async fn insert_events_at(
     rows: Vec<(i64, EventRow)>,
 ) -> Result<(), DbErr> {
     use sea_orm::ActiveValue::Set;
+    vocabulary::record(conn, rows.iter().map(|(_, row)| row)).await?;
     if is_postgres(conn) {
         if rows.is_empty() {
             return Ok(());

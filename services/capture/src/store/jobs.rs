@@ -64,3 +64,22 @@ pub async fn insert(
 pub async fn get(db: &DatabaseConnection, id: &str) -> Result<Option<Job>, CaptureError> {
     Ok(job::Entity::find_by_id(id.to_owned()).one(db).await?)
 }
+
+/// Up to `limit` jobs after the job `after`, oldest first (ids are UUIDv7, in creation
+/// order).
+pub async fn page(
+    db: &DatabaseConnection,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Job>, CaptureError> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut select = job::Entity::find();
+    if let Some(after) = after {
+        select = select.filter(job::Column::Id.gt(after));
+    }
+    Ok(select
+        .order_by_asc(job::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}

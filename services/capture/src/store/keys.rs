@@ -393,6 +393,63 @@ pub fn naming(
     }
 }
 
+/// Up to `limit` identifiers after `after`, in order, that some stored event names as an
+/// object (in an EPC list, as a parent, or as a transformation's input or output): the
+/// EPCs of `GET /epcs`, without the classes, parties and transactions also numbered here.
+pub async fn objects_page(
+    conn: &impl ConnectionTrait,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<String>, DbErr> {
+    use sea_orm::{DatabaseBackend, Statement};
+    let roles = [Role::Epc, Role::Parent, Role::InputEpc, Role::OutputEpc];
+    let backend = conn.get_database_backend();
+    let named_as_object = match backend {
+        DatabaseBackend::Postgres => {
+            let codes: Vec<String> = roles
+                .iter()
+                .map(|role| format!("i.id * 16 + {}", *role as i16))
+                .collect();
+            format!(
+                "SELECT 1 FROM capture_events e \
+                 WHERE capture_identifier_ids(e.identifiers) && ARRAY[i.id] \
+                 AND e.identifiers && ARRAY[{}]",
+                codes.join(", ")
+            )
+        }
+        _ => {
+            let codes: Vec<String> = roles.iter().map(|r| (*r as i16).to_string()).collect();
+            format!(
+                "SELECT 1 FROM capture_identifier_index x \
+                 WHERE x.identifier = i.id AND x.role IN ({})",
+                codes.join(", ")
+            )
+        }
+    };
+    let (after_placeholder, limit_placeholder) = match backend {
+        DatabaseBackend::Postgres => ("$1", "$2"),
+        _ => ("?", "?"),
+    };
+    let sql = format!(
+        "SELECT i.value AS value FROM capture_identifiers i \
+         WHERE i.value > {after_placeholder} AND EXISTS ({named_as_object}) \
+         ORDER BY i.value LIMIT {limit_placeholder}"
+    );
+    let statement = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [
+            after.unwrap_or_default().into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ],
+    );
+    conn.query_all_raw(statement)
+        .await?
+        .iter()
+        .map(|row| row.try_get("", "value"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,7 @@ pub mod placements;
 pub mod quarantine;
 pub mod subscriptions;
 pub mod traces;
+pub mod vocabulary;
 
 /// The `capture_events` table.
 pub mod event {
@@ -125,6 +126,7 @@ mod migration {
             HashEventIds = "m0018_capture_event_id_hash_index",
             CreateNamedQueries = "m0019_capture_named_queries",
             CreateSubscriptions = "m0020_capture_subscriptions",
+            RecordVocabulary = "m0021_capture_vocabulary",
         }
     }
 
@@ -337,6 +339,21 @@ mod migration {
                         .to_owned(),
                 )
                 .await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for RecordVocabulary {
+        /// Reads every stored event once, to record the terms already in use.
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::vocabulary::{self, Vocabulary};
+            let db = manager.get_connection();
+            db.execute_unprepared(vocabulary::CREATE_TABLE).await?;
+            for vocabulary in Vocabulary::ALL {
+                db.execute_unprepared(&vocabulary::backfill(vocabulary))
+                    .await?;
+            }
+            Ok(())
         }
     }
 
@@ -1541,6 +1558,21 @@ impl EventStore {
         last: i64,
     ) -> Result<HashMap<i64, String>, CaptureError> {
         Ok(traces::between(&self.db, first, last).await?)
+    }
+
+    /// Up to `limit` terms of `vocabulary` that stored events use, after `after`, in order.
+    pub async fn terms(
+        &self,
+        vocabulary: vocabulary::Vocabulary,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<String>, CaptureError> {
+        Ok(vocabulary::page(&self.db, vocabulary, after, limit).await?)
+    }
+
+    /// Up to `limit` EPCs that stored events name, after `after`, in order.
+    pub async fn epcs(&self, after: Option<&str>, limit: u64) -> Result<Vec<String>, CaptureError> {
+        Ok(keys::objects_page(&self.db, after, limit).await?)
     }
 
     /// Up to `limit` events with a sequence above `after`, matching `query`, in sequence order.

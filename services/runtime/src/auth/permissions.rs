@@ -17,6 +17,8 @@ pub enum Access {
 
 const CAPTURE: &[Role] = &[Operator, Quality];
 const READ: &[Role] = &[Planner, Quality, Admin];
+/// Capture jobs: those who capture, and those who read what was captured.
+const CAPTURE_JOBS: &[Role] = &[Operator, Quality, Planner, Admin];
 const QUALITY: &[Role] = &[Quality];
 const ADMIN: &[Role] = &[Admin];
 const SYNC: &[Role] = &[Integration, Admin];
@@ -237,11 +239,8 @@ pub fn grpc(path: &str) -> Option<Access> {
 /// REST routes by method and route template (as the router declares it).
 pub const REST: &[(&str, &str, Access)] = &[
     ("POST", "/capture", Access::Roles(CAPTURE)),
-    (
-        "GET",
-        "/capture/{capture_id}",
-        Access::Roles(&[Operator, Quality, Planner, Admin]),
-    ),
+    ("GET", "/capture", Access::Roles(CAPTURE_JOBS)),
+    ("GET", "/capture/{capture_id}", Access::Roles(CAPTURE_JOBS)),
     ("POST", "/events", Access::Roles(CAPTURE)),
     ("GET", "/events", Access::Roles(READ)),
     ("GET", "/events/{event_id}", Access::Roles(READ)),
@@ -249,14 +248,19 @@ pub const REST: &[(&str, &str, Access)] = &[
     ("GET", "/eventTypes", Access::Roles(READ)),
     ("GET", "/eventTypes/{value}", Access::Roles(READ)),
     ("GET", "/eventTypes/{value}/events", Access::Roles(READ)),
+    ("GET", "/epcs", Access::Roles(READ)),
     ("GET", "/epcs/{value}", Access::Roles(READ)),
     ("GET", "/epcs/{value}/events", Access::Roles(READ)),
+    ("GET", "/bizSteps", Access::Roles(READ)),
     ("GET", "/bizSteps/{value}", Access::Roles(READ)),
     ("GET", "/bizSteps/{value}/events", Access::Roles(READ)),
+    ("GET", "/bizLocations", Access::Roles(READ)),
     ("GET", "/bizLocations/{value}", Access::Roles(READ)),
     ("GET", "/bizLocations/{value}/events", Access::Roles(READ)),
+    ("GET", "/readPoints", Access::Roles(READ)),
     ("GET", "/readPoints/{value}", Access::Roles(READ)),
     ("GET", "/readPoints/{value}/events", Access::Roles(READ)),
+    ("GET", "/dispositions", Access::Roles(READ)),
     ("GET", "/dispositions/{value}", Access::Roles(READ)),
     ("GET", "/dispositions/{value}/events", Access::Roles(READ)),
     // Named queries: views over what the same roles may read with GET /events.
@@ -286,6 +290,8 @@ pub const REST: &[(&str, &str, Access)] = &[
         "/queries/{query_name}/subscriptions/{subscription_id}",
         Access::Roles(READ),
     ),
+    // A page token holds nothing on the server: releasing one changes nothing.
+    ("DELETE", "/nextPageToken/{token}", Access::Authenticated),
     // The dashboard: the page itself holds no data; each API route admits the roles of
     // the gRPC methods whose data it shows (see DASHBOARD).
     ("GET", "/", Access::Open),
@@ -406,10 +412,15 @@ pub fn hidden_parts(
         .collect()
 }
 
-/// The rule of a REST route.
+/// The rule of a REST route. `OPTIONS` on a route, which says what the route offers and
+/// shows no data, is open to any authenticated caller.
 pub fn rest(method: &str, template: &str) -> Option<Access> {
-    REST.iter()
-        .find(|(m, t, _)| *m == method && *t == template)
+    let mut rules = REST.iter().filter(|(_, t, _)| *t == template);
+    if method == "OPTIONS" {
+        return rules.next().map(|_| Access::Authenticated);
+    }
+    rules
+        .find(|(m, _, _)| *m == method)
         .map(|(_, _, access)| *access)
 }
 
