@@ -221,6 +221,30 @@ impl CaptureService for CaptureApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn lookup_master_data(
+        &self,
+        request: Request<pb::LookupMasterDataRequest>,
+    ) -> Result<Response<pb::LookupMasterDataResponse>, Status> {
+        let request = request.into_inner();
+        if request.ids.len() > MAX_LOOKUP_IDS {
+            return Err(CaptureError::Invalid {
+                field: "ids".to_owned(),
+                reason: format!("at most {MAX_LOOKUP_IDS} identifiers per lookup"),
+            }
+            .into());
+        }
+        let stored = self.store.master_data_of(&request.ids).await?;
+        let elements = stored
+            .iter()
+            .filter(|s| {
+                request.vocabulary_type.is_empty() || s.vocabulary_type == request.vocabulary_type
+            })
+            .map(element_to_proto)
+            .collect();
+        Ok(Response::new(pb::LookupMasterDataResponse { elements }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn get_event(
         &self,
         request: Request<pb::GetEventRequest>,
@@ -466,5 +490,26 @@ impl CaptureService for CaptureApi {
             checkpoint_problems: problems,
             checkpoints: i64::try_from(read).unwrap_or(i64::MAX),
         }))
+    }
+}
+
+/// Identifiers one `LookupMasterData` call may ask for.
+const MAX_LOOKUP_IDS: usize = 1_000;
+
+fn element_to_proto(stored: &crate::store::master_data::Stored) -> pb::VocabularyElement {
+    let element = tracery_epcis::master_data::VocabularyElement::from(stored);
+    pb::VocabularyElement {
+        vocabulary_type: element.vocabulary_type,
+        id: element.id,
+        name: stored.name.clone().unwrap_or_default(),
+        attributes: element
+            .attributes
+            .into_iter()
+            .map(|(id, value)| pb::MasterDataAttribute {
+                id,
+                value_json: value.to_string(),
+            })
+            .collect(),
+        children: element.children,
     }
 }

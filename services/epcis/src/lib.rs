@@ -6,6 +6,7 @@
 //! - [`json`]: the JSON-LD binding (serde), exactly as in the EPCIS 2.0 standard.
 //! - [`xml`]: the XML binding, read into the same model.
 //! - [`cbv`]: Core Business Vocabulary terms (bizStep, disposition, ...) in all spellings.
+//! - [`master_data`]: vocabulary elements (names and attributes of locations, products...).
 //! - [`effects`]: what an event does (the one definition every consumer applies).
 //! - [`hash`]: the GS1 event hash, the ID of an event sent without one.
 //! - [`proto`]: conversion to and from the `tracery.v1` protobuf messages.
@@ -19,6 +20,7 @@ pub mod effects;
 pub mod error;
 pub mod hash;
 pub mod json;
+pub mod master_data;
 pub mod model;
 pub mod proto;
 pub mod time;

@@ -65,6 +65,13 @@ impl Element {
             .find(|c| c.namespace.is_none() && c.local == local)
     }
 
+    /// The unqualified children named `local`.
+    fn children_named<'a>(&'a self, local: &'a str) -> impl Iterator<Item = &'a Element> {
+        self.children
+            .iter()
+            .filter(move |c| c.namespace.is_none() && c.local == local)
+    }
+
     fn attribute(&self, local: &str) -> Option<&str> {
         self.attributes
             .iter()
@@ -313,10 +320,16 @@ fn open(
 
 fn root_json(root: &Element, prefixes: &Prefixes) -> Result<Value, EpcisError> {
     let kind = root.local.as_str();
-    if kind != "EPCISDocument" && kind != "EPCISQueryDocument" {
+    if ![
+        "EPCISDocument",
+        "EPCISQueryDocument",
+        "EPCISMasterDataDocument",
+    ]
+    .contains(&kind)
+    {
         return Err(EpcisError::invalid(
             "type",
-            format!("`{kind}` is not EPCISDocument or EPCISQueryDocument"),
+            format!("`{kind}` is not EPCISDocument, EPCISQueryDocument or EPCISMasterDataDocument"),
         ));
     }
     // Some query documents in the wild put queryName and resultsBody directly under the
@@ -333,7 +346,20 @@ fn root_json(root: &Element, prefixes: &Prefixes) -> Result<Value, EpcisError> {
             document.insert(name.into(), value.into());
         }
     }
-    let epcis_body = if kind == "EPCISDocument" {
+    if let Some(list) = header_vocabulary_list(root) {
+        let vocabularies = writer.vocabulary_list(list);
+        document.insert(
+            "epcisHeader".into(),
+            json!({ "epcisMasterData": { "vocabularyList": vocabularies } }),
+        );
+    }
+    let epcis_body = if kind == "EPCISMasterDataDocument" {
+        let vocabularies = body
+            .child("VocabularyList")
+            .map(|list| writer.vocabulary_list(list))
+            .unwrap_or_default();
+        json!({ "vocabularyList": vocabularies })
+    } else if kind == "EPCISDocument" {
         let events = writer.event_list(body.child("EventList"));
         json!({ "eventList": events })
     } else {
@@ -367,6 +393,17 @@ fn root_json(root: &Element, prefixes: &Prefixes) -> Result<Value, EpcisError> {
     }
     document.insert("@context".into(), prefixes.context(&writer.used));
     Ok(Value::Object(document))
+}
+
+/// The `VocabularyList` of an EPCISDocument's header master data
+/// (`EPCISHeader/extension/EPCISMasterData`, the wrapper read through, the element in
+/// whichever namespace).
+fn header_vocabulary_list(root: &Element) -> Option<&Element> {
+    root.child("EPCISHeader")?
+        .fields()
+        .into_iter()
+        .find(|field| field.local == "EPCISMasterData")?
+        .child("VocabularyList")
 }
 
 /// Writes elements as JSON-LD, remembering which prefixes the extension keys use.
@@ -621,6 +658,68 @@ impl JsonWriter<'_> {
 
     /// A user extension: text (typed by `xsi:type` where given) or an object of its
     /// children and attributes, a repeated child becoming a list.
+    /// A `VocabularyList` as `vocabularyList`: each `Vocabulary` with its type and
+    /// elements, each element with its attributes (text, or an object of the attribute's
+    /// child elements) and children.
+    fn vocabulary_list(&mut self, list: &Element) -> Vec<Value> {
+        let mut vocabularies = Vec::new();
+        for vocabulary in list.children_named("Vocabulary") {
+            let mut elements = Vec::new();
+            let element_list = vocabulary.child("VocabularyElementList");
+            for element in element_list
+                .into_iter()
+                .flat_map(|l| l.children_named("VocabularyElement"))
+            {
+                let attributes: Vec<Value> = element
+                    .children_named("attribute")
+                    .map(|attribute| {
+                        json!({
+                            "id": attribute.attribute("id").unwrap_or_default(),
+                            "attribute": self.attribute_value(attribute),
+                        })
+                    })
+                    .collect();
+                let children: Vec<Value> = element
+                    .child("children")
+                    .into_iter()
+                    .flat_map(|c| c.children_named("id"))
+                    .map(|id| Value::String(id.text.trim().to_owned()))
+                    .collect();
+                let mut out = Map::new();
+                out.insert(
+                    "id".into(),
+                    element.attribute("id").unwrap_or_default().into(),
+                );
+                if !attributes.is_empty() {
+                    out.insert("attributes".into(), Value::Array(attributes));
+                }
+                if !children.is_empty() {
+                    out.insert("children".into(), Value::Array(children));
+                }
+                elements.push(Value::Object(out));
+            }
+            vocabularies.push(json!({
+                "type": vocabulary.attribute("type").unwrap_or_default(),
+                "vocabularyElementList": elements,
+            }));
+        }
+        vocabularies
+    }
+
+    /// A master data attribute's value: its text, or its child elements as an object.
+    fn attribute_value(&mut self, attribute: &Element) -> Value {
+        if attribute.children.is_empty() {
+            return typed_text(attribute.text.trim(), attribute.xsi("type"));
+        }
+        let mut out = Map::new();
+        for child in &attribute.children {
+            let key = self.key(child.namespace.as_deref(), &child.local);
+            let value = self.extension_value(child);
+            insert_repeated(&mut out, key, value);
+        }
+        Value::Object(out)
+    }
+
     fn extension_value(&mut self, element: &Element) -> Value {
         let attributes: Vec<&Attribute> = element
             .attributes

@@ -217,7 +217,7 @@ function Search({ id }) {
       <p><a onClick=${() => go("/recall", { id: data.id })}>Recall scope of ${data.id} →</a></p>
       <h2>History</h2>
       <div class="panel"><table data-testid="history"><thead><tr><th>time</th><th>event</th><th>bizStep</th><th>disposition</th><th>read point</th></tr></thead>
-      <tbody>${data.history.map((h) => html`<tr><td class="mono">${h.eventTime}</td><td>${h.type}</td><td>${h.bizStep}</td><td>${h.disposition}</td><td class="mono">${short(h.readPoint)}</td></tr>`)}</tbody></table>
+      <tbody>${data.history.map((h) => html`<tr><td class="mono">${h.eventTime}</td><td>${h.type}</td><td>${h.bizStep}</td><td>${h.disposition}</td><td class="mono" title=${h.readPoint}>${h.readPointName || short(h.readPoint)}</td></tr>`)}</tbody></table>
       ${data.moreHistory && html`<p class="muted">Showing the first 200 events; <span class="mono">tracery history</span> has them all.</p>`}</div>`}`;
 }
 

@@ -34,10 +34,67 @@ pub fn edge_kind(kind: i32) -> &'static str {
     }
 }
 
-pub fn trace(trace: &pb::TraceResponse) -> Value {
+/// Display names of identifiers, from captured master data (`LookupMasterData`), shown
+/// beside them.
+pub type Names = std::collections::HashMap<String, String>;
+
+/// The names in a `LookupMasterData` answer (the first name of an id in several
+/// vocabularies).
+pub fn names(found: &pb::LookupMasterDataResponse) -> Names {
+    let mut names = Names::new();
+    for element in found.elements.iter().filter(|e| !e.name.is_empty()) {
+        names
+            .entry(element.id.clone())
+            .or_insert_with(|| element.name.clone());
+    }
+    names
+}
+
+/// The `LookupMasterData` requests that ask for the names of `ids`, within its bound per
+/// call.
+pub fn name_lookups(mut ids: Vec<String>) -> Vec<pb::LookupMasterDataRequest> {
+    ids.sort();
+    ids.dedup();
+    ids.chunks(LOOKUP_IDS)
+        .map(|chunk| pb::LookupMasterDataRequest {
+            ids: chunk.to_vec(),
+            vocabulary_type: String::new(),
+        })
+        .collect()
+}
+
+/// Identifiers per `LookupMasterData` call (the service takes at most 1,000).
+const LOOKUP_IDS: usize = 1_000;
+
+/// The identifiers of a trace's nodes.
+pub fn trace_ids(trace: &pb::TraceResponse) -> Vec<String> {
+    trace.nodes.iter().map(|n| n.id.clone()).collect()
+}
+
+/// The places of `entries` that master data may name (read points, business locations).
+pub fn history_places(entries: &[pb::HistoryEntry]) -> Vec<String> {
+    let mut places: Vec<String> = entries
+        .iter()
+        .flat_map(|e| [e.read_point.clone(), e.biz_location.clone()])
+        .filter(|place| !place.is_empty())
+        .collect();
+    places.sort();
+    places.dedup();
+    places
+}
+
+/// `id` with its name, as a table shows it: `Line 3 filler (urn:epc:id:sgln:...)`.
+pub fn named(id: &str, names: &Names) -> String {
+    match names.get(id) {
+        Some(name) => format!("{name} ({id})"),
+        None => id.to_owned(),
+    }
+}
+
+pub fn trace(trace: &pb::TraceResponse, names: &Names) -> Value {
     json!({
         "nodes": trace.nodes.iter().map(|n| json!({
-            "id": n.id, "kind": node_kind(n.kind), "depth": n.depth,
+            "id": n.id, "kind": node_kind(n.kind), "depth": n.depth, "name": names.get(&n.id),
         })).collect::<Vec<Value>>(),
         "edges": trace.edges.iter().map(|e| json!({
             "from": e.from, "to": e.to, "kind": edge_kind(e.kind),
@@ -91,7 +148,7 @@ pub fn recall_row(item: &pb::AffectedItem) -> [String; 6] {
     ]
 }
 
-pub fn history(entries: &[pb::HistoryEntry]) -> Value {
+pub fn history(entries: &[pb::HistoryEntry], names: &Names) -> Value {
     Value::Array(
         entries
             .iter()
@@ -100,7 +157,9 @@ pub fn history(entries: &[pb::HistoryEntry]) -> Value {
                     "eventID": e.event_id, "type": e.event_type,
                     "eventTime": time(e.event_time.as_ref()), "bizStep": e.biz_step,
                     "disposition": e.disposition, "readPoint": e.read_point,
+                    "readPointName": names.get(&e.read_point),
                     "bizLocation": e.biz_location,
+                    "bizLocationName": names.get(&e.biz_location),
                 })
             })
             .collect(),

@@ -16,6 +16,7 @@ mod identity;
 mod integration;
 mod integrity;
 mod limits;
+mod master_data;
 mod mqtt;
 mod mqtt_auth;
 mod partitions;

@@ -22,6 +22,7 @@ use tracery_epcis::{
     bounds::{self, Bounds},
     hash::HashContext,
     json as epcis_json,
+    master_data::{self, VocabularyElement, vtype},
     model::EVENT_TYPE_NAMES,
     xml as epcis_xml,
 };
@@ -122,7 +123,9 @@ pub fn router(
         routes = routes
             .at(
                 &format!("/{resource}/{{value}}"),
-                get(move |Path(value): Path<String>| sub_resources(resource, value)),
+                get(move |state: State<Rest>, Path(value): Path<String>| {
+                    sub_resources(state, resource, value)
+                }),
             )
             .at(
                 &format!("/{resource}/{{value}}/events"),
@@ -189,9 +192,52 @@ fn unknown_value(resource: &str, value: &str) -> Option<Response> {
     })
 }
 
-/// `GET /{resource}/{value}`: what can be asked of it (its events).
-async fn sub_resources(resource: &'static str, value: String) -> Response {
-    unknown_value(resource, &value).unwrap_or_else(|| collection(&["events"]))
+/// `GET /{resource}/{value}`: what can be asked of it (its events) and, where master data
+/// was captured for it, its name, attributes and children.
+async fn sub_resources(
+    State(rest): State<Rest>,
+    resource: &'static str,
+    value: String,
+) -> Response {
+    if let Some(refusal) = unknown_value(resource, &value) {
+        return refusal;
+    }
+    let mut described = json!({
+        "@context": [EPCIS_CONTEXT],
+        "type": "Collection",
+        "member": ["events"],
+    });
+    let Some(vocabulary_type) = master_data_type(resource) else {
+        return Json(described).into_response();
+    };
+    match rest.store.master_data(vocabulary_type, &value).await {
+        Ok(Some(stored)) => {
+            let element = VocabularyElement::from(&stored);
+            let attributes: Vec<Value> = element
+                .attributes
+                .iter()
+                .map(|(id, value)| json!({"id": id, "attribute": value}))
+                .collect();
+            described["name"] = json!(stored.name);
+            described["attributes"] = Value::Array(attributes);
+            described["children"] = json!(element.children);
+            Json(described).into_response()
+        }
+        Ok(None) => Json(described).into_response(),
+        Err(err) => from_error(err),
+    }
+}
+
+/// The master data vocabulary type of a top-level resource's values.
+fn master_data_type(resource: &str) -> Option<&'static str> {
+    match resource {
+        "bizLocations" => Some(vtype::BUSINESS_LOCATION),
+        "readPoints" => Some(vtype::READ_POINT),
+        "bizSteps" => Some(vtype::BUSINESS_STEP),
+        "dispositions" => Some(vtype::DISPOSITION),
+        "epcs" => Some(vtype::EPC_INSTANCE),
+        _ => None,
+    }
 }
 
 /// `GET /{resource}/{value}/events`: `GET /events` with the resource's parameter set.
@@ -338,8 +384,13 @@ fn unsupported_media_type(content_type: &str, accepted: &str) -> Response {
     )
 }
 
-/// The events of an EPCISDocument or EPCISQueryDocument.
+/// The events of an EPCISDocument or EPCISQueryDocument (none in an
+/// EPCISMasterDataDocument).
 fn document_events(document: &Value) -> Option<&Vec<Value>> {
+    static NO_EVENTS: Vec<Value> = Vec::new();
+    if document["type"] == "EPCISMasterDataDocument" {
+        return Some(&NO_EVENTS);
+    }
     document
         .pointer("/epcisBody/eventList")
         .or_else(|| document.pointer("/epcisBody/queryResults/resultsBody/eventList"))
@@ -492,6 +543,10 @@ async fn capture(
             json!({}),
         );
     };
+    let master_data = match master_data::vocabulary_elements(&document) {
+        Ok(elements) => elements,
+        Err(err) => return problem(ErrorKind::InvalidArgument, err.to_string(), json!({})),
+    };
     let Some(events) = document_events(&document) else {
         return problem(
             ErrorKind::InvalidArgument,
@@ -507,6 +562,10 @@ async fn capture(
             format!("{} events in one document; at most {most}", events.len()),
             json!({}),
         );
+    }
+    // Master data is stored first, on its own: it is not subject to the events' rollback.
+    if let Err(err) = rest.store.store_master_data(&master_data).await {
+        return from_error(err);
     }
     let context = HashContext::from_json(&document);
     let admissions: Vec<Admission> = events

@@ -35,6 +35,7 @@ pub mod integrity;
 pub mod jobs;
 pub mod keys;
 pub mod lifecycle;
+pub mod master_data;
 pub mod named_queries;
 pub mod payloads;
 pub mod placements;
@@ -127,6 +128,7 @@ mod migration {
             CreateNamedQueries = "m0019_capture_named_queries",
             CreateSubscriptions = "m0020_capture_subscriptions",
             RecordVocabulary = "m0021_capture_vocabulary",
+            CreateMasterData = "m0022_capture_master_data",
         }
     }
 
@@ -353,6 +355,17 @@ mod migration {
                 db.execute_unprepared(&vocabulary::backfill(vocabulary))
                     .await?;
             }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateMasterData {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .get_connection()
+                .execute_unprepared(super::master_data::CREATE_TABLE)
+                .await?;
             Ok(())
         }
     }
@@ -1558,6 +1571,31 @@ impl EventStore {
         last: i64,
     ) -> Result<HashMap<i64, String>, CaptureError> {
         Ok(traces::between(&self.db, first, last).await?)
+    }
+
+    /// Stores captured master data, each element replacing what was known of it.
+    pub async fn store_master_data(
+        &self,
+        elements: &[tracery_epcis::master_data::VocabularyElement],
+    ) -> Result<(), CaptureError> {
+        Ok(master_data::upsert(&self.db, elements, Utc::now()).await?)
+    }
+
+    /// The master data of `id` in `vocabulary_type`, if any was captured.
+    pub async fn master_data(
+        &self,
+        vocabulary_type: &str,
+        id: &str,
+    ) -> Result<Option<master_data::Stored>, CaptureError> {
+        Ok(master_data::get(&self.db, vocabulary_type, id).await?)
+    }
+
+    /// The master data captured of `ids`, of any vocabulary type.
+    pub async fn master_data_of(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<master_data::Stored>, CaptureError> {
+        Ok(master_data::of_ids(&self.db, ids).await?)
     }
 
     /// Up to `limit` terms of `vocabulary` that stored events use, after `after`, in order.

@@ -77,6 +77,10 @@ pub const GRPC: &[(&str, Access)] = &[
         Access::Roles(ADMIN),
     ),
     (
+        "/tracery.v1.CaptureService/LookupMasterData",
+        Access::Roles(LOOKUP),
+    ),
+    (
         "/tracery.v1.GenealogyService/TraceBackward",
         Access::Roles(READ),
     ),

@@ -1,7 +1,10 @@
 //! `trace back|forward`, `recall`, `history`, `contents`, `where`.
 
 use serde_json::{Value, json};
-use tracery_proto::v1::{self as pb, genealogy_service_client::GenealogyServiceClient};
+use tracery_proto::v1::{
+    self as pb, capture_service_client::CaptureServiceClient,
+    genealogy_service_client::GenealogyServiceClient,
+};
 
 use crate::views;
 
@@ -75,6 +78,29 @@ async fn client(
     Ok(GenealogyServiceClient::new(connect(connection).await?))
 }
 
+/// The names captured master data gives `ids`. Names help reading, they are not the
+/// answer: a failed lookup shows the identifiers alone.
+async fn names_of(connection: &Connection, ids: Vec<String>) -> views::Names {
+    let mut names = views::Names::new();
+    let Ok(channel) = connect(connection).await else {
+        return names;
+    };
+    let mut capture = CaptureServiceClient::new(channel);
+    for lookup in views::name_lookups(ids) {
+        let Ok(message) = request(connection, lookup) else {
+            break;
+        };
+        match capture.lookup_master_data(message).await {
+            Ok(found) => names.extend(views::names(&found.into_inner())),
+            Err(status) => {
+                eprintln!("names not shown: {}", status.message());
+                break;
+            }
+        }
+    }
+    names
+}
+
 pub async fn trace(command: TraceCommand) -> Result<(), Failure> {
     let (backward, args) = match command {
         TraceCommand::Back(args) => (true, args),
@@ -98,8 +124,9 @@ pub async fn trace(command: TraceCommand) -> Result<(), Failure> {
         client.trace_forward(request).await?
     }
     .into_inner();
+    let names = names_of(&args.connection, views::trace_ids(&trace)).await;
     if args.connection.json {
-        print_json(&views::trace(&trace));
+        print_json(&views::trace(&trace, &names));
         return Ok(());
     }
     let mut nodes = table(&["depth", "kind", "id"]);
@@ -107,7 +134,7 @@ pub async fn trace(command: TraceCommand) -> Result<(), Failure> {
         nodes.add_row(vec![
             node.depth.to_string(),
             node_kind(node.kind).to_owned(),
-            node.id.clone(),
+            views::named(&node.id, &names),
         ]);
     }
     println!("{nodes}");
@@ -201,8 +228,9 @@ pub async fn history(args: HistoryArgs) -> Result<(), Failure> {
             _ => break,
         }
     }
+    let names = names_of(&args.connection, views::history_places(&entries)).await;
     if args.connection.json {
-        print_json(&views::history(&entries));
+        print_json(&views::history(&entries, &names));
         return Ok(());
     }
     let mut rows = table(&["when", "event", "bizStep", "disposition", "readPoint"]);
@@ -212,7 +240,7 @@ pub async fn history(args: HistoryArgs) -> Result<(), Failure> {
             entry.event_type.clone(),
             entry.biz_step.clone(),
             entry.disposition.clone(),
-            entry.read_point.clone(),
+            views::named(&entry.read_point, &names),
         ]);
     }
     println!("{rows}");
