@@ -203,7 +203,7 @@ function Search({ id }) {
     ${id && html`<${Problem} error=${error} />`}
     ${id && !data && !error && html`<p class="muted">Looking up ${id}…</p>`}
     ${data && html`
-      <h2>Where <span class="mono">${data.id}</span> is</h2>
+      <h2>Where ${data.name ? html`${data.name} (<span class="mono">${data.id}</span>)` : html`<span class="mono">${data.id}</span>`} is</h2>
       ${data.where && (data.where.location || data.where.readPoint || data.where.container || data.where.custodian) ? html`<div class="cards" data-testid="where">
           ${[["location", data.where.location], ["read point", data.where.readPoint], ["disposition", data.where.disposition],
              ["container", data.where.container], ["custodian", data.where.custodian], ["last seen", data.where.lastEventTime]]

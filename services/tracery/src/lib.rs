@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod dashboard;
+pub mod names;
 pub mod views;
 
 use std::sync::Arc;

@@ -213,3 +213,26 @@ async fn a_trace_shows_read_points_by_name() {
     assert_eq!(found["history"][0]["readPointName"], LINE_1_NAME, "{found}");
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn a_trace_names_products_by_what_the_erp_sync_knows() {
+    let sites = tracery_e2e::erp_sites::ErpSites::start(false).await;
+    let app = TestApp::spawn_with(|config| config.connectors = sites.connectors())
+        .await
+        .expect("suite starts");
+    let synced = crate::integration::sync(&app, "").await;
+    assert_eq!(synced.state, pb::SyncRunState::Succeeded as i32);
+    // GTIN 04012345111118 is ERPNext's SHAFT-20.
+    let shaft = "urn:epc:id:sgtin:4012345.011111.7";
+    let inspected = json!({
+        "type": "ObjectEvent", "eventTime": "2026-11-26T08:01:00Z",
+        "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "inspecting",
+        "readPoint": {"id": LINE_1}, "epcList": [shaft],
+    });
+    let event = tracery_epcis::json::parse_event(inspected).expect("a valid event");
+    app.capture_events(vec![tracery_epcis::proto::event_to_proto(&event)])
+        .await;
+    let found = looked_up(&app, shaft).await;
+    assert_eq!(found["name"], "Item SHAFT-20", "{found}");
+    app.stop().await.expect("clean stop");
+}

@@ -4,9 +4,10 @@ use serde_json::{Value, json};
 use tracery_proto::v1::{
     self as pb, capture_service_client::CaptureServiceClient,
     genealogy_service_client::GenealogyServiceClient,
+    integration_service_client::IntegrationServiceClient,
 };
 
-use crate::views;
+use crate::{names::NameSources, views};
 
 use super::{
     Connection, Failure, connect,
@@ -78,27 +79,21 @@ async fn client(
     Ok(GenealogyServiceClient::new(connect(connection).await?))
 }
 
-/// The names captured master data gives `ids`. Names help reading, they are not the
-/// answer: a failed lookup shows the identifiers alone.
+/// The names of `ids` (see [`crate::names`]).
 async fn names_of(connection: &Connection, ids: Vec<String>) -> views::Names {
-    let mut names = views::Names::new();
     let Ok(channel) = connect(connection).await else {
-        return names;
+        return views::Names::new();
     };
-    let mut capture = CaptureServiceClient::new(channel);
-    for lookup in views::name_lookups(ids) {
-        let Ok(message) = request(connection, lookup) else {
-            break;
-        };
-        match capture.lookup_master_data(message).await {
-            Ok(found) => names.extend(views::names(&found.into_inner())),
-            Err(status) => {
-                eprintln!("names not shown: {}", status.message());
-                break;
-            }
-        }
-    }
-    names
+    let authorization = connection
+        .token
+        .as_ref()
+        .and_then(|token| format!("Bearer {token}").parse().ok());
+    let mut sources = NameSources {
+        capture: CaptureServiceClient::new(channel.clone()),
+        integration: IntegrationServiceClient::new(channel),
+        authorization,
+    };
+    sources.names(ids).await
 }
 
 pub async fn trace(command: TraceCommand) -> Result<(), Failure> {

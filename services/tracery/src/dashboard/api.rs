@@ -119,23 +119,17 @@ fn capture(state: &State) -> Result<CaptureServiceClient<PeerChannel>, Problem> 
     ))
 }
 
-/// The names captured master data gives `ids`. Names help reading, they are not the
-/// answer: a failed lookup shows the identifiers alone.
+/// The names of `ids` (see [`crate::names`]).
 async fn names_of(state: &State, ids: Vec<String>) -> views::Names {
-    let mut names = views::Names::new();
-    let Ok(mut client) = capture(state) else {
-        return names;
+    let (Ok(capture), Ok(integration)) = (capture(state), integration_client(state)) else {
+        return views::Names::new();
     };
-    for lookup in views::name_lookups(ids) {
-        match client.lookup_master_data(lookup).await {
-            Ok(found) => names.extend(views::names(&found.into_inner())),
-            Err(status) => {
-                tracing::warn!(error = %status.message(), "names not looked up");
-                break;
-            }
-        }
-    }
-    names
+    let mut sources = crate::names::NameSources {
+        capture,
+        integration,
+        authorization: None,
+    };
+    sources.names(ids).await
 }
 
 /// Room for the largest answer genealogy gives: a recall scope of a million items.
@@ -299,10 +293,12 @@ async fn lookup(Shared(state): Shared<State>, Query(query): Query<LookupQuery>) 
     let backward = client.trace_backward(trace.clone()).await?.into_inner();
     let forward = client.trace_forward(trace).await?.into_inner();
     let mut ids = views::history_places(&history.entries);
+    ids.push(id.clone());
     ids.extend(views::trace_ids(&backward));
     ids.extend(views::trace_ids(&forward));
     let names = names_of(&state, ids).await;
     Ok(Json(json!({
+        "name": names.get(&id),
         "id": id,
         "history": views::history(&history.entries, &names),
         "moreHistory": history.page.is_some_and(|p| !p.next_page_token.is_empty()),
