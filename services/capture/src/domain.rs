@@ -33,6 +33,9 @@ pub enum CaptureError {
     /// No quarantine entry with that id.
     #[error("no quarantined event `{0}`")]
     QuarantineNotFound(String),
+    /// No named query of that name.
+    #[error("no named query `{0}`")]
+    QueryNotFound(String),
     /// The quarantine entry was resubmitted or discarded already.
     #[error("quarantined event `{id}` is {status} already")]
     QuarantineClosed {
@@ -81,9 +84,10 @@ impl DomainError for CaptureError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid { .. } => ErrorKind::InvalidArgument,
-            Self::EventNotFound(_) | Self::QuarantineNotFound(_) | Self::Archived { .. } => {
-                ErrorKind::NotFound
-            }
+            Self::EventNotFound(_)
+            | Self::QuarantineNotFound(_)
+            | Self::QueryNotFound(_)
+            | Self::Archived { .. } => ErrorKind::NotFound,
             Self::ArchiveRefused(_) => ErrorKind::FailedPrecondition,
             Self::QuarantineClosed { .. } => ErrorKind::FailedPrecondition,
             Self::IdentityUnavailable(_) => ErrorKind::Unavailable,

@@ -36,6 +36,63 @@ pub struct CaptureApi {
 }
 
 impl CaptureApi {
+    /// Streams the events `query` selects with a sequence above `after`, then each new one
+    /// as it is committed, until the client goes or the suite stops.
+    fn follow(
+        &self,
+        query: EventQuery,
+        after: i64,
+    ) -> ReceiverStream<Result<pb::SubscribeResponse, Status>> {
+        let (tx, rx) = mpsc::channel(SUBSCRIBE_BATCH as usize);
+        let store = self.store.clone();
+        let committed = self.intake.committed();
+        let shutdown = self.shutdown.clone();
+        let mut cursor = after.max(0);
+        tokio::spawn(async move {
+            loop {
+                // Registered before reading, so a commit between the read and the wait
+                // still wakes this stream.
+                let woken = committed.notified();
+                let rows = match store.query(&query, cursor, SUBSCRIBE_BATCH).await {
+                    Ok(rows) => rows,
+                    Err(err) => {
+                        let _ = tx.send(Err(err.into())).await;
+                        return;
+                    }
+                };
+                if rows.is_empty() {
+                    tokio::select! {
+                        () = woken => {}
+                        () = tokio::time::sleep(SUBSCRIBE_POLL) => {}
+                        () = shutdown.cancelled() => return,
+                        () = tx.closed() => return,
+                    }
+                    continue;
+                }
+                let (first, last) = (rows[0].sequence, rows[rows.len() - 1].sequence);
+                let trace_parents = match store.trace_parents(first, last).await {
+                    Ok(found) => found,
+                    Err(err) => {
+                        let _ = tx.send(Err(err.into())).await;
+                        return;
+                    }
+                };
+                for row in rows {
+                    cursor = row.sequence;
+                    let mut event = stored_to_proto(row);
+                    if let Some(parent) = trace_parents.get(&event.sequence) {
+                        event.trace_parent.clone_from(parent);
+                    }
+                    let message = pb::SubscribeResponse { event: Some(event) };
+                    if tx.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+
     /// The service over `db`, asking its `peers` when configured; streams end when
     /// `shutdown` is cancelled.
     pub fn new(
@@ -295,54 +352,31 @@ impl CaptureService for CaptureApi {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let request = request.into_inner();
         let query = query_from_filter(request.filter)?;
-        let (tx, rx) = mpsc::channel(SUBSCRIBE_BATCH as usize);
-        let store = self.store.clone();
-        let committed = self.intake.committed();
-        let shutdown = self.shutdown.clone();
-        let mut cursor = request.after_sequence.max(0);
-        tokio::spawn(async move {
-            loop {
-                // Registered before reading, so a commit between the read and the wait
-                // still wakes this stream.
-                let woken = committed.notified();
-                let rows = match store.query(&query, cursor, SUBSCRIBE_BATCH).await {
-                    Ok(rows) => rows,
-                    Err(err) => {
-                        let _ = tx.send(Err(err.into())).await;
-                        return;
-                    }
-                };
-                if rows.is_empty() {
-                    tokio::select! {
-                        () = woken => {}
-                        () = tokio::time::sleep(SUBSCRIBE_POLL) => {}
-                        () = shutdown.cancelled() => return,
-                        () = tx.closed() => return,
-                    }
-                    continue;
-                }
-                let (first, last) = (rows[0].sequence, rows[rows.len() - 1].sequence);
-                let trace_parents = match store.trace_parents(first, last).await {
-                    Ok(found) => found,
-                    Err(err) => {
-                        let _ = tx.send(Err(err.into())).await;
-                        return;
-                    }
-                };
-                for row in rows {
-                    cursor = row.sequence;
-                    let mut event = stored_to_proto(row);
-                    if let Some(parent) = trace_parents.get(&event.sequence) {
-                        event.trace_parent.clone_from(parent);
-                    }
-                    let message = pb::SubscribeResponse { event: Some(event) };
-                    if tx.send(Ok(message)).await.is_err() {
-                        return;
-                    }
-                }
+        Ok(Response::new(self.follow(query, request.after_sequence)))
+    }
+
+    type SubscribeQueryStream = ReceiverStream<Result<pb::SubscribeResponse, Status>>;
+
+    #[tracing::instrument(skip_all)]
+    async fn subscribe_query(
+        &self,
+        request: Request<pb::SubscribeQueryRequest>,
+    ) -> Result<Response<Self::SubscribeQueryStream>, Status> {
+        let request = request.into_inner();
+        let initial = match request.initial_record_time {
+            Some(ts) => {
+                chrono::DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(0))
+                    .ok_or_else(|| CaptureError::Invalid {
+                    field: "initial_record_time".to_owned(),
+                    reason: "not a valid time".to_owned(),
+                })?
             }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+            None => chrono::DateTime::UNIX_EPOCH,
+        };
+        let query = crate::webhooks::subscription_query(&self.store, &request.query_name, initial)
+            .await?
+            .ok_or_else(|| CaptureError::QueryNotFound(request.query_name.clone()))?;
+        Ok(Response::new(self.follow(query, request.after_sequence)))
     }
 
     #[tracing::instrument(skip_all)]

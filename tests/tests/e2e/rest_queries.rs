@@ -213,3 +213,90 @@ async fn page_tokens_expire_and_continue_only_their_own_query() {
     );
     app.stop().await.expect("clean stop");
 }
+
+/// The next event a gRPC query subscription delivers, within 10 s.
+async fn next_event(
+    stream: &mut tonic::Streaming<tracery_proto::v1::SubscribeResponse>,
+) -> tracery_proto::v1::StoredEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+        .await
+        .expect("an event within 10 s")
+        .expect("stream open")
+        .expect("a message")
+        .event
+        .expect("an event")
+}
+
+#[tokio::test]
+async fn a_named_query_is_followed_over_grpc_and_resumed_after_the_last_sequence() {
+    use tracery_proto::v1 as pb;
+    let (app, client) = suite().await;
+    let received = three_received_one_shipped(&client).await;
+    assert_eq!(
+        client
+            .post("/queries", &received_goods(), &[])
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let subscribe = |after_sequence| pb::SubscribeQueryRequest {
+        query_name: "receivedGoods".to_owned(),
+        initial_record_time: None,
+        after_sequence,
+    };
+    let mut stream = app
+        .capture
+        .clone()
+        .subscribe_query(subscribe(0))
+        .await
+        .expect("subscribed")
+        .into_inner();
+    let first = next_event(&mut stream).await;
+    assert_eq!(
+        first.event.as_ref().map(|e| e.event_id.clone()),
+        Some(received[0].clone())
+    );
+    drop(stream);
+
+    let mut resumed = app
+        .capture
+        .clone()
+        .subscribe_query(subscribe(first.sequence))
+        .await
+        .expect("resubscribed")
+        .into_inner();
+    let mut seen = Vec::new();
+    for _ in 1..received.len() {
+        seen.push(
+            next_event(&mut resumed)
+                .await
+                .event
+                .expect("event")
+                .event_id,
+        );
+    }
+    assert_eq!(
+        seen,
+        received[1..],
+        "the rest, in order, the shipped one left out"
+    );
+    let live = crate::rest::received(&client, 40..=40).await;
+    let next = next_event(&mut resumed)
+        .await
+        .event
+        .expect("event")
+        .event_id;
+    assert_eq!(next, live[0], "then live events");
+
+    let unknown = app
+        .capture
+        .clone()
+        .subscribe_query(pb::SubscribeQueryRequest {
+            query_name: "noSuchQuery".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no such query");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    app.stop().await.expect("clean stop");
+}

@@ -48,6 +48,11 @@ pub const GRPC: &[(&str, Access)] = &[
         "/tracery.v1.CaptureService/Subscribe",
         Access::Roles(FOLLOW),
     ),
+    // Named queries are views for the readers of GET /events (as over REST).
+    (
+        "/tracery.v1.CaptureService/SubscribeQuery",
+        Access::Roles(READ),
+    ),
     (
         "/tracery.v1.CaptureService/ListQuarantine",
         Access::Roles(READ),
