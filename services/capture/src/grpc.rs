@@ -160,6 +160,7 @@ fn query_from_filter(filter: Option<pb::EventFilter>) -> Result<EventQuery, Stat
         match_any_epcs: filter.match_any_epcs,
         match_epc_classes: filter.match_epc_classes,
         biz_transactions: filter.biz_transactions,
+        ..EventQuery::default()
     })
 }
 

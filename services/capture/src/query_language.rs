@@ -52,6 +52,52 @@ pub fn selection(params: &[Param]) -> Result<EventQuery, Refusal> {
             "MATCH_anyEPC" => &mut query.match_any_epcs,
             "MATCH_epcClass" => &mut query.match_epc_classes,
             "EQ_bizTransaction" => &mut query.biz_transactions,
+            "EQ_eventID" => &mut query.event_ids,
+            "MATCH_parentID" => &mut query.match_parent_ids,
+            "MATCH_inputEPC" => &mut query.match_input_epcs,
+            "MATCH_outputEPC" => &mut query.match_output_epcs,
+            "MATCH_inputEPCClass" => &mut query.match_input_classes,
+            "MATCH_outputEPCClass" => &mut query.match_output_classes,
+            "MATCH_anyEPCClass" => &mut query.match_any_classes,
+            "EQ_action" => {
+                query.actions = actions(name, values)?;
+                continue;
+            }
+            "orderBy" => {
+                query.order.by_event_time = match one(name, values)? {
+                    "eventTime" => true,
+                    "recordTime" => false,
+                    other => {
+                        return Err(Refusal::new(
+                            name,
+                            format!(
+                                "orderBy `{other}`: this repository orders by eventTime or recordTime"
+                            ),
+                        ));
+                    }
+                };
+                continue;
+            }
+            "orderDirection" => {
+                query.order.descending = match one(name, values)? {
+                    "DESC" => true,
+                    "ASC" => false,
+                    other => {
+                        return Err(Refusal::new(
+                            name,
+                            format!("orderDirection `{other}` is not ASC or DESC"),
+                        ));
+                    }
+                };
+                continue;
+            }
+            "eventCountLimit" => continue,
+            exists if exists.starts_with("EXISTS_") => {
+                query
+                    .existing_fields
+                    .push(exists["EXISTS_".len()..].to_owned());
+                continue;
+            }
             "GE_eventTime" => {
                 query.event_time_from = one_time()?;
                 continue;
@@ -78,6 +124,39 @@ pub fn selection(params: &[Param]) -> Result<EventQuery, Refusal> {
         list.extend(values.iter().cloned());
     }
     Ok(query)
+}
+
+/// The one value of `name`.
+fn one<'a>(name: &str, values: &'a [String]) -> Result<&'a str, Refusal> {
+    match values {
+        [value] => Ok(value.as_str()),
+        _ => Err(Refusal::new(name, "takes one value")),
+    }
+}
+
+fn actions(name: &str, values: &[String]) -> Result<Vec<tracery_epcis::Action>, Refusal> {
+    values
+        .iter()
+        .map(|value| {
+            tracery_epcis::Action::parse(value).ok_or_else(|| {
+                Refusal::new(name, format!("`{value}` is not ADD, OBSERVE or DELETE"))
+            })
+        })
+        .collect()
+}
+
+/// `eventCountLimit`: the most events a query answers in all its pages, if it says.
+pub fn event_count_limit(params: &[Param]) -> Result<Option<u64>, Refusal> {
+    let Some(param) = params.iter().find(|p| p.name == "eventCountLimit") else {
+        return Ok(None);
+    };
+    let value = one(&param.name, &param.values)?;
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(Some)
+        .ok_or_else(|| Refusal::new(&param.name, format!("`{value}` is not a positive count")))
 }
 
 /// The parameters of a definition's `query` object: each a string, a number, or a list of

@@ -6,6 +6,7 @@ use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::rest::{event_ids, location, suite, three_received_one_shipped};
+use tracery_e2e::urlencode;
 
 fn received_goods() -> Value {
     json!({
@@ -298,5 +299,85 @@ async fn a_named_query_is_followed_over_grpc_and_resumed_after_the_last_sequence
         .await
         .expect_err("no such query");
     assert_eq!(unknown.code(), tonic::Code::NotFound);
+    app.stop().await.expect("clean stop");
+}
+
+/// Three events captured in an order other than their event times': the ids of A (10:05,
+/// OBSERVE receiving), B (10:01, ADD commissioning, disposition active) and C (10:03,
+/// OBSERVE inspecting, disposition conformant), captured A, B, C.
+async fn captured_out_of_time_order(client: &crate::rest::Client) -> [String; 3] {
+    use crate::rest::{event, job_id};
+    let a = event(&job_id(51), "receiving", 5);
+    let mut b = event(&job_id(52), "commissioning", 1);
+    b["action"] = json!("ADD");
+    b["disposition"] = json!("active");
+    let mut c = event(&job_id(53), "inspecting", 3);
+    c["disposition"] = json!("conformant");
+    for e in [a, b, c] {
+        let created = client.post("/events", &e, &[]).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+    }
+    [job_id(51), job_id(52), job_id(53)]
+}
+
+/// Every event id of `path`'s answer, following its `Link`s.
+async fn all_pages(client: &crate::rest::Client, path: &str) -> Vec<String> {
+    let (mut ids, mut next) = (Vec::new(), Some(path.to_owned()));
+    while let Some(path) = next.take() {
+        let response = client.get(&path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        if response.headers().contains_key(header::LINK) {
+            next = Some(next_link(&response));
+        }
+        ids.extend(event_ids(&response.json().await.expect("JSON")));
+    }
+    ids
+}
+
+#[tokio::test]
+async fn queries_order_by_event_time_or_record_time_either_way_across_pages() {
+    let (app, client) = suite().await;
+    let [a, b, c] = captured_out_of_time_order(&client).await;
+    for (query, expected) in [
+        ("orderBy=eventTime", [&b, &c, &a]),
+        ("orderBy=eventTime&orderDirection=DESC", [&a, &c, &b]),
+        ("orderBy=recordTime&orderDirection=DESC", [&c, &b, &a]),
+        ("orderDirection=ASC", [&a, &b, &c]),
+    ] {
+        let path = format!("/events?{query}&perPage=1");
+        let expected: Vec<String> = expected.into_iter().cloned().collect();
+        assert_eq!(all_pages(&client, &path).await, expected, "{query}");
+    }
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn queries_select_by_action_existing_fields_event_id_and_count_limit() {
+    let (app, client) = suite().await;
+    let [a, b, c] = captured_out_of_time_order(&client).await;
+    for (query, expected) in [
+        ("EQ_action=ADD".to_owned(), vec![&b]),
+        ("EQ_action=OBSERVE&perPage=1".to_owned(), vec![&a, &c]),
+        ("EXISTS_disposition".to_owned(), vec![&b, &c]),
+        ("EXISTS_bizTransactionList".to_owned(), vec![]),
+        (format!("EQ_eventID={}", urlencode(&b)), vec![&b]),
+        ("eventCountLimit=2&perPage=1".to_owned(), vec![&a, &b]),
+    ] {
+        let path = format!("/events?{query}");
+        let expected: Vec<String> = expected.into_iter().cloned().collect();
+        assert_eq!(all_pages(&client, &path).await, expected, "{query}");
+    }
+    for (query, parameter) in [
+        ("orderBy=bizStep", "orderBy"),
+        ("orderDirection=UP", "orderDirection"),
+        ("EQ_action=JUMP", "EQ_action"),
+        ("eventCountLimit=0", "eventCountLimit"),
+    ] {
+        let (status, _, named) = refusal(client.get(&format!("/events?{query}")).await).await;
+        assert_eq!(
+            (status, named.as_str()),
+            (StatusCode::BAD_REQUEST, parameter)
+        );
+    }
     app.stop().await.expect("clean stop");
 }

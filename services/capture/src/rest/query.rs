@@ -19,7 +19,10 @@ use sha2::{Digest, Sha256};
 use tracery_epcis::json as epcis_json;
 
 use super::{Rest, from_error, percent_encode, problem_as, timestamp};
-use crate::query_language::{Param, Refusal, query_document, selection};
+use crate::{
+    query_language::{Param, Refusal, event_count_limit, query_document, selection},
+    store::Cursor,
+};
 
 /// Events per page when the client does not say (`perPage`).
 const DEFAULT_PER_PAGE: u64 = 30;
@@ -302,28 +305,94 @@ pub(super) async fn answer(rest: &Rest, request: PagedQuery<'_>) -> Response {
         Ok(page) => page,
         Err(refusal) => return (request.refuse)(&refusal),
     };
-    let after = match page.after.as_deref().map(str::parse::<i64>) {
-        None => 0,
-        Some(Ok(sequence)) => sequence,
-        Some(Err(_)) => {
+    let limit = match event_count_limit(&request.selecting) {
+        Ok(limit) => limit,
+        Err(refusal) => return (request.refuse)(&refusal),
+    };
+    let position = match page.after.as_deref().map(QueryPosition::decode) {
+        None => QueryPosition::default(),
+        Some(Some(position)) => position,
+        Some(None) => {
             let refusal = Refusal::new("nextPageToken", "not a token of an event query");
             return (request.refuse)(&refusal);
         }
     };
-    let (rows, more) = match rest.store.query(&query, after, page.per_page + 1).await {
+    // Under eventCountLimit, the pages hold that many events in all.
+    let page = PageRequest {
+        per_page: limit.map_or(page.per_page, |limit| {
+            limit.saturating_sub(position.served).min(page.per_page)
+        }),
+        after: None,
+    };
+    let rows = if page.per_page == 0 {
+        Ok(Vec::new())
+    } else {
+        let limit = page.per_page + 1;
+        rest.store.query_page(&query, position.cursor, limit).await
+    };
+    let (rows, more) = match rows {
         Ok(rows) => page.cut(rows),
         Err(err) => return from_error(err),
     };
+    let served = position.served + rows.len() as u64;
+    let more = more && limit.is_none_or(|limit| served < limit);
     let events = rows
         .iter()
         .map(|r| epcis_json::event_to_json(&r.event))
         .collect();
     let mut response = Json(query_document(request.query_name, None, events)).into_response();
     if let Some(last) = rows.last().filter(|_| more) {
-        let token = next_page_token(rest, last.sequence.to_string(), digest);
+        let next = QueryPosition {
+            cursor: Some(Cursor::of(last, query.order)),
+            served: if limit.is_some() { served } else { 0 },
+        };
+        let token = next_page_token(rest, next.encode(), digest);
         link_next(&mut response, request.path, request.link_params, &token);
     }
     response
+}
+
+/// Where a page of events ended, as its token holds it: the last event's place in the
+/// query's order and, under `eventCountLimit`, how many events the pages so far held.
+/// Written `[eventTimeMicros:]sequence[;served]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct QueryPosition {
+    cursor: Option<Cursor>,
+    served: u64,
+}
+
+impl QueryPosition {
+    fn encode(&self) -> String {
+        let mut text = String::new();
+        if let Some(cursor) = self.cursor {
+            if let Some(micros) = cursor.event_time_micros {
+                text.push_str(&format!("{micros}:"));
+            }
+            text.push_str(&cursor.sequence.to_string());
+        }
+        if self.served > 0 {
+            text.push_str(&format!(";{}", self.served));
+        }
+        text
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let (place, served) = match text.split_once(';') {
+            Some((place, served)) => (place, served.parse().ok()?),
+            None => (text, 0),
+        };
+        let (micros, sequence) = match place.split_once(':') {
+            Some((micros, sequence)) => (Some(micros.parse().ok()?), sequence),
+            None => (None, place),
+        };
+        Some(Self {
+            cursor: Some(Cursor {
+                event_time_micros: micros,
+                sequence: sequence.parse().ok()?,
+            }),
+            served,
+        })
+    }
 }
 
 /// Adds the `Link` to the page after this one (`path` with `params` and the token) and
@@ -366,6 +435,29 @@ mod tests {
         assert_eq!(PageToken::decode("12"), None);
         assert_eq!(PageToken::decode(&"g".repeat(48)), None);
         assert_eq!(PageToken::decode(&"0".repeat(33)), None);
+    }
+
+    #[test]
+    fn a_query_position_reads_back_as_written() {
+        for position in [
+            QueryPosition {
+                cursor: Some(Cursor {
+                    event_time_micros: None,
+                    sequence: 42,
+                }),
+                served: 0,
+            },
+            QueryPosition {
+                cursor: Some(Cursor {
+                    event_time_micros: Some(-5),
+                    sequence: 7,
+                }),
+                served: 30,
+            },
+        ] {
+            assert_eq!(QueryPosition::decode(&position.encode()), Some(position));
+        }
+        assert_eq!(QueryPosition::decode("12x"), None);
     }
 
     #[test]

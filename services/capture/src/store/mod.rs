@@ -1071,6 +1071,29 @@ impl Pending {
     }
 }
 
+/// The condition that an event stands past `cursor` in `order`.
+fn past(cursor: Cursor, order: Order) -> Condition {
+    let sequence = if order.descending {
+        event::Column::Sequence.lt(cursor.sequence)
+    } else {
+        event::Column::Sequence.gt(cursor.sequence)
+    };
+    let Some(micros) = cursor.event_time_micros.filter(|_| order.by_event_time) else {
+        return Condition::all().add(sequence);
+    };
+    let time = DateTime::from_timestamp_micros(micros).unwrap_or_default();
+    let beyond = if order.descending {
+        event::Column::EventTime.lt(time)
+    } else {
+        event::Column::EventTime.gt(time)
+    };
+    Condition::any().add(beyond).add(
+        Condition::all()
+            .add(event::Column::EventTime.eq(time))
+            .add(sequence),
+    )
+}
+
 /// Filters for [`EventStore::query`]; empty lists do not filter.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -1101,6 +1124,98 @@ pub struct EventQuery {
     pub match_epc_classes: Vec<String>,
     /// EQ_bizTransaction, of any type.
     pub biz_transactions: Vec<String>,
+    /// EQ_eventID.
+    pub event_ids: Vec<String>,
+    /// MATCH_parentID.
+    pub match_parent_ids: Vec<String>,
+    /// MATCH_inputEPC.
+    pub match_input_epcs: Vec<String>,
+    /// MATCH_outputEPC.
+    pub match_output_epcs: Vec<String>,
+    /// MATCH_inputEPCClass.
+    pub match_input_classes: Vec<String>,
+    /// MATCH_outputEPCClass.
+    pub match_output_classes: Vec<String>,
+    /// MATCH_anyEPCClass: classes of any quantity list.
+    pub match_any_classes: Vec<String>,
+    /// EQ_action: the events have one of these actions (read from the events themselves).
+    pub actions: Vec<tracery_epcis::Action>,
+    /// EXISTS_<field>: the events have each of these fields (as their JSON-LD names them).
+    pub existing_fields: Vec<String>,
+    /// orderBy / orderDirection.
+    pub order: Order,
+}
+
+/// The order of a query's answer: `orderBy` (`recordTime`, the store's order, or
+/// `eventTime`) and `orderDirection`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Order {
+    pub by_event_time: bool,
+    pub descending: bool,
+}
+
+/// Where a page of a query ended: the last event's sequence and, ordered by eventTime, its
+/// eventTime (microseconds since the epoch).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub event_time_micros: Option<i64>,
+    pub sequence: i64,
+}
+
+impl Cursor {
+    /// The position of `event` in a query ordered by `order`.
+    pub fn of(event: &StoredEvent, order: Order) -> Self {
+        Self {
+            event_time_micros: order
+                .by_event_time
+                .then(|| event.event.event_time.timestamp_micros()),
+            sequence: event.sequence,
+        }
+    }
+}
+
+/// The fields whose presence the events table answers (`EXISTS_<field>`), by column.
+const COLUMN_FIELDS: [(&str, event::Column); 5] = [
+    ("bizStep", event::Column::BizStep),
+    ("disposition", event::Column::Disposition),
+    ("readPoint", event::Column::ReadPoint),
+    ("bizLocation", event::Column::BizLocation),
+    ("errorDeclaration", event::Column::Declares),
+];
+
+impl EventQuery {
+    /// Whether `event` passes the filters the table cannot answer (EQ_action, EXISTS_ of
+    /// fields without a column).
+    fn keeps(&self, event: &Event) -> bool {
+        let action_kept = self.actions.is_empty()
+            || event
+                .kind
+                .action()
+                .is_some_and(|action| self.actions.contains(&action));
+        if !action_kept {
+            return false;
+        }
+        let unindexed: Vec<&String> = self
+            .existing_fields
+            .iter()
+            .filter(|field| !COLUMN_FIELDS.iter().any(|(name, _)| name == field))
+            .collect();
+        if unindexed.is_empty() {
+            return true;
+        }
+        let json = tracery_epcis::json::event_to_json(event);
+        unindexed
+            .iter()
+            .all(|field| json.get(field.as_str()).is_some_and(|v| !v.is_null()))
+    }
+
+    fn filters_after_reading(&self) -> bool {
+        !self.actions.is_empty()
+            || self
+                .existing_fields
+                .iter()
+                .any(|field| !COLUMN_FIELDS.iter().any(|(name, _)| name == field))
+    }
 }
 
 /// The event table's months on PostgreSQL, by record time.
@@ -1620,7 +1735,24 @@ impl EventStore {
         after: i64,
         limit: u64,
     ) -> Result<Vec<StoredEvent>, CaptureError> {
-        let mut condition = Condition::all().add(event::Column::Sequence.gt(after));
+        let mut query = query.clone();
+        query.order = Order::default();
+        let after = Cursor {
+            event_time_micros: None,
+            sequence: after,
+        };
+        self.query_page(&query, Some(after), limit).await
+    }
+
+    /// Up to `limit` events matching `query` after `after` (from the first when `None`),
+    /// in the query's order.
+    pub async fn query_page(
+        &self,
+        query: &EventQuery,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> Result<Vec<StoredEvent>, CaptureError> {
+        let mut condition = Condition::all();
         let in_list = |column: event::Column, values: &[String]| {
             (!values.is_empty()).then(|| column.is_in(values.iter().cloned()))
         };
@@ -1630,11 +1762,17 @@ impl EventStore {
             in_list(event::Column::Disposition, &query.dispositions),
             in_list(event::Column::ReadPoint, &query.read_points),
             in_list(event::Column::BizLocation, &query.biz_locations),
+            in_list(event::Column::EventId, &query.event_ids),
         ]
         .into_iter()
         .flatten()
         {
             condition = condition.add(filter);
+        }
+        for (field, column) in COLUMN_FIELDS {
+            if query.existing_fields.iter().any(|f| f == field) {
+                condition = condition.add(column.is_not_null());
+            }
         }
         if let Some(from) = query.event_time_from {
             condition = condition.add(event::Column::EventTime.gte(from));
@@ -1661,6 +1799,12 @@ impl EventStore {
             ),
             (&query.match_epc_classes, &keys::Role::CLASSES[..]),
             (&query.biz_transactions, &[keys::Role::BizTransaction][..]),
+            (&query.match_parent_ids, &[keys::Role::Parent][..]),
+            (&query.match_input_epcs, &[keys::Role::InputEpc][..]),
+            (&query.match_output_epcs, &[keys::Role::OutputEpc][..]),
+            (&query.match_input_classes, &[keys::Role::InputClass][..]),
+            (&query.match_output_classes, &[keys::Role::OutputClass][..]),
+            (&query.match_any_classes, &keys::Role::CLASSES[..]),
         ] {
             if !values.is_empty() {
                 condition = condition.add(keys::matching(
@@ -1670,17 +1814,50 @@ impl EventStore {
                 ));
             }
         }
-        let rows = event::Entity::find()
-            .filter(condition)
-            .order_by_asc(event::Column::Sequence)
-            .limit(limit)
-            .all(&self.db)
-            .await?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in rows {
-            events.push(self.decode(row).await?);
+        self.read_in_order(query, condition, after, limit).await
+    }
+
+    /// Reads the events `condition` selects after `after` in `query`'s order, `limit` of
+    /// those that pass its after-reading filters (reading on past the ones that do not).
+    async fn read_in_order(
+        &self,
+        query: &EventQuery,
+        condition: Condition,
+        mut after: Option<Cursor>,
+        limit: u64,
+    ) -> Result<Vec<StoredEvent>, CaptureError> {
+        use sea_orm::Order as Direction;
+        let direction = if query.order.descending {
+            Direction::Desc
+        } else {
+            Direction::Asc
+        };
+        let mut events = Vec::new();
+        loop {
+            let mut select = event::Entity::find().filter(condition.clone());
+            if let Some(cursor) = after {
+                select = select.filter(past(cursor, query.order));
+            }
+            if query.order.by_event_time {
+                select = select.order_by(event::Column::EventTime, direction.clone());
+            }
+            let rows = select
+                .order_by(event::Column::Sequence, direction.clone())
+                .limit(limit)
+                .all(&self.db)
+                .await?;
+            let exhausted = (rows.len() as u64) < limit;
+            for row in rows {
+                let stored = self.decode(row).await?;
+                after = Some(Cursor::of(&stored, query.order));
+                if query.keeps(&stored.event) && (events.len() as u64) < limit {
+                    events.push(stored);
+                }
+            }
+            if exhausted || (events.len() as u64) >= limit || !query.filters_after_reading() {
+                return Ok(events);
+            }
         }
-        Ok(events)
     }
 
     async fn decode(&self, row: event::Model) -> Result<StoredEvent, CaptureError> {
