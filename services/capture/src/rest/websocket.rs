@@ -15,6 +15,7 @@ use axum::{
     response::Response,
 };
 use chrono::{DateTime, Utc};
+use futures::{SinkExt as _, StreamExt as _};
 
 use super::{Rest, from_error};
 use crate::{
@@ -100,15 +101,21 @@ pub(super) async fn subscribe(
     upgrade.on_upgrade(move |socket| stream(rest, name, query, socket))
 }
 
-/// Completes the closing handshake the client started: the reply tungstenite queued is
-/// written while the socket is read to its end, so the client need not wait it out.
-async fn finish_closing(mut socket: WebSocket) {
-    let drained = async { while let Some(Ok(_)) = socket.recv().await {} };
-    let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
-}
-
 /// Sends the query's events until the client goes or the suite stops.
-async fn stream(rest: Rest, name: String, query: EventQuery, mut socket: WebSocket) {
+///
+/// The socket is read by a task of its own: a client's Close must end the subscription
+/// even while a send waits on it (a client that has sent Close may read no more).
+async fn stream(rest: Rest, name: String, query: EventQuery, socket: WebSocket) {
+    let (mut sender, mut receiver) = socket.split();
+    let (closed, mut client_left) = tokio::sync::oneshot::channel::<()>();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = receiver.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+        let _ = closed.send(());
+    });
     let committed = rest.intake.committed();
     let mut cursor = 0;
     loop {
@@ -117,7 +124,7 @@ async fn stream(rest: Rest, name: String, query: EventQuery, mut socket: WebSock
             Ok(rows) => rows,
             Err(err) => {
                 tracing::warn!(query = %name, error = %err, "WebSocket subscription ends");
-                return;
+                break;
             }
         };
         if let Some(last) = rows.last().map(|row| row.sequence) {
@@ -126,8 +133,9 @@ async fn stream(rest: Rest, name: String, query: EventQuery, mut socket: WebSock
                 .map(|row| tracery_epcis::json::event_to_json(&row.event))
                 .collect();
             let document = query_document(&name, None, events).to_string();
-            if socket.send(Message::Text(document.into())).await.is_err() {
-                return;
+            tokio::select! {
+                sent = sender.send(Message::Text(document.into())) => if sent.is_err() { break },
+                _ = &mut client_left => break,
             }
             cursor = last;
             continue;
@@ -135,15 +143,11 @@ async fn stream(rest: Rest, name: String, query: EventQuery, mut socket: WebSock
         tokio::select! {
             () = woken => {}
             () = tokio::time::sleep(POLL) => {}
-            () = rest.shutdown.cancelled() => {
-                let _ = socket.send(Message::Close(None)).await;
-                return;
-            }
-            message = socket.recv() => match message {
-                None | Some(Err(_)) => return,
-                Some(Ok(Message::Close(_))) => return finish_closing(socket).await,
-                Some(Ok(_)) => {}
-            },
+            () = rest.shutdown.cancelled() => break,
+            _ = &mut client_left => break,
         }
     }
+    // Answers the client's Close, or says goodbye first; either way within a second.
+    let _ = tokio::time::timeout(Duration::from_secs(1), sender.close()).await;
+    reader.abort();
 }
