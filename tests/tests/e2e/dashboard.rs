@@ -158,9 +158,24 @@ async fn the_dashboard_shows_the_floor_and_acts_on_quarantine() {
     let app = TestApp::spawn().await.expect("suite starts");
     let http = Http::new(&app, None);
 
-    let page = http.get("/").await;
+    // A browser asks for HTML and gets the page; an EPCIS client gets the binding's
+    // top-level resources at the same path.
+    let page = http
+        .with(http.client.get(format!("{}/", http.base)))
+        .header("Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8")
+        .send()
+        .await
+        .expect("answered");
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("HTML").contains("/assets/app.js"));
+    let discovery: Value = http.get("/").await.json().await.expect("JSON");
+    assert_eq!(discovery["type"], "Collection");
+    assert!(
+        discovery["member"]
+            .as_array()
+            .is_some_and(|m| m.contains(&json!("queries"))),
+        "{discovery}"
+    );
     let script = http.get("/assets/app.js").await;
     assert_eq!(
         script.headers()["content-type"],

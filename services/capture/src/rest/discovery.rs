@@ -64,7 +64,7 @@ fn excluded(headers: &HeaderMap) -> Option<String> {
 /// The binding's middleware: refuses requests whose version bounds exclude 2.0.0 and
 /// labels every response with the versions spoken.
 pub(super) async fn negotiate(request: Request, next: Next) -> Response {
-    let mut response = match excluded(request.headers()) {
+    let response = match excluded(request.headers()) {
         Some(detail) => problem_as(
             StatusCode::NOT_ACCEPTABLE,
             "NotAcceptableException",
@@ -73,6 +73,11 @@ pub(super) async fn negotiate(request: Request, next: Next) -> Response {
         ),
         None => next.run(request).await,
     };
+    labelled(response)
+}
+
+/// `response` with the versions spoken.
+pub(super) fn labelled(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert("GS1-EPCIS-Version", HeaderValue::from_static(VERSION));
     headers.insert("GS1-CBV-Version", HeaderValue::from_static(VERSION));
@@ -81,7 +86,7 @@ pub(super) async fn negotiate(request: Request, next: Next) -> Response {
 
 /// `OPTIONS` on any path: its methods (as the permission table lists them) and the
 /// versions and formats this repository speaks.
-pub(super) async fn options(matched: MatchedPath) -> Response {
+pub async fn options(matched: MatchedPath) -> Response {
     let mut allowed = vec![Method::OPTIONS.as_str()];
     allowed.extend(
         permissions::REST

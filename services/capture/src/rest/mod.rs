@@ -166,6 +166,38 @@ impl Routes {
     }
 }
 
+/// The binding's top-level resources, as `GET /` lists them.
+const TOP_LEVEL_RESOURCES: [&str; 9] = [
+    "capture",
+    "events",
+    "eventTypes",
+    "epcs",
+    "bizSteps",
+    "bizLocations",
+    "readPoints",
+    "dispositions",
+    "queries",
+];
+
+/// `GET /` for an EPCIS client (one that accepts JSON): the top-level resources. The same
+/// path serves the dashboard's page to a browser, so its router asks ([`wants_discovery`]).
+pub async fn top_level_discovery() -> Response {
+    discovery::labelled(collection(&TOP_LEVEL_RESOURCES))
+}
+
+/// Whether a request for `/` with these headers is an EPCIS client's rather than a
+/// browser's: browsers ask for `text/html`, everything else gets the JSON the binding
+/// documents.
+pub fn wants_discovery(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    !accept.contains("text/html")
+}
+
+pub use discovery::options as discovery_options;
+
 /// A JSON-LD `Collection` of `members`, as the binding's discovery resources answer.
 fn collection(members: &[&str]) -> Response {
     Json(json!({

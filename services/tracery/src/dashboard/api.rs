@@ -30,7 +30,10 @@ use crate::views;
 
 pub fn router(state: State) -> Router {
     Router::new()
-        .route("/", get(assets::index))
+        .route(
+            "/",
+            get(assets::index).options(tracery_capture::rest::discovery_options),
+        )
         .route("/assets/{file}", get(assets::file))
         .route("/dashboard/api/session", get(session))
         .route("/dashboard/api/overview", get(overview))

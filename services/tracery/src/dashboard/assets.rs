@@ -32,7 +32,12 @@ const FILES: &[(&str, &str, &[u8])] = &[
 
 const INDEX: &str = include_str!("../../assets/index.html");
 
-pub async fn index() -> Response {
+/// `/`: the dashboard's page, or for an EPCIS client (asking for JSON) the binding's
+/// top-level resources.
+pub async fn index(headers: axum::http::HeaderMap) -> Response {
+    if tracery_capture::rest::wants_discovery(&headers) {
+        return tracery_capture::rest::top_level_discovery().await;
+    }
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
