@@ -197,6 +197,11 @@ async fn a_client_needing_another_version_gets_406() {
         .send(Method::GET, "/eventTypes", &[("GS1-CBV-Max", "1.2")])
         .await;
     assert_eq!(too_old.status(), StatusCode::NOT_ACCEPTABLE);
+    // Answers are JSON-LD: a client taking XML only is told so.
+    let xml_only = client
+        .send(Method::GET, "/events", &[("Accept", "application/xml")])
+        .await;
+    assert_eq!(xml_only.status(), StatusCode::NOT_ACCEPTABLE);
     app.stop().await.expect("clean stop");
 }
 

@@ -61,10 +61,24 @@ fn excluded(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// The binding's middleware: refuses requests whose version bounds exclude 2.0.0 and
-/// labels every response with the versions spoken.
+/// Why a client's `Accept` rules out every form this repository answers in (JSON-LD,
+/// JSON, problem JSON), if it does: XML answers are not written yet.
+fn unacceptable(headers: &HeaderMap) -> Option<String> {
+    let accept = headers.get(header::ACCEPT)?.to_str().unwrap_or_default();
+    let takes_json = accept.split(',').any(|range| {
+        let media = range.split(';').next().unwrap_or_default().trim();
+        media.is_empty() || media.contains("json") || media == "*/*" || media == "application/*"
+    });
+    (!takes_json).then(|| {
+        format!("Accept `{accept}`: this repository answers in JSON-LD (application/ld+json, application/json)")
+    })
+}
+
+/// The binding's middleware: refuses requests whose version bounds exclude 2.0.0 or whose
+/// `Accept` rules out JSON, and labels every response with the versions spoken.
 pub(super) async fn negotiate(request: Request, next: Next) -> Response {
-    let response = match excluded(request.headers()) {
+    let refusal = excluded(request.headers()).or_else(|| unacceptable(request.headers()));
+    let response = match refusal {
         Some(detail) => problem_as(
             StatusCode::NOT_ACCEPTABLE,
             "NotAcceptableException",
@@ -132,6 +146,21 @@ mod tests {
         assert_eq!(version_numbers("1.10.2"), Some([1, 10, 2]));
         assert_eq!(version_numbers("2.0.0.1"), None);
         assert_eq!(version_numbers("two"), None);
+    }
+
+    #[test]
+    fn an_accept_without_json_is_not_acceptable() {
+        let accepting = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(value));
+            unacceptable(&headers).is_none()
+        };
+        assert!(accepting("application/ld+json"));
+        assert!(accepting("application/xml;q=0.9, */*;q=0.1"));
+        assert!(accepting("application/problem+json"));
+        assert!(!accepting("application/xml"));
+        assert!(!accepting("text/csv, application/xml"));
+        assert!(unacceptable(&HeaderMap::new()).is_none());
     }
 
     #[test]
