@@ -393,3 +393,63 @@ async fn replicas_side_by_side_deliver_each_event_once() {
     }
     app.stop().await.expect("clean stop");
 }
+
+/// Subscriptions created while their query is deleted: each is refused (404) or created
+/// and then deleted with the query; none is left behind and none fails (on SQLite the
+/// subscribes queue for the write lock instead of failing on a stale read).
+#[tokio::test]
+async fn subscribing_while_the_query_is_deleted_leaves_no_subscription_behind() {
+    let receiver = Receiver::start().await;
+    let app = suite().await;
+    let client = std::sync::Arc::new(Client::new(&app));
+    for round in 0..5 {
+        let definition = json!({"name": "received", "query": {"EQ_bizStep": ["receiving"]}});
+        assert_eq!(
+            client.post("/queries", &definition, &[]).await.status(),
+            reqwest::StatusCode::CREATED
+        );
+        let subscription = json!({"dest": receiver.url(), "stream": true});
+        let subscribes: Vec<_> = (0..6)
+            .map(|_| {
+                let (client, subscription) = (client.clone(), subscription.clone());
+                tokio::spawn(async move {
+                    client
+                        .post("/queries/received/subscriptions", &subscription, &[])
+                        .await
+                        .status()
+                })
+            })
+            .collect();
+        let deleted = client.delete("/queries/received").await.status();
+        assert_eq!(deleted, reqwest::StatusCode::NO_CONTENT);
+        for subscribe in subscribes {
+            let status = subscribe.await.expect("joined");
+            assert!(
+                [reqwest::StatusCode::CREATED, reqwest::StatusCode::NOT_FOUND].contains(&status),
+                "round {round}: {status}"
+            );
+        }
+        let left = client.get("/queries/received/subscriptions").await.status();
+        assert_eq!(left, reqwest::StatusCode::NOT_FOUND, "round {round}");
+        let db = sea_orm::Database::connect(app.database_url())
+            .await
+            .expect("db");
+        let orphans = sea_orm::ConnectionTrait::query_one_raw(
+            &db,
+            sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM capture_subscriptions",
+            ),
+        )
+        .await
+        .expect("count")
+        .expect("a row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+        assert_eq!(
+            orphans, 0,
+            "round {round}: no subscription outlives its query"
+        );
+    }
+    app.stop().await.expect("clean stop");
+}

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::OnConflict,
+    sea_query::OnConflict,
 };
 use serde_json::Value;
 use tracery_epcis::master_data::{VocabularyElement, display_name};
@@ -105,7 +105,7 @@ pub async fn upsert(
             latest.push(element);
         }
     }
-    let txn = db.begin().await?;
+    let txn = tracery_runtime::db::begin_write(db).await?;
     for chunk in latest.chunks(CHUNK) {
         element::Entity::insert_many(chunk.iter().map(|e| row(e, now)))
             .on_conflict(

@@ -3,7 +3,7 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
+    QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 
 use crate::domain::CaptureError;
@@ -69,6 +69,16 @@ pub async fn get_in(
         .await?)
 }
 
+/// Locks the query named `name` until the transaction `txn` ends (PostgreSQL: `FOR
+/// UPDATE`; SQLite's write transactions hold its one lock already); whether there is one.
+pub async fn lock(txn: &impl ConnectionTrait, name: &str) -> Result<bool, CaptureError> {
+    Ok(named_query::Entity::find_by_id(name.to_owned())
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .is_some())
+}
+
 /// Up to `limit` queries in name order, after `after`.
 pub async fn list(
     db: &DatabaseConnection,
@@ -85,7 +95,12 @@ pub async fn list(
 
 /// Removes the query named `name` and its subscriptions; whether there was one.
 pub async fn delete(db: &DatabaseConnection, name: &str) -> Result<bool, CaptureError> {
-    let txn = db.begin().await?;
+    let txn = tracery_runtime::db::begin_write(db).await?;
+    // Locked first, so a subscribe waiting on it finds it gone rather than adding a
+    // subscription after the ones deleted here.
+    if !lock(&txn, name).await? {
+        return Ok(false);
+    }
     super::subscriptions::delete_of_query(&txn, name).await?;
     let deleted = named_query::Entity::delete_by_id(name.to_owned())
         .exec(&txn)

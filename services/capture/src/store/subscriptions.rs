@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 
 use crate::domain::CaptureError;
@@ -62,16 +62,15 @@ pub mod subscription {
 pub use subscription::Model as Subscription;
 use subscription::{Column, Entity};
 
-/// Stores `subscription` if its query exists; whether it did.
+/// Stores `subscription` if its query exists; whether it did. The query is locked while
+/// the subscription is written, so a delete of the query cannot leave it behind (SQLite:
+/// the write lock from the start).
 pub async fn create(
     db: &DatabaseConnection,
     subscription: Subscription,
 ) -> Result<bool, CaptureError> {
-    let txn = db.begin().await?;
-    if super::named_queries::get_in(&txn, &subscription.query_name)
-        .await?
-        .is_none()
-    {
+    let txn = tracery_runtime::db::begin_write(db).await?;
+    if !super::named_queries::lock(&txn, &subscription.query_name).await? {
         return Ok(false);
     }
     subscription::ActiveModel::from(subscription)
