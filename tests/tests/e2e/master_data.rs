@@ -164,6 +164,20 @@ async fn malformed_master_data_is_refused_naming_the_field() {
     app.stop().await.expect("clean stop");
 }
 
+/// Captures `unit` inspected at line 1 (over gRPC).
+async fn inspect_on_line_1(app: &TestApp, unit: &str) {
+    let inspected = json!({
+        "type": "ObjectEvent", "eventTime": "2026-11-26T08:01:00Z",
+        "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "inspecting",
+        "readPoint": {"id": LINE_1}, "epcList": [unit],
+    });
+    let event = tracery_epcis::json::parse_event(inspected).expect("a valid event");
+    let results = app
+        .capture_events(vec![tracery_epcis::proto::event_to_proto(&event)])
+        .await;
+    assert_eq!(results[0].outcome, pb::CaptureOutcome::Accepted as i32);
+}
+
 /// The dashboard's lookup of `unit` once genealogy has its history.
 async fn looked_up(app: &TestApp, unit: &str) -> Value {
     let url = format!(
@@ -198,16 +212,7 @@ async fn a_trace_shows_read_points_by_name() {
     let (app, client) = suite().await;
     capture_example(&client, &shared, CBV_EXAMPLE).await;
     let unit = "urn:epc:id:sgtin:0614141.107346.2018";
-    let inspected = json!({
-        "type": "ObjectEvent", "eventTime": "2026-11-26T08:01:00Z",
-        "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "inspecting",
-        "readPoint": {"id": LINE_1}, "epcList": [unit],
-    });
-    let event = tracery_epcis::json::parse_event(inspected).expect("a valid event");
-    let results = app
-        .capture_events(vec![tracery_epcis::proto::event_to_proto(&event)])
-        .await;
-    assert_eq!(results[0].outcome, pb::CaptureOutcome::Accepted as i32);
+    inspect_on_line_1(&app, unit).await;
     let found = looked_up(&app, unit).await;
     assert_eq!(found["history"][0]["readPoint"], LINE_1);
     assert_eq!(found["history"][0]["readPointName"], LINE_1_NAME, "{found}");
@@ -224,14 +229,7 @@ async fn a_trace_names_products_by_what_the_erp_sync_knows() {
     assert_eq!(synced.state, pb::SyncRunState::Succeeded as i32);
     // GTIN 04012345111118 is ERPNext's SHAFT-20.
     let shaft = "urn:epc:id:sgtin:4012345.011111.7";
-    let inspected = json!({
-        "type": "ObjectEvent", "eventTime": "2026-11-26T08:01:00Z",
-        "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "inspecting",
-        "readPoint": {"id": LINE_1}, "epcList": [shaft],
-    });
-    let event = tracery_epcis::json::parse_event(inspected).expect("a valid event");
-    app.capture_events(vec![tracery_epcis::proto::event_to_proto(&event)])
-        .await;
+    inspect_on_line_1(&app, shaft).await;
     let found = looked_up(&app, shaft).await;
     assert_eq!(found["name"], "Item SHAFT-20", "{found}");
     app.stop().await.expect("clean stop");
