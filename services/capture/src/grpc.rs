@@ -294,10 +294,13 @@ impl CaptureService for CaptureApi {
         let stored = self.store.master_data_of(&request.ids).await?;
         let elements = stored
             .iter()
-            .filter(|s| {
+            .filter(|(_, s)| {
                 request.vocabulary_type.is_empty() || s.vocabulary_type == request.vocabulary_type
             })
-            .map(element_to_proto)
+            .map(|(asked, stored)| pb::VocabularyElement {
+                id: asked.clone(),
+                ..element_to_proto(stored)
+            })
             .collect();
         Ok(Response::new(pb::LookupMasterDataResponse { elements }))
     }

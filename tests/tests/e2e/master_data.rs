@@ -55,6 +55,11 @@ async fn master_data_from_the_gs1_examples_is_queryable() {
     let line = described(&client, "readPoints", LINE_1).await;
     assert_eq!(line["name"], LINE_1_NAME);
     assert_eq!(line["member"], json!(["events"]));
+    // The same read point written as a Digital Link, as genealogy's traces spell it.
+    let as_digital_link = tracery_epcis::effects::node_id(LINE_1);
+    assert_ne!(as_digital_link, LINE_1);
+    let same = described(&client, "readPoints", &as_digital_link).await;
+    assert_eq!(same["name"], LINE_1_NAME, "{as_digital_link}");
     let site = described(&client, "bizLocations", "urn:epc:id:sgln:0037000.00729.0").await;
     assert_eq!(
         site["children"],
@@ -232,5 +237,45 @@ async fn a_trace_names_products_by_what_the_erp_sync_knows() {
     inspect_on_line_1(&app, shaft).await;
     let found = looked_up(&app, shaft).await;
     assert_eq!(found["name"], "Item SHAFT-20", "{found}");
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn master_data_stored_before_canonical_keys_is_rekeyed() {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let (app, _) = suite().await;
+    let db = Database::connect(app.database_url()).await.expect("db");
+    let backend = db.get_database_backend();
+    let insert = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "INSERT INTO capture_master_data VALUES ($1, $2, '[]', '[]', $3, now())"
+        }
+        _ => "INSERT INTO capture_master_data VALUES (?, ?, '[]', '[]', ?, datetime('now'))",
+    };
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        insert,
+        [
+            "urn:epcglobal:epcis:vtype:ReadPoint".into(),
+            LINE_1.into(),
+            LINE_1_NAME.into(),
+        ],
+    ))
+    .await
+    .expect("a row of the layout before");
+    db.execute_raw(Statement::from_string(
+        backend,
+        "DELETE FROM capture_migrations WHERE version = 'm0023_capture_master_data_canonical_ids'",
+    ))
+    .await
+    .expect("as before");
+    drop(db);
+    let app = app.restart().await.expect("migrates");
+    let client = Client::new(&app);
+    let as_digital_link = tracery_epcis::effects::node_id(LINE_1);
+    for spelling in [LINE_1, as_digital_link.as_str()] {
+        let line = described(&client, "readPoints", spelling).await;
+        assert_eq!(line["name"], LINE_1_NAME, "{spelling}");
+    }
     app.stop().await.expect("clean stop");
 }

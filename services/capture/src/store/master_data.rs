@@ -1,5 +1,9 @@
 //! Master data: the vocabulary elements captured (names and attributes of locations,
 //! read points, products...), the latest capture of an element replacing the one before.
+//!
+//! Elements are keyed by the canonical spelling of their id (as the identifier index and
+//! genealogy spell identifiers), so an SGLN written as a URN in master data names the same
+//! place written as a Digital Link in an event, and is looked up in either spelling.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -74,12 +78,17 @@ fn row(element: &VocabularyElement, now: DateTime<Utc>) -> element::ActiveModel 
         .collect();
     element::ActiveModel {
         vocabulary_type: Set(element.vocabulary_type.clone()),
-        id: Set(element.id.clone()),
+        id: Set(canonical(&element.id)),
         attributes: Set(Value::Array(attributes).to_string()),
         children: Set(serde_json::to_string(&element.children).unwrap_or_default()),
         name: Set(display_name(&element.attributes)),
         updated_at: Set(now),
     }
+}
+
+/// The spelling elements are keyed by.
+pub fn canonical(id: &str) -> String {
+    tracery_epcis::effects::node_id(id)
 }
 
 /// Elements per statement: well inside SQLite's bound-parameter limit.
@@ -99,7 +108,8 @@ pub async fn upsert(
     let mut latest: Vec<&VocabularyElement> = Vec::new();
     for element in elements.iter().rev() {
         let same = |e: &&VocabularyElement| {
-            e.vocabulary_type == element.vocabulary_type && e.id == element.id
+            e.vocabulary_type == element.vocabulary_type
+                && canonical(&e.id) == canonical(&element.id)
         };
         if !latest.iter().any(same) {
             latest.push(element);
@@ -125,21 +135,64 @@ pub async fn get(
     vocabulary_type: &str,
     id: &str,
 ) -> Result<Option<Stored>, DbErr> {
-    element::Entity::find_by_id((vocabulary_type.to_owned(), id.to_owned()))
+    element::Entity::find_by_id((vocabulary_type.to_owned(), canonical(id)))
         .one(conn)
         .await
 }
 
-/// Every element captured of `ids`, of any vocabulary type.
-pub async fn of_ids(conn: &impl ConnectionTrait, ids: &[String]) -> Result<Vec<Stored>, DbErr> {
+/// Every element captured of `ids` (in any spelling), of any vocabulary type, each with
+/// the id as asked.
+pub async fn of_ids(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<Vec<(String, Stored)>, DbErr> {
+    let mut asked: std::collections::HashMap<String, Vec<&String>> = Default::default();
+    for id in ids {
+        asked.entry(canonical(id)).or_default().push(id);
+    }
+    let keys: Vec<String> = asked.keys().cloned().collect();
     let mut found = Vec::new();
-    for chunk in ids.chunks(CHUNK) {
-        found.extend(
-            element::Entity::find()
-                .filter(element::Column::Id.is_in(chunk.iter().cloned()))
-                .all(conn)
-                .await?,
-        );
+    for chunk in keys.chunks(CHUNK) {
+        let rows = element::Entity::find()
+            .filter(element::Column::Id.is_in(chunk.iter().cloned()))
+            .all(conn)
+            .await?;
+        for row in rows {
+            for id in asked.get(&row.id).into_iter().flatten() {
+                found.push(((*id).clone(), row.clone()));
+            }
+        }
     }
     Ok(found)
+}
+
+/// Re-keys elements stored before they were keyed canonically (`m0023`).
+pub async fn rekey_canonically(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    let rows = element::Entity::find().all(conn).await?;
+    for row in rows {
+        let key = canonical(&row.id);
+        if key == row.id {
+            continue;
+        }
+        element::Entity::delete_by_id((row.vocabulary_type.clone(), row.id.clone()))
+            .exec(conn)
+            .await?;
+        let rekeyed = element::ActiveModel {
+            vocabulary_type: Set(row.vocabulary_type),
+            id: Set(key),
+            attributes: Set(row.attributes),
+            children: Set(row.children),
+            name: Set(row.name),
+            updated_at: Set(row.updated_at),
+        };
+        element::Entity::insert(rekeyed)
+            .on_conflict(
+                OnConflict::columns([element::Column::VocabularyType, element::Column::Id])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
 }

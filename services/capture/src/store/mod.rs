@@ -129,6 +129,7 @@ mod migration {
             CreateSubscriptions = "m0020_capture_subscriptions",
             RecordVocabulary = "m0021_capture_vocabulary",
             CreateMasterData = "m0022_capture_master_data",
+            KeyMasterDataCanonically = "m0023_capture_master_data_canonical_ids",
         }
     }
 
@@ -356,6 +357,13 @@ mod migration {
                     .await?;
             }
             Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for KeyMasterDataCanonically {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            super::master_data::rekey_canonically(manager.get_connection()).await
         }
     }
 
@@ -1709,7 +1717,7 @@ impl EventStore {
     pub async fn master_data_of(
         &self,
         ids: &[String],
-    ) -> Result<Vec<master_data::Stored>, CaptureError> {
+    ) -> Result<Vec<(String, master_data::Stored)>, CaptureError> {
         Ok(master_data::of_ids(&self.db, ids).await?)
     }
 
