@@ -1203,26 +1203,23 @@ impl EventQuery {
         if !action_kept {
             return false;
         }
-        let unindexed: Vec<&String> = self
-            .existing_fields
-            .iter()
-            .filter(|field| !COLUMN_FIELDS.iter().any(|(name, _)| name == field))
-            .collect();
-        if unindexed.is_empty() {
+        if self.unindexed_fields().next().is_none() {
             return true;
         }
         let json = tracery_epcis::json::event_to_json(event);
-        unindexed
-            .iter()
+        self.unindexed_fields()
             .all(|field| json.get(field.as_str()).is_some_and(|v| !v.is_null()))
     }
 
+    /// The `EXISTS_` fields no column answers, which are checked on each event read.
+    fn unindexed_fields(&self) -> impl Iterator<Item = &String> {
+        self.existing_fields
+            .iter()
+            .filter(|field| !COLUMN_FIELDS.iter().any(|(name, _)| name == field))
+    }
+
     fn filters_after_reading(&self) -> bool {
-        !self.actions.is_empty()
-            || self
-                .existing_fields
-                .iter()
-                .any(|field| !COLUMN_FIELDS.iter().any(|(name, _)| name == field))
+        !self.actions.is_empty() || self.unindexed_fields().next().is_some()
     }
 }
 
