@@ -279,3 +279,24 @@ async fn master_data_stored_before_canonical_keys_is_rekeyed() {
     }
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn within_one_document_the_last_capture_of_an_element_wins() {
+    let (app, client) = suite().await;
+    let element = |name: &str| json!({"id": LINE_1, "attributes": [{"id": "urn:epcglobal:cbv:mda#name", "attribute": name}]});
+    let document = json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISMasterDataDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-26T10:00:00Z",
+        "epcisBody": {"vocabularyList": [{
+            "type": "urn:epcglobal:epcis:vtype:ReadPoint",
+            "vocabularyElementList": [element("Filler, old name"), element("Filler 3")]
+        }]}
+    });
+    let accepted = client.post("/capture", &document, &[]).await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let line = described(&client, "readPoints", LINE_1).await;
+    assert_eq!(line["name"], "Filler 3");
+    app.stop().await.expect("clean stop");
+}

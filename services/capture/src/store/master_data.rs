@@ -105,16 +105,13 @@ pub async fn upsert(
         return Ok(());
     }
     // The last capture of an element within one document wins, as across documents.
-    let mut latest: Vec<&VocabularyElement> = Vec::new();
-    for element in elements.iter().rev() {
-        let same = |e: &&VocabularyElement| {
-            e.vocabulary_type == element.vocabulary_type
-                && canonical(&e.id) == canonical(&element.id)
-        };
-        if !latest.iter().any(same) {
-            latest.push(element);
-        }
-    }
+    // One pass with a set of keys: a document is untrusted and may hold many elements.
+    let mut seen = std::collections::HashSet::new();
+    let latest: Vec<&VocabularyElement> = elements
+        .iter()
+        .rev()
+        .filter(|e| seen.insert((e.vocabulary_type.as_str(), canonical(&e.id))))
+        .collect();
     let txn = tracery_runtime::db::begin_write(db).await?;
     for chunk in latest.chunks(CHUNK) {
         element::Entity::insert_many(chunk.iter().map(|e| row(e, now)))
