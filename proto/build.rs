@@ -5,12 +5,13 @@ use std::{env, error::Error, fs, path::PathBuf};
 
 use prost::Message;
 
-const PROTO_FILES: [&str; 5] = [
+const PROTO_FILES: [&str; 6] = [
     "tracery/v1/common.proto",
     "tracery/v1/identity.proto",
     "tracery/v1/capture.proto",
     "tracery/v1/genealogy.proto",
     "tracery/v1/integration.proto",
+    "tracery/v1/alerts.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

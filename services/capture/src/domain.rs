@@ -36,6 +36,18 @@ pub enum CaptureError {
     /// No named query of that name.
     #[error("no named query `{0}`")]
     QueryNotFound(String),
+    /// No alert rule, or no alert, with that name or id.
+    #[error("no {what} `{id}`")]
+    AlertNotFound {
+        /// `alert rule` or `alert`.
+        what: &'static str,
+        /// What was asked for.
+        id: String,
+    },
+    /// A change to an alert rule that is not this caller's to make (a rule of the
+    /// configuration file changed over the API).
+    #[error("{0}")]
+    Conflict(String),
     /// The quarantine entry was resubmitted or discarded already.
     #[error("quarantined event `{id}` is {status} already")]
     QuarantineClosed {
@@ -87,7 +99,9 @@ impl DomainError for CaptureError {
             Self::EventNotFound(_)
             | Self::QuarantineNotFound(_)
             | Self::QueryNotFound(_)
+            | Self::AlertNotFound { .. }
             | Self::Archived { .. } => ErrorKind::NotFound,
+            Self::Conflict(_) => ErrorKind::FailedPrecondition,
             Self::ArchiveRefused(_) => ErrorKind::FailedPrecondition,
             Self::QuarantineClosed { .. } => ErrorKind::FailedPrecondition,
             Self::IdentityUnavailable(_) => ErrorKind::Unavailable,

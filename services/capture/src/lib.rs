@@ -15,8 +15,11 @@
 //! - [`store`]: the append-only event store (sea-orm) with its monotonic sequence, and the
 //!   quarantine.
 //! - [`grpc`]: the `tracery.v1.CaptureService` adapter, including `Subscribe`.
+//! - [`alerts`]: alert rules over the stored events, their alerts and notices
+//!   (`tracery.v1.AlertService`).
 //! - [`archive_api`]: its archive methods (export, drop, import of closed months).
 
+pub mod alerts;
 pub mod archive_api;
 pub mod batch_intake;
 pub mod bom_rule;
@@ -93,6 +96,18 @@ impl ServiceModule for CaptureModule {
         tasks.push(tokio::spawn(
             webhooks.run(api.intake().committed(), ctx.shutdown.clone()),
         ));
+        let (alerts, alert_tasks) = alerts::Alerts::start(
+            api.store(),
+            &ctx.config.alerts,
+            &ctx.config.subscriptions,
+            api.intake().committed(),
+            &ctx.shutdown,
+        )
+        .await?;
+        tasks.extend(alert_tasks);
+        routes
+            .grpc
+            .add_service(tracery_proto::v1::alert_service_server::AlertServiceServer::new(alerts));
         let paging = rest::Paging {
             max_per_page: ctx.config.limits.max_page_size.max(1),
             token_lifetime: std::time::Duration::from_secs(

@@ -63,29 +63,11 @@ impl MqttIntake {
         plant: Option<String>,
         max_message_bytes: usize,
     ) -> anyhow::Result<Self> {
-        let (host, port) = settings.broker_address().map_err(anyhow::Error::msg)?;
-        let mut options = MqttOptions::new(settings.client_id.clone(), host, port);
+        let mut options = broker_options(&settings, &settings.client_id, "capture_mqtt")?;
         options
             .set_manual_acks(true)
             .set_clean_session(false)
-            .set_keep_alive(Duration::from_secs(30))
             .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
-        if let Some(username) = &settings.username {
-            let password = match &settings.password {
-                Some(source) => source
-                    .read("capture_mqtt.password")
-                    .map_err(anyhow::Error::msg)?
-                    .expose()
-                    .to_owned(),
-                None => String::new(),
-            };
-            options.set_credentials(username.clone(), password);
-        }
-        if let Some(tls) = &settings.tls {
-            let client = tls.cert_file.as_ref().zip(tls.key_file.as_ref());
-            let config = tracery_runtime::tls::client_config_for(&tls.ca_file, client)?;
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
-        }
         Ok(Self {
             settings,
             options,
@@ -93,6 +75,36 @@ impl MqttIntake {
             max_message_bytes,
         })
     }
+}
+
+/// How to reach the broker of `settings` (the `table` of the configuration file) as
+/// `client_id`: address, credentials (read now, so a missing secret stops the start) and
+/// TLS.
+pub fn broker_options(
+    settings: &MqttSettings,
+    client_id: &str,
+    table: &str,
+) -> anyhow::Result<MqttOptions> {
+    let (host, port) = settings.broker_address().map_err(anyhow::Error::msg)?;
+    let mut options = MqttOptions::new(client_id, host, port);
+    options.set_keep_alive(Duration::from_secs(30));
+    if let Some(username) = &settings.username {
+        let password = match &settings.password {
+            Some(source) => source
+                .read(&format!("{table}.password"))
+                .map_err(anyhow::Error::msg)?
+                .expose()
+                .to_owned(),
+            None => String::new(),
+        };
+        options.set_credentials(username.clone(), password);
+    }
+    if let Some(tls) = &settings.tls {
+        let client = tls.cert_file.as_ref().zip(tls.key_file.as_ref());
+        let config = tracery_runtime::tls::client_config_for(&tls.ca_file, client)?;
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+    }
+    Ok(options)
 }
 
 /// Runs the MQTT intake until `shutdown`.

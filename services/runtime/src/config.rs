@@ -157,6 +157,7 @@ struct FileConfig {
     auth: Option<crate::auth::AuthSettings>,
     limits: Option<Limits>,
     subscriptions: Option<SubscriptionSettings>,
+    alerts: Option<AlertSettings>,
     tls: Option<crate::tls::TlsSettings>,
     integrity: Option<IntegrityFile>,
 }
@@ -299,6 +300,30 @@ impl Default for SubscriptionSettings {
             max_retry_secs: 300,
         }
     }
+}
+
+/// The `[alerts]` table: alert rules over the captured events, and where their alerts
+/// go (besides the dashboard).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    /// Every alert change is POSTed here, signed like webhook subscriptions.
+    pub webhook: Option<AlertWebhook>,
+    /// Every alert change is published on `<topic>/<rule>` of this broker (QoS 1).
+    pub mqtt: Option<MqttSettings>,
+    /// The rules, `[[alerts.rules]]` tables each with a `name`; the capture service reads
+    /// them with the same reader as rules made over gRPC.
+    pub rules: Vec<toml::Table>,
+}
+
+/// `[alerts.webhook]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertWebhook {
+    /// `https://…` (or `http://` where `[subscriptions] allow_plain_http`).
+    pub url: String,
+    /// The key of the `GS1-Signature` HMAC: `{ env = "VAR" }` or `{ file = "…" }`.
+    pub signature_token: Option<SecretSource>,
 }
 
 /// The `[capture_mqtt]` table: capture subscribes to scanner messages on an MQTT broker.
@@ -569,6 +594,8 @@ pub struct Config {
     pub limits: Limits,
     /// Webhook deliveries of query subscriptions.
     pub subscriptions: SubscriptionSettings,
+    /// Alert rules and their channels.
+    pub alerts: AlertSettings,
     /// TLS on both listeners, when the file has a `[tls]` table.
     pub tls: Option<crate::tls::TlsSettings>,
     /// Keys and checkpoints of the hash chains (`[integrity]`).
@@ -646,6 +673,7 @@ impl Config {
             integrity: IntegritySettings::resolve(file.integrity)?,
             limits: Limits::checked(file.limits.unwrap_or_default())?,
             subscriptions: file.subscriptions.unwrap_or_default(),
+            alerts: file.alerts.unwrap_or_default(),
             clock: crate::clock::Clock::default(),
         })
     }
@@ -670,6 +698,7 @@ impl Config {
             auth: None,
             limits: Limits::default(),
             subscriptions: SubscriptionSettings::default(),
+            alerts: AlertSettings::default(),
             tls: None,
             // Each test process keeps its own key and checkpoints, away from the tree.
             integrity: IntegritySettings::in_directory(

@@ -187,6 +187,43 @@ function Quarantine({ roles }) {
       </tr>`)}</tbody></table></div>`}`;
 }
 
+function Alerts({ roles }) {
+  const [data, error, reload] = usePolled("/dashboard/api/alerts", 5000);
+  const [outcome, setOutcome] = useState(null);
+  const mayAct = roles.length === 0 || ["operator", "quality", "admin"].some((r) => roles.includes(r));
+  const act = async (id, action) => {
+    setOutcome(null);
+    try {
+      const alert = await (await api(`/dashboard/api/alerts/${encodeURIComponent(id)}/${action}`, { method: "POST" })).json();
+      setOutcome({ ok: true, text: `${alert.rule}: ${alert.status}` });
+    } catch (err) {
+      setOutcome({ ok: false, text: err.message });
+    }
+    reload();
+  };
+  const alerts = data?.alerts || [];
+  return html`
+    <h2>Alerts</h2>
+    <${Problem} error=${error} />
+    ${outcome && html`<div class="notice ${outcome.ok ? "" : "error"}" data-testid="alert-outcome">${outcome.text}</div>`}
+    ${data && alerts.length === 0 && html`<p class="muted" data-testid="alerts-empty">No alerts.</p>`}
+    ${alerts.length > 0 && html`<div class="panel"><table data-testid="alerts">
+      <thead><tr><th>fired</th><th>rule</th><th>status</th><th>what</th><th>cleared</th><th></th></tr></thead>
+      <tbody>${alerts.map((a) => html`<tr key=${a.id} data-alert=${a.id}>
+        <td class="mono nowrap">${a.firedAt.replace("T", " ")}</td><td>${a.rule}</td>
+        <td class=${a.status === "open" ? "bad" : ""}>${a.status}${a.acknowledgedBy ? html`<div class="muted">ack: ${a.acknowledgedBy}</div>` : null}
+          ${a.resolvedBy ? html`<div class="muted">resolved: ${a.resolvedBy}</div>` : null}</td>
+        <td>${a.detail}</td><td class="mono nowrap">${a.clearedAt ? a.clearedAt.replace("T", " ") : html`<span class="bad">holds</span>`}</td>
+        <td style="white-space:nowrap">
+          <button disabled=${!mayAct || a.status !== "open"} onClick=${() => act(a.id, "acknowledge")}>Acknowledge</button>
+          ${" "}<button class="secondary" disabled=${!mayAct || a.status === "resolved"} onClick=${() => act(a.id, "resolve")}>Resolve</button></td>
+      </tr>`)}</tbody></table></div>`}
+    ${data?.rules && html`<div class="panel"><h2>Rules</h2><table data-testid="alert-rules">
+      <thead><tr><th>rule</th><th>kind</th><th>from</th><th>note</th></tr></thead>
+      <tbody>${data.rules.map((r) => html`<tr key=${r.name}><td>${r.name}</td><td>${r.definition?.kind}</td><td>${r.origin}</td>
+        <td class=${r.neverMatches ? "bad" : "muted"}>${r.neverMatches ? `never fires: ${r.neverMatches}` : r.definition?.description || ""}</td></tr>`)}</tbody></table></div>`}`;
+}
+
 function SearchBox({ initial, onSearch, label = "Trace", placeholder }) {
   const [text, setText] = useState(initial || "");
   useEffect(() => setText(initial || ""), [initial]);
@@ -270,7 +307,7 @@ function SignIn({ onDone }) {
       <input type="text" value=${token} onInput=${(e) => setToken(e.target.value)} placeholder="token" /><button>Sign in</button></form></div>`;
 }
 
-const PAGES = [["/", "Floor"], ["/quarantine", "Quarantine"], ["/search", "Search"], ["/recall", "Recall"], ["/integration", "Integration"]];
+const PAGES = [["/", "Floor"], ["/quarantine", "Quarantine"], ["/alerts", "Alerts"], ["/search", "Search"], ["/recall", "Recall"], ["/integration", "Integration"]];
 
 function App() {
   const route = useRoute();
@@ -285,6 +322,7 @@ function App() {
   let page;
   if (signIn) page = html`<${SignIn} onDone=${loadSession} />`;
   else if (route.path === "/quarantine") page = html`<${Quarantine} roles=${roles} />`;
+  else if (route.path === "/alerts") page = html`<${Alerts} roles=${roles} />`;
   else if (route.path === "/search") page = html`<${Search} id=${route.params.get("id")} />`;
   else if (route.path === "/recall") page = html`<${Recall} id=${route.params.get("id")} since=${route.params.get("since")} />`;
   else if (route.path === "/integration") page = html`<${Integration} />`;

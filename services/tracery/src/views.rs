@@ -218,3 +218,32 @@ pub fn posting(posting: &pb::Posting) -> Value {
            "attempts": posting.attempts, "error": posting.last_error,
            "created": time(posting.create_time.as_ref())})
 }
+
+/// An alert, for the dashboard and the CLI.
+pub fn alert(alert: &pb::Alert) -> Value {
+    let optional = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+    let when = |t: Option<&prost_types::Timestamp>| t.map(|t| time(Some(t)));
+    json!({
+        "id": alert.id,
+        "rule": alert.rule,
+        "status": alert.status,
+        "detail": alert.detail,
+        "eventID": optional(&alert.event_id),
+        "firedAt": time(alert.fired_at.as_ref()),
+        "clearedAt": when(alert.cleared_at.as_ref()),
+        "acknowledgedAt": when(alert.acknowledged_at.as_ref()),
+        "acknowledgedBy": optional(&alert.acknowledged_by),
+        "resolvedAt": when(alert.resolved_at.as_ref()),
+        "resolvedBy": optional(&alert.resolved_by),
+    })
+}
+
+/// An alert rule, with its definition as an object.
+pub fn alert_rule(rule: &pb::AlertRule) -> Value {
+    json!({
+        "name": rule.name,
+        "origin": rule.origin,
+        "definition": serde_json::from_str::<Value>(&rule.definition_json).unwrap_or(Value::Null),
+        "neverMatches": (!rule.never_matches.is_empty()).then(|| rule.never_matches.clone()),
+    })
+}

@@ -87,14 +87,14 @@ async fn capture_as(
         .results
 }
 
-struct Http {
+pub(crate) struct Http {
     base: String,
     client: reqwest::Client,
     token: Option<String>,
 }
 
 impl Http {
-    fn new(app: &TestApp, token: Option<String>) -> Self {
+    pub(crate) fn new(app: &TestApp, token: Option<String>) -> Self {
         Self {
             base: format!("http://{}", app.http_addr),
             client: reqwest::Client::new(),
@@ -109,14 +109,14 @@ impl Http {
         }
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.with(self.client.get(format!("{}{path}", self.base)))
             .send()
             .await
             .expect("answered")
     }
 
-    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> reqwest::Response {
         self.with(self.client.post(format!("{}{path}", self.base)))
             .json(&body)
             .send()
@@ -124,7 +124,7 @@ impl Http {
             .expect("answered")
     }
 
-    async fn json(&self, path: &str) -> Value {
+    pub(crate) async fn json(&self, path: &str) -> Value {
         let response = self.get(path).await;
         assert_eq!(response.status(), 200, "GET {path}");
         response.json().await.expect("JSON")
@@ -459,4 +459,87 @@ async fn a_recall_of_25000_units_downloads_as_a_csv_of_25000_rows() {
     // Genealogy names units by their Digital Link.
     let last = format!("https://id.gs1.org/01/04012345111118/21/{UNITS}");
     assert!(units.contains(last.as_str()), "{last}");
+}
+
+/// The alerts view: who watches the plant sees alerts; who runs it acknowledges and
+/// resolves them, as themselves, and each action is in the audit trail under them.
+#[tokio::test]
+async fn people_acknowledge_and_resolve_alerts_on_the_dashboard_under_their_names() {
+    let provider = Provider::new();
+    let settings = provider.settings();
+    let app = TestApp::spawn_with(|config| {
+        config.auth = Some(settings);
+        config.alerts = toml::from_str(
+            "[[rules]]\nname = \"non-conformant\"\nkind = \"match\"\n\
+             query = { EQ_disposition = \"non_conformant\" }\nwindow_secs = 600\n",
+        )
+        .expect("rules");
+    })
+    .await
+    .expect("suite starts");
+    let inspector = provider.token(&["quality"], &[PLANT]);
+    capture_as(&app, line_events(), Some(&inspector)).await;
+    let quality = Http::new(&app, Some(inspector));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let alert = loop {
+        let view = quality.json("/dashboard/api/alerts").await;
+        if let Some(alert) = view["alerts"].as_array().and_then(|a| a.first()).cloned() {
+            assert_eq!(view["rules"][0]["name"], "non-conformant", "{view}");
+            break alert;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no alert: {view}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(alert["rule"], "non-conformant");
+    assert_eq!(alert["status"], "open");
+    let id = alert["id"].as_str().expect("an id").to_owned();
+
+    let planner = Http::new(&app, Some(provider.token(&["planner"], &[PLANT])));
+    assert_eq!(planner.get("/dashboard/api/alerts").await.status(), 200);
+    let refused = planner
+        .post(
+            &format!("/dashboard/api/alerts/{id}/acknowledge"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.status(), 403, "a planner watches, does not act");
+    let follower = Http::new(&app, Some(provider.token(&["integration"], &[PLANT])));
+    assert_eq!(follower.get("/dashboard/api/alerts").await.status(), 403);
+
+    let acknowledged = quality
+        .post(
+            &format!("/dashboard/api/alerts/{id}/acknowledge"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(acknowledged.status(), 200);
+    let acknowledged: Value = acknowledged.json().await.expect("JSON");
+    assert_eq!(acknowledged["status"], "acknowledged");
+    assert_eq!(acknowledged["acknowledgedBy"], "alice@acme.example");
+    let resolved: Value = quality
+        .post(&format!("/dashboard/api/alerts/{id}/resolve"), json!({}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(resolved["resolvedBy"], "alice@acme.example");
+    assert!(
+        resolved["clearedAt"].is_null(),
+        "the condition still holds: {resolved}"
+    );
+
+    let audit = app.audit_log().await.expect("audit log");
+    for action in [
+        "POST /dashboard/api/alerts/{id}/acknowledge",
+        "POST /dashboard/api/alerts/{id}/resolve",
+    ] {
+        assert!(
+            audit
+                .iter()
+                .any(|(subject, a, _, _)| subject == "alice@acme.example" && a == action),
+            "{action}: {audit:?}"
+        );
+    }
+    app.stop().await.expect("stops");
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests over the real suite (see `tracery_e2e::TestApp`).
 
+mod alerts;
 mod archive;
 mod auth;
 mod bad_input;

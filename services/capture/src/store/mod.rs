@@ -130,6 +130,7 @@ mod migration {
             RecordVocabulary = "m0021_capture_vocabulary",
             CreateMasterData = "m0022_capture_master_data",
             KeyMasterDataCanonically = "m0023_capture_master_data_canonical_ids",
+            CreateAlerts = "m0024_capture_alerts",
         }
     }
 
@@ -364,6 +365,13 @@ mod migration {
     impl MigrationTrait for KeyMasterDataCanonically {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             super::master_data::rekey_canonically(manager.get_connection()).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateAlerts {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            crate::alerts::store::create_tables(manager).await
         }
     }
 

@@ -173,6 +173,29 @@ pub async fn list_open(
         .collect())
 }
 
+/// Up to `limit` entries (of any status) that arrived after the entry `after` and not
+/// before `since`, oldest first: what arrived since a reader last looked.
+pub async fn arrived_since(
+    conn: &impl ConnectionTrait,
+    after: Option<&str>,
+    since: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Entry>, CaptureError> {
+    let mut query = entry::Entity::find()
+        .filter(entry::Column::ReceivedAt.gte(since))
+        .order_by_asc(entry::Column::Id);
+    if let Some(after) = after {
+        query = query.filter(entry::Column::Id.gt(after));
+    }
+    Ok(query
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(to_entry)
+        .collect())
+}
+
 /// Replaces the payload and reasons of an open entry after a failed resubmission.
 pub async fn update(
     conn: &impl ConnectionTrait,

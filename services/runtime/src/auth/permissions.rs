@@ -29,11 +29,35 @@ const LOOKUP: &[Role] = &[Operator, Planner, Quality, Admin];
 const ORDERS: &[Role] = &[Integration, Planner, Quality, Admin];
 const BOM_CHECK: &[Role] = &[Integration, Operator, Quality];
 const AUDIT: &[Role] = &[Quality, Admin];
+/// Alerts are for everyone who watches the plant; acting on one for those who run it.
+const ALERTS: &[Role] = &[Operator, Planner, Quality, Admin];
+const ALERT_ACTIONS: &[Role] = &[Operator, Quality, Admin];
 /// The dashboard overview: the live feed ([`FOLLOW`]) or the floor and quarantine ([`READ`]).
 const OVERVIEW: &[Role] = &[Integration, Planner, Quality, Admin];
 
 /// gRPC methods by path (`/package.Service/Method`).
 pub const GRPC: &[(&str, Access)] = &[
+    (
+        "/tracery.v1.AlertService/PutAlertRule",
+        Access::Roles(ADMIN),
+    ),
+    (
+        "/tracery.v1.AlertService/DeleteAlertRule",
+        Access::Roles(ADMIN),
+    ),
+    (
+        "/tracery.v1.AlertService/ListAlertRules",
+        Access::Roles(ALERTS),
+    ),
+    ("/tracery.v1.AlertService/ListAlerts", Access::Roles(ALERTS)),
+    (
+        "/tracery.v1.AlertService/AcknowledgeAlert",
+        Access::Roles(ALERT_ACTIONS),
+    ),
+    (
+        "/tracery.v1.AlertService/ResolveAlert",
+        Access::Roles(ALERT_ACTIONS),
+    ),
     ("/tracery.v1.CaptureService/Capture", Access::Roles(CAPTURE)),
     (
         "/tracery.v1.CaptureService/CaptureStream",
@@ -211,6 +235,10 @@ pub const GRPC: &[(&str, Access)] = &[
 /// The methods and routes that change state: each call let through is written to the
 /// audit trail first.
 pub const WRITES: &[&str] = &[
+    "/tracery.v1.AlertService/PutAlertRule",
+    "/tracery.v1.AlertService/DeleteAlertRule",
+    "/tracery.v1.AlertService/AcknowledgeAlert",
+    "/tracery.v1.AlertService/ResolveAlert",
     "/tracery.v1.CaptureService/Capture",
     "/tracery.v1.CaptureService/CaptureStream",
     "/tracery.v1.CaptureService/ResubmitQuarantined",
@@ -231,6 +259,8 @@ pub const WRITES: &[&str] = &[
     "DELETE /queries/{query_name}/subscriptions/{subscription_id}",
     "POST /dashboard/api/quarantine/{id}/resubmit",
     "POST /dashboard/api/quarantine/{id}/discard",
+    "POST /dashboard/api/alerts/{id}/acknowledge",
+    "POST /dashboard/api/alerts/{id}/resolve",
 ];
 
 /// Whether a call of `action` (a method path, or `METHOD /route`) is audited.
@@ -326,6 +356,17 @@ pub const REST: &[(&str, &str, Access)] = &[
         "/dashboard/api/integration",
         Access::Roles(SYNC_READ),
     ),
+    ("GET", "/dashboard/api/alerts", Access::Roles(ALERTS)),
+    (
+        "POST",
+        "/dashboard/api/alerts/{id}/acknowledge",
+        Access::Roles(ALERT_ACTIONS),
+    ),
+    (
+        "POST",
+        "/dashboard/api/alerts/{id}/resolve",
+        Access::Roles(ALERT_ACTIONS),
+    ),
 ];
 
 /// A part of a dashboard answer, and the gRPC method whose data it shows.
@@ -390,6 +431,24 @@ pub const DASHBOARD: &[(&str, &str, &[ViewPart])] = &[
                 "/tracery.v1.IntegrationService/ListPostings",
             ),
         ],
+    ),
+    (
+        "GET",
+        "/dashboard/api/alerts",
+        &[
+            ("alerts", "/tracery.v1.AlertService/ListAlerts"),
+            ("rules", "/tracery.v1.AlertService/ListAlertRules"),
+        ],
+    ),
+    (
+        "POST",
+        "/dashboard/api/alerts/{id}/acknowledge",
+        &[("alert", "/tracery.v1.AlertService/AcknowledgeAlert")],
+    ),
+    (
+        "POST",
+        "/dashboard/api/alerts/{id}/resolve",
+        &[("alert", "/tracery.v1.AlertService/ResolveAlert")],
     ),
 ];
 

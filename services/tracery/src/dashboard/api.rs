@@ -14,8 +14,8 @@ use prost::Message as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracery_proto::v1::{
-    self as pb, capture_service_client::CaptureServiceClient,
-    genealogy_service_client::GenealogyServiceClient,
+    self as pb, alert_service_client::AlertServiceClient,
+    capture_service_client::CaptureServiceClient, genealogy_service_client::GenealogyServiceClient,
     integration_service_client::IntegrationServiceClient,
 };
 use tracery_runtime::{
@@ -44,6 +44,12 @@ pub fn router(state: State) -> Router {
         .route("/dashboard/api/quarantine/{id}/resubmit", post(resubmit))
         .route("/dashboard/api/quarantine/{id}/discard", post(discard))
         .route("/dashboard/api/integration", get(integration))
+        .route("/dashboard/api/alerts", get(alerts))
+        .route(
+            "/dashboard/api/alerts/{id}/acknowledge",
+            post(acknowledge_alert),
+        )
+        .route("/dashboard/api/alerts/{id}/resolve", post(resolve_alert))
         .with_state(state)
 }
 
@@ -118,6 +124,12 @@ type Answer = Result<Json<Value>, Problem>;
 
 fn capture(state: &State) -> Result<CaptureServiceClient<PeerChannel>, Problem> {
     Ok(CaptureServiceClient::new(
+        state.peers.channel(ServiceKey::Capture)?,
+    ))
+}
+
+fn alert_client(state: &State) -> Result<AlertServiceClient<PeerChannel>, Problem> {
+    Ok(AlertServiceClient::new(
         state.peers.channel(ServiceKey::Capture)?,
     ))
 }
@@ -514,4 +526,76 @@ async fn integration(Shared(state): Shared<State>) -> Answer {
         "runs": runs.iter().take(20).map(views::sync_run).collect::<Vec<_>>(),
         "deadLetterPostings": dead.iter().map(views::posting).collect::<Vec<_>>(),
     })))
+}
+
+/// Alerts, open ones first then the latest resolved, and the rules (each part for those
+/// who may see it).
+async fn alerts(Shared(state): Shared<State>, principal: Option<Extension<Principal>>) -> Answer {
+    let principal = principal.map(|Extension(p)| p);
+    let hidden = permissions::hidden_parts(principal.as_ref(), "GET", "/dashboard/api/alerts");
+    let mut answer = serde_json::Map::new();
+    let mut client = alert_client(&state)?;
+    if !hidden.contains(&"alerts") {
+        let alerts = client
+            .list_alerts(pb::ListAlertsRequest {
+                include_resolved: true,
+                page: page(200),
+            })
+            .await?
+            .into_inner()
+            .alerts;
+        answer.insert("alerts".into(), alerts.iter().map(views::alert).collect());
+    }
+    if !hidden.contains(&"rules") {
+        let rules = client
+            .list_alert_rules(pb::ListAlertRulesRequest {})
+            .await?
+            .into_inner()
+            .rules;
+        answer.insert(
+            "rules".into(),
+            rules.iter().map(views::alert_rule).collect(),
+        );
+    }
+    Ok(Json(Value::Object(answer)))
+}
+
+/// The person behind a dashboard call, for the alert's record (the call itself is in
+/// the audit trail under them).
+fn person(principal: Option<Extension<Principal>>) -> String {
+    principal.map_or_else(String::new, |Extension(p)| p.subject)
+}
+
+async fn acknowledge_alert(
+    Shared(state): Shared<State>,
+    principal: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> Answer {
+    let request = pb::AlertActionRequest {
+        id,
+        on_behalf_of: person(principal),
+    };
+    let alert = alert_client(&state)?
+        .acknowledge_alert(request)
+        .await?
+        .into_inner()
+        .alert;
+    Ok(Json(alert.as_ref().map_or(Value::Null, views::alert)))
+}
+
+async fn resolve_alert(
+    Shared(state): Shared<State>,
+    principal: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> Answer {
+    let request = pb::AlertActionRequest {
+        id,
+        on_behalf_of: person(principal),
+    };
+    let alert = alert_client(&state)?
+        .resolve_alert(request)
+        .await?
+        .into_inner()
+        .alert;
+    Ok(Json(alert.as_ref().map_or(Value::Null, views::alert)))
 }
