@@ -196,8 +196,17 @@ impl TestApp {
     /// Starts a second instance of the suite on this app's database, as another replica
     /// would run in a deployment.
     pub async fn spawn_replica(&self) -> anyhow::Result<Self> {
+        self.spawn_replica_with(|_| {}).await
+    }
+
+    /// [`Self::spawn_replica`] with `configure` applied to its config.
+    pub async fn spawn_replica_with(
+        &self,
+        configure: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         let mut config = Config::for_tests(&self.database_url);
         config.integrity = self.integrity.clone();
+        configure(&mut config);
         Self::start(config, None).await
     }
 

@@ -540,3 +540,78 @@ async fn a_malformed_rule_is_refused_naming_the_field_and_one_that_cannot_fire_i
         "{err}"
     );
 }
+
+fn one_rule(window_secs: u32) -> tracery_runtime::config::AlertSettings {
+    toml::from_str(&format!(
+        "[[rules]]\nname = \"non-conformant\"\nkind = \"match\"\n\
+         query = {{ EQ_disposition = \"non_conformant\" }}\nwindow_secs = {window_secs}\n"
+    ))
+    .expect("rules")
+}
+
+fn non_conformant(numbers: std::ops::Range<u32>) -> Vec<Value> {
+    numbers
+        .map(|n| event(n, 1, json!({"disposition": "non_conformant"})))
+        .collect()
+}
+
+/// Two replicas evaluate the same rule over the same store, both seeing its condition
+/// start: the one-episode decision is taken where the alert is written, so there is one.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_that_both_see_an_episode_raise_one_alert() {
+    let app = TestApp::spawn_with(|config| config.alerts = one_rule(600))
+        .await
+        .expect("suite starts");
+    let replica = app
+        .spawn_replica_with(|config| config.alerts = one_rule(600))
+        .await
+        .expect("replica starts");
+    let (first, second) = (Client::new(&app), Client::new(&replica));
+    for round in 0..5 {
+        let numbers = round * 10..round * 10 + 5;
+        let (left, right) = (
+            document(non_conformant(numbers.clone())),
+            document(non_conformant(numbers.start + 5..numbers.end + 5)),
+        );
+        let (a, b) = tokio::join!(
+            first.post("/capture", &left, &[]),
+            second.post("/capture", &right, &[]),
+        );
+        assert_eq!(
+            (a.status(), b.status()),
+            (StatusCode::ACCEPTED, StatusCode::ACCEPTED)
+        );
+    }
+    let mut alerts = AlertServiceClient::new(app.channel.clone());
+    alerts_until(&mut alerts, "the alert", |a| !a.is_empty()).await;
+    // Both evaluators have looked at the condition more than once by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let raised = all_alerts(&mut alerts).await;
+    assert_eq!(raised.len(), 1, "{raised:#?}");
+    replica.stop().await.expect("replica stops");
+    app.stop().await.expect("stops");
+}
+
+/// A restart in the middle of an episode neither raises it again nor forgets to resolve
+/// it: the evaluator rebuilds its window from the store and finds the open episode there.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_episode_survives_a_restart_once_and_resolves_after_it() {
+    let app = TestApp::spawn_with(|config| config.alerts = one_rule(4))
+        .await
+        .expect("suite starts");
+    let accepted = Client::new(&app)
+        .post("/capture", &document(non_conformant(1..3)), &[])
+        .await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let mut alerts = AlertServiceClient::new(app.channel.clone());
+    alerts_until(&mut alerts, "the alert", |a| !a.is_empty()).await;
+
+    let app = app.restart().await.expect("restarts");
+    let mut alerts = AlertServiceClient::new(app.channel.clone());
+    let ended = alerts_until(&mut alerts, "the episode to end", |a| {
+        a.iter().all(|alert| alert.cleared_at.is_some())
+    })
+    .await;
+    assert_eq!(ended.len(), 1, "{ended:#?}");
+    app.stop().await.expect("stops");
+}
