@@ -158,19 +158,8 @@ pub async fn list_open(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<Entry>, CaptureError> {
-    let mut query = entry::Entity::find()
-        .filter(entry::Column::Status.eq(OPEN))
-        .order_by_asc(entry::Column::Id);
-    if let Some(after) = after {
-        query = query.filter(entry::Column::Id.gt(after));
-    }
-    Ok(query
-        .limit(limit)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(to_entry)
-        .collect())
+    let open = entry::Entity::find().filter(entry::Column::Status.eq(OPEN));
+    in_arrival_order(conn, open, after, limit).await
 }
 
 /// Up to `limit` entries (of any status) that arrived after the entry `after` and not
@@ -181,13 +170,22 @@ pub async fn arrived_since(
     since: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<Entry>, CaptureError> {
-    let mut query = entry::Entity::find()
-        .filter(entry::Column::ReceivedAt.gte(since))
-        .order_by_asc(entry::Column::Id);
+    let recent = entry::Entity::find().filter(entry::Column::ReceivedAt.gte(since));
+    in_arrival_order(conn, recent, after, limit).await
+}
+
+/// Up to `limit` of the entries `select` finds after the entry `after`, oldest first.
+async fn in_arrival_order(
+    conn: &impl ConnectionTrait,
+    select: sea_orm::Select<entry::Entity>,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Entry>, CaptureError> {
+    let mut select = select.order_by_asc(entry::Column::Id);
     if let Some(after) = after {
-        query = query.filter(entry::Column::Id.gt(after));
+        select = select.filter(entry::Column::Id.gt(after));
     }
-    Ok(query
+    Ok(select
         .limit(limit)
         .all(conn)
         .await?

@@ -571,16 +571,7 @@ async fn acknowledge_alert(
     principal: Option<Extension<Principal>>,
     Path(id): Path<String>,
 ) -> Answer {
-    let request = pb::AlertActionRequest {
-        id,
-        on_behalf_of: person(principal),
-    };
-    let alert = alert_client(&state)?
-        .acknowledge_alert(request)
-        .await?
-        .into_inner()
-        .alert;
-    Ok(Json(alert.as_ref().map_or(Value::Null, views::alert)))
+    act_on_alert(&state, principal, id, AlertAction::Acknowledge).await
 }
 
 async fn resolve_alert(
@@ -588,14 +579,30 @@ async fn resolve_alert(
     principal: Option<Extension<Principal>>,
     Path(id): Path<String>,
 ) -> Answer {
+    act_on_alert(&state, principal, id, AlertAction::Resolve).await
+}
+
+enum AlertAction {
+    Acknowledge,
+    Resolve,
+}
+
+/// Acknowledges or resolves alert `id` for the person behind the call.
+async fn act_on_alert(
+    state: &State,
+    principal: Option<Extension<Principal>>,
+    id: String,
+    action: AlertAction,
+) -> Answer {
     let request = pb::AlertActionRequest {
         id,
         on_behalf_of: person(principal),
     };
-    let alert = alert_client(&state)?
-        .resolve_alert(request)
-        .await?
-        .into_inner()
-        .alert;
+    let mut client = alert_client(state)?;
+    let answer = match action {
+        AlertAction::Acknowledge => client.acknowledge_alert(request).await?,
+        AlertAction::Resolve => client.resolve_alert(request).await?,
+    };
+    let alert = answer.into_inner().alert;
     Ok(Json(alert.as_ref().map_or(Value::Null, views::alert)))
 }
