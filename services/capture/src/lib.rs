@@ -29,6 +29,7 @@ pub mod event_admission;
 pub mod grpc;
 pub mod mqtt;
 pub mod query_language;
+pub mod query_schedule;
 pub mod rest;
 pub mod roles;
 pub mod scan;

@@ -21,6 +21,7 @@ use tracery_runtime::config::SubscriptionSettings;
 use crate::{
     domain::CaptureError,
     query_language::{definition_params, query_document, selection},
+    query_schedule::QuerySchedule,
     store::{
         EventQuery, EventStore, named_queries,
         subscriptions::{self, Subscription},
@@ -53,6 +54,14 @@ pub struct Webhooks {
     http: reqwest::Client,
     /// This replica, as it holds leases.
     holder: String,
+    /// The zone of scheduled subscriptions' schedules.
+    zone: chrono_tz::Tz,
+}
+
+/// The zone of schedules named `name` (`[subscriptions] schedule_zone`, checked when the
+/// suite starts).
+pub fn schedule_zone(name: &str) -> chrono_tz::Tz {
+    name.parse().unwrap_or(chrono_tz::Tz::UTC)
 }
 
 impl Webhooks {
@@ -62,11 +71,18 @@ impl Webhooks {
             // A receiver's redirect is not followed: the subscriber named where to deliver.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let zone = settings.schedule_zone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "subscriptions.schedule_zone: `{}` is not an IANA time zone (Europe/Berlin, UTC, ...)",
+                settings.schedule_zone
+            )
+        })?;
         Ok(Self {
             store,
             settings,
             http,
             holder: uuid::Uuid::now_v7().to_string(),
+            zone,
         })
     }
 
@@ -134,14 +150,16 @@ impl Webhooks {
             return subscriptions::delete_orphan(db, &subscription.id).await;
         };
         let mut cursor = subscription.cursor;
+        let mut delivered = false;
         while !shutdown.is_cancelled() {
             let rows = self
                 .store
                 .query(&query, cursor, self.settings.batch_events.max(1))
                 .await?;
             let Some(last) = rows.last().map(|row| row.sequence) else {
-                return Ok(());
+                return self.caught_up(&subscription, delivered).await;
             };
+            delivered = true;
             let events = rows
                 .iter()
                 .map(|row| tracery_epcis::json::event_to_json(&row.event))
@@ -169,6 +187,33 @@ impl Webhooks {
             cursor = last;
         }
         Ok(())
+    }
+
+    /// The end of a run that delivered everything: a scheduled subscription reports an
+    /// empty result if it asked to and nothing came, and is set to run next.
+    async fn caught_up(
+        &self,
+        subscription: &Subscription,
+        delivered: bool,
+    ) -> Result<(), CaptureError> {
+        let Some(schedule) = &subscription.schedule else {
+            return Ok(());
+        };
+        if subscription.report_if_empty && !delivered {
+            let empty =
+                query_document(&subscription.query_name, Some(&subscription.id), Vec::new());
+            if let Err(reason) = self.post(subscription, &empty).await {
+                return self.failed(subscription, &reason).await;
+            }
+        }
+        let schedule = serde_json::from_str(schedule)
+            .ok()
+            .and_then(|schedule| QuerySchedule::read(&schedule).ok());
+        // Read when it was made; a schedule with no next run is left to rest a year.
+        let next = schedule
+            .and_then(|schedule| schedule.next_after(Utc::now(), self.zone))
+            .unwrap_or_else(|| Utc::now() + TimeDelta::days(365));
+        subscriptions::schedule_next(self.store.db(), &subscription.id, &self.holder, next).await
     }
 
     /// POSTs `document` to the subscriber; `Err` says why it was not acknowledged.

@@ -289,6 +289,8 @@ pub struct SubscriptionSettings {
     /// Longest wait between attempts at a failing receiver: the wait starts at one second
     /// and doubles up to this.
     pub max_retry_secs: u64,
+    /// The time zone of scheduled subscriptions' `schedule` (an IANA zone, `Europe/Berlin`).
+    pub schedule_zone: String,
 }
 
 impl Default for SubscriptionSettings {
@@ -298,6 +300,7 @@ impl Default for SubscriptionSettings {
             batch_events: 100,
             timeout_secs: 10,
             max_retry_secs: 300,
+            schedule_zone: "UTC".to_owned(),
         }
     }
 }

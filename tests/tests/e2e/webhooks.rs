@@ -260,8 +260,20 @@ async fn a_subscription_that_could_not_deliver_is_refused_with_the_field_named()
         ),
         (json!({"dest": receiver.url()}), "stream"),
         (
-            json!({"dest": receiver.url(), "schedule": {"hour": "1"}}),
+            json!({"dest": receiver.url(), "schedule": {"hour": "25"}}),
+            "schedule.hour",
+        ),
+        (
+            json!({"dest": receiver.url(), "schedule": {"dayOfMonth": "30", "month": "2"}}),
             "schedule",
+        ),
+        (
+            json!({"dest": receiver.url(), "stream": true, "schedule": {"hour": "1"}}),
+            "schedule",
+        ),
+        (
+            json!({"dest": receiver.url(), "stream": true, "reportIfEmpty": true}),
+            "reportIfEmpty",
         ),
         (
             json!({"dest": receiver.url(), "stream": true, "sign": "x"}),
@@ -451,5 +463,57 @@ async fn subscribing_while_the_query_is_deleted_leaves_no_subscription_behind() 
             "round {round}: no subscription outlives its query"
         );
     }
+    app.stop().await.expect("clean stop");
+}
+
+/// A scheduled subscription (here every second) delivers what its query matched since
+/// its last run; one with `reportIfEmpty` reports an empty result when nothing did.
+#[tokio::test]
+async fn a_scheduled_subscription_delivers_at_its_times_and_reports_empty_runs_if_asked() {
+    let receiver = Receiver::start().await;
+    let app = suite().await;
+    let client = Client::new(&app);
+    for (name, step) in [("received", "receiving"), ("destroyed", "destroying")] {
+        let definition = json!({"name": name, "query": {"EQ_bizStep": [step]}});
+        let created = client.post("/queries", &definition, &[]).await;
+        assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    }
+    let every_second = json!({"second": "[0-59]"});
+    let scheduled = client
+        .post(
+            "/queries/received/subscriptions",
+            &json!({"dest": receiver.url(), "signatureToken": TOKEN, "schedule": every_second}),
+            &[],
+        )
+        .await;
+    assert_eq!(scheduled.status(), reqwest::StatusCode::CREATED);
+    let shown: Value = scheduled.json().await.expect("JSON");
+    assert_eq!(shown["stream"], false, "{shown}");
+    assert_eq!(shown["schedule"], every_second, "{shown}");
+    assert!(shown["nextRunAt"].is_string(), "{shown}");
+
+    let expected = capture_received(&client, 1..=2).await;
+    receiver
+        .until("the scheduled run", |r| r.event_ids() == expected)
+        .await;
+
+    let empty_runs = client
+        .post(
+            "/queries/destroyed/subscriptions",
+            &json!({"dest": receiver.url(), "schedule": every_second, "reportIfEmpty": true}),
+            &[],
+        )
+        .await;
+    assert_eq!(empty_runs.status(), reqwest::StatusCode::CREATED);
+    receiver
+        .until("an empty report", |r| {
+            r.acknowledged().iter().any(|(body, _)| {
+                let document: Value = serde_json::from_slice(body).expect("JSON");
+                document["epcisBody"]["queryResults"]["queryName"] == "destroyed"
+                    && event_ids(&document).is_empty()
+            })
+        })
+        .await;
+    assert_eq!(receiver.event_ids(), expected, "each event once");
     app.stop().await.expect("clean stop");
 }

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     query_language::Refusal,
+    query_schedule::QuerySchedule,
     store::{
         named_queries,
         subscriptions::{self, Subscription},
@@ -54,6 +55,9 @@ struct Request {
     dest: reqwest::Url,
     signature_token: Option<String>,
     initial_record_time: Option<DateTime<Utc>>,
+    /// A scheduled subscription's schedule, as given and as read.
+    schedule: Option<(Value, QuerySchedule)>,
+    report_if_empty: bool,
 }
 
 fn string_field<'a>(body: &'a Value, field: &str, most: usize) -> Result<Option<&'a str>, Refusal> {
@@ -76,18 +80,7 @@ fn request(body: &Value, allow_plain_http: bool) -> Result<Request, Refusal> {
             format!("`{unknown}` is not a subscription field"),
         ));
     }
-    if object.contains_key("schedule") {
-        return Err(refuse(
-            "schedule",
-            "scheduled subscriptions are not served yet; subscribe with \"stream\": true",
-        ));
-    }
-    if object.get("stream") != Some(&Value::Bool(true)) {
-        return Err(refuse(
-            "stream",
-            "a subscription without a schedule must say \"stream\": true",
-        ));
-    }
+    let (schedule, report_if_empty) = delivery_mode(object)?;
     let dest = string_field(body, "dest", MAX_DEST_CHARS)?
         .ok_or_else(|| refuse("dest", "the URL deliveries go to is required"))?;
     let dest = destination(dest, allow_plain_http)?;
@@ -108,7 +101,45 @@ fn request(body: &Value, allow_plain_http: bool) -> Result<Request, Refusal> {
         dest,
         signature_token,
         initial_record_time,
+        schedule,
+        report_if_empty,
     })
+}
+
+/// When deliveries go: as events come (`"stream": true`), or on a `schedule` (with
+/// `reportIfEmpty`); one of the two.
+fn delivery_mode(
+    object: &serde_json::Map<String, Value>,
+) -> Result<(Option<(Value, QuerySchedule)>, bool), Refusal> {
+    let stream = match object.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => *stream,
+        Some(_) => return Err(refuse("stream", "must be true or false")),
+    };
+    let report_if_empty = match object.get("reportIfEmpty") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(report)) => *report,
+        Some(_) => return Err(refuse("reportIfEmpty", "must be true or false")),
+    };
+    match object.get("schedule").filter(|s| !s.is_null()) {
+        Some(_) if stream => Err(refuse(
+            "schedule",
+            "a subscription streams or runs on a schedule, not both",
+        )),
+        Some(schedule) => Ok((
+            Some((schedule.clone(), QuerySchedule::read(schedule)?)),
+            report_if_empty,
+        )),
+        None if !stream => Err(refuse(
+            "stream",
+            "a subscription without a schedule must say \"stream\": true",
+        )),
+        None if report_if_empty => Err(refuse(
+            "reportIfEmpty",
+            "applies to scheduled subscriptions: a stream reports each event",
+        )),
+        None => Ok((None, false)),
+    }
 }
 
 /// `dest` as a URL deliveries can go to: `https://` (or `http://` where allowed) with a
@@ -170,6 +201,7 @@ fn shown(subscription: &Subscription) -> Value {
         "queryName": subscription.query_name,
         "dest": subscription.dest,
         "stream": subscription.stream,
+        "reportIfEmpty": subscription.report_if_empty,
         "createdAt": timestamp(subscription.created_at),
         "initialRecordTime": timestamp(subscription.initial_record_time),
         "deliveryFailures": subscription.failures,
@@ -179,6 +211,12 @@ fn shown(subscription: &Subscription) -> Value {
     }
     if let Some(error) = &subscription.last_error {
         shown["lastDeliveryError"] = json!(error);
+    }
+    if let Some(schedule) = &subscription.schedule {
+        shown["schedule"] = serde_json::from_str(schedule).unwrap_or(Value::Null);
+        if let Some(next) = subscription.next_attempt_at {
+            shown["nextRunAt"] = json!(timestamp(next));
+        }
     }
     shown
 }
@@ -222,19 +260,28 @@ pub(super) async fn create(
         return refusal.problem_json(CONTROLS_EXCEPTION);
     }
     let now = rest.intake.policy().clock.now();
+    let first_run = match &request.schedule {
+        Some((_, schedule)) => match first_run(schedule, &rest.subscriptions.schedule_zone, now) {
+            Ok(at) => Some(at),
+            Err(refusal) => return refusal.problem_json(CONTROLS_EXCEPTION),
+        },
+        None => None,
+    };
     let subscription = Subscription {
         id: uuid::Uuid::now_v7().to_string(),
         query_name: query_name.clone(),
         dest: request.dest.to_string(),
         signature_token: request.signature_token,
-        stream: true,
+        stream: request.schedule.is_none(),
+        schedule: request.schedule.map(|(given, _)| given.to_string()),
+        report_if_empty: request.report_if_empty,
         initial_record_time: request.initial_record_time.unwrap_or(now),
         created_at: now,
         created_by: caller.principal.map(|p| p.subject),
         cursor: 0,
         last_notified_at: None,
         failures: 0,
-        next_attempt_at: None,
+        next_attempt_at: first_run,
         last_error: None,
         lease_holder: None,
         lease_until: None,
@@ -251,6 +298,22 @@ pub(super) async fn create(
         Ok(false) => no_such_query(&query_name),
         Err(err) => from_error(err),
     }
+}
+
+/// The first run of `schedule` after `now` in `zone`; a schedule that never runs is
+/// refused.
+fn first_run(
+    schedule: &QuerySchedule,
+    zone: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, Refusal> {
+    let zone = crate::webhooks::schedule_zone(zone);
+    schedule.next_after(now, zone).ok_or_else(|| {
+        refuse(
+            "schedule",
+            "names no time in the next five years: it would never run",
+        )
+    })
 }
 
 /// `GET /queries/{queryName}/subscriptions`: a page at a time, in creation order.

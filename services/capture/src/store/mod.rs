@@ -131,6 +131,7 @@ mod migration {
             CreateMasterData = "m0022_capture_master_data",
             KeyMasterDataCanonically = "m0023_capture_master_data_canonical_ids",
             CreateAlerts = "m0024_capture_alerts",
+            ScheduleSubscriptions = "m0025_capture_scheduled_subscriptions",
         }
     }
 
@@ -365,6 +366,30 @@ mod migration {
     impl MigrationTrait for KeyMasterDataCanonically {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             super::master_data::rekey_canonically(manager.get_connection()).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for ScheduleSubscriptions {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::subscriptions::subscription::{Column, Entity};
+            // One column per statement: SQLite adds one at a time.
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Entity)
+                        .add_column(text_null(Column::Schedule))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Entity)
+                        .add_column(boolean(Column::ReportIfEmpty).default(false))
+                        .to_owned(),
+                )
+                .await
         }
     }
 

@@ -31,8 +31,12 @@ pub mod subscription {
         pub dest: String,
         /// The receiver's secret, the HMAC-SHA256 key of `GS1-Signature` (never shown).
         pub signature_token: Option<String>,
-        /// Events are delivered as they are captured (the only mode served today).
+        /// Events are delivered as they are captured (rather than on a schedule).
         pub stream: bool,
+        /// The `schedule` of a scheduled subscription, as JSON.
+        pub schedule: Option<String>,
+        /// A scheduled run with no new events still POSTs (an empty result).
+        pub report_if_empty: bool,
         /// Events recorded before this are not delivered.
         pub initial_record_time: ChronoDateTimeUtc,
         pub created_at: ChronoDateTimeUtc,
@@ -43,7 +47,8 @@ pub mod subscription {
         pub last_notified_at: Option<ChronoDateTimeUtc>,
         /// Failed attempts since the last acknowledged one.
         pub failures: i32,
-        /// No attempt before this (backoff after failures).
+        /// No attempt before this: the backoff after failures, or a scheduled
+        /// subscription's next run.
         pub next_attempt_at: Option<ChronoDateTimeUtc>,
         /// Why the last attempt failed.
         pub last_error: Option<String>,
@@ -219,6 +224,22 @@ pub async fn record_failure(
         .col_expr(Column::Failures, Expr::value(failures))
         .col_expr(Column::NextAttemptAt, Expr::value(next_attempt_at))
         .col_expr(Column::LastError, Expr::value(error))
+        .filter(Column::Id.eq(id))
+        .filter(Column::LeaseHolder.eq(holder))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Sets when scheduled subscription `id` runs next (after a run, while `holder` holds it).
+pub async fn schedule_next(
+    db: &DatabaseConnection,
+    id: &str,
+    holder: &str,
+    next_run: DateTime<Utc>,
+) -> Result<(), CaptureError> {
+    Entity::update_many()
+        .col_expr(Column::NextAttemptAt, Expr::value(next_run))
         .filter(Column::Id.eq(id))
         .filter(Column::LeaseHolder.eq(holder))
         .exec(db)
