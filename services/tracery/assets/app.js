@@ -278,8 +278,8 @@ function Recall({ id, since }) {
       <div class="cards"><div class="card"><div class="value" data-testid="recall-total">${data.total}</div><div class="label">affected items${data.truncated ? " (truncated)" : ""}</div></div>
         <div class="card"><button onClick=${download} data-testid="csv">Download CSV</button></div></div>
       <div class="grid">${groups("By location", data.byLocation)}${groups("By disposition", data.byDisposition)}${groups("By custodian", data.byCustodian)}${groups("By container", data.byContainer)}</div>
-      <h2>Items</h2><div class="panel"><table><thead><tr><th>id</th><th>kind</th><th>container</th><th>location</th><th>disposition</th><th>custodian</th></tr></thead>
-      <tbody>${data.items.map((i) => html`<tr><td><${Id} id=${i.id} /></td><td>${i.kind}</td><td class="mono">${i.container}</td><td class="mono">${i.location}</td><td>${i.disposition}</td><td class="mono">${i.custodian}</td></tr>`)}</tbody></table>
+      <h2>Items</h2><div class="panel"><table><thead><tr><th>id</th><th>name</th><th>kind</th><th>container</th><th>location</th><th>disposition</th><th>custodian</th></tr></thead>
+      <tbody>${data.items.map((i) => html`<tr><td><${Id} id=${i.id} /></td><td>${i.name}</td><td>${i.kind}</td><td class="mono">${i.container}</td><td class="mono">${i.locationName ? html`${i.locationName} <span class="muted">${short(i.location)}</span>` : i.location}</td><td>${i.disposition}</td><td class="mono">${i.custodianName || i.custodian}</td></tr>`)}</tbody></table>
       ${data.items.length < data.total && html`<p class="muted">The first ${data.items.length} of ${data.total}; the CSV has them all.</p>`}</div>`}`;
 }
 

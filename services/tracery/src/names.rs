@@ -14,7 +14,7 @@ use tracery_proto::v1::{
     integration_service_client::IntegrationServiceClient,
 };
 
-use crate::views::{self, Names};
+use crate::views::{self, Names, gtin_of};
 
 /// The most distinct products one view resolves (one call each).
 const MAX_PRODUCTS: usize = 50;
@@ -95,14 +95,6 @@ where
         }
         request
     }
-}
-
-/// The GTIN an identifier carries (a GS1 Digital Link with `/01/`), as genealogy spells
-/// its nodes.
-fn gtin_of(id: &str) -> Option<String> {
-    let rest = id.split_once("/01/")?.1;
-    let gtin: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    (gtin.len() == 14).then_some(gtin)
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ pub fn trace(trace: &pb::TraceResponse, names: &Names) -> Value {
     })
 }
 
-pub fn recall(scope: &pb::RecallScopeResponse) -> Value {
+pub fn recall(scope: &pb::RecallScopeResponse, names: &RecallNames) -> Value {
     let groups = |counts: &[pb::GroupCount]| -> Value {
         counts
             .iter()
@@ -115,8 +115,10 @@ pub fn recall(scope: &pb::RecallScopeResponse) -> Value {
     };
     json!({
         "items": scope.items.iter().map(|i| json!({
-            "id": i.id, "kind": node_kind(i.kind), "container": i.container,
-            "location": i.location, "disposition": i.disposition, "custodian": i.custodian,
+            "id": i.id, "name": names.item(&i.id), "kind": node_kind(i.kind),
+            "container": i.container, "location": i.location,
+            "locationName": names.of(&i.location), "disposition": i.disposition,
+            "custodian": i.custodian, "custodianName": names.of(&i.custodian),
         })).collect::<Vec<Value>>(),
         "byContainer": groups(&scope.by_container),
         "byLocation": groups(&scope.by_location),
@@ -127,24 +129,85 @@ pub fn recall(scope: &pb::RecallScopeResponse) -> Value {
 }
 
 /// The columns of a recall scope's item list (the CLI's table, the dashboard's CSV).
-pub const RECALL_COLUMNS: [&str; 6] = [
+pub const RECALL_COLUMNS: [&str; 9] = [
     "id",
+    "name",
     "kind",
     "container",
     "location",
+    "location_name",
     "disposition",
     "custodian",
+    "custodian_name",
 ];
 
+/// The GTIN an identifier carries (a GS1 Digital Link with `/01/`), as genealogy spells
+/// its nodes.
+pub fn gtin_of(id: &str) -> Option<String> {
+    let rest = id.split_once("/01/")?.1;
+    let gtin: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    (gtin.len() == 14).then_some(gtin)
+}
+
+/// The ids whose names a recall's rows show: its places and custodians, and one item per
+/// product (every item of a GTIN is named by that product, which one lookup names).
+pub fn recall_name_ids(items: &[pb::AffectedItem]) -> Vec<String> {
+    let mut products = std::collections::BTreeSet::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for item in items {
+        ids.insert(item.location.clone());
+        ids.insert(item.custodian.clone());
+        if let Some(gtin) = gtin_of(&item.id)
+            && products.insert(gtin)
+        {
+            ids.insert(item.id.clone());
+        }
+    }
+    ids.into_iter().filter(|id| !id.is_empty()).collect()
+}
+
+/// The names a recall's rows show: places and custodians by id, items by their product.
+#[derive(Debug, Default)]
+pub struct RecallNames {
+    names: Names,
+    products: Names,
+}
+
+impl RecallNames {
+    /// From the names found for [`recall_name_ids`].
+    pub fn new(names: Names) -> Self {
+        let products = names
+            .iter()
+            .filter_map(|(id, name)| Some((gtin_of(id)?, name.clone())))
+            .collect();
+        Self { names, products }
+    }
+
+    fn of(&self, id: &str) -> String {
+        self.names.get(id).cloned().unwrap_or_default()
+    }
+
+    fn item(&self, id: &str) -> String {
+        self.names
+            .get(id)
+            .or_else(|| gtin_of(id).and_then(|gtin| self.products.get(&gtin)))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 /// One recall item in [`RECALL_COLUMNS`] order.
-pub fn recall_row(item: &pb::AffectedItem) -> [String; 6] {
+pub fn recall_row(item: &pb::AffectedItem, names: &RecallNames) -> [String; 9] {
     [
         item.id.clone(),
+        names.item(&item.id),
         node_kind(item.kind).to_owned(),
         item.container.clone(),
         item.location.clone(),
+        names.of(&item.location),
         item.disposition.clone(),
         item.custodian.clone(),
+        names.of(&item.custodian),
     ]
 }
 

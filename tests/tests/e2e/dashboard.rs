@@ -262,7 +262,9 @@ async fn the_dashboard_shows_the_floor_and_acts_on_quarantine() {
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = csv.text().await.expect("CSV");
     assert!(
-        csv.starts_with("id,kind,container,location,disposition,custodian\n"),
+        csv.starts_with(
+            "id,name,kind,container,location,location_name,disposition,custodian,custodian_name\n"
+        ),
         "{csv}"
     );
     assert!(
@@ -449,7 +451,7 @@ async fn a_recall_of_25000_units_downloads_as_a_csv_of_25000_rows() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("id,kind,container,location,disposition,custodian")
+        Some("id,name,kind,container,location,location_name,disposition,custodian,custodian_name")
     );
     let units: std::collections::BTreeSet<&str> = lines
         .map(|line| line.split(',').next().unwrap_or_default())

@@ -237,6 +237,36 @@ async fn a_trace_names_products_by_what_the_erp_sync_knows() {
     inspect_on_line_1(&app, shaft).await;
     let found = looked_up(&app, shaft).await;
     assert_eq!(found["name"], "Item SHAFT-20", "{found}");
+    // The recall export of the lot the shaft was made from names each item by its
+    // product, beside the identifier.
+    let made = json!({
+        "type": "TransformationEvent", "eventTime": "2026-11-26T08:02:00Z",
+        "eventTimeZoneOffset": "+00:00", "bizStep": "commissioning",
+        "inputQuantityList": [{"epcClass": "urn:epc:class:lgtin:4012345.011111.LOT-7", "quantity": 1}],
+        "outputEPCList": [shaft],
+    });
+    let event = tracery_epcis::json::parse_event(made).expect("a valid event");
+    let results = app
+        .capture_events(vec![tracery_epcis::proto::event_to_proto(&event)])
+        .await;
+    app.await_genealogy(results[0].sequence).await;
+    let url = format!(
+        "http://{}/dashboard/api/recall.csv?id={}",
+        app.http_addr,
+        urlencode("urn:epc:class:lgtin:4012345.011111.LOT-7")
+    );
+    let csv = reqwest::get(&url)
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("CSV");
+    let mut rows = csv.lines();
+    assert_eq!(rows.next().and_then(|h| h.split(',').nth(1)), Some("name"));
+    assert!(
+        rows.any(|row| row.split(',').nth(1) == Some("Item SHAFT-20")),
+        "{csv}"
+    );
     app.stop().await.expect("clean stop");
 }
 

@@ -172,13 +172,16 @@ pub async fn recall(args: RecallArgs) -> Result<(), Failure> {
         .recall_scope(request(&args.connection, message)?)
         .await?
         .into_inner();
+    let names = views::RecallNames::new(
+        names_of(&args.connection, views::recall_name_ids(&scope.items)).await,
+    );
     if args.connection.json {
-        print_json(&views::recall(&scope));
+        print_json(&views::recall(&scope, &names));
         return Ok(());
     }
     let mut items = table(&views::RECALL_COLUMNS);
     for item in &scope.items {
-        items.add_row(views::recall_row(item));
+        items.add_row(views::recall_row(item, &names));
     }
     println!("{items}");
     for (title, counts) in [

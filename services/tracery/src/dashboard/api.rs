@@ -356,7 +356,9 @@ async fn recall_scope(
 /// The recall scope's counts, and its first items (the CSV has them all).
 async fn recall(Shared(state): Shared<State>, Query(query): Query<RecallQuery>) -> Answer {
     let scope = recall_scope(&state, &query).await?;
-    let mut answer = views::recall(&scope);
+    let names =
+        views::RecallNames::new(names_of(&state, views::recall_name_ids(&scope.items)).await);
+    let mut answer = views::recall(&scope, &names);
     answer["total"] = json!(scope.items.len());
     if let Some(items) = answer["items"].as_array_mut() {
         items.truncate(500);
@@ -383,13 +385,20 @@ async fn recall_csv(
             ),
         ));
     }
+    let names =
+        views::RecallNames::new(names_of(&state, views::recall_name_ids(&scope.items)).await);
     let header = csv_chunk(std::iter::once(views::RECALL_COLUMNS.map(str::to_owned)));
-    let items = std::sync::Arc::new(scope.items);
-    let chunks = (0..items.len())
+    let items = std::sync::Arc::new((scope.items, names));
+    let chunks = (0..items.0.len())
         .step_by(CSV_ROWS_PER_CHUNK)
         .map(move |start| {
+            let (items, names) = &*items;
             let end = (start + CSV_ROWS_PER_CHUNK).min(items.len());
-            csv_chunk(items[start..end].iter().map(views::recall_row))
+            csv_chunk(
+                items[start..end]
+                    .iter()
+                    .map(|item| views::recall_row(item, names)),
+            )
         });
     let body =
         axum::body::Body::from_stream(tokio_stream::iter(std::iter::once(header).chain(chunks)));
