@@ -340,3 +340,93 @@ async fn past_capacity_requests_are_refused_at_once_with_a_time_to_retry() {
     }
     app.stop().await.expect("stops");
 }
+
+/// The other JSON the REST binding and the alert rules read — a named query's
+/// definition, a subscription request, an EPCISMasterDataDocument, an alert rule over
+/// gRPC — nested far past the bound is refused naming the limit, and the suite keeps
+/// serving.
+#[tokio::test]
+async fn hostile_nesting_in_queries_subscriptions_master_data_and_rules_is_refused() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", app.http_addr);
+    let created = http
+        .post(format!("{base}/queries"))
+        .header("content-type", "application/json")
+        .body(r#"{"name": "received", "query": {"EQ_bizStep": ["receiving"]}}"#)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(created.status(), 201);
+    let deep = |depth: usize| format!("{}\"x\"{}", "[".repeat(depth), "]".repeat(depth));
+    for depth in [320, 3_200, 320_000] {
+        let hostile = [
+            (
+                "/queries",
+                format!(
+                    r#"{{"name": "deep", "query": {{"EQ_bizStep": {}}}}}"#,
+                    deep(depth)
+                ),
+            ),
+            (
+                "/queries/received/subscriptions",
+                format!(
+                    r#"{{"dest": "https://example.com/", "stream": true, "schedule": {}}}"#,
+                    deep(depth)
+                ),
+            ),
+            (
+                "/capture",
+                format!(
+                    r#"{{"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+                    "type": "EPCISMasterDataDocument", "schemaVersion": "2.0",
+                    "creationDate": "2026-11-26T00:00:00Z", "epcisBody": {{"vocabularyList": [{{
+                    "type": "urn:epcglobal:epcis:vtype:ReadPoint", "vocabularyElementList": [{{
+                    "id": "urn:epc:id:sgln:4012345.00003.1", "attributes": [{{
+                    "id": "urn:epcglobal:cbv:mda#name", "attribute": {}}}]}}]}}]}}}}"#,
+                    deep(depth)
+                ),
+            ),
+        ];
+        for (path, body) in hostile {
+            let answer = http
+                .post(format!("{base}{path}"))
+                .header("content-type", "application/ld+json")
+                .body(body)
+                .send()
+                .await
+                .unwrap_or_else(|err| panic!("{path} at {depth}: no answer: {err}"));
+            assert_eq!(answer.status(), 400, "{path} at {depth}");
+            let problem: serde_json::Value = answer.json().await.expect("problem document");
+            assert!(
+                problem.to_string().contains("max_nesting_depth"),
+                "{path} at {depth}: {problem}"
+            );
+        }
+        let mut alerts =
+            tracery_proto::v1::alert_service_client::AlertServiceClient::new(app.channel.clone());
+        let refused = alerts
+            .put_alert_rule(pb::PutAlertRuleRequest {
+                name: "deep".into(),
+                definition_json: format!(
+                    r#"{{"kind": "match", "query": {{"EQ_bizStep": {}}}}}"#,
+                    deep(depth)
+                ),
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{depth}");
+        assert!(
+            refused.message().contains("definition_json"),
+            "{}",
+            refused.message()
+        );
+        let health = http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .expect("still serving");
+        assert!(health.status().is_success());
+    }
+    app.stop().await.expect("clean stop");
+}
