@@ -38,6 +38,8 @@ pub fn admit_json(
     policy: &Policy,
     context: &HashContext,
 ) -> Admission {
+    let mut value = value;
+    context.declare_prefixes(&mut value);
     let payload = value.to_string();
     match json::parse_event(value) {
         Ok(event) => admit(event, channel, policy, context),

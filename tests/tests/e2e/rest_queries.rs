@@ -381,3 +381,43 @@ async fn queries_select_by_action_existing_fields_event_id_and_count_limit() {
     }
     app.stop().await.expect("clean stop");
 }
+
+/// An event taken out of its document keeps the namespaces its extension fields use:
+/// served alone, it declares them in its own `@context` (JSON-LD and XML capture alike).
+#[tokio::test]
+async fn an_event_served_alone_keeps_the_namespaces_of_its_extensions() {
+    let (app, client) = crate::rest::suite().await;
+    let document = serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
+                     {"acme": "https://ns.acme.example/epcis/"}],
+        "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-26T00:00:00Z",
+        "epcisBody": {"eventList": [{
+            "type": "ObjectEvent", "eventID": "urn:uuid:00000000-0000-4000-8000-000000000777",
+            "eventTime": "2026-11-26T10:00:00+01:00", "eventTimeZoneOffset": "+01:00",
+            "action": "OBSERVE", "epcList": ["urn:epc:id:sgtin:4012345.011111.777"],
+            "acme:line": {"acme:shift": "B"},
+        }]},
+    });
+    let accepted = client.post("/capture", &document, &[]).await;
+    assert_eq!(accepted.status(), reqwest::StatusCode::ACCEPTED);
+    let path = "/events/urn:uuid:00000000-0000-4000-8000-000000000777";
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let served: serde_json::Value = loop {
+        let answer = client.get(path).await;
+        if answer.status() == reqwest::StatusCode::OK {
+            break answer.json().await.expect("JSON");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never stored");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let event = served
+        .pointer("/epcisBody/queryResults/resultsBody/eventList/0")
+        .unwrap_or(&served);
+    assert_eq!(event["acme:line"]["acme:shift"], "B", "{served}");
+    assert_eq!(
+        event["@context"],
+        serde_json::json!([{"acme": "https://ns.acme.example/epcis/"}]),
+        "{served}"
+    );
+    app.stop().await.expect("clean stop");
+}

@@ -11,8 +11,10 @@ mod digital_link;
 mod prehash;
 mod tree;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+
 use sha2::{Digest, Sha256};
+use tree::Namespaces;
 
 use crate::{Document, Event, json};
 
@@ -51,6 +53,51 @@ impl HashContext {
         Self::new(&context, top_level.chain(query_results))
     }
 
+    /// Gives `event` (JSON-LD taken out of its document) an event-level `@context` binding
+    /// the prefixes its keys use that the document's `@context` declared, so that the
+    /// event stored and served alone keeps the namespaces of its extension fields. The
+    /// event was read within the depth bound; it is walked with a stack all the same.
+    pub fn declare_prefixes(&self, event: &mut Value) {
+        let own = Namespaces::from_context(&match event.get("@context") {
+            Some(Value::Array(entries)) => entries.clone(),
+            Some(entry) => vec![entry.clone()],
+            None => Vec::new(),
+        });
+        let mut needed = Map::new();
+        let mut pending = vec![&*event];
+        while let Some(value) = pending.pop() {
+            match value {
+                Value::Object(map) => {
+                    for (key, child) in map {
+                        if let Some((prefix, _)) = key.split_once(':')
+                            && !STANDARD_PREFIXES.contains(&prefix)
+                            && own.iri(prefix).is_none()
+                            && let Some(iri) = self.namespaces.iri(prefix)
+                        {
+                            needed.insert(prefix.to_owned(), Value::String(iri.to_owned()));
+                        }
+                        pending.push(child);
+                    }
+                }
+                Value::Array(items) => pending.extend(items),
+                _ => {}
+            }
+        }
+        if needed.is_empty() {
+            return;
+        }
+        let Some(object) = event.as_object_mut() else {
+            return;
+        };
+        let mut context = match object.remove("@context") {
+            Some(Value::Array(entries)) => entries,
+            Some(entry) => vec![entry],
+            None => Vec::new(),
+        };
+        context.push(Value::Object(needed));
+        object.insert("@context".to_owned(), Value::Array(context));
+    }
+
     fn new<'a>(
         context: &[Value],
         extensions: impl Iterator<Item = (&'a String, &'a Value)>,
@@ -81,6 +128,9 @@ impl HashContext {
         }
     }
 }
+
+/// Prefixes the EPCIS context binds itself.
+const STANDARD_PREFIXES: [&str; 2] = ["gs1", "cbv"];
 
 /// The event hash of `event`.
 pub fn event_hash(event: &Event, context: &HashContext) -> String {

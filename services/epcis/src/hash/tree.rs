@@ -62,6 +62,11 @@ impl Namespaces {
         Self(prefixes)
     }
 
+    /// The namespace `prefix` is bound to, if any.
+    pub fn iri(&self, prefix: &str) -> Option<&str> {
+        self.0.get(prefix).map(String::as_str)
+    }
+
     /// `prefix:name` as `{namespace}name`, the way XML names an extension element.
     pub fn key(&self, key: &str) -> String {
         match self.split(key) {

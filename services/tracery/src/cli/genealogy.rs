@@ -179,9 +179,22 @@ pub async fn recall(args: RecallArgs) -> Result<(), Failure> {
         print_json(&views::recall(&scope, &names));
         return Ok(());
     }
-    let mut items = table(&views::RECALL_COLUMNS);
-    for item in &scope.items {
-        items.add_row(views::recall_row(item, &names));
+    let rows: Vec<[String; 9]> = scope
+        .items
+        .iter()
+        .map(|item| views::recall_row(item, &names))
+        .collect();
+    // A name column nothing has a name in is left out of the terminal's table.
+    let shown: Vec<usize> = (0..views::RECALL_COLUMNS.len())
+        .filter(|&column| {
+            !views::RECALL_COLUMNS[column].ends_with("name")
+                || rows.iter().any(|row| !row[column].is_empty())
+        })
+        .collect();
+    let header: Vec<&str> = shown.iter().map(|&c| views::RECALL_COLUMNS[c]).collect();
+    let mut items = table(&header);
+    for row in &rows {
+        items.add_row(shown.iter().map(|&c| row[c].clone()).collect::<Vec<_>>());
     }
     println!("{items}");
     for (title, counts) in [
