@@ -25,6 +25,7 @@ pub mod model;
 pub mod proto;
 pub mod time;
 pub mod xml;
+pub mod xml_out;
 
 pub use error::EpcisError;
 pub use model::*;

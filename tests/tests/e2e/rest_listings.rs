@@ -197,11 +197,22 @@ async fn a_client_needing_another_version_gets_406() {
         .send(Method::GET, "/eventTypes", &[("GS1-CBV-Max", "1.2")])
         .await;
     assert_eq!(too_old.status(), StatusCode::NOT_ACCEPTABLE);
-    // Answers are JSON-LD: a client taking XML only is told so.
-    let xml_only = client
-        .send(Method::GET, "/events", &[("Accept", "application/xml")])
-        .await;
-    assert_eq!(xml_only.status(), StatusCode::NOT_ACCEPTABLE);
+    // Listings answer in JSON only: a client taking XML only is told so, as is one
+    // taking neither, and one posting that takes XML only (before anything is done).
+    for (method, path, accept) in [
+        (Method::GET, "/eventTypes", "application/xml"),
+        (Method::GET, "/events", "text/html"),
+        (Method::DELETE, "/queries/none", "application/xml"),
+    ] {
+        let refused = client
+            .send(method.clone(), path, &[("Accept", accept)])
+            .await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::NOT_ACCEPTABLE,
+            "{method} {path} {accept}"
+        );
+    }
     app.stop().await.expect("clean stop");
 }
 
@@ -241,5 +252,57 @@ async fn a_store_from_before_the_listings_lists_the_terms_its_events_use() {
     assert_eq!(read_points.len(), 3, "{read_points:?}");
     let (steps, _) = every_member(&client, "/bizSteps?perPage=1000").await;
     assert!(steps.contains(&"https://plant.example.com/bizstep/leak_testing".to_owned()));
+    app.stop().await.expect("clean stop");
+}
+
+/// Event query answers come in the XML binding to a client that prefers it: the same
+/// events, paged the same way (the `Link` to the next page kept).
+#[tokio::test]
+async fn event_queries_answer_in_xml_when_asked() {
+    let (app, client) = suite().await;
+    capture_plant(&client).await;
+    let json: Value = client
+        .get("/events?perPage=2")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let xml = client
+        .send(
+            Method::GET,
+            "/events?perPage=2",
+            &[("Accept", "application/json;q=0.5, application/xml")],
+        )
+        .await;
+    assert_eq!(xml.status(), StatusCode::OK);
+    assert!(
+        xml.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("application/xml")),
+        "{:?}",
+        xml.headers()
+    );
+    assert!(
+        xml.headers().contains_key(header::LINK),
+        "the next page is linked"
+    );
+    let text = xml.text().await.expect("XML text");
+    let read = tracery_epcis::xml::parse_document(&text).expect("the XML reads");
+    let ids: Vec<String> = read
+        .events
+        .iter()
+        .filter_map(|e| e.event_id.clone())
+        .collect();
+    assert_eq!(ids, crate::rest::event_ids(&json), "{text}");
+    let one = client
+        .send(
+            Method::GET,
+            &format!("/events/{}", tracery_e2e::urlencode(&ids[0])),
+            &[("Accept", "application/xml")],
+        )
+        .await;
+    assert_eq!(one.status(), StatusCode::OK);
+    let one = tracery_epcis::xml::parse_document(&one.text().await.expect("XML")).expect("reads");
+    assert_eq!(one.events.len(), 1);
     app.stop().await.expect("clean stop");
 }

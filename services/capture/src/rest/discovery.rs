@@ -1,7 +1,7 @@
 //! What the binding says about itself: the `GS1-EPCIS-*` and `GS1-CBV-*` version headers
 //! on every response, version negotiation (a client's `GS1-EPCIS-Min/Max` and
-//! `GS1-CBV-Min/Max` that exclude 2.0.0 get a 406), `OPTIONS` on every path, and
-//! `DELETE /nextPageToken/{token}`.
+//! `GS1-CBV-Min/Max` that exclude 2.0.0 get a 406), content negotiation (event query
+//! answers in JSON-LD or XML), `OPTIONS` on every path, and `DELETE /nextPageToken/{token}`.
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -61,33 +61,125 @@ fn excluded(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// Why a client's `Accept` rules out every form this repository answers in (JSON-LD,
-/// JSON, problem JSON), if it does: XML answers are not written yet.
-fn unacceptable(headers: &HeaderMap) -> Option<String> {
-    let accept = headers.get(header::ACCEPT)?.to_str().unwrap_or_default();
-    let takes_json = accept.split(',').any(|range| {
-        let media = range.split(';').next().unwrap_or_default().trim();
-        media.is_empty() || media.contains("json") || media == "*/*" || media == "application/*"
-    });
-    (!takes_json).then(|| {
-        format!("Accept `{accept}`: this repository answers in JSON-LD (application/ld+json, application/json)")
-    })
+/// What a client's `Accept` takes: JSON (JSON-LD, problem JSON) and XML, each with its
+/// weight (`q`); no `Accept` takes JSON.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Accepted {
+    json: f32,
+    xml: f32,
 }
 
+impl Accepted {
+    fn of(headers: &HeaderMap) -> Self {
+        let Some(accept) = headers.get(header::ACCEPT) else {
+            return Self {
+                json: 1.0,
+                xml: 0.0,
+            };
+        };
+        let mut accepted = Self {
+            json: 0.0,
+            xml: 0.0,
+        };
+        for range in accept.to_str().unwrap_or_default().split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let weight = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let any = media.is_empty() || media == "*/*" || media == "application/*";
+            if any || media.contains("json") {
+                accepted.json = accepted.json.max(weight);
+            }
+            if media.ends_with("/xml") || media.ends_with("+xml") {
+                accepted.xml = accepted.xml.max(weight);
+            }
+        }
+        accepted
+    }
+
+    /// Whether the client would rather have XML.
+    fn prefers_xml(self) -> bool {
+        self.xml > 0.0 && self.xml > self.json
+    }
+}
+
+const JSON_ONLY: &str = "answers are JSON-LD (application/ld+json, application/json); event queries also answer in XML (application/xml)";
+
 /// The binding's middleware: refuses requests whose version bounds exclude 2.0.0 or whose
-/// `Accept` rules out JSON, and labels every response with the versions spoken.
+/// `Accept` takes nothing this repository answers in, writes event query answers
+/// (`EPCISQueryDocument`s) as XML for clients that prefer it, and labels every response
+/// with the versions spoken.
 pub(super) async fn negotiate(request: Request, next: Next) -> Response {
-    let refusal = excluded(request.headers()).or_else(|| unacceptable(request.headers()));
+    let accepted = Accepted::of(request.headers());
+    let takes_nothing =
+        accepted.json == 0.0 && (accepted.xml == 0.0 || request.method() != Method::GET);
+    let refusal = excluded(request.headers()).or_else(|| {
+        takes_nothing.then(|| {
+            let accept = request.headers().get(header::ACCEPT);
+            let accept = accept.and_then(|a| a.to_str().ok()).unwrap_or_default();
+            format!("Accept `{accept}`: {JSON_ONLY}")
+        })
+    });
     let response = match refusal {
-        Some(detail) => problem_as(
-            StatusCode::NOT_ACCEPTABLE,
-            "NotAcceptableException",
-            detail,
-            json!({}),
-        ),
+        Some(detail) => not_acceptable(detail),
+        None if accepted.prefers_xml() => as_xml(next.run(request).await, accepted).await,
         None => next.run(request).await,
     };
     labelled(response)
+}
+
+fn not_acceptable(detail: String) -> Response {
+    problem_as(
+        StatusCode::NOT_ACCEPTABLE,
+        "NotAcceptableException",
+        detail,
+        json!({}),
+    )
+}
+
+/// The largest answer rewritten as XML: a page of the largest page size, with room.
+const MOST_REWRITTEN: usize = 256 * 1024 * 1024;
+
+/// `response` in XML when it is an event query's answer; as it is otherwise, unless the
+/// client takes no JSON at all.
+async fn as_xml(response: Response, accepted: Accepted) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| t.contains("json"));
+    if !response.status().is_success() || !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MOST_REWRITTEN).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let document: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if document["type"] != "EPCISQueryDocument" {
+        if accepted.json == 0.0 {
+            return not_acceptable(format!("this resource {JSON_ONLY}"));
+        }
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let results = &document["epcisBody"]["queryResults"];
+    let events = results["resultsBody"]["eventList"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    let xml = tracery_epcis::xml_out::query_document(
+        results["queryName"].as_str().unwrap_or_default(),
+        results["subscriptionID"].as_str(),
+        events,
+        document["creationDate"].as_str().unwrap_or_default(),
+    );
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(xml))
 }
 
 /// `response` with the versions spoken.
@@ -149,18 +241,21 @@ mod tests {
     }
 
     #[test]
-    fn an_accept_without_json_is_not_acceptable() {
-        let accepting = |value: &'static str| {
+    fn accept_is_read_with_its_weights() {
+        let accepted = |value: &'static str| {
             let mut headers = HeaderMap::new();
             headers.insert(header::ACCEPT, HeaderValue::from_static(value));
-            unacceptable(&headers).is_none()
+            Accepted::of(&headers)
         };
-        assert!(accepting("application/ld+json"));
-        assert!(accepting("application/xml;q=0.9, */*;q=0.1"));
-        assert!(accepting("application/problem+json"));
-        assert!(!accepting("application/xml"));
-        assert!(!accepting("text/csv, application/xml"));
-        assert!(unacceptable(&HeaderMap::new()).is_none());
+        assert!(accepted("application/ld+json").json > 0.0);
+        assert!(accepted("application/problem+json").json > 0.0);
+        assert!(accepted("application/xml;q=0.9, */*;q=0.1").prefers_xml());
+        assert!(!accepted("application/xml;q=0.5, application/json").prefers_xml());
+        assert_eq!(accepted("text/csv, application/xml").json, 0.0);
+        assert!(accepted("text/csv, application/xml").prefers_xml());
+        assert_eq!(accepted("text/html").json + accepted("text/html").xml, 0.0);
+        let none = Accepted::of(&HeaderMap::new());
+        assert!(none.json > 0.0 && !none.prefers_xml());
     }
 
     #[test]
