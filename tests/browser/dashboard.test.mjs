@@ -81,15 +81,29 @@ test("a recall shows its scope with counts, and the CSV downloads", async () => 
   assert.ok(Number(await total.textContent()) > 0, "the lot reached something");
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-testid=csv]")]);
   const csv = readFileSync(await download.path(), "utf8");
-  assert.match(csv, /^id,kind,container,location,disposition,custodian\n/);
+  assert.match(csv, /^id,name,kind,container,location,location_name,disposition,custodian,custodian_name\n/);
   await shot("4-recall");
+});
+
+test("the misread scan raised an alert, which is acknowledged", async () => {
+  await page.goto(base + "/#/alerts");
+  const row = page.locator("[data-testid=alerts] tbody tr", { hasText: "receiving-quarantined" });
+  await row.waitFor();
+  assert.match(await row.textContent(), /open/);
+  const rules = page.locator("[data-testid=alert-rules]");
+  assert.match(await rules.textContent(), /never fires: no sources are listed/);
+  await shot("5-alerts");
+  await row.getByRole("button", { name: "Acknowledge" }).click();
+  const outcome = page.locator("[data-testid=alert-outcome]");
+  await outcome.waitFor();
+  assert.match(await outcome.textContent(), /receiving-quarantined: acknowledged/);
 });
 
 test("a misread scan is corrected and resubmitted from the quarantine queue", async () => {
   await page.goto(base + "/#/quarantine");
   const row = page.locator("[data-testid=quarantine] tbody tr", { hasText: "BAD_CHECK_DIGIT" });
   await row.waitFor();
-  await shot("5-quarantine");
+  await shot("6-quarantine");
   await row.getByRole("button", { name: "Correct…" }).click();
   const editor = row.locator("[data-testid=correction]");
   const draft = await editor.inputValue();
@@ -100,11 +114,11 @@ test("a misread scan is corrected and resubmitted from the quarantine queue", as
   await outcome.waitFor();
   assert.match(await outcome.textContent(), /stored as \S+ \(sequence \d+\)/);
   await page.locator("[data-testid=quarantine-empty]").waitFor();
-  await shot("6-quarantine-resubmitted");
+  await shot("7-quarantine-resubmitted");
 });
 
 test("the integration view shows the connectors' state", async () => {
   await page.goto(base + "/#/integration");
   await page.locator("[data-testid=connectors]").waitFor();
-  await shot("7-integration");
+  await shot("8-integration");
 });

@@ -8,9 +8,23 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 artifacts=${TRACERY_ARTIFACTS:-$repo/target/ci-artifacts/dashboard}
 work=$(mktemp -d)
+# Two alert rules: the misread scan below makes the one on quarantined events at its read
+# point fire; the other can never fire and the page says so.
+cat >"$work/tracery.toml" <<'TOML'
+[[alerts.rules]]
+name = "receiving-quarantined"
+kind = "quarantine_rate"
+query = { EQ_readPoint = "urn:epc:id:sgln:4012345.00001.1" }
+above = 0.0
+window_secs = 86400
+
+[[alerts.rules]]
+name = "never"
+kind = "blocked_source"
+TOML
 # Port 0: the suite picks its own ports and names them in its "tracery serving" log line.
-(cd "$work" && exec "$repo/target/release/tracery" serve --listen 127.0.0.1:0 \
-  --http-listen 127.0.0.1:0 --log-format json >"$work/serve.log" 2>&1) &
+(cd "$work" && exec "$repo/target/release/tracery" serve --config "$work/tracery.toml" \
+  --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --log-format json >"$work/serve.log" 2>&1) &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
 read -r grpc http < <(python3 - "$work/serve.log" <<'PY'
