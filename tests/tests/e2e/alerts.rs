@@ -143,9 +143,12 @@ struct Receiver {
     seen: Arc<Mutex<Vec<(Bytes, String)>>>,
     /// Requests to turn away first (an outage), counting down.
     refuse: Arc<Mutex<u32>>,
+    /// How long the receiver takes to answer.
+    slowness: Duration,
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    tokio::time::sleep(receiver.slowness).await;
     let mut refuse = receiver.refuse.lock().expect("state");
     if *refuse > 0 {
         *refuse -= 1;
@@ -162,8 +165,13 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
 
 impl Receiver {
     async fn start(refuse: u32) -> (Self, SocketAddr) {
+        Self::start_answering_in(refuse, Duration::ZERO).await
+    }
+
+    async fn start_answering_in(refuse: u32, slowness: Duration) -> (Self, SocketAddr) {
         let receiver = Self {
             refuse: Arc::new(Mutex::new(refuse)),
+            slowness,
             ..Self::default()
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -556,14 +564,24 @@ fn non_conformant(numbers: std::ops::Range<u32>) -> Vec<Value> {
 }
 
 /// Two replicas evaluate the same rule over the same store, both seeing its condition
-/// start: the one-episode decision is taken where the alert is written, so there is one.
+/// start: the one-episode decision is taken where the alert is written, so there is one;
+/// and both run the webhook channel, which one at a time delivers, so it is sent once.
 #[tokio::test(flavor = "multi_thread")]
-async fn two_replicas_that_both_see_an_episode_raise_one_alert() {
-    let app = TestApp::spawn_with(|config| config.alerts = one_rule(600))
-        .await
-        .expect("suite starts");
+async fn two_replicas_that_both_see_an_episode_raise_one_alert_sent_once() {
+    // A slow receiver: both replicas look for notices while the first delivery is on its
+    // way, so without the channel's lease both would send it.
+    let (receiver, addr) = Receiver::start_answering_in(0, Duration::from_millis(2500)).await;
+    let configure = |config: &mut tracery_runtime::config::Config| {
+        config.alerts = one_rule(600);
+        config.alerts.webhook = Some(tracery_runtime::config::AlertWebhook {
+            url: format!("http://{addr}/alerts"),
+            signature_token: None,
+        });
+        config.subscriptions.allow_plain_http = true;
+    };
+    let app = TestApp::spawn_with(configure).await.expect("suite starts");
     let replica = app
-        .spawn_replica_with(|config| config.alerts = one_rule(600))
+        .spawn_replica_with(configure)
         .await
         .expect("replica starts");
     let (first, second) = (Client::new(&app), Client::new(&replica));
@@ -584,10 +602,17 @@ async fn two_replicas_that_both_see_an_episode_raise_one_alert() {
     }
     let mut alerts = AlertServiceClient::new(app.channel.clone());
     alerts_until(&mut alerts, "the alert", |a| !a.is_empty()).await;
-    // Both evaluators have looked at the condition more than once by now.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Both evaluators have looked at the condition, and both channels for notices, more
+    // than once by now.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let raised = all_alerts(&mut alerts).await;
     assert_eq!(raised.len(), 1, "{raised:#?}");
+    let sent = receiver.changes();
+    assert_eq!(
+        sent,
+        [("non-conformant".to_owned(), "fired".to_owned())],
+        "one notice, from one of the two replicas"
+    );
     replica.stop().await.expect("replica stops");
     app.stop().await.expect("stops");
 }

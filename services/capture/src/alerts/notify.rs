@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracery_runtime::config::{AlertWebhook, MqttSettings};
 
 use super::store as alerts;
-use crate::{store::EventStore, webhooks};
+use crate::{domain::CaptureError, store::EventStore, webhooks};
 
 /// How often the outbox is looked at without a wake-up.
 const POLL: Duration = Duration::from_secs(1);
@@ -31,9 +31,55 @@ async fn pause(wait: Duration, woken: &Notify, shutdown: &CancellationToken) -> 
     }
 }
 
+/// This replica's turn at a channel: the channel's lease, so that one replica at a time
+/// delivers it, and the compare-and-set of its cursor.
+struct Turn {
+    store: EventStore,
+    channel: &'static str,
+    holder: String,
+    lease: chrono::TimeDelta,
+}
+
+impl Turn {
+    fn new(store: EventStore, channel: &'static str, longest_delivery: Duration) -> Self {
+        let lease = chrono::TimeDelta::from_std(longest_delivery * 3).unwrap_or_default()
+            + chrono::TimeDelta::seconds(30);
+        Self {
+            store,
+            channel,
+            holder: uuid::Uuid::now_v7().to_string(),
+            lease,
+        }
+    }
+
+    /// Where the channel stands and the notices after it, while this replica holds the
+    /// channel; `None` when another does.
+    async fn next(&self) -> Result<Option<(i64, Vec<alerts::Notice>)>, CaptureError> {
+        let now = chrono::Utc::now();
+        let db = self.store.db();
+        if !alerts::lease(db, self.channel, &self.holder, now, now + self.lease).await? {
+            return Ok(None);
+        }
+        Ok(Some(alerts::undelivered(db, self.channel, BATCH).await?))
+    }
+
+    /// The receiver took the notices through `to`; whether the cursor moved (it does not
+    /// once the lease went to another replica).
+    async fn took(&self, from: i64, to: i64) -> Result<bool, CaptureError> {
+        alerts::delivered(self.store.db(), self.channel, &self.holder, (from, to)).await
+    }
+
+    async fn release(&self) {
+        if let Err(err) = alerts::release(self.store.db(), self.channel, &self.holder).await {
+            tracing::warn!(channel = self.channel, error = %err, "cannot release the alert channel");
+        }
+    }
+}
+
 /// The webhook channel.
 pub struct WebhookChannel {
     store: EventStore,
+    turn: Turn,
     url: String,
     token: Option<String>,
     http: reqwest::Client,
@@ -66,6 +112,7 @@ impl WebhookChannel {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
+            turn: Turn::new(store.clone(), WEBHOOK, timeout),
             store,
             url: settings.url.clone(),
             token,
@@ -82,18 +129,20 @@ impl WebhookChannel {
         }
         let mut wait = Duration::from_secs(1);
         loop {
-            match self.deliver().await {
-                Ok(()) => wait = Duration::from_secs(1),
+            let stopped = match self.deliver().await {
+                Ok(()) => {
+                    wait = Duration::from_secs(1);
+                    pause(POLL, &woken, &shutdown).await
+                }
                 Err(reason) => {
                     tracing::info!(url = %self.url, %reason, retry_in = ?wait, "alert webhook: not delivered");
-                    if pause(wait, &Notify::new(), &shutdown).await {
-                        return;
-                    }
+                    let stopped = pause(wait, &Notify::new(), &shutdown).await;
                     wait = (wait * 2).min(self.max_retry.max(Duration::from_secs(1)));
-                    continue;
+                    stopped
                 }
-            }
-            if pause(POLL, &woken, &shutdown).await {
+            };
+            if stopped {
+                self.turn.release().await;
                 return;
             }
         }
@@ -101,19 +150,19 @@ impl WebhookChannel {
 
     /// Sends every notice not taken yet, in order; `Err` says why one was not.
     async fn deliver(&self) -> Result<(), String> {
-        let db = self.store.db();
         loop {
-            let notices = alerts::undelivered(db, WEBHOOK, BATCH)
-                .await
-                .map_err(|err| err.to_string())?;
-            if notices.is_empty() {
+            let next = self.turn.next().await.map_err(|err| err.to_string())?;
+            let Some((mut through, notices)) = next.filter(|(_, n)| !n.is_empty()) else {
                 return Ok(());
-            }
+            };
             for notice in notices {
                 self.post(notice.body.as_bytes()).await?;
-                alerts::delivered(db, WEBHOOK, notice.id)
-                    .await
-                    .map_err(|err| err.to_string())?;
+                let moved = self.turn.took(through, notice.id).await;
+                if !moved.map_err(|err| err.to_string())? {
+                    // Another replica has the channel now: it goes on from there.
+                    return Ok(());
+                }
+                through = notice.id;
             }
         }
     }
@@ -142,6 +191,7 @@ impl WebhookChannel {
 /// The MQTT channel: each notice on `<topic>/<rule>`.
 pub struct MqttChannel {
     store: EventStore,
+    turn: Turn,
     settings: MqttSettings,
     options: rumqttc::MqttOptions,
 }
@@ -151,6 +201,7 @@ impl MqttChannel {
         let client_id = format!("{}-alerts", settings.client_id);
         let options = crate::mqtt::broker_options(&settings, &client_id, "alerts.mqtt")?;
         Ok(Self {
+            turn: Turn::new(store.clone(), MQTT, ACK_WAIT),
             store,
             settings,
             options,
@@ -165,13 +216,14 @@ impl MqttChannel {
         let mut wait = Duration::from_millis(500);
         loop {
             let outcome = tokio::select! {
-                () = shutdown.cancelled() => return,
-                outcome = self.connected(&woken) => outcome,
+                () = shutdown.cancelled() => None,
+                outcome = self.connected(&woken) => Some(outcome),
             };
-            if let Err(err) = outcome {
+            if let Some(Err(err)) = &outcome {
                 tracing::info!(broker = %self.settings.broker, error = %err, retry_in = ?wait, "alert MQTT: reconnecting");
             }
-            if pause(wait, &Notify::new(), &shutdown).await {
+            if outcome.is_none() || pause(wait, &Notify::new(), &shutdown).await {
+                self.turn.release().await;
                 return;
             }
             wait = (wait * 2).min(Duration::from_secs(5));
@@ -187,7 +239,7 @@ impl MqttChannel {
             }
         }
         loop {
-            let notices = alerts::undelivered(self.store.db(), MQTT, BATCH).await?;
+            let (mut through, notices) = self.turn.next().await?.unwrap_or_default();
             for notice in &notices {
                 let topic = format!(
                     "{}/{}",
@@ -205,7 +257,10 @@ impl MqttChannel {
                     }
                 })
                 .await??;
-                alerts::delivered(self.store.db(), MQTT, notice.id).await?;
+                if !self.turn.took(through, notice.id).await? {
+                    break;
+                }
+                through = notice.id;
             }
             if notices.is_empty() {
                 // Keeps the connection alive (pings) while waiting for notices.

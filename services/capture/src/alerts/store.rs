@@ -9,9 +9,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::OnConflict,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, OnConflict},
 };
 use sea_orm_migration::{
     prelude::*,
@@ -116,6 +118,9 @@ pub mod delivery {
         pub channel: String,
         /// The last notice the channel's receiver took.
         pub delivered_through: i64,
+        /// The replica delivering on the channel, and until when.
+        pub lease_holder: Option<String>,
+        pub lease_until: Option<ChronoDateTimeUtc>,
     }
 
     /// No relations.
@@ -132,6 +137,28 @@ pub type Notice = notice::Model;
 /// Serialises the transactions that add notices, so their ids are committed in order and
 /// a channel's cursor never passes one still being written (PostgreSQL).
 const NOTICE_LOCK: i64 = 0x616c_6572_7473;
+
+/// Adds the lease of a channel's delivery (migration `m0026`).
+pub async fn lease_deliveries(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    use delivery::{Column as C, Entity};
+    // One column per statement: SQLite adds one at a time.
+    manager
+        .alter_table(
+            Table::alter()
+                .table(Entity)
+                .add_column(text_null(C::LeaseHolder))
+                .to_owned(),
+        )
+        .await?;
+    manager
+        .alter_table(
+            Table::alter()
+                .table(Entity)
+                .add_column(timestamp_with_time_zone_null(C::LeaseUntil))
+                .to_owned(),
+        )
+        .await
+}
 
 /// Creates the tables (migration `m0024`).
 pub async fn create_tables(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
@@ -496,43 +523,84 @@ pub async fn list(
     Ok(select.all(db).await?)
 }
 
-/// Up to `limit` notices not yet delivered on `channel`, in order.
+/// Where `channel` stands (the last notice its receiver took) and up to `limit`
+/// notices after that, in order.
 pub async fn undelivered(
     db: &impl ConnectionTrait,
     channel: &str,
     limit: u64,
-) -> Result<Vec<Notice>, CaptureError> {
+) -> Result<(i64, Vec<Notice>), CaptureError> {
     let through = delivery::Entity::find_by_id(channel.to_owned())
         .one(db)
         .await?
         .map_or(0, |d| d.delivered_through);
-    Ok(notice::Entity::find()
+    let notices = notice::Entity::find()
         .filter(notice::Column::Id.gt(through))
         .order_by_asc(notice::Column::Id)
         .limit(limit)
         .all(db)
-        .await?)
+        .await?;
+    Ok((through, notices))
 }
 
-/// Records that `channel`'s receiver took every notice through `id`.
+/// Takes the lease of `channel` for `holder` until `until`, unless another replica holds
+/// it at `now`; whether `holder` holds it. One replica delivers a channel at a time.
+pub async fn lease(
+    db: &DatabaseConnection,
+    channel: &str,
+    holder: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, CaptureError> {
+    use delivery::Column as C;
+    let free = sea_orm::Condition::any()
+        .add(C::LeaseUntil.is_null())
+        .add(C::LeaseUntil.lt(now))
+        .add(C::LeaseHolder.eq(holder));
+    let updated = delivery::Entity::update_many()
+        .col_expr(C::LeaseHolder, Expr::value(holder))
+        .col_expr(C::LeaseUntil, Expr::value(until))
+        .filter(C::Channel.eq(channel))
+        .filter(free)
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Gives up `holder`'s lease of `channel` (on shutdown: another replica goes on at once).
+pub async fn release(
+    db: &DatabaseConnection,
+    channel: &str,
+    holder: &str,
+) -> Result<(), CaptureError> {
+    use delivery::Column as C;
+    delivery::Entity::update_many()
+        .col_expr(C::LeaseHolder, Expr::value(Option::<String>::None))
+        .col_expr(C::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(C::Channel.eq(channel))
+        .filter(C::LeaseHolder.eq(holder))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Records that `channel`'s receiver took every notice through `to`, if `holder` still
+/// holds the lease and the channel stood at `from` (compare and set); whether it did.
 pub async fn delivered(
     db: &impl ConnectionTrait,
     channel: &str,
-    id: i64,
-) -> Result<(), CaptureError> {
-    let row = delivery::ActiveModel {
-        channel: Set(channel.to_owned()),
-        delivered_through: Set(id),
-    };
-    delivery::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(delivery::Column::Channel)
-                .update_column(delivery::Column::DeliveredThrough)
-                .to_owned(),
-        )
-        .exec_without_returning(db)
+    holder: &str,
+    (from, to): (i64, i64),
+) -> Result<bool, CaptureError> {
+    use delivery::Column as C;
+    let updated = delivery::Entity::update_many()
+        .col_expr(C::DeliveredThrough, Expr::value(to))
+        .filter(C::Channel.eq(channel))
+        .filter(C::LeaseHolder.eq(holder))
+        .filter(C::DeliveredThrough.eq(from))
+        .exec(db)
         .await?;
-    Ok(())
+    Ok(updated.rows_affected == 1)
 }
 
 /// A channel starting for the first time begins at the newest notice: an alert history
@@ -553,6 +621,8 @@ pub async fn start_channel(db: &DatabaseConnection, channel: &str) -> Result<(),
     let row = delivery::ActiveModel {
         channel: Set(channel.to_owned()),
         delivered_through: Set(newest),
+        lease_holder: Set(None),
+        lease_until: Set(None),
     };
     delivery::Entity::insert(row)
         .on_conflict(

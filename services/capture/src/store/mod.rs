@@ -132,6 +132,7 @@ mod migration {
             KeyMasterDataCanonically = "m0023_capture_master_data_canonical_ids",
             CreateAlerts = "m0024_capture_alerts",
             ScheduleSubscriptions = "m0025_capture_scheduled_subscriptions",
+            LeaseAlertDeliveries = "m0026_capture_alert_delivery_leases",
         }
     }
 
@@ -366,6 +367,13 @@ mod migration {
     impl MigrationTrait for KeyMasterDataCanonically {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             super::master_data::rekey_canonically(manager.get_connection()).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for LeaseAlertDeliveries {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            crate::alerts::store::lease_deliveries(manager).await
         }
     }
 
