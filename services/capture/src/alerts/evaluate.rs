@@ -177,14 +177,7 @@ impl Evaluator {
             if self.watches.contains_key(&rule.name) {
                 continue;
             }
-            let compiled = serde_json::from_str(&rule.definition)
-                .map_err(|err| CaptureError::Invalid {
-                    field: format!("alert rule `{}`", rule.name),
-                    reason: err.to_string(),
-                })
-                .and_then(|definition| rule::read(&rule.name, definition))
-                .and_then(|definition| rule::compile(&rule.name, definition, now));
-            match compiled {
+            match rule::from_stored(&rule.name, &rule.definition, now) {
                 Ok(compiled) => {
                     let firing = alerts::open_episode(self.store.db(), &rule.name)
                         .await?

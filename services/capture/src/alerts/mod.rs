@@ -153,10 +153,8 @@ fn stored(
 
 /// The rule as the API shows it, with what can be told wrong about it.
 fn rule_to_proto(stored: &store::StoredRule) -> pb::AlertRule {
-    let never_matches = serde_json::from_str(&stored.definition)
+    let never_matches = rule::from_stored(&stored.name, &stored.definition, Utc::now())
         .ok()
-        .and_then(|definition| rule::read(&stored.name, definition).ok())
-        .and_then(|definition| rule::compile(&stored.name, definition, Utc::now()).ok())
         .and_then(|compiled| compiled.never_matches)
         .unwrap_or_default();
     pb::AlertRule {

@@ -170,6 +170,14 @@ impl InRule for CaptureError {
     }
 }
 
+/// Compiles a stored rule: its definition as JSON text, read and compiled as when it was
+/// put.
+pub fn from_stored(name: &str, definition: &str, now: DateTime<Utc>) -> Result<Rule, CaptureError> {
+    let definition = serde_json::from_str(definition)
+        .map_err(|err| refused("", err.to_string()).in_rule(name))?;
+    compile(name, read(name, definition)?, now)
+}
+
 /// Checks a rule name: letters, digits, `-`, `_`, `.`; 1 to 128 of them.
 pub fn check_name(name: &str) -> Result<(), CaptureError> {
     let good = !name.is_empty()
