@@ -20,7 +20,7 @@ use tracery_runtime::config::SubscriptionSettings;
 
 use crate::{
     domain::CaptureError,
-    query_language::{definition_params, query_document, selection},
+    query_language::{Refusal, definition_params, query_document, selection},
     query_schedule::QuerySchedule,
     store::{
         EventQuery, EventStore, named_queries,
@@ -261,6 +261,28 @@ impl Webhooks {
         )
         .await
     }
+}
+
+/// `dest` as a URL deliveries can go to: `https://` (or `http://` where allowed) with a
+/// host.
+pub fn destination(dest: &str, allow_plain_http: bool) -> Result<reqwest::Url, Refusal> {
+    let url = reqwest::Url::parse(dest)
+        .map_err(|err| Refusal::new("dest", format!("`{dest}` is not a URL: {err}")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_plain_http => {}
+        "http" => {
+            return Err(Refusal::new(
+                "dest",
+                "deliveries go over HTTPS only (subscriptions.allow_plain_http is off)",
+            ));
+        }
+        other => return Err(Refusal::new("dest", format!("`{other}` is not HTTP(S)"))),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Refusal::new("dest", "the URL names no host"));
+    }
+    Ok(url)
 }
 
 /// The store query of a subscription to `query_name`: the named query's, from

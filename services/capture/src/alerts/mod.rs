@@ -93,17 +93,11 @@ impl Alerts {
     }
 }
 
-/// A webhook must be HTTPS unless plain HTTP is allowed on this plant's network.
+/// A webhook goes where a subscription's may ([`crate::webhooks::destination`]).
 fn check_destination(url: &str, allow_plain_http: bool) -> anyhow::Result<()> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|err| anyhow::anyhow!("alerts.webhook.url: `{url}` is not a URL: {err}"))?;
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if allow_plain_http => Ok(()),
-        _ => anyhow::bail!(
-            "alerts.webhook.url: `{url}` must be https:// (or http:// with [subscriptions] allow_plain_http)"
-        ),
-    }
+    crate::webhooks::destination(url, allow_plain_http)
+        .map(|_| ())
+        .map_err(|refusal| anyhow::anyhow!("alerts.webhook.url: {}", refusal.detail))
 }
 
 /// Stores the `[[alerts.rules]]` of the file and removes file rules taken out of it.

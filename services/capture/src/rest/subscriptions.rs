@@ -83,7 +83,7 @@ fn request(body: &Value, allow_plain_http: bool) -> Result<Request, Refusal> {
     let (schedule, report_if_empty) = delivery_mode(object)?;
     let dest = string_field(body, "dest", MAX_DEST_CHARS)?
         .ok_or_else(|| refuse("dest", "the URL deliveries go to is required"))?;
-    let dest = destination(dest, allow_plain_http)?;
+    let dest = crate::webhooks::destination(dest, allow_plain_http)?;
     let signature_token = string_field(body, "signatureToken", MAX_TOKEN_CHARS)?.map(str::to_owned);
     let initial_record_time = string_field(body, "initialRecordTime", 64)?
         .map(|text| {
@@ -140,28 +140,6 @@ fn delivery_mode(
         )),
         None => Ok((None, false)),
     }
-}
-
-/// `dest` as a URL deliveries can go to: `https://` (or `http://` where allowed) with a
-/// host.
-fn destination(dest: &str, allow_plain_http: bool) -> Result<reqwest::Url, Refusal> {
-    let url = reqwest::Url::parse(dest)
-        .map_err(|err| refuse("dest", format!("`{dest}` is not a URL: {err}")))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_plain_http => {}
-        "http" => {
-            return Err(refuse(
-                "dest",
-                "deliveries go over HTTPS only (subscriptions.allow_plain_http is off)",
-            ));
-        }
-        other => return Err(refuse("dest", format!("`{other}` is not HTTP(S)"))),
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(refuse("dest", "the URL names no host"));
-    }
-    Ok(url)
 }
 
 /// Refuses a destination nothing answers at: a typo is told now, not after the first
