@@ -267,17 +267,17 @@ fn write_event(out: &mut String, event: &Value) {
 fn write_field(out: &mut String, field: &str, value: &Value) {
     match field {
         "epcList" | "childEPCs" | "inputEPCList" | "outputEPCList" => {
-            list(out, field, "epc", value, |out, item| {
+            list(out, field, value, |out, item| {
                 text_element(out, "epc", &text_of(item))
             });
         }
         "quantityList" | "childQuantityList" | "inputQuantityList" | "outputQuantityList" => {
-            list(out, field, "quantityElement", value, quantity_element);
+            list(out, field, value, quantity_element);
         }
         "bizStep" => text_element(out, field, &term_uri(Vocabulary::BizStep, value)),
         "disposition" => text_element(out, field, &term_uri(Vocabulary::Disposition, value)),
         "readPoint" | "bizLocation" => location(out, field, value),
-        "bizTransactionList" => list(out, field, "bizTransaction", value, |out, item| {
+        "bizTransactionList" => list(out, field, value, |out, item| {
             typed(
                 out,
                 "bizTransaction",
@@ -286,7 +286,7 @@ fn write_field(out: &mut String, field: &str, value: &Value) {
                 Vocabulary::BizTransactionType,
             );
         }),
-        "sourceList" => list(out, field, "source", value, |out, item| {
+        "sourceList" => list(out, field, value, |out, item| {
             typed(
                 out,
                 "source",
@@ -295,7 +295,7 @@ fn write_field(out: &mut String, field: &str, value: &Value) {
                 Vocabulary::SourceDestinationType,
             );
         }),
-        "destinationList" => list(out, field, "destination", value, |out, item| {
+        "destinationList" => list(out, field, value, |out, item| {
             typed(
                 out,
                 "destination",
@@ -304,7 +304,7 @@ fn write_field(out: &mut String, field: &str, value: &Value) {
                 Vocabulary::SourceDestinationType,
             );
         }),
-        "sensorElementList" => list(out, field, "sensorElement", value, sensor_element),
+        "sensorElementList" => list(out, field, value, sensor_element),
         "persistentDisposition" => persistent_disposition(out, value),
         "errorDeclaration" => error_declaration(out, value),
         "ilmd" => {
@@ -320,13 +320,8 @@ fn write_field(out: &mut String, field: &str, value: &Value) {
     }
 }
 
-fn list(
-    out: &mut String,
-    field: &str,
-    _item: &str,
-    value: &Value,
-    write: impl Fn(&mut String, &Value),
-) {
+/// `<field>` holding each item of the array `value`, as `write` writes it.
+fn list(out: &mut String, field: &str, value: &Value, write: impl Fn(&mut String, &Value)) {
     out.push_str(&format!("<{field}>"));
     for item in value.as_array().into_iter().flatten() {
         write(out, item);
