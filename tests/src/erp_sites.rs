@@ -174,7 +174,8 @@ impl ErpSites {
         }
     }
 
-    /// The `[connectors.<name>]` tables, as TOML text (`erp` and `sap`).
+    /// The `[connectors.<name>]` tables, as TOML text (`erp` and `sap`), with ERPNext's
+    /// two warehouses and SAP's plant mapped to SGLNs.
     pub fn connectors_toml(&self) -> String {
         let secret = |name: &str| self.secrets.path().join(name).display().to_string();
         format!(
@@ -188,6 +189,10 @@ gtin_field = "custom_gtin"
 utc_offset = "+01:00"
 retry_base_ms = 10
 
+[connectors.erp.locations]
+"Finished Goods - AC" = "urn:epc:id:sgln:4012345.00001.0"
+"WIP - AC" = {{ sgln = "https://id.gs1.org/414/4012345000016/254/2", name = "Line 2 WIP" }}
+
 [connectors.sap]
 system = "sap_s4"
 base_url = "{sap}"
@@ -195,6 +200,9 @@ user = "COMM_USER"
 password = {{ file = "{password}" }}
 plant = "1010"
 retry_base_ms = 10
+
+[connectors.sap.locations]
+"1010" = {{ sgln = "urn:epc:id:sgln:4012345.00000.0", name = "Plant 1010, Walldorf" }}
 "#,
             erpnext = self.erpnext.uri(),
             sap = self.sap.uri(),

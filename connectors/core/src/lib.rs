@@ -24,7 +24,10 @@ pub use error::ConnectorError;
 pub mod secret {
     pub use tracery_secret::{Secret, SecretError, SecretSource};
 }
-pub use model::{Bom, BomLine, Material, OrderStatus, ProductionOrder, Record, RecordKind};
+pub use model::{
+    Bom, BomLine, ErpLocation, LocationRole, Material, OrderStatus, ProductionOrder, Record,
+    RecordKind,
+};
 pub use paging::{Cursor, Fetched, Page, Position};
 pub use postback::{Consumed, PostBack, ProductionReport};
 

@@ -67,6 +67,41 @@ pub struct ProductionOrder {
     pub work_centre: Option<String>,
     /// The BOM revision the order is made to, when the system names it.
     pub bom_revision: Option<String>,
+    /// The plants, warehouses and storage locations the order names, by the ERP's codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<ErpLocation>,
+}
+
+/// A plant, warehouse or storage location as an ERP names it. ERPs carry no GLN for their
+/// warehouses, so a plant maps the codes it uses to SGLNs in its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ErpLocation {
+    /// The ERP's code, as its users see it (`Finished Goods - AC`, `WH/Stock`, `1010/FG01`).
+    pub code: String,
+    /// What the order does there.
+    pub role: LocationRole,
+}
+
+/// What a production order does at one of its locations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocationRole {
+    /// The plant that makes it.
+    Plant,
+    /// Where its components come from.
+    Components,
+    /// Where work in progress is kept.
+    WorkInProgress,
+    /// Where the finished goods go.
+    FinishedGoods,
+}
+
+impl ErpLocation {
+    /// `code` in `role`, when the ERP gave one.
+    pub fn of(code: Option<String>, role: LocationRole) -> Option<Self> {
+        code.filter(|c| !c.trim().is_empty())
+            .map(|code| Self { code, role })
+    }
 }
 
 /// One component line of a BOM.

@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use crate::SiteZone;
 use tracery_connector::{
-    Bom, BomLine, Fetched, Material, OrderStatus, ProductionOrder, Record, fields::Fields,
-    model::per_unit, paging::Malformed,
+    Bom, BomLine, ErpLocation, Fetched, LocationRole, Material, OrderStatus, ProductionOrder,
+    Record, fields::Fields, model::per_unit, paging::Malformed,
 };
 
 /// An `Item`.
@@ -47,7 +47,21 @@ pub fn order(row: &Value, zone: SiteZone) -> Fetched {
         plant: f.opt_text("company")?,
         work_centre: f.opt_text("wip_warehouse")?,
         bom_revision: f.opt_text("bom_no")?,
+        locations: warehouses(&f)?,
     }))
+}
+
+/// The warehouses a work order names, by their document names (which ERPNext shows).
+fn warehouses(f: &Fields) -> Result<Vec<ErpLocation>, Malformed> {
+    let mut found = Vec::new();
+    for (field, role) in [
+        ("source_warehouse", LocationRole::Components),
+        ("wip_warehouse", LocationRole::WorkInProgress),
+        ("fg_warehouse", LocationRole::FinishedGoods),
+    ] {
+        found.extend(ErpLocation::of(f.opt_text(field)?, role));
+    }
+    Ok(found)
 }
 
 fn status(f: &Fields) -> Result<OrderStatus, Malformed> {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tracery_connector::{
-    Connector, ConnectorError, Cursor, OrderStatus, Record, RecordKind,
+    Connector, ConnectorError, Cursor, ErpLocation, LocationRole, OrderStatus, Record, RecordKind,
     testing::{http, scan, secret_file},
 };
 use tracery_connector_erpnext::{ErpNext, Settings};
@@ -170,6 +170,13 @@ async fn throttling_and_server_errors_are_retried_and_a_malformed_order_is_repor
             assert_eq!(order.status, OrderStatus::InProgress);
             assert_eq!(order.quantity.to_string(), "50");
             assert_eq!(order.bom_revision.as_deref(), Some("BOM-PUMP-100-003"));
+            assert_eq!(
+                order.locations,
+                [ErpLocation {
+                    code: "WIP - AC".to_owned(),
+                    role: LocationRole::WorkInProgress
+                }]
+            );
             // 07:00 at the site's +01:00.
             assert_eq!(
                 order.planned_start.map(|t| t.to_rfc3339()),

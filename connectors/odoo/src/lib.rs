@@ -276,6 +276,8 @@ impl Connector for Odoo {
                     end,
                     "bom_id",
                     "company_id",
+                    "location_src_id",
+                    "location_dest_id",
                     "write_date",
                 ];
                 let (rows, offset) = self.search_read("mrp.production", &fields, cursor).await?;

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use tracery_connector::{
-    Bom, BomLine, Fetched, Material, OrderStatus, ProductionOrder, Record, fields::Fields,
-    model::per_unit, paging::Malformed,
+    Bom, BomLine, ErpLocation, Fetched, LocationRole, Material, OrderStatus, ProductionOrder,
+    Record, fields::Fields, model::per_unit, paging::Malformed,
 };
 
 /// `default_code` by product id and by template id.
@@ -164,5 +164,13 @@ pub fn order(
         plant: many2one_name(&f, "company_id")?,
         work_centre: None,
         bom_revision,
+        locations: [
+            ("location_src_id", LocationRole::Components),
+            ("location_dest_id", LocationRole::FinishedGoods),
+        ]
+        .into_iter()
+        .map(|(field, role)| Ok(ErpLocation::of(many2one_name(&f, field)?, role)))
+        .filter_map(Result::transpose)
+        .collect::<Result<_, Malformed>>()?,
     }))
 }

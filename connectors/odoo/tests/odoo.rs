@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use serde_json::{Value, json};
 use tracery_connector::secret::SecretSource;
 use tracery_connector::{
-    Connector, Cursor, OrderStatus, Record, RecordKind,
+    Connector, Cursor, ErpLocation, LocationRole, OrderStatus, Record, RecordKind,
     testing::{http, scan},
 };
 use tracery_connector_odoo::{Odoo, Protocol, Settings};
@@ -258,7 +258,8 @@ async fn json2_orders_survive_throttling_errors_and_a_rotated_key() {
              "product_id": [17, "[PUMP-100] Pump 100 l/min"], "product_qty": 50.0,
              "product_uom_id": [1, "Units"], "bom_id": [9, "PUMP-100"],
              "date_start": "2025-03-03 06:00:00", "date_finished": false,
-             "company_id": [1, "Acme"], "write_date": "2025-03-04 13:05:12"}])))
+             "company_id": [1, "Acme"], "location_src_id": [8, "WH/Stock"],
+             "location_dest_id": false, "write_date": "2025-03-04 13:05:12"}])))
         .with_priority(3)
         .mount(&server)
         .await;
@@ -296,6 +297,14 @@ async fn json2_orders_survive_throttling_errors_and_a_rotated_key() {
             assert_eq!(order.bom_revision.as_deref(), Some("REV-C"));
             assert_eq!(order.planned_end, None, "false is empty");
             assert_eq!(order.unit, "Units");
+            assert_eq!(
+                order.locations,
+                [ErpLocation {
+                    code: "WH/Stock".to_owned(),
+                    role: LocationRole::Components
+                }],
+                "a location by its display name; false is none"
+            );
         }
         other => panic!("one order expected: {other:?}"),
     }

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracery_connector::{
-    Bom, BomLine, Fetched, Material, OrderStatus, ProductionOrder, Record, fields::Fields,
-    model::per_unit, paging::Malformed,
+    Bom, BomLine, ErpLocation, Fetched, LocationRole, Material, OrderStatus, ProductionOrder,
+    Record, fields::Fields, model::per_unit, paging::Malformed,
 };
 
 use crate::ChangeTime;
@@ -96,7 +96,24 @@ pub fn order(row: &Value) -> Fetched {
         plant: f.opt_text("ProductionPlant")?,
         work_centre: None,
         bom_revision: None,
+        locations: plant_and_storage(&f)?,
     }))
+}
+
+/// The order's production plant and the storage location its output goes to; a storage
+/// location is named within its plant (`1010/FG01`), as SAP keys it.
+fn plant_and_storage(f: &Fields) -> Result<Vec<ErpLocation>, Malformed> {
+    let plant = f.opt_text("ProductionPlant")?;
+    let storage = match (&plant, f.opt_text("StorageLocation")?) {
+        (Some(plant), Some(storage)) if !storage.trim().is_empty() => {
+            Some(format!("{plant}/{storage}"))
+        }
+        _ => None,
+    };
+    Ok(ErpLocation::of(plant, LocationRole::Plant)
+        .into_iter()
+        .chain(ErpLocation::of(storage, LocationRole::FinishedGoods))
+        .collect())
 }
 
 /// A `MaterialBOM` with its expanded `to_BillOfMaterialItem`. The revision is the BOM

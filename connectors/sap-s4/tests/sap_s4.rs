@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tracery_connector::{
-    Connector, Cursor, OrderStatus, Record, RecordKind,
+    Connector, Cursor, LocationRole, OrderStatus, Record, RecordKind,
     testing::{http, scan, secret_file},
 };
 use tracery_connector_sap_s4::{ChangeTime, SapS4, Settings};
@@ -42,6 +42,7 @@ fn order(number: &str, quantity: &str, changed: &str) -> Value {
         "ManufacturingOrder": number, "ManufacturingOrderType": "YBM1",
         "ManufacturingOrderCategory": "10", "Material": "PUMP-100",
         "ProductionPlant": "1010", "Plant": "1010", "ProductionVersion": "0001",
+        "StorageLocation": "FG01",
         "TotalQuantity": quantity, "MfgOrderPlannedScrapQty": "0.000",
         "MfgOrderConfirmedYieldQty": "10.000", "ProductionUnit": "PC",
         "MfgOrderPlannedStartDate": "/Date(1740960000000)/",
@@ -132,6 +133,18 @@ async fn orders_follow_skip_and_next_links_and_are_fetched_incrementally() {
             assert_eq!(order.unit, "PC");
             assert_eq!(order.status, OrderStatus::InProgress);
             assert_eq!(order.plant.as_deref(), Some("1010"));
+            let locations: Vec<(&str, LocationRole)> = order
+                .locations
+                .iter()
+                .map(|l| (l.code.as_str(), l.role))
+                .collect();
+            assert_eq!(
+                locations,
+                [
+                    ("1010", LocationRole::Plant),
+                    ("1010/FG01", LocationRole::FinishedGoods)
+                ]
+            );
             assert_eq!(
                 order.planned_start.map(|t| t.to_rfc3339()).as_deref(),
                 Some("2025-03-03T00:00:00+00:00")

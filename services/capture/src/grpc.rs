@@ -306,6 +306,43 @@ impl CaptureService for CaptureApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn put_master_data(
+        &self,
+        request: Request<pb::PutMasterDataRequest>,
+    ) -> Result<Response<pb::PutMasterDataResponse>, Status> {
+        let request = request.into_inner();
+        if request.elements.len() > MAX_LOOKUP_IDS {
+            return Err(CaptureError::Invalid {
+                field: "elements".to_owned(),
+                reason: format!("at most {MAX_LOOKUP_IDS} elements per call"),
+            }
+            .into());
+        }
+        let bounds = &self.intake.policy().bounds;
+        let elements = request
+            .elements
+            .iter()
+            .enumerate()
+            .map(|(i, element)| {
+                tracery_epcis::master_data::from_proto(element, &format!("elements[{i}]"), bounds)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| match err {
+                tracery_epcis::EpcisError::InvalidField { field, reason } => {
+                    CaptureError::Invalid { field, reason }
+                }
+                other => CaptureError::Invalid {
+                    field: "elements".to_owned(),
+                    reason: other.to_string(),
+                },
+            })?;
+        self.store.store_master_data(&elements).await?;
+        Ok(Response::new(pb::PutMasterDataResponse {
+            stored: elements.len() as i32,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn get_event(
         &self,
         request: Request<pb::GetEventRequest>,
@@ -531,7 +568,8 @@ impl CaptureService for CaptureApi {
     }
 }
 
-/// Identifiers one `LookupMasterData` call may ask for.
+/// Identifiers one `LookupMasterData` call may ask for, and elements one `PutMasterData`
+/// call may store.
 const MAX_LOOKUP_IDS: usize = 1_000;
 
 fn element_to_proto(stored: &crate::store::master_data::Stored) -> pb::VocabularyElement {

@@ -116,6 +116,38 @@ fn vocabulary_element(
     })
 }
 
+/// A vocabulary element sent over gRPC (`PutMasterData`), each attribute's JSON value read
+/// within `bounds`; `path` names the element in refusals (`elements[3]`).
+pub fn from_proto(
+    element: &tracery_proto::v1::VocabularyElement,
+    path: &str,
+    bounds: &crate::bounds::Bounds,
+) -> Result<VocabularyElement, EpcisError> {
+    let field = |name: &str| format!("{path}.{name}");
+    let vocabulary_type = text(
+        Some(&Value::from(element.vocabulary_type.as_str())),
+        &field("vocabulary_type"),
+    )?;
+    let id = text(Some(&Value::from(element.id.as_str())), &field("id"))?;
+    let mut attributes = Vec::with_capacity(element.attributes.len());
+    for (a, attribute) in element.attributes.iter().enumerate() {
+        let path = field(&format!("attributes[{a}]"));
+        let attribute_id = text(
+            Some(&Value::from(attribute.id.as_str())),
+            &format!("{path}.id"),
+        )?;
+        let value = crate::bounds::parse_json(attribute.value_json.as_bytes(), bounds)
+            .map_err(|err| EpcisError::invalid(format!("{path}.value_json"), err.to_string()))?;
+        attributes.push((attribute_id, value));
+    }
+    Ok(VocabularyElement {
+        vocabulary_type,
+        id,
+        attributes,
+        children: element.children.clone(),
+    })
+}
+
 fn array<'a>(value: &'a Value, path: &str) -> Result<&'a Vec<Value>, EpcisError> {
     value
         .as_array()

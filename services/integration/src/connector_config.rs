@@ -11,6 +11,9 @@
 //! retry_attempts = 5
 //! post_back = true                # post production events of its orders back
 //! post_attempts = 5               # tries before a posting is dead-lettered
+//!
+//! [connectors.erp.locations]      # ERP warehouse/plant codes → SGLNs (master data)
+//! "Finished Goods - AC" = "urn:epc:id:sgln:4012345.00001.0"
 //! ```
 //!
 //! `system`, the schedule and the HTTP settings are common; the rest is the system's own
@@ -24,7 +27,7 @@ use tracery_connector::{
     http::{Http, RetryPolicy},
 };
 
-use crate::domain::IntegrationError;
+use crate::{domain::IntegrationError, erp_master_data::LocationMap};
 
 /// One configured connector.
 pub struct PlantConnector {
@@ -39,6 +42,8 @@ pub struct PlantConnector {
     pub post_attempts: u32,
     /// The longest one request to it may take.
     pub timeout: Duration,
+    /// Its warehouse and plant codes mapped to SGLNs (see [`crate::erp_master_data`]).
+    pub locations: LocationMap,
 }
 
 /// The settings every connector has.
@@ -59,6 +64,8 @@ struct Common {
     post_back: bool,
     #[serde(default = "default_attempts")]
     post_attempts: u32,
+    #[serde(default)]
+    locations: BTreeMap<String, toml::Value>,
 }
 
 fn default_timeout() -> u64 {
@@ -74,7 +81,7 @@ fn default_max_secs() -> u64 {
     60
 }
 
-const COMMON_KEYS: [&str; 8] = [
+const COMMON_KEYS: [&str; 9] = [
     "system",
     "every_secs",
     "timeout_secs",
@@ -83,6 +90,7 @@ const COMMON_KEYS: [&str; 8] = [
     "retry_max_secs",
     "post_back",
     "post_attempts",
+    "locations",
 ];
 
 /// Builds the plant's connectors; any unusable setting is an error naming it.
@@ -153,6 +161,7 @@ fn connector(name: &str, table: &toml::Table) -> Result<PlantConnector, Integrat
             )));
         }
     };
+    let locations = LocationMap::from_table(common.locations).map_err(bad)?;
     if common.post_back && built.post_back().is_none() {
         return Err(bad(format!(
             "post_back: Tracery cannot post production back to {}",
@@ -169,6 +178,7 @@ fn connector(name: &str, table: &toml::Table) -> Result<PlantConnector, Integrat
         post_attempts: common.post_attempts,
         timeout: Duration::from_secs(common.timeout_secs),
         connector: built,
+        locations,
     })
 }
 

@@ -41,6 +41,14 @@ pub enum IntegrationError {
     /// The request does not fit the current state (a posting that is not dead-lettered).
     #[error("{0}")]
     Precondition(String),
+    /// Capture did not take the master data a page gave; the page is applied again later.
+    #[error("{connector}: master data not stored by capture: {reason}")]
+    MasterData {
+        /// The connector whose page it was.
+        connector: String,
+        /// Capture's answer.
+        reason: String,
+    },
     /// The service is stopping; the run resumes from its cursor at the next start.
     #[error("the service is shutting down")]
     ShuttingDown,
@@ -60,7 +68,9 @@ impl DomainError for IntegrationError {
                 ErrorKind::NotFound
             }
             Self::Config { .. } | Self::Precondition(_) => ErrorKind::FailedPrecondition,
-            Self::Connector { .. } | Self::ShuttingDown => ErrorKind::Unavailable,
+            Self::Connector { .. } | Self::MasterData { .. } | Self::ShuttingDown => {
+                ErrorKind::Unavailable
+            }
             Self::Corrupt(_) => ErrorKind::Internal,
             Self::Store(err) => tracery_runtime::error::db_error_kind(err),
         }

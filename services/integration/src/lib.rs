@@ -5,12 +5,14 @@
 //! - [`connector_config`]: the connectors named in the configuration file.
 //! - [`sync`]: sync runs, page by page from persisted cursors; schedules.
 //! - [`conformance`]: the BOM-conformance rule and BOM comparison.
+//! - [`erp_master_data`]: the ERP's warehouses and plants, as master data locations.
 //! - [`store`]: runs, synced records, cursors (sea-orm).
 //! - [`grpc`]: the `tracery.v1.IntegrationService` adapter.
 
 pub mod conformance;
 pub mod connector_config;
 pub mod domain;
+pub mod erp_master_data;
 pub mod grpc;
 pub mod postback;
 pub mod store;
@@ -29,10 +31,21 @@ pub struct IntegrationModule;
 impl ServiceModule for IntegrationModule {
     async fn start(&self, ctx: &ServiceContext, routes: &mut Routes) -> Started {
         let connectors = connector_config::connectors(&ctx.config.connectors)?;
+        // Only a plant mapping ERP locations sends capture master data.
+        let capture = match connectors.iter().find(|c| !c.locations.is_empty()) {
+            None => None,
+            Some(mapping) => Some(ctx.peers.channel(ServiceKey::Capture).map_err(|err| {
+                domain::IntegrationError::Config {
+                    connector: mapping.name.clone(),
+                    reason: format!("locations are master data for capture, and {err}"),
+                }
+            })?),
+        };
         let syncer = sync::Syncer::new(
             ctx.db.clone(),
             ctx.integrity.keys().clone(),
             connectors,
+            capture,
             ctx.shutdown.clone(),
         );
         // Runs a previous process left unfinished start again (from their cursors) before

@@ -11,11 +11,13 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 use tracery_connector::{Cursor, Page, Position, Record, RecordKind};
-use tracery_runtime::integrity::ChainKeys;
+use tracery_proto::v1::{self as pb, capture_service_client::CaptureServiceClient};
+use tracery_runtime::{integrity::ChainKeys, peers::PeerChannel};
 
 use crate::{
     connector_config::PlantConnector,
     domain::{IntegrationError, RunState},
+    erp_master_data,
     store::{
         SyncRunRow, SyncRunStore,
         cursors::{self, Stored},
@@ -77,6 +79,9 @@ fn metrics() -> &'static SyncMetrics {
     })
 }
 
+/// Elements per `PutMasterData` call: capture's limit.
+const MASTER_DATA_CHUNK: usize = 1_000;
+
 /// Runs syncs, one at a time per connector.
 pub struct Syncer {
     db: DatabaseConnection,
@@ -84,6 +89,9 @@ pub struct Syncer {
     keys: ChainKeys,
     runs: SyncRunStore,
     connectors: Vec<Arc<PlantConnector>>,
+    /// Where the ERP's mapped locations go as master data; none when no connector maps
+    /// any.
+    capture: Option<CaptureServiceClient<PeerChannel>>,
     /// The run in progress per connector name.
     running: Mutex<HashMap<String, String>>,
     /// Bumped after every applied page and finished run, for progress streams.
@@ -97,9 +105,11 @@ impl Syncer {
         db: DatabaseConnection,
         keys: ChainKeys,
         connectors: Vec<PlantConnector>,
+        capture: Option<PeerChannel>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Self {
+            capture: capture.map(CaptureServiceClient::new),
             runs: SyncRunStore::new(db.clone()),
             db,
             keys,
@@ -234,7 +244,7 @@ impl Syncer {
             }
             previous_keys = keys;
             let last = page.next.is_none();
-            self.apply(run_id, &target.name, kind, stored, page).await?;
+            self.apply(run_id, target, kind, stored, page).await?;
             let labels = [target.name.as_str(), kind.as_str()];
             metrics().pages.with_label_values(&labels).inc();
             metrics()
@@ -248,15 +258,18 @@ impl Syncer {
         }
     }
 
-    /// Applies one page with the cursor after it and the run's counts, in one transaction.
+    /// Applies one page with the cursor after it and the run's counts, in one transaction,
+    /// once capture has the master data it gives (stored again if the page is applied
+    /// again, which replaces it with the same).
     async fn apply(
         &self,
         run_id: &str,
-        connector: &str,
+        target: &PlantConnector,
         kind: RecordKind,
         stored: Stored,
         page: Page,
     ) -> Result<(), IntegrationError> {
+        let connector = target.name.as_str();
         let fetched = page.records.len() as i64;
         let mut good: Vec<Record> = Vec::with_capacity(page.records.len());
         let mut errors = Vec::new();
@@ -285,6 +298,7 @@ impl Syncer {
                 pending_high_water: None,
             },
         };
+        self.publish_master_data(target, &good).await?;
         let txn = tracery_runtime::db::begin_write(&self.db).await?;
         let applied = records::apply(&txn, connector, kind, &good).await?;
         cursors::save(&txn, connector, kind, &after).await?;
@@ -310,6 +324,39 @@ impl Syncer {
             updated = applied.updated,
             "page applied"
         );
+        Ok(())
+    }
+
+    /// Sends capture the mapped locations `records` name.
+    async fn publish_master_data(
+        &self,
+        target: &PlantConnector,
+        records: &[Record],
+    ) -> Result<(), IntegrationError> {
+        let Some(capture) = &self.capture else {
+            return Ok(());
+        };
+        let derived = erp_master_data::derive(&target.name, &target.locations, records);
+        if !derived.unmapped.is_empty() {
+            tracing::info!(
+                connector = target.name,
+                codes = ?derived.unmapped,
+                "ERP locations without an SGLN in this connector's `locations`: not master data"
+            );
+        }
+        for chunk in derived.elements.chunks(MASTER_DATA_CHUNK) {
+            let request = pb::PutMasterDataRequest {
+                elements: chunk.iter().map(erp_master_data::to_proto).collect(),
+            };
+            capture
+                .clone()
+                .put_master_data(request)
+                .await
+                .map_err(|status| IntegrationError::MasterData {
+                    connector: target.name.clone(),
+                    reason: status.message().to_owned(),
+                })?;
+        }
         Ok(())
     }
 

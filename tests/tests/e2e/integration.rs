@@ -471,3 +471,103 @@ async fn engineering_and_manufacturing_boms_are_compared_after_a_sync() {
     );
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn the_erp_warehouses_a_plant_maps_are_master_data_locations() {
+    let sites = ErpSites::start(false).await;
+    let app = TestApp::spawn_with(|config| config.connectors = sites.connectors())
+        .await
+        .expect("suite starts");
+    let run = sync(&app, "").await;
+    assert_eq!(
+        run.state,
+        pb::SyncRunState::Succeeded as i32,
+        "{:?}",
+        run.errors
+    );
+
+    // Each asked in another spelling than the configuration's.
+    // (an SGLN's extension 0 is the GLN itself)
+    let finished_goods = "https://id.gs1.org/414/4012345000016";
+    let wip = "urn:epc:id:sgln:4012345.00001.2";
+    let plant = "urn:epc:id:sgln:4012345.00000.0";
+    let found = app
+        .capture
+        .clone()
+        .lookup_master_data(pb::LookupMasterDataRequest {
+            ids: [finished_goods, wip, plant].map(str::to_owned).to_vec(),
+            vocabulary_type: String::new(),
+        })
+        .await
+        .expect("lookup")
+        .into_inner();
+    let mut named: Vec<(String, String, String)> = found
+        .elements
+        .iter()
+        .map(|e| (e.id.clone(), e.vocabulary_type.clone(), e.name.clone()))
+        .collect();
+    named.sort();
+    let location = "urn:epcglobal:epcis:vtype:BusinessLocation".to_owned();
+    assert_eq!(
+        named,
+        [
+            (
+                finished_goods.to_owned(),
+                location.clone(),
+                "Finished Goods - AC".to_owned()
+            ),
+            (
+                plant.to_owned(),
+                location.clone(),
+                "Plant 1010, Walldorf".to_owned()
+            ),
+            (wip.to_owned(), location, "Line 2 WIP".to_owned()),
+        ]
+    );
+
+    // Over the EPCIS REST binding, with where it came from.
+    let response = reqwest::get(format!(
+        "http://{}/bizLocations/{}",
+        app.http_addr,
+        tracery_e2e::urlencode("urn:epc:id:sgln:4012345.00001.0")
+    ))
+    .await
+    .expect("GET");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let described: serde_json::Value = response.json().await.expect("JSON");
+    let attributes = described["attributes"].as_array().expect("attributes");
+    for (id, value) in [
+        ("urn:epcglobal:cbv:mda#name", "Finished Goods - AC"),
+        ("urn:tracery:mda#erpConnector", "erp"),
+        ("urn:tracery:mda#erpCode", "Finished Goods - AC"),
+    ] {
+        assert!(
+            attributes
+                .iter()
+                .any(|a| a["id"] == id && a["attribute"] == value),
+            "{id} = {value} in {described}"
+        );
+    }
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_warehouse_mapped_to_something_other_than_a_location_stops_the_start() {
+    let sites = ErpSites::start(false).await;
+    let mut connectors = sites.connectors();
+    let erp = connectors.get_mut("erp").expect("erp");
+    let locations: toml::Table =
+        toml::from_str(r#""WIP - AC" = "urn:epc:id:sgtin:4012345.011111.1""#).expect("toml");
+    erp.insert("locations".to_owned(), toml::Value::Table(locations));
+    // The integration service refuses to start: the suite stops, saying why.
+    let refused = match TestApp::spawn_with(|config| config.connectors = connectors).await {
+        Err(err) => err,
+        Ok(app) => app.stop().await.expect_err("the suite does not start"),
+    };
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("connectors.erp: locations.\"WIP - AC\"")
+            && message.contains("is not a location"),
+        "{message}"
+    );
+}

@@ -330,3 +330,51 @@ async fn within_one_document_the_last_capture_of_an_element_wins() {
     assert_eq!(line["name"], "Filler 3");
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn put_master_data_refuses_a_bad_element_by_its_field() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let element = |id: &str, value_json: String| pb::VocabularyElement {
+        vocabulary_type: "urn:epcglobal:epcis:vtype:BusinessLocation".to_owned(),
+        id: id.to_owned(),
+        attributes: vec![pb::MasterDataAttribute {
+            id: "urn:epcglobal:cbv:mda#name".to_owned(),
+            value_json,
+        }],
+        ..Default::default()
+    };
+    let put = |elements: Vec<pb::VocabularyElement>| {
+        let mut capture = app.capture.clone();
+        async move {
+            capture
+                .put_master_data(pb::PutMasterDataRequest { elements })
+                .await
+        }
+    };
+    let good = element("urn:epc:id:sgln:4012345.00001.0", "\"Dock 1\"".to_owned());
+    for (elements, field) in [
+        (
+            vec![
+                good.clone(),
+                element("urn:epc:id:sgln:4012345.00001.1", "[".repeat(100_000)),
+            ],
+            "elements[1].attributes[0].value_json",
+        ),
+        (
+            vec![good.clone(), element(" ", "1".to_owned())],
+            "elements[1].id",
+        ),
+        (vec![good.clone(); 1_001], "elements"),
+    ] {
+        let refused = put(elements).await.expect_err("refused");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(
+            refused.message().starts_with(field),
+            "{field}: {}",
+            refused.message()
+        );
+    }
+    let stored = put(vec![good]).await.expect("stored").into_inner();
+    assert_eq!(stored.stored, 1);
+    app.stop().await.expect("clean stop");
+}

@@ -109,6 +109,11 @@ pub const GRPC: &[(&str, Access)] = &[
         "/tracery.v1.CaptureService/LookupMasterData",
         Access::Roles(LOOKUP),
     ),
+    // Master data from the ERP sync, or put by an administrator.
+    (
+        "/tracery.v1.CaptureService/PutMasterData",
+        Access::Roles(SYNC),
+    ),
     (
         "/tracery.v1.GenealogyService/TraceBackward",
         Access::Roles(READ),
