@@ -61,7 +61,7 @@ fn syntax(detail: impl Into<String>) -> Gs1Error {
     Gs1Error::new(Gs1ErrorKind::Syntax, detail)
 }
 
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .chars()
         .map(|c| match ESCAPED.iter().find(|(e, _)| *e == c) {
@@ -71,7 +71,7 @@ fn escape(value: &str) -> String {
         .collect()
 }
 
-fn unescape(value: &str) -> Result<String> {
+pub(crate) fn unescape(value: &str) -> Result<String> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(index) = rest.find('%') {

@@ -20,6 +20,7 @@ pub mod element_string;
 pub mod epc;
 pub mod error;
 pub mod key;
+pub mod tds;
 
 pub use digital_link::DigitalLink;
 pub use element_string::{Element, ElementString};
