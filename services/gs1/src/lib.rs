@@ -36,6 +36,10 @@ pub enum Syntax {
     DigitalLink,
     /// An element string, bracketed or raw.
     ElementString,
+    /// A tag's EPC bank in hex, as an RFID reader reports it (TDS binary encoding).
+    EpcHex,
+    /// An EPC tag URI (`urn:epc:tag:sgtin-96:3.…`): the pure identity with filter and scheme.
+    EpcTagUri,
 }
 
 /// Whatever [`parse_any`] found.
@@ -51,6 +55,8 @@ pub struct Parsed {
     pub company_prefix_length: Option<usize>,
     /// The Digital Link stem, when the input was a Digital Link.
     pub stem: Option<String>,
+    /// The tag encoding, when the input was EPC hex or a tag URI.
+    pub tag: Option<tds::TagEpc>,
 }
 
 /// The longest text any parser here reads: a 2D symbol holds at most about 3,100
@@ -72,11 +78,22 @@ pub(crate) fn check_input_length(text: &str) -> Result<(), Gs1Error> {
     Ok(())
 }
 
-/// Parses an EPC URN, a Digital Link (also behind a `]Q1`/`]Q3` symbology identifier) or an
-/// element string.
+/// Parses an EPC URN, a Digital Link (also behind a `]Q1`/`]Q3` symbology identifier), an
+/// element string, EPC hex or an EPC tag URI.
+///
+/// Hex is tried first where the input could be either (see [`tds::looks_like_hex`]): 24
+/// (or 43–52) hex digits are what readers send, while an all-digit raw element string that
+/// long starting with an EPC header (`30`–`39`: counts and measures, which need a key
+/// before them) is not a valid one.
 pub fn parse_any(text: &str) -> Result<Parsed, Gs1Error> {
     check_input_length(text)?;
     let text = text.trim_end_matches(['\r', '\n']);
+    if text.starts_with("urn:epc:tag:") {
+        return from_tag(tds::TagEpc::from_tag_uri(text)?, Syntax::EpcTagUri);
+    }
+    if tds::looks_like_hex(text) {
+        return from_tag(tds::TagEpc::from_hex(text)?, Syntax::EpcHex);
+    }
     if text.starts_with("urn:epc:") {
         let (identifier, cp) = Identifier::from_epc_urn(text)?;
         return Ok(Parsed {
@@ -85,6 +102,7 @@ pub fn parse_any(text: &str) -> Result<Parsed, Gs1Error> {
             identifier: Some(identifier),
             company_prefix_length: Some(cp),
             stem: None,
+            tag: None,
         });
     }
     let (body, offset) = match text.strip_prefix("]Q1") {
@@ -99,6 +117,7 @@ pub fn parse_any(text: &str) -> Result<Parsed, Gs1Error> {
             elements: link.elements,
             company_prefix_length: None,
             stem: Some(link.stem),
+            tag: None,
         });
     }
     let elements = ElementString::parse(text)?;
@@ -108,6 +127,30 @@ pub fn parse_any(text: &str) -> Result<Parsed, Gs1Error> {
         elements,
         company_prefix_length: None,
         stem: None,
+        tag: None,
+    })
+}
+
+/// What a decoded tag identifies; a GID names no GS1 key and is refused.
+fn from_tag(tag: tds::TagEpc, syntax: Syntax) -> Result<Parsed, Gs1Error> {
+    let Some(identified) = tag.identifier() else {
+        return Err(Gs1Error::new(
+            Gs1ErrorKind::Syntax,
+            format!(
+                "{} is a {}, which names no GS1 key",
+                tag.pure_identity(),
+                tag.scheme.name
+            ),
+        ));
+    };
+    let (identifier, cp) = identified?;
+    Ok(Parsed {
+        syntax,
+        elements: identifier.to_element_string()?,
+        identifier: Some(identifier),
+        company_prefix_length: Some(cp),
+        stem: None,
+        tag: Some(tag),
     })
 }
 

@@ -243,10 +243,16 @@ fn syntax(field: &str, detail: impl std::fmt::Display) -> Gs1Error {
 }
 
 /// Whether `text` looks like EPC hex: hex digits only, as long as some scheme's shortest
-/// or word-padded form.
+/// or word-padded form, and either a letter among them or the header of a scheme decoded
+/// here (an all-digit raw element string such as `01…21…` is not hex).
 pub fn looks_like_hex(text: &str) -> bool {
     let lengths = [24, 43, 44, 49, 50, 51, 52];
-    lengths.contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
+    if !lengths.contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return false;
+    }
+    let has_letter = text.bytes().any(|b| b.is_ascii_alphabetic());
+    let header = u8::from_str_radix(&text[..2], 16).unwrap_or_default();
+    has_letter || SCHEMES.iter().any(|s| s.header == header)
 }
 
 impl TagEpc {

@@ -157,3 +157,22 @@ proptest! {
         let _ = TagEpc::from_hex(&hex);
     }
 }
+
+#[test]
+fn parse_any_reads_hex_and_tag_uris_and_leaves_element_strings_alone() {
+    let hex = tracery_gs1::parse_any("3074257BF7194E4000001A85").expect("hex");
+    assert_eq!(hex.syntax, tracery_gs1::Syntax::EpcHex);
+    assert_eq!(hex.elements.to_bracketed(), "(01)80614141123458(21)6789");
+    assert_eq!(hex.company_prefix_length, Some(7));
+    let tag = tracery_gs1::parse_any("urn:epc:tag:sscc-96:3.0614141.1234567890").expect("tag");
+    assert_eq!(tag.syntax, tracery_gs1::Syntax::EpcTagUri);
+    assert_eq!(tag.elements.to_bracketed(), "(00)106141412345678908");
+    // 24 digits, all hex digits too, but an element string: (01)…(21)123456.
+    let raw = tracery_gs1::parse_any("010614141123456221123456").expect("raw");
+    assert_eq!(raw.syntax, tracery_gs1::Syntax::ElementString);
+    let gid = tracery_gs1::parse_any("350007AB70425D4000000586").expect_err("a GID");
+    assert!(
+        gid.to_string().contains("urn:epc:id:gid:31415.271828.1414"),
+        "{gid}"
+    );
+}

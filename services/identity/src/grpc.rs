@@ -284,8 +284,15 @@ impl IdentityService for IdentityApi {
                 Syntax::EpcUrn => pb::IdentifierSyntax::EpcUrn,
                 Syntax::DigitalLink => pb::IdentifierSyntax::DigitalLink,
                 Syntax::ElementString => pb::IdentifierSyntax::ElementString,
+                Syntax::EpcHex => pb::IdentifierSyntax::EpcHex,
+                Syntax::EpcTagUri => pb::IdentifierSyntax::EpcTagUri,
             }
             .into(),
+            tag_uri: parsed
+                .tag
+                .as_ref()
+                .map(|tag| tag.tag_uri())
+                .unwrap_or_default(),
             key: parsed.identifier.as_ref().map(|id| pb::Gs1Key {
                 key_type: key_type(id.kind).into(),
                 value: id.key.clone(),

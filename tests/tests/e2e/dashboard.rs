@@ -243,6 +243,12 @@ async fn the_dashboard_shows_the_floor_and_acts_on_quarantine() {
         drawn("forward").iter().any(|id| id.contains("/00/")),
         "{found}"
     );
+    // The same unit's RFID tag, as a reader reports its EPC (SGTIN-96, filter 1).
+    let tagged = http
+        .json("/dashboard/api/lookup?id=3034F4E4E40AD9C000000001")
+        .await;
+    assert_eq!(tagged["id"], "https://id.gs1.org/01/04012345111118/21/1");
+    assert_eq!(tagged["history"].as_array().map(Vec::len), Some(3));
     let typo = http
         .get("/dashboard/api/lookup?id=(01)04012345111119(21)1")
         .await;

@@ -104,6 +104,43 @@ async fn every_syntax_parses_to_the_same_identifier() {
 }
 
 #[tokio::test]
+async fn an_rfid_tag_read_as_hex_or_a_tag_uri_parses_to_its_identifier() {
+    let mut app = TestApp::spawn().await.expect("suite starts");
+    for (text, syntax) in [
+        ("3074257bf7194e4000001a85", pb::IdentifierSyntax::EpcHex),
+        (
+            "urn:epc:tag:sgtin-96:3.0614141.812345.6789",
+            pb::IdentifierSyntax::EpcTagUri,
+        ),
+    ] {
+        let parsed = app
+            .identity
+            .parse_identifier(pb::ParseIdentifierRequest {
+                text: text.into(),
+                company_prefix_length: 0,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .into_inner();
+        assert_eq!(parsed.syntax, syntax as i32, "{text}");
+        assert_eq!(
+            (
+                parsed.epc_urn.as_str(),
+                parsed.element_string.as_str(),
+                parsed.tag_uri.as_str()
+            ),
+            (
+                "urn:epc:id:sgtin:0614141.812345.6789",
+                "(01)80614141123458(21)6789",
+                "urn:epc:tag:sgtin-96:3.0614141.812345.6789"
+            ),
+            "the company prefix length comes from the tag: {text}"
+        );
+    }
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
 async fn malformed_identifiers_name_the_ai_position_and_reason() {
     let mut app = TestApp::spawn().await.expect("suite starts");
     let cases = [
@@ -130,6 +167,13 @@ async fn malformed_identifiers_name_the_ai_position_and_reason() {
             "urn:epc:id:sgtin:0614141.11234.400",
             "WRONG_LENGTH",
             "item reference",
+        ),
+        ("E274257BF7194E4000001A85", "SYNTAX", "header: E2"),
+        ("307C257BF7194E4000001A85", "SYNTAX", "partition: 7"),
+        (
+            "urn:epc:tag:sgtin-96:3.0614141.812345.0123",
+            "SYNTAX",
+            "serial: `0123` has a leading zero",
         ),
     ];
     for (text, reason, detail) in cases {

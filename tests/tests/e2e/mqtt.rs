@@ -171,20 +171,22 @@ async fn scanner_messages_over_mqtt_are_captured() {
         r#"{"type":"ObjectEvent","eventID":"urn:uuid:6f1c2a9e-3b1f-4c52-9d1e-0a4b7c2d8e11","eventTime":"2026-11-26T10:02:00+01:00","eventTimeZoneOffset":"+01:00","action":"OBSERVE","epcList":["urn:epc:id:sgtin:4012345.011111.9"]}"#.to_owned(),
         r#"{"reader":"dock-1","code":"(01)09506000134353(21)X","time":"2026-11-26T10:03:00+01:00"}"#.to_owned(),
         "not json".to_owned(),
+        // An RFID tag's EPC as a reader reports it.
+        r#"{"reader":"dock-1","code":"3074257BF7194E4000001A85","time":"2026-11-26T10:04:00+01:00"}"#.to_owned(),
     ];
     for message in messages {
         intake.publish("dock-1", message).await;
     }
 
-    let mut events = stored_events(&mut intake.app, 4, Duration::from_secs(15)).await;
+    let mut events = stored_events(&mut intake.app, 5, Duration::from_secs(15)).await;
     assert_eq!(
         events.remove(0).event_id,
         "urn:uuid:00000000-0000-4000-8000-00000000cafe"
     );
     assert_eq!(
         events.len(),
-        3,
-        "two scans and one full event, the repeated scan once"
+        4,
+        "three scans and one full event, the repeated scan once"
     );
     let scan = &events[0];
     let pb::epcis_event::Body::ObjectEvent(object) = scan.body.clone().expect("body") else {
@@ -215,6 +217,14 @@ async fn scanner_messages_over_mqtt_are_captured() {
     assert_eq!(
         events[2].event_id,
         "urn:uuid:6f1c2a9e-3b1f-4c52-9d1e-0a4b7c2d8e11"
+    );
+    let pb::epcis_event::Body::ObjectEvent(tag) = events[3].body.clone().expect("body") else {
+        panic!("an ObjectEvent");
+    };
+    assert_eq!(
+        tag.epcs,
+        ["https://id.gs1.org/01/80614141123458/21/6789"],
+        "the tag's EPC"
     );
 
     let quarantined = intake.quarantined(2, Duration::from_secs(10)).await;

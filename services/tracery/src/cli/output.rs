@@ -32,8 +32,8 @@ pub fn parse_time(flag: &str, text: &str) -> Result<prost_types::Timestamp, Fail
     })
 }
 
-/// An identifier as typed or scanned: GS1 forms (EPC URN, Digital Link, element string
-/// with or without a symbology identifier) are checked here, so a typo is reported with
+/// An identifier as typed or scanned: GS1 forms (EPC URN or tag URI, Digital Link, element
+/// string with or without a symbology identifier, an RFID tag's EPC hex) are checked here, so a typo is reported with
 /// its position instead of an empty answer, and become the canonical Digital Link; other
 /// identifiers (party ids, `urn:uuid:`) are passed on as written.
 pub fn identifier(text: &str) -> Result<String, Failure> {
@@ -42,7 +42,8 @@ pub fn identifier(text: &str) -> Result<String, Failure> {
         || text.starts_with("https://id.gs1.org/")
         || text.starts_with('(')
         || text.starts_with(']')
-        || (text.len() > 2 && text.chars().all(|c| c.is_ascii_digit()));
+        || (text.len() > 2 && text.chars().all(|c| c.is_ascii_digit()))
+        || tracery_gs1::tds::looks_like_hex(text);
     if !looks_gs1 {
         return Ok(text.to_owned());
     }
