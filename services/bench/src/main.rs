@@ -7,6 +7,7 @@
 //! ```
 
 mod capture;
+mod epc;
 mod generate;
 mod plant;
 mod rest;
@@ -36,6 +37,8 @@ enum Command {
     Trace(trace::Args),
     /// Serial allocation rate from a sequential pool, with a duplicate count.
     Serials(serials::Args),
+    /// EPC hex (RFID) decoding rate on one core; needs no suite.
+    Epc(epc::Args),
 }
 
 #[tokio::main]
@@ -46,5 +49,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Rest(args) => rest::run(args).await,
         Command::Trace(args) => trace::run(args).await,
         Command::Serials(args) => serials::run(args).await,
+        Command::Epc(args) => epc::run(args),
     }
 }

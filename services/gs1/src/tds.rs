@@ -697,15 +697,20 @@ impl<'a> BitReader<'a> {
         Self { bytes, position }
     }
 
+    /// The next `bits` (at most 64) as a number: the bytes they span, shifted and masked.
     fn take(&mut self, bits: u16) -> u64 {
-        let mut value = 0u64;
-        for _ in 0..bits {
-            let byte = self.bytes.get(self.position / 8).copied().unwrap_or(0);
-            let bit = (byte >> (7 - self.position % 8)) & 1;
-            value = (value << 1) | u64::from(bit);
-            self.position += 1;
+        let bits = usize::from(bits);
+        if bits == 0 {
+            return 0;
         }
-        value
+        let (first, last) = (self.position / 8, (self.position + bits - 1) / 8);
+        let mut window = 0u128;
+        for index in first..=last {
+            window = (window << 8) | u128::from(self.bytes.get(index).copied().unwrap_or(0));
+        }
+        let shift = (last - first + 1) * 8 - self.position % 8 - bits;
+        self.position += bits;
+        ((window >> shift) & ((1u128 << bits) - 1)) as u64
     }
 
     fn skip(&mut self, bits: u16) {
