@@ -147,15 +147,29 @@ pub enum Channel {
     Rest,
     /// MQTT from scanners.
     Mqtt,
+    /// Tag reads of RFID readers.
+    Rfid,
 }
 
 impl Channel {
+    /// Every channel.
+    pub const ALL: [Channel; 4] = [Self::Grpc, Self::Rest, Self::Mqtt, Self::Rfid];
+
+    /// The channel stored as `name` (gRPC for a name no channel has).
+    pub fn named(name: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|channel| channel.as_str() == name)
+            .unwrap_or(Self::Grpc)
+    }
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Grpc => "grpc",
             Self::Rest => "rest",
             Self::Mqtt => "mqtt",
+            Self::Rfid => "rfid",
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod mqtt;
 pub mod query_language;
 pub mod query_schedule;
 pub mod rest;
+pub mod rfid;
 pub mod roles;
 pub mod scan;
 pub mod state_rules;
@@ -84,6 +85,12 @@ impl ServiceModule for CaptureModule {
                 api.intake(),
                 ctx.shutdown.clone(),
             )));
+        }
+        let plant = ctx.config.auth.as_ref().map(|auth| auth.plant.clone());
+        if let Some(rfid) =
+            rfid::RfidIntake::new(&ctx.config.rfid, plant, ctx.config.limits.max_body_bytes)?
+        {
+            tasks.extend(rfid.start(api.intake(), ctx.db.clone(), ctx.shutdown.clone()));
         }
         tasks.push(tokio::spawn(tracery_runtime::integrity::checkpoint_every(
             ctx.config.integrity.checkpoint_interval,

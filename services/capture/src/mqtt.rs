@@ -214,11 +214,17 @@ fn speaker(mqtt: &MqttIntake, topic: &str) -> Speaker {
     }
     Speaker::Reader {
         name: name.clone(),
-        principal: Principal {
-            subject: format!("mqtt:{name}"),
-            roles: reader.roles.iter().filter_map(|r| Role::parse(r)).collect(),
-            plants: Plants::Only(BTreeSet::from([plant.clone()])),
-        },
+        principal: reader_principal(name, &reader.roles, plant),
+    }
+}
+
+/// Who a configured reader (scanner or RFID) is: `mqtt:<name>`, with its roles, in
+/// `plant` only.
+pub fn reader_principal(name: &str, roles: &[String], plant: &str) -> Principal {
+    Principal {
+        subject: format!("mqtt:{name}"),
+        roles: roles.iter().filter_map(|r| Role::parse(r)).collect(),
+        plants: Plants::Only(BTreeSet::from([plant.to_owned()])),
     }
 }
 

@@ -133,7 +133,7 @@ fn observation(
 }
 
 /// An eventID that is the same for the same message bytes (a UUID-shaped SHA-256 prefix).
-fn message_event_id(message: &[u8]) -> String {
+pub(crate) fn message_event_id(message: &[u8]) -> String {
     let digest = Sha256::digest(message);
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!(

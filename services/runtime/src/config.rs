@@ -158,6 +158,7 @@ struct FileConfig {
     limits: Option<Limits>,
     subscriptions: Option<SubscriptionSettings>,
     alerts: Option<AlertSettings>,
+    rfid: Option<RfidSettings>,
     tls: Option<crate::tls::TlsSettings>,
     integrity: Option<IntegrityFile>,
 }
@@ -317,6 +318,18 @@ pub struct AlertSettings {
     /// The rules, `[[alerts.rules]]` tables each with a `name`; the capture service reads
     /// them with the same reader as rules made over gRPC.
     pub rules: Vec<toml::Table>,
+}
+
+/// The `[rfid]` table: fixed RFID readers whose tag reads capture turns into events.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RfidSettings {
+    /// The broker the readers publish on, and the topic filter capture subscribes to
+    /// (`[rfid.mqtt]`, as `[capture_mqtt]`; its `readers` are not used here).
+    pub mqtt: Option<MqttSettings>,
+    /// The readers by name, `[rfid.readers.<name>]`; the capture service reads them
+    /// (`capture::rfid::reader`), naming the field of any mistake.
+    pub readers: BTreeMap<String, toml::Table>,
 }
 
 /// `[alerts.webhook]`.
@@ -599,6 +612,8 @@ pub struct Config {
     pub subscriptions: SubscriptionSettings,
     /// Alert rules and their channels.
     pub alerts: AlertSettings,
+    /// RFID readers and their broker.
+    pub rfid: RfidSettings,
     /// TLS on both listeners, when the file has a `[tls]` table.
     pub tls: Option<crate::tls::TlsSettings>,
     /// Keys and checkpoints of the hash chains (`[integrity]`).
@@ -677,6 +692,7 @@ impl Config {
             limits: Limits::checked(file.limits.unwrap_or_default())?,
             subscriptions: file.subscriptions.unwrap_or_default(),
             alerts: file.alerts.unwrap_or_default(),
+            rfid: file.rfid.unwrap_or_default(),
             clock: crate::clock::Clock::default(),
         })
     }
@@ -702,6 +718,7 @@ impl Config {
             limits: Limits::default(),
             subscriptions: SubscriptionSettings::default(),
             alerts: AlertSettings::default(),
+            rfid: RfidSettings::default(),
             tls: None,
             // Each test process keeps its own key and checkpoints, away from the tree.
             integrity: IntegritySettings::in_directory(

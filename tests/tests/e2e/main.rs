@@ -27,6 +27,7 @@ mod readiness;
 mod rest;
 mod rest_listings;
 mod rest_queries;
+mod rfid;
 mod serials;
 mod storage;
 mod tls;

@@ -133,6 +133,7 @@ mod migration {
             CreateAlerts = "m0024_capture_alerts",
             ScheduleSubscriptions = "m0025_capture_scheduled_subscriptions",
             LeaseAlertDeliveries = "m0026_capture_alert_delivery_leases",
+            RememberRfidPresence = "m0027_capture_rfid_presence",
         }
     }
 
@@ -367,6 +368,13 @@ mod migration {
     impl MigrationTrait for KeyMasterDataCanonically {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             super::master_data::rekey_canonically(manager.get_connection()).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for RememberRfidPresence {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            crate::rfid::store::create_table_m0027(manager).await
         }
     }
 

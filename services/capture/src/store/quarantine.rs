@@ -64,11 +64,7 @@ pub struct Entry {
 }
 
 fn channel(name: &str) -> Channel {
-    match name {
-        "rest" => Channel::Rest,
-        "mqtt" => Channel::Mqtt,
-        _ => Channel::Grpc,
-    }
+    Channel::named(name)
 }
 
 fn violations_to_json(violations: &[Violation]) -> String {
