@@ -31,7 +31,7 @@ fn digits(n: u64, width: usize) -> String {
 fn tag_uri(n: u64) -> String {
     let cp_digits = 6 + (n % 7) as usize;
     let company = digits(100_000 + n % 100_000, cp_digits);
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         let reference = digits(n % 1000, 13 - cp_digits);
         format!("urn:epc:tag:sgtin-96:1.{company}.{reference}.{n}")
     } else {

@@ -14,12 +14,19 @@ const FLOOR: &str = "urn:epc:id:sgln:4012345.00010.0";
 const GATE: &str = "urn:epc:id:sgln:4012345.00011.0";
 const DOCK: &str = "urn:epc:id:sgln:4012345.00012.0";
 const PROBE: &str = "urn:epc:id:sgln:4012345.00013.0";
+const SLOW_DOCK: &str = "urn:epc:id:sgln:4012345.00014.0";
 
 /// SGTIN-96 hex of GTIN 04012345111118, serial `serial` (filter 1, 7-digit company
 /// prefix), laid out bit by bit here rather than by the suite's encoder.
 fn sgtin_hex(serial: u64) -> String {
     let mut bits: u128 = 0x30;
-    for (value, width) in [(1u64, 3), (5, 3), (4_012_345, 24), (11_111, 20), (serial, 38)] {
+    for (value, width) in [
+        (1u64, 3),
+        (5, 3),
+        (4_012_345, 24),
+        (11_111, 20),
+        (serial, 38),
+    ] {
         bits = (bits << width) | u128::from(value);
     }
     format!("{bits:024x}")
@@ -28,7 +35,13 @@ fn sgtin_hex(serial: u64) -> String {
 /// SSCC-96 hex of company prefix 4012345, serial reference 1000000001 (filter 2).
 fn sscc_hex() -> String {
     let mut bits: u128 = 0x31;
-    for (value, width) in [(2u64, 3), (5, 3), (4_012_345, 24), (1_000_000_001, 34), (0, 24)] {
+    for (value, width) in [
+        (2u64, 3),
+        (5, 3),
+        (4_012_345, 24),
+        (1_000_000_001, 34),
+        (0, 24),
+    ] {
         bits = (bits << width) | u128::from(value);
     }
     format!("{bits:024X}")
@@ -86,6 +99,11 @@ impl Readers {
             read_point = "{DOCK}"
             biz_step = "shipping"
             portal = {{ pass_gap_ms = 700 }}
+            [slow-dock]
+            topic = "{root}/slow-dock"
+            read_point = "{SLOW_DOCK}"
+            biz_step = "receiving"
+            portal = {{ pass_gap_ms = 2500 }}
             [probe]
             topic = "{root}/probe"
             read_point = "{PROBE}"
@@ -132,7 +150,11 @@ impl Readers {
         for attempt in 0..50 {
             self.publish("probe", zebra_read(&sgtin_hex(900_000 + attempt), 1))
                 .await;
-            if !self.events_at(PROBE, 1, Duration::from_millis(200)).await.is_empty() {
+            if !self
+                .events_at(PROBE, 1, Duration::from_millis(200))
+                .await
+                .is_empty()
+            {
                 return;
             }
         }
@@ -141,13 +163,23 @@ impl Readers {
 
     async fn publish(&self, reader: &str, message: String) {
         self.publisher
-            .publish(format!("{}/{reader}", self.root), QoS::AtLeastOnce, false, message)
+            .publish(
+                format!("{}/{reader}", self.root),
+                QoS::AtLeastOnce,
+                false,
+                message,
+            )
             .await
             .expect("published");
     }
 
     /// The events at `read_point`, once there are `count` or `within` has passed.
-    async fn events_at(&mut self, read_point: &str, count: usize, within: Duration) -> Vec<pb::EpcisEvent> {
+    async fn events_at(
+        &mut self,
+        read_point: &str,
+        count: usize,
+        within: Duration,
+    ) -> Vec<pb::EpcisEvent> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let events: Vec<pb::EpcisEvent> = self
@@ -226,7 +258,11 @@ async fn a_burst_of_reads_is_one_observation_per_tag_and_an_absence_a_leave() {
     let mut observed: Vec<String> = entered.iter().flat_map(epcs).collect();
     observed.sort();
     observed.dedup();
-    assert_eq!(observed.len(), 50, "one observation per tag, whatever the antenna");
+    assert_eq!(
+        observed.len(),
+        50,
+        "one observation per tag, whatever the antenna"
+    );
     assert!(entered.iter().all(|e| e.biz_step == "inspecting"));
     assert!(
         observed.contains(&"https://id.gs1.org/01/04012345111118/21/7".to_owned()),
@@ -251,8 +287,14 @@ async fn impinj_webhook_batches_are_observed_at_their_reader() {
     }
     let events = readers.events_at(GATE, 10, Duration::from_secs(15)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let again = readers.events_at(GATE, 11, Duration::from_millis(100)).await;
-    assert_eq!((events.len(), again.len()), (10, 10), "ten tags, three batches");
+    let again = readers
+        .events_at(GATE, 11, Duration::from_millis(100))
+        .await;
+    assert_eq!(
+        (events.len(), again.len()),
+        (10, 10),
+        "ten tags, three batches"
+    );
     assert!(events.iter().all(|e| e.biz_step == "receiving"));
     readers.stop().await;
 }
@@ -265,19 +307,33 @@ async fn a_dock_door_pass_is_one_event_under_its_pallet() {
     let cases: Vec<String> = (201..=205).map(sgtin_hex).collect();
     let pallet = sscc_hex();
     for round in 0..6 {
-        readers.publish("dock", zebra_read(&pallet, 1 + round % 2)).await;
+        readers
+            .publish("dock", zebra_read(&pallet, 1 + round % 2))
+            .await;
         for case in &cases {
-            readers.publish("dock", zebra_read(case, 1 + round % 2)).await;
+            readers
+                .publish("dock", zebra_read(case, 1 + round % 2))
+                .await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let passes = readers.events_at(DOCK, 1, Duration::from_secs(15)).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(readers.events_at(DOCK, 2, Duration::from_millis(100)).await.len(), 1);
+    assert_eq!(
+        readers
+            .events_at(DOCK, 2, Duration::from_millis(100))
+            .await
+            .len(),
+        1
+    );
     let Some(pb::epcis_event::Body::AggregationEvent(pass)) = passes[0].body.clone() else {
         panic!("an AggregationEvent: {:?}", passes[0]);
     };
-    assert!(pass.parent_id.starts_with("https://id.gs1.org/00/"), "{}", pass.parent_id);
+    assert!(
+        pass.parent_id.starts_with("https://id.gs1.org/00/"),
+        "{}",
+        pass.parent_id
+    );
     assert_eq!(pass.child_epcs.len(), 5);
     assert_eq!(pass.action, pb::Action::Observe as i32);
     assert_eq!(passes[0].biz_step, "shipping");
@@ -290,12 +346,18 @@ async fn bad_reads_are_quarantined_and_the_intake_goes_on() {
         return;
     };
     readers.publish("gate", "not json".to_owned()).await;
-    readers.publish("nobody", zebra_read(&sgtin_hex(300), 1)).await;
+    readers
+        .publish("nobody", zebra_read(&sgtin_hex(300), 1))
+        .await;
     // A factory-default EPC: no TDS header. Read many times, quarantined once.
     for _ in 0..10 {
-        readers.publish("gate", zebra_read("7EDA9038051002710002C0AE", 1)).await;
+        readers
+            .publish("gate", zebra_read("7EDA9038051002710002C0AE", 1))
+            .await;
     }
-    readers.publish("gate", zebra_read(&sgtin_hex(301), 1)).await;
+    readers
+        .publish("gate", zebra_read(&sgtin_hex(301), 1))
+        .await;
     let quarantined = readers.quarantined(3, Duration::from_secs(15)).await;
     let mut reasons: Vec<(String, String)> = quarantined
         .iter()
@@ -312,6 +374,58 @@ async fn bad_reads_are_quarantined_and_the_intake_goes_on() {
     );
     assert!(quarantined.iter().all(|q| q.channel == "rfid"));
     let after = readers.events_at(GATE, 1, Duration::from_secs(10)).await;
-    assert_eq!(after.len(), 1, "the good read after the bad ones is observed");
+    assert_eq!(
+        after.len(),
+        1,
+        "the good read after the bad ones is observed"
+    );
     readers.stop().await;
+}
+
+#[tokio::test]
+async fn a_pass_in_progress_survives_a_restart() {
+    let Some(mut readers) = Readers::start().await else {
+        return;
+    };
+    let cases: Vec<String> = (401..=403).map(sgtin_hex).collect();
+    for tag in cases.iter().chain([&sscc_hex()]) {
+        readers.publish("slow-dock", zebra_read(tag, 1)).await;
+    }
+    // Once smoothing has stored the pass's four tags, the suite restarts mid-pass.
+    remembered(&readers.app, 4).await;
+    readers.app = readers.app.restart().await.expect("restarts");
+    let passes = readers
+        .events_at(SLOW_DOCK, 1, Duration::from_secs(20))
+        .await;
+    let Some(pb::epcis_event::Body::AggregationEvent(pass)) = passes[0].body.clone() else {
+        panic!("an AggregationEvent: {:?}", passes[0]);
+    };
+    assert_eq!(
+        pass.child_epcs.len(),
+        3,
+        "every tag read before the restart"
+    );
+    readers.stop().await;
+}
+
+/// Waits until the smoothing state holds `count` tags.
+async fn remembered(app: &TestApp, count: i64) {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let db = Database::connect(app.database_url()).await.expect("db");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM capture_rfid_presence",
+            ))
+            .await
+            .expect("counts")
+            .expect("a row");
+        if row.try_get::<i64>("", "n").expect("n") >= count {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

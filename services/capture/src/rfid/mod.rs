@@ -227,7 +227,13 @@ impl RfidIntake {
         self.store(outcome, intake, db, "RFID smoothing").await
     }
 
-    fn handle_message(&self, state: &mut State, publish: &Publish, now: DateTime<Utc>, outcome: &mut Outcome) {
+    fn handle_message(
+        &self,
+        state: &mut State,
+        publish: &Publish,
+        now: DateTime<Utc>,
+        outcome: &mut Outcome,
+    ) {
         let raw = || String::from_utf8_lossy(&publish.payload).into_owned();
         let reject = |violation: Violation| {
             Admission::Reject(Rejected {
@@ -242,18 +248,32 @@ impl RfidIntake {
             Err(violation) => return outcome.admissions.push(reject(violation)),
         };
         if publish.payload.len() > self.max_message_bytes {
-            let violation = Violation::new("", format!("a message of {} bytes; at most {} (limits.max_body_bytes)", publish.payload.len(), self.max_message_bytes)).with_reason("OVER_LIMIT");
+            let violation = Violation::new(
+                "",
+                format!(
+                    "a message of {} bytes; at most {} (limits.max_body_bytes)",
+                    publish.payload.len(),
+                    self.max_message_bytes
+                ),
+            )
+            .with_reason("OVER_LIMIT");
             return outcome.admissions.push(reject(violation));
         }
         let reads = bounds::parse_json(&publish.payload, &bounds::Bounds::default())
-            .map_err(|err| Violation::new("", format!("not JSON: {err}")).with_reason("MALFORMED_MESSAGE"))
+            .map_err(|err| {
+                Violation::new("", format!("not JSON: {err}")).with_reason("MALFORMED_MESSAGE")
+            })
             .and_then(|value| payload::tag_reads(&value));
         let reads = match reads {
             Ok(reads) => reads,
             Err(violation) => return outcome.admissions.push(reject(violation)),
         };
         for read in reads {
-            if reader.min_rssi_dbm.zip(read.rssi_dbm).is_some_and(|(min, rssi)| rssi < min) {
+            if reader
+                .min_rssi_dbm
+                .zip(read.rssi_dbm)
+                .is_some_and(|(min, rssi)| rssi < min)
+            {
                 continue;
             }
             let zone = reader.zone(read.antenna);
@@ -289,13 +309,25 @@ impl RfidIntake {
             .get(topic)
             .and_then(|name| self.readers.get(name))
             .ok_or_else(|| {
-                Violation::new("topic", format!("`{topic}` is no configured RFID reader's topic (rfid.readers.*.topic)"))
-                    .with_reason("UNKNOWN_READER")
+                Violation::new(
+                    "topic",
+                    format!(
+                        "`{topic}` is no configured RFID reader's topic (rfid.readers.*.topic)"
+                    ),
+                )
+                .with_reason("UNKNOWN_READER")
             })?;
         if let (Some(plant), Some(own)) = (&self.plant, &reader.plant)
             && plant != own
         {
-            return Err(Violation::new("topic", format!("reader `{}` belongs to plant `{own}`; this suite serves `{plant}`", reader.name)).with_reason("UNAUTHENTICATED"));
+            return Err(Violation::new(
+                "topic",
+                format!(
+                    "reader `{}` belongs to plant `{own}`; this suite serves `{plant}`",
+                    reader.name
+                ),
+            )
+            .with_reason("UNAUTHENTICATED"));
         }
         Ok(reader)
     }
@@ -309,9 +341,18 @@ impl RfidIntake {
             Change::Entered { key, time } => {
                 let observed = state.decoded(&key.hex).as_ref().ok().map(|o| o.uri.clone());
                 let zone = zone_of(reader, &key.zone);
-                let id = event_id(&["enter", &key.reader, &key.zone, &key.hex, &time.to_rfc3339()]);
+                let id = event_id(&[
+                    "enter",
+                    &key.reader,
+                    &key.zone,
+                    &key.hex,
+                    &time.to_rfc3339(),
+                ]);
                 if let Some(uri) = observed {
-                    outcome.events.push((reader.name.clone(), observation(zone, zone.biz_step.clone(), vec![uri], time, id)));
+                    outcome.events.push((
+                        reader.name.clone(),
+                        observation(zone, zone.biz_step.clone(), vec![uri], time, id),
+                    ));
                 }
                 let presence = smoothing::Presence {
                     first_time: time,
@@ -321,17 +362,40 @@ impl RfidIntake {
                 };
                 outcome.entered.push((key, presence));
             }
-            Change::Left { key, first_time, time } => {
+            Change::Left {
+                key,
+                first_time,
+                time,
+            } => {
                 let zone = zone_of(reader, &key.zone);
-                let id = event_id(&["leave", &key.reader, &key.zone, &key.hex, &first_time.to_rfc3339()]);
+                let id = event_id(&[
+                    "leave",
+                    &key.reader,
+                    &key.zone,
+                    &key.hex,
+                    &first_time.to_rfc3339(),
+                ]);
                 if let Ok(observed) = state.decoded(&key.hex).as_ref() {
                     let uri = observed.uri.clone();
-                    outcome.events.push((reader.name.clone(), observation(zone, Some(reader.leave_biz_step.clone()), vec![uri], time, id)));
+                    outcome.events.push((
+                        reader.name.clone(),
+                        observation(
+                            zone,
+                            Some(reader.leave_biz_step.clone()),
+                            vec![uri],
+                            time,
+                            id,
+                        ),
+                    ));
                 }
                 outcome.gone.push(key);
             }
             Change::Joined { key, pass } => outcome.joined.push((key, pass)),
-            Change::PassEnded { reader: name, zone, pass } => {
+            Change::PassEnded {
+                reader: name,
+                zone,
+                pass,
+            } => {
                 let observed: Vec<Observed> = pass
                     .tags
                     .iter()
@@ -339,7 +403,10 @@ impl RfidIntake {
                     .collect();
                 let id = event_id(&["pass", &name, &zone, &pass.first_time.to_rfc3339()]);
                 let place = zone_of(reader, &zone);
-                outcome.events.push((name.clone(), pass_event(place, observed, pass.first_time, id)));
+                outcome.events.push((
+                    name.clone(),
+                    pass_event(place, observed, pass.first_time, id),
+                ));
                 outcome.gone.extend(pass.tags.into_iter().map(|hex| Key {
                     reader: name.clone(),
                     zone: zone.clone(),
@@ -353,13 +420,19 @@ impl RfidIntake {
     fn principal(&self, reader: &str) -> Option<Principal> {
         let plant = self.plant.as_ref()?;
         let reader = self.readers.get(reader)?;
-        Some(crate::mqtt::reader_principal(&reader.name, &reader.roles, plant))
+        Some(crate::mqtt::reader_principal(
+            &reader.name,
+            &reader.roles,
+            plant,
+        ))
     }
 }
 
 fn change_reader(change: &Change) -> &str {
     match change {
-        Change::Entered { key, .. } | Change::Left { key, .. } | Change::Joined { key, .. } => &key.reader,
+        Change::Entered { key, .. } | Change::Left { key, .. } | Change::Joined { key, .. } => {
+            &key.reader
+        }
         Change::PassEnded { reader, .. } => reader,
     }
 }
@@ -391,7 +464,9 @@ impl State {
         if self.decoded.len() >= DECODED_KEPT && !self.decoded.contains_key(hex) {
             self.decoded.clear();
         }
-        self.decoded.entry(hex.to_owned()).or_insert_with(|| decode(hex))
+        self.decoded
+            .entry(hex.to_owned())
+            .or_insert_with(|| decode(hex))
     }
 }
 
@@ -427,7 +502,13 @@ fn location(id: &str) -> Location {
     }
 }
 
-fn at_zone(zone: &Zone, kind: EventKind, biz_step: Option<String>, time: DateTime<FixedOffset>, id: String) -> Event {
+fn at_zone(
+    zone: &Zone,
+    kind: EventKind,
+    biz_step: Option<String>,
+    time: DateTime<FixedOffset>,
+    id: String,
+) -> Event {
     Event {
         event_id: Some(id),
         biz_step,
@@ -439,7 +520,13 @@ fn at_zone(zone: &Zone, kind: EventKind, biz_step: Option<String>, time: DateTim
 }
 
 /// An ObjectEvent OBSERVE of `epcs` in `zone`.
-fn observation(zone: &Zone, biz_step: Option<String>, epcs: Vec<String>, time: DateTime<FixedOffset>, id: String) -> Event {
+fn observation(
+    zone: &Zone,
+    biz_step: Option<String>,
+    epcs: Vec<String>,
+    time: DateTime<FixedOffset>,
+    id: String,
+) -> Event {
     let kind = EventKind::Object(ObjectEvent {
         action: Action::Observe,
         epcs,
@@ -451,8 +538,14 @@ fn observation(zone: &Zone, biz_step: Option<String>, epcs: Vec<String>, time: D
 
 /// A portal pass: with exactly one pallet (SSCC) among the tags, an AggregationEvent
 /// OBSERVE of the rest under it; otherwise an ObjectEvent OBSERVE of them all.
-fn pass_event(zone: &Zone, observed: Vec<Observed>, time: DateTime<FixedOffset>, id: String) -> Event {
-    let (pallets, rest): (Vec<Observed>, Vec<Observed>) = observed.into_iter().partition(|o| o.sscc);
+fn pass_event(
+    zone: &Zone,
+    observed: Vec<Observed>,
+    time: DateTime<FixedOffset>,
+    id: String,
+) -> Event {
+    let (pallets, rest): (Vec<Observed>, Vec<Observed>) =
+        observed.into_iter().partition(|o| o.sscc);
     if let [pallet] = pallets.as_slice() {
         let kind = EventKind::Aggregation(AggregationEvent {
             action: Action::Observe,
@@ -519,7 +612,12 @@ impl RfidIntake {
             .iter()
             .chain(&outcome.touched)
             .map(|(key, presence)| store::Row::Present(key, presence))
-            .chain(outcome.joined.iter().map(|(key, pass)| store::Row::InPass(key, pass)))
+            .chain(
+                outcome
+                    .joined
+                    .iter()
+                    .map(|(key, pass)| store::Row::InPass(key, pass)),
+            )
             .collect();
         store::save(db, &rows, &outcome.gone).await?;
         Ok(())
@@ -527,8 +625,15 @@ impl RfidIntake {
 
     /// `event` validated as any captured event, and checked against its reader's roles.
     fn admit(&self, reader: &str, event: Event, intake: &Intake) -> Admission {
-        let admission = admit(event, Channel::Rfid, intake.policy(), &HashContext::default());
-        let (Some(principal), Admission::Accept { event, warnings }) = (self.principal(reader), &admission) else {
+        let admission = admit(
+            event,
+            Channel::Rfid,
+            intake.policy(),
+            &HashContext::default(),
+        );
+        let (Some(principal), Admission::Accept { event, warnings }) =
+            (self.principal(reader), &admission)
+        else {
             return admission;
         };
         match crate::roles::check_event(Some(&principal), 0, event) {
@@ -539,7 +644,9 @@ impl RfidIntake {
             Err(refused) => Admission::Reject(Rejected {
                 payload: Some(tracery_epcis::json::event_to_json(event).to_string()),
                 payload_protobuf: None,
-                violations: vec![Violation::new("", refused.to_string()).with_reason("PERMISSION_DENIED")],
+                violations: vec![
+                    Violation::new("", refused.to_string()).with_reason("PERMISSION_DENIED"),
+                ],
                 channel: Channel::Rfid,
             }),
         }

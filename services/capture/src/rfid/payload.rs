@@ -37,7 +37,7 @@ pub fn tag_reads(message: &Value) -> Result<Vec<TagRead>, Violation> {
         Value::Array(items) => {
             let mut reads = Vec::new();
             for (index, item) in items.iter().enumerate() {
-                reads.extend(one_event(item, &format!("[{index}].")).map_err(|v| v)?);
+                reads.extend(one_event(item, &format!("[{index}]."))?);
             }
             Ok(reads)
         }
@@ -88,10 +88,15 @@ fn impinj(event: &Value, kind: &str, path: &str) -> Result<Option<TagRead>, Viol
         .ok_or_else(|| malformed(&inventory_path, "required with eventType tagInventory"))?;
     let field = |name: &str| format!("{inventory_path}.{name}");
     let (hex, hex_field) = match inventory.get("epcHex") {
-        Some(_) => (text(inventory, "epcHex", &field("epcHex"))?.to_ascii_uppercase(), field("epcHex")),
+        Some(_) => (
+            text(inventory, "epcHex", &field("epcHex"))?.to_ascii_uppercase(),
+            field("epcHex"),
+        ),
         None => (base64_hex(inventory, &field("epc"))?, field("epc")),
     };
-    let seen = inventory.get("lastSeenTime").or_else(|| event.get("timestamp"));
+    let seen = inventory
+        .get("lastSeenTime")
+        .or_else(|| event.get("timestamp"));
     Ok(Some(TagRead {
         hex,
         antenna: port(inventory.get("antennaPort"), &field("antennaPort"))?,
@@ -139,7 +144,12 @@ fn time(value: Option<&Value>, field: &str) -> Result<Option<DateTime<FixedOffse
     DateTime::parse_from_rfc3339(written)
         .or_else(|_| DateTime::parse_from_str(written, "%Y-%m-%dT%H:%M:%S%.f%z"))
         .map(Some)
-        .map_err(|_| malformed(field, format!("`{written}` is not a date-time with an offset")))
+        .map_err(|_| {
+            malformed(
+                field,
+                format!("`{written}` is not a date-time with an offset"),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -175,8 +185,9 @@ mod tests {
     fn refusals_name_the_field() {
         let missing = tag_reads(&json!({"data": {"antenna": 1}})).expect_err("no idHex");
         assert_eq!(missing.field, "data.idHex");
-        let bad = tag_reads(&json!([{"eventType":"tagInventory","tagInventoryEvent":{"epc":"!!"}}]))
-            .expect_err("not base64");
+        let bad =
+            tag_reads(&json!([{"eventType":"tagInventory","tagInventoryEvent":{"epc":"!!"}}]))
+                .expect_err("not base64");
         assert_eq!(bad.field, "[0].tagInventoryEvent.epc");
         let other = tag_reads(&json!({"hello": 1})).expect_err("unknown shape");
         assert!(other.description.contains("Zebra"), "{other:?}");

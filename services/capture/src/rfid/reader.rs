@@ -111,12 +111,19 @@ impl Reader {
             .map_err(|err| format!("{}: {}", field(&err.path().to_string()), err.inner()))?;
         let mut antennas = BTreeMap::new();
         for (port, zone) in written.antennas {
-            let number = port
-                .parse::<u32>()
-                .map_err(|_| format!("{}: an antenna port number", field(&format!("antennas.{port}"))))?;
+            let number = port.parse::<u32>().map_err(|_| {
+                format!(
+                    "{}: an antenna port number",
+                    field(&format!("antennas.{port}"))
+                )
+            })?;
             antennas.insert(number, zone);
         }
-        if let Some(role) = written.roles.iter().find(|r| tracery_runtime::auth::Role::parse(r).is_none()) {
+        if let Some(role) = written
+            .roles
+            .iter()
+            .find(|r| tracery_runtime::auth::Role::parse(r).is_none())
+        {
             return Err(format!("{}: `{role}` is not a role", field("roles")));
         }
         let leave_after = written.leave_after_ms.map(Duration::from_millis);
@@ -195,20 +202,35 @@ mod tests {
              [antennas.3]\nread_point = \"urn:epc:id:sgln:4012345.00002.0\"\nbiz_step = \"shipping\"",
         )
         .expect("valid");
-        assert_eq!(reader.zone(Some(3)).read_point, "urn:epc:id:sgln:4012345.00002.0");
-        assert_eq!(reader.zone(Some(1)).read_point, "urn:epc:id:sgln:4012345.00001.0");
-        assert_eq!(reader.zone(None).read_point, "urn:epc:id:sgln:4012345.00001.0");
+        assert_eq!(
+            reader.zone(Some(3)).read_point,
+            "urn:epc:id:sgln:4012345.00002.0"
+        );
+        assert_eq!(
+            reader.zone(Some(1)).read_point,
+            "urn:epc:id:sgln:4012345.00001.0"
+        );
+        assert_eq!(
+            reader.zone(None).read_point,
+            "urn:epc:id:sgln:4012345.00001.0"
+        );
         assert_eq!(reader.hold, Duration::from_secs(1));
     }
 
     #[test]
     fn mistakes_are_refused_by_field() {
         let error = |text: &str| parse(text).expect_err(text);
-        assert!(error("read_point = \"x\"").contains("rfid.readers.door"), "no topic");
+        assert!(
+            error("read_point = \"x\"").contains("rfid.readers.door"),
+            "no topic"
+        );
         let typo = error("topic = \"t\"\nread_point = \"x\"\nhold_sm = 5");
         assert!(typo.contains("hold_sm"), "{typo}");
         let leave = error("topic = \"t\"\nread_point = \"x\"\nhold_ms = 500\nleave_after_ms = 100");
-        assert!(leave.starts_with("rfid.readers.door.leave_after_ms"), "{leave}");
+        assert!(
+            leave.starts_with("rfid.readers.door.leave_after_ms"),
+            "{leave}"
+        );
         let port = error("topic = \"t\"\nread_point = \"x\"\n[antennas.left]\nread_point = \"y\"");
         assert!(port.contains("antennas.left"), "{port}");
     }

@@ -56,7 +56,10 @@ pub struct Pass {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// A tag was first read in a zone.
-    Entered { key: Key, time: DateTime<FixedOffset> },
+    Entered {
+        key: Key,
+        time: DateTime<FixedOffset>,
+    },
     /// A present tag has not been read for its reader's `leave_after`.
     Left {
         key: Key,
@@ -118,11 +121,16 @@ impl Smoother {
 
     /// A read of a tag that cannot be observed (its EPC does not decode): whether it is
     /// new, i.e. not read in its zone within the reader's hold time.
-    pub fn read_unobservable(&mut self, reader: &Reader, key: Key, time: DateTime<FixedOffset>, now: DateTime<Utc>) -> bool {
-        let fresh = self
-            .present
-            .get(&key)
-            .is_none_or(|p| now - p.last_seen > chrono::Duration::from_std(reader.hold).unwrap_or_default());
+    pub fn read_unobservable(
+        &mut self,
+        reader: &Reader,
+        key: Key,
+        time: DateTime<FixedOffset>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let fresh = self.present.get(&key).is_none_or(|p| {
+            now - p.last_seen > chrono::Duration::from_std(reader.hold).unwrap_or_default()
+        });
         self.present.insert(
             key,
             Presence {
@@ -135,7 +143,12 @@ impl Smoother {
         fresh
     }
 
-    fn join_pass(&mut self, key: Key, time: DateTime<FixedOffset>, now: DateTime<Utc>) -> Option<Change> {
+    fn join_pass(
+        &mut self,
+        key: Key,
+        time: DateTime<FixedOffset>,
+        now: DateTime<Utc>,
+    ) -> Option<Change> {
         let pass = self
             .passes
             .entry((key.reader.clone(), key.zone.clone()))
@@ -291,9 +304,15 @@ mod tests {
         }
         assert_eq!(changes.len(), 1, "{changes:?}");
         let readers = HashMap::from([("door".to_owned(), door.clone())]);
-        assert!(smoother.tick(&readers, at(2000)).is_empty(), "no leave asked for");
+        assert!(
+            smoother.tick(&readers, at(2000)).is_empty(),
+            "no leave asked for"
+        );
         let again = smoother.read(&door, key("A"), at(3000).fixed_offset(), at(3000));
-        assert!(matches!(again.as_slice(), [Change::Entered { .. }]), "gone, then back");
+        assert!(
+            matches!(again.as_slice(), [Change::Entered { .. }]),
+            "gone, then back"
+        );
     }
 
     #[test]
@@ -319,12 +338,20 @@ mod tests {
         let mut joined = 0;
         for round in 0..10 {
             for tag in ["A", "B", "C"] {
-                let changes = smoother.read(&door, key(tag), at(round * 50).fixed_offset(), at(round * 50));
+                let changes = smoother.read(
+                    &door,
+                    key(tag),
+                    at(round * 50).fixed_offset(),
+                    at(round * 50),
+                );
                 joined += changes.len();
             }
         }
         assert_eq!(joined, 3);
-        assert!(smoother.tick(&readers, at(800)).is_empty(), "450 ms since the last read");
+        assert!(
+            smoother.tick(&readers, at(800)).is_empty(),
+            "450 ms since the last read"
+        );
         let ended = smoother.tick(&readers, at(1000));
         let [Change::PassEnded { pass, .. }] = &ended[..] else {
             panic!("{ended:?}");

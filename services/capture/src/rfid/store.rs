@@ -147,7 +147,8 @@ pub async fn load(
             hex: row.epc_hex,
         };
         let time = |written: &str| DateTime::<FixedOffset>::parse_from_rfc3339(written).ok();
-        let (Some(first_time), Some(last_time)) = (time(&row.first_time), time(&row.last_time)) else {
+        let (Some(first_time), Some(last_time)) = (time(&row.first_time), time(&row.last_time))
+        else {
             continue;
         };
         match row.pass_started {
