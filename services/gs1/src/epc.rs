@@ -61,14 +61,27 @@ fn syntax(detail: impl Into<String>) -> Gs1Error {
     Gs1Error::new(Gs1ErrorKind::Syntax, detail)
 }
 
-pub(crate) fn escape(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| match ESCAPED.iter().find(|(e, _)| *e == c) {
-            Some((_, escaped)) => (*escaped).to_owned(),
-            None => c.to_string(),
-        })
-        .collect()
+fn escape(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    push_escaped(&mut escaped, value);
+    escaped
+}
+
+/// Appends `value` to `out` with the characters a URN escapes escaped.
+pub(crate) fn push_escaped(out: &mut String, value: &str) {
+    if !value
+        .bytes()
+        .any(|b| matches!(b, b'%' | b'"' | b'&' | b'/' | b'<' | b'>' | b'?'))
+    {
+        out.push_str(value);
+        return;
+    }
+    for c in value.chars() {
+        match ESCAPED.iter().find(|(e, _)| *e == c) {
+            Some((_, escaped)) => out.push_str(escaped),
+            None => out.push(c),
+        }
+    }
 }
 
 pub(crate) fn unescape(value: &str) -> Result<String> {

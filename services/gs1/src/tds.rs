@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use crate::{
     Identifier,
     charset::Charset,
-    epc::{escape, unescape},
+    epc::{push_escaped, unescape},
     error::{Gs1Error, Gs1ErrorKind, Result},
 };
 
@@ -230,8 +230,12 @@ pub struct TagEpc {
     pub scheme: &'static Scheme,
     /// The filter value, 0–7 (0 for GID, which has none).
     pub filter: u8,
-    /// The URI's dot-separated components after the filter, unescaped.
-    pub components: Vec<String>,
+    /// The URI's dot-separated components after the filter, unescaped, one after the
+    /// other (decoding allocates once) ...
+    components: String,
+    /// ... each ending where this says.
+    ends: [u8; 3],
+    parts: u8,
 }
 
 fn error(kind: Gs1ErrorKind, field: &str, detail: impl std::fmt::Display) -> Gs1Error {
@@ -256,6 +260,35 @@ pub fn looks_like_hex(text: &str) -> bool {
 }
 
 impl TagEpc {
+    /// The URI's dot-separated components after the filter (company prefix, the field
+    /// after it, the tail), unescaped.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        let ends = &self.ends[..usize::from(self.parts)];
+        ends.iter().scan(0, |start, &end| {
+            let component = self.components.get(*start..usize::from(end));
+            *start = usize::from(end);
+            component
+        })
+    }
+
+    fn new(scheme: &'static Scheme, filter: u8) -> Self {
+        Self {
+            scheme,
+            filter,
+            components: String::with_capacity(48),
+            ends: [0; 3],
+            parts: 0,
+        }
+    }
+
+    /// Ends the component appended last.
+    fn end_component(&mut self) {
+        if let Some(end) = self.ends.get_mut(usize::from(self.parts)) {
+            *end = self.components.len() as u8;
+            self.parts += 1;
+        }
+    }
+
     /// Decodes EPC hex (either case).
     pub fn from_hex(hex: &str) -> Result<Self> {
         let (bytes, available_bits) = hex_bytes(hex)?;
@@ -317,7 +350,10 @@ impl TagEpc {
 
     /// `urn:epc:tag:<scheme>:<filter>.<components>` (GID: no filter).
     pub fn tag_uri(&self) -> String {
-        let mut uri = format!("urn:epc:tag:{}:", self.scheme.name);
+        let mut uri = String::with_capacity(64);
+        uri.push_str("urn:epc:tag:");
+        uri.push_str(self.scheme.name);
+        uri.push(':');
         if self.scheme.partitions.is_some() {
             let _ = write!(uri, "{}.", self.filter);
         }
@@ -327,7 +363,10 @@ impl TagEpc {
 
     /// The pure-identity URN (`urn:epc:id:sgtin:0614141.812345.6789`).
     pub fn pure_identity(&self) -> String {
-        let mut uri = format!("urn:epc:id:{}:", self.scheme.identity);
+        let mut uri = String::with_capacity(64);
+        uri.push_str("urn:epc:id:");
+        uri.push_str(self.scheme.identity);
+        uri.push(':');
         self.push_components(&mut uri);
         uri
     }
@@ -339,11 +378,16 @@ impl TagEpc {
     }
 
     fn push_components(&self, uri: &mut String) {
-        for (index, component) in self.components.iter().enumerate() {
+        let text = self.scheme.has_text();
+        for (index, component) in self.components().enumerate() {
             if index > 0 {
                 uri.push('.');
             }
-            uri.push_str(&escape(component));
+            if text {
+                push_escaped(uri, component);
+            } else {
+                uri.push_str(component);
+            }
         }
     }
 }
@@ -370,18 +414,33 @@ fn hex_bytes(hex: &str) -> Result<([u8; MAX_BYTES], usize)> {
     }
     let mut bytes = [0u8; MAX_BYTES];
     for (index, c) in hex.bytes().enumerate() {
-        let nibble = (c as char).to_digit(16).ok_or_else(|| {
-            error(
+        let nibble = NIBBLES[usize::from(c)];
+        if nibble > 0xF {
+            return Err(error(
                 Gs1ErrorKind::IllegalCharacter,
                 "hex",
                 format!("{:?} is not a hex digit", c as char),
             )
-            .at(index)
-        })?;
-        bytes[index / 2] |= (nibble as u8) << if index % 2 == 0 { 4 } else { 0 };
+            .at(index));
+        }
+        bytes[index / 2] |= nibble << if index % 2 == 0 { 4 } else { 0 };
     }
     Ok((bytes, hex.len() * 4))
 }
+
+/// Each byte's value as a hex digit; 0xFF for bytes that are none.
+const NIBBLES: [u8; 256] = {
+    let mut table = [0xFF; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        let lower = b"0123456789abcdef"[digit];
+        let upper = b"0123456789ABCDEF"[digit];
+        table[lower as usize] = digit as u8;
+        table[upper as usize] = digit as u8;
+        digit += 1;
+    }
+    table
+};
 
 fn scheme_of_header(header: u8) -> Result<&'static Scheme> {
     if let Some(scheme) = SCHEMES.iter().find(|s| s.header == header) {
@@ -399,10 +458,9 @@ fn scheme_of_header(header: u8) -> Result<&'static Scheme> {
 
 impl Scheme {
     fn decode(&'static self, reader: &mut BitReader) -> Result<TagEpc> {
-        let mut components = Vec::with_capacity(3);
-        let mut filter = 0;
+        let mut epc = TagEpc::new(self, 0);
         if let Some(partitions) = self.partitions {
-            filter = reader.take(3) as u8;
+            epc.filter = reader.take(3) as u8;
             let partition = reader.take(3) as usize;
             let &(cp_bits, cp_digits, second) = partitions.get(partition).ok_or_else(|| {
                 syntax(
@@ -410,24 +468,21 @@ impl Scheme {
                     format!("{partition} is not in the partition table"),
                 )
             })?;
-            components.push(read_field(
-                reader,
-                "company prefix",
-                padded(cp_bits, cp_digits),
-            )?);
-            components.push(read_field(reader, self.second_name(), second)?);
+            let company = padded(cp_bits, cp_digits);
+            read_field(reader, "company prefix", company, &mut epc)?;
+            read_field(reader, self.second_name(), second, &mut epc)?;
         }
         for &(name, field) in self.tail {
-            let value = read_field(reader, name, field)?;
-            if !matches!(field, Field::Reserved { .. }) {
-                components.push(value);
-            }
+            read_field(reader, name, field, &mut epc)?;
         }
-        Ok(TagEpc {
-            scheme: self,
-            filter,
-            components,
-        })
+        Ok(epc)
+    }
+
+    /// Whether a field of it is text, which URIs escape.
+    fn has_text(&self) -> bool {
+        let text = |field: &Field| matches!(field, Field::Text { .. });
+        self.tail.iter().any(|(_, field)| text(field))
+            || self.partitions.is_some_and(|table| text(&table[0].2))
     }
 
     fn second_name(&self) -> &'static str {
@@ -489,20 +544,17 @@ impl Scheme {
                 ),
             ));
         }
-        let components = fields
-            .iter()
-            .zip(parts)
-            .map(|(&(name, field), part)| checked_component(name, field, part))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(TagEpc {
-            scheme: self,
-            filter,
-            components,
-        })
+        let mut epc = TagEpc::new(self, filter);
+        for (&(name, field), part) in fields.iter().zip(parts) {
+            epc.components
+                .push_str(&checked_component(name, field, part)?);
+            epc.end_component();
+        }
+        Ok(epc)
     }
 
     fn encode(&self, epc: &TagEpc, writer: &mut BitWriter) -> Result<()> {
-        let company_prefix_digits = epc.components.first().map_or(0, String::len);
+        let company_prefix_digits = epc.components().next().map_or(0, str::len);
         let fields = self.fields(company_prefix_digits)?;
         if let Some(partitions) = self.partitions {
             let partition = partitions
@@ -512,7 +564,7 @@ impl Scheme {
             writer.push(u64::from(epc.filter), 3);
             writer.push(partition as u64, 3);
         }
-        let mut components = epc.components.iter();
+        let mut components = epc.components();
         for (name, field) in fields {
             match field {
                 Field::Reserved { bits } => writer.push(0, bits),
@@ -617,35 +669,53 @@ fn text_value(name: &str, bits: u16, part: &str) -> Result<String> {
     Ok(text)
 }
 
-fn read_field(reader: &mut BitReader, name: &str, field: Field) -> Result<String> {
+/// Reads `field` and appends it to `epc` as a component; reserved bits are skipped and
+/// append nothing.
+fn read_field(reader: &mut BitReader, name: &str, field: Field, epc: &mut TagEpc) -> Result<()> {
+    let out = &mut epc.components;
     match field {
         Field::Padded { bits, digits } => {
             let value = reader.take(bits);
             let digits = usize::from(digits);
-            let text = if digits == 0 {
-                String::new()
+            let written = if digits == 0 {
+                0
             } else {
-                format!("{value:0digits$}")
+                push_decimal(out, value, digits)
             };
-            if text.len() > digits || (digits == 0 && value != 0) {
+            if written > digits || (digits == 0 && value != 0) {
                 return Err(error(
                     Gs1ErrorKind::WrongLength,
                     name,
                     format!("{value} does not fit in {digits} digits"),
                 ));
             }
-            Ok(text)
         }
-        Field::Integer { bits } => Ok(reader.take(bits).to_string()),
-        Field::Text { bits } => read_text(reader, name, bits),
+        Field::Integer { bits } => {
+            push_decimal(out, reader.take(bits), 1);
+        }
+        Field::Text { bits } => read_text(reader, name, bits, out)?,
         Field::Reserved { bits } => {
             reader.skip(bits);
-            Ok(String::new())
+            return Ok(());
         }
     }
+    epc.end_component();
+    Ok(())
 }
 
-fn read_text(reader: &mut BitReader, name: &str, bits: u16) -> Result<String> {
+/// Appends `value` in decimal, zero-padded to at least `width` digits; the digits written.
+/// With `itoa`: with `format!`, formatting was a fifth of decoding a tag.
+fn push_decimal(out: &mut String, value: u64, width: usize) -> usize {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(value);
+    for _ in digits.len()..width {
+        out.push('0');
+    }
+    out.push_str(digits);
+    digits.len().max(width)
+}
+
+fn read_text(reader: &mut BitReader, name: &str, bits: u16, out: &mut String) -> Result<()> {
     let end = reader.position + usize::from(bits);
     let mut text = String::new();
     for _ in 0..bits / 7 {
@@ -667,7 +737,8 @@ fn read_text(reader: &mut BitReader, name: &str, bits: u16) -> Result<String> {
     if text.is_empty() {
         return Err(error(Gs1ErrorKind::WrongLength, name, "empty"));
     }
-    Ok(text)
+    out.push_str(&text);
+    Ok(())
 }
 
 fn write_field(writer: &mut BitWriter, name: &str, field: Field, value: &str) -> Result<()> {
@@ -697,20 +768,22 @@ impl<'a> BitReader<'a> {
         Self { bytes, position }
     }
 
-    /// The next `bits` (at most 64) as a number: the bytes they span, shifted and masked.
+    /// The next `bits` (at most 64) as a number: the 16 bytes from the one it starts in,
+    /// shifted so that it is on top, then down.
     fn take(&mut self, bits: u16) -> u64 {
-        let bits = usize::from(bits);
+        let bits = u32::from(bits);
         if bits == 0 {
             return 0;
         }
-        let (first, last) = (self.position / 8, (self.position + bits - 1) / 8);
-        let mut window = 0u128;
-        for index in first..=last {
-            window = (window << 8) | u128::from(self.bytes.get(index).copied().unwrap_or(0));
+        let first = self.position / 8;
+        let mut window = [0u8; 16];
+        let available = self.bytes.len().saturating_sub(first).min(16);
+        if available > 0 {
+            window[..available].copy_from_slice(&self.bytes[first..first + available]);
         }
-        let shift = (last - first + 1) * 8 - self.position % 8 - bits;
-        self.position += bits;
-        ((window >> shift) & ((1u128 << bits) - 1)) as u64
+        let shifted = u128::from_be_bytes(window) << (self.position % 8);
+        self.position += bits as usize;
+        (shifted >> (128 - bits)) as u64
     }
 
     fn skip(&mut self, bits: u16) {
