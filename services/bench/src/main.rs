@@ -11,6 +11,7 @@ mod epc;
 mod generate;
 mod plant;
 mod rest;
+mod rfid;
 mod serials;
 mod table;
 mod trace;
@@ -39,6 +40,8 @@ enum Command {
     Serials(serials::Args),
     /// EPC hex (RFID) decoding rate on one core; needs no suite.
     Epc(epc::Args),
+    /// RFID reader intake: raw reads through the broker to stored observations.
+    Rfid(rfid::Args),
 }
 
 #[tokio::main]
@@ -50,5 +53,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Trace(args) => trace::run(args).await,
         Command::Serials(args) => serials::run(args).await,
         Command::Epc(args) => epc::run(args),
+        Command::Rfid(args) => rfid::run(args).await,
     }
 }
