@@ -54,7 +54,13 @@ pub struct Args {
 /// SGTIN-96 hex of GTIN 04012345111118 with `serial`, and its Digital Link.
 fn tag(serial: u64) -> (String, String) {
     let mut bits: u128 = 0x30;
-    for (value, width) in [(1u64, 3), (5, 3), (4_012_345, 24), (11_111, 20), (serial, 38)] {
+    for (value, width) in [
+        (1u64, 3),
+        (5, 3),
+        (4_012_345, 24),
+        (11_111, 20),
+        (serial, 38),
+    ] {
         bits = (bits << width) | u128::from(value);
     }
     (
@@ -88,7 +94,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
 
     let due: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?));
+    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1,
+        600_000_000,
+        3,
+    )?));
     let mut capture = CaptureServiceClient::connect(args.addr.clone())
         .await
         .with_context(|| format!("connecting to {}", args.addr))?;
@@ -117,8 +127,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokio::time::sleep_until(scheduled.into()).await;
         let (serial, antenna) = read_at(&args, run, i);
         let (hex, link) = tag(serial);
-        if let std::collections::hash_map::Entry::Vacant(first) =
-            due.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.entry(link)
+        if let std::collections::hash_map::Entry::Vacant(first) = due
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .entry(link)
         {
             first.insert(scheduled);
             tags += 1;

@@ -533,18 +533,35 @@ impl IdentityService for IdentityApi {
             Ok(pb::LabelFormat::Zpl) => LabelFormat::Zpl,
             _ => return Err(IdentityError::invalid("format", "required").into()),
         };
-        let parsed = tracery_gs1::parse_any(request.identifier.trim())
-            .map_err(IdentityError::gs1("identifier"))?;
+        let prefix_length = request.rfid.as_ref().map_or(0, |r| r.company_prefix_length);
+        let (parsed, epc) = self
+            .resolver
+            .resolve("identifier", &request.identifier, prefix_length)
+            .await?;
         let link = digital_link_of(&parsed).unwrap_or_default();
         if symbology == Symbology::DigitalLinkQr && link.is_empty() {
             return Err(
                 IdentityError::invalid("identifier", "holds no Digital Link primary key").into(),
             );
         }
-        let label = labels::render(symbology, format, &parsed.elements, &link)?;
+        let tag = match &request.rfid {
+            None => None,
+            Some(rfid) => {
+                let epc = epc.ok_or_else(|| {
+                    IdentityError::invalid(
+                        "rfid.company_prefix_length",
+                        "unknown for this identifier: give it, or register the product",
+                    )
+                })?;
+                Some(labels::tag_write(&epc, &rfid.scheme, rfid.filter)?)
+            }
+        };
+        let label = labels::render(symbology, format, &parsed.elements, &link, tag.as_ref())?;
         Ok(Response::new(pb::RenderLabelResponse {
             content: label.content,
             content_type: label.content_type.to_owned(),
+            epc_hex: tag.as_ref().map(|t| t.hex.clone()).unwrap_or_default(),
+            tag_uri: tag.map(|t| t.tag_uri).unwrap_or_default(),
         }))
     }
 }

@@ -3,7 +3,7 @@
 //! The symbols come from the `datamatrix` and `qrcode` crates; this module only draws their
 //! module grids and writes the ZPL, which Zebra printers render themselves.
 
-use tracery_gs1::ElementString;
+use tracery_gs1::{ElementString, tds::TagEpc};
 
 use crate::domain::IdentityError;
 
@@ -94,16 +94,72 @@ fn symbol(
     }
 }
 
-/// Renders `elements` (and their Digital Link URI, for QR) as a label.
+/// What a printer-encoder writes to the label's RFID tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagWrite {
+    /// The EPC bank, in hex.
+    pub hex: String,
+    pub tag_uri: String,
+}
+
+/// The tag encoding of `epc_urn` (a pure-identity URN) in `scheme` (empty: its 96-bit
+/// scheme) with `filter`, checked by decoding the hex back to the same identity.
+pub fn tag_write(epc_urn: &str, scheme: &str, filter: u32) -> Result<TagWrite, IdentityError> {
+    let (identity, body) = epc_urn
+        .strip_prefix("urn:epc:id:")
+        .and_then(|rest| rest.split_once(':'))
+        .ok_or_else(|| {
+            IdentityError::invalid(
+                "identifier",
+                "a tag holds one object: give its serial (or SSCC, GLN, GRAI, GIAI)",
+            )
+        })?;
+    let scheme = if scheme.is_empty() {
+        format!("{identity}-96")
+    } else {
+        scheme.to_owned()
+    };
+    if scheme.split_once('-').map(|(base, _)| base) != Some(identity) {
+        return Err(IdentityError::invalid(
+            "rfid.scheme",
+            format!("`{scheme}` does not encode an {}", identity.to_uppercase()),
+        ));
+    }
+    if filter > 7 {
+        return Err(IdentityError::invalid("rfid.filter", "0 to 7 (3 bits)"));
+    }
+    let tag_uri = format!("urn:epc:tag:{scheme}:{filter}.{body}");
+    let refused = |err: tracery_gs1::Gs1Error| IdentityError::invalid("rfid", err.to_string());
+    let tag = TagEpc::from_tag_uri(&tag_uri).map_err(refused)?;
+    let hex = tag.to_hex().map_err(refused)?;
+    let decoded = TagEpc::from_hex(&hex).map_err(refused)?;
+    if decoded.pure_identity() != epc_urn || decoded.tag_uri() != tag_uri {
+        return Err(IdentityError::Corrupt(format!(
+            "the tag encoding {hex} decodes to {}, not {epc_urn}",
+            decoded.pure_identity()
+        )));
+    }
+    Ok(TagWrite { hex, tag_uri })
+}
+
+/// Renders `elements` (and their Digital Link URI, for QR) as a label; with `tag`, a ZPL
+/// label also has the printer write it to the label's RFID tag.
 pub fn render(
     symbology: Symbology,
     format: LabelFormat,
     elements: &ElementString,
     digital_link: &str,
+    tag: Option<&TagWrite>,
 ) -> Result<Label, IdentityError> {
+    if tag.is_some() && format != LabelFormat::Zpl {
+        return Err(IdentityError::invalid(
+            "rfid",
+            "only ZPL printer-encoders write tags: ask for LABEL_FORMAT_ZPL",
+        ));
+    }
     match format {
         LabelFormat::Zpl => Ok(Label {
-            content: zpl(symbology, elements, digital_link).into_bytes(),
+            content: zpl(symbology, elements, digital_link, tag).into_bytes(),
             content_type: "application/vnd.zebra.zpl",
         }),
         LabelFormat::Svg => Ok(Label {
@@ -168,12 +224,19 @@ fn png(grid: &Grid) -> Result<Vec<u8>, IdentityError> {
     Ok(out)
 }
 
-/// ZPL II: the symbol at the top, the human-readable text under it.
+/// ZPL II: the symbol at the top, the human-readable text under it; with `tag`, `^RS8`
+/// (a Gen 2 tag) and `^RFW,H,,,A` (write hex to the EPC bank, adjusting the PC word's
+/// length bits, as Zebra's RFID programming guide has it) before them.
 ///
 /// `^BX` with quality 200 is ECC 200 DataMatrix; declaring `_` as its escape character
 /// makes `_1` an FNC1 (and `_5F` a literal underscore). The QR payload is prefixed `QA,`
 /// (error correction Q, automatic data mode) as `^BQ` requires.
-fn zpl(symbology: Symbology, elements: &ElementString, digital_link: &str) -> String {
+fn zpl(
+    symbology: Symbology,
+    elements: &ElementString,
+    digital_link: &str,
+    tag: Option<&TagWrite>,
+) -> String {
     let (code, text) = match symbology {
         Symbology::Gs1DataMatrix => {
             let data = elements
@@ -190,8 +253,11 @@ fn zpl(symbology: Symbology, elements: &ElementString, digital_link: &str) -> St
             digital_link.to_owned(),
         ),
     };
+    let encode = tag
+        .map(|tag| format!("^RS8\n^RFW,H,,,A^FD{}^FS\n", tag.hex))
+        .unwrap_or_default();
     format!(
-        "^XA\n^CI28\n^FO40,40{code}\n^FO40,300^A0N,28,28^FB760,3,0,L^FD{}^FS\n^XZ\n",
+        "^XA\n^CI28\n{encode}^FO40,40{code}\n^FO40,300^A0N,28,28^FB760,3,0,L^FD{}^FS\n^XZ\n",
         text.replace(['^', '~'], " ")
     )
 }
@@ -204,9 +270,15 @@ mod tests {
     fn zpl_has_symbol_and_text() {
         let elements = ElementString::parse("(01)09506000134352(10)AB_1(21)12345").expect("valid");
         let zpl = String::from_utf8(
-            render(Symbology::Gs1DataMatrix, LabelFormat::Zpl, &elements, "")
-                .expect("zpl")
-                .content,
+            render(
+                Symbology::Gs1DataMatrix,
+                LabelFormat::Zpl,
+                &elements,
+                "",
+                None,
+            )
+            .expect("zpl")
+            .content,
         )
         .expect("utf8");
         assert!(zpl.starts_with("^XA"), "{zpl}");

@@ -227,6 +227,7 @@ async fn render(
             identifier: identifier.into(),
             symbology: symbology.into(),
             format: format.into(),
+            rfid: None,
         })
         .await
         .expect("renders")
@@ -331,9 +332,92 @@ async fn rendered_labels_decode_to_the_same_data() {
             identifier: "(01)123".into(),
             symbology: pb::Symbology::Gs1Datamatrix.into(),
             format: pb::LabelFormat::Png.into(),
+            rfid: None,
         })
         .await
         .expect_err("malformed");
     assert_eq!(status.code(), Code::InvalidArgument);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_zpl_label_encodes_its_rfid_tag_with_the_same_identifier() {
+    let mut app = TestApp::spawn().await.expect("suite starts");
+    let render = |identifier: &str, format: pb::LabelFormat, scheme: &str| pb::RenderLabelRequest {
+        identifier: identifier.into(),
+        symbology: pb::Symbology::Gs1Datamatrix as i32,
+        format: format as i32,
+        rfid: Some(pb::RfidEncoding {
+            scheme: scheme.into(),
+            filter: 3,
+            company_prefix_length: 7,
+        }),
+    };
+    // The TDS's own examples (Annex E): what the tag must hold.
+    for (identifier, scheme, hex) in [
+        ("(01)80614141123458(21)6789", "", "3074257BF7194E4000001A85"),
+        (
+            "(01)70614141123451(21)32a/b",
+            "sgtin-198",
+            "3674257BF6B7A659B2C2BF100000000000000000000000000000",
+        ),
+    ] {
+        let label = app
+            .identity
+            .render_label(render(identifier, pb::LabelFormat::Zpl, scheme))
+            .await
+            .unwrap_or_else(|e| panic!("{identifier}: {e}"))
+            .into_inner();
+        assert_eq!(label.epc_hex, hex, "{identifier}");
+        let zpl = String::from_utf8(label.content).expect("ZPL is text");
+        assert!(
+            zpl.contains(&format!("^RS8\n^RFW,H,,,A^FD{hex}^FS")),
+            "{zpl}"
+        );
+        assert!(zpl.contains("^BX"), "and a DataMatrix: {zpl}");
+        assert!(
+            zpl.contains(identifier),
+            "the same identifier, readable: {zpl}"
+        );
+    }
+    for (request, field) in [
+        (
+            render(
+                "(01)70614141123451(21)32a/b",
+                pb::LabelFormat::Zpl,
+                "sgtin-96",
+            ),
+            "rfid",
+        ),
+        (
+            render(
+                "(01)80614141123458(21)6789",
+                pb::LabelFormat::Zpl,
+                "sscc-96",
+            ),
+            "rfid.scheme",
+        ),
+        (
+            render("(01)80614141123458(21)6789", pb::LabelFormat::Png, ""),
+            "rfid",
+        ),
+        (
+            render("(01)80614141123458(10)LOT-1", pb::LabelFormat::Zpl, ""),
+            "identifier",
+        ),
+    ] {
+        let refused = app
+            .identity
+            .render_label(request.clone())
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{request:?}");
+        let violation = refused
+            .get_details_bad_request()
+            .expect("BadRequest")
+            .field_violations[0]
+            .clone();
+        assert_eq!(violation.field, field, "{}", violation.description);
+    }
     app.stop().await.expect("clean stop");
 }

@@ -64,6 +64,13 @@ pub struct RenderArgs {
     /// Write the label to this file instead of standard output.
     #[arg(long, short)]
     pub output: Option<std::path::PathBuf>,
+    /// Also encode the label's RFID tag (ZPL printer-encoders) in this TDS scheme
+    /// (`sgtin-96`, `sgtin-198`, `sscc-96`, ...; `auto` for the identifier's 96-bit one).
+    #[arg(long)]
+    pub rfid: Option<String>,
+    /// The tag's filter value, 0-7.
+    #[arg(long, default_value_t = 0)]
+    pub filter: u32,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -138,6 +145,15 @@ pub async fn label(command: LabelCommand) -> Result<(), Failure> {
         identifier: args.id.trim().to_owned(),
         symbology: symbology as i32,
         format: format as i32,
+        rfid: args.rfid.as_ref().map(|scheme| pb::RfidEncoding {
+            scheme: if scheme == "auto" {
+                String::new()
+            } else {
+                scheme.clone()
+            },
+            filter: args.filter,
+            company_prefix_length: 0,
+        }),
     };
     let label = client
         .render_label(request(&args.connection, message)?)
@@ -160,6 +176,9 @@ pub async fn label(command: LabelCommand) -> Result<(), Failure> {
             label.content_type,
             label.content.len()
         );
+    }
+    if !label.epc_hex.is_empty() {
+        eprintln!("RFID tag: {} ({})", label.epc_hex, label.tag_uri);
     }
     Ok(())
 }
