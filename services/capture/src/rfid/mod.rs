@@ -3,12 +3,15 @@
 //! observations ([`smoothing`]) and stores those as EPCIS events at the read point of the
 //! antenna that read them ([`reader`]).
 //!
-//! Delivery: reads arrive in batches; a batch's events are stored, then what smoothing
-//! must remember ([`store`]), then its messages are acknowledged, in order. A crash before
-//! the acknowledgement has the broker deliver the batch again; every event's eventID is
-//! derived from the reader, the zone, the tag and the reader's time of the read, so a batch
-//! stored twice stores nothing new. A read the reader sends without a time is timed on
-//! arrival, and a redelivered one may then be observed twice; none is ever lost.
+//! Delivery: reads arrive in batches; a batch's events are stored, then the tags it
+//! added to portal passes (whose events come only when the pass ends), then its messages
+//! are acknowledged, in order. Presences (tags in a zone) are stored every second: a crash
+//! loses at most that second of them, which can only have a tag observed again, never an
+//! observation lost. A crash before the acknowledgement has the broker deliver the batch
+//! again; every event's eventID is derived from the reader, the zone, the tag and the
+//! reader's time of the read, so a batch stored twice stores nothing new. A read the
+//! reader sends without a time is timed on arrival, and a redelivered one may then be
+//! observed twice; none is ever lost.
 //!
 //! Who speaks: a reader is known by the exact topic it publishes on; with `[auth]`, its
 //! events need its configured roles (as scan readers' do). A message on no reader's topic,
@@ -46,6 +49,10 @@ use smoothing::{Change, Key, Smoother};
 /// Messages handled per batch, and how often time is looked at.
 const BATCH: usize = 512;
 const TICK: Duration = Duration::from_millis(100);
+/// How often presences are stored (new and latest reads, and those forgotten), in ticks.
+/// A crash loses at most this much of them, which only has tags observed again; a portal's
+/// tags are stored before their reads are acknowledged, as its event comes later.
+const STORE_LATEST_READS_EVERY: u32 = 10;
 /// Decoded EPCs remembered: the tags of a plant's fields, many times over.
 const DECODED_KEPT: usize = 100_000;
 
@@ -223,7 +230,15 @@ impl RfidIntake {
         for change in state.smoother.tick(&self.readers, Utc::now()) {
             self.conclude(state, change, &mut outcome);
         }
-        outcome.touched = state.smoother.take_dirty();
+        state.ticks = state.ticks.wrapping_add(1);
+        if state.ticks.is_multiple_of(STORE_LATEST_READS_EVERY) {
+            outcome.touched = state.smoother.take_dirty();
+            let forgotten = std::mem::take(&mut state.forgotten);
+            outcome.gone = forgotten
+                .into_iter()
+                .filter(|key| !state.smoother.holds(key))
+                .collect();
+        }
         self.store(outcome, intake, db, "RFID smoothing").await
     }
 
@@ -354,13 +369,8 @@ impl RfidIntake {
                         observation(zone, zone.biz_step.clone(), vec![uri], time, id),
                     ));
                 }
-                let presence = smoothing::Presence {
-                    first_time: time,
-                    last_time: time,
-                    last_seen: Utc::now(),
-                    dirty: false,
-                };
-                outcome.entered.push((key, presence));
+                // Its presence is stored with the next batch of latest reads: losing it
+                // in a crash only observes the tag again.
             }
             Change::Left {
                 key,
@@ -388,7 +398,7 @@ impl RfidIntake {
                         ),
                     ));
                 }
-                outcome.gone.push(key);
+                state.forgotten.push(key);
             }
             Change::Joined { key, pass } => outcome.joined.push((key, pass)),
             Change::PassEnded {
@@ -407,7 +417,7 @@ impl RfidIntake {
                     name.clone(),
                     pass_event(place, observed, pass.first_time, id),
                 ));
-                outcome.gone.extend(pass.tags.into_iter().map(|hex| Key {
+                state.forgotten.extend(pass.tags.into_iter().map(|hex| Key {
                     reader: name.clone(),
                     zone: zone.clone(),
                     hex,
@@ -455,6 +465,9 @@ struct Observed {
 #[derive(Default)]
 struct State {
     smoother: Smoother,
+    ticks: u32,
+    /// Keys smoothing forgot since their rows were last removed.
+    forgotten: Vec<Key>,
     decoded: HashMap<String, Result<Observed, Violation>>,
 }
 
@@ -567,9 +580,9 @@ struct Outcome {
     /// Reads and messages quarantined.
     admissions: Vec<Admission>,
     /// Presences to remember: new, and read again.
-    entered: Vec<(Key, smoothing::Presence)>,
     touched: Vec<(Key, smoothing::Presence)>,
-    /// Tags of passes in progress to remember.
+    /// Tags of passes in progress to remember: before their reads are acknowledged, as a
+    /// pass's event comes only at its end.
     joined: Vec<(Key, smoothing::Pass)>,
     /// What smoothing forgot: left, or in a pass that ended.
     gone: Vec<Key>,
@@ -608,9 +621,8 @@ impl RfidIntake {
             admissions = rest;
         }
         let rows: Vec<store::Row> = outcome
-            .entered
+            .touched
             .iter()
-            .chain(&outcome.touched)
             .map(|(key, presence)| store::Row::Present(key, presence))
             .chain(
                 outcome

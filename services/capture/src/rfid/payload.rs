@@ -141,8 +141,18 @@ fn time(value: Option<&Value>, field: &str) -> Result<Option<DateTime<FixedOffse
     let Some(written) = value.and_then(Value::as_str) else {
         return Ok(None);
     };
-    DateTime::parse_from_rfc3339(written)
-        .or_else(|_| DateTime::parse_from_str(written, "%Y-%m-%dT%H:%M:%S%.f%z"))
+    // Zebra's offset as RFC 3339 writes it (`+0000` → `+00:00`), so one parser reads both.
+    let colon_less = written.len() > 5
+        && matches!(written.as_bytes()[written.len() - 5], b'+' | b'-')
+        && written.is_char_boundary(written.len() - 2)
+        && !written[written.len() - 5..].contains(':');
+    let rfc3339 = if colon_less {
+        let (hours, minutes) = written.split_at(written.len() - 2);
+        std::borrow::Cow::Owned(format!("{hours}:{minutes}"))
+    } else {
+        std::borrow::Cow::Borrowed(written)
+    };
+    DateTime::parse_from_rfc3339(&rfc3339)
         .map(Some)
         .map_err(|_| {
             malformed(

@@ -112,7 +112,7 @@ impl Smoother {
                 first_time: time,
                 last_time: time,
                 last_seen: now,
-                dirty: false,
+                dirty: true,
             },
         );
         changes.push(Change::Entered { key, time });
@@ -218,7 +218,16 @@ impl Smoother {
         })
     }
 
-    /// The presences read again since the last call, to store their latest read.
+    /// Whether `key` is present, or in a pass in progress.
+    pub fn holds(&self, key: &Key) -> bool {
+        self.present.contains_key(key)
+            || self
+                .passes
+                .get(&(key.reader.clone(), key.zone.clone()))
+                .is_some_and(|pass| pass.tags.contains(&key.hex))
+    }
+
+    /// The presences new or read again since the last call, to store.
     pub fn take_dirty(&mut self) -> Vec<(Key, Presence)> {
         self.present
             .iter_mut()
