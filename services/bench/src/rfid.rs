@@ -92,6 +92,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut options = MqttOptions::new(format!("bench-reader-{run}"), host, port.parse()?);
     options.set_inflight(1000);
     let (publisher, mut eventloop) = AsyncClient::new(options, 10_000);
+    eventloop.network_options.set_tcp_nodelay(true);
     let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
 
     let due: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();

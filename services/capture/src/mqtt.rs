@@ -107,11 +107,20 @@ pub fn broker_options(
     Ok(options)
 }
 
+/// A client of the broker and its event loop, with Nagle's algorithm off: acknowledgements
+/// are small, and one held back ~40 ms by delayed ACKs stalls the broker's in-flight
+/// window and every message behind it.
+pub fn client(options: &MqttOptions, capacity: usize) -> (AsyncClient, EventLoop) {
+    let (client, mut eventloop) = AsyncClient::new(options.clone(), capacity);
+    eventloop.network_options.set_tcp_nodelay(true);
+    (client, eventloop)
+}
+
 /// Runs the MQTT intake until `shutdown`.
 pub async fn run(mqtt: MqttIntake, intake: Intake, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let (client, eventloop) = AsyncClient::new(mqtt.options.clone(), 64);
+        let (client, eventloop) = client(&mqtt.options, 64);
         tokio::select! {
             () = shutdown.cancelled() => return,
             outcome = serve(&mqtt, &client, eventloop, &intake) => {

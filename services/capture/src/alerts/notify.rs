@@ -7,7 +7,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
+use rumqttc::{Event as MqttEvent, Packet, QoS};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracery_runtime::config::{AlertWebhook, MqttSettings};
@@ -232,7 +232,7 @@ impl MqttChannel {
 
     /// One connection: publishes each notice and waits for its PUBACK before the next.
     async fn connected(&self, woken: &Notify) -> anyhow::Result<()> {
-        let (client, mut eventloop) = AsyncClient::new(self.options.clone(), 10);
+        let (client, mut eventloop) = crate::mqtt::client(&self.options, 10);
         loop {
             if let MqttEvent::Incoming(Packet::ConnAck(_)) = eventloop.poll().await? {
                 break;

@@ -124,7 +124,7 @@ impl RfidIntake {
     async fn connect(self: Arc<Self>, tx: mpsc::Sender<Incoming>, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let (client, mut eventloop) = AsyncClient::new(self.options.clone(), 64);
+            let (client, mut eventloop) = crate::mqtt::client(&self.options, 64);
             let served = async {
                 loop {
                     match eventloop.poll().await? {
