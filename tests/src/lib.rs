@@ -373,6 +373,30 @@ impl TestApp {
         Self::start(self.config, self.database.take()).await
     }
 
+    /// The quarantine, once it holds `count` entries or `within` has passed (for intakes
+    /// that quarantine in the background).
+    pub async fn quarantined(
+        &self,
+        count: usize,
+        within: std::time::Duration,
+    ) -> Vec<tracery_proto::v1::QuarantinedEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let entries = self
+                .capture
+                .clone()
+                .list_quarantine(tracery_proto::v1::ListQuarantineRequest::default())
+                .await
+                .expect("lists")
+                .into_inner()
+                .entries;
+            if entries.len() >= count || tokio::time::Instant::now() > deadline {
+                return entries;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Stops the suite gracefully and drops the test database.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();

@@ -128,24 +128,6 @@ impl Intake {
     }
 
     /// The quarantine, once it holds `count` entries or `within` has passed.
-    async fn quarantined(&mut self, count: usize, within: Duration) -> Vec<pb::QuarantinedEvent> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let entries = self
-                .app
-                .capture
-                .list_quarantine(pb::ListQuarantineRequest::default())
-                .await
-                .expect("lists")
-                .into_inner()
-                .entries;
-            if entries.len() >= count || tokio::time::Instant::now() > deadline {
-                return entries;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     async fn stop(self) {
         self.pump.abort();
         self.app.stop().await.expect("clean stop");
@@ -227,7 +209,7 @@ async fn scanner_messages_over_mqtt_are_captured() {
         "the tag's EPC"
     );
 
-    let quarantined = intake.quarantined(2, Duration::from_secs(10)).await;
+    let quarantined = intake.app.quarantined(2, Duration::from_secs(10)).await;
     let reasons: Vec<(String, String)> = quarantined
         .iter()
         .map(|e| (e.channel.clone(), e.violations[0].code.clone()))
@@ -286,7 +268,7 @@ async fn messages_over_the_limits_are_quarantined_and_the_intake_goes_on() {
         Some("urn:uuid:00000000-0000-4000-8000-0000000dd002"),
         "the message after the refused ones is stored"
     );
-    let quarantined = intake.quarantined(2, Duration::from_secs(5)).await;
+    let quarantined = intake.app.quarantined(2, Duration::from_secs(5)).await;
     let reasons: Vec<&str> = quarantined
         .iter()
         .map(|e| e.violations[0].code.as_str())
@@ -345,7 +327,7 @@ async fn a_reader_that_requires_a_time_has_scans_without_one_quarantined() {
         require_time: true,
         ..dock_reader(None, "operator")
     };
-    let Some(mut intake) = Intake::start(dock_readers(reader), None).await else {
+    let Some(intake) = Intake::start(dock_readers(reader), None).await else {
         return;
     };
     intake
@@ -354,7 +336,7 @@ async fn a_reader_that_requires_a_time_has_scans_without_one_quarantined() {
             r#"{"reader":"dock-1","code":"https://id.gs1.org/01/09506000134352/21/T-2"}"#,
         )
         .await;
-    let quarantined = intake.quarantined(1, Duration::from_secs(15)).await;
+    let quarantined = intake.app.quarantined(1, Duration::from_secs(15)).await;
     let fields: Vec<&str> = quarantined
         .iter()
         .flat_map(|e| e.violations.iter().map(|v| v.field.as_str()))

@@ -209,24 +209,6 @@ impl Readers {
         }
     }
 
-    async fn quarantined(&mut self, count: usize, within: Duration) -> Vec<pb::QuarantinedEvent> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let entries = self
-                .app
-                .capture
-                .list_quarantine(pb::ListQuarantineRequest::default())
-                .await
-                .expect("lists")
-                .into_inner()
-                .entries;
-            if entries.len() >= count || tokio::time::Instant::now() > deadline {
-                return entries;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     async fn stop(self) {
         self.pump.abort();
         self.app.stop().await.expect("clean stop");
@@ -358,7 +340,7 @@ async fn bad_reads_are_quarantined_and_the_intake_goes_on() {
     readers
         .publish("gate", zebra_read(&sgtin_hex(301), 1))
         .await;
-    let quarantined = readers.quarantined(3, Duration::from_secs(15)).await;
+    let quarantined = readers.app.quarantined(3, Duration::from_secs(15)).await;
     let mut reasons: Vec<(String, String)> = quarantined
         .iter()
         .map(|q| (q.violations[0].field.clone(), q.violations[0].code.clone()))
