@@ -90,7 +90,10 @@ impl ServiceModule for CaptureModule {
         if let Some(rfid) =
             rfid::RfidIntake::new(&ctx.config.rfid, plant, ctx.config.limits.max_body_bytes)?
         {
-            tasks.extend(rfid.start(api.intake(), ctx.db.clone(), ctx.shutdown.clone()));
+            let (rfid_tasks, posted) =
+                rfid.start(api.intake(), ctx.db.clone(), ctx.shutdown.clone());
+            tasks.extend(rfid_tasks);
+            routes.add_http(rfid::router(posted));
         }
         tasks.push(tokio::spawn(tracery_runtime::integrity::checkpoint_every(
             ctx.config.integrity.checkpoint_interval,

@@ -15,6 +15,7 @@ const GATE: &str = "urn:epc:id:sgln:4012345.00011.0";
 const DOCK: &str = "urn:epc:id:sgln:4012345.00012.0";
 const PROBE: &str = "urn:epc:id:sgln:4012345.00013.0";
 const SLOW_DOCK: &str = "urn:epc:id:sgln:4012345.00014.0";
+const POSTED: &str = "urn:epc:id:sgln:4012345.00015.0";
 
 /// SGTIN-96 hex of GTIN 04012345111118, serial `serial` (filter 1, 7-digit company
 /// prefix), laid out bit by bit here rather than by the suite's encoder.
@@ -104,6 +105,9 @@ impl Readers {
             read_point = "{SLOW_DOCK}"
             biz_step = "receiving"
             portal = {{ pass_gap_ms = 2500 }}
+            [posted]
+            read_point = "{POSTED}"
+            biz_step = "receiving"
             [probe]
             topic = "{root}/probe"
             read_point = "{PROBE}"
@@ -410,4 +414,29 @@ async fn remembered(app: &TestApp, count: i64) {
         assert!(tokio::time::Instant::now() < deadline, "never stored");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_reader_posting_over_http_is_smoothed_alike() {
+    let Some(mut readers) = Readers::start().await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let base = format!("http://{}/rfid", readers.app.http_addr);
+    let post = |reader: &str, body: String| {
+        http.post(format!("{base}/{reader}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let tags: Vec<String> = (501..=503).map(sgtin_hex).collect();
+    for _ in 0..3 {
+        let answer = post("posted", impinj_batch(&tags)).await.expect("posted");
+        assert_eq!(answer.status(), reqwest::StatusCode::NO_CONTENT);
+    }
+    let events = readers.events_at(POSTED, 3, Duration::from_secs(10)).await;
+    assert_eq!(events.len(), 3, "three tags, each once");
+    let unknown = post("nobody", impinj_batch(&tags)).await.expect("answered");
+    assert_eq!(unknown.status(), reqwest::StatusCode::NOT_FOUND);
+    readers.stop().await;
 }

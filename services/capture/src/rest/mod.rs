@@ -309,7 +309,7 @@ async fn resource_events(
 }
 
 /// An RFC 7807 problem response for a failure of the error table.
-fn problem(kind: ErrorKind, detail: impl Into<String>, extra: Value) -> Response {
+pub(crate) fn problem(kind: ErrorKind, detail: impl Into<String>, extra: Value) -> Response {
     problem_as(kind.http_status(), kind.epcis_exception(), detail, extra)
 }
 

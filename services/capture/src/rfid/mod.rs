@@ -56,10 +56,26 @@ const STORE_LATEST_READS_EVERY: u32 = 10;
 /// Decoded EPCs remembered: the tags of a plant's fields, many times over.
 const DECODED_KEPT: usize = 100_000;
 
-/// A message with the connection to acknowledge it on.
-struct Incoming {
-    publish: Publish,
-    client: AsyncClient,
+/// Reads to smooth, with whom to tell once they are stored.
+enum Incoming {
+    /// A broker's message, acknowledged on its connection.
+    Mqtt {
+        publish: Publish,
+        client: AsyncClient,
+    },
+    /// A body posted to `POST /rfid/<reader>`, answered when stored.
+    Http {
+        reader: String,
+        body: axum::body::Bytes,
+        stored: tokio::sync::oneshot::Sender<bool>,
+    },
+}
+
+/// Where `POST /rfid/<reader>` hands its reads to the intake.
+#[derive(Clone)]
+pub struct HttpReads {
+    readers: Arc<std::collections::BTreeSet<String>>,
+    tx: mpsc::Sender<Incoming>,
 }
 
 /// The readers and how to reach their broker.
@@ -67,75 +83,92 @@ pub struct RfidIntake {
     readers: HashMap<String, Reader>,
     /// Reader names by topic.
     topics: HashMap<String, String>,
-    settings: tracery_runtime::config::MqttSettings,
-    options: rumqttc::MqttOptions,
+    /// The broker, when readers publish to one.
+    mqtt: Option<(tracery_runtime::config::MqttSettings, rumqttc::MqttOptions)>,
     /// `[auth].plant`; `None` in dev mode, where readers' roles are not checked.
     plant: Option<String>,
     max_message_bytes: usize,
 }
 
 impl RfidIntake {
-    /// The intake of `[rfid]`, or `None` without a broker; a bad reader stops the start.
+    /// The intake of `[rfid]`, or `None` without readers; a bad reader stops the start.
     pub fn new(
         settings: &RfidSettings,
         plant: Option<String>,
         max_message_bytes: usize,
     ) -> anyhow::Result<Option<Self>> {
         let readers = reader::readers(&settings.readers).map_err(anyhow::Error::msg)?;
-        let Some(mqtt) = settings.mqtt.clone() else {
-            if !readers.is_empty() {
-                anyhow::bail!("rfid.mqtt: readers are configured but no broker to hear them on");
-            }
+        if readers.is_empty() {
             return Ok(None);
+        }
+        let mqtt = match settings.mqtt.clone() {
+            Some(mqtt) => {
+                let mut options = crate::mqtt::broker_options(&mqtt, &mqtt.client_id, "rfid.mqtt")?;
+                options
+                    .set_manual_acks(true)
+                    .set_clean_session(false)
+                    .set_max_packet_size(max_message_bytes.max(64 * 1024) + 1024, 64 * 1024);
+                Some((mqtt, options))
+            }
+            None if readers.iter().any(|r| r.topic.is_some()) => {
+                anyhow::bail!("rfid.mqtt: readers have topics but no broker is configured")
+            }
+            None => None,
         };
-        let mut options = crate::mqtt::broker_options(&mqtt, &mqtt.client_id, "rfid.mqtt")?;
-        options
-            .set_manual_acks(true)
-            .set_clean_session(false)
-            .set_max_packet_size(max_message_bytes.max(64 * 1024) + 1024, 64 * 1024);
         Ok(Some(Self {
             topics: readers
                 .iter()
-                .map(|r| (r.topic.clone(), r.name.clone()))
+                .filter_map(|r| Some((r.topic.clone()?, r.name.clone())))
                 .collect(),
             readers: readers.into_iter().map(|r| (r.name.clone(), r)).collect(),
-            settings: mqtt,
-            options,
+            mqtt,
             plant,
             max_message_bytes,
         }))
     }
 
-    /// Runs the intake until `shutdown`: one task holds the connection, one smooths.
+    /// Runs the intake until `shutdown`: one task smooths, one holds the broker connection
+    /// (with a broker); the handle takes posted reads.
     pub fn start(
         self,
         intake: Intake,
         db: DatabaseConnection,
         shutdown: CancellationToken,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
+    ) -> (Vec<tokio::task::JoinHandle<()>>, HttpReads) {
         let (tx, rx) = mpsc::channel(BATCH * 4);
+        let http = HttpReads {
+            readers: Arc::new(self.readers.keys().cloned().collect()),
+            tx: tx.clone(),
+        };
         let this = Arc::new(self);
-        vec![
-            tokio::spawn(Arc::clone(&this).connect(tx, shutdown.clone())),
-            tokio::spawn(this.smooth(rx, intake, db, shutdown)),
-        ]
+        let mut tasks = Vec::new();
+        if this.mqtt.is_some() {
+            tasks.push(tokio::spawn(
+                Arc::clone(&this).connect(tx, shutdown.clone()),
+            ));
+        }
+        tasks.push(tokio::spawn(this.smooth(rx, intake, db, shutdown)));
+        (tasks, http)
     }
 
     async fn connect(self: Arc<Self>, tx: mpsc::Sender<Incoming>, shutdown: CancellationToken) {
+        let Some((settings, options)) = &self.mqtt else {
+            return;
+        };
         let mut backoff = Duration::from_millis(100);
         loop {
-            let (client, mut eventloop) = crate::mqtt::client(&self.options, 64);
+            let (client, mut eventloop) = crate::mqtt::client(options, 64);
             let served = async {
                 loop {
                     match eventloop.poll().await? {
                         MqttEvent::Incoming(Packet::ConnAck(_)) => {
                             client
-                                .subscribe(self.settings.topic.clone(), QoS::AtLeastOnce)
+                                .subscribe(settings.topic.clone(), QoS::AtLeastOnce)
                                 .await?;
-                            tracing::info!(topic = %self.settings.topic, "RFID intake subscribed");
+                            tracing::info!(topic = %settings.topic, "RFID intake subscribed");
                         }
                         MqttEvent::Incoming(Packet::Publish(publish)) => {
-                            let incoming = Incoming {
+                            let incoming = Incoming::Mqtt {
                                 publish,
                                 client: client.clone(),
                             };
@@ -187,7 +220,7 @@ impl RfidIntake {
                         return;
                     }
                     let batch = std::mem::take(&mut messages);
-                    self.handle_messages(&mut state, &batch, &intake, &db).await
+                    self.handle_messages(&mut state, batch, &intake, &db).await
                 }
                 _ = ticker.tick() => self.handle_time(&mut state, &intake, &db).await,
             };
@@ -203,21 +236,35 @@ impl RfidIntake {
     async fn handle_messages(
         &self,
         state: &mut State,
-        batch: &[Incoming],
+        batch: Vec<Incoming>,
         intake: &Intake,
         db: &DatabaseConnection,
     ) -> anyhow::Result<()> {
         let now = Utc::now();
         let mut outcome = Outcome::default();
-        for incoming in batch {
-            self.handle_message(state, &incoming.publish, now, &mut outcome);
+        for incoming in &batch {
+            let (reader, payload) = match incoming {
+                Incoming::Mqtt { publish, .. } => {
+                    (self.reader_of(&publish.topic), &publish.payload)
+                }
+                Incoming::Http { reader, body, .. } => (self.reader_named(reader), body),
+            };
+            self.handle_message(state, reader, payload, now, &mut outcome);
         }
-        self.store(outcome, intake, db, "RFID capture").await?;
+        let stored = self.store(outcome, intake, db, "RFID capture").await;
         for incoming in batch {
-            // A connection that has gone cannot acknowledge: the broker delivers again.
-            let _ = incoming.client.ack(&incoming.publish).await;
+            match incoming {
+                // A connection that has gone cannot acknowledge: the broker delivers again.
+                Incoming::Mqtt { publish, client } if stored.is_ok() => {
+                    let _ = client.ack(&publish).await;
+                }
+                Incoming::Mqtt { .. } => {}
+                Incoming::Http { stored: answer, .. } => {
+                    let _ = answer.send(stored.is_ok());
+                }
+            }
         }
-        Ok(())
+        stored
     }
 
     async fn handle_time(
@@ -245,11 +292,12 @@ impl RfidIntake {
     fn handle_message(
         &self,
         state: &mut State,
-        publish: &Publish,
+        reader: Result<&Reader, Violation>,
+        payload: &[u8],
         now: DateTime<Utc>,
         outcome: &mut Outcome,
     ) {
-        let raw = || String::from_utf8_lossy(&publish.payload).into_owned();
+        let raw = || String::from_utf8_lossy(payload).into_owned();
         let reject = |violation: Violation| {
             Admission::Reject(Rejected {
                 payload: Some(raw()),
@@ -258,23 +306,23 @@ impl RfidIntake {
                 channel: Channel::Rfid,
             })
         };
-        let reader = match self.reader_of(&publish.topic) {
+        let reader = match reader {
             Ok(reader) => reader,
             Err(violation) => return outcome.admissions.push(reject(violation)),
         };
-        if publish.payload.len() > self.max_message_bytes {
+        if payload.len() > self.max_message_bytes {
             let violation = Violation::new(
                 "",
                 format!(
                     "a message of {} bytes; at most {} (limits.max_body_bytes)",
-                    publish.payload.len(),
+                    payload.len(),
                     self.max_message_bytes
                 ),
             )
             .with_reason("OVER_LIMIT");
             return outcome.admissions.push(reject(violation));
         }
-        let reads = bounds::parse_json(&publish.payload, &bounds::Bounds::default())
+        let reads = bounds::parse_json(payload, &bounds::Bounds::default())
             .map_err(|err| {
                 Violation::new("", format!("not JSON: {err}")).with_reason("MALFORMED_MESSAGE")
             })
@@ -317,6 +365,15 @@ impl RfidIntake {
         }
     }
 
+    /// The reader posting as `name`, if it may speak here.
+    fn reader_named(&self, name: &str) -> Result<&Reader, Violation> {
+        let reader = self.readers.get(name).ok_or_else(|| {
+            Violation::new("reader", format!("`{name}` is no configured RFID reader"))
+                .with_reason("UNKNOWN_READER")
+        })?;
+        self.of_this_plant(reader)
+    }
+
     /// The reader publishing on `topic`, if it may speak here.
     fn reader_of(&self, topic: &str) -> Result<&Reader, Violation> {
         let reader = self
@@ -332,11 +389,16 @@ impl RfidIntake {
                 )
                 .with_reason("UNKNOWN_READER")
             })?;
+        self.of_this_plant(reader)
+    }
+
+    /// `reader`, unless it belongs to another plant than this suite's.
+    fn of_this_plant<'a>(&self, reader: &'a Reader) -> Result<&'a Reader, Violation> {
         if let (Some(plant), Some(own)) = (&self.plant, &reader.plant)
             && plant != own
         {
             return Err(Violation::new(
-                "topic",
+                "reader",
                 format!(
                     "reader `{}` belongs to plant `{own}`; this suite serves `{plant}`",
                     reader.name
@@ -607,7 +669,10 @@ impl RfidIntake {
             let record = tracery_runtime::audit::Record {
                 subject: "rfid".to_owned(),
                 action: action.to_owned(),
-                source: self.settings.broker.clone(),
+                source: self.mqtt.as_ref().map_or_else(
+                    || "http".to_owned(),
+                    |(settings, _)| settings.broker.clone(),
+                ),
                 request_id: uuid::Uuid::now_v7().to_string(),
             };
             intake
@@ -662,5 +727,43 @@ impl RfidIntake {
                 channel: Channel::Rfid,
             }),
         }
+    }
+}
+
+/// `POST /rfid/{reader}`: a reader's tag reads over HTTP (a Zebra IoT Connector HTTP
+/// endpoint, an Impinj webhook batch), smoothed with its other reads. 204 once stored (a
+/// bad body is quarantined, as over MQTT); 404 for a reader not configured; 503 when the
+/// reads could not be stored (the reader sends them again).
+pub fn router(reads: HttpReads) -> axum::Router {
+    axum::Router::new()
+        .route("/rfid/{reader}", axum::routing::post(post_reads))
+        .with_state(reads)
+}
+
+async fn post_reads(
+    axum::extract::State(reads): axum::extract::State<HttpReads>,
+    axum::extract::Path(reader): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::{http::StatusCode, response::IntoResponse};
+    if !reads.readers.contains(&reader) {
+        return crate::rest::problem(
+            tracery_runtime::error::ErrorKind::NotFound,
+            format!("`{reader}` is no configured RFID reader (rfid.readers)"),
+            serde_json::Value::Null,
+        );
+    }
+    let (stored, answer) = tokio::sync::oneshot::channel();
+    let incoming = Incoming::Http {
+        reader,
+        body,
+        stored,
+    };
+    if reads.tx.send(incoming).await.is_err() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    match answer.await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        _ => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }

@@ -50,7 +50,7 @@ fn default_max_pass_ms() -> u64 {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Written {
-    topic: String,
+    topic: Option<String>,
     #[serde(default = "default_roles")]
     roles: Vec<String>,
     plant: Option<String>,
@@ -85,8 +85,9 @@ fn default_leave_biz_step() -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reader {
     pub name: String,
-    /// The exact topic it publishes on: readers are known by their topic.
-    pub topic: String,
+    /// The exact topic it publishes on (readers are known by their topic); a reader
+    /// without one posts its reads to `POST /rfid/<name>`.
+    pub topic: Option<String>,
     pub roles: Vec<String>,
     pub plant: Option<String>,
     /// Where antennas without their own zone read.
@@ -177,10 +178,16 @@ pub fn readers(tables: &BTreeMap<String, toml::Table>) -> Result<Vec<Reader>, St
         .map(|(name, table)| Reader::from_table(name, table))
         .collect::<Result<Vec<_>, _>>()?;
     for (index, reader) in readers.iter().enumerate() {
-        if let Some(other) = readers[..index].iter().find(|r| r.topic == reader.topic) {
+        let Some(topic) = &reader.topic else {
+            continue;
+        };
+        if let Some(other) = readers[..index]
+            .iter()
+            .find(|r| r.topic.as_ref() == Some(topic))
+        {
             return Err(format!(
-                "rfid.readers.{}.topic: `{}` is reader `{}`'s topic too",
-                reader.name, reader.topic, other.name
+                "rfid.readers.{}.topic: `{topic}` is reader `{}`'s topic too",
+                reader.name, other.name
             ));
         }
     }
@@ -221,8 +228,8 @@ mod tests {
     fn mistakes_are_refused_by_field() {
         let error = |text: &str| parse(text).expect_err(text);
         assert!(
-            error("read_point = \"x\"").contains("rfid.readers.door"),
-            "no topic"
+            error("topic = \"t\"").contains("read_point"),
+            "no read point"
         );
         let typo = error("topic = \"t\"\nread_point = \"x\"\nhold_sm = 5");
         assert!(typo.contains("hold_sm"), "{typo}");

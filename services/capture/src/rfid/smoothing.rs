@@ -270,7 +270,7 @@ mod tests {
     fn reader(leave_after: Option<u64>, portal: bool) -> Reader {
         Reader {
             name: "door".into(),
-            topic: "t".into(),
+            topic: Some("t".into()),
             roles: vec![],
             plant: None,
             zone: Zone {

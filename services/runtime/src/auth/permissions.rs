@@ -283,6 +283,8 @@ pub fn grpc(path: &str) -> Option<Access> {
 /// REST routes by method and route template (as the router declares it).
 pub const REST: &[(&str, &str, Access)] = &[
     ("POST", "/capture", Access::Roles(CAPTURE)),
+    // RFID readers posting their reads (as over MQTT, each reader's events need its roles).
+    ("POST", "/rfid/{reader}", Access::Roles(CAPTURE)),
     ("GET", "/capture", Access::Roles(CAPTURE_JOBS)),
     ("GET", "/capture/{capture_id}", Access::Roles(CAPTURE_JOBS)),
     ("POST", "/events", Access::Roles(CAPTURE)),
