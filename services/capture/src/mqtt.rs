@@ -237,6 +237,44 @@ pub fn reader_principal(name: &str, roles: &[String], plant: &str) -> Principal 
     }
 }
 
+/// A broker message read as JSON within the intake's limits (its size, then its nesting),
+/// or what quarantine keeps of it on `channel`: an over-limit message only its first
+/// bytes.
+pub(crate) fn message_json(
+    payload: &[u8],
+    (max_bytes, bounds): (usize, &bounds::Bounds),
+    channel: Channel,
+) -> Result<serde_json::Value, Rejected> {
+    let rejected = |kept: &[u8], violation: Violation| Rejected {
+        payload: Some(String::from_utf8_lossy(kept).into_owned()),
+        payload_protobuf: None,
+        violations: vec![violation],
+        channel,
+    };
+    if payload.len() > max_bytes {
+        let kept = &payload[..KEPT_OF_OVERSIZED.min(payload.len())];
+        let violation = Violation::new(
+            "",
+            format!(
+                "a message of {} bytes; at most {max_bytes} (limits.max_body_bytes); the first {} bytes are kept",
+                payload.len(),
+                kept.len()
+            ),
+        );
+        return Err(rejected(kept, violation.with_reason("OVER_LIMIT")));
+    }
+    bounds::parse_json(payload, bounds).map_err(|err| match err {
+        EpcisError::MalformedJson(err) => rejected(
+            payload,
+            Violation::new("", format!("not JSON: {err}")).with_reason("MALFORMED_MESSAGE"),
+        ),
+        err => rejected(
+            payload,
+            Violation::new("", err.to_string()).with_reason("OVER_LIMIT"),
+        ),
+    })
+}
+
 fn admission(
     mqtt: &MqttIntake,
     intake: &Intake,
@@ -256,36 +294,10 @@ fn admission(
     if let Speaker::Unknown(why) = speaker {
         return reject(Violation::new("topic", why.clone()).with_reason("UNAUTHENTICATED"));
     }
-    if publish.payload.len() > mqtt.max_message_bytes {
-        let kept = &publish.payload[..KEPT_OF_OVERSIZED.min(publish.payload.len())];
-        return Admission::Reject(Rejected {
-            payload: Some(String::from_utf8_lossy(kept).into_owned()),
-            payload_protobuf: None,
-            violations: vec![
-                Violation::new(
-                    "",
-                    format!(
-                        "a message of {} bytes; at most {} (limits.max_body_bytes); the first {} bytes are kept",
-                        publish.payload.len(),
-                        mqtt.max_message_bytes,
-                        kept.len()
-                    ),
-                )
-                .with_reason("OVER_LIMIT"),
-            ],
-            channel: Channel::Mqtt,
-        });
-    }
-    let value = match bounds::parse_json(&publish.payload, &intake.policy().bounds) {
+    let limits = (mqtt.max_message_bytes, &intake.policy().bounds);
+    let value = match message_json(&publish.payload, limits, Channel::Mqtt) {
         Ok(value) => value,
-        Err(EpcisError::MalformedJson(err)) => {
-            return reject(
-                Violation::new("", format!("not JSON: {err}")).with_reason("MALFORMED_MESSAGE"),
-            );
-        }
-        Err(err) => {
-            return reject(Violation::new("", err.to_string()).with_reason("OVER_LIMIT"));
-        }
+        Err(rejected) => return Admission::Reject(rejected),
     };
     let admission = if !scan::is_scan(&value) {
         let context = HashContext::from_json(&value);

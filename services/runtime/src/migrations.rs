@@ -53,6 +53,22 @@ pub async fn create_table(
     manager.create_table(statement).await
 }
 
+/// Adds `columns` to `table`, one statement per column: SQLite adds one at a time.
+pub async fn add_columns(
+    manager: &SchemaManager<'_>,
+    table: impl IntoTableRef + Clone,
+    columns: impl IntoIterator<Item = ColumnDef>,
+) -> Result<(), DbErr> {
+    for mut column in columns {
+        let statement = Table::alter()
+            .table(table.clone())
+            .add_column(&mut column)
+            .take();
+        manager.alter_table(statement).await?;
+    }
+    Ok(())
+}
+
 /// Declares a migrator: its tracking table and its migrations in order, each a unit
 /// struct (declared here) with its permanent name; the caller implements
 /// `MigrationTrait` for each.

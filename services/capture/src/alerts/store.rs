@@ -141,23 +141,11 @@ const NOTICE_LOCK: i64 = 0x616c_6572_7473;
 /// Adds the lease of a channel's delivery (migration `m0026`).
 pub async fn lease_deliveries(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     use delivery::{Column as C, Entity};
-    // One column per statement: SQLite adds one at a time.
-    manager
-        .alter_table(
-            Table::alter()
-                .table(Entity)
-                .add_column(text_null(C::LeaseHolder))
-                .to_owned(),
-        )
-        .await?;
-    manager
-        .alter_table(
-            Table::alter()
-                .table(Entity)
-                .add_column(timestamp_with_time_zone_null(C::LeaseUntil))
-                .to_owned(),
-        )
-        .await
+    let columns = [
+        text_null(C::LeaseHolder),
+        timestamp_with_time_zone_null(C::LeaseUntil),
+    ];
+    tracery_runtime::migrations::add_columns(manager, Entity, columns).await
 }
 
 /// Creates the tables (migration `m0024`).

@@ -249,7 +249,8 @@ impl RfidIntake {
                 }
                 Incoming::Http { reader, body, .. } => (self.reader_named(reader), body),
             };
-            self.handle_message(state, reader, payload, now, &mut outcome);
+            let bounds = &intake.policy().bounds;
+            self.handle_message(state, reader, payload, bounds, now, &mut outcome);
         }
         let stored = self.store(outcome, intake, db, "RFID capture").await;
         for incoming in batch {
@@ -294,6 +295,7 @@ impl RfidIntake {
         state: &mut State,
         reader: Result<&Reader, Violation>,
         payload: &[u8],
+        bounds: &bounds::Bounds,
         now: DateTime<Utc>,
         outcome: &mut Outcome,
     ) {
@@ -310,24 +312,12 @@ impl RfidIntake {
             Ok(reader) => reader,
             Err(violation) => return outcome.admissions.push(reject(violation)),
         };
-        if payload.len() > self.max_message_bytes {
-            let violation = Violation::new(
-                "",
-                format!(
-                    "a message of {} bytes; at most {} (limits.max_body_bytes)",
-                    payload.len(),
-                    self.max_message_bytes
-                ),
-            )
-            .with_reason("OVER_LIMIT");
-            return outcome.admissions.push(reject(violation));
-        }
-        let reads = bounds::parse_json(payload, &bounds::Bounds::default())
-            .map_err(|err| {
-                Violation::new("", format!("not JSON: {err}")).with_reason("MALFORMED_MESSAGE")
-            })
-            .and_then(|value| payload::tag_reads(&value));
-        let reads = match reads {
+        let limits = (self.max_message_bytes, bounds);
+        let value = match crate::mqtt::message_json(payload, limits, Channel::Rfid) {
+            Ok(value) => value,
+            Err(rejected) => return outcome.admissions.push(Admission::Reject(rejected)),
+        };
+        let reads = match payload::tag_reads(&value) {
             Ok(reads) => reads,
             Err(violation) => return outcome.admissions.push(reject(violation)),
         };

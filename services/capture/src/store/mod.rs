@@ -389,23 +389,11 @@ mod migration {
     impl MigrationTrait for ScheduleSubscriptions {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use super::subscriptions::subscription::{Column, Entity};
-            // One column per statement: SQLite adds one at a time.
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Entity)
-                        .add_column(text_null(Column::Schedule))
-                        .to_owned(),
-                )
-                .await?;
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Entity)
-                        .add_column(boolean(Column::ReportIfEmpty).default(false))
-                        .to_owned(),
-                )
-                .await
+            let columns = [
+                text_null(Column::Schedule),
+                boolean(Column::ReportIfEmpty).default(false).take(),
+            ];
+            tracery_runtime::migrations::add_columns(manager, Entity, columns).await
         }
     }
 
