@@ -63,11 +63,7 @@ impl MqttIntake {
         plant: Option<String>,
         max_message_bytes: usize,
     ) -> anyhow::Result<Self> {
-        let mut options = broker_options(&settings, &settings.client_id, "capture_mqtt")?;
-        options
-            .set_manual_acks(true)
-            .set_clean_session(false)
-            .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
+        let options = intake_options(&settings, "capture_mqtt")?;
         Ok(Self {
             settings,
             options,
@@ -104,6 +100,19 @@ pub fn broker_options(
         let config = tracery_runtime::tls::client_config_for(&tls.ca_file, client)?;
         options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
     }
+    Ok(options)
+}
+
+/// How an intake reaches the broker of `settings` (the `table` of the configuration
+/// file): as [`broker_options`], acknowledging each message itself once it is stored, in
+/// a session the broker keeps while the suite is away, and reading messages of any size
+/// (see [`MAX_INCOMING_PACKET`]).
+pub fn intake_options(settings: &MqttSettings, table: &str) -> anyhow::Result<MqttOptions> {
+    let mut options = broker_options(settings, &settings.client_id, table)?;
+    options
+        .set_manual_acks(true)
+        .set_clean_session(false)
+        .set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
     Ok(options)
 }
 

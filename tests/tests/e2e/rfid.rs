@@ -16,6 +16,8 @@ const DOCK: &str = "urn:epc:id:sgln:4012345.00012.0";
 const PROBE: &str = "urn:epc:id:sgln:4012345.00013.0";
 const SLOW_DOCK: &str = "urn:epc:id:sgln:4012345.00014.0";
 const POSTED: &str = "urn:epc:id:sgln:4012345.00015.0";
+/// `limits.max_body_bytes` of the suite under test.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// SGTIN-96 hex of GTIN 04012345111118, serial `serial` (filter 1, 7-digit company
 /// prefix), laid out bit by bit here rather than by the suite's encoder.
@@ -128,14 +130,17 @@ impl Readers {
                 }),
                 readers,
             };
+            // Small enough that a test can send a message over it.
+            config.limits.max_body_bytes = MAX_MESSAGE_BYTES;
         })
         .await
         .expect("suite starts");
-        let options = MqttOptions::new(
+        let mut options = MqttOptions::new(
             format!("readers-{run}"),
             broker.ip().to_string(),
             broker.port(),
         );
+        options.set_max_packet_size(4 * MAX_MESSAGE_BYTES, 4 * MAX_MESSAGE_BYTES);
         let (publisher, mut eventloop) = AsyncClient::new(options, 64);
         let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
         let mut readers = Self {
@@ -364,6 +369,50 @@ async fn bad_reads_are_quarantined_and_the_intake_goes_on() {
         after.len(),
         1,
         "the good read after the bad ones is observed"
+    );
+    readers.stop().await;
+}
+
+/// Messages over the limits — larger than `limits.max_body_bytes`, nested deeper than
+/// `limits.max_nesting_depth` — are quarantined and acknowledged, not read again forever,
+/// and the reads after them are observed.
+#[tokio::test]
+async fn messages_over_the_limits_are_quarantined_and_the_intake_goes_on() {
+    let Some(mut readers) = Readers::start().await else {
+        return;
+    };
+    let oversized = zebra_read(&sgtin_hex(310), 1).replace(
+        "\"peakRssi\"",
+        &format!(
+            "\"pad\":\"{}\",\"peakRssi\"",
+            "x".repeat(2 * MAX_MESSAGE_BYTES)
+        ),
+    );
+    let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+    for message in [oversized, deep, zebra_read(&sgtin_hex(311), 1)] {
+        readers.publish("gate", message).await;
+    }
+    let after = readers.events_at(GATE, 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        epcs(&after[0]),
+        ["https://id.gs1.org/01/04012345111118/21/311"],
+        "the read after them"
+    );
+    let quarantined = readers.app.quarantined(2, Duration::from_secs(5)).await;
+    let reasons: Vec<(&str, &str)> = quarantined
+        .iter()
+        .map(|q| (q.channel.as_str(), q.violations[0].code.as_str()))
+        .collect();
+    assert_eq!(reasons, [("rfid", "OVER_LIMIT"); 2], "{quarantined:?}");
+    let described: Vec<&str> = quarantined
+        .iter()
+        .map(|q| q.violations[0].description.as_str())
+        .collect();
+    assert!(described[0].contains("max_body_bytes"), "{described:?}");
+    assert!(described[1].contains("max_nesting_depth"), "{described:?}");
+    assert!(
+        quarantined[0].payload.len() <= 4096,
+        "only its first bytes kept"
     );
     readers.stop().await;
 }

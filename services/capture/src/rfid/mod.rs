@@ -103,11 +103,7 @@ impl RfidIntake {
         }
         let mqtt = match settings.mqtt.clone() {
             Some(mqtt) => {
-                let mut options = crate::mqtt::broker_options(&mqtt, &mqtt.client_id, "rfid.mqtt")?;
-                options
-                    .set_manual_acks(true)
-                    .set_clean_session(false)
-                    .set_max_packet_size(max_message_bytes.max(64 * 1024) + 1024, 64 * 1024);
+                let options = crate::mqtt::intake_options(&mqtt, "rfid.mqtt")?;
                 Some((mqtt, options))
             }
             None if readers.iter().any(|r| r.topic.is_some()) => {
