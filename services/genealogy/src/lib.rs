@@ -1,6 +1,7 @@
 //! The genealogy service: trace queries over its own projection of the event stream.
 //!
 //! - [`errors`]: the error type; no I/O.
+//! - [`common_cause`]: what failed units share that good ones do not.
 //! - [`facts`]: what one EPCIS event says about the graph (pure).
 //! - [`store`]: the projection tables (history, links) and the persisted capture cursor.
 //! - [`projection`]: the sink that applies followed capture events to the store.
@@ -15,6 +16,7 @@
 //! time travel (links carry their begin and end times) and error declarations (links
 //! carry the event that made or ended them).
 
+pub mod common_cause;
 pub mod errors;
 pub mod export;
 pub mod facts;
