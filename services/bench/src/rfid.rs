@@ -6,6 +6,8 @@
 //!
 //! Latency is from the time a tag's first read was due to the moment its observation
 //! reaches a `Subscribe` stream of the stored events; every tag must be observed once.
+//! Reads published but never counted by capture (`tracery_rfid_reads_total`) were lost
+//! on the way: a broker whose queue for the suite overflowed drops them.
 
 use std::{
     collections::HashMap,
@@ -47,8 +49,31 @@ pub struct Args {
     /// How long each tag stays in the field.
     #[arg(long, default_value_t = 2_000)]
     dwell_ms: u64,
+    /// The suite's Prometheus metrics, where the reads that reached capture are counted.
+    #[arg(long, default_value = "http://127.0.0.1:8080/metrics")]
+    metrics: String,
+    /// The reader's name in the suite's configuration (`rfid.readers.<name>`).
+    #[arg(long, default_value = "dock")]
+    reader: String,
     #[arg(long, default_value = "")]
     label: String,
+}
+
+/// Raw reads capture has counted from `reader` so far (`tracery_rfid_reads_total`).
+async fn reads_received(http: &reqwest::Client, args: &Args) -> anyhow::Result<u64> {
+    let text = http
+        .get(&args.metrics)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let reader = format!("reader=\"{}\"", args.reader);
+    Ok(text
+        .lines()
+        .filter(|line| line.starts_with("tracery_rfid_reads_total{") && line.contains(&reader))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
 }
 
 /// SGTIN-96 hex of GTIN 04012345111118 with `serial`, and its Digital Link.
@@ -120,6 +145,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Arc::clone(&latencies),
     ));
 
+    let http = reqwest::Client::new();
+    let received_before = reads_received(&http, &args)
+        .await
+        .with_context(|| format!("reading {}", args.metrics))?;
     let total = args.rate * args.seconds;
     let start = Instant::now();
     let mut errors = 0u64;
@@ -151,6 +180,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     observed.abort();
     pump.abort();
+    let received = reads_received(&http, &args).await? - received_before;
     let latencies = latencies
         .lock()
         .map_err(|_| anyhow::anyhow!("poisoned"))?
@@ -161,6 +191,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "reads offered/s",
             "reads sent/s",
             "publish errors",
+            "reads received",
+            "lost before capture",
             "tags",
             "observed",
             "p50 ms",
@@ -172,6 +204,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.rate.to_string(),
             table::per_second(total as usize, sent_seconds),
             errors.to_string(),
+            received.to_string(),
+            (total - errors).saturating_sub(received).to_string(),
             serials.len().to_string(),
             latencies.len().to_string(),
             table::ms(&latencies, 0.5),

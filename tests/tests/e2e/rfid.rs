@@ -264,7 +264,28 @@ async fn a_burst_of_reads_is_one_observation_per_tag_and_an_absence_a_leave() {
     assert_eq!(all.len(), 100, "50 arrivals, 50 departures");
     let left = all.iter().filter(|e| e.biz_step == "departing").count();
     assert_eq!(left, 50);
+    // Counters are per process, shared with other tests: at least this test's reads.
+    let counted = counter(
+        &readers.app,
+        r#"tracery_rfid_reads_total{outcome="smoothed",reader="floor"}"#,
+    )
+    .await;
+    assert!(counted >= 1000, "{counted} reads counted");
     readers.stop().await;
+}
+
+/// The value of the metric `series` (name and labels as exported) on `/metrics`.
+async fn counter(app: &TestApp, series: &str) -> u64 {
+    let metrics = reqwest::get(format!("http://{}/metrics", app.http_addr))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} not in /metrics"))
 }
 
 #[tokio::test]
@@ -346,6 +367,13 @@ async fn bad_reads_are_quarantined_and_the_intake_goes_on() {
             .publish("gate", zebra_read("7EDA9038051002710002C0AE", 1))
             .await;
     }
+    // The reader's own buffer overflowed: counted for an alert, not quarantined.
+    readers
+        .publish(
+            "gate",
+            r#"{"timestamp":"2025-03-14T09:26:54.120Z","eventType":"overflow","overflowEvent":{"eventsPurged":120}}"#.to_owned(),
+        )
+        .await;
     readers
         .publish("gate", zebra_read(&sgtin_hex(301), 1))
         .await;
@@ -370,6 +398,18 @@ async fn bad_reads_are_quarantined_and_the_intake_goes_on() {
         1,
         "the good read after the bad ones is observed"
     );
+    let overflows = counter(
+        &readers.app,
+        r#"tracery_rfid_reader_overflows_total{reader="gate"}"#,
+    )
+    .await;
+    assert!(overflows >= 1, "{overflows}");
+    let undecodable = counter(
+        &readers.app,
+        r#"tracery_rfid_reads_total{outcome="undecodable",reader="gate"}"#,
+    )
+    .await;
+    assert!(undecodable >= 10, "{undecodable}");
     readers.stop().await;
 }
 

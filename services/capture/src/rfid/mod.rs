@@ -313,16 +313,31 @@ impl RfidIntake {
             Ok(value) => value,
             Err(rejected) => return outcome.admissions.push(Admission::Reject(rejected)),
         };
-        let reads = match payload::tag_reads(&value) {
-            Ok(reads) => reads,
+        let message = match payload::tag_reads(&value) {
+            Ok(message) => message,
             Err(violation) => return outcome.admissions.push(reject(violation)),
         };
-        for read in reads {
+        let counted = metrics();
+        if message.overflows > 0 {
+            tracing::warn!(reader = %reader.name, "an RFID reader's buffer overflowed: it dropped reads");
+            counted
+                .overflows
+                .with_label_values(&[reader.name.as_str()])
+                .inc_by(u64::from(message.overflows));
+        }
+        let count = |read_outcome: &str| {
+            counted
+                .reads
+                .with_label_values(&[reader.name.as_str(), read_outcome])
+                .inc();
+        };
+        for read in message.reads {
             if reader
                 .min_rssi_dbm
                 .zip(read.rssi_dbm)
                 .is_some_and(|(min, rssi)| rssi < min)
             {
+                count("below_rssi");
                 continue;
             }
             let zone = reader.zone(read.antenna);
@@ -334,11 +349,13 @@ impl RfidIntake {
             let time = read.time.unwrap_or_else(|| now.fixed_offset());
             match state.decoded(&read.hex).as_ref().err().cloned() {
                 None => {
+                    count("smoothed");
                     for change in state.smoother.read(reader, key, time, now) {
                         self.conclude(state, change, outcome);
                     }
                 }
                 Some(violation) => {
+                    count("undecodable");
                     if state.smoother.read_unobservable(reader, key, time, now) {
                         let violation = Violation {
                             field: read.field.clone(),
@@ -618,6 +635,29 @@ fn pass_event(
     }
     let epcs = pallets.into_iter().chain(rest).map(|o| o.uri).collect();
     observation(zone, zone.biz_step.clone(), epcs, time, id)
+}
+
+/// The intake's metrics.
+struct RfidMetrics {
+    reads: prometheus::IntCounterVec,
+    overflows: prometheus::IntCounterVec,
+}
+
+fn metrics() -> &'static RfidMetrics {
+    use tracery_runtime::metrics::counter_vec;
+    static METRICS: std::sync::OnceLock<RfidMetrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(|| RfidMetrics {
+        reads: counter_vec(
+            "tracery_rfid_reads_total",
+            "Raw tag reads received, by reader and outcome (smoothed, below_rssi, undecodable)",
+            &["reader", "outcome"],
+        ),
+        overflows: counter_vec(
+            "tracery_rfid_reader_overflows_total",
+            "Overflow events reported by readers: the reader's buffer dropped reads",
+            &["reader"],
+        ),
+    })
 }
 
 /// What one batch or tick stores.

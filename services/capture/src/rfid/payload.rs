@@ -5,7 +5,7 @@
 //! - Impinj IoT device interface: `{"timestamp", "eventType": "tagInventory",
 //!   "tagInventoryEvent": {"epcHex" or base64 "epc", "antennaPort", "peakRssiCdbm" (centi-dBm),
 //!   "lastSeenTime"}}`, one event or an array (webhook batches). Other event types carry no
-//!   reads; an `overflow` (the reader's buffer dropped reads) is logged as a warning.
+//!   reads; an `overflow` (the reader's buffer dropped reads) is counted, for an alert.
 //!
 //! A refusal names the field (`[2].tagInventoryEvent.epcHex`).
 
@@ -31,26 +31,52 @@ fn malformed(field: &str, why: impl Into<String>) -> Violation {
     Violation::new(field, why).with_reason("MALFORMED_MESSAGE")
 }
 
-/// Every tag read in a reader's message.
-pub fn tag_reads(message: &Value) -> Result<Vec<TagRead>, Violation> {
-    match message {
-        Value::Array(items) => {
-            let mut reads = Vec::new();
-            for (index, item) in items.iter().enumerate() {
-                reads.extend(one_event(item, &format!("[{index}]."))?);
-            }
-            Ok(reads)
-        }
-        item => one_event(item, ""),
-    }
+/// What a reader's message says.
+#[derive(Debug, Default)]
+pub struct ReaderMessage {
+    pub reads: Vec<TagRead>,
+    /// Overflow events: the reader's buffer dropped reads.
+    pub overflows: u32,
 }
 
-fn one_event(event: &Value, path: &str) -> Result<Vec<TagRead>, Violation> {
+/// One event of a message.
+enum Item {
+    Read(TagRead),
+    Overflow,
+    /// An event without reads (a TID read, a status event).
+    Nothing,
+}
+
+/// Every tag read in a reader's message.
+pub fn tag_reads(message: &Value) -> Result<ReaderMessage, Violation> {
+    let items = match message {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| one_event(item, &format!("[{index}].")))
+            .collect::<Result<Vec<_>, _>>()?,
+        item => vec![one_event(item, "")?],
+    };
+    let mut message = ReaderMessage::default();
+    for item in items {
+        match item {
+            Item::Read(read) => message.reads.push(read),
+            Item::Overflow => message.overflows += 1,
+            Item::Nothing => {}
+        }
+    }
+    Ok(message)
+}
+
+fn one_event(event: &Value, path: &str) -> Result<Item, Violation> {
     if let Some(data) = event.get("data") {
-        return zebra(event, data, path).map(|read| read.into_iter().collect());
+        return zebra(event, data, path).map(|read| read.map_or(Item::Nothing, Item::Read));
     }
     if let Some(kind) = event.get("eventType").and_then(Value::as_str) {
-        return impinj(event, kind, path).map(|read| read.into_iter().collect());
+        if kind == "overflow" {
+            return Ok(Item::Overflow);
+        }
+        return impinj(event, kind, path).map(|read| read.map_or(Item::Nothing, Item::Read));
     }
     Err(malformed(
         path.trim_end_matches('.'),
@@ -76,9 +102,6 @@ fn zebra(event: &Value, data: &Value, path: &str) -> Result<Option<TagRead>, Vio
 }
 
 fn impinj(event: &Value, kind: &str, path: &str) -> Result<Option<TagRead>, Violation> {
-    if kind == "overflow" {
-        tracing::warn!(event = %event, "an RFID reader's buffer overflowed: it dropped reads");
-    }
     if kind != "tagInventory" {
         return Ok(None);
     }
@@ -177,8 +200,8 @@ mod tests {
             "eventType":"tagInventory","tagInventoryEvent":{"epc":"MHQle/cZTkAAABqF",
             "pc":"MAA=","antennaPort":2,"peakRssiCdbm":-5234,"lastSeenTime":"2025-03-14T09:26:54.101Z"}},
             {"timestamp":"2025-03-14T09:26:54.120Z","eventType":"antennaConnected","antennaConnectedEvent":{}}]);
-        let zebra = tag_reads(&zebra).expect("zebra");
-        let impinj = tag_reads(&impinj).expect("impinj");
+        let zebra = tag_reads(&zebra).expect("zebra").reads;
+        let impinj = tag_reads(&impinj).expect("impinj").reads;
         assert_eq!(zebra.len(), 1);
         assert_eq!(impinj.len(), 1, "one tag read and one event without reads");
         for read in [&zebra[0], &impinj[0]] {
@@ -189,6 +212,18 @@ mod tests {
         assert_eq!(zebra[0].rssi_dbm, Some(-52.0));
         assert_eq!(impinj[0].rssi_dbm, Some(-52.34));
         assert_eq!(impinj[0].field, "[0].tagInventoryEvent.epc");
+    }
+
+    #[test]
+    fn an_overflow_is_counted_beside_the_reads() {
+        let message = tag_reads(&json!([
+            {"timestamp":"2025-03-14T09:26:54.120Z","eventType":"overflow",
+             "overflowEvent":{"eventsPurged":120}},
+            {"timestamp":"2025-03-14T09:26:54.120Z","eventType":"tagInventory",
+             "tagInventoryEvent":{"epcHex":"3074257BF7194E4000001A85","antennaPort":1}}
+        ]))
+        .expect("read");
+        assert_eq!((message.reads.len(), message.overflows), (1, 1));
     }
 
     #[test]
