@@ -57,12 +57,12 @@ pub struct Trace {
 }
 
 /// One step of the walk: which end of a link matches the frontier, which link kinds.
-struct Step {
-    end: LinkEnd,
-    kinds: &'static [LinkKind],
+pub(crate) struct Step {
+    pub(crate) end: LinkEnd,
+    pub(crate) kinds: &'static [LinkKind],
 }
 
-fn steps(direction: Direction) -> [Step; 2] {
+pub(crate) fn steps(direction: Direction) -> [Step; 2] {
     match direction {
         Direction::Backward => [
             Step {
@@ -96,7 +96,7 @@ fn steps(direction: Direction) -> [Step; 2] {
 }
 
 /// The kind of a node reached over `link` at its `far` end.
-fn kind_of(node: &str, reached_by: Option<&Link>) -> NodeKind {
+pub(crate) fn kind_of(node: &str, reached_by: Option<&Link>) -> NodeKind {
     let party_end = |l: &Link| {
         (l.kind == LinkKind::ShippedTo.code() && l.to_node == node)
             || (l.kind == LinkKind::ReceivedFrom.code() && l.from_node == node)

@@ -9,6 +9,7 @@ use tracery_runtime::follow::FollowStats;
 use tracery_runtime::proto_fields::{self, Page};
 
 use crate::{
+    common_cause,
     errors::GenealogyError,
     export,
     facts::LinkKind,
@@ -58,6 +59,92 @@ fn time(timestamp: &prost_types::Timestamp, field: &str) -> Result<DateTime<Utc>
         .ok()
         .and_then(|nanos| DateTime::from_timestamp(timestamp.seconds, nanos))
         .ok_or_else(|| invalid(field, "not a valid timestamp"))
+}
+
+/// The most candidates one analysis answers.
+const MAX_CANDIDATES: usize = 1_000;
+
+fn analysis_request(
+    request: pb::AnalyzeCommonCauseRequest,
+) -> Result<common_cause::Request, GenealogyError> {
+    let significance = match request.significance {
+        0.0 => 0.05,
+        level if level > 0.0 && level < 1.0 => level,
+        _ => {
+            return Err(invalid(
+                "significance",
+                "a false discovery rate between 0 and 1",
+            ));
+        }
+    };
+    let max_candidates = match request.max_candidates {
+        0 => 50,
+        n if n < 0 => return Err(invalid("max_candidates", "must not be negative")),
+        n => (n as usize).min(MAX_CANDIDATES),
+    };
+    let hours: Vec<u32> = request
+        .shift_starts
+        .iter()
+        .map(|h| u32::try_from(*h).unwrap_or(u32::MAX))
+        .collect();
+    let shifts = common_cause::attributes::Shifts::starting_at(&hours)
+        .map_err(|reason| invalid("shift_starts", &reason))?;
+    if request.failed.is_empty() {
+        return Err(invalid("failed", "the failed units are required"));
+    }
+    Ok(common_cause::Request {
+        failed: request.failed,
+        baseline: request.baseline,
+        significance,
+        max_candidates,
+        shifts,
+    })
+}
+
+fn analysis_response(analysis: common_cause::Analysis) -> pb::AnalyzeCommonCauseResponse {
+    let verdict = match analysis.inconclusive {
+        Some(_) => pb::CauseVerdict::Inconclusive,
+        None => pb::CauseVerdict::Ranked,
+    };
+    pb::AnalyzeCommonCauseResponse {
+        verdict: verdict as i32,
+        reason: analysis.inconclusive.unwrap_or_default(),
+        candidates: analysis.candidates.into_iter().map(candidate).collect(),
+        refused: analysis
+            .refused
+            .into_iter()
+            .map(|r| pb::RefusedIdentifier {
+                field: r.field,
+                written: r.written,
+                reason: r.reason,
+            })
+            .collect(),
+        failed_units: analysis.failed_units as i64,
+        baseline_units: analysis.baseline_units as i64,
+        candidates_tested: analysis.candidates_tested as i64,
+    }
+}
+
+fn candidate(c: common_cause::Candidate) -> pb::CauseCandidate {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    pb::CauseCandidate {
+        kind: c.attribute.kind.name().to_owned(),
+        value: c.attribute.value,
+        failed_with: count(c.table.failed_with),
+        failed_without: count(c.table.failed_without),
+        baseline_with: count(c.table.baseline_with),
+        baseline_without: count(c.table.baseline_without),
+        p_value: c.p_value,
+        q_value: c.q_value,
+        relative_risk: c.risk.estimate,
+        relative_risk_low: c.risk.low,
+        relative_risk_high: c.risk.high,
+        group: i32::try_from(c.group).unwrap_or(i32::MAX),
+        indistinguishable: c.indistinguishable,
+        failed_units: c.failed_units,
+        baseline_units: c.baseline_units,
+        first_seen: Some(proto_fields::timestamp(c.first_seen)),
+    }
 }
 
 fn node_kind(kind: NodeKind) -> pb::NodeKind {
@@ -341,6 +428,16 @@ impl GenealogyService for GenealogyApi {
             content: content.into_bytes(),
             content_type: content_type.to_owned(),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn analyze_common_cause(
+        &self,
+        request: Request<pb::AnalyzeCommonCauseRequest>,
+    ) -> Result<Response<pb::AnalyzeCommonCauseResponse>, Status> {
+        let request = analysis_request(request.into_inner())?;
+        let analysis = common_cause::analyze(&self.store, &request).await?;
+        Ok(Response::new(analysis_response(analysis)))
     }
 
     async fn get_projection_status(

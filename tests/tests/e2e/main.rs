@@ -5,6 +5,7 @@ mod archive;
 mod auth;
 mod bad_input;
 mod capture;
+mod common_cause;
 mod dashboard;
 mod effects_agree;
 mod epcis_examples;

@@ -1,7 +1,434 @@
 //! Common-cause analysis of failed units: what the failed ones share that the good ones
 //! do not, ranked by how unlikely the sharing is by chance.
 //!
+//! - [`attributes`]: what each unit carries (upstream lots, parts and suppliers; the
+//!   station, hour and shift of each of its steps), read from the projection.
 //! - [`stats`]: the 2×2 table of one candidate, Fisher's exact test, relative risk and
 //!   Benjamini–Hochberg q-values (pure).
+//!
+//! Every attribute value held by at least two failed units is a candidate (one failed unit
+//! cannot show a *common* cause). Candidates are tested one-sided, adjusted for their
+//! number, and only those significant at the requested false discovery rate are answered;
+//! otherwise the answer is "inconclusive" with the reason, never a ranking from noise.
+//! Candidates held by (nearly) the same units are grouped: the data cannot tell a lot only
+//! ever processed on one line from that line.
 
+pub mod attributes;
 pub mod stats;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::{errors::GenealogyError, facts, store::ProjectionStore};
+use attributes::{Attribute, Attributes, Shifts};
+use stats::{RelativeRisk, Table};
+
+/// Fewer failed units than this give no analysis.
+pub const MIN_FAILED: usize = 3;
+/// Fewer baseline units than this give no analysis.
+pub const MIN_BASELINE: usize = 10;
+/// The most units one side of an analysis may hold.
+pub const MAX_UNITS: usize = 200_000;
+/// Good units listed as evidence for a candidate.
+const BASELINE_EVIDENCE: usize = 20;
+/// Two candidates whose holders overlap at least this much (Jaccard) are one group.
+const SAME_UNITS: f64 = 0.95;
+
+/// What to analyse.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub failed: Vec<String>,
+    /// Empty: the failed units' products made in the same period.
+    pub baseline: Vec<String>,
+    pub significance: f64,
+    pub max_candidates: usize,
+    pub shifts: Shifts,
+}
+
+/// An identifier left out, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub field: String,
+    pub written: String,
+    pub reason: String,
+}
+
+/// One ranked candidate.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub attribute: Attribute,
+    pub table: Table,
+    pub p_value: f64,
+    pub q_value: f64,
+    pub risk: RelativeRisk,
+    pub group: usize,
+    pub indistinguishable: bool,
+    pub failed_units: Vec<String>,
+    pub baseline_units: Vec<String>,
+    pub first_seen: DateTime<Utc>,
+}
+
+/// The answer: ranked candidates, or why there are none.
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    pub inconclusive: Option<String>,
+    pub candidates: Vec<Candidate>,
+    pub refused: Vec<Refused>,
+    pub failed_units: usize,
+    pub baseline_units: usize,
+    pub candidates_tested: usize,
+}
+
+/// Runs the analysis of `request`.
+pub async fn analyze(
+    store: &ProjectionStore,
+    request: &Request,
+) -> Result<Analysis, GenealogyError> {
+    let mut analysis = Analysis::default();
+    let failed = resolve(store, "failed", &request.failed, &mut analysis.refused).await?;
+    analysis.failed_units = failed.len();
+    if failed.len() < MIN_FAILED {
+        return Ok(analysis.declined(format!(
+            "{} known failed units; an analysis needs at least {MIN_FAILED}",
+            failed.len()
+        )));
+    }
+    let baseline = if request.baseline.is_empty() {
+        made_alongside(store, &failed).await?
+    } else {
+        refuse_overlap(&request.baseline, &failed)?;
+        resolve(store, "baseline", &request.baseline, &mut analysis.refused).await?
+    };
+    analysis.baseline_units = baseline.len();
+    if baseline.len() < MIN_BASELINE {
+        return Ok(analysis.declined(format!(
+            "{} good units to compare with; an analysis needs at least {MIN_BASELINE} (no \
+             other units of these products were made in the failed units' period?)",
+            baseline.len()
+        )));
+    }
+    let failed_attributes = attributes::of_units(store, &failed, &request.shifts).await?;
+    let baseline_attributes = attributes::of_units(store, &baseline, &request.shifts).await?;
+    let holders = Holders::count(&failed_attributes, &baseline_attributes);
+    let tested = holders.candidates();
+    analysis.candidates_tested = tested.len();
+    analysis.candidates = rank(&tested, &holders, &failed, &baseline, request);
+    if analysis.candidates.is_empty() {
+        let best = best_q(&tested, &holders, failed.len(), baseline.len());
+        return Ok(analysis.declined(format!(
+            "no shared attribute is significant at q ≤ {} ({} tested; the best q is {best:.3})",
+            request.significance,
+            tested.len()
+        )));
+    }
+    Ok(analysis)
+}
+
+impl Analysis {
+    fn declined(mut self, reason: String) -> Self {
+        self.inconclusive = Some(reason);
+        self.candidates.clear();
+        self
+    }
+}
+
+/// The canonical units of `written`, in order and once each; an identifier that is not one
+/// or that no event has named is refused with its position.
+async fn resolve(
+    store: &ProjectionStore,
+    field: &str,
+    written: &[String],
+    refused: &mut Vec<Refused>,
+) -> Result<Vec<String>, GenealogyError> {
+    if written.len() > MAX_UNITS {
+        return Err(GenealogyError::Invalid {
+            field: field.to_owned(),
+            reason: format!("{} units; at most {MAX_UNITS}", written.len()),
+        });
+    }
+    // Each well-formed identifier's position and node.
+    let mut named: Vec<(usize, String)> = Vec::new();
+    for (index, text) in written.iter().enumerate() {
+        match well_formed(text) {
+            Ok(node) => named.push((index, node)),
+            Err(reason) => refused.push(Refused {
+                field: format!("{field}[{index}]"),
+                written: text.clone(),
+                reason,
+            }),
+        }
+    }
+    let distinct: Vec<String> = named
+        .iter()
+        .map(|(_, node)| node.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let known: HashSet<String> = store
+        .histories(&distinct)
+        .await?
+        .into_iter()
+        .map(|row| row.identifier)
+        .collect();
+    let mut units = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, node) in named {
+        if !known.contains(&node) {
+            refused.push(Refused {
+                field: format!("{field}[{index}]"),
+                written: written[index].clone(),
+                reason: "unknown: no event has named it".to_owned(),
+            });
+        } else if seen.insert(node.clone()) {
+            units.push(node);
+        }
+    }
+    Ok(units)
+}
+
+/// The canonical node of an identifier as scanned, or why it is none.
+fn well_formed(written: &str) -> Result<String, String> {
+    let text = written.trim();
+    if text.is_empty() {
+        return Err("empty".to_owned());
+    }
+    if !text.starts_with("urn:") {
+        tracery_gs1::parse_any(text).map_err(|err| err.to_string())?;
+    }
+    Ok(facts::node_id(text))
+}
+
+/// A baseline that names a failed unit is refused, naming it.
+fn refuse_overlap(baseline: &[String], failed: &[String]) -> Result<(), GenealogyError> {
+    let failed: HashSet<&String> = failed.iter().collect();
+    match baseline
+        .iter()
+        .position(|written| failed.contains(&facts::node_id(written.trim())))
+    {
+        Some(index) => Err(GenealogyError::Invalid {
+            field: format!("baseline[{index}]"),
+            reason: format!("`{}` is also a failed unit", baseline[index]),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The product part of a serialised unit's Digital Link (`…/01/<gtin>/21/`).
+fn product_prefix(unit: &str) -> Option<&str> {
+    let at = unit.find("/21/")?;
+    unit.starts_with("https://id.gs1.org/01/")
+        .then(|| &unit[..at + 4])
+}
+
+/// The other units of the failed units' products whose first event falls in the period
+/// the failed units were first seen in.
+async fn made_alongside(
+    store: &ProjectionStore,
+    failed: &[String],
+) -> Result<Vec<String>, GenealogyError> {
+    let first_seen = first_events(store, failed).await?;
+    let (Some(from), Some(until)) = (first_seen.values().min(), first_seen.values().max()) else {
+        return Ok(Vec::new());
+    };
+    let products: BTreeSet<&str> = failed.iter().filter_map(|u| product_prefix(u)).collect();
+    let failed: HashSet<&String> = failed.iter().collect();
+    let mut candidates = Vec::new();
+    for product in products {
+        let units = store.nodes_starting_with(product, MAX_UNITS as u64).await?;
+        candidates.extend(units.into_iter().filter(|unit| !failed.contains(unit)));
+    }
+    let made = first_events(store, &candidates).await?;
+    Ok(candidates
+        .into_iter()
+        .filter(|unit| made.get(unit).is_some_and(|t| t >= from && t <= until))
+        .collect())
+}
+
+/// Each unit's first event time.
+async fn first_events(
+    store: &ProjectionStore,
+    units: &[String],
+) -> Result<HashMap<String, DateTime<Utc>>, GenealogyError> {
+    let mut first: HashMap<String, DateTime<Utc>> = HashMap::new();
+    for row in store.histories(units).await? {
+        first
+            .entry(row.identifier)
+            .and_modify(|t| *t = (*t).min(row.event_time))
+            .or_insert(row.event_time);
+    }
+    Ok(first)
+}
+
+/// Which failed and baseline units hold each attribute, and when it first appears among
+/// the failed.
+#[derive(Default)]
+struct Holders {
+    failed: HashMap<Attribute, Vec<usize>>,
+    baseline: HashMap<Attribute, Vec<usize>>,
+    first_seen: HashMap<Attribute, DateTime<Utc>>,
+}
+
+impl Holders {
+    fn count(failed: &[Attributes], baseline: &[Attributes]) -> Self {
+        let mut holders = Self::default();
+        for (unit, attributes) in failed.iter().enumerate() {
+            for (attribute, time) in attributes {
+                holders
+                    .failed
+                    .entry(attribute.clone())
+                    .or_default()
+                    .push(unit);
+                holders
+                    .first_seen
+                    .entry(attribute.clone())
+                    .and_modify(|t| *t = (*t).min(*time))
+                    .or_insert(*time);
+            }
+        }
+        for (unit, attributes) in baseline.iter().enumerate() {
+            for attribute in attributes.keys() {
+                if holders.failed.contains_key(attribute) {
+                    holders
+                        .baseline
+                        .entry(attribute.clone())
+                        .or_default()
+                        .push(unit);
+                }
+            }
+        }
+        holders
+    }
+
+    /// Attributes held by at least two failed units, in a stable order.
+    fn candidates(&self) -> Vec<&Attribute> {
+        let mut tested: Vec<&Attribute> = self
+            .failed
+            .iter()
+            .filter(|(_, units)| units.len() >= 2)
+            .map(|(attribute, _)| attribute)
+            .collect();
+        tested.sort();
+        tested
+    }
+
+    fn table(&self, attribute: &Attribute, failed: usize, baseline: usize) -> Table {
+        let failed_with = self.failed.get(attribute).map_or(0, Vec::len);
+        let baseline_with = self.baseline.get(attribute).map_or(0, Vec::len);
+        Table {
+            failed_with: failed_with as u64,
+            failed_without: (failed - failed_with) as u64,
+            baseline_with: baseline_with as u64,
+            baseline_without: (baseline - baseline_with) as u64,
+        }
+    }
+}
+
+fn best_q(tested: &[&Attribute], holders: &Holders, failed: usize, baseline: usize) -> f64 {
+    let p: Vec<f64> = tested
+        .iter()
+        .map(|a| holders.table(a, failed, baseline).fisher_greater())
+        .collect();
+    stats::benjamini_hochberg(&p)
+        .into_iter()
+        .fold(1.0, f64::min)
+}
+
+/// The significant candidates, ranked by q then relative risk, grouped.
+fn rank(
+    tested: &[&Attribute],
+    holders: &Holders,
+    failed: &[String],
+    baseline: &[String],
+    request: &Request,
+) -> Vec<Candidate> {
+    let tables: Vec<Table> = tested
+        .iter()
+        .map(|a| holders.table(a, failed.len(), baseline.len()))
+        .collect();
+    let p_values: Vec<f64> = tables.iter().map(Table::fisher_greater).collect();
+    let q_values = stats::benjamini_hochberg(&p_values);
+    let mut significant: Vec<usize> = (0..tested.len())
+        .filter(|&i| q_values[i] <= request.significance)
+        .collect();
+    let risks: Vec<RelativeRisk> = tables.iter().map(|t| t.relative_risk(0.95)).collect();
+    significant.sort_by(|&x, &y| {
+        q_values[x]
+            .total_cmp(&q_values[y])
+            .then(risks[y].estimate.total_cmp(&risks[x].estimate))
+            .then(tested[x].cmp(tested[y]))
+    });
+    significant.truncate(request.max_candidates);
+    let mut candidates: Vec<Candidate> = significant
+        .into_iter()
+        .map(|i| {
+            let attribute = tested[i];
+            let units = |side: &HashMap<Attribute, Vec<usize>>, names: &[String], most| {
+                side.get(attribute)
+                    .into_iter()
+                    .flatten()
+                    .take(most)
+                    .map(|&u| names[u].clone())
+                    .collect()
+            };
+            Candidate {
+                attribute: attribute.clone(),
+                table: tables[i],
+                p_value: p_values[i],
+                q_value: q_values[i],
+                risk: risks[i],
+                group: 0,
+                indistinguishable: false,
+                failed_units: units(&holders.failed, failed, usize::MAX),
+                baseline_units: units(&holders.baseline, baseline, BASELINE_EVIDENCE),
+                first_seen: holders.first_seen[attribute],
+            }
+        })
+        .collect();
+    group(&mut candidates, holders);
+    candidates
+}
+
+/// Numbers candidates by group (1, 2, … in rank order): candidates whose failed and
+/// baseline holders overlap by [`SAME_UNITS`] or more share one, and are flagged.
+fn group(candidates: &mut [Candidate], holders: &Holders) {
+    let held: Vec<(BTreeSet<usize>, BTreeSet<usize>)> = candidates
+        .iter()
+        .map(|c| {
+            let set = |side: &HashMap<Attribute, Vec<usize>>| {
+                side.get(&c.attribute)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .collect()
+            };
+            (set(&holders.failed), set(&holders.baseline))
+        })
+        .collect();
+    let mut groups = 0;
+    for i in 0..candidates.len() {
+        let joined = (0..i).find(|&j| similar(&held[i], &held[j]) >= SAME_UNITS);
+        candidates[i].group = match joined {
+            Some(j) => {
+                candidates[j].indistinguishable = true;
+                candidates[i].indistinguishable = true;
+                candidates[j].group
+            }
+            None => {
+                groups += 1;
+                groups
+            }
+        };
+    }
+}
+
+/// Jaccard similarity of two candidates' holders, failed and baseline alike.
+fn similar(a: &(BTreeSet<usize>, BTreeSet<usize>), b: &(BTreeSet<usize>, BTreeSet<usize>)) -> f64 {
+    let common = a.0.intersection(&b.0).count() + a.1.intersection(&b.1).count();
+    let all = a.0.union(&b.0).count() + a.1.union(&b.1).count();
+    if all == 0 {
+        0.0
+    } else {
+        common as f64 / all as f64
+    }
+}

@@ -162,6 +162,24 @@ impl ProjectionStore {
         Ok(found)
     }
 
+    /// The stored nodes whose identifier starts with `prefix` (a product's serials: its
+    /// Digital Link up to `/21/`), at most `limit`.
+    pub async fn nodes_starting_with(
+        &self,
+        prefix: &str,
+        limit: u64,
+    ) -> Result<Vec<String>, GenealogyError> {
+        use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+        Ok(tables::node::Entity::find()
+            .select_only()
+            .column(tables::node::Column::Uri)
+            .filter(tables::node::Column::Uri.starts_with(prefix))
+            .limit(limit)
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await?)
+    }
+
     /// Every history row of `nodes`.
     pub async fn histories(&self, nodes: &[String]) -> Result<Vec<HistoryRow>, GenealogyError> {
         let mut rows = Vec::new();

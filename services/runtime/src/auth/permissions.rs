@@ -138,6 +138,10 @@ pub const GRPC: &[(&str, Access)] = &[
         Access::Roles(READ),
     ),
     (
+        "/tracery.v1.GenealogyService/AnalyzeCommonCause",
+        Access::Roles(READ),
+    ),
+    (
         "/tracery.v1.IdentityService/RegisterProduct",
         Access::Roles(ADMIN),
     ),

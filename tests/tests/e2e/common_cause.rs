@@ -1,0 +1,284 @@
+//! Common-cause analysis over the real suite (capture → Subscribe → genealogy): a small
+//! plant of 250 units made over ten hours from three supplier lots on three lines, where
+//! lot C is only ever processed on line 3. Failed units are chosen to plant a cause (or
+//! none), and AnalyzeCommonCause must find it, group what cannot be told apart, and
+//! decline on too little or no signal.
+
+use tonic::Code;
+use tracery_e2e::TestApp;
+use tracery_proto::v1::{self as pb, epcis_event::Body};
+
+const LOT_A: &str = "urn:epc:class:lgtin:4012345.000001.SUP-A";
+const LOT_B: &str = "urn:epc:class:lgtin:4012345.000001.SUP-B";
+const LOT_C: &str = "urn:epc:class:lgtin:4012345.000001.SUP-C";
+const LINE_1: &str = "urn:epc:id:sgln:4012345.00001.1";
+const LINE_2: &str = "urn:epc:id:sgln:4012345.00001.2";
+const LINE_3: &str = "urn:epc:id:sgln:4012345.00001.3";
+const HOURS: u32 = 10;
+const UNITS_PER_RUN: u32 = 5;
+
+/// Each hour: lots A and B on lines 1 and 2, lot C alone on line 3.
+const RUNS: [(&str, &str); 5] = [
+    (LOT_A, LINE_1),
+    (LOT_A, LINE_2),
+    (LOT_B, LINE_1),
+    (LOT_B, LINE_2),
+    (LOT_C, LINE_3),
+];
+
+fn unit(n: u32) -> String {
+    format!("urn:epc:id:sgtin:4012345.000004.{n}")
+}
+
+fn canonical(written: &str) -> String {
+    tracery_gs1::canonical_uri(written).unwrap_or_else(|| written.to_owned())
+}
+
+/// The plant: which lot and line made each unit, by unit number.
+struct Plant {
+    made: Vec<(u32, &'static str, &'static str)>,
+}
+
+impl Plant {
+    fn units_of(&self, lot: &str) -> Vec<u32> {
+        self.made
+            .iter()
+            .filter(|(_, l, _)| *l == lot)
+            .map(|(n, _, _)| *n)
+            .collect()
+    }
+}
+
+/// Captures the plant into `app` and waits for genealogy to have it.
+async fn build_plant(app: &TestApp) -> Plant {
+    let mut events = Vec::new();
+    let mut made = Vec::new();
+    let mut next_unit = 1;
+    for hour in 0..HOURS {
+        for (run, (lot, line)) in RUNS.iter().enumerate() {
+            let outputs: Vec<String> = (next_unit..next_unit + UNITS_PER_RUN).map(unit).collect();
+            made.extend((next_unit..next_unit + UNITS_PER_RUN).map(|n| (n, *lot, *line)));
+            next_unit += UNITS_PER_RUN;
+            let seconds = 1_795_680_000 + i64::from(hour) * 3600 + run as i64 * 300;
+            events.push(pb::EpcisEvent {
+                event_id: format!("urn:uuid:00000000-0000-4000-8000-7{hour:05}{run:06}"),
+                event_time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+                event_time_zone_offset: "+00:00".into(),
+                biz_step: "commissioning".into(),
+                read_point: Some(pb::Location {
+                    id: (*line).into(),
+                    extensions: None,
+                }),
+                body: Some(Body::TransformationEvent(pb::TransformationEvent {
+                    input_quantities: vec![pb::QuantityElement {
+                        epc_class: (*lot).into(),
+                        quantity: Some(2.5),
+                        uom: "KGM".into(),
+                    }],
+                    output_epcs: outputs,
+                    ..Default::default()
+                })),
+                ..Default::default()
+            });
+        }
+    }
+    let results = app.capture_events(events).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| r.outcome != pb::CaptureOutcome::Quarantined as i32),
+        "{results:?}"
+    );
+    app.await_genealogy(results.iter().map(|r| r.sequence).max().unwrap_or(0))
+        .await;
+    Plant { made }
+}
+
+async fn analyze(app: &TestApp, failed: Vec<String>) -> pb::AnalyzeCommonCauseResponse {
+    app.genealogy
+        .clone()
+        .analyze_common_cause(pb::AnalyzeCommonCauseRequest {
+            failed,
+            ..Default::default()
+        })
+        .await
+        .expect("analysis")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn a_planted_supplier_lot_is_ranked_first() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let plant = build_plant(&app).await;
+    // 15 of lot A's 100 units fail, spread over both its lines and every hour.
+    let failed: Vec<String> = plant
+        .units_of(LOT_A)
+        .into_iter()
+        .step_by(7)
+        .take(15)
+        .map(unit)
+        .collect();
+    let answer = analyze(&app, failed).await;
+    assert_eq!(
+        answer.verdict,
+        pb::CauseVerdict::Ranked as i32,
+        "{answer:?}"
+    );
+    let first = &answer.candidates[0];
+    assert_eq!(
+        (first.kind.as_str(), first.value.as_str()),
+        ("lot", canonical(LOT_A).as_str())
+    );
+    assert!(first.q_value < 0.01, "{first:?}");
+    assert_eq!(
+        (
+            first.failed_with,
+            first.failed_without,
+            first.baseline_with,
+            first.baseline_without
+        ),
+        (15, 0, 85, 135)
+    );
+    assert!(first.relative_risk_low > 1.0, "{first:?}");
+    assert_eq!(
+        first.failed_units.len(),
+        15,
+        "the evidence names every failed unit"
+    );
+    assert_eq!(
+        first.baseline_units.len(),
+        20,
+        "and some good units with it too"
+    );
+    assert!(
+        !first.indistinguishable,
+        "lot A ran on two lines: {answer:?}"
+    );
+    assert_eq!(answer.failed_units, 15);
+    // Every other unit of the product made in the failed units' period: all but the 15
+    // made in the last hour after lot A's last failed unit.
+    assert_eq!(answer.baseline_units, 220);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_lot_only_ever_run_on_one_line_is_grouped_with_that_line() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let plant = build_plant(&app).await;
+    let failed: Vec<String> = plant
+        .units_of(LOT_C)
+        .into_iter()
+        .step_by(5)
+        .take(8)
+        .map(unit)
+        .collect();
+    let answer = analyze(&app, failed).await;
+    assert_eq!(
+        answer.verdict,
+        pb::CauseVerdict::Ranked as i32,
+        "{answer:?}"
+    );
+    let in_first_group: Vec<(&str, &str)> = answer
+        .candidates
+        .iter()
+        .filter(|c| c.group == answer.candidates[0].group)
+        .map(|c| (c.kind.as_str(), c.value.as_str()))
+        .collect();
+    let lot = canonical(LOT_C);
+    assert!(
+        in_first_group.contains(&("lot", lot.as_str())),
+        "{in_first_group:?}"
+    );
+    assert!(
+        in_first_group.contains(&("station", LINE_3)),
+        "{in_first_group:?}"
+    );
+    assert!(
+        answer
+            .candidates
+            .iter()
+            .filter(|c| c.group == answer.candidates[0].group)
+            .all(|c| c.indistinguishable),
+        "{answer:?}"
+    );
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn failures_spread_evenly_are_inconclusive_and_two_are_too_few() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    build_plant(&app).await;
+    // One unit an hour, each hour from a different run: lots A and B, lines 1 and 2.
+    let spread: Vec<String> = (0..10).map(|k| unit(1 + k * 27)).collect();
+    let answer = analyze(&app, spread).await;
+    assert_eq!(
+        answer.verdict,
+        pb::CauseVerdict::Inconclusive as i32,
+        "{answer:?}"
+    );
+    assert!(
+        answer.reason.contains("no shared attribute is significant"),
+        "{answer:?}"
+    );
+    assert!(answer.candidates.is_empty(), "never a ranking from noise");
+
+    let answer = analyze(&app, vec![unit(1), unit(2)]).await;
+    assert_eq!(answer.verdict, pb::CauseVerdict::Inconclusive as i32);
+    assert!(answer.reason.contains("at least 3"), "{}", answer.reason);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn bad_identifiers_are_listed_back_and_the_rest_analysed() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let plant = build_plant(&app).await;
+    let mut failed: Vec<String> = plant
+        .units_of(LOT_A)
+        .into_iter()
+        .step_by(7)
+        .take(15)
+        .map(unit)
+        .collect();
+    failed.insert(2, "01 not a code".to_owned());
+    failed.insert(5, unit(99_999));
+    let answer = analyze(&app, failed.clone()).await;
+    let refused: Vec<(&str, &str)> = answer
+        .refused
+        .iter()
+        .map(|r| (r.field.as_str(), r.written.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("failed[2]", "01 not a code"),
+            ("failed[5]", unit(99_999).as_str())
+        ]
+    );
+    assert!(answer.refused[1].reason.contains("unknown"), "{answer:?}");
+    assert_eq!(answer.failed_units, 15);
+    assert_eq!(answer.verdict, pb::CauseVerdict::Ranked as i32);
+
+    let overlapping = app
+        .genealogy
+        .clone()
+        .analyze_common_cause(pb::AnalyzeCommonCauseRequest {
+            failed: failed.clone(),
+            baseline: vec![unit(200), failed[0].clone()],
+            ..Default::default()
+        })
+        .await
+        .expect_err("a baseline naming a failed unit");
+    assert_eq!(overlapping.code(), Code::InvalidArgument);
+    assert!(
+        overlapping.message().contains("baseline[1]"),
+        "{overlapping:?}"
+    );
+    let empty = app
+        .genealogy
+        .clone()
+        .analyze_common_cause(pb::AnalyzeCommonCauseRequest::default())
+        .await
+        .expect_err("no failed units");
+    assert!(empty.message().contains("failed"), "{empty:?}");
+    app.stop().await.expect("clean stop");
+}
