@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracery::cli::{
-    self, ArchiveCommand, CaptureArgs, ContentsArgs, HistoryArgs, LabelCommand, QuarantineCommand,
-    RecallArgs, SerialsCommand, SyncCommand, TraceCommand, WhereArgs,
+    self, AnalyzeArgs, ArchiveCommand, CaptureArgs, ContentsArgs, HistoryArgs, LabelCommand,
+    QuarantineCommand, RecallArgs, SerialsCommand, SyncCommand, TraceCommand, WhereArgs,
 };
 use tracery_runtime::config::ServeArgs;
 
@@ -37,6 +37,8 @@ enum Command {
     Trace(TraceCommand),
     /// Everything a lot reached: the recall scope, with where each item is.
     Recall(RecallArgs),
+    /// What failed units have in common that good ones do not, ranked by significance.
+    Analyze(AnalyzeArgs),
     /// Every event that touched an identifier.
     History(HistoryArgs),
     /// What a container holds, now or at a past time.
@@ -83,6 +85,7 @@ async fn main() -> ExitCode {
         }
         Command::Trace(command) => cli::genealogy::trace(command).await,
         Command::Recall(args) => cli::genealogy::recall(args).await,
+        Command::Analyze(args) => cli::genealogy::analyze(args).await,
         Command::History(args) => cli::genealogy::history(args).await,
         Command::Contents(args) => cli::genealogy::contents(args).await,
         Command::Where(args) => cli::genealogy::where_is(args).await,

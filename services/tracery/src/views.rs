@@ -310,3 +310,60 @@ pub fn alert_rule(rule: &pb::AlertRule) -> Value {
         "neverMatches": (!rule.never_matches.is_empty()).then(|| rule.never_matches.clone()),
     })
 }
+
+/// A common-cause analysis (`tracery analyze --json`, the dashboard's analysis view).
+pub fn common_cause(answer: &pb::AnalyzeCommonCauseResponse) -> Value {
+    let verdict = match pb::CauseVerdict::try_from(answer.verdict) {
+        Ok(pb::CauseVerdict::Ranked) => "ranked",
+        Ok(pb::CauseVerdict::Inconclusive) => "inconclusive",
+        _ => "",
+    };
+    json!({
+        "verdict": verdict,
+        "reason": answer.reason,
+        "failedUnits": answer.failed_units,
+        "baselineUnits": answer.baseline_units,
+        "candidatesTested": answer.candidates_tested,
+        "refused": answer.refused.iter().map(|r| json!({
+            "field": r.field, "written": r.written, "reason": r.reason,
+        })).collect::<Vec<Value>>(),
+        "candidates": answer.candidates.iter().map(|c| json!({
+            "kind": c.kind, "value": c.value, "group": c.group,
+            "indistinguishable": c.indistinguishable,
+            "failedWith": c.failed_with, "failedWithout": c.failed_without,
+            "baselineWith": c.baseline_with, "baselineWithout": c.baseline_without,
+            "pValue": c.p_value, "qValue": c.q_value,
+            "relativeRisk": c.relative_risk, "relativeRiskLow": c.relative_risk_low,
+            "relativeRiskHigh": c.relative_risk_high,
+            "failedUnitsWith": c.failed_units, "baselineUnitsWith": c.baseline_units,
+            "firstSeen": time(c.first_seen.as_ref()),
+        })).collect::<Vec<Value>>(),
+    })
+}
+
+/// One ranked candidate as a table row: group, kind, value, failed with it, good with it,
+/// q, relative risk with its interval, first seen.
+pub fn common_cause_row(c: &pb::CauseCandidate) -> Vec<String> {
+    let group = if c.indistinguishable {
+        format!("{} (same units)", c.group)
+    } else {
+        c.group.to_string()
+    };
+    vec![
+        group,
+        c.kind.clone(),
+        c.value.clone(),
+        format!("{} of {}", c.failed_with, c.failed_with + c.failed_without),
+        format!(
+            "{} of {}",
+            c.baseline_with,
+            c.baseline_with + c.baseline_without
+        ),
+        format!("{:.2e}", c.q_value),
+        format!(
+            "{:.1} ({:.1}-{:.1})",
+            c.relative_risk, c.relative_risk_low, c.relative_risk_high
+        ),
+        time(c.first_seen.as_ref()),
+    ]
+}

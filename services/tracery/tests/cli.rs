@@ -306,3 +306,35 @@ async fn the_cli_allocates_serials_renders_labels_and_syncs() {
     assert_eq!(missing.status.code(), Some(3), "{}", stderr(&missing));
     app.stop().await.expect("stops");
 }
+
+/// `tracery analyze` declines on too few failed units, saying why, and names an identifier
+/// it left out by its position; `--json` says the same for scripts.
+#[tokio::test]
+async fn analyze_declines_on_too_few_failed_units_and_names_what_it_left_out() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let server = format!("http://{}", app.grpc_addr);
+    let dir = tempfile::tempdir().expect("folder");
+    std::fs::write(dir.path().join("plant.jsonld"), plant_document()).expect("document");
+    tracery_in(dir.path(), &server, &["capture", "plant.jsonld"]).await;
+    app.await_genealogy(3).await;
+
+    let failed = [UNIT, "urn:epc:id:sgtin:4012345.011111.1002", "(01)123"];
+    let answer = tracery(&server, &[&["analyze"], &failed[..]].concat()).await;
+    assert!(answer.status.success(), "{}", stderr(&answer));
+    assert!(
+        stdout(&answer)
+            .contains("inconclusive: 2 known failed units; an analysis needs at least 3"),
+        "{}",
+        stdout(&answer)
+    );
+    assert!(
+        stderr(&answer).contains("failed[2]: `(01)123` left out"),
+        "{}",
+        stderr(&answer)
+    );
+    let json = tracery(&server, &[&["analyze", "--json"], &failed[..]].concat()).await;
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(json["verdict"], "inconclusive");
+    assert_eq!(json["refused"][0]["field"], "failed[2]");
+    app.stop().await.expect("clean stop");
+}

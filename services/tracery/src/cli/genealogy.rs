@@ -1,4 +1,4 @@
-//! `trace back|forward`, `recall`, `history`, `contents`, `where`.
+//! `trace back|forward`, `recall`, `analyze`, `history`, `contents`, `where`.
 
 use serde_json::{Value, json};
 use tracery_proto::v1::{
@@ -325,5 +325,109 @@ pub async fn where_is(args: WhereArgs) -> Result<(), Failure> {
         rows.add_row(vec![label.to_owned(), value]);
     }
     println!("{rows}");
+    Ok(())
+}
+
+/// `tracery analyze`: what the failed units have in common.
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// The failed units, as scanned; with `--failed-file`, more from a file.
+    pub failed: Vec<String>,
+    /// A file of failed units, one per line (`-`: standard input).
+    #[arg(long)]
+    pub failed_file: Option<std::path::PathBuf>,
+    /// A file of good units to compare with, one per line; by default the same products
+    /// made in the same period.
+    #[arg(long)]
+    pub baseline_file: Option<std::path::PathBuf>,
+    /// The false discovery rate at which a candidate counts.
+    #[arg(long, default_value_t = 0.05)]
+    pub significance: f64,
+    /// Hours (UTC) at which shifts start.
+    #[arg(long, value_delimiter = ',', default_value = "6,14,22")]
+    pub shifts: Vec<i32>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Identifiers one per line (blank lines skipped) from `path`, `-` being standard input.
+fn identifiers_in(path: &std::path::Path) -> Result<Vec<String>, Failure> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|err| {
+        Failure::new(
+            tracery_runtime::error::ErrorKind::InvalidArgument,
+            format!("{}: {err}", path.display()),
+        )
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+pub async fn analyze(args: AnalyzeArgs) -> Result<(), Failure> {
+    let mut failed = args.failed.clone();
+    if let Some(path) = &args.failed_file {
+        failed.extend(identifiers_in(path)?);
+    }
+    let baseline = match &args.baseline_file {
+        Some(path) => identifiers_in(path)?,
+        None => Vec::new(),
+    };
+    let message = pb::AnalyzeCommonCauseRequest {
+        failed,
+        baseline,
+        significance: args.significance,
+        shift_starts: args.shifts.clone(),
+        max_candidates: 0,
+    };
+    let answer = client(&args.connection)
+        .await?
+        .analyze_common_cause(request(&args.connection, message)?)
+        .await?
+        .into_inner();
+    if args.connection.json {
+        print_json(&views::common_cause(&answer));
+        return Ok(());
+    }
+    for refused in &answer.refused {
+        eprintln!(
+            "{}: `{}` left out: {}",
+            refused.field, refused.written, refused.reason
+        );
+    }
+    println!(
+        "{} failed units against {} good ones; {} attribute values tested",
+        answer.failed_units, answer.baseline_units, answer.candidates_tested
+    );
+    if answer.verdict == pb::CauseVerdict::Inconclusive as i32 {
+        println!("inconclusive: {}", answer.reason);
+        return Ok(());
+    }
+    let mut ranked = table(&[
+        "group",
+        "kind",
+        "value",
+        "failed with",
+        "good with",
+        "q",
+        "relative risk (95%)",
+        "first seen",
+    ]);
+    for candidate in &answer.candidates {
+        ranked.add_row(views::common_cause_row(candidate));
+    }
+    println!("{ranked}");
+    if answer.candidates.iter().any(|c| c.indistinguishable) {
+        println!(
+            "candidates sharing a group were held by the same units: the data cannot tell them apart"
+        );
+    }
     Ok(())
 }

@@ -22,7 +22,7 @@ use tracery_runtime::error::ErrorKind;
 
 pub use archive::ArchiveCommand;
 pub use capture::CaptureArgs;
-pub use genealogy::{ContentsArgs, HistoryArgs, RecallArgs, TraceCommand, WhereArgs};
+pub use genealogy::{AnalyzeArgs, ContentsArgs, HistoryArgs, RecallArgs, TraceCommand, WhereArgs};
 pub use identity::{LabelCommand, SerialsCommand};
 pub use integration::SyncCommand;
 pub use quarantine::QuarantineCommand;
