@@ -193,6 +193,22 @@ impl Vocabulary {
         }
     }
 
+    /// Every way a standard term may be written (bare, web URI, CBV 1.x URN: events keep
+    /// the one they were captured with); any other value as it is.
+    pub fn spellings(self, value: &str) -> Vec<String> {
+        match self.classify(value) {
+            Term::Standard(term) => {
+                let (web, urn) = self.prefixes();
+                vec![
+                    term.to_owned(),
+                    format!("{web}{term}"),
+                    format!("{urn}{term}"),
+                ]
+            }
+            Term::Custom | Term::Unknown => vec![value.to_owned()],
+        }
+    }
+
     /// The web URI of a standard term (`shipping` → `https://ref.gs1.org/cbv/BizStep-shipping`);
     /// other values come back unchanged.
     pub fn to_uri(self, value: &str) -> String {

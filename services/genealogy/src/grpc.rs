@@ -89,15 +89,89 @@ fn analysis_request(
         .collect();
     let shifts = common_cause::attributes::Shifts::starting_at(&hours)
         .map_err(|reason| invalid("shift_starts", &reason))?;
-    if request.failed.is_empty() {
-        return Err(invalid("failed", "the failed units are required"));
+    let selection = request.selection.map(selection).transpose()?;
+    match (request.failed.is_empty(), &selection) {
+        (true, None) => {
+            return Err(invalid(
+                "failed",
+                "the failed units, or a selection of them, are required",
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(invalid(
+                "selection",
+                "give the failed units or a selection of them, not both",
+            ));
+        }
+        _ => {}
     }
     Ok(common_cause::Request {
         failed: request.failed,
+        selection,
         baseline: request.baseline,
         significance,
         max_candidates,
         shifts,
+    })
+}
+
+fn selection(selection: pb::FailedSelection) -> Result<common_cause::Selection, GenealogyError> {
+    use tracery_epcis::cbv::Vocabulary;
+    let spelled = |terms: Vec<String>, vocabulary: Vocabulary| {
+        terms
+            .into_iter()
+            .map(|term| term.trim().to_owned())
+            .filter(|term| !term.is_empty())
+            .flat_map(move |term| vocabulary.spellings(&term))
+            .collect::<Vec<String>>()
+    };
+    let named: Vec<String> = selection
+        .dispositions
+        .iter()
+        .map(|d| format!("disposition {}", d.trim()))
+        .chain(
+            selection
+                .biz_steps
+                .iter()
+                .map(|b| format!("bizStep {}", b.trim())),
+        )
+        .collect();
+    let mut terms = spelled(selection.dispositions, Vocabulary::Disposition);
+    terms.extend(spelled(selection.biz_steps, Vocabulary::BizStep));
+    if terms.is_empty() {
+        return Err(invalid(
+            "selection",
+            "name at least one disposition or bizStep (non_conformant, damaged, returned, ...)",
+        ));
+    }
+    let from = selection
+        .from
+        .as_ref()
+        .map(|t| time(t, "selection.from"))
+        .transpose()?
+        .unwrap_or(DateTime::UNIX_EPOCH);
+    let until = selection
+        .until
+        .as_ref()
+        .map(|t| time(t, "selection.until"))
+        .transpose()?
+        .unwrap_or_else(Utc::now);
+    if until < from {
+        return Err(invalid("selection.until", "is before selection.from"));
+    }
+    let product = match selection.product.trim() {
+        "" => None,
+        written => Some(
+            common_cause::product_of(written)
+                .map_err(|reason| invalid("selection.product", &reason))?,
+        ),
+    };
+    Ok(common_cause::Selection {
+        terms,
+        named: named.join(" or "),
+        from,
+        until,
+        product,
     })
 }
 

@@ -282,3 +282,121 @@ async fn bad_identifiers_are_listed_back_and_the_rest_analysed() {
     assert!(empty.message().contains("failed"), "{empty:?}");
     app.stop().await.expect("clean stop");
 }
+
+/// Every unit of the plant inspected an hour after it was made, at one station: those in
+/// `failing` found non-conformant, the rest conformant.
+async fn inspect(app: &TestApp, plant: &Plant, failing: &[u32]) {
+    let mut events = Vec::new();
+    for (index, run) in plant.made.chunks(UNITS_PER_RUN as usize).enumerate() {
+        let made_at =
+            1_795_680_000 + (index / RUNS.len()) as i64 * 3600 + (index % RUNS.len()) as i64 * 300;
+        let (bad, good): (Vec<u32>, Vec<u32>) = run
+            .iter()
+            .map(|(n, _, _)| *n)
+            .partition(|n| failing.contains(n));
+        for (kind, units) in [("non_conformant", bad), ("conformant", good)] {
+            if units.is_empty() {
+                continue;
+            }
+            events.push(pb::EpcisEvent {
+                event_id: format!("urn:uuid:00000000-0000-4000-9000-{kind:.>4.4}{index:08}"),
+                event_time: Some(prost_types::Timestamp {
+                    seconds: made_at + 3600,
+                    nanos: 0,
+                }),
+                event_time_zone_offset: "+00:00".into(),
+                biz_step: "inspecting".into(),
+                disposition: kind.into(),
+                read_point: Some(pb::Location {
+                    id: "urn:epc:id:sgln:4012345.00001.9".into(),
+                    extensions: None,
+                }),
+                body: Some(Body::ObjectEvent(pb::ObjectEvent {
+                    action: pb::Action::Observe.into(),
+                    epcs: units.into_iter().map(unit).collect(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            });
+        }
+    }
+    let results = app.capture_events(events).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| r.outcome != pb::CaptureOutcome::Quarantined as i32),
+        "{results:?}"
+    );
+    app.await_genealogy(results.iter().map(|r| r.sequence).max().unwrap_or(0))
+        .await;
+}
+
+#[tokio::test]
+async fn failed_units_can_be_selected_by_their_disposition() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let plant = build_plant(&app).await;
+    let failing: Vec<u32> = plant
+        .units_of(LOT_A)
+        .into_iter()
+        .step_by(7)
+        .take(15)
+        .collect();
+    inspect(&app, &plant, &failing).await;
+    let link = canonical(&unit(1));
+    let gtin = link
+        .strip_prefix("https://id.gs1.org/01/")
+        .and_then(|rest| rest.split('/').next())
+        .expect("a GTIN");
+    let select = |dispositions: &[&str], product: String| pb::AnalyzeCommonCauseRequest {
+        selection: Some(pb::FailedSelection {
+            dispositions: dispositions.iter().map(|d| (*d).to_owned()).collect(),
+            product,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let answer = app
+        .genealogy
+        .clone()
+        .analyze_common_cause(select(
+            &["urn:epcglobal:cbv:disp:non_conformant"],
+            format!("(01){gtin}"),
+        ))
+        .await
+        .expect("analysis")
+        .into_inner();
+    assert_eq!(answer.failed_units, 15, "{answer:?}");
+    assert_eq!(
+        answer.verdict,
+        pb::CauseVerdict::Ranked as i32,
+        "{answer:?}"
+    );
+    assert_eq!(answer.candidates[0].value, canonical(LOT_A));
+
+    let nothing = app
+        .genealogy
+        .clone()
+        .analyze_common_cause(select(&["damaged"], String::new()))
+        .await
+        .expect("analysis")
+        .into_inner();
+    assert_eq!(nothing.verdict, pb::CauseVerdict::Inconclusive as i32);
+    assert!(
+        nothing
+            .reason
+            .contains("the selection names no units: no event with disposition damaged"),
+        "{}",
+        nothing.reason
+    );
+    let not_a_product = app
+        .genealogy
+        .clone()
+        .analyze_common_cause(select(&["damaged"], "(00)340123450000000018".to_owned()))
+        .await
+        .expect_err("an SSCC is no product");
+    assert!(
+        not_a_product.message().contains("selection.product"),
+        "{not_a_product:?}"
+    );
+    app.stop().await.expect("clean stop");
+}

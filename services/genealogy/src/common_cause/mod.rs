@@ -35,10 +35,25 @@ const BASELINE_EVIDENCE: usize = 20;
 /// Two candidates whose holders overlap at least this much (Jaccard) are one group.
 const SAME_UNITS: f64 = 0.95;
 
+/// Failed units chosen by what events say of them.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Dispositions and bizSteps, in every spelling an event may store them in.
+    pub terms: Vec<String>,
+    /// What the selection asked for, for messages (`disposition damaged`).
+    pub named: String,
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Only units of this product (its Digital Link up to `/21/`).
+    pub product: Option<String>,
+}
+
 /// What to analyse.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub failed: Vec<String>,
+    /// Instead of `failed`.
+    pub selection: Option<Selection>,
     /// Empty: the failed units' products made in the same period.
     pub baseline: Vec<String>,
     pub significance: f64,
@@ -86,7 +101,26 @@ pub async fn analyze(
     request: &Request,
 ) -> Result<Analysis, GenealogyError> {
     let mut analysis = Analysis::default();
-    let failed = resolve(store, "failed", &request.failed, &mut analysis.refused).await?;
+    let failed = match &request.selection {
+        Some(selection) => {
+            let selected = selected(store, selection).await?;
+            if selected.is_empty() {
+                return Ok(analysis.declined(format!(
+                    "the selection names no units: no event with {} between {} and {}{}",
+                    selection.named,
+                    selection.from.to_rfc3339(),
+                    selection.until.to_rfc3339(),
+                    selection
+                        .product
+                        .as_deref()
+                        .map(|p| format!(" of product {}", p.trim_end_matches("/21/")))
+                        .unwrap_or_default()
+                )));
+            }
+            selected
+        }
+        None => resolve(store, "failed", &request.failed, &mut analysis.refused).await?,
+    };
     analysis.failed_units = failed.len();
     if failed.len() < MIN_FAILED {
         return Ok(analysis.declined(format!(
@@ -197,6 +231,52 @@ fn well_formed(written: &str) -> Result<String, String> {
         tracery_gs1::parse_any(text).map_err(|err| err.to_string())?;
     }
     Ok(facts::node_id(text))
+}
+
+/// The serialised units a selection's events name.
+async fn selected(
+    store: &ProjectionStore,
+    selection: &Selection,
+) -> Result<Vec<String>, GenealogyError> {
+    let mut units: Vec<String> = store
+        .touched_by(&selection.terms, selection.from, selection.until)
+        .await?
+        .into_iter()
+        .filter(|unit| match (product_prefix(unit), &selection.product) {
+            (Some(of), Some(wanted)) => of == wanted,
+            (Some(_), None) => true,
+            (None, _) => false,
+        })
+        .collect();
+    units.sort();
+    units.truncate(MAX_UNITS);
+    Ok(units)
+}
+
+/// The Digital Link prefix of a product's serials (`https://id.gs1.org/01/<gtin>/21/`)
+/// from a GTIN as scanned (element string, Digital Link, EPC URN, or its 8 to 14 digits),
+/// or what is wrong with it.
+pub fn product_of(written: &str) -> Result<String, String> {
+    let text = written.trim();
+    let digits = text.len() >= 8 && text.len() <= 14 && text.bytes().all(|b| b.is_ascii_digit());
+    let link = if digits {
+        format!("https://id.gs1.org/01/{text:0>14}")
+    } else {
+        let parsed = tracery_gs1::parse_any(text).map_err(|err| err.to_string())?;
+        parsed
+            .identifier
+            .ok_or("holds no GS1 key")?
+            .canonical_link()
+            .map_err(|err| err.to_string())?
+    };
+    match (
+        link.strip_prefix("https://id.gs1.org/01/"),
+        link.find("/21/"),
+    ) {
+        (None, _) => Err(format!("`{text}` is no GTIN")),
+        (Some(_), Some(at)) => Ok(link[..at + 4].to_owned()),
+        (Some(_), None) => Ok(format!("{link}/21/")),
+    }
 }
 
 /// A baseline that names a failed unit is refused, naming it.

@@ -180,6 +180,35 @@ impl ProjectionStore {
             .await?)
     }
 
+    /// The identifiers touched by events with one of `terms` as their bizStep or
+    /// disposition (as stored: CBV words bare, others as written), in `[from, until]`.
+    pub async fn touched_by(
+        &self,
+        terms: &[String],
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<String>, GenealogyError> {
+        use sea_orm::{FromQueryResult, StatementBuilder};
+        #[derive(FromQueryResult)]
+        struct Touched {
+            identifier: String,
+        }
+        let ids = self.node_ids.of(&self.db, terms).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let backend = self.db.get_database_backend();
+        let query = read::touched_by(backend, &ids, from, until);
+        Ok(
+            Touched::find_by_statement(StatementBuilder::build(&query, &backend))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|row| row.identifier)
+                .collect(),
+        )
+    }
+
     /// Every history row of `nodes`.
     pub async fn histories(&self, nodes: &[String]) -> Result<Vec<HistoryRow>, GenealogyError> {
         let mut rows = Vec::new();

@@ -410,3 +410,50 @@ pub(super) fn after_position(after: (DateTime<Utc>, i64)) -> Condition {
             .add(Expr::col(("e", event::Column::Sequence)).gt(sequence)),
     )
 }
+
+/// The identifiers touched by events whose bizStep or disposition is among `terms` (their
+/// node ids), with event times in `[from, until]`.
+pub(super) fn touched_by(
+    backend: DatabaseBackend,
+    terms: &[i64],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> SelectStatement {
+    let mut query = Query::select();
+    query.distinct();
+    query.expr_as(Expr::col(("n", node::Column::Uri)), "identifier");
+    query.from_as(event::Entity, "e");
+    let node_of_event = if history_in_events(backend) {
+        let touched = Query::select()
+            .expr_as(
+                Func::cust("unnest").arg(Expr::col(("e", event::Column::Touched))),
+                "node",
+            )
+            .take();
+        query.join_lateral(JoinType::InnerJoin, touched, "h", Expr::cust("TRUE"));
+        Expr::col(("h", "node"))
+    } else {
+        query.join_as(
+            JoinType::InnerJoin,
+            history::Entity,
+            "h",
+            Expr::col(("h", history::Column::Sequence)).equals(("e", event::Column::Sequence)),
+        );
+        Expr::col(("h", history::Column::Node))
+    };
+    query.join_as(
+        JoinType::InnerJoin,
+        node::Entity,
+        "n",
+        Expr::col(("n", node::Column::Id)).eq(node_of_event),
+    );
+    query
+        .cond_where(
+            Condition::any()
+                .add(Expr::col(("e", event::Column::BizStep)).is_in(terms.iter().copied()))
+                .add(Expr::col(("e", event::Column::Disposition)).is_in(terms.iter().copied())),
+        )
+        .and_where(Expr::col(("e", event::Column::EventTime)).gte(from))
+        .and_where(Expr::col(("e", event::Column::EventTime)).lte(until));
+    query
+}

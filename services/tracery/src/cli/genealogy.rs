@@ -336,6 +336,22 @@ pub struct AnalyzeArgs {
     /// A file of failed units, one per line (`-`: standard input).
     #[arg(long)]
     pub failed_file: Option<std::path::PathBuf>,
+    /// Instead of listing them: the units events with this disposition name
+    /// (non_conformant, damaged, returned, ...); repeatable.
+    #[arg(long = "disposition")]
+    pub dispositions: Vec<String>,
+    /// Instead of listing them: the units events with this bizStep name; repeatable.
+    #[arg(long = "biz-step")]
+    pub biz_steps: Vec<String>,
+    /// With a selection: from this time (RFC 3339).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// With a selection: until this time (RFC 3339); now when absent.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// With a selection: only units of this GTIN (as scanned).
+    #[arg(long)]
+    pub product: Option<String>,
     /// A file of good units to compare with, one per line; by default the same products
     /// made in the same period.
     #[arg(long)]
@@ -380,9 +396,27 @@ pub async fn analyze(args: AnalyzeArgs) -> Result<(), Failure> {
         Some(path) => identifiers_in(path)?,
         None => Vec::new(),
     };
+    let selected = !args.dispositions.is_empty() || !args.biz_steps.is_empty();
+    let time = |flag: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|t| output::parse_time(flag, t))
+            .transpose()
+    };
+    let selection = selected
+        .then(|| -> Result<pb::FailedSelection, Failure> {
+            Ok(pb::FailedSelection {
+                dispositions: args.dispositions.clone(),
+                biz_steps: args.biz_steps.clone(),
+                from: time("--from", &args.from)?,
+                until: time("--until", &args.until)?,
+                product: args.product.clone().unwrap_or_default(),
+            })
+        })
+        .transpose()?;
     let message = pb::AnalyzeCommonCauseRequest {
         failed,
         baseline,
+        selection,
         significance: args.significance,
         shift_starts: args.shifts.clone(),
         max_candidates: 0,
