@@ -9,7 +9,6 @@
 mod capture;
 mod epc;
 mod generate;
-mod plant;
 mod rest;
 mod rfid;
 mod serials;
@@ -18,6 +17,7 @@ mod trace;
 mod unary;
 
 use clap::{Parser, Subcommand};
+use tracery_bench::plant;
 
 #[derive(Parser)]
 #[command(version, about)]

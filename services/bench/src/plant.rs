@@ -29,8 +29,41 @@ const LINES: [&str; 2] = [
 const PACKING: &str = "urn:epc:id:sgln:4012345.00004.1";
 const DISPATCH: &str = "urn:epc:id:sgln:4012345.00005.1";
 
+/// How units fail their first inspection.
+#[derive(Debug, Clone)]
+pub enum Failures {
+    /// The default plant: 3 % on line 1, 8 % on line 2, each run receiving its own
+    /// supplier lots.
+    ByLine,
+    /// A uniform rate, raised by the planted causes given; supplier lots last several
+    /// runs (material m's for m + 3 runs), as real lots do, so that a lot is told apart
+    /// from the runs, batches and lines that used it.
+    Planted(Planted),
+}
+
+/// A plant with known causes of failure, for common-cause analysis.
+#[derive(Debug, Clone, Default)]
+pub struct Planted {
+    /// Every unit's chance of failing its first inspection.
+    pub base_rate: f64,
+    /// Units made from [`PLANTED_LOT`] of material 0 fail this many times as often.
+    pub lot_factor: Option<f64>,
+    /// Units made on line 2 during runs [`PLANTED_WINDOW`] fail this many times as often.
+    pub station_factor: Option<f64>,
+}
+
+/// The material-0 supplier lot a planted lot cause raises (used by runs 30 to 32).
+pub const PLANTED_LOT: usize = 10;
+/// The runs during which a planted station cause raises line 2's failures.
+pub const PLANTED_WINDOW: std::ops::Range<usize> = 40..100;
+
 /// The plant generator; iterate it for events.
 pub struct Plant {
+    failures: Failures,
+    /// Planted causes as they came out: the lot's class URI, and the window of line 2's
+    /// raised failures (from the start of run 40 to the start of run 100, in seconds).
+    pub planted_lot: Option<String>,
+    pub planted_window: Option<(i64, i64)>,
     rng: SmallRng,
     remaining: usize,
     pending: std::collections::VecDeque<pb::EpcisEvent>,
@@ -65,7 +98,15 @@ fn location(id: &str) -> Option<pb::Location> {
 impl Plant {
     /// `events` events from `seed` (0 to 9: identifiers have room for one digit).
     pub fn new(seed: u64, events: usize) -> Self {
+        Self::with_failures(seed, events, Failures::ByLine)
+    }
+
+    /// `events` events from `seed` whose units fail as `failures` says.
+    pub fn with_failures(seed: u64, events: usize, failures: Failures) -> Self {
         Self {
+            failures,
+            planted_lot: None,
+            planted_window: None,
             rng: SmallRng::seed_from_u64(seed),
             remaining: events,
             pending: Default::default(),
@@ -122,11 +163,7 @@ impl Plant {
     /// The units' inspection on their line: conformant, or (now and then, more often on
     /// line 2) non-conformant, reworked and passed at a second inspection.
     fn inspections(&mut self, units: &[String]) -> Vec<pb::EpcisEvent> {
-        let failure_rate = if self.run.is_multiple_of(2) {
-            0.03
-        } else {
-            0.08
-        };
+        let failure_rate = self.failure_rate();
         let inspect = |plant: &mut Self, epcs: Vec<String>, disposition: &str| {
             let mut event = plant.event(
                 "inspecting",
@@ -154,6 +191,55 @@ impl Plant {
         events
     }
 
+    /// The chance that a unit of the current run fails its first inspection.
+    fn failure_rate(&self) -> f64 {
+        let on_line_2 = !self.run.is_multiple_of(2);
+        match &self.failures {
+            Failures::ByLine if on_line_2 => 0.08,
+            Failures::ByLine => 0.03,
+            Failures::Planted(planted) => {
+                // `self.run` has already moved past the run being made.
+                let run = self.run - 1;
+                let lot = planted
+                    .lot_factor
+                    .filter(|_| Self::material_lot(0, run) == PLANTED_LOT);
+                let station = planted
+                    .station_factor
+                    .filter(|_| on_line_2 && PLANTED_WINDOW.contains(&run));
+                let factor = lot.unwrap_or(1.0) * station.unwrap_or(1.0);
+                (planted.base_rate * factor).min(1.0)
+            }
+        }
+    }
+
+    /// Which lot of `material` run `run` uses, in a plant whose lots last several runs.
+    fn material_lot(material: usize, run: usize) -> usize {
+        run / (material + 3)
+    }
+
+    /// The supplier lots of the current run (`run` numbered with the seed), and whether
+    /// each is received now (its first run).
+    fn supplier_lots(&self, run: usize) -> Vec<(String, bool)> {
+        match self.failures {
+            Failures::ByLine => (0..3)
+                .map(|i| (class(1, &format!("S{run}-{i}")), true))
+                .collect(),
+            Failures::Planted(_) => {
+                let this_run = self.run - 1;
+                (0..3)
+                    .map(|material| {
+                        let lot = Self::material_lot(material, this_run);
+                        let first = this_run.is_multiple_of(material + 3);
+                        (
+                            class(10 + material, &format!("S{}L{lot}", self.seed)),
+                            first,
+                        )
+                    })
+                    .collect()
+            }
+        }
+    }
+
     fn aggregation(
         &mut self,
         action: pb::Action,
@@ -176,14 +262,36 @@ impl Plant {
         )
     }
 
+    /// Remembers where the planted causes fell, for reports.
+    fn note_planted(&mut self, supplier_lots: &[String]) {
+        let Failures::Planted(planted) = &self.failures else {
+            return;
+        };
+        let run = self.run - 1;
+        if planted.lot_factor.is_some() && Self::material_lot(0, run) == PLANTED_LOT {
+            self.planted_lot = Some(supplier_lots[0].clone());
+        }
+        if planted.station_factor.is_some() {
+            if run == PLANTED_WINDOW.start {
+                self.planted_window = Some((self.clock, i64::MAX));
+            } else if run == PLANTED_WINDOW.end
+                && let Some((from, _)) = self.planted_window
+            {
+                self.planted_window = Some((from, self.clock));
+            }
+        }
+    }
+
     /// One production run's events.
     fn production_run(&mut self) -> Vec<pb::EpcisEvent> {
         // Identifiers carry the seed, so plants of different seeds never share one.
         let run = self.seed as usize * 1_000_000 + self.run;
         self.run += 1;
         let mut out = Vec::new();
-        let supplier_lots: Vec<String> = (0..3).map(|i| class(1, &format!("S{run}-{i}"))).collect();
-        for lot in &supplier_lots {
+        let lots = self.supplier_lots(run);
+        let supplier_lots: Vec<String> = lots.iter().map(|(lot, _)| lot.clone()).collect();
+        self.note_planted(&supplier_lots);
+        for (lot, _) in lots.iter().filter(|(_, received_now)| *received_now) {
             let supplier = format!(
                 "urn:epc:id:pgln:4012345.1{:04}",
                 self.rng.random_range(0..SUPPLIERS)
