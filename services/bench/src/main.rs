@@ -6,6 +6,7 @@
 //! tracery-bench capture --events 100000 --batch 1000 --streams 4
 //! ```
 
+mod analyze;
 mod capture;
 mod epc;
 mod generate;
@@ -42,6 +43,8 @@ enum Command {
     Epc(epc::Args),
     /// RFID reader intake: raw reads through the broker to stored observations.
     Rfid(rfid::Args),
+    /// Common-cause analysis of a plant with a planted cause.
+    Analyze(analyze::Args),
 }
 
 #[tokio::main]
@@ -54,5 +57,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Serials(args) => serials::run(args).await,
         Command::Epc(args) => epc::run(args),
         Command::Rfid(args) => rfid::run(args).await,
+        Command::Analyze(args) => analyze::run(args).await,
     }
 }

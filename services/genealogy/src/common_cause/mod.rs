@@ -129,7 +129,10 @@ pub async fn analyze(
         )));
     }
     let baseline = if request.baseline.is_empty() {
-        made_alongside(store, &failed).await?
+        match made_alongside(store, &failed).await? {
+            Ok(baseline) => baseline,
+            Err(too_many) => return Ok(analysis.declined(too_many)),
+        }
     } else {
         refuse_overlap(&request.baseline, &failed)?;
         resolve(store, "baseline", &request.baseline, &mut analysis.refused).await?
@@ -303,26 +306,39 @@ fn product_prefix(unit: &str) -> Option<&str> {
 
 /// The other units of the failed units' products whose first event falls in the period
 /// the failed units were first seen in.
+///
+/// Products with more units than an analysis reads ([`MAX_UNITS`]) are declined with the
+/// reason (`Ok(Err(reason))`) rather than compared with some of their units: a baseline
+/// cut at an arbitrary point would leave out whole days, and what the failed units of
+/// those days share would look significant.
 async fn made_alongside(
     store: &ProjectionStore,
     failed: &[String],
-) -> Result<Vec<String>, GenealogyError> {
+) -> Result<Result<Vec<String>, String>, GenealogyError> {
     let first_seen = first_events(store, failed).await?;
     let (Some(from), Some(until)) = (first_seen.values().min(), first_seen.values().max()) else {
-        return Ok(Vec::new());
+        return Ok(Ok(Vec::new()));
     };
     let products: BTreeSet<&str> = failed.iter().filter_map(|u| product_prefix(u)).collect();
     let failed: HashSet<&String> = failed.iter().collect();
     let mut candidates = Vec::new();
     for product in products {
-        let units = store.nodes_starting_with(product, MAX_UNITS as u64).await?;
+        let units = store
+            .nodes_starting_with(product, MAX_UNITS as u64 + 1)
+            .await?;
         candidates.extend(units.into_iter().filter(|unit| !failed.contains(unit)));
+        if candidates.len() > MAX_UNITS {
+            return Ok(Err(format!(
+                "the failed units' products have more than {MAX_UNITS} other units, more than \
+                 an analysis reads; give the good units to compare with (baseline)"
+            )));
+        }
     }
     let made = first_events(store, &candidates).await?;
-    Ok(candidates
+    Ok(Ok(candidates
         .into_iter()
         .filter(|unit| made.get(unit).is_some_and(|t| t >= from && t <= until))
-        .collect())
+        .collect()))
 }
 
 /// Each unit's first event time.
