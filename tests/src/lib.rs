@@ -347,6 +347,17 @@ impl TestApp {
             .into_inner()
     }
 
+    /// The Prometheus text of `/metrics` (one registry per process: other tests' counts
+    /// are in it too).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.http_addr))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// The `(sequence, eventID)` of every stored event, in sequence order.
     pub async fn stored_events(&self) -> Vec<(i64, String)> {
         self.capture

@@ -99,6 +99,16 @@ async fn build_plant(app: &TestApp) -> Plant {
     Plant { made }
 }
 
+/// 15 of lot A's 100 units, spread over both its lines and every hour.
+fn lot_a_failures(plant: &Plant) -> Vec<u32> {
+    plant
+        .units_of(LOT_A)
+        .into_iter()
+        .step_by(7)
+        .take(15)
+        .collect()
+}
+
 async fn analyze(app: &TestApp, failed: Vec<String>) -> pb::AnalyzeCommonCauseResponse {
     app.genealogy
         .clone()
@@ -115,14 +125,7 @@ async fn analyze(app: &TestApp, failed: Vec<String>) -> pb::AnalyzeCommonCauseRe
 async fn a_planted_supplier_lot_is_ranked_first() {
     let app = TestApp::spawn().await.expect("suite starts");
     let plant = build_plant(&app).await;
-    // 15 of lot A's 100 units fail, spread over both its lines and every hour.
-    let failed: Vec<String> = plant
-        .units_of(LOT_A)
-        .into_iter()
-        .step_by(7)
-        .take(15)
-        .map(unit)
-        .collect();
+    let failed: Vec<String> = lot_a_failures(&plant).into_iter().map(unit).collect();
     let answer = analyze(&app, failed).await;
     assert_eq!(
         answer.verdict,
@@ -237,13 +240,7 @@ async fn failures_spread_evenly_are_inconclusive_and_two_are_too_few() {
 async fn bad_identifiers_are_listed_back_and_the_rest_analysed() {
     let app = TestApp::spawn().await.expect("suite starts");
     let plant = build_plant(&app).await;
-    let mut failed: Vec<String> = plant
-        .units_of(LOT_A)
-        .into_iter()
-        .step_by(7)
-        .take(15)
-        .map(unit)
-        .collect();
+    let mut failed: Vec<String> = lot_a_failures(&plant).into_iter().map(unit).collect();
     failed.insert(2, "01 not a code".to_owned());
     failed.insert(5, unit(99_999));
     let answer = analyze(&app, failed.clone()).await;
@@ -340,12 +337,7 @@ async fn inspect(app: &TestApp, plant: &Plant, failing: &[u32]) {
 async fn failed_units_can_be_selected_by_their_disposition() {
     let app = TestApp::spawn().await.expect("suite starts");
     let plant = build_plant(&app).await;
-    let failing: Vec<u32> = plant
-        .units_of(LOT_A)
-        .into_iter()
-        .step_by(7)
-        .take(15)
-        .collect();
+    let failing = lot_a_failures(&plant);
     inspect(&app, &plant, &failing).await;
     let link = canonical(&unit(1));
     let gtin = link

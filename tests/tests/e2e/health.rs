@@ -140,12 +140,7 @@ async fn metrics_count_requests_events_and_followers() {
         .expect("captured")
         .into_inner();
     app.await_genealogy(result.results[0].sequence).await;
-    let metrics = reqwest::get(format!("http://{}/metrics", app.http_addr))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     for line in [
         r#"tracery_requests_total{code="0",interface="grpc",method="/tracery.v1.CaptureService/Capture"}"#,
         r#"tracery_request_duration_seconds_bucket{interface="grpc",method="/tracery.v1.CaptureService/Capture""#,

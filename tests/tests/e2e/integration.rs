@@ -238,12 +238,7 @@ async fn a_plant_syncs_orders_boms_and_items_from_erpnext_and_sap() {
 
     // Per-page metrics on the HTTP listener (the registry is per process, so other tests'
     // syncs may add to the counts).
-    let metrics = reqwest::get(format!("http://{}/metrics", app.http_addr))
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = app.metrics().await;
     for family in [
         r#"tracery_sync_pages_total{connector="erp",kind="materials"}"#,
         r#"tracery_sync_records_total{connector="sap",kind="orders",outcome="created"}"#,

@@ -276,13 +276,8 @@ async fn a_burst_of_reads_is_one_observation_per_tag_and_an_absence_a_leave() {
 
 /// The value of the metric `series` (name and labels as exported) on `/metrics`.
 async fn counter(app: &TestApp, series: &str) -> u64 {
-    let metrics = reqwest::get(format!("http://{}/metrics", app.http_addr))
+    app.metrics()
         .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics");
-    metrics
         .lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("{series} not in /metrics"))

@@ -361,7 +361,7 @@ pub(super) fn histories(backend: DatabaseBackend, ids: &[i64]) -> SelectStatemen
     query.column(("e", event::Column::EventId));
     query.column(("e", event::Column::EventTime));
     query.from_as(event::Entity, "e");
-    let node_of_event = if history_in_events(backend) {
+    if history_in_events(backend) {
         let wanted = bigint_array(ids);
         // The array goes in a sub-select so that the planner does not see its length: it
         // estimates each element of a constant array at 0.5 % of the rows, so a level of
@@ -371,30 +371,9 @@ pub(super) fn histories(backend: DatabaseBackend, ids: &[i64]) -> SelectStatemen
             BinOper::Custom("&&"),
             Expr::cust_with_values("(SELECT $1::bigint[])", [wanted]),
         ));
-        let touched = Query::select()
-            .expr_as(
-                Func::cust("unnest").arg(Expr::col(("e", event::Column::Touched))),
-                "node",
-            )
-            .take();
-        query.join_lateral(JoinType::InnerJoin, touched, "h", Expr::cust("TRUE"));
-        Expr::col(("h", "node"))
-    } else {
-        query.join_as(
-            JoinType::InnerJoin,
-            history::Entity,
-            "h",
-            Expr::col(("h", history::Column::Sequence)).equals(("e", event::Column::Sequence)),
-        );
-        Expr::col(("h", history::Column::Node))
-    };
-    query.and_where(node_of_event.clone().is_in(ids.iter().copied()));
-    query.join_as(
-        JoinType::InnerJoin,
-        node::Entity,
-        "n",
-        Expr::col(("n", node::Column::Id)).eq(node_of_event),
-    );
+    }
+    let node_of_event = join_touched_nodes(backend, &mut query);
+    query.and_where(node_of_event.is_in(ids.iter().copied()));
     query.and_where(Expr::col(("n", node::Column::Id)).is_in(ids.iter().copied()));
     Terms::select(&mut query);
     query
@@ -423,6 +402,21 @@ pub(super) fn touched_by(
     query.distinct();
     query.expr_as(Expr::col(("n", node::Column::Uri)), "identifier");
     query.from_as(event::Entity, "e");
+    join_touched_nodes(backend, &mut query);
+    query
+        .cond_where(
+            Condition::any()
+                .add(Expr::col(("e", event::Column::BizStep)).is_in(terms.iter().copied()))
+                .add(Expr::col(("e", event::Column::Disposition)).is_in(terms.iter().copied())),
+        )
+        .and_where(Expr::col(("e", event::Column::EventTime)).gte(from))
+        .and_where(Expr::col(("e", event::Column::EventTime)).lte(until));
+    query
+}
+
+/// Joins to events `e` the nodes they touched, as `n` (the node id is in `h`): from
+/// PostgreSQL's `touched` array, or SQLite's history table. Returns the touched node's id.
+fn join_touched_nodes(backend: DatabaseBackend, query: &mut SelectStatement) -> Expr {
     let node_of_event = if history_in_events(backend) {
         let touched = Query::select()
             .expr_as(
@@ -445,15 +439,7 @@ pub(super) fn touched_by(
         JoinType::InnerJoin,
         node::Entity,
         "n",
-        Expr::col(("n", node::Column::Id)).eq(node_of_event),
+        Expr::col(("n", node::Column::Id)).eq(node_of_event.clone()),
     );
-    query
-        .cond_where(
-            Condition::any()
-                .add(Expr::col(("e", event::Column::BizStep)).is_in(terms.iter().copied()))
-                .add(Expr::col(("e", event::Column::Disposition)).is_in(terms.iter().copied())),
-        )
-        .and_where(Expr::col(("e", event::Column::EventTime)).gte(from))
-        .and_where(Expr::col(("e", event::Column::EventTime)).lte(until));
-    query
+    node_of_event
 }
