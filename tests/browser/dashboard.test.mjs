@@ -16,6 +16,8 @@ mkdirSync(artifacts, { recursive: true });
 // The synthetic plant (seed 1): the first run's first unit and one of its supplier lots.
 const UNIT = "urn:epc:id:sgtin:4012345.000004.1000000-0-0";
 const SUPPLIER_LOT = "urn:epc:class:lgtin:4012345.000001.S1000000-0";
+// The second plant's supplier lot whose units fail 20 times as often (run.sh).
+const PLANTED_LOT = "/10/S2L10";
 // run.sh captured this scan with a wrong check digit (…353 instead of …352).
 const MISREAD = "09506000134353";
 const CORRECT = "09506000134352";
@@ -115,6 +117,21 @@ test("a misread scan is corrected and resubmitted from the quarantine queue", as
   assert.match(await outcome.textContent(), /stored as \S+ \(sequence \d+\)/);
   await page.locator("[data-testid=quarantine-empty]").waitFor();
   await shot("7-quarantine-resubmitted");
+});
+
+test("an analysis of the non-conformant units ranks the planted lot, which leads to its genealogy", async () => {
+  await page.goto(base + "/#/analyze");
+  await page.fill("input[name=disposition]", "non_conformant");
+  await page.getByRole("button", { name: "Analyse" }).click();
+  const rows = page.locator("[data-testid=causes] tbody tr");
+  await rows.first().waitFor({ timeout: 60_000 });
+  const texts = await rows.allTextContents();
+  assert.ok(texts.some((row) => row.includes(PLANTED_LOT)), `the planted lot is ranked: ${texts.slice(0, 5)}`);
+  await shot("9-analysis");
+  await page.locator("[data-testid=causes] a", { hasText: PLANTED_LOT }).first().click();
+  await page.waitForFunction((lot) => decodeURIComponent(location.hash).includes(lot), PLANTED_LOT);
+  await page.locator("[data-testid=graph] svg").waitFor();
+  await shot("10-analysis-lot");
 });
 
 test("the integration view shows the connectors' state", async () => {

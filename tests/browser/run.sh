@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The dashboard's browser test: starts the release `tracery serve` on SQLite in a scratch
-# folder, feeds it the synthetic plant (tracery-bench) and one misread scan, then drives
+# folder, feeds it the synthetic plant (tracery-bench; a second one with a planted cause of
+# failure) and one misread scan, then drives
 # Debian's headless Chromium through the dashboard with playwright-core.
 # Screenshots go to $TRACERY_ARTIFACTS (default target/ci-artifacts/dashboard).
 # Needs: target/release/{tracery,tracery-bench}, node, npm, chromium.
@@ -43,6 +44,10 @@ sys.exit("the suite did not start: " + open(sys.argv[1]).read())
 PY
 )
 "$repo/target/release/tracery-bench" capture --addr "http://127.0.0.1:$grpc" --events 3000 --streams 1 --seed 1
+# A second plant whose supplier lot S2L10 fails 20 times as often: the analysis view must
+# rank it.
+"$repo/target/release/tracery-bench" analyze --addr "http://127.0.0.1:$grpc" --events 3000 --seed 2 \
+  --failed 100 --lot-factor 20 --rounds 1 --label browser
 python3 - "$http" <<'PY'
 import json, sys, urllib.request
 scan = {"type": "ObjectEvent", "eventTime": "2026-01-01T09:00:00Z", "eventTimeZoneOffset": "+00:00",

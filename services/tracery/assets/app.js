@@ -283,6 +283,71 @@ function Recall({ id, since }) {
       ${data.items.length < data.total && html`<p class="muted">The first ${data.items.length} of ${data.total}; the CSV has them all.</p>`}</div>`}`;
 }
 
+/** Common-cause analysis: failed units (listed, or selected by a disposition or bizStep)
+ *  against the good ones, ranked by how unlikely their sharing is by chance. */
+function Analyze() {
+  const [form, setForm] = useState({ failed: "", disposition: "non_conformant", bizStep: "", from: "", until: "", product: "" });
+  const [state, setState] = useState({ data: null, error: null, running: false });
+  const field = (name) => (e) => setForm({ ...form, [name]: e.target.value });
+  const run = async (e) => {
+    e.preventDefault();
+    const failed = form.failed.split(/\s*\n\s*/).map((s) => s.trim()).filter(Boolean);
+    const body = failed.length > 0 ? { failed } : {
+      dispositions: form.disposition ? [form.disposition.trim()] : [],
+      bizSteps: form.bizStep ? [form.bizStep.trim()] : [],
+      from: form.from || null, until: form.until || null, product: form.product || null,
+    };
+    setState({ data: null, error: null, running: true });
+    try {
+      const response = await api("/dashboard/api/analyze", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      setState({ data: await response.json(), error: null, running: false });
+    } catch (error) {
+      setState({ data: null, error, running: false });
+    }
+  };
+  const { data, error, running } = state;
+  const followable = (kind) => ["lot", "part", "supplier"].includes(kind);
+  return html`
+    <form class="panel analyze" onSubmit=${run}>
+      <h2>Which units failed?</h2>
+      <label>Failed units, one per line (as scanned)<textarea name="failed" rows="4" value=${form.failed} onInput=${field("failed")}
+        placeholder="(01)04012345111118(21)1001, https://id.gs1.org/01/…, urn:epc:id:sgtin:… (one per line)"></textarea></label>
+      <p class="muted">…or, with the list empty, the units that events name:</p>
+      <div class="row">
+        <label>disposition<input type="text" name="disposition" value=${form.disposition} onInput=${field("disposition")} placeholder="non_conformant, damaged, returned" /></label>
+        <label>bizStep<input type="text" name="bizStep" value=${form.bizStep} onInput=${field("bizStep")} placeholder="inspecting" /></label>
+        <label>from<input type="text" name="from" value=${form.from} onInput=${field("from")} placeholder="2026-11-01T00:00:00Z" /></label>
+        <label>until<input type="text" name="until" value=${form.until} onInput=${field("until")} placeholder="now" /></label>
+        <label>product<input type="text" name="product" value=${form.product} onInput=${field("product")} placeholder="(01)04012345111118" /></label>
+      </div>
+      <button type="submit" disabled=${running}>${running ? "Analysing…" : "Analyse"}</button>
+    </form>
+    <${Problem} error=${error} />
+    ${data && html`
+      <div class="cards"><div class="card"><div class="value">${data.failedUnits}</div><div class="label">failed units</div></div>
+        <div class="card"><div class="value">${data.baselineUnits}</div><div class="label">good units compared</div></div>
+        <div class="card"><div class="value">${data.candidatesTested}</div><div class="label">attribute values tested</div></div></div>
+      ${data.refused.length > 0 && html`<div class="notice" data-testid="refused"><b>Left out:</b><ul>${data.refused.map((r) => html`<li><span class="mono">${r.field}</span> <span class="mono">${r.written}</span>: ${r.reason}</li>`)}</ul></div>`}
+      ${data.verdict === "inconclusive" ? html`<div class="notice" data-testid="inconclusive">Inconclusive: ${data.reason}</div>` : html`
+        <h2>What the failed units share <span class="muted">— ranked by q (false discovery rate), then relative risk; lots, parts and suppliers lead to their genealogy</span></h2>
+        <div class="panel"><table data-testid="causes"><thead><tr><th>group</th><th>kind</th><th>value</th><th class="num">failed with it</th><th class="num">good with it</th><th class="num">q</th><th class="num">relative risk (95 %)</th><th>first seen</th><th>evidence</th></tr></thead>
+        <tbody>${data.candidates.map((c) => html`<tr class=${c.indistinguishable ? "grouped" : ""}>
+          <td>${c.group}${c.indistinguishable ? html` <span class="muted" title="held by the same units: the data cannot tell these apart">same units</span>` : ""}</td>
+          <td>${c.kind}</td>
+          <td class="mono">${followable(c.kind) ? html`<a title=${c.value} onClick=${() => searchFor(c.value)}>${c.value}</a>` : c.value}</td>
+          <td class="num">${c.failedWith} of ${c.failedWith + c.failedWithout}</td>
+          <td class="num">${c.baselineWith} of ${c.baselineWith + c.baselineWithout}</td>
+          <td class="num">${c.qValue.toExponential(1)}</td>
+          <td class="num">${c.relativeRisk.toFixed(1)} (${c.relativeRiskLow.toFixed(1)}–${c.relativeRiskHigh.toFixed(1)})</td>
+          <td class="mono">${c.firstSeen}</td>
+          <td><details><summary>${c.failedUnitsWith.length} failed, ${c.baselineUnitsWith.length} good</summary>
+            <div class="mono small">${c.failedUnitsWith.slice(0, 50).map((u) => html`<div><${Id} id=${u} /></div>`)}
+            ${c.baselineUnitsWith.length > 0 && html`<div class="muted">good:</div>`}${c.baselineUnitsWith.map((u) => html`<div><${Id} id=${u} /></div>`)}</div></details></td>
+        </tr>`)}</tbody></table></div>`}`}`;
+}
+
 function Integration() {
   const [data, error] = usePolled("/dashboard/api/integration", 5000);
   const stateClass = (s) => (s === "succeeded" ? "good" : s === "running" ? "" : "bad");
@@ -307,7 +372,7 @@ function SignIn({ onDone }) {
       <input type="text" value=${token} onInput=${(e) => setToken(e.target.value)} placeholder="token" /><button>Sign in</button></form></div>`;
 }
 
-const PAGES = [["/", "Floor"], ["/quarantine", "Quarantine"], ["/alerts", "Alerts"], ["/search", "Search"], ["/recall", "Recall"], ["/integration", "Integration"]];
+const PAGES = [["/", "Floor"], ["/quarantine", "Quarantine"], ["/alerts", "Alerts"], ["/search", "Search"], ["/recall", "Recall"], ["/analyze", "Analysis"], ["/integration", "Integration"]];
 
 function App() {
   const route = useRoute();
@@ -325,6 +390,7 @@ function App() {
   else if (route.path === "/alerts") page = html`<${Alerts} roles=${roles} />`;
   else if (route.path === "/search") page = html`<${Search} id=${route.params.get("id")} />`;
   else if (route.path === "/recall") page = html`<${Recall} id=${route.params.get("id")} since=${route.params.get("since")} />`;
+  else if (route.path === "/analyze") page = html`<${Analyze} />`;
   else if (route.path === "/integration") page = html`<${Integration} />`;
   else page = html`<${Floor} />`;
   return html`

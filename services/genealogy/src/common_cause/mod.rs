@@ -32,6 +32,8 @@ pub const MIN_BASELINE: usize = 10;
 pub const MAX_UNITS: usize = 200_000;
 /// Good units listed as evidence for a candidate.
 const BASELINE_EVIDENCE: usize = 20;
+/// Failed units listed as evidence for a candidate (its table has the count of all).
+const FAILED_EVIDENCE: usize = 1_000;
 /// Two candidates whose holders overlap at least this much (Jaccard) are one group.
 const SAME_UNITS: f64 = 0.95;
 
@@ -430,7 +432,8 @@ fn best_q(tested: &[&Attribute], holders: &Holders, failed: usize, baseline: usi
         .fold(1.0, f64::min)
 }
 
-/// The significant candidates, ranked by q then relative risk, grouped.
+/// The significant candidates, ranked by q then relative risk; the members of a group
+/// follow its best.
 fn rank(
     tested: &[&Attribute],
     holders: &Holders,
@@ -475,13 +478,15 @@ fn rank(
                 risk: risks[i],
                 group: 0,
                 indistinguishable: false,
-                failed_units: units(&holders.failed, failed, usize::MAX),
+                failed_units: units(&holders.failed, failed, FAILED_EVIDENCE),
                 baseline_units: units(&holders.baseline, baseline, BASELINE_EVIDENCE),
                 first_seen: holders.first_seen[attribute],
             }
         })
         .collect();
     group(&mut candidates, holders);
+    // A group's members together, at the rank of its best one.
+    candidates.sort_by_key(|c| c.group);
     candidates
 }
 

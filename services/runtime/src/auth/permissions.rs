@@ -351,6 +351,8 @@ pub const REST: &[(&str, &str, Access)] = &[
     ("GET", "/dashboard/api/lookup", Access::Roles(READ)),
     ("GET", "/dashboard/api/recall", Access::Roles(READ)),
     ("GET", "/dashboard/api/recall.csv", Access::Roles(READ)),
+    // A read: POST only because a list of failed units is too long for a URL.
+    ("POST", "/dashboard/api/analyze", Access::Roles(READ)),
     ("GET", "/dashboard/api/quarantine", Access::Roles(READ)),
     (
         "POST",
@@ -416,6 +418,14 @@ pub const DASHBOARD: &[(&str, &str, &[ViewPart])] = &[
         "GET",
         "/dashboard/api/recall.csv",
         &[("scope", "/tracery.v1.GenealogyService/RecallScope")],
+    ),
+    (
+        "POST",
+        "/dashboard/api/analyze",
+        &[(
+            "candidates",
+            "/tracery.v1.GenealogyService/AnalyzeCommonCause",
+        )],
     ),
     (
         "GET",

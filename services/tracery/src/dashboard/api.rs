@@ -40,6 +40,7 @@ pub fn router(state: State) -> Router {
         .route("/dashboard/api/lookup", get(lookup))
         .route("/dashboard/api/recall", get(recall))
         .route("/dashboard/api/recall.csv", get(recall_csv))
+        .route("/dashboard/api/analyze", post(analyze))
         .route("/dashboard/api/quarantine", get(quarantine))
         .route("/dashboard/api/quarantine/{id}/resubmit", post(resubmit))
         .route("/dashboard/api/quarantine/{id}/discard", post(discard))
@@ -351,6 +352,54 @@ async fn recall_scope(
         })
         .await?
         .into_inner())
+}
+
+/// What the analysis view asks: failed units as scanned, or a selection of them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AnalyzeBody {
+    #[serde(default)]
+    failed: Vec<String>,
+    #[serde(default)]
+    dispositions: Vec<String>,
+    #[serde(default)]
+    biz_steps: Vec<String>,
+    from: Option<String>,
+    until: Option<String>,
+    product: Option<String>,
+    significance: Option<f64>,
+}
+
+/// A common-cause analysis, in the shape of `tracery analyze --json`.
+async fn analyze(Shared(state): Shared<State>, Json(body): Json<AnalyzeBody>) -> Answer {
+    let time = |field: &str, text: &Option<String>| match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => crate::cli::output::parse_time(field, text)
+            .map(Some)
+            .map_err(|failure| Problem::bad_request(failure.message)),
+    };
+    let selected = !body.dispositions.is_empty() || !body.biz_steps.is_empty();
+    let selection = if selected {
+        Some(pb::FailedSelection {
+            from: time("from", &body.from)?,
+            until: time("until", &body.until)?,
+            product: body.product.clone().unwrap_or_default(),
+            dispositions: body.dispositions,
+            biz_steps: body.biz_steps,
+        })
+    } else {
+        None
+    };
+    let answer = genealogy(&state)?
+        .analyze_common_cause(pb::AnalyzeCommonCauseRequest {
+            failed: body.failed,
+            selection,
+            significance: body.significance.unwrap_or_default(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    Ok(Json(views::common_cause(&answer)))
 }
 
 /// The recall scope's counts, and its first items (the CSV has them all).
