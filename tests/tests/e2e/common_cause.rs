@@ -54,6 +54,23 @@ impl Plant {
     }
 }
 
+/// Captures `events` (none may be quarantined), 500 at a time, and waits for genealogy to
+/// have them.
+async fn capture_into_genealogy(app: &TestApp, events: Vec<pb::EpcisEvent>) {
+    let mut last = 0;
+    for chunk in events.chunks(500) {
+        let results = app.capture_events(chunk.to_vec()).await;
+        assert!(
+            results
+                .iter()
+                .all(|r| r.outcome != pb::CaptureOutcome::Quarantined as i32),
+            "{results:?}"
+        );
+        last = last.max(results.iter().map(|r| r.sequence).max().unwrap_or(0));
+    }
+    app.await_genealogy(last).await;
+}
+
 /// Captures the plant into `app` and waits for genealogy to have it.
 async fn build_plant(app: &TestApp) -> Plant {
     let mut events = Vec::new();
@@ -87,15 +104,7 @@ async fn build_plant(app: &TestApp) -> Plant {
             });
         }
     }
-    let results = app.capture_events(events).await;
-    assert!(
-        results
-            .iter()
-            .all(|r| r.outcome != pb::CaptureOutcome::Quarantined as i32),
-        "{results:?}"
-    );
-    app.await_genealogy(results.iter().map(|r| r.sequence).max().unwrap_or(0))
-        .await;
+    capture_into_genealogy(app, events).await;
     Plant { made }
 }
 
@@ -322,15 +331,7 @@ async fn inspect(app: &TestApp, plant: &Plant, failing: &[u32]) {
             });
         }
     }
-    let results = app.capture_events(events).await;
-    assert!(
-        results
-            .iter()
-            .all(|r| r.outcome != pb::CaptureOutcome::Quarantined as i32),
-        "{results:?}"
-    );
-    app.await_genealogy(results.iter().map(|r| r.sequence).max().unwrap_or(0))
-        .await;
+    capture_into_genealogy(app, events).await;
 }
 
 #[tokio::test]
@@ -420,12 +421,7 @@ async fn capture_plant(
             failed.extend(inspected.epcs.iter().cloned());
         }
     }
-    let mut last = 0;
-    for chunk in events.chunks(500) {
-        let results = app.capture_events(chunk.to_vec()).await;
-        last = last.max(results.iter().map(|r| r.sequence).max().unwrap_or(0));
-    }
-    app.await_genealogy(last).await;
+    capture_into_genealogy(app, events).await;
     let good = units.difference(&failed).cloned().collect();
     (failed.into_iter().collect(), good, plant)
 }
