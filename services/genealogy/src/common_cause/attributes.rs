@@ -96,17 +96,55 @@ impl Shifts {
     }
 }
 
-/// The attributes of each of `units` (canonical node ids), in their order; a unit the
-/// projection has never seen has none.
-pub async fn of_units(
+/// What the units' own histories say: each unit's station, hour and shift attributes, and
+/// when it was first seen (`None` for a unit the projection has never seen). Read once,
+/// for the period an analysis compares and for the attributes alike.
+pub struct OwnSteps {
+    pub attributes: Vec<Attributes>,
+    pub first_seen: Vec<Option<DateTime<Utc>>>,
+}
+
+/// The own steps of each of `units` (canonical node ids), in their order.
+pub async fn own_steps(
     store: &ProjectionStore,
     units: &[String],
     shifts: &Shifts,
-) -> Result<Vec<Attributes>, GenealogyError> {
-    let mut attributes = vec![Attributes::new(); units.len()];
-    steps(store, units, shifts, &mut attributes).await?;
-    upstream(store, units, &mut attributes).await?;
-    Ok(attributes)
+) -> Result<OwnSteps, GenealogyError> {
+    let mut own = OwnSteps {
+        attributes: vec![Attributes::new(); units.len()],
+        first_seen: vec![None; units.len()],
+    };
+    let index: HashMap<&str, usize> = units
+        .iter()
+        .enumerate()
+        .map(|(i, unit)| (unit.as_str(), i))
+        .collect();
+    for row in store.histories(units).await? {
+        let Some(&unit) = index.get(row.identifier.as_str()) else {
+            continue;
+        };
+        let time = row.event_time;
+        let first = &mut own.first_seen[unit];
+        *first = Some(first.map_or(time, |t| t.min(time)));
+        let Some(station) = row.read_point else {
+            continue;
+        };
+        let attributes = &mut own.attributes[unit];
+        add(
+            attributes,
+            Kind::Hour,
+            format!("{station} {}", time.format("%Y-%m-%dT%H:00Z")),
+            time,
+        );
+        add(
+            attributes,
+            Kind::Shift,
+            format!("{station} {}", shifts.of(time)),
+            time,
+        );
+        add(attributes, Kind::Station, station, time);
+    }
+    Ok(own)
 }
 
 fn add(attributes: &mut Attributes, kind: Kind, value: String, time: DateTime<Utc>) {
@@ -116,44 +154,9 @@ fn add(attributes: &mut Attributes, kind: Kind, value: String, time: DateTime<Ut
         .or_insert(time);
 }
 
-/// Station, hour and shift of every event in the units' own histories.
-async fn steps(
-    store: &ProjectionStore,
-    units: &[String],
-    shifts: &Shifts,
-    attributes: &mut [Attributes],
-) -> Result<(), GenealogyError> {
-    let index: HashMap<&str, usize> = units
-        .iter()
-        .enumerate()
-        .map(|(i, unit)| (unit.as_str(), i))
-        .collect();
-    for row in store.histories(units).await? {
-        let (Some(&unit), Some(station)) = (index.get(row.identifier.as_str()), row.read_point)
-        else {
-            continue;
-        };
-        let time = row.event_time;
-        let own = &mut attributes[unit];
-        add(
-            own,
-            Kind::Hour,
-            format!("{station} {}", time.format("%Y-%m-%dT%H:00Z")),
-            time,
-        );
-        add(
-            own,
-            Kind::Shift,
-            format!("{station} {}", shifts.of(time)),
-            time,
-        );
-        add(own, Kind::Station, station, time);
-    }
-    Ok(())
-}
-
-/// Everything upstream of the units, walked for all of them at once.
-async fn upstream(
+/// Adds to each unit's attributes everything upstream of it, walked for all of the units
+/// at once.
+pub async fn add_upstream(
     store: &ProjectionStore,
     units: &[String],
     attributes: &mut [Attributes],

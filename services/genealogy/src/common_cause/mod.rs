@@ -130,14 +130,17 @@ pub async fn analyze(
             failed.len()
         )));
     }
-    let baseline = if request.baseline.is_empty() {
-        match made_alongside(store, &failed).await? {
+    let failed_steps = attributes::own_steps(store, &failed, &request.shifts).await?;
+    let (baseline, mut baseline_attributes) = if request.baseline.is_empty() {
+        match made_alongside(store, &failed, &failed_steps.first_seen, &request.shifts).await? {
             Ok(baseline) => baseline,
             Err(too_many) => return Ok(analysis.declined(too_many)),
         }
     } else {
         refuse_overlap(&request.baseline, &failed)?;
-        resolve(store, "baseline", &request.baseline, &mut analysis.refused).await?
+        let units = resolve(store, "baseline", &request.baseline, &mut analysis.refused).await?;
+        let steps = attributes::own_steps(store, &units, &request.shifts).await?;
+        (units, steps.attributes)
     };
     analysis.baseline_units = baseline.len();
     if baseline.len() < MIN_BASELINE {
@@ -147,8 +150,9 @@ pub async fn analyze(
             baseline.len()
         )));
     }
-    let failed_attributes = attributes::of_units(store, &failed, &request.shifts).await?;
-    let baseline_attributes = attributes::of_units(store, &baseline, &request.shifts).await?;
+    let mut failed_attributes = failed_steps.attributes;
+    attributes::add_upstream(store, &failed, &mut failed_attributes).await?;
+    attributes::add_upstream(store, &baseline, &mut baseline_attributes).await?;
     let holders = Holders::count(&failed_attributes, &baseline_attributes);
     let tested = holders.candidates();
     analysis.candidates_tested = tested.len();
@@ -307,7 +311,8 @@ fn product_prefix(unit: &str) -> Option<&str> {
 }
 
 /// The other units of the failed units' products whose first event falls in the period
-/// the failed units were first seen in.
+/// the failed units were first seen in (`failed_first_seen`), with the attributes of
+/// their own steps.
 ///
 /// Products with more units than an analysis reads ([`MAX_UNITS`]) are declined with the
 /// reason (`Ok(Err(reason))`) rather than compared with some of their units: a baseline
@@ -316,10 +321,12 @@ fn product_prefix(unit: &str) -> Option<&str> {
 async fn made_alongside(
     store: &ProjectionStore,
     failed: &[String],
-) -> Result<Result<Vec<String>, String>, GenealogyError> {
-    let first_seen = first_events(store, failed).await?;
-    let (Some(from), Some(until)) = (first_seen.values().min(), first_seen.values().max()) else {
-        return Ok(Ok(Vec::new()));
+    failed_first_seen: &[Option<DateTime<Utc>>],
+    shifts: &Shifts,
+) -> Result<Result<(Vec<String>, Vec<Attributes>), String>, GenealogyError> {
+    let seen = failed_first_seen.iter().flatten();
+    let (Some(from), Some(until)) = (seen.clone().min(), seen.max()) else {
+        return Ok(Ok((Vec::new(), Vec::new())));
     };
     let products: BTreeSet<&str> = failed.iter().filter_map(|u| product_prefix(u)).collect();
     let failed: HashSet<&String> = failed.iter().collect();
@@ -336,26 +343,14 @@ async fn made_alongside(
             )));
         }
     }
-    let made = first_events(store, &candidates).await?;
+    let steps = attributes::own_steps(store, &candidates, shifts).await?;
     Ok(Ok(candidates
         .into_iter()
-        .filter(|unit| made.get(unit).is_some_and(|t| t >= from && t <= until))
-        .collect()))
-}
-
-/// Each unit's first event time.
-async fn first_events(
-    store: &ProjectionStore,
-    units: &[String],
-) -> Result<HashMap<String, DateTime<Utc>>, GenealogyError> {
-    let mut first: HashMap<String, DateTime<Utc>> = HashMap::new();
-    for row in store.histories(units).await? {
-        first
-            .entry(row.identifier)
-            .and_modify(|t| *t = (*t).min(row.event_time))
-            .or_insert(row.event_time);
-    }
-    Ok(first)
+        .zip(steps.attributes)
+        .zip(steps.first_seen)
+        .filter(|(_, first)| first.is_some_and(|t| t >= *from && t <= *until))
+        .map(|(unit_and_attributes, _)| unit_and_attributes)
+        .unzip()))
 }
 
 /// Which failed and baseline units hold each attribute, and when it first appears among
