@@ -115,8 +115,18 @@ fn analysis_request(
     })
 }
 
+/// The most dispositions and bizSteps one selection may name.
+const MAX_SELECTION_TERMS: usize = 100;
+
 fn selection(selection: pb::FailedSelection) -> Result<common_cause::Selection, GenealogyError> {
     use tracery_epcis::cbv::Vocabulary;
+    let asked = selection.dispositions.len() + selection.biz_steps.len();
+    if asked > MAX_SELECTION_TERMS {
+        return Err(invalid(
+            "selection",
+            &format!("{asked} dispositions and bizSteps; at most {MAX_SELECTION_TERMS}"),
+        ));
+    }
     let spelled = |terms: Vec<String>, vocabulary: Vocabulary| {
         terms
             .into_iter()

@@ -392,6 +392,16 @@ async fn failed_units_can_be_selected_by_their_disposition() {
         .analyze_common_cause(select(&["damaged"], "(00)340123450000000018".to_owned()))
         .await
         .expect_err("an SSCC is no product");
+    let too_many: Vec<String> = (0..101).map(|n| format!("urn:example:disp:{n}")).collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let refused = app
+        .genealogy
+        .clone()
+        .analyze_common_cause(select(&too_many, String::new()))
+        .await
+        .expect_err("too many terms");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("at most 100"), "{refused:?}");
     assert!(
         not_a_product.message().contains("selection.product"),
         "{not_a_product:?}"

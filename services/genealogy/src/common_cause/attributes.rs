@@ -104,6 +104,28 @@ pub struct OwnSteps {
     pub first_seen: Vec<Option<DateTime<Utc>>>,
 }
 
+impl OwnSteps {
+    /// Only the units the projection has seen, of `units` (whose steps these are).
+    pub fn of_seen(self, units: Vec<String>) -> (Vec<String>, OwnSteps) {
+        let mut seen = (
+            Vec::new(),
+            OwnSteps {
+                attributes: Vec::new(),
+                first_seen: Vec::new(),
+            },
+        );
+        let steps = self.attributes.into_iter().zip(self.first_seen);
+        for (unit, (attributes, first)) in units.into_iter().zip(steps) {
+            if first.is_some() {
+                seen.0.push(unit);
+                seen.1.attributes.push(attributes);
+                seen.1.first_seen.push(first);
+            }
+        }
+        seen
+    }
+}
+
 /// The own steps of each of `units` (canonical node ids), in their order.
 pub async fn own_steps(
     store: &ProjectionStore,

@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::{errors::GenealogyError, facts, store::ProjectionStore};
-use attributes::{Attribute, Attributes, Shifts};
+use attributes::{Attribute, Attributes, OwnSteps, Shifts};
 use stats::{RelativeRisk, Table};
 
 /// Fewer failed units than this give no analysis.
@@ -103,7 +103,7 @@ pub async fn analyze(
     request: &Request,
 ) -> Result<Analysis, GenealogyError> {
     let mut analysis = Analysis::default();
-    let failed = match &request.selection {
+    let (failed, failed_steps) = match &request.selection {
         Some(selection) => {
             let selected = selected(store, selection).await?;
             if selected.is_empty() {
@@ -119,9 +119,20 @@ pub async fn analyze(
                         .unwrap_or_default()
                 )));
             }
-            selected
+            let steps = attributes::own_steps(store, &selected, &request.shifts).await?;
+            (selected, steps)
         }
-        None => resolve(store, "failed", &request.failed, &mut analysis.refused).await?,
+        None => {
+            let failed = &request.failed;
+            resolve(
+                store,
+                "failed",
+                failed,
+                &request.shifts,
+                &mut analysis.refused,
+            )
+            .await?
+        }
     };
     analysis.failed_units = failed.len();
     if failed.len() < MIN_FAILED {
@@ -130,7 +141,6 @@ pub async fn analyze(
             failed.len()
         )));
     }
-    let failed_steps = attributes::own_steps(store, &failed, &request.shifts).await?;
     let (baseline, mut baseline_attributes) = if request.baseline.is_empty() {
         match made_alongside(store, &failed, &failed_steps.first_seen, &request.shifts).await? {
             Ok(baseline) => baseline,
@@ -138,8 +148,15 @@ pub async fn analyze(
         }
     } else {
         refuse_overlap(&request.baseline, &failed)?;
-        let units = resolve(store, "baseline", &request.baseline, &mut analysis.refused).await?;
-        let steps = attributes::own_steps(store, &units, &request.shifts).await?;
+        let baseline = &request.baseline;
+        let (units, steps) = resolve(
+            store,
+            "baseline",
+            baseline,
+            &request.shifts,
+            &mut analysis.refused,
+        )
+        .await?;
         (units, steps.attributes)
     };
     analysis.baseline_units = baseline.len();
@@ -176,14 +193,16 @@ impl Analysis {
     }
 }
 
-/// The canonical units of `written`, in order and once each; an identifier that is not one
+/// The canonical units of `written`, in order and once each, with their own steps (read
+/// once: they also tell which units the projection knows); an identifier that is not one
 /// or that no event has named is refused with its position.
 async fn resolve(
     store: &ProjectionStore,
     field: &str,
     written: &[String],
+    shifts: &Shifts,
     refused: &mut Vec<Refused>,
-) -> Result<Vec<String>, GenealogyError> {
+) -> Result<(Vec<String>, OwnSteps), GenealogyError> {
     if written.len() > MAX_UNITS {
         return Err(GenealogyError::Invalid {
             field: field.to_owned(),
@@ -202,32 +221,29 @@ async fn resolve(
             }),
         }
     }
+    let mut seen = HashSet::new();
     let distinct: Vec<String> = named
         .iter()
+        .filter(|(_, node)| seen.insert(node.as_str()))
         .map(|(_, node)| node.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
         .collect();
-    let known: HashSet<String> = store
-        .histories(&distinct)
-        .await?
-        .into_iter()
-        .map(|row| row.identifier)
+    let steps = attributes::own_steps(store, &distinct, shifts).await?;
+    let unknown: HashSet<&str> = distinct
+        .iter()
+        .zip(&steps.first_seen)
+        .filter(|(_, first)| first.is_none())
+        .map(|(unit, _)| unit.as_str())
         .collect();
-    let mut units = Vec::new();
-    let mut seen = HashSet::new();
-    for (index, node) in named {
-        if !known.contains(&node) {
+    for (index, node) in &named {
+        if unknown.contains(node.as_str()) {
             refused.push(Refused {
                 field: format!("{field}[{index}]"),
-                written: written[index].clone(),
+                written: written[*index].clone(),
                 reason: "unknown: no event has named it".to_owned(),
             });
-        } else if seen.insert(node.clone()) {
-            units.push(node);
         }
     }
-    Ok(units)
+    Ok(steps.of_seen(distinct))
 }
 
 /// The canonical node of an identifier as scanned, or why it is none.
