@@ -200,9 +200,7 @@ impl Plant {
             Failures::Planted(planted) => {
                 // `self.run` has already moved past the run being made.
                 let run = self.run - 1;
-                let lot = planted
-                    .lot_factor
-                    .filter(|_| Self::material_lot(0, run) == PLANTED_LOT);
+                let lot = planted.lot_factor.filter(|_| Self::uses_planted_lot(run));
                 let station = planted
                     .station_factor
                     .filter(|_| on_line_2 && PLANTED_WINDOW.contains(&run));
@@ -210,6 +208,11 @@ impl Plant {
                 (planted.base_rate * factor).min(1.0)
             }
         }
+    }
+
+    /// Whether run `run` uses the planted lot ([`PLANTED_LOT`] of material 0).
+    fn uses_planted_lot(run: usize) -> bool {
+        Self::material_lot(0, run) == PLANTED_LOT
     }
 
     /// Which lot of `material` run `run` uses, in a plant whose lots last several runs.
@@ -268,7 +271,7 @@ impl Plant {
             return;
         };
         let run = self.run - 1;
-        if planted.lot_factor.is_some() && Self::material_lot(0, run) == PLANTED_LOT {
+        if planted.lot_factor.is_some() && Self::uses_planted_lot(run) {
             self.planted_lot = Some(supplier_lots[0].clone());
         }
         if planted.station_factor.is_some() {

@@ -396,23 +396,15 @@ pub async fn analyze(args: AnalyzeArgs) -> Result<(), Failure> {
         Some(path) => identifiers_in(path)?,
         None => Vec::new(),
     };
-    let selected = !args.dispositions.is_empty() || !args.biz_steps.is_empty();
-    let time = |flag: &str, text: &Option<String>| {
-        text.as_deref()
-            .map(|t| output::parse_time(flag, t))
-            .transpose()
-    };
-    let selection = selected
-        .then(|| -> Result<pb::FailedSelection, Failure> {
-            Ok(pb::FailedSelection {
-                dispositions: args.dispositions.clone(),
-                biz_steps: args.biz_steps.clone(),
-                from: time("--from", &args.from)?,
-                until: time("--until", &args.until)?,
-                product: args.product.clone().unwrap_or_default(),
-            })
-        })
-        .transpose()?;
+    let selection = output::failed_selection(
+        args.dispositions.clone(),
+        args.biz_steps.clone(),
+        [
+            ("--from", args.from.as_deref()),
+            ("--until", args.until.as_deref()),
+        ],
+        args.product.clone(),
+    )?;
     let message = pb::AnalyzeCommonCauseRequest {
         failed,
         baseline,

@@ -32,6 +32,28 @@ pub fn parse_time(flag: &str, text: &str) -> Result<prost_types::Timestamp, Fail
     })
 }
 
+/// The failed units of an analysis as a selection (`tracery analyze --disposition …`, the
+/// dashboard's analysis form): `None` when it names no disposition and no bizStep. `period`
+/// is its start and end (RFC 3339), each with the name errors give it (`--from`, `from`).
+pub fn failed_selection(
+    dispositions: Vec<String>,
+    biz_steps: Vec<String>,
+    period: [(&str, Option<&str>); 2],
+    product: Option<String>,
+) -> Result<Option<pb::FailedSelection>, Failure> {
+    if dispositions.is_empty() && biz_steps.is_empty() {
+        return Ok(None);
+    }
+    let [from, until] = period.map(|(name, text)| text.map(|t| parse_time(name, t)).transpose());
+    Ok(Some(pb::FailedSelection {
+        from: from?,
+        until: until?,
+        product: product.unwrap_or_default(),
+        dispositions,
+        biz_steps,
+    }))
+}
+
 /// An identifier as typed or scanned: GS1 forms (EPC URN or tag URI, Digital Link, element
 /// string with or without a symbology identifier, an RFID tag's EPC hex) are checked here, so a typo is reported with
 /// its position instead of an empty answer, and become the canonical Digital Link; other

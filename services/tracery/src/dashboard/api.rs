@@ -372,24 +372,17 @@ struct AnalyzeBody {
 
 /// A common-cause analysis, in the shape of `tracery analyze --json`.
 async fn analyze(Shared(state): Shared<State>, Json(body): Json<AnalyzeBody>) -> Answer {
-    let time = |field: &str, text: &Option<String>| match text.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) => crate::cli::output::parse_time(field, text)
-            .map(Some)
-            .map_err(|failure| Problem::bad_request(failure.message)),
-    };
-    let selected = !body.dispositions.is_empty() || !body.biz_steps.is_empty();
-    let selection = if selected {
-        Some(pb::FailedSelection {
-            from: time("from", &body.from)?,
-            until: time("until", &body.until)?,
-            product: body.product.clone().unwrap_or_default(),
-            dispositions: body.dispositions,
-            biz_steps: body.biz_steps,
-        })
-    } else {
-        None
-    };
+    // The form sends its empty fields as empty strings.
+    fn given(text: &Option<String>) -> Option<&str> {
+        text.as_deref().map(str::trim).filter(|t| !t.is_empty())
+    }
+    let selection = crate::cli::output::failed_selection(
+        body.dispositions,
+        body.biz_steps,
+        [("from", given(&body.from)), ("until", given(&body.until))],
+        body.product.clone(),
+    )
+    .map_err(|failure| Problem::bad_request(failure.message))?;
     let answer = genealogy(&state)?
         .analyze_common_cause(pb::AnalyzeCommonCauseRequest {
             failed: body.failed,
