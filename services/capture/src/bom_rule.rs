@@ -14,16 +14,6 @@ use crate::validation::{Finding, Severity};
 /// How long capture waits for integration per check.
 const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The production orders an event is made under: ids of its `prodorder` bizTransactions.
-fn orders(event: &Event) -> Vec<&str> {
-    event
-        .biz_transactions
-        .iter()
-        .filter(|t| t.kind.as_deref().is_some_and(|k| k.ends_with("prodorder")))
-        .map(|t| t.id.as_str())
-        .collect()
-}
-
 /// The inputs of a transformation, with the field each sits in.
 fn inputs(event: &Event) -> Vec<(String, &str)> {
     let EventKind::Transformation(t) = &event.kind else {
@@ -59,7 +49,7 @@ impl BomVerdicts {
     ) -> Self {
         let mut verdicts = Self::default();
         for event in events {
-            for order in orders(event) {
+            for order in event.production_orders() {
                 for (_, component) in inputs(event) {
                     let key = (order.to_owned(), component.to_owned());
                     if verdicts.verdicts.contains_key(&key) || verdicts.unavailable.is_some() {
@@ -100,7 +90,7 @@ impl BomVerdicts {
     /// The findings for `event`: one per input not on its order's BOM.
     pub fn check(&self, event: &Event, severity: Severity) -> Vec<Finding> {
         let mut findings = Vec::new();
-        for order in orders(event) {
+        for order in event.production_orders() {
             for (field, component) in inputs(event) {
                 if let Some(Some(reason)) =
                     self.verdicts.get(&(order.to_owned(), component.to_owned()))
@@ -120,7 +110,7 @@ impl BomVerdicts {
     /// The warning for an event the rule could not check.
     pub fn unchecked(&self, event: &Event) -> Option<Violation> {
         let reason = self.unavailable.as_ref()?;
-        (!orders(event).is_empty() && !inputs(event).is_empty()).then(|| {
+        (event.production_orders().next().is_some() && !inputs(event).is_empty()).then(|| {
             Violation::new("", format!("BOM conformance not checked: {reason}"))
                 .with_reason("INTEGRATION_UNAVAILABLE")
         })

@@ -302,6 +302,19 @@ fn changes(named: &[Named], effect: LifecycleEffect) -> Vec<LifecycleChange> {
 }
 
 impl Event {
+    /// The production orders the event was made under: the ids of its bizTransactions of
+    /// CBV type `prodorder`, in any spelling (bare, web URI, CBV 1.x URN).
+    pub fn production_orders(&self) -> impl Iterator<Item = &str> {
+        self.biz_transactions
+            .iter()
+            .filter(|t| {
+                t.kind.as_deref().is_some_and(|kind| {
+                    Vocabulary::BizTransactionType.classify(kind) == Term::Standard("prodorder")
+                })
+            })
+            .map(|t| t.id.as_str())
+    }
+
     /// What this event does.
     pub fn effects(&self) -> Effects {
         let mut effects = Effects {

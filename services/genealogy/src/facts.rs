@@ -86,6 +86,41 @@ pub struct Facts {
     /// stay where they are, rather than being packed again.
     pub confirms: Option<String>,
     pub unpacks: Vec<Unpack>,
+    /// The production order it was made under (its first `prodorder` bizTransaction).
+    pub production_order: Option<String>,
+    /// Its sensor readings that can be judged against bounds: a number or an exception.
+    pub sensor_readings: Vec<SensorReading>,
+}
+
+/// One sensorReport, as an analysis judges it against bounds given with the request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SensorReading {
+    /// The report's `type` as written (`gs1:Temperature`, a web URI, ...).
+    pub kind: Option<String>,
+    pub uom: Option<String>,
+    pub value: Option<f64>,
+    pub min_value: Option<f64>,
+    pub max_value: Option<f64>,
+    /// The sensor's own verdict (`ALARM_CONDITION`, `ERROR_CONDITION`).
+    pub exception: Option<String>,
+}
+
+impl SensorReading {
+    fn of(report: &tracery_epcis::SensorReport) -> Option<Self> {
+        let reading = Self {
+            kind: report.kind.clone(),
+            uom: report.uom.clone(),
+            value: report.value,
+            min_value: report.min_value,
+            max_value: report.max_value,
+            exception: report.exception.clone(),
+        };
+        let judged = reading.value.is_some()
+            || reading.min_value.is_some()
+            || reading.max_value.is_some()
+            || reading.exception.is_some();
+        judged.then_some(reading)
+    }
 }
 
 /// The canonical node id of an identifier as written ([`tracery_epcis::effects::node_id`]).
@@ -118,6 +153,13 @@ pub fn of(event: &Event) -> Facts {
     let what = effects.touched();
     let mut facts = Facts {
         custodian: effects.custodian.clone(),
+        production_order: event.production_orders().next().map(str::to_owned),
+        sensor_readings: event
+            .sensor_elements
+            .iter()
+            .flat_map(|element| &element.reports)
+            .filter_map(SensorReading::of)
+            .collect(),
         ..Facts::default()
     };
     facts.links.extend(

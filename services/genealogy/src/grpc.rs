@@ -89,6 +89,7 @@ fn analysis_request(
         .collect();
     let shifts = common_cause::attributes::Shifts::starting_at(&hours)
         .map_err(|reason| invalid("shift_starts", &reason))?;
+    let sensor_bounds = sensor_bounds(request.sensor_bounds)?;
     let selection = request.selection.map(selection).transpose()?;
     match (request.failed.is_empty(), &selection) {
         (true, None) => {
@@ -111,8 +112,54 @@ fn analysis_request(
         baseline: request.baseline,
         significance,
         max_candidates,
-        shifts,
+        steps: common_cause::attributes::StepRules {
+            shifts,
+            sensor_bounds,
+        },
     })
+}
+
+/// The most sensor bounds one analysis may give.
+const MAX_SENSOR_BOUNDS: usize = 100;
+
+fn sensor_bounds(
+    bounds: Vec<pb::SensorBound>,
+) -> Result<Vec<common_cause::attributes::SensorBound>, GenealogyError> {
+    if bounds.len() > MAX_SENSOR_BOUNDS {
+        return Err(invalid(
+            "sensor_bounds",
+            &format!("{} bounds; at most {MAX_SENSOR_BOUNDS}", bounds.len()),
+        ));
+    }
+    bounds
+        .into_iter()
+        .enumerate()
+        .map(|(i, bound)| {
+            let field = format!("sensor_bounds[{i}]");
+            let kind = bound.r#type.trim().to_owned();
+            if kind.is_empty() {
+                return Err(invalid(&format!("{field}.type"), "required"));
+            }
+            let finite = |v: Option<f64>| v.is_none_or(f64::is_finite);
+            if !finite(bound.min) || !finite(bound.max) {
+                return Err(invalid(&field, "min and max must be numbers"));
+            }
+            match (bound.min, bound.max) {
+                (None, None) => return Err(invalid(&field, "give min, max or both")),
+                (Some(min), Some(max)) if min > max => {
+                    return Err(invalid(&field, "min is above max"));
+                }
+                _ => {}
+            }
+            let uom = Some(bound.uom.trim().to_owned()).filter(|u| !u.is_empty());
+            Ok(common_cause::attributes::SensorBound {
+                kind,
+                min: bound.min,
+                max: bound.max,
+                uom,
+            })
+        })
+        .collect()
 }
 
 /// The most dispositions and bizSteps one selection may name.

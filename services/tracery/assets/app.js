@@ -286,16 +286,18 @@ function Recall({ id, since }) {
 /** Common-cause analysis: failed units (listed, or selected by a disposition or bizStep)
  *  against the good ones, ranked by how unlikely their sharing is by chance. */
 function Analyze() {
-  const [form, setForm] = useState({ failed: "", disposition: "non_conformant", bizStep: "", from: "", until: "", product: "" });
+  const [form, setForm] = useState({ failed: "", disposition: "non_conformant", bizStep: "", from: "", until: "", product: "", sensorBounds: "" });
   const [state, setState] = useState({ data: null, error: null, running: false });
   const field = (name) => (e) => setForm({ ...form, [name]: e.target.value });
   const run = async (e) => {
     e.preventDefault();
-    const failed = form.failed.split(/\s*\n\s*/).map((s) => s.trim()).filter(Boolean);
-    const body = failed.length > 0 ? { failed } : {
+    const lines = (text) => text.split(/\s*\n\s*/).map((s) => s.trim()).filter(Boolean);
+    const failed = lines(form.failed);
+    const sensorBounds = lines(form.sensorBounds);
+    const body = failed.length > 0 ? { failed, sensorBounds } : {
       dispositions: form.disposition ? [form.disposition.trim()] : [],
       bizSteps: form.bizStep ? [form.bizStep.trim()] : [],
-      from: form.from || null, until: form.until || null, product: form.product || null,
+      from: form.from || null, until: form.until || null, product: form.product || null, sensorBounds,
     };
     setState({ data: null, error: null, running: true });
     try {
@@ -322,6 +324,8 @@ function Analyze() {
         <label>until<input type="text" name="until" value=${form.until} onInput=${field("until")} placeholder="now" /></label>
         <label>product<input type="text" name="product" value=${form.product} onInput=${field("product")} placeholder="(01)04012345111118" /></label>
       </div>
+      <label>Sensor bounds, one per line: a reading beyond them is something units can share<textarea name="sensorBounds" rows="2" value=${form.sensorBounds} onInput=${field("sensorBounds")}
+        placeholder="Temperature=2..8,CEL (type=min..max, either end may be left out, then ,unit)"></textarea></label>
       <button type="submit" disabled=${running}>${running ? "Analysing…" : "Analyse"}</button>
     </form>
     <${Problem} error=${error} />

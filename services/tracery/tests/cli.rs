@@ -336,5 +336,19 @@ async fn analyze_declines_on_too_few_failed_units_and_names_what_it_left_out() {
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
     assert_eq!(json["verdict"], "inconclusive");
     assert_eq!(json["refused"][0]["field"], "failed[2]");
+
+    let bounded = [
+        "--sensor-bound",
+        "Temperature=2..8,CEL",
+        "--sensor-bound",
+        "Humidity=high..60",
+    ];
+    let refused = tracery(&server, &[&["analyze"], &bounded[..], &failed[..]].concat()).await;
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--sensor-bound[1] `Humidity=high..60`: `high` is not a number"),
+        "{}",
+        stderr(&refused)
+    );
     app.stop().await.expect("clean stop");
 }

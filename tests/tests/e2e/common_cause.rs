@@ -73,6 +73,12 @@ async fn capture_into_genealogy(app: &TestApp, events: Vec<pb::EpcisEvent>) {
 
 /// Captures the plant into `app` and waits for genealogy to have it.
 async fn build_plant(app: &TestApp) -> Plant {
+    build_plant_with(app, |_, _| {}).await
+}
+
+/// The plant, with `dress` adding to the event of each run (numbered from 0 in the order
+/// they ran; unit `n` was made in run `(n - 1) / 5`).
+async fn build_plant_with(app: &TestApp, dress: impl Fn(u32, &mut pb::EpcisEvent)) -> Plant {
     let mut events = Vec::new();
     let mut made = Vec::new();
     let mut next_unit = 1;
@@ -102,10 +108,29 @@ async fn build_plant(app: &TestApp) -> Plant {
                 })),
                 ..Default::default()
             });
+            let run_number = hour * RUNS.len() as u32 + run as u32;
+            dress(run_number, events.last_mut().expect("just pushed"));
         }
     }
     capture_into_genealogy(app, events).await;
     Plant { made }
+}
+
+/// The run that made unit `n`.
+fn run_of(n: u32) -> u32 {
+    (n - 1) / UNITS_PER_RUN
+}
+
+/// 15 units of the runs `chosen` picks, spread over them.
+fn failures_of_runs(plant: &Plant, chosen: impl Fn(u32) -> bool) -> Vec<String> {
+    let units: Vec<u32> = plant
+        .made
+        .iter()
+        .map(|(n, _, _)| *n)
+        .filter(|n| chosen(run_of(*n)))
+        .collect();
+    let step = (units.len() / 15).max(1);
+    units.into_iter().step_by(step).take(15).map(unit).collect()
 }
 
 /// 15 of lot A's 100 units, spread over both its lines and every hour.
@@ -130,12 +155,12 @@ async fn analyze(app: &TestApp, failed: Vec<String>) -> pb::AnalyzeCommonCauseRe
         .into_inner()
 }
 
-#[tokio::test]
-async fn a_planted_supplier_lot_is_ranked_first() {
-    let app = TestApp::spawn().await.expect("suite starts");
-    let plant = build_plant(&app).await;
-    let failed: Vec<String> = lot_a_failures(&plant).into_iter().map(unit).collect();
-    let answer = analyze(&app, failed).await;
+/// The first candidate of a ranked `answer`, which must be `(kind, value)` with q < 0.01.
+fn ranked_first<'a>(
+    answer: &'a pb::AnalyzeCommonCauseResponse,
+    kind: &str,
+    value: &str,
+) -> &'a pb::CauseCandidate {
     assert_eq!(
         answer.verdict,
         pb::CauseVerdict::Ranked as i32,
@@ -144,9 +169,20 @@ async fn a_planted_supplier_lot_is_ranked_first() {
     let first = &answer.candidates[0];
     assert_eq!(
         (first.kind.as_str(), first.value.as_str()),
-        ("lot", canonical(LOT_A).as_str())
+        (kind, value),
+        "{answer:?}"
     );
     assert!(first.q_value < 0.01, "{first:?}");
+    first
+}
+
+#[tokio::test]
+async fn a_planted_supplier_lot_is_ranked_first() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let plant = build_plant(&app).await;
+    let failed: Vec<String> = lot_a_failures(&plant).into_iter().map(unit).collect();
+    let answer = analyze(&app, failed).await;
+    let first = ranked_first(&answer, "lot", canonical(LOT_A).as_str());
     assert_eq!(
         (
             first.failed_with,
@@ -175,6 +211,119 @@ async fn a_planted_supplier_lot_is_ranked_first() {
     // Every other unit of the product made in the failed units' period: all but the 15
     // made in the last hour after lot A's last failed unit.
     assert_eq!(answer.baseline_units, 220);
+    app.stop().await.expect("clean stop");
+}
+
+/// The production order of run `run`: seven orders in turn, so that none coincides with
+/// a lot, a line or an hour.
+fn order_of(run: u32) -> String {
+    format!("urn:epcglobal:cbv:bt:4012345000009:PO-{}", run % 7)
+}
+
+#[tokio::test]
+async fn a_shared_production_order_is_ranked_first() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let plant = build_plant_with(&app, |run, event| {
+        event.biz_transactions.push(pb::BizTransaction {
+            r#type: "prodorder".into(),
+            id: order_of(run),
+        });
+    })
+    .await;
+    let failed = failures_of_runs(&plant, |run| order_of(run) == order_of(3));
+    let answer = analyze(&app, failed).await;
+    let first = ranked_first(&answer, "order", order_of(3).as_str());
+    assert_eq!(first.failed_with, 15);
+    assert!(!first.indistinguishable, "{answer:?}");
+    app.stop().await.expect("clean stop");
+}
+
+/// A temperature report on each run's event: 9.5 °C on every sixth run, 5 °C otherwise.
+fn temperature(run: u32, event: &mut pb::EpcisEvent) {
+    let celsius = if run.is_multiple_of(6) { 9.5 } else { 5.0 };
+    event.sensor_elements.push(pb::SensorElement {
+        reports: vec![pb::SensorReport {
+            r#type: "gs1:Temperature".into(),
+            value: Some(celsius),
+            uom: "CEL".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+}
+
+async fn analyze_with_bounds(
+    app: &TestApp,
+    failed: Vec<String>,
+    sensor_bounds: Vec<pb::SensorBound>,
+) -> Result<pb::AnalyzeCommonCauseResponse, tonic::Status> {
+    Ok(app
+        .genealogy
+        .clone()
+        .analyze_common_cause(pb::AnalyzeCommonCauseRequest {
+            failed,
+            sensor_bounds,
+            ..Default::default()
+        })
+        .await?
+        .into_inner())
+}
+
+fn cold_chain() -> pb::SensorBound {
+    pb::SensorBound {
+        r#type: "Temperature".into(),
+        min: Some(2.0),
+        max: Some(8.0),
+        uom: "CEL".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_sensor_reading_beyond_its_bounds_is_ranked_first() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let plant = build_plant_with(&app, temperature).await;
+    let failed = failures_of_runs(&plant, |run| run.is_multiple_of(6));
+    let answer = analyze_with_bounds(&app, failed.clone(), vec![cold_chain()])
+        .await
+        .expect("analysis");
+    let first = ranked_first(&answer, "sensor", "gs1:Temperature above 8 CEL");
+    assert_eq!(first.failed_with, 15);
+
+    let unbounded = analyze_with_bounds(&app, failed, Vec::new())
+        .await
+        .expect("analysis");
+    assert!(
+        unbounded.candidates.iter().all(|c| c.kind != "sensor"),
+        "without bounds a reading is no excursion: {unbounded:?}"
+    );
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_sensor_bound_without_limits_or_upside_down_is_refused_by_name() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let plant = build_plant(&app).await;
+    let failed: Vec<String> = lot_a_failures(&plant).into_iter().map(unit).collect();
+    let open = pb::SensorBound {
+        min: None,
+        max: None,
+        ..cold_chain()
+    };
+    let upside_down = pb::SensorBound {
+        min: Some(8.0),
+        max: Some(2.0),
+        ..cold_chain()
+    };
+    for (bounds, field) in [
+        (vec![open], "sensor_bounds[0]"),
+        (vec![cold_chain(), upside_down], "sensor_bounds[1]"),
+    ] {
+        let status = analyze_with_bounds(&app, failed.clone(), bounds)
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains(field), "{}", status.message());
+    }
     app.stop().await.expect("clean stop");
 }
 

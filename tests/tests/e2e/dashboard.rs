@@ -551,3 +551,36 @@ async fn people_acknowledge_and_resolve_alerts_on_the_dashboard_under_their_name
     }
     app.stop().await.expect("stops");
 }
+
+/// The analysis view's sensor bounds: a malformed one is refused naming its position; a
+/// good one goes on to the analysis.
+#[tokio::test]
+async fn the_analysis_view_names_a_malformed_sensor_bound() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let http = Http::new(&app, None);
+    let failed = json!([unit(1), unit(2), unit(3)]);
+    let refused = http
+        .post(
+            "/dashboard/api/analyze",
+            json!({"failed": failed, "sensorBounds": ["Temperature=2..8,CEL", "Temperature"]}),
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+    let problem: Value = refused.json().await.expect("JSON");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("sensorBounds[1] `Temperature`: no `=`")),
+        "{problem}"
+    );
+    let answered = http
+        .post(
+            "/dashboard/api/analyze",
+            json!({"failed": failed, "sensorBounds": ["Temperature=2..8,CEL"]}),
+        )
+        .await;
+    assert_eq!(answered.status(), 200);
+    let answer: Value = answered.json().await.expect("JSON");
+    assert_eq!(answer["verdict"], "inconclusive", "{answer}");
+    app.stop().await.expect("stops");
+}

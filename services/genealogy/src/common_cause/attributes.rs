@@ -1,7 +1,8 @@
 //! The attributes a unit carries into a common-cause analysis, read from the projection:
 //! everything upstream of it (lots and parts it was made from or belongs to, suppliers
 //! they were received from) and every step of its own history (the station, the hour and
-//! the shift).
+//! the shift, the production order it was made under, and its sensor readings beyond
+//! bounds given with the request).
 //!
 //! Upstream attributes come from one breadth-first walk for all units at once: each node
 //! remembers which units reach it, so a lot shared by a thousand units is read once, not
@@ -15,6 +16,7 @@ use crate::{
     errors::GenealogyError,
     facts::LinkKind,
     graph::{self, Direction, NodeKind},
+    store::tables::sensor_reading,
     store::{LinkEnd, ProjectionStore},
 };
 
@@ -36,6 +38,11 @@ pub enum Kind {
     Hour,
     /// A read point in one shift of one day.
     Shift,
+    /// A production order one of its events was made under.
+    Order,
+    /// A sensor reading of one of its events beyond its bounds, or one the sensor itself
+    /// flagged.
+    Sensor,
 }
 
 impl Kind {
@@ -47,6 +54,8 @@ impl Kind {
             Self::Station => "station",
             Self::Hour => "hour",
             Self::Shift => "shift",
+            Self::Order => "order",
+            Self::Sensor => "sensor",
         }
     }
 }
@@ -126,11 +135,73 @@ impl OwnSteps {
     }
 }
 
+/// Bounds a sensor reading should stay within, given with a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorBound {
+    /// The report type it applies to, as written or as its last segment (`Temperature`
+    /// applies to `gs1:Temperature` and `https://gs1.org/voc/Temperature`).
+    pub kind: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// When given, readings in another unit of measure are not judged by it.
+    pub uom: Option<String>,
+}
+
+impl SensorBound {
+    fn applies_to(&self, reading: &sensor_reading::Model) -> bool {
+        let kind = reading.kind.as_deref().unwrap_or_default();
+        let last = kind.rsplit([':', '/']).next().unwrap_or(kind);
+        let same_kind = self.kind == kind || self.kind == last;
+        let same_unit = match (&self.uom, &reading.uom) {
+            (Some(wanted), Some(read)) => wanted == read,
+            _ => true,
+        };
+        same_kind && same_unit
+    }
+}
+
+/// What is wrong with `reading`, if anything: the sensor's own exception, else the
+/// highest or lowest value it reports beyond the first bound for its type, named
+/// (`gs1:Temperature above 8 CEL`).
+pub fn excursion(reading: &sensor_reading::Model, bounds: &[SensorBound]) -> Option<String> {
+    let kind = reading.kind.as_deref().unwrap_or("sensor");
+    if let Some(exception) = &reading.exception {
+        return Some(format!("{kind} {exception}"));
+    }
+    let bound = bounds.iter().find(|bound| bound.applies_to(reading))?;
+    let unit = bound
+        .uom
+        .as_ref()
+        .or(reading.uom.as_ref())
+        .map(|uom| format!(" {uom}"))
+        .unwrap_or_default();
+    let highest = [reading.value, reading.max_value].into_iter().flatten();
+    let lowest = [reading.value, reading.min_value].into_iter().flatten();
+    if let Some(max) = bound.max
+        && highest.clone().any(|v| v > max)
+    {
+        return Some(format!("{kind} above {max}{unit}"));
+    }
+    if let Some(min) = bound.min
+        && lowest.clone().any(|v| v < min)
+    {
+        return Some(format!("{kind} below {min}{unit}"));
+    }
+    None
+}
+
+/// How the units' own steps become attributes.
+#[derive(Debug, Clone)]
+pub struct StepRules {
+    pub shifts: Shifts,
+    pub sensor_bounds: Vec<SensorBound>,
+}
+
 /// The own steps of each of `units` (canonical node ids), in their order.
 pub async fn own_steps(
     store: &ProjectionStore,
     units: &[String],
-    shifts: &Shifts,
+    rules: &StepRules,
 ) -> Result<OwnSteps, GenealogyError> {
     let mut own = OwnSteps {
         attributes: vec![Attributes::new(); units.len()],
@@ -141,6 +212,8 @@ pub async fn own_steps(
         .enumerate()
         .map(|(i, unit)| (unit.as_str(), i))
         .collect();
+    // (unit, sequence, time) of every step, for its sensor readings.
+    let mut steps = Vec::new();
     for row in store.histories(units).await? {
         let Some(&unit) = index.get(row.identifier.as_str()) else {
             continue;
@@ -148,25 +221,67 @@ pub async fn own_steps(
         let time = row.event_time;
         let first = &mut own.first_seen[unit];
         *first = Some(first.map_or(time, |t| t.min(time)));
-        let Some(station) = row.read_point else {
-            continue;
-        };
+        steps.push((unit, row.sequence, time));
         let attributes = &mut own.attributes[unit];
-        add(
-            attributes,
-            Kind::Hour,
-            format!("{station} {}", time.format("%Y-%m-%dT%H:00Z")),
-            time,
-        );
-        add(
-            attributes,
-            Kind::Shift,
-            format!("{station} {}", shifts.of(time)),
-            time,
-        );
-        add(attributes, Kind::Station, station, time);
+        if let Some(order) = row.production_order {
+            add(attributes, Kind::Order, order, time);
+        }
+        if let Some(station) = row.read_point {
+            add_station(attributes, station, time, &rules.shifts);
+        }
     }
+    add_excursions(store, &steps, &rules.sensor_bounds, &mut own.attributes).await?;
     Ok(own)
+}
+
+/// The station, its hour and its shift of one step at `time`.
+fn add_station(attributes: &mut Attributes, station: String, time: DateTime<Utc>, shifts: &Shifts) {
+    add(
+        attributes,
+        Kind::Hour,
+        format!("{station} {}", time.format("%Y-%m-%dT%H:00Z")),
+        time,
+    );
+    add(
+        attributes,
+        Kind::Shift,
+        format!("{station} {}", shifts.of(time)),
+        time,
+    );
+    add(attributes, Kind::Station, station, time);
+}
+
+/// The sensor excursions of the `steps` (unit, sequence, time), read in one range.
+async fn add_excursions(
+    store: &ProjectionStore,
+    steps: &[(usize, i64, DateTime<Utc>)],
+    bounds: &[SensorBound],
+    attributes: &mut [Attributes],
+) -> Result<(), GenealogyError> {
+    let sequences = steps.iter().map(|(_, sequence, _)| *sequence);
+    let (Some(first), Some(last)) = (sequences.clone().min(), sequences.max()) else {
+        return Ok(());
+    };
+    let mut excursions: HashMap<i64, Vec<String>> = HashMap::new();
+    for reading in store.sensor_readings(first, last).await? {
+        if let Some(excursion) = excursion(&reading, bounds) {
+            excursions
+                .entry(reading.sequence)
+                .or_default()
+                .push(excursion);
+        }
+    }
+    for (unit, sequence, time) in steps {
+        for excursion in excursions.get(sequence).into_iter().flatten() {
+            add(
+                &mut attributes[*unit],
+                Kind::Sensor,
+                excursion.clone(),
+                *time,
+            );
+        }
+    }
+    Ok(())
 }
 
 fn add(attributes: &mut Attributes, kind: Kind, value: String, time: DateTime<Utc>) {
@@ -239,6 +354,84 @@ mod tests {
         assert_eq!(shifts.of(at("2026-12-01T07:30:00Z")), "2026-12-01 06:00");
         assert_eq!(shifts.of(at("2026-12-01T23:10:00Z")), "2026-12-01 22:00");
         assert_eq!(shifts.of(at("2026-12-02T03:00:00Z")), "2026-12-01 22:00");
+    }
+
+    fn reading(kind: &str, uom: &str, value: f64) -> sensor_reading::Model {
+        sensor_reading::Model {
+            sequence: 1,
+            ordinal: 0,
+            kind: Some(kind.to_owned()),
+            uom: Some(uom.to_owned()),
+            value: Some(value),
+            min_value: None,
+            max_value: None,
+            exception: None,
+        }
+    }
+
+    fn cold_chain() -> Vec<SensorBound> {
+        vec![SensorBound {
+            kind: "Temperature".to_owned(),
+            min: Some(2.0),
+            max: Some(8.0),
+            uom: Some("CEL".to_owned()),
+        }]
+    }
+
+    #[test]
+    fn readings_beyond_their_bounds_are_excursions() {
+        let bounds = cold_chain();
+        let hot = reading("gs1:Temperature", "CEL", 9.5);
+        assert_eq!(
+            excursion(&hot, &bounds).as_deref(),
+            Some("gs1:Temperature above 8 CEL")
+        );
+        let cold = reading("https://gs1.org/voc/Temperature", "CEL", 1.0);
+        assert_eq!(
+            excursion(&cold, &bounds).as_deref(),
+            Some("https://gs1.org/voc/Temperature below 2 CEL")
+        );
+        assert_eq!(
+            excursion(&reading("gs1:Temperature", "CEL", 8.0), &bounds),
+            None
+        );
+    }
+
+    #[test]
+    fn a_reading_is_judged_only_by_bounds_of_its_type_and_unit() {
+        let bounds = cold_chain();
+        assert_eq!(
+            excursion(&reading("gs1:Humidity", "P1", 90.0), &bounds),
+            None
+        );
+        assert_eq!(
+            excursion(&reading("gs1:Temperature", "FAH", 46.0), &bounds),
+            None,
+            "46 °F is not judged by a bound in °C"
+        );
+    }
+
+    #[test]
+    fn an_interval_report_is_judged_by_its_extremes_and_an_exception_by_itself() {
+        let bounds = cold_chain();
+        let interval = sensor_reading::Model {
+            value: None,
+            min_value: Some(3.0),
+            max_value: Some(12.0),
+            ..reading("gs1:Temperature", "CEL", 0.0)
+        };
+        assert_eq!(
+            excursion(&interval, &bounds).as_deref(),
+            Some("gs1:Temperature above 8 CEL")
+        );
+        let alarm = sensor_reading::Model {
+            exception: Some("ALARM_CONDITION".to_owned()),
+            ..reading("gs1:Temperature", "CEL", 5.0)
+        };
+        assert_eq!(
+            excursion(&alarm, &[]).as_deref(),
+            Some("gs1:Temperature ALARM_CONDITION")
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::{errors::GenealogyError, facts, store::ProjectionStore};
-use attributes::{Attribute, Attributes, OwnSteps, Shifts};
+use attributes::{Attribute, Attributes, OwnSteps, StepRules};
 use stats::{RelativeRisk, Table};
 
 /// Fewer failed units than this give no analysis.
@@ -60,7 +60,8 @@ pub struct Request {
     pub baseline: Vec<String>,
     pub significance: f64,
     pub max_candidates: usize,
-    pub shifts: Shifts,
+    /// How the units' own steps become attributes.
+    pub steps: StepRules,
 }
 
 /// An identifier left out, and why.
@@ -119,7 +120,7 @@ pub async fn analyze(
                         .unwrap_or_default()
                 )));
             }
-            let steps = attributes::own_steps(store, &selected, &request.shifts).await?;
+            let steps = attributes::own_steps(store, &selected, &request.steps).await?;
             (selected, steps)
         }
         None => {
@@ -128,7 +129,7 @@ pub async fn analyze(
                 store,
                 "failed",
                 failed,
-                &request.shifts,
+                &request.steps,
                 &mut analysis.refused,
             )
             .await?
@@ -142,7 +143,7 @@ pub async fn analyze(
         )));
     }
     let (baseline, mut baseline_attributes) = if request.baseline.is_empty() {
-        match made_alongside(store, &failed, &failed_steps.first_seen, &request.shifts).await? {
+        match made_alongside(store, &failed, &failed_steps.first_seen, &request.steps).await? {
             Ok(baseline) => baseline,
             Err(too_many) => return Ok(analysis.declined(too_many)),
         }
@@ -153,7 +154,7 @@ pub async fn analyze(
             store,
             "baseline",
             baseline,
-            &request.shifts,
+            &request.steps,
             &mut analysis.refused,
         )
         .await?;
@@ -200,7 +201,7 @@ async fn resolve(
     store: &ProjectionStore,
     field: &str,
     written: &[String],
-    shifts: &Shifts,
+    rules: &StepRules,
     refused: &mut Vec<Refused>,
 ) -> Result<(Vec<String>, OwnSteps), GenealogyError> {
     if written.len() > MAX_UNITS {
@@ -227,7 +228,7 @@ async fn resolve(
         .filter(|(_, node)| seen.insert(node.as_str()))
         .map(|(_, node)| node.clone())
         .collect();
-    let steps = attributes::own_steps(store, &distinct, shifts).await?;
+    let steps = attributes::own_steps(store, &distinct, rules).await?;
     let unknown: HashSet<&str> = distinct
         .iter()
         .zip(&steps.first_seen)
@@ -338,7 +339,7 @@ async fn made_alongside(
     store: &ProjectionStore,
     failed: &[String],
     failed_first_seen: &[Option<DateTime<Utc>>],
-    shifts: &Shifts,
+    rules: &StepRules,
 ) -> Result<Result<(Vec<String>, Vec<Attributes>), String>, GenealogyError> {
     let seen = failed_first_seen.iter().flatten();
     let (Some(from), Some(until)) = (seen.clone().min(), seen.max()) else {
@@ -359,7 +360,7 @@ async fn made_alongside(
             )));
         }
     }
-    let steps = attributes::own_steps(store, &candidates, shifts).await?;
+    let steps = attributes::own_steps(store, &candidates, rules).await?;
     Ok(Ok(candidates
         .into_iter()
         .zip(steps.attributes)

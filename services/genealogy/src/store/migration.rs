@@ -30,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(CompactProjection),
             Box::new(HistoryInEvents),
             Box::new(LeanIndexes),
+            Box::new(OrdersAndSensorReadings),
         ]
     }
 }
@@ -289,6 +290,45 @@ impl MigrationTrait for LeanIndexes {
         ] {
             db.execute_unprepared(statement).await?;
         }
+        Ok(())
+    }
+}
+
+/// Each event's production order, and sensor readings, for common-cause analysis. Added
+/// in place: events projected before keep none. The projection is not replayed for them,
+/// since capture may have archived months whose genealogy only the projection still holds.
+struct OrdersAndSensorReadings;
+
+impl MigrationName for OrdersAndSensorReadings {
+    fn name(&self) -> &str {
+        "m0007_orders_and_sensor_readings"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for OrdersAndSensorReadings {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        if !manager
+            .has_column("genealogy_events", "production_order")
+            .await?
+        {
+            db.execute_unprepared(
+                "ALTER TABLE genealogy_events ADD COLUMN production_order bigint",
+            )
+            .await?;
+        }
+        let (bigint, double, without_rowid) = match manager.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => ("bigint", "double precision", ""),
+            _ => ("INTEGER", "REAL", " WITHOUT ROWID"),
+        };
+        db.execute_unprepared(&format!(
+            "CREATE TABLE IF NOT EXISTS genealogy_sensor_readings (\
+             sequence {bigint} NOT NULL, ordinal integer NOT NULL, kind text, uom text, \
+             value {double}, min_value {double}, max_value {double}, exception text, \
+             PRIMARY KEY (sequence, ordinal)){without_rowid}"
+        ))
+        .await?;
         Ok(())
     }
 }

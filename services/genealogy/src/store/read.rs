@@ -66,6 +66,8 @@ pub struct HistoryRow {
     pub biz_location: Option<String>,
     #[sea_orm(skip)]
     pub custodian: Option<String>,
+    #[sea_orm(skip)]
+    pub production_order: Option<String>,
 }
 
 /// What one probe of the node keys found for some URIs.
@@ -166,10 +168,11 @@ pub(super) struct Terms {
     pub term_read_point: Option<i64>,
     pub term_biz_location: Option<i64>,
     pub term_custodian: Option<i64>,
+    pub term_production_order: Option<i64>,
 }
 
 impl Terms {
-    const COLUMNS: [(event::Column, &'static str); 7] = [
+    const COLUMNS: [(event::Column, &'static str); 8] = [
         (event::Column::EventType, "term_event_type"),
         (event::Column::Action, "term_action"),
         (event::Column::BizStep, "term_biz_step"),
@@ -177,6 +180,7 @@ impl Terms {
         (event::Column::ReadPoint, "term_read_point"),
         (event::Column::BizLocation, "term_biz_location"),
         (event::Column::Custodian, "term_custodian"),
+        (event::Column::ProductionOrder, "term_production_order"),
     ];
 
     fn select(query: &mut SelectStatement) {
@@ -194,6 +198,7 @@ impl Terms {
             self.term_read_point,
             self.term_biz_location,
             self.term_custodian,
+            self.term_production_order,
         ]
         .into_iter()
         .flatten()
@@ -288,6 +293,7 @@ pub(super) fn name_history(
     row.read_point = name(terms.term_read_point);
     row.biz_location = name(terms.term_biz_location);
     row.custodian = name(terms.term_custodian);
+    row.production_order = name(terms.term_production_order);
 }
 
 /// Fills a link's attributes (those of the event that made it) from its terms.

@@ -55,6 +55,9 @@ pub mod event {
         pub biz_location: Option<i64>,
         /// Where custody went with this event (a destination party), if it says.
         pub custodian: Option<i64>,
+        /// The production order it was made under (a node id), if it names one. Events
+        /// projected before `m0007` have none.
+        pub production_order: Option<i64>,
         /// PostgreSQL only: the nodes the event touched, GIN-indexed, which on SQLite are
         /// the rows of [`history`](super::history). Never set or read on SQLite.
         pub touched: Vec<i64>,
@@ -154,6 +157,36 @@ pub mod unpack {
         pub child: i64,
         pub parent: i64,
         pub sequence: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `genealogy_sensor_readings`: the sensor reports of events that carry a number or an
+/// exception, for analyses that judge them against bounds given with each request.
+pub mod sensor_reading {
+    use sea_orm::entity::prelude::*;
+
+    /// One sensorReport of one event.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_sensor_readings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sequence: i64,
+        /// Its place among the event's reports.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub ordinal: i32,
+        /// The report's `type`, as written.
+        pub kind: Option<String>,
+        pub uom: Option<String>,
+        pub value: Option<f64>,
+        pub min_value: Option<f64>,
+        pub max_value: Option<f64>,
+        pub exception: Option<String>,
     }
 
     /// No relations.

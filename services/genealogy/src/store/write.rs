@@ -13,7 +13,10 @@ use tracery_epcis::Event;
 
 use super::{
     read::probe_keys,
-    tables::{KEY_PROBES, bigint_array, event, history, history_in_events, link, node, unpack},
+    tables::{
+        KEY_PROBES, bigint_array, event, history, history_in_events, link, node, sensor_reading,
+        unpack,
+    },
 };
 use crate::{
     errors::GenealogyError,
@@ -109,6 +112,7 @@ pub(super) async fn record_run(
         named.extend(uris(facts).map(String::as_str));
         named.extend(terms(event));
         named.extend(facts.custodian.as_deref());
+        named.extend(facts.production_order.as_deref());
     }
     let ids = intern(txn, named).await?;
     let id = |uri: &String| node(&ids, uri);
@@ -150,12 +154,49 @@ pub(super) async fn record_run(
             .await?;
     }
     insert_links(txn, links).await?;
+    insert_sensor_readings(txn, run).await?;
     if run.iter().any(|(_, _, _, facts)| moves_containment(facts)) {
         let mut containment = OpenContainment::load(txn, run, &id).await?;
         for (sequence, _, _, facts) in run {
             containment.apply(*sequence, facts, &id)?;
         }
         containment.write(txn).await?;
+    }
+    Ok(())
+}
+
+/// The sensor readings of a run's events; a replayed event's are kept as they are.
+async fn insert_sensor_readings(
+    txn: &DatabaseTransaction,
+    run: &[(i64, String, &Event, Facts)],
+) -> Result<(), GenealogyError> {
+    let rows: Vec<sensor_reading::ActiveModel> = run
+        .iter()
+        .flat_map(|(sequence, _, _, facts)| {
+            facts
+                .sensor_readings
+                .iter()
+                .zip(0..)
+                .map(|(reading, ordinal)| sensor_reading::ActiveModel {
+                    sequence: Set(*sequence),
+                    ordinal: Set(ordinal),
+                    kind: Set(reading.kind.clone()),
+                    uom: Set(reading.uom.clone()),
+                    value: Set(reading.value),
+                    min_value: Set(reading.min_value),
+                    max_value: Set(reading.max_value),
+                    exception: Set(reading.exception.clone()),
+                })
+        })
+        .collect();
+    for chunk in rows.chunks(CHUNK) {
+        sensor_reading::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on([
+                sensor_reading::Column::Sequence,
+                sensor_reading::Column::Ordinal,
+            ])
+            .exec_without_returning(txn)
+            .await?;
     }
     Ok(())
 }
@@ -439,6 +480,7 @@ fn event_row(
         read_point: Set(id(event.read_point.as_ref().map(|l| l.id.as_str()))?),
         biz_location: Set(id(event.biz_location.as_ref().map(|l| l.id.as_str()))?),
         custodian: Set(id(facts.custodian.as_deref())?),
+        production_order: Set(id(facts.production_order.as_deref())?),
         touched: NotSet,
     })
 }
@@ -495,6 +537,10 @@ pub(super) async fn forget(
     made.delete(txn).await?;
     unpack::Entity::delete_many()
         .filter(unpack::Column::Sequence.is_in(sequences.clone()))
+        .exec(txn)
+        .await?;
+    sensor_reading::Entity::delete_many()
+        .filter(sensor_reading::Column::Sequence.is_in(sequences.clone()))
         .exec(txn)
         .await?;
     event::Entity::delete_many()

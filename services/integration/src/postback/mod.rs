@@ -78,12 +78,7 @@ pub fn facts_of(event: &Event) -> Option<(String, ProductionFacts)> {
     if event.error_declaration.is_some() {
         return None;
     }
-    let order = event
-        .biz_transactions
-        .iter()
-        .find(|t| t.kind.as_deref().is_some_and(|k| k.ends_with("prodorder")))?
-        .id
-        .clone();
+    let order = event.production_orders().next()?.to_owned();
     let made_at = event.event_time.to_utc();
     let facts = match &event.kind {
         EventKind::Transformation(t) => ProductionFacts {

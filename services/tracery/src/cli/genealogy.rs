@@ -362,6 +362,10 @@ pub struct AnalyzeArgs {
     /// Hours (UTC) at which shifts start.
     #[arg(long, value_delimiter = ',', default_value = "6,14,22")]
     pub shifts: Vec<i32>,
+    /// Bounds of a sensor reading, `TYPE=MIN..MAX[,UOM]` (either end may be left out):
+    /// units with a reading beyond them have it in common; repeatable.
+    #[arg(long = "sensor-bound")]
+    pub sensor_bounds: Vec<String>,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -412,6 +416,7 @@ pub async fn analyze(args: AnalyzeArgs) -> Result<(), Failure> {
         significance: args.significance,
         shift_starts: args.shifts.clone(),
         max_candidates: 0,
+        sensor_bounds: output::sensor_bounds("--sensor-bound", &args.sensor_bounds)?,
     };
     let answer = client(&args.connection)
         .await?

@@ -54,6 +54,51 @@ pub fn failed_selection(
     }))
 }
 
+/// Sensor bounds as typed (`tracery analyze --sensor-bound`, the dashboard's analysis
+/// form), each `TYPE=MIN..MAX` with either end left out and an optional `,UOM`:
+/// `Temperature=2..8,CEL`, `gs1:RelativeHumidity=..60`. `name` is how errors call them.
+pub fn sensor_bounds(name: &str, written: &[String]) -> Result<Vec<pb::SensorBound>, Failure> {
+    written
+        .iter()
+        .map(|text| sensor_bound(text.trim()))
+        .enumerate()
+        .map(|(i, bound)| {
+            bound.map_err(|reason| {
+                Failure::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "{name}[{i}] `{}`: {reason} (like Temperature=2..8,CEL)",
+                        written[i]
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+fn sensor_bound(text: &str) -> Result<pb::SensorBound, String> {
+    let (kind, rest) = text.rsplit_once('=').ok_or("no `=` after the type")?;
+    let (range, uom) = rest.split_once(',').unwrap_or((rest, ""));
+    let (min, max) = range
+        .split_once("..")
+        .ok_or("no `..` between min and max")?;
+    let number = |end: &str| -> Result<Option<f64>, String> {
+        let end = end.trim();
+        (!end.is_empty())
+            .then(|| {
+                end.parse::<f64>()
+                    .map_err(|_| format!("`{end}` is not a number"))
+            })
+            .transpose()
+    };
+    Ok(pb::SensorBound {
+        r#type: kind.trim().to_owned(),
+        min: number(min)?,
+        max: number(max)?,
+        uom: uom.trim().to_owned(),
+    })
+}
+
 /// An identifier as typed or scanned: GS1 forms (EPC URN or tag URI, Digital Link, element
 /// string with or without a symbology identifier, an RFID tag's EPC hex) are checked here, so a typo is reported with
 /// its position instead of an empty answer, and become the canonical Digital Link; other
@@ -108,4 +153,50 @@ pub fn print_json(value: &serde_json::Value) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sensor_bound_is_a_type_a_range_and_perhaps_a_unit() {
+        let written = [
+            "Temperature=2..8,CEL",
+            "gs1:Humidity=..60",
+            "Pressure=-1.5..",
+        ];
+        let bounds = sensor_bounds("bounds", &written.map(str::to_owned)).expect("bounds");
+        let read: Vec<(&str, Option<f64>, Option<f64>, &str)> = bounds
+            .iter()
+            .map(|b| (b.r#type.as_str(), b.min, b.max, b.uom.as_str()))
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                ("Temperature", Some(2.0), Some(8.0), "CEL"),
+                ("gs1:Humidity", None, Some(60.0), ""),
+                ("Pressure", Some(-1.5), None, ""),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_malformed_sensor_bound_is_named_by_its_position() {
+        for (text, reason) in [
+            ("Temperature", "no `=`"),
+            ("Temperature=2-8", "no `..`"),
+            ("Temperature=two..8", "`two` is not a number"),
+        ] {
+            let written = ["T=1..2".to_owned(), text.to_owned()];
+            let failure = sensor_bounds("--sensor-bound", &written).expect_err(text);
+            assert!(
+                failure
+                    .message
+                    .starts_with(&format!("--sensor-bound[1] `{text}`: {reason}")),
+                "{}",
+                failure.message
+            );
+        }
+    }
 }

@@ -368,6 +368,9 @@ struct AnalyzeBody {
     until: Option<String>,
     product: Option<String>,
     significance: Option<f64>,
+    /// `TYPE=MIN..MAX[,UOM]` each, as `tracery analyze --sensor-bound` takes them.
+    #[serde(default)]
+    sensor_bounds: Vec<String>,
 }
 
 /// A common-cause analysis, in the shape of `tracery analyze --json`.
@@ -383,10 +386,13 @@ async fn analyze(Shared(state): Shared<State>, Json(body): Json<AnalyzeBody>) ->
         body.product.clone(),
     )
     .map_err(|failure| Problem::bad_request(failure.message))?;
+    let sensor_bounds = crate::cli::output::sensor_bounds("sensorBounds", &body.sensor_bounds)
+        .map_err(|failure| Problem::bad_request(failure.message))?;
     let answer = genealogy(&state)?
         .analyze_common_cause(pb::AnalyzeCommonCauseRequest {
             failed: body.failed,
             selection,
+            sensor_bounds,
             significance: body.significance.unwrap_or_default(),
             ..Default::default()
         })
