@@ -315,6 +315,41 @@ impl Event {
             .map(|t| t.id.as_str())
     }
 
+    /// For an inspection (bizStep `inspecting`), whether what it inspected passed: every
+    /// disposition but those that fail it (`non_conformant`, `damaged`,
+    /// `needs_replacement`, `destroyed`). `None` for any other step.
+    pub fn inspection_passed(&self) -> Option<bool> {
+        const FAILING: [&str; 4] = [
+            "non_conformant",
+            "damaged",
+            "needs_replacement",
+            "destroyed",
+        ];
+        let step = self.biz_step.as_deref()?;
+        if Vocabulary::BizStep.classify(step) != Term::Standard("inspecting") {
+            return None;
+        }
+        let failed = self.disposition.as_deref().is_some_and(|disposition| {
+            matches!(
+                Vocabulary::Disposition.classify(disposition),
+                Term::Standard(term) if FAILING.contains(&term)
+            )
+        });
+        Some(!failed)
+    }
+
+    /// Whether what this event names leaves the plant floor with it: its step ships,
+    /// decommissions or destroys.
+    pub fn leaves_the_floor(&self) -> bool {
+        const LEAVING: [&str; 3] = ["shipping", "decommissioning", "destroying"];
+        self.biz_step.as_deref().is_some_and(|step| {
+            matches!(
+                Vocabulary::BizStep.classify(step),
+                Term::Standard(term) if LEAVING.contains(&term)
+            )
+        })
+    }
+
     /// What this event does.
     pub fn effects(&self) -> Effects {
         let mut effects = Effects {

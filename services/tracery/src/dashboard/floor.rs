@@ -20,15 +20,6 @@ use tracery_proto::v1::{self as pb, epcis_event::Body};
 const FEED_LENGTH: usize = 100;
 /// Objects whose whereabouts are tracked; past it the oldest are forgotten.
 pub const MAX_TRACKED: usize = 200_000;
-/// Dispositions that fail an inspection (CBV).
-const FAILED: [&str; 4] = [
-    "non_conformant",
-    "damaged",
-    "needs_replacement",
-    "destroyed",
-];
-/// Steps after which an object has left the floor.
-const LEAVING_STEPS: [&str; 3] = ["shipping", "decommissioning", "destroying"];
 
 /// One event as the live feed shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -219,9 +210,10 @@ impl Floor {
             .unwrap_or_else(|| "(no read point)".to_owned());
         let seconds = event.event_time.as_ref().map_or(0, |t| t.seconds);
         // An event the model cannot read (none is stored so) moves nothing.
-        let effects = event_from_proto(event)
-            .map(|event| event.effects())
-            .unwrap_or_default();
+        let model = event_from_proto(event).ok();
+        let effects = model.as_ref().map(|e| e.effects()).unwrap_or_default();
+        let inspection_passed = model.as_ref().and_then(|e| e.inspection_passed());
+        let leaving = model.as_ref().is_some_and(|e| e.leaves_the_floor());
         let (moved, consumed, lots) = objects(&effects);
 
         self.feed.push_front(FeedItem {
@@ -248,8 +240,7 @@ impl Floor {
             .or_default() += 1;
         *self.accepted_by_line.entry(read_point.clone()).or_default() += 1;
 
-        if step == "inspecting" {
-            let passed = !FAILED.contains(&short(&event.disposition));
+        if let Some(passed) = inspection_passed {
             let line = self.yields.entry(read_point.clone()).or_default();
             for object in &moved {
                 if self.inspected_once.len() < MAX_TRACKED
@@ -263,7 +254,6 @@ impl Floor {
 
         self.pack(effects);
         let stage = self.stage(&read_point);
-        let leaving = LEAVING_STEPS.contains(&step.as_str());
         for object in &consumed {
             for inside in self.with_contents(object) {
                 self.leave(&inside, seconds);
