@@ -90,6 +90,11 @@ pub struct Facts {
     pub production_order: Option<String>,
     /// Its sensor readings that can be judged against bounds: a number or an exception.
     pub sensor_readings: Vec<SensorReading>,
+    /// For an inspection: whether what it inspected passed.
+    pub inspection_passed: Option<bool>,
+    /// The instances it takes off the floor: consumed, retired, or named by a step that
+    /// ships, decommissions or destroys.
+    pub leaving: Vec<String>,
 }
 
 /// One sensorReport, as an analysis judges it against bounds given with the request.
@@ -152,6 +157,8 @@ pub fn of(event: &Event) -> Facts {
     let effects = event.effects();
     let what = effects.touched();
     let mut facts = Facts {
+        inspection_passed: event.inspection_passed(),
+        leaving: leaving(event, &effects, &what),
         custodian: effects.custodian.clone(),
         production_order: event.production_orders().next().map(str::to_owned),
         sensor_readings: event
@@ -221,4 +228,20 @@ pub fn of(event: &Event) -> Facts {
     }
     facts.touched = what;
     facts
+}
+
+/// The instances among `touched` that leave the floor with `event`.
+fn leaving(event: &Event, effects: &effects::Effects, touched: &[String]) -> Vec<String> {
+    let instances = touched.iter().filter(|node| !is_lot(node));
+    if event.leaves_the_floor() {
+        return instances.cloned().collect();
+    }
+    let gone = |node: &&String| {
+        effects.consumes.iter().any(|input| input.node == **node)
+            || effects
+                .lifecycle
+                .iter()
+                .any(|change| change.effect.retires() && change.identifier.node == **node)
+    };
+    instances.filter(gone).cloned().collect()
 }

@@ -119,6 +119,65 @@ fn analysis_request(
     })
 }
 
+/// The longest period one trend answer covers.
+const MAX_TREND_DAYS: i64 = 92;
+
+/// The period a trend request asks for: `[from, until)`, by default the last 7 days.
+fn trend_period(
+    request: pb::GetTrendsRequest,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), GenealogyError> {
+    let until = match &request.until {
+        Some(t) => time(t, "until")?,
+        None => Utc::now(),
+    };
+    let from = match &request.from {
+        Some(t) => time(t, "from")?,
+        None => until - chrono::TimeDelta::days(7),
+    };
+    if from >= until {
+        return Err(invalid("until", "must be after from"));
+    }
+    if until - from > chrono::TimeDelta::days(MAX_TREND_DAYS) {
+        return Err(invalid(
+            "from",
+            &format!("the period is longer than {MAX_TREND_DAYS} days"),
+        ));
+    }
+    Ok((from, until))
+}
+
+fn trends_response(rows: crate::store::TrendRows) -> pb::GetTrendsResponse {
+    let timestamp = |t: DateTime<Utc>| prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    };
+    pb::GetTrendsResponse {
+        hours: rows
+            .hours
+            .into_iter()
+            .map(|(station, row)| pb::StationHour {
+                hour: Some(timestamp(row.hour)),
+                station,
+                events: row.events,
+                inspected: row.inspected,
+                passed_first_time: row.passed_first_time,
+            })
+            .collect(),
+        dwell: rows
+            .dwell
+            .into_iter()
+            .map(|(stage, row)| pb::StageDwell {
+                hour: Some(timestamp(row.hour)),
+                stage,
+                bucket: i32::from(row.bucket),
+                visits: row.visits,
+                total_seconds: row.total_seconds,
+            })
+            .collect(),
+        dwell_bounds_seconds: crate::trends::DWELL_BOUNDS.to_vec(),
+    }
+}
+
 /// The most sensor bounds one analysis may give.
 const MAX_SENSOR_BOUNDS: usize = 100;
 
@@ -569,6 +628,15 @@ impl GenealogyService for GenealogyApi {
         let request = analysis_request(request.into_inner())?;
         let analysis = common_cause::analyze(&self.store, &request).await?;
         Ok(Response::new(analysis_response(analysis)))
+    }
+
+    async fn get_trends(
+        &self,
+        request: Request<pb::GetTrendsRequest>,
+    ) -> Result<Response<pb::GetTrendsResponse>, Status> {
+        let (from, until) = trend_period(request.into_inner())?;
+        let rows = self.store.trends(from, until).await?;
+        Ok(Response::new(trends_response(rows)))
     }
 
     async fn get_projection_status(

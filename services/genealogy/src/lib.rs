@@ -7,6 +7,7 @@
 //! - [`projection`]: the sink that applies followed capture events to the store.
 //! - [`graph`]: traces, containment, whereabouts and recall scope over the links.
 //! - [`export`]: traces and recalls as JSON, DOT, SVG and CSV.
+//! - [`trends`]: per-hour counts and dwell times kept as events are applied (pure).
 //! - [`grpc`]: the `tracery.v1.GenealogyService` adapter.
 //!
 //! Storage layout: an adjacency table of links indexed by `(from_node, kind)` and
@@ -24,6 +25,7 @@ pub mod graph;
 pub mod grpc;
 pub mod projection;
 pub mod store;
+pub mod trends;
 
 use tracery_proto::v1::genealogy_service_server::GenealogyServiceServer;
 use tracery_runtime::{

@@ -32,5 +32,6 @@ mod rfid;
 mod serials;
 mod storage;
 mod tls;
+mod trends;
 mod webhooks;
 mod websocket;

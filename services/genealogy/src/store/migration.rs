@@ -31,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(HistoryInEvents),
             Box::new(LeanIndexes),
             Box::new(OrdersAndSensorReadings),
+            Box::new(Trends),
         ]
     }
 }
@@ -329,6 +330,48 @@ impl MigrationTrait for OrdersAndSensorReadings {
              PRIMARY KEY (sequence, ordinal)){without_rowid}"
         ))
         .await?;
+        Ok(())
+    }
+}
+
+/// The trend rollup ([`crate::trends`]): hourly counts, dwell histograms and the positions
+/// they are worked out from. They start empty and fill from the events applied after it.
+struct Trends;
+
+impl MigrationName for Trends {
+    fn name(&self) -> &str {
+        "m0008_trends"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Trends {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let (bigint, time, without_rowid) = match manager.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => ("bigint", "timestamptz", ""),
+            _ => ("INTEGER", "timestamp_with_timezone_text", " WITHOUT ROWID"),
+        };
+        let db = manager.get_connection();
+        for statement in [
+            format!(
+                "CREATE TABLE IF NOT EXISTS genealogy_trend_hours (hour {time} NOT NULL, \
+                 station {bigint} NOT NULL, events {bigint} NOT NULL, \
+                 inspected {bigint} NOT NULL, passed_first_time {bigint} NOT NULL, \
+                 PRIMARY KEY (hour, station)){without_rowid}"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS genealogy_trend_dwell (hour {time} NOT NULL, \
+                 stage {bigint} NOT NULL, bucket smallint NOT NULL, visits {bigint} NOT NULL, \
+                 total_seconds {bigint} NOT NULL, PRIMARY KEY (hour, stage, bucket)){without_rowid}"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS genealogy_positions (node {bigint} NOT NULL \
+                 PRIMARY KEY, station {bigint} NOT NULL, since {time} NOT NULL, \
+                 inspected boolean NOT NULL){without_rowid}"
+            ),
+        ] {
+            db.execute_unprepared(&statement).await?;
+        }
         Ok(())
     }
 }

@@ -10,6 +10,7 @@
 mod migration;
 mod read;
 pub mod tables;
+mod trend_rows;
 mod write;
 
 use chrono::{DateTime, Utc};
@@ -28,6 +29,14 @@ use crate::{
     errors::GenealogyError,
     facts::{self, LinkKind},
 };
+
+/// A period of the trend rollup, each row with its station's (stage's) name: empty for
+/// events without a read point.
+#[derive(Debug, Clone, Default)]
+pub struct TrendRows {
+    pub hours: Vec<(String, tables::trend_hour::Model)>,
+    pub dwell: Vec<(String, tables::trend_dwell::Model)>,
+}
 
 /// Which end of a link a lookup matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +231,31 @@ impl ProjectionStore {
             );
         }
         Ok(rows)
+    }
+
+    /// The trend rollup's hours in `[from, until)`, stations and stages named.
+    pub async fn trends(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<TrendRows, GenealogyError> {
+        let (hours, dwell) = trend_rows::between(&self.db, from, until).await?;
+        let ids = hours
+            .iter()
+            .map(|row| row.station)
+            .chain(dwell.iter().map(|row| row.stage));
+        let names = self.names.of(&self.db, ids).await?;
+        let name = |id: i64| names.get(&id).map(|n| n.to_string()).unwrap_or_default();
+        Ok(TrendRows {
+            hours: hours
+                .into_iter()
+                .map(|row| (name(row.station), row))
+                .collect(),
+            dwell: dwell
+                .into_iter()
+                .map(|row| (name(row.stage), row))
+                .collect(),
+        })
     }
 
     /// The sensor readings of the events at sequences `first..=last`, with their

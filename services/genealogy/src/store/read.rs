@@ -218,7 +218,7 @@ impl Names {
     }
 
     /// The names of `ids`, reading the ones not remembered.
-    async fn of<C: ConnectionTrait>(
+    pub(super) async fn of<C: ConnectionTrait>(
         &self,
         db: &C,
         ids: impl Iterator<Item = i64>,

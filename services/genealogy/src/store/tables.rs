@@ -196,6 +196,81 @@ pub mod sensor_reading {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// `genealogy_trend_hours`: per hour and station, the counts [`crate::trends`] keeps.
+pub mod trend_hour {
+    use sea_orm::entity::prelude::*;
+
+    /// One station's hour.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_trend_hours")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub hour: ChronoDateTimeUtc,
+        /// The read point's node id, or [`crate::trends::NO_STATION`].
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub station: i64,
+        pub events: i64,
+        pub inspected: i64,
+        pub passed_first_time: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `genealogy_trend_dwell`: per hour, stage and bucket of [`crate::trends::DWELL_BOUNDS`],
+/// the identifiers that left the stage then and how long they had been there.
+pub mod trend_dwell {
+    use sea_orm::entity::prelude::*;
+
+    /// One bucket of one stage's hour.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_trend_dwell")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub hour: ChronoDateTimeUtc,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub stage: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub bucket: i16,
+        pub visits: i64,
+        pub total_seconds: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `genealogy_positions`: where each identifier is on the floor, for the trends' dwell
+/// times and first inspections.
+pub mod position {
+    use sea_orm::entity::prelude::*;
+
+    /// One identifier's place.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_positions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub node: i64,
+        /// Its station's node id, or [`crate::trends::NO_STATION`] once it has left.
+        pub station: i64,
+        pub since: ChronoDateTimeUtc,
+        pub inspected: bool,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// `genealogy_cursor`: the last capture sequence applied (one row).
 pub mod cursor {
     use sea_orm::entity::prelude::*;

@@ -155,6 +155,7 @@ pub(super) async fn record_run(
     }
     insert_links(txn, links).await?;
     insert_sensor_readings(txn, run).await?;
+    super::trend_rows::record(txn, run, &ids).await?;
     if run.iter().any(|(_, _, _, facts)| moves_containment(facts)) {
         let mut containment = OpenContainment::load(txn, run, &id).await?;
         for (sequence, _, _, facts) in run {
@@ -233,7 +234,7 @@ fn terms(event: &Event) -> impl Iterator<Item = &str> {
 }
 
 /// The id of the interned `uri`.
-fn node(ids: &HashMap<String, i64>, uri: &str) -> Result<i64, GenealogyError> {
+pub(super) fn node(ids: &HashMap<String, i64>, uri: &str) -> Result<i64, GenealogyError> {
     ids.get(uri).copied().ok_or_else(|| {
         GenealogyError::Store(DbErr::RecordNotFound(format!("genealogy node {uri}")))
     })

@@ -142,6 +142,10 @@ pub const GRPC: &[(&str, Access)] = &[
         Access::Roles(READ),
     ),
     (
+        "/tracery.v1.GenealogyService/GetTrends",
+        Access::Roles(READ),
+    ),
+    (
         "/tracery.v1.IdentityService/RegisterProduct",
         Access::Roles(ADMIN),
     ),
