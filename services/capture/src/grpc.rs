@@ -421,6 +421,32 @@ impl CaptureService for CaptureApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn quarantine_hours(
+        &self,
+        request: Request<pb::QuarantineHoursRequest>,
+    ) -> Result<Response<pb::QuarantineHoursResponse>, Status> {
+        let request = request.into_inner();
+        let (from, until) = tracery_runtime::proto_fields::trend_period(
+            request.from.as_ref(),
+            request.until.as_ref(),
+        )
+        .map_err(|(field, reason)| CaptureError::Invalid {
+            field: field.to_owned(),
+            reason,
+        })?;
+        let hours = self.store.quarantine_hours(from, until).await?;
+        Ok(Response::new(pb::QuarantineHoursResponse {
+            hours: hours
+                .into_iter()
+                .map(|row| pb::QuarantineHour {
+                    hour: Some(tracery_runtime::proto_fields::timestamp(row.hour)),
+                    read_point: row.read_point,
+                    quarantined: row.quarantined,
+                })
+                .collect(),
+        }))
+    }
+
     async fn list_quarantine(
         &self,
         request: Request<pb::ListQuarantineRequest>,

@@ -119,38 +119,8 @@ fn analysis_request(
     })
 }
 
-/// The longest period one trend answer covers.
-const MAX_TREND_DAYS: i64 = 92;
-
-/// The period a trend request asks for: `[from, until)`, by default the last 7 days.
-fn trend_period(
-    request: pb::GetTrendsRequest,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), GenealogyError> {
-    let until = match &request.until {
-        Some(t) => time(t, "until")?,
-        None => Utc::now(),
-    };
-    let from = match &request.from {
-        Some(t) => time(t, "from")?,
-        None => until - chrono::TimeDelta::days(7),
-    };
-    if from >= until {
-        return Err(invalid("until", "must be after from"));
-    }
-    if until - from > chrono::TimeDelta::days(MAX_TREND_DAYS) {
-        return Err(invalid(
-            "from",
-            &format!("the period is longer than {MAX_TREND_DAYS} days"),
-        ));
-    }
-    Ok((from, until))
-}
-
 fn trends_response(rows: crate::store::TrendRows) -> pb::GetTrendsResponse {
-    let timestamp = |t: DateTime<Utc>| prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: 0,
-    };
+    let timestamp = proto_fields::timestamp;
     pb::GetTrendsResponse {
         hours: rows
             .hours
@@ -634,7 +604,10 @@ impl GenealogyService for GenealogyApi {
         &self,
         request: Request<pb::GetTrendsRequest>,
     ) -> Result<Response<pb::GetTrendsResponse>, Status> {
-        let (from, until) = trend_period(request.into_inner())?;
+        let request = request.into_inner();
+        let (from, until) =
+            proto_fields::trend_period(request.from.as_ref(), request.until.as_ref())
+                .map_err(|(field, reason)| invalid(field, &reason))?;
         let rows = self.store.trends(from, until).await?;
         Ok(Response::new(trends_response(rows)))
     }

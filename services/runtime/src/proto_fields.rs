@@ -57,6 +57,38 @@ pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// The longest period one hourly trend answer (`GetTrends`, `QuarantineHours`) covers.
+pub const MAX_TREND_DAYS: i64 = 92;
+
+/// `[from, until)`.
+pub type Period = (DateTime<Utc>, DateTime<Utc>);
+
+/// The period of an hourly trend request, `[from, until)`: by default the 7 days up to
+/// now. A refusal names the field and why.
+pub fn trend_period(
+    from: Option<&prost_types::Timestamp>,
+    until: Option<&prost_types::Timestamp>,
+) -> Result<Period, (&'static str, String)> {
+    let time = |field: &'static str, t: &prost_types::Timestamp| {
+        u32::try_from(t.nanos)
+            .ok()
+            .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
+            .ok_or((field, "not a valid timestamp".to_owned()))
+    };
+    let until = until.map_or(Ok(Utc::now()), |t| time("until", t))?;
+    let from = from.map_or(Ok(until - chrono::TimeDelta::days(7)), |t| time("from", t))?;
+    if from >= until {
+        return Err(("until", "must be after from".to_owned()));
+    }
+    if until - from > chrono::TimeDelta::days(MAX_TREND_DAYS) {
+        return Err((
+            "from",
+            format!("the period is longer than {MAX_TREND_DAYS} days"),
+        ));
+    }
+    Ok((from, until))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

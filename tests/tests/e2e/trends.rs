@@ -253,3 +253,57 @@ async fn a_period_that_ends_before_it_starts_or_is_too_long_is_refused_by_name()
     assert!(long.message().contains("92 days"), "{}", long.message());
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn quarantined_events_are_counted_per_hour_and_read_point() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    // A GTIN with a wrong check digit, as a scanner misreads it.
+    let misread = |point: &str, minutes: i64| {
+        let epcs = vec!["https://id.gs1.org/01/09506000134353/21/X".to_owned()];
+        event(
+            minutes,
+            "inspecting",
+            "conformant",
+            point,
+            object(pb::Action::Observe, epcs),
+        )
+    };
+    let results = app
+        .capture_events(vec![misread(LINE, 1), misread(LINE, 2), misread(DOCK, 3)])
+        .await;
+    assert!(
+        results
+            .iter()
+            .all(|r| r.outcome == pb::CaptureOutcome::Quarantined as i32),
+        "{results:?}"
+    );
+    let now = chrono::Utc::now().timestamp();
+    let answer = app
+        .capture
+        .clone()
+        .quarantine_hours(pb::QuarantineHoursRequest {
+            from: at(now - 3600),
+            until: at(now + 3600),
+        })
+        .await
+        .expect("quarantine hours")
+        .into_inner();
+    let mut counts: Vec<(&str, i64)> = answer
+        .hours
+        .iter()
+        .map(|h| (h.read_point.as_str(), h.quarantined))
+        .collect();
+    counts.sort();
+    assert_eq!(counts, vec![(LINE, 2), (DOCK, 1)], "{answer:?}");
+    let refused = app
+        .capture
+        .clone()
+        .quarantine_hours(pb::QuarantineHoursRequest {
+            from: at(now),
+            until: at(now - 1),
+        })
+        .await
+        .expect_err("refused");
+    assert!(refused.message().contains("until"), "{}", refused.message());
+    app.stop().await.expect("clean stop");
+}

@@ -134,6 +134,7 @@ mod migration {
             ScheduleSubscriptions = "m0025_capture_scheduled_subscriptions",
             LeaseAlertDeliveries = "m0026_capture_alert_delivery_leases",
             RememberRfidPresence = "m0027_capture_rfid_presence",
+            CountQuarantineHours = "m0028_capture_quarantine_hours",
         }
     }
 
@@ -368,6 +369,13 @@ mod migration {
     impl MigrationTrait for KeyMasterDataCanonically {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             super::master_data::rekey_canonically(manager.get_connection()).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CountQuarantineHours {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            super::quarantine::create_hours_m0028(manager).await
         }
     }
 
@@ -1545,6 +1553,15 @@ impl EventStore {
         limit: u64,
     ) -> Result<Vec<quarantine::Entry>, CaptureError> {
         quarantine::list_open(&self.db, after, limit).await
+    }
+
+    /// The quarantine counts of the hours in `[from, until)`.
+    pub async fn quarantine_hours(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<quarantine::hour::Model>, CaptureError> {
+        quarantine::hours_between(&self.db, from, until).await
     }
 
     /// Discards quarantined event `id` for `reason`.

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde_json::json;
 use tracery_runtime::error::Violation;
@@ -46,6 +46,127 @@ pub mod entry {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The `capture_quarantine_hours` table: how many events were quarantined in each hour
+/// (UTC, by arrival) per read point, for the dashboard's trends.
+pub mod hour {
+    use sea_orm::entity::prelude::*;
+
+    /// One read point's hour.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "capture_quarantine_hours")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub hour: ChronoDateTimeUtc,
+        /// The read point the event names; empty when it names none or cannot be read.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub read_point: String,
+        pub quarantined: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The read point a quarantined event names, if it can be read at all: its JSON-LD text,
+/// read within the default bounds, or else its protobuf bytes.
+pub fn read_point_of(payload: Option<&str>, protobuf: Option<&[u8]>) -> Option<String> {
+    use prost::Message as _;
+    if let Some(text) = payload {
+        let bounds = tracery_epcis::bounds::Bounds::default();
+        let value = tracery_epcis::bounds::parse_json(text.as_bytes(), &bounds).ok()?;
+        let point = &value["readPoint"];
+        return point["id"].as_str().or(point.as_str()).map(str::to_owned);
+    }
+    let event = tracery_proto::v1::EpcisEvent::decode(protobuf?).ok()?;
+    event.read_point.map(|location| location.id)
+}
+
+/// Counts one more event quarantined at `read_point` in the hour of `received_at`.
+async fn count_in_hour(
+    conn: &impl ConnectionTrait,
+    read_point: Option<String>,
+    received_at: DateTime<Utc>,
+) -> Result<(), CaptureError> {
+    use chrono::{DurationRound, TimeDelta};
+    use sea_orm::sea_query::OnConflict;
+    let hour = received_at
+        .duration_trunc(TimeDelta::hours(1))
+        .unwrap_or(received_at);
+    hour::Entity::insert(hour::ActiveModel {
+        hour: Set(hour),
+        read_point: Set(read_point.unwrap_or_default()),
+        quarantined: Set(1),
+    })
+    .on_conflict(
+        OnConflict::columns([hour::Column::Hour, hour::Column::ReadPoint])
+            .value(
+                hour::Column::Quarantined,
+                Expr::cust("capture_quarantine_hours.quarantined + 1"),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// The quarantine counts of the hours in `[from, until)`, in hour order.
+pub async fn hours_between(
+    conn: &impl ConnectionTrait,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<hour::Model>, CaptureError> {
+    Ok(hour::Entity::find()
+        .filter(hour::Column::Hour.gte(from))
+        .filter(hour::Column::Hour.lt(until))
+        .order_by_asc(hour::Column::Hour)
+        .all(conn)
+        .await?)
+}
+
+/// Creates `capture_quarantine_hours` and counts the entries already quarantined, a page
+/// at a time (m0028).
+pub async fn create_hours_m0028(
+    manager: &sea_orm_migration::SchemaManager<'_>,
+) -> Result<(), DbErr> {
+    let (time, without_rowid) = match manager.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => ("timestamptz", ""),
+        _ => ("timestamp_with_timezone_text", " WITHOUT ROWID"),
+    };
+    let db = manager.get_connection();
+    db.execute_unprepared(&format!(
+        "CREATE TABLE IF NOT EXISTS capture_quarantine_hours (hour {time} NOT NULL, \
+         read_point text NOT NULL, quarantined bigint NOT NULL, \
+         PRIMARY KEY (hour, read_point)){without_rowid}"
+    ))
+    .await?;
+    // Counted from scratch, so a backfill that stopped part-way counts nothing twice.
+    db.execute_unprepared("DELETE FROM capture_quarantine_hours")
+        .await?;
+    let mut after = String::new();
+    loop {
+        let page = entry::Entity::find()
+            .filter(entry::Column::Id.gt(after.clone()))
+            .order_by_asc(entry::Column::Id)
+            .limit(1_000)
+            .all(db)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = last.id.clone();
+        for row in &page {
+            let point = read_point_of(row.payload.as_deref(), row.payload_protobuf.as_deref());
+            count_in_hour(db, point, row.received_at)
+                .await
+                .map_err(|err| DbErr::Custom(err.to_string()))?;
+        }
+    }
 }
 
 const OPEN: i16 = 1;
@@ -126,6 +247,11 @@ pub async fn insert(
     }
     .insert(conn)
     .await?;
+    let point = read_point_of(
+        rejected.payload.as_deref(),
+        rejected.payload_protobuf.as_deref(),
+    );
+    count_in_hour(conn, point, received_at).await?;
     Ok(id)
 }
 

@@ -82,6 +82,10 @@ pub const GRPC: &[(&str, Access)] = &[
         Access::Roles(READ),
     ),
     (
+        "/tracery.v1.CaptureService/QuarantineHours",
+        Access::Roles(READ),
+    ),
+    (
         "/tracery.v1.CaptureService/ResubmitQuarantined",
         Access::Roles(QUALITY),
     ),

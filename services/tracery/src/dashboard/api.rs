@@ -10,7 +10,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use prost::Message as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracery_proto::v1::{
@@ -193,15 +192,8 @@ async fn session(principal: Option<Extension<Principal>>) -> Json<Value> {
 
 /// The read point a quarantined event names, if it can be read at all.
 fn read_point_of(entry: &pb::QuarantinedEvent) -> Option<String> {
-    if !entry.payload.is_empty() {
-        let payload: Value = serde_json::from_str(&entry.payload).ok()?;
-        let point = &payload["readPoint"];
-        return point["id"].as_str().or(point.as_str()).map(str::to_owned);
-    }
-    pb::EpcisEvent::decode(entry.payload_protobuf.as_slice())
-        .ok()?
-        .read_point
-        .map(|l| l.id)
+    let payload = Some(entry.payload.as_str()).filter(|p| !p.is_empty());
+    tracery_capture::store::quarantine::read_point_of(payload, Some(&entry.payload_protobuf))
 }
 
 async fn quarantine_entries(state: &State) -> Result<Vec<pb::QuarantinedEvent>, Problem> {
