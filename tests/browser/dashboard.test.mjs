@@ -134,6 +134,18 @@ test("an analysis of the non-conformant units ranks the planted lot, which leads
   await shot("10-analysis-lot");
 });
 
+test("the trend charts draw the first plant's first day per line, with dwell per stage", async () => {
+  // The synthetic plant's events start at 2026-01-01T00:00:00Z.
+  await page.goto(base + "/#/trends?from=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00Z");
+  for (const chart of ["chart-events", "chart-yield", "chart-quarantine"]) {
+    await page.locator(`[data-testid=${chart}] canvas`).first().waitFor({ timeout: 30_000 });
+  }
+  await page.locator("[data-testid=chart-dwell] canvas").first().waitFor();
+  const legend = await page.locator("[data-testid=chart-events] .u-legend").textContent();
+  assert.match(legend, /urn:epc:id:sgln:/, "a series per line");
+  await shot("11-trends");
+});
+
 test("the integration view shows the connectors' state", async () => {
   await page.goto(base + "/#/integration");
   await page.locator("[data-testid=connectors]").waitFor();

@@ -15,6 +15,7 @@ mod rfid;
 mod serials;
 mod table;
 mod trace;
+mod trends;
 mod unary;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,8 @@ enum Command {
     Rfid(rfid::Args),
     /// Common-cause analysis of a plant with a planted cause.
     Analyze(analyze::Args),
+    /// The dashboard's trend data for a period, open loop.
+    Trends(trends::Args),
 }
 
 #[tokio::main]
@@ -58,5 +61,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Epc(args) => epc::run(args),
         Command::Rfid(args) => rfid::run(args).await,
         Command::Analyze(args) => analyze::run(args).await,
+        Command::Trends(args) => trends::run(args).await,
     }
 }

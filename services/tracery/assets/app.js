@@ -1,6 +1,6 @@
 // The Tracery plant dashboard: Preact + htm, no build step. Data comes from
 // /dashboard/api/*, which answers as the CLI's --json does.
-import { html, render, useState, useEffect, useCallback } from "/assets/htm-preact.mjs";
+import { html, render, useState, useEffect, useCallback, useRef } from "/assets/htm-preact.mjs";
 import { Graph } from "/assets/graph.js";
 
 const TOKEN = "tracery.token";
@@ -352,6 +352,74 @@ function Analyze() {
         </tr>`)}</tbody></table></div>`}`}`;
 }
 
+/** A uPlot chart (the vendored global `uPlot`) of `data`, drawn again when it changes. */
+function Chart({ title, series, data, testid, bars = false, xValues = null, yFormat = (v) => v, yRange = null, height = 220 }) {
+  const box = useRef(null);
+  useEffect(() => {
+    if (!box.current || !window.uPlot) return undefined;
+    const palette = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+    const options = {
+      width: Math.max(320, box.current.clientWidth), height,
+      scales: { x: xValues ? { time: false, range: [-0.5, xValues.length - 0.5] } : { time: true }, ...(yRange ? { y: { range: yRange } } : {}) },
+      series: [{}, ...series.map((label, i) => ({
+        label, stroke: palette[i % palette.length], width: 2, spanGaps: false,
+        ...(bars ? { fill: palette[i % palette.length] + "88", paths: uPlot.paths.bars({ size: [0.6, 60] }) } : {}),
+      }))],
+      axes: [
+        xValues ? { values: (_, ticks) => ticks.map((t) => xValues[t] ?? "") } : {},
+        { values: (_, ticks) => ticks.map(yFormat) },
+      ],
+    };
+    const chart = new uPlot(options, data, box.current);
+    return () => chart.destroy();
+  }, [data]);
+  return html`<div class="panel chart" data-testid=${testid}><h2>${title}</h2><div ref=${box}></div></div>`;
+}
+
+const PERIODS = [["24 hours", 1], ["7 days", 7], ["30 days", 30]];
+const formatSeconds = (s) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${Math.round(s)} s`);
+
+/** Trends per line over a period: events, first-pass yield and quarantine rate per hour,
+ *  and dwell time per stage, from the rollup the projection keeps. */
+function Trends({ from: fromParam, until: untilParam }) {
+  const nextHour = () => new Date(Math.ceil(Date.now() / 3600e3) * 3600e3);
+  const until = untilParam ? new Date(untilParam) : nextHour();
+  const from = fromParam ? new Date(fromParam) : new Date(until.getTime() - 7 * 86400e3);
+  const days = Math.round((until - from) / 86400e3);
+  const last = (n) => { const end = nextHour(); go("/trends", { from: new Date(end - n * 86400e3).toISOString(), until: end.toISOString() }); };
+  const [form, setForm] = useState({ from: from.toISOString(), until: until.toISOString() });
+  const [data, error] = usePolled(`/dashboard/api/trends?from=${from.toISOString()}&until=${until.toISOString()}`);
+  const lines = data?.lines || [];
+  const perLine = (field) => [data.hours, ...lines.map((l) => l[field])];
+  const percent = (v) => (v == null ? "" : `${Math.round(v * 100)} %`);
+  const bucketNames = (bounds) => {
+    const label = (s) => (s >= 86400 ? `${s / 86400} d` : s >= 3600 ? `${s / 3600} h` : `${s / 60} min`);
+    return [...bounds.map((b, i) => (i === 0 ? `< ${label(b)}` : `${label(bounds[i - 1])}–${label(b)}`)), `≥ ${label(bounds[bounds.length - 1])}`];
+  };
+  const stages = data?.stages || [];
+  return html`
+    <form class="row periods" onSubmit=${(e) => { e.preventDefault(); go("/trends", form); }}>
+      ${PERIODS.map(([name, n]) => html`<button type="button" class=${!fromParam && n === days ? "active" : ""} onClick=${() => last(n)}>Last ${name}</button>`)}
+      <label>from<input type="text" name="from" value=${form.from} onInput=${(e) => setForm({ ...form, from: e.target.value })} /></label>
+      <label>until<input type="text" name="until" value=${form.until} onInput=${(e) => setForm({ ...form, until: e.target.value })} /></label>
+      <button type="submit">Show</button>
+    </form>
+    <${Problem} error=${error} />
+    ${data && html`
+      ${lines.length === 0 && html`<p class="muted">No events in this period.</p>`}
+      ${lines.length > 0 && html`
+        <${Chart} title="Events per hour, by line" testid="chart-events" series=${lines.map((l) => l.line)} data=${perLine("events")} />
+        <${Chart} title="First-pass yield, by line" testid="chart-yield" series=${lines.map((l) => l.line)} data=${perLine("firstPassYield")} yFormat=${percent} yRange=${[0, 1]} />
+        <${Chart} title="Quarantine rate, by line" testid="chart-quarantine" series=${lines.map((l) => l.line)} data=${perLine("quarantineRate")} yFormat=${percent} yRange=${[0, 1]} />`}
+      ${stages.length > 0 && html`
+        <h2>Dwell time per stage <span class="muted">— identifiers that left it in the period, by how long they had stayed</span></h2>
+        <div class="grid" data-testid="dwell">${stages.map((stage) => html`
+          <${Chart} title=${`${stage.stage} · mean ${formatSeconds(stage.meanSeconds)}`} testid="chart-dwell" bars=${true} height=${160}
+            xValues=${bucketNames(data.dwellBounds)} series=${["identifiers"]}
+            data=${[stage.visits.map((_, i) => i), stage.visits]} />`)}</div>`}
+      ${data.omitted.length > 0 && html`<p class="muted">Not shown to you: ${data.omitted.join(", ")}.</p>`}`}`;
+}
+
 function Integration() {
   const [data, error] = usePolled("/dashboard/api/integration", 5000);
   const stateClass = (s) => (s === "succeeded" ? "good" : s === "running" ? "" : "bad");
@@ -376,7 +444,7 @@ function SignIn({ onDone }) {
       <input type="text" value=${token} onInput=${(e) => setToken(e.target.value)} placeholder="token" /><button>Sign in</button></form></div>`;
 }
 
-const PAGES = [["/", "Floor"], ["/quarantine", "Quarantine"], ["/alerts", "Alerts"], ["/search", "Search"], ["/recall", "Recall"], ["/analyze", "Analysis"], ["/integration", "Integration"]];
+const PAGES = [["/", "Floor"], ["/quarantine", "Quarantine"], ["/alerts", "Alerts"], ["/search", "Search"], ["/recall", "Recall"], ["/analyze", "Analysis"], ["/trends", "Trends"], ["/integration", "Integration"]];
 
 function App() {
   const route = useRoute();
@@ -395,6 +463,7 @@ function App() {
   else if (route.path === "/search") page = html`<${Search} id=${route.params.get("id")} />`;
   else if (route.path === "/recall") page = html`<${Recall} id=${route.params.get("id")} since=${route.params.get("since")} />`;
   else if (route.path === "/analyze") page = html`<${Analyze} />`;
+  else if (route.path === "/trends") page = html`<${Trends} from=${route.params.get("from")} until=${route.params.get("until")} />`;
   else if (route.path === "/integration") page = html`<${Integration} />`;
   else page = html`<${Floor} />`;
   return html`

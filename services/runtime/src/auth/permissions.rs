@@ -361,6 +361,7 @@ pub const REST: &[(&str, &str, Access)] = &[
     ("GET", "/dashboard/api/recall.csv", Access::Roles(READ)),
     // A read: POST only because a list of failed units is too long for a URL.
     ("POST", "/dashboard/api/analyze", Access::Roles(READ)),
+    ("GET", "/dashboard/api/trends", Access::Roles(READ)),
     ("GET", "/dashboard/api/quarantine", Access::Roles(READ)),
     (
         "POST",
@@ -434,6 +435,14 @@ pub const DASHBOARD: &[(&str, &str, &[ViewPart])] = &[
             "candidates",
             "/tracery.v1.GenealogyService/AnalyzeCommonCause",
         )],
+    ),
+    (
+        "GET",
+        "/dashboard/api/trends",
+        &[
+            ("floor", "/tracery.v1.GenealogyService/GetTrends"),
+            ("quarantine", "/tracery.v1.CaptureService/QuarantineHours"),
+        ],
     ),
     (
         "GET",

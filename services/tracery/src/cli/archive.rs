@@ -27,6 +27,7 @@ use tracery_proto::v1::{
     self as pb, archive_chunk::Part, capture_service_client::CaptureServiceClient,
 };
 use tracery_runtime::error::ErrorKind;
+use tracery_runtime::proto_fields::timestamp;
 
 use super::{Connection, Failure, connect, output::print_json, request};
 
@@ -147,13 +148,6 @@ fn parse_before(text: &str) -> Result<DateTime<Utc>, Failure> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.to_utc())
         .map_err(|_| invalid())
-}
-
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: 0,
-    }
 }
 
 fn hex(digest: &[u8]) -> String {

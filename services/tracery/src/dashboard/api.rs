@@ -40,6 +40,7 @@ pub fn router(state: State) -> Router {
         .route("/dashboard/api/recall", get(recall))
         .route("/dashboard/api/recall.csv", get(recall_csv))
         .route("/dashboard/api/analyze", post(analyze))
+        .route("/dashboard/api/trends", get(trends))
         .route("/dashboard/api/quarantine", get(quarantine))
         .route("/dashboard/api/quarantine/{id}/resubmit", post(resubmit))
         .route("/dashboard/api/quarantine/{id}/discard", post(discard))
@@ -391,6 +392,72 @@ async fn analyze(Shared(state): Shared<State>, Json(body): Json<AnalyzeBody>) ->
         .await?
         .into_inner();
     Ok(Json(views::common_cause(&answer)))
+}
+
+#[derive(Deserialize)]
+struct PeriodQuery {
+    from: Option<String>,
+    until: Option<String>,
+}
+
+/// The trend charts of a period (by default the last 7 days), each part only for a caller
+/// who may see its data (see `permissions::DASHBOARD`).
+async fn trends(
+    Shared(state): Shared<State>,
+    principal: Option<Extension<Principal>>,
+    Query(query): Query<PeriodQuery>,
+) -> Answer {
+    let hidden = permissions::hidden_parts(
+        principal.as_ref().map(|p| &p.0),
+        "GET",
+        "/dashboard/api/trends",
+    );
+    let time = |name: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| crate::cli::output::parse_time(name, t))
+            .transpose()
+            .map_err(|failure| Problem::bad_request(failure.message))
+    };
+    let (from, until) = (time("from", &query.from)?, time("until", &query.until)?);
+    let (start, end) =
+        tracery_runtime::proto_fields::trend_period(from.as_ref(), until.as_ref())
+            .map_err(|(field, reason)| Problem::bad_request(format!("{field}: {reason}")))?;
+    let timestamp = tracery_runtime::proto_fields::timestamp;
+    let period = (Some(timestamp(start)), Some(timestamp(end)));
+    let floor = match hidden.contains(&"floor") {
+        true => None,
+        false => Some(
+            genealogy(&state)?
+                .get_trends(pb::GetTrendsRequest {
+                    from: period.0,
+                    until: period.1,
+                })
+                .await?
+                .into_inner(),
+        ),
+    };
+    let quarantine = match hidden.contains(&"quarantine") {
+        true => None,
+        false => Some(
+            capture(&state)?
+                .quarantine_hours(pb::QuarantineHoursRequest {
+                    from: period.0,
+                    until: period.1,
+                })
+                .await?
+                .into_inner(),
+        ),
+    };
+    let mut answer = json!(super::trends::trends(
+        start,
+        end,
+        floor.as_ref(),
+        quarantine.as_ref()
+    ));
+    answer["omitted"] = json!(hidden);
+    Ok(Json(answer))
 }
 
 /// The recall scope's counts, and its first items (the CSV has them all).

@@ -24,6 +24,16 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../assets/style.css"),
     ),
     (
+        "uplot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/vendor/uplot.iife.min.js"),
+    ),
+    (
+        "uplot.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/vendor/uplot.min.css"),
+    ),
+    (
         "htm-preact.mjs",
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/vendor/htm-preact.mjs"),

@@ -11,6 +11,7 @@
 mod api;
 mod assets;
 pub mod floor;
+mod trends;
 
 use std::sync::{Arc, Mutex};
 
