@@ -366,7 +366,7 @@ impl MigrationTrait for Trends {
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS genealogy_positions (node {bigint} NOT NULL \
-                 PRIMARY KEY, station {bigint} NOT NULL, since {time} NOT NULL, \
+                 PRIMARY KEY, station {bigint} NOT NULL, since {bigint} NOT NULL, \
                  inspected boolean NOT NULL){without_rowid}"
             ),
         ] {

@@ -260,7 +260,9 @@ pub mod position {
         pub node: i64,
         /// Its station's node id, or [`crate::trends::NO_STATION`] once it has left.
         pub station: i64,
-        pub since: ChronoDateTimeUtc,
+        /// Since when (Unix seconds: a third of a timestamp's size on SQLite, where this
+        /// table has a row per identifier).
+        pub since: i64,
         pub inspected: bool,
     }
 

@@ -87,7 +87,7 @@ async fn positions_of(
         positions.extend(rows.into_iter().map(|row| {
             let position = Position {
                 station: row.station,
-                since: row.since,
+                since: DateTime::from_timestamp(row.since, 0).unwrap_or_default(),
                 inspected: row.inspected,
             };
             (row.node, position)
@@ -165,7 +165,7 @@ async fn write_positions(txn: &DatabaseTransaction, rollup: &Rollup) -> Result<(
         .map(|(node, place)| position::ActiveModel {
             node: Set(node),
             station: Set(place.station),
-            since: Set(place.since),
+            since: Set(place.since.timestamp()),
             inspected: Set(place.inspected),
         })
         .collect();
