@@ -236,12 +236,21 @@ fn leaving(event: &Event, effects: &effects::Effects, touched: &[String]) -> Vec
     if event.leaves_the_floor() {
         return instances.cloned().collect();
     }
-    let gone = |node: &&String| {
-        effects.consumes.iter().any(|input| input.node == **node)
-            || effects
+    // Sets, not scans: an event may name hundreds of thousands of identifiers.
+    let gone: std::collections::HashSet<&str> = effects
+        .consumes
+        .iter()
+        .map(|input| input.node.as_str())
+        .chain(
+            effects
                 .lifecycle
                 .iter()
-                .any(|change| change.effect.retires() && change.identifier.node == **node)
-    };
-    instances.filter(gone).cloned().collect()
+                .filter(|change| change.effect.retires())
+                .map(|change| change.identifier.node.as_str()),
+        )
+        .collect();
+    instances
+        .filter(|node| gone.contains(node.as_str()))
+        .cloned()
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! The trend rollup's tables: what a run of events adds ([`record`], in the run's
 //! transaction) and what a period holds ([`between`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -54,10 +54,11 @@ fn step(event: &Event, facts: &Facts, ids: &HashMap<String, i64>) -> Result<Step
         Some(location) => id(&location.id)?,
         None => NO_STATION,
     };
+    let leaving: HashSet<&String> = facts.leaving.iter().collect();
     let arriving = facts
         .touched
         .iter()
-        .filter(|node| !is_lot(node) && !facts.leaving.contains(node))
+        .filter(|node| !is_lot(node) && !leaving.contains(node))
         .map(|node| id(node))
         .collect::<Result<_, _>>()?;
     let leaving = facts
