@@ -142,11 +142,13 @@ fn event_type(body: Option<&Body>) -> &'static str {
 /// inputs, retired or destroyed identifiers), and the classes it counts by quantity, all
 /// canonical: what [`tracery_epcis::Event::effects`] says the event does.
 fn objects(effects: &Effects) -> (Vec<String>, Vec<String>, Vec<String>) {
+    // Sets, not scans: an event may name hundreds of thousands of identifiers.
+    let named: HashSet<&str> = effects.names.iter().map(|n| n.node.as_str()).collect();
     let mut gone: Vec<String> = effects
         .consumes
         .iter()
         .map(|input| input.node.clone())
-        .filter(|node| effects.names.iter().any(|n| n.node == *node))
+        .filter(|node| named.contains(node.as_str()))
         .collect();
     gone.extend(
         effects
@@ -155,11 +157,12 @@ fn objects(effects: &Effects) -> (Vec<String>, Vec<String>, Vec<String>) {
             .filter(|change| change.effect.retires())
             .map(|change| change.identifier.node.clone()),
     );
+    let leaving: HashSet<&str> = gone.iter().map(String::as_str).collect();
     let moved = effects
         .names
         .iter()
         .map(|named| named.node.clone())
-        .filter(|node| !gone.contains(node))
+        .filter(|node| !leaving.contains(node.as_str()))
         .collect();
     (moved, gone, effects.classes.clone())
 }
@@ -278,7 +281,8 @@ impl Floor {
             }
             Some(Unpacking::Children { parent, children }) => {
                 if let Some(inside) = self.contents.get_mut(&parent) {
-                    inside.retain(|child| !children.contains(child));
+                    let leaving: HashSet<&String> = children.iter().collect();
+                    inside.retain(|child| !leaving.contains(child));
                 }
             }
             None => {}
