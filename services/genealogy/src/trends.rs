@@ -18,7 +18,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
+pub use tracery_runtime::proto_fields::hour_of;
 
 /// The station of an event with no read point.
 pub const NO_STATION: i64 = 0;
@@ -75,11 +76,6 @@ pub struct Rollup {
     /// Every position read or changed, by node.
     pub positions: HashMap<i64, Position>,
     changed: BTreeSet<i64>,
-}
-
-/// The hour `time` falls in.
-pub fn hour_of(time: DateTime<Utc>) -> DateTime<Utc> {
-    time.duration_trunc(TimeDelta::hours(1)).unwrap_or(time)
 }
 
 /// The index of the bucket `seconds` of dwell fall in.
@@ -201,6 +197,8 @@ impl Rollup {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+
     use super::*;
 
     const LINE: i64 = 10;

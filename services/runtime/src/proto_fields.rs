@@ -57,6 +57,14 @@ pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// The hour (UTC) `time` falls in: the key of every hourly rollup (genealogy's trends,
+/// capture's quarantine hours) and of the dashboard's charts, which must agree on it.
+pub fn hour_of(time: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    time.duration_trunc(chrono::TimeDelta::hours(1))
+        .unwrap_or(time)
+}
+
 /// The longest period one hourly trend answer (`GetTrends`, `QuarantineHours`) covers.
 pub const MAX_TREND_DAYS: i64 = 92;
 

@@ -92,11 +92,8 @@ async fn count_in_hour(
     read_point: Option<String>,
     received_at: DateTime<Utc>,
 ) -> Result<(), CaptureError> {
-    use chrono::{DurationRound, TimeDelta};
     use sea_orm::sea_query::OnConflict;
-    let hour = received_at
-        .duration_trunc(TimeDelta::hours(1))
-        .unwrap_or(received_at);
+    let hour = tracery_runtime::proto_fields::hour_of(received_at);
     hour::Entity::insert(hour::ActiveModel {
         hour: Set(hour),
         read_point: Set(read_point.unwrap_or_default()),

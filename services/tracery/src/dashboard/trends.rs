@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use tracery_proto::v1 as pb;
 
@@ -68,7 +68,7 @@ pub fn trends(
     floor: Option<&pb::GetTrendsResponse>,
     quarantine: Option<&pb::QuarantineHoursResponse>,
 ) -> Trends {
-    let first = from.duration_trunc(TimeDelta::hours(1)).unwrap_or(from);
+    let first = tracery_runtime::proto_fields::hour_of(from);
     let hours: Vec<i64> = (0..)
         .map(|n| (first + TimeDelta::hours(n)).timestamp())
         .take_while(|seconds| *seconds < until.timestamp())
