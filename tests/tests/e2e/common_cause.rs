@@ -300,7 +300,7 @@ async fn a_sensor_reading_beyond_its_bounds_is_ranked_first() {
 }
 
 #[tokio::test]
-async fn a_sensor_bound_without_limits_or_upside_down_is_refused_by_name() {
+async fn a_sensor_bound_without_limits_or_upside_down_or_too_many_is_refused_by_name() {
     let app = TestApp::spawn().await.expect("suite starts");
     let plant = build_plant(&app).await;
     let failed: Vec<String> = lot_a_failures(&plant).into_iter().map(unit).collect();
@@ -317,6 +317,7 @@ async fn a_sensor_bound_without_limits_or_upside_down_is_refused_by_name() {
     for (bounds, field) in [
         (vec![open], "sensor_bounds[0]"),
         (vec![cold_chain(), upside_down], "sensor_bounds[1]"),
+        (vec![cold_chain(); 10_000], "10000 bounds; at most 100"),
     ] {
         let status = analyze_with_bounds(&app, failed.clone(), bounds)
             .await
