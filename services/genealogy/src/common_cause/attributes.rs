@@ -4,24 +4,14 @@
 //! the shift, the production order it was made under, and its sensor readings beyond
 //! bounds given with the request).
 //!
-//! Upstream attributes come from one breadth-first walk for all units at once: each node
-//! remembers which units reach it, so a lot shared by a thousand units is read once, not
-//! a thousand times.
+//! They are counted as [`Key`]s, by interned ids, and named ([`name`]) only for what is
+//! tested; what is upstream comes from [`super::upstream`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Timelike, Utc};
 
-use crate::{
-    errors::GenealogyError,
-    facts::LinkKind,
-    graph::{self, Direction, NodeKind},
-    store::tables::sensor_reading,
-    store::{LinkEnd, ProjectionStore},
-};
-
-/// How deep upstream the walk goes.
-const MAX_DEPTH: usize = 32;
+use crate::{errors::GenealogyError, facts, store::ProjectionStore, store::tables::sensor_reading};
 
 /// What an attribute is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,45 +83,26 @@ impl Shifts {
     /// The shift `time` falls in, named by the day and hour it began
     /// (`2026-12-01 22:00`): a night shift belongs to the day it started.
     pub fn of(&self, time: DateTime<Utc>) -> String {
-        let hour = time.hour();
-        match self.0.iter().rev().find(|start| **start <= hour) {
-            Some(start) => format!("{} {start:02}:00", time.format("%Y-%m-%d")),
-            None => {
-                let last = self.0.last().copied().unwrap_or(0);
-                let day_before = time - chrono::Duration::days(1);
-                format!("{} {last:02}:00", day_before.format("%Y-%m-%d"))
-            }
-        }
+        self.named(self.start_of(time))
     }
-}
 
-/// What the units' own histories say: each unit's station, hour and shift attributes, and
-/// when it was first seen (`None` for a unit the projection has never seen). Read once,
-/// for the period an analysis compares and for the attributes alike.
-pub struct OwnSteps {
-    pub attributes: Vec<Attributes>,
-    pub first_seen: Vec<Option<DateTime<Utc>>>,
-}
+    /// When the shift `time` falls in began.
+    pub fn start_of(&self, time: DateTime<Utc>) -> DateTime<Utc> {
+        let day = time.date_naive();
+        let (day, hour) = match self.0.iter().rev().find(|start| **start <= time.hour()) {
+            Some(start) => (day, *start),
+            None => (
+                day.pred_opt().unwrap_or(day),
+                self.0.last().copied().unwrap_or(0),
+            ),
+        };
+        day.and_hms_opt(hour, 0, 0)
+            .map_or(time, |start| start.and_utc())
+    }
 
-impl OwnSteps {
-    /// Only the units the projection has seen, of `units` (whose steps these are).
-    pub fn of_seen(self, units: Vec<String>) -> (Vec<String>, OwnSteps) {
-        let mut seen = (
-            Vec::new(),
-            OwnSteps {
-                attributes: Vec::new(),
-                first_seen: Vec::new(),
-            },
-        );
-        let steps = self.attributes.into_iter().zip(self.first_seen);
-        for (unit, (attributes, first)) in units.into_iter().zip(steps) {
-            if first.is_some() {
-                seen.0.push(unit);
-                seen.1.attributes.push(attributes);
-                seen.1.first_seen.push(first);
-            }
-        }
-        seen
+    /// A shift named by its start.
+    fn named(&self, start: DateTime<Utc>) -> String {
+        start.format("%Y-%m-%d %H:00").to_string()
     }
 }
 
@@ -197,147 +168,222 @@ pub struct StepRules {
     pub sensor_bounds: Vec<SensorBound>,
 }
 
-/// The own steps of each of `units` (canonical node ids), in their order.
+/// An attribute value as the analysis counts it: by interned ids, named only for what is
+/// answered ([`name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    /// An ancestor node; `supplier` when it is the party an ancestor was received from.
+    Upstream {
+        node: i64,
+        supplier: bool,
+    },
+    Station(i64),
+    /// A station in the hour numbered from the Unix epoch.
+    Hour {
+        station: i64,
+        hour: i64,
+    },
+    /// A station in the shift beginning at `start` (Unix seconds).
+    Shift {
+        station: i64,
+        start: i64,
+    },
+    Order(i64),
+    /// An excursion, numbered by [`Excursions`].
+    Sensor(u32),
+}
+
+/// A unit's attribute values, each with a time it has it (repeats allowed: the earliest
+/// counts).
+pub type UnitKeys = Vec<(Key, DateTime<Utc>)>;
+
+/// The excursions seen in one analysis, numbered for [`Key::Sensor`].
+#[derive(Default)]
+pub struct Excursions(Vec<String>, HashMap<String, u32>);
+
+impl Excursions {
+    fn number(&mut self, excursion: String) -> u32 {
+        if let Some(number) = self.1.get(&excursion) {
+            return *number;
+        }
+        let number = self.0.len() as u32;
+        self.0.push(excursion.clone());
+        self.1.insert(excursion, number);
+        number
+    }
+}
+
+/// What the units' own histories say: the keys of each unit's steps, and when it was
+/// first seen (`None` for a unit the projection has never seen).
+#[derive(Default)]
+pub struct OwnSteps {
+    pub keys: Vec<UnitKeys>,
+    pub first_seen: Vec<Option<DateTime<Utc>>>,
+}
+
+impl OwnSteps {
+    /// Adds a unit seen first at `first`.
+    pub fn push(&mut self, keys: UnitKeys, first: DateTime<Utc>) {
+        self.keys.push(keys);
+        self.first_seen.push(Some(first));
+    }
+}
+
+impl IntoIterator for OwnSteps {
+    type Item = (UnitKeys, Option<DateTime<Utc>>);
+    type IntoIter =
+        std::iter::Zip<std::vec::IntoIter<UnitKeys>, std::vec::IntoIter<Option<DateTime<Utc>>>>;
+
+    /// Each unit's keys and first time.
+    fn into_iter(self) -> Self::IntoIter {
+        self.keys.into_iter().zip(self.first_seen)
+    }
+}
+
+/// The own steps of each of `units` (node ids), in their order, keeping only the keys
+/// `keep` holds when it is given.
 pub async fn own_steps(
     store: &ProjectionStore,
-    units: &[String],
+    units: &[i64],
     rules: &StepRules,
+    excursions: &mut Excursions,
+    keep: Option<&HashSet<Key>>,
 ) -> Result<OwnSteps, GenealogyError> {
     let mut own = OwnSteps {
-        attributes: vec![Attributes::new(); units.len()],
+        keys: vec![UnitKeys::new(); units.len()],
         first_seen: vec![None; units.len()],
     };
-    let index: HashMap<&str, usize> = units
-        .iter()
-        .enumerate()
-        .map(|(i, unit)| (unit.as_str(), i))
-        .collect();
+    let index: HashMap<i64, usize> = units.iter().enumerate().map(|(i, u)| (*u, i)).collect();
+    let kept = |key: &Key| keep.is_none_or(|keep| keep.contains(key));
     // (unit, sequence, time) of every step, for its sensor readings.
     let mut steps = Vec::new();
-    for row in store.histories(units).await? {
-        let Some(&unit) = index.get(row.identifier.as_str()) else {
+    for row in store.step_rows(units).await? {
+        let Some(&unit) = index.get(&row.node) else {
             continue;
         };
         let time = row.event_time;
         let first = &mut own.first_seen[unit];
         *first = Some(first.map_or(time, |t| t.min(time)));
         steps.push((unit, row.sequence, time));
-        let attributes = &mut own.attributes[unit];
-        if let Some(order) = row.production_order {
-            add(attributes, Kind::Order, order, time);
-        }
-        if let Some(station) = row.read_point {
-            add_station(attributes, station, time, &rules.shifts);
+        let order = row.production_order.map(Key::Order);
+        let station = row
+            .read_point
+            .into_iter()
+            .flat_map(|station| station_keys(station, time, &rules.shifts));
+        let keys = &mut own.keys[unit];
+        keys.extend(
+            order
+                .into_iter()
+                .chain(station)
+                .filter(kept)
+                .map(|k| (k, time)),
+        );
+    }
+    let sensed = excursions_of(store, &steps, &rules.sensor_bounds, excursions).await?;
+    for (unit, key, time) in sensed {
+        if kept(&key) {
+            own.keys[unit].push((key, time));
         }
     }
-    add_excursions(store, &steps, &rules.sensor_bounds, &mut own.attributes).await?;
     Ok(own)
 }
 
 /// The station, its hour and its shift of one step at `time`.
-fn add_station(attributes: &mut Attributes, station: String, time: DateTime<Utc>, shifts: &Shifts) {
-    add(
-        attributes,
-        Kind::Hour,
-        format!("{station} {}", time.format("%Y-%m-%dT%H:00Z")),
-        time,
-    );
-    add(
-        attributes,
-        Kind::Shift,
-        format!("{station} {}", shifts.of(time)),
-        time,
-    );
-    add(attributes, Kind::Station, station, time);
+fn station_keys(station: i64, time: DateTime<Utc>, shifts: &Shifts) -> [Key; 3] {
+    [
+        Key::Station(station),
+        Key::Hour {
+            station,
+            hour: hour_number(time),
+        },
+        Key::Shift {
+            station,
+            start: shifts.start_of(time).timestamp(),
+        },
+    ]
 }
 
-/// The sensor excursions of the `steps` (unit, sequence, time), read in one range.
-async fn add_excursions(
+fn hour_number(time: DateTime<Utc>) -> i64 {
+    time.timestamp().div_euclid(3600)
+}
+
+/// The sensor excursions of the `steps` (unit, sequence, time), read in one range, as
+/// (unit, key, time).
+async fn excursions_of(
     store: &ProjectionStore,
     steps: &[(usize, i64, DateTime<Utc>)],
     bounds: &[SensorBound],
-    attributes: &mut [Attributes],
-) -> Result<(), GenealogyError> {
+    numbered: &mut Excursions,
+) -> Result<Vec<(usize, Key, DateTime<Utc>)>, GenealogyError> {
     let sequences = steps.iter().map(|(_, sequence, _)| *sequence);
     let (Some(first), Some(last)) = (sequences.clone().min(), sequences.max()) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
-    let mut excursions: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut by_sequence: HashMap<i64, Vec<Key>> = HashMap::new();
     for reading in store.sensor_readings(first, last).await? {
         if let Some(excursion) = excursion(&reading, bounds) {
-            excursions
-                .entry(reading.sequence)
-                .or_default()
-                .push(excursion);
+            let key = Key::Sensor(numbered.number(excursion));
+            by_sequence.entry(reading.sequence).or_default().push(key);
         }
     }
+    let mut found = Vec::new();
     for (unit, sequence, time) in steps {
-        for excursion in excursions.get(sequence).into_iter().flatten() {
-            add(
-                &mut attributes[*unit],
-                Kind::Sensor,
-                excursion.clone(),
-                *time,
-            );
+        for key in by_sequence.get(sequence).into_iter().flatten() {
+            found.push((*unit, *key, *time));
         }
     }
-    Ok(())
+    Ok(found)
 }
 
-fn add(attributes: &mut Attributes, kind: Kind, value: String, time: DateTime<Utc>) {
-    attributes
-        .entry(Attribute { kind, value })
-        .and_modify(|first| *first = (*first).min(time))
-        .or_insert(time);
-}
-
-/// Adds to each unit's attributes everything upstream of it, walked for all of the units
-/// at once.
-pub async fn add_upstream(
+/// The attributes `keys` stand for.
+pub async fn name(
     store: &ProjectionStore,
-    units: &[String],
-    attributes: &mut [Attributes],
-) -> Result<(), GenealogyError> {
-    // Which units reach each node, and the units newly reaching the frontier's nodes.
-    let mut reached: HashMap<String, BTreeSet<usize>> = HashMap::new();
-    let mut frontier: HashMap<String, BTreeSet<usize>> = HashMap::new();
-    for (i, unit) in units.iter().enumerate() {
-        reached.entry(unit.clone()).or_default().insert(i);
-        frontier.entry(unit.clone()).or_default().insert(i);
-    }
-    for _ in 0..MAX_DEPTH {
-        if frontier.is_empty() {
-            break;
+    keys: &[Key],
+    shifts: &Shifts,
+    excursions: &Excursions,
+) -> Result<HashMap<Key, Attribute>, GenealogyError> {
+    let ids = keys.iter().filter_map(|key| match *key {
+        Key::Upstream { node, .. } | Key::Order(node) => Some(node),
+        Key::Station(station) | Key::Hour { station, .. } | Key::Shift { station, .. } => {
+            Some(station)
         }
-        let nodes: Vec<String> = frontier.keys().cloned().collect();
-        let mut next: HashMap<String, BTreeSet<usize>> = HashMap::new();
-        for step in graph::steps(Direction::Backward) {
-            for link in store.links_at(&nodes, step.end, step.kinds, None).await? {
-                let (near, far) = match step.end {
-                    LinkEnd::From => (&link.from_node, &link.to_node),
-                    LinkEnd::To => (&link.to_node, &link.from_node),
+        Key::Sensor(_) => None,
+    });
+    let names = store.names_of(ids).await?;
+    let name = |id: i64| names.get(&id).map(|n| n.to_string()).unwrap_or_default();
+    let at = |seconds: i64| DateTime::<Utc>::from_timestamp(seconds, 0).unwrap_or_default();
+    let attribute = |key: &Key| {
+        let (kind, value) = match *key {
+            Key::Upstream { node, supplier } => {
+                let uri = name(node);
+                let kind = if supplier {
+                    Kind::Supplier
+                } else if facts::is_lot(&uri) {
+                    Kind::Lot
+                } else {
+                    Kind::Part
                 };
-                let Some(arriving) = frontier.get(near) else {
-                    continue;
-                };
-                let kind = match graph::kind_of(far, Some(&link)) {
-                    NodeKind::Party => Kind::Supplier,
-                    NodeKind::Lot => Kind::Lot,
-                    NodeKind::Instance => Kind::Part,
-                };
-                let ends_here = link.kind == LinkKind::ReceivedFrom.code();
-                let known = reached.entry(far.clone()).or_default();
-                for &unit in arriving {
-                    add(&mut attributes[unit], kind, far.clone(), link.event_time);
-                    if known.insert(unit) && !ends_here {
-                        next.entry(far.clone()).or_default().insert(unit);
-                    }
-                }
+                (kind, uri)
             }
-        }
-        frontier = next;
-    }
-    Ok(())
+            Key::Station(station) => (Kind::Station, name(station)),
+            Key::Hour { station, hour } => (
+                Kind::Hour,
+                format!(
+                    "{} {}",
+                    name(station),
+                    at(hour * 3600).format("%Y-%m-%dT%H:00Z")
+                ),
+            ),
+            Key::Shift { station, start } => (
+                Kind::Shift,
+                format!("{} {}", name(station), shifts.named(at(start))),
+            ),
+            Key::Order(order) => (Kind::Order, name(order)),
+            Key::Sensor(number) => (Kind::Sensor, excursions.0[number as usize].clone()),
+        };
+        Attribute { kind, value }
+    };
+    Ok(keys.iter().map(|key| (*key, attribute(key))).collect())
 }
 
 #[cfg(test)]

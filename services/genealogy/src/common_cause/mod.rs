@@ -1,8 +1,10 @@
 //! Common-cause analysis of failed units: what the failed ones share that the good ones
 //! do not, ranked by how unlikely the sharing is by chance.
 //!
-//! - [`attributes`]: what each unit carries (upstream lots, parts and suppliers; the
-//!   station, hour and shift of each of its steps), read from the projection.
+//! - [`attributes`]: what each unit carries (the station, hour and shift of each of its
+//!   steps, its production orders and sensor excursions), read from the projection by
+//!   interned ids and named only for what is tested.
+//! - [`upstream`]: the lots, parts and suppliers upstream of each unit.
 //! - [`stats`]: the 2×2 table of one candidate, Fisher's exact test, relative risk and
 //!   Benjamini–Hochberg q-values (pure).
 //!
@@ -12,17 +14,23 @@
 //! otherwise the answer is "inconclusive" with the reason, never a ranking from noise.
 //! Candidates held by (nearly) the same units are grouped: the data cannot tell a lot only
 //! ever processed on one line from that line.
+//!
+//! The failed units' attributes are read in full; the good units', which are many more,
+//! only as far as they are candidates (`keep`), so the cost of the baseline is its reads
+//! and not a map of every attribute of every good unit.
 
 pub mod attributes;
 pub mod stats;
+pub mod upstream;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
 use crate::{errors::GenealogyError, facts, store::ProjectionStore};
-use attributes::{Attribute, Attributes, OwnSteps, StepRules};
+use attributes::{Attribute, Excursions, Key, OwnSteps, StepRules, UnitKeys};
 use stats::{RelativeRisk, Table};
+use upstream::earliest_once;
 
 /// Fewer failed units than this give no analysis.
 pub const MIN_FAILED: usize = 3;
@@ -104,79 +112,95 @@ pub async fn analyze(
     request: &Request,
 ) -> Result<Analysis, GenealogyError> {
     let mut analysis = Analysis::default();
-    let (failed, failed_steps) = match &request.selection {
+    let mut excursions = Excursions::default();
+    let failed = match &request.selection {
         Some(selection) => {
             let selected = selected(store, selection).await?;
             if selected.is_empty() {
-                return Ok(analysis.declined(format!(
-                    "the selection names no units: no event with {} between {} and {}{}",
-                    selection.named,
-                    selection.from.to_rfc3339(),
-                    selection.until.to_rfc3339(),
-                    selection
-                        .product
-                        .as_deref()
-                        .map(|p| format!(" of product {}", p.trim_end_matches("/21/")))
-                        .unwrap_or_default()
-                )));
+                return Ok(analysis.declined(nothing_selected(selection)));
             }
-            let steps = attributes::own_steps(store, &selected, &request.steps).await?;
-            (selected, steps)
+            seen(store, selected, &request.steps, &mut excursions, None)
+                .await?
+                .0
         }
         None => {
             let failed = &request.failed;
+            let steps = &request.steps;
+            let refused = &mut analysis.refused;
             resolve(
                 store,
                 "failed",
                 failed,
-                &request.steps,
-                &mut analysis.refused,
+                steps,
+                &mut excursions,
+                None,
+                refused,
             )
             .await?
         }
     };
-    analysis.failed_units = failed.len();
-    if failed.len() < MIN_FAILED {
+    analysis.failed_units = failed.ids.len();
+    if failed.ids.len() < MIN_FAILED {
         return Ok(analysis.declined(format!(
             "{} known failed units; an analysis needs at least {MIN_FAILED}",
-            failed.len()
+            failed.ids.len()
         )));
     }
-    let (baseline, mut baseline_attributes) = if request.baseline.is_empty() {
-        match made_alongside(store, &failed, &failed_steps.first_seen, &request.steps).await? {
+    let first_seen: Vec<DateTime<Utc>> =
+        failed.steps.first_seen.iter().flatten().copied().collect();
+    let mut failed_keys = failed.steps.keys;
+    add_upstream(store, &failed.ids, &mut failed_keys, None).await?;
+    let mut holders = Holders::of_failed(failed_keys);
+    let keep = holders.candidates();
+    let baseline = if request.baseline.is_empty() {
+        let made = made_alongside(
+            store,
+            (&failed.names, &failed.ids, &first_seen),
+            &request.steps,
+            &mut excursions,
+            &keep,
+        );
+        match made.await? {
             Ok(baseline) => baseline,
             Err(too_many) => return Ok(analysis.declined(too_many)),
         }
     } else {
-        refuse_overlap(&request.baseline, &failed)?;
-        let baseline = &request.baseline;
-        let (units, steps) = resolve(
+        refuse_overlap(&request.baseline, &failed.names)?;
+        let (baseline, steps) = (&request.baseline, &request.steps);
+        let refused = &mut analysis.refused;
+        let keep = Some(&keep);
+        resolve(
             store,
             "baseline",
             baseline,
-            &request.steps,
-            &mut analysis.refused,
+            steps,
+            &mut excursions,
+            keep,
+            refused,
         )
-        .await?;
-        (units, steps.attributes)
+        .await?
     };
-    analysis.baseline_units = baseline.len();
-    if baseline.len() < MIN_BASELINE {
+    analysis.baseline_units = baseline.ids.len();
+    if baseline.ids.len() < MIN_BASELINE {
         return Ok(analysis.declined(format!(
             "{} good units to compare with; an analysis needs at least {MIN_BASELINE} (no \
              other units of these products were made in the failed units' period?)",
-            baseline.len()
+            baseline.ids.len()
         )));
     }
-    let mut failed_attributes = failed_steps.attributes;
-    attributes::add_upstream(store, &failed, &mut failed_attributes).await?;
-    attributes::add_upstream(store, &baseline, &mut baseline_attributes).await?;
-    let holders = Holders::count(&failed_attributes, &baseline_attributes);
-    let tested = holders.candidates();
+    let mut baseline_keys = baseline.steps.keys;
+    add_upstream(store, &baseline.ids, &mut baseline_keys, Some(&keep)).await?;
+    holders.add_baseline(baseline_keys);
+    let tested = named(store, holders.tested(), request, &excursions).await?;
     analysis.candidates_tested = tested.len();
-    analysis.candidates = rank(&tested, &holders, &failed, &baseline, request);
+    let sides = Sides {
+        failed: &failed.names,
+        baseline: &baseline.ids,
+    };
+    let scored = score(&tested, &holders, &sides);
+    analysis.candidates = rank(store, &tested, &scored, &holders, &sides, request).await?;
     if analysis.candidates.is_empty() {
-        let best = best_q(&tested, &holders, failed.len(), baseline.len());
+        let best = scored.iter().map(|s| s.q_value).fold(1.0, f64::min);
         return Ok(analysis.declined(format!(
             "no shared attribute is significant at q ≤ {} ({} tested; the best q is {best:.3})",
             request.significance,
@@ -194,6 +218,30 @@ impl Analysis {
     }
 }
 
+fn nothing_selected(selection: &Selection) -> String {
+    format!(
+        "the selection names no units: no event with {} between {} and {}{}",
+        selection.named,
+        selection.from.to_rfc3339(),
+        selection.until.to_rfc3339(),
+        selection
+            .product
+            .as_deref()
+            .map(|p| format!(" of product {}", p.trim_end_matches("/21/")))
+            .unwrap_or_default()
+    )
+}
+
+/// One side of an analysis: the units the projection has seen, with their own steps.
+#[derive(Default)]
+struct Side {
+    ids: Vec<i64>,
+    /// Their identifiers (canonical); left empty for a baseline found by product, whose
+    /// evidence is named when answered.
+    names: Vec<String>,
+    steps: OwnSteps,
+}
+
 /// The canonical units of `written`, in order and once each, with their own steps (read
 /// once: they also tell which units the projection knows); an identifier that is not one
 /// or that no event has named is refused with its position.
@@ -202,8 +250,10 @@ async fn resolve(
     field: &str,
     written: &[String],
     rules: &StepRules,
+    excursions: &mut Excursions,
+    keep: Option<&HashSet<Key>>,
     refused: &mut Vec<Refused>,
-) -> Result<(Vec<String>, OwnSteps), GenealogyError> {
+) -> Result<Side, GenealogyError> {
     if written.len() > MAX_UNITS {
         return Err(GenealogyError::Invalid {
             field: field.to_owned(),
@@ -222,21 +272,15 @@ async fn resolve(
             }),
         }
     }
-    let mut seen = HashSet::new();
+    let mut distinct = HashSet::new();
     let distinct: Vec<String> = named
         .iter()
-        .filter(|(_, node)| seen.insert(node.as_str()))
+        .filter(|(_, node)| distinct.insert(node.as_str()))
         .map(|(_, node)| node.clone())
         .collect();
-    let steps = attributes::own_steps(store, &distinct, rules).await?;
-    let unknown: HashSet<&str> = distinct
-        .iter()
-        .zip(&steps.first_seen)
-        .filter(|(_, first)| first.is_none())
-        .map(|(unit, _)| unit.as_str())
-        .collect();
+    let (side, unseen) = seen(store, distinct, rules, excursions, keep).await?;
     for (index, node) in &named {
-        if unknown.contains(node.as_str()) {
+        if unseen.contains(node) {
             refused.push(Refused {
                 field: format!("{field}[{index}]"),
                 written: written[*index].clone(),
@@ -244,7 +288,40 @@ async fn resolve(
             });
         }
     }
-    Ok(steps.of_seen(distinct))
+    Ok(side)
+}
+
+/// Of `units` (canonical, distinct), those some event has named, with their own steps,
+/// and the others.
+async fn seen(
+    store: &ProjectionStore,
+    units: Vec<String>,
+    rules: &StepRules,
+    excursions: &mut Excursions,
+    keep: Option<&HashSet<Key>>,
+) -> Result<(Side, HashSet<String>), GenealogyError> {
+    let stored = store.ids_of(&units).await?;
+    let ids: Vec<Option<i64>> = units
+        .iter()
+        .map(|u| stored.get(u.as_str()).copied())
+        .collect();
+    let known: Vec<i64> = ids.iter().flatten().copied().collect();
+    let mut steps = attributes::own_steps(store, &known, rules, excursions, keep)
+        .await?
+        .into_iter();
+    let mut side = Side::default();
+    let mut unseen = HashSet::new();
+    for (unit, id) in units.into_iter().zip(ids) {
+        match id.and_then(|id| steps.next().map(|step| (id, step))) {
+            Some((id, (keys, Some(first)))) => {
+                side.ids.push(id);
+                side.names.push(unit);
+                side.steps.push(keys, first);
+            }
+            _ => drop(unseen.insert(unit)),
+        }
+    }
+    Ok((side, unseen))
 }
 
 /// The canonical node of an identifier as scanned, or why it is none.
@@ -328,8 +405,8 @@ fn product_prefix(unit: &str) -> Option<&str> {
 }
 
 /// The other units of the failed units' products whose first event falls in the period
-/// the failed units were first seen in (`failed_first_seen`), with the attributes of
-/// their own steps.
+/// the failed units were first seen in, with the candidates among the attributes of their
+/// own steps.
 ///
 /// Products with more units than an analysis reads ([`MAX_UNITS`]) are declined with the
 /// reason (`Ok(Err(reason))`) rather than compared with some of their units: a baseline
@@ -337,22 +414,23 @@ fn product_prefix(unit: &str) -> Option<&str> {
 /// those days share would look significant.
 async fn made_alongside(
     store: &ProjectionStore,
-    failed: &[String],
-    failed_first_seen: &[Option<DateTime<Utc>>],
+    (failed, failed_ids, failed_first_seen): (&[String], &[i64], &[DateTime<Utc>]),
     rules: &StepRules,
-) -> Result<Result<(Vec<String>, Vec<Attributes>), String>, GenealogyError> {
-    let seen = failed_first_seen.iter().flatten();
+    excursions: &mut Excursions,
+    keep: &HashSet<Key>,
+) -> Result<Result<Side, String>, GenealogyError> {
+    let seen = failed_first_seen.iter();
     let (Some(from), Some(until)) = (seen.clone().min(), seen.max()) else {
-        return Ok(Ok((Vec::new(), Vec::new())));
+        return Ok(Ok(Side::default()));
     };
     let products: BTreeSet<&str> = failed.iter().filter_map(|u| product_prefix(u)).collect();
-    let failed: HashSet<&String> = failed.iter().collect();
+    let failed_ids: HashSet<i64> = failed_ids.iter().copied().collect();
     let mut candidates = Vec::new();
     for product in products {
         let units = store
-            .nodes_starting_with(product, MAX_UNITS as u64 + 1)
+            .ids_starting_with(product, MAX_UNITS as u64 + 1)
             .await?;
-        candidates.extend(units.into_iter().filter(|unit| !failed.contains(unit)));
+        candidates.extend(units.into_iter().filter(|unit| !failed_ids.contains(unit)));
         if candidates.len() > MAX_UNITS {
             return Ok(Err(format!(
                 "the failed units' products have more than {MAX_UNITS} other units, more than \
@@ -360,167 +438,224 @@ async fn made_alongside(
             )));
         }
     }
-    let steps = attributes::own_steps(store, &candidates, rules).await?;
-    Ok(Ok(candidates
-        .into_iter()
-        .zip(steps.attributes)
-        .zip(steps.first_seen)
-        .filter(|(_, first)| first.is_some_and(|t| t >= *from && t <= *until))
-        .map(|(unit_and_attributes, _)| unit_and_attributes)
-        .unzip()))
+    let steps = attributes::own_steps(store, &candidates, rules, excursions, Some(keep)).await?;
+    let mut side = Side::default();
+    for (id, (keys, first)) in candidates.into_iter().zip(steps) {
+        if let Some(first) = first.filter(|t| t >= from && t <= until) {
+            side.ids.push(id);
+            side.steps.push(keys, first);
+        }
+    }
+    Ok(Ok(side))
 }
 
-/// Which failed and baseline units hold each attribute, and when it first appears among
-/// the failed.
+/// Adds to each unit's keys what is upstream of it (only what `keep` holds, if given).
+async fn add_upstream(
+    store: &ProjectionStore,
+    units: &[i64],
+    keys: &mut [UnitKeys],
+    keep: Option<&HashSet<Key>>,
+) -> Result<(), GenealogyError> {
+    let upstream = upstream::upstream(store, units, keep).await?;
+    for (own, ancestors) in keys.iter_mut().zip(upstream) {
+        own.extend(ancestors);
+    }
+    Ok(())
+}
+
+/// Which failed and baseline units hold each candidate (unit numbers, ascending), and
+/// when it first appears among the failed.
 #[derive(Default)]
 struct Holders {
-    failed: HashMap<Attribute, Vec<usize>>,
-    baseline: HashMap<Attribute, Vec<usize>>,
-    first_seen: HashMap<Attribute, DateTime<Utc>>,
+    failed: HashMap<Key, Vec<u32>>,
+    baseline: HashMap<Key, Vec<u32>>,
+    first_seen: HashMap<Key, DateTime<Utc>>,
 }
 
 impl Holders {
-    fn count(failed: &[Attributes], baseline: &[Attributes]) -> Self {
+    fn of_failed(failed: Vec<UnitKeys>) -> Self {
         let mut holders = Self::default();
-        for (unit, attributes) in failed.iter().enumerate() {
-            for (attribute, time) in attributes {
-                holders
-                    .failed
-                    .entry(attribute.clone())
-                    .or_default()
-                    .push(unit);
+        for (unit, mut keys) in failed.into_iter().enumerate() {
+            earliest_once(&mut keys);
+            for (key, time) in keys {
+                holders.failed.entry(key).or_default().push(unit as u32);
                 holders
                     .first_seen
-                    .entry(attribute.clone())
-                    .and_modify(|t| *t = (*t).min(*time))
-                    .or_insert(*time);
-            }
-        }
-        for (unit, attributes) in baseline.iter().enumerate() {
-            for attribute in attributes.keys() {
-                if holders.failed.contains_key(attribute) {
-                    holders
-                        .baseline
-                        .entry(attribute.clone())
-                        .or_default()
-                        .push(unit);
-                }
+                    .entry(key)
+                    .and_modify(|t| *t = (*t).min(time))
+                    .or_insert(time);
             }
         }
         holders
     }
 
-    /// Attributes held by at least two failed units, in a stable order.
-    fn candidates(&self) -> Vec<&Attribute> {
-        let mut tested: Vec<&Attribute> = self
-            .failed
+    /// Keys held by at least two failed units: one cannot show a *common* cause.
+    fn candidates(&self) -> HashSet<Key> {
+        self.failed
             .iter()
             .filter(|(_, units)| units.len() >= 2)
-            .map(|(attribute, _)| attribute)
-            .collect();
-        tested.sort();
-        tested
+            .map(|(key, _)| *key)
+            .collect()
     }
 
-    fn table(&self, attribute: &Attribute, failed: usize, baseline: usize) -> Table {
-        let failed_with = self.failed.get(attribute).map_or(0, Vec::len);
-        let baseline_with = self.baseline.get(attribute).map_or(0, Vec::len);
+    fn tested(&self) -> Vec<Key> {
+        self.candidates().into_iter().collect()
+    }
+
+    fn add_baseline(&mut self, baseline: Vec<UnitKeys>) {
+        for (unit, mut keys) in baseline.into_iter().enumerate() {
+            earliest_once(&mut keys);
+            for (key, _) in keys {
+                if self.failed.contains_key(&key) {
+                    self.baseline.entry(key).or_default().push(unit as u32);
+                }
+            }
+        }
+    }
+
+    fn table(&self, key: &Key, sides: &Sides) -> Table {
+        let failed_with = self.failed.get(key).map_or(0, Vec::len);
+        let baseline_with = self.baseline.get(key).map_or(0, Vec::len);
         Table {
             failed_with: failed_with as u64,
-            failed_without: (failed - failed_with) as u64,
+            failed_without: (sides.failed.len() - failed_with) as u64,
             baseline_with: baseline_with as u64,
-            baseline_without: (baseline - baseline_with) as u64,
+            baseline_without: (sides.baseline.len() - baseline_with) as u64,
         }
+    }
+
+    /// The first `most` holders of `key` on one side.
+    fn some<'h>(side: &'h HashMap<Key, Vec<u32>>, key: &Key, most: usize) -> &'h [u32] {
+        side.get(key)
+            .map_or(&[], |units| &units[..units.len().min(most)])
     }
 }
 
-fn best_q(tested: &[&Attribute], holders: &Holders, failed: usize, baseline: usize) -> f64 {
-    let p: Vec<f64> = tested
-        .iter()
-        .map(|a| holders.table(a, failed, baseline).fisher_greater())
-        .collect();
-    stats::benjamini_hochberg(&p)
+/// The units of both sides: the failed by identifier, the baseline by node id.
+struct Sides<'a> {
+    failed: &'a [String],
+    baseline: &'a [i64],
+}
+
+/// The candidates with their attributes, sorted by attribute (a stable order).
+async fn named(
+    store: &ProjectionStore,
+    keys: Vec<Key>,
+    request: &Request,
+    excursions: &Excursions,
+) -> Result<Vec<(Key, Attribute)>, GenealogyError> {
+    let mut names = attributes::name(store, &keys, &request.steps.shifts, excursions).await?;
+    let mut tested: Vec<(Key, Attribute)> = keys
         .into_iter()
-        .fold(1.0, f64::min)
+        .filter_map(|key| names.remove(&key).map(|attribute| (key, attribute)))
+        .collect();
+    tested.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    Ok(tested)
+}
+
+/// One tested candidate's figures.
+struct Scored {
+    table: Table,
+    p_value: f64,
+    q_value: f64,
+    risk: RelativeRisk,
+}
+
+fn score(tested: &[(Key, Attribute)], holders: &Holders, sides: &Sides) -> Vec<Scored> {
+    let tables: Vec<Table> = tested
+        .iter()
+        .map(|(key, _)| holders.table(key, sides))
+        .collect();
+    let p_values: Vec<f64> = tables.iter().map(Table::fisher_greater).collect();
+    let q_values = stats::benjamini_hochberg(&p_values);
+    tables
+        .into_iter()
+        .zip(p_values)
+        .zip(q_values)
+        .map(|((table, p_value), q_value)| Scored {
+            table,
+            p_value,
+            q_value,
+            risk: table.relative_risk(0.95),
+        })
+        .collect()
 }
 
 /// The significant candidates, ranked by q then relative risk; the members of a group
 /// follow its best.
-fn rank(
-    tested: &[&Attribute],
+async fn rank(
+    store: &ProjectionStore,
+    tested: &[(Key, Attribute)],
+    scored: &[Scored],
     holders: &Holders,
-    failed: &[String],
-    baseline: &[String],
+    sides: &Sides<'_>,
     request: &Request,
-) -> Vec<Candidate> {
-    let tables: Vec<Table> = tested
-        .iter()
-        .map(|a| holders.table(a, failed.len(), baseline.len()))
-        .collect();
-    let p_values: Vec<f64> = tables.iter().map(Table::fisher_greater).collect();
-    let q_values = stats::benjamini_hochberg(&p_values);
+) -> Result<Vec<Candidate>, GenealogyError> {
     let mut significant: Vec<usize> = (0..tested.len())
-        .filter(|&i| q_values[i] <= request.significance)
+        .filter(|&i| scored[i].q_value <= request.significance)
         .collect();
-    let risks: Vec<RelativeRisk> = tables.iter().map(|t| t.relative_risk(0.95)).collect();
     significant.sort_by(|&x, &y| {
-        q_values[x]
-            .total_cmp(&q_values[y])
-            .then(risks[y].estimate.total_cmp(&risks[x].estimate))
-            .then(tested[x].cmp(tested[y]))
+        (scored[x].q_value)
+            .total_cmp(&scored[y].q_value)
+            .then(scored[y].risk.estimate.total_cmp(&scored[x].risk.estimate))
+            .then(tested[x].1.cmp(&tested[y].1))
     });
     significant.truncate(request.max_candidates);
+    let evidence = |i: usize| Holders::some(&holders.baseline, &tested[i].0, BASELINE_EVIDENCE);
+    let good_ids = significant
+        .iter()
+        .flat_map(|&i| evidence(i))
+        .map(|&unit| sides.baseline[unit as usize]);
+    let good_names = store.names_of(good_ids).await?;
+    let keys: Vec<Key> = significant.iter().map(|&i| tested[i].0).collect();
     let mut candidates: Vec<Candidate> = significant
         .into_iter()
         .map(|i| {
-            let attribute = tested[i];
-            let units = |side: &HashMap<Attribute, Vec<usize>>, names: &[String], most| {
-                side.get(attribute)
-                    .into_iter()
-                    .flatten()
-                    .take(most)
-                    .map(|&u| names[u].clone())
-                    .collect()
-            };
+            let (key, attribute) = &tested[i];
+            let failed = Holders::some(&holders.failed, key, FAILED_EVIDENCE);
+            let good = evidence(i)
+                .iter()
+                .map(|&unit| sides.baseline[unit as usize]);
             Candidate {
                 attribute: attribute.clone(),
-                table: tables[i],
-                p_value: p_values[i],
-                q_value: q_values[i],
-                risk: risks[i],
+                table: scored[i].table,
+                p_value: scored[i].p_value,
+                q_value: scored[i].q_value,
+                risk: scored[i].risk,
                 group: 0,
                 indistinguishable: false,
-                failed_units: units(&holders.failed, failed, FAILED_EVIDENCE),
-                baseline_units: units(&holders.baseline, baseline, BASELINE_EVIDENCE),
-                first_seen: holders.first_seen[attribute],
+                failed_units: failed
+                    .iter()
+                    .map(|&unit| sides.failed[unit as usize].clone())
+                    .collect(),
+                baseline_units: good
+                    .filter_map(|id| good_names.get(&id).map(|name| name.to_string()))
+                    .collect(),
+                first_seen: holders.first_seen[key],
             }
         })
         .collect();
-    group(&mut candidates, holders);
+    group(&mut candidates, &keys, holders);
     // A group's members together, at the rank of its best one.
     candidates.sort_by_key(|c| c.group);
-    candidates
+    Ok(candidates)
 }
 
 /// Numbers candidates by group (1, 2, … in rank order): candidates whose failed and
 /// baseline holders overlap by [`SAME_UNITS`] or more share one, and are flagged.
-fn group(candidates: &mut [Candidate], holders: &Holders) {
-    let held: Vec<(BTreeSet<usize>, BTreeSet<usize>)> = candidates
+fn group(candidates: &mut [Candidate], keys: &[Key], holders: &Holders) {
+    let held: Vec<(&[u32], &[u32])> = keys
         .iter()
-        .map(|c| {
-            let set = |side: &HashMap<Attribute, Vec<usize>>| {
-                side.get(&c.attribute)
-                    .into_iter()
-                    .flatten()
-                    .copied()
-                    .collect()
-            };
-            (set(&holders.failed), set(&holders.baseline))
+        .map(|key| {
+            (
+                Holders::some(&holders.failed, key, usize::MAX),
+                Holders::some(&holders.baseline, key, usize::MAX),
+            )
         })
         .collect();
     let mut groups = 0;
     for i in 0..candidates.len() {
-        let joined = (0..i).find(|&j| similar(&held[i], &held[j]) >= SAME_UNITS);
+        let joined = (0..i).find(|&j| similar(held[i], held[j]) >= SAME_UNITS);
         candidates[i].group = match joined {
             Some(j) => {
                 candidates[j].indistinguishable = true;
@@ -535,13 +670,31 @@ fn group(candidates: &mut [Candidate], holders: &Holders) {
     }
 }
 
-/// Jaccard similarity of two candidates' holders, failed and baseline alike.
-fn similar(a: &(BTreeSet<usize>, BTreeSet<usize>), b: &(BTreeSet<usize>, BTreeSet<usize>)) -> f64 {
-    let common = a.0.intersection(&b.0).count() + a.1.intersection(&b.1).count();
-    let all = a.0.union(&b.0).count() + a.1.union(&b.1).count();
+/// Jaccard similarity of two candidates' holders (ascending unit numbers), failed and
+/// baseline alike.
+fn similar(a: (&[u32], &[u32]), b: (&[u32], &[u32])) -> f64 {
+    let common = in_both(a.0, b.0) + in_both(a.1, b.1);
+    let all = a.0.len() + b.0.len() + a.1.len() + b.1.len() - common;
     if all == 0 {
         0.0
     } else {
         common as f64 / all as f64
     }
+}
+
+/// How many units two ascending lists share.
+fn in_both(a: &[u32], b: &[u32]) -> usize {
+    let (mut i, mut j, mut common) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    common
 }

@@ -11,6 +11,7 @@ mod migration;
 mod read;
 pub mod tables;
 mod trend_rows;
+mod unit_reads;
 mod write;
 
 use chrono::{DateTime, Utc};
@@ -22,7 +23,7 @@ use sea_orm::{
 use tracery_epcis::Event;
 
 pub use migration::Migrator;
-pub use read::{HistoryRow, Link};
+pub use read::{HistoryRow, Link, LinkEnds, StepRow};
 use tables::{cursor, event, link, sensor_reading};
 
 use crate::{
@@ -169,24 +170,6 @@ impl ProjectionStore {
             found.extend(links);
         }
         Ok(found)
-    }
-
-    /// The stored nodes whose identifier starts with `prefix` (a product's serials: its
-    /// Digital Link up to `/21/`), at most `limit`.
-    pub async fn nodes_starting_with(
-        &self,
-        prefix: &str,
-        limit: u64,
-    ) -> Result<Vec<String>, GenealogyError> {
-        use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
-        Ok(tables::node::Entity::find()
-            .select_only()
-            .column(tables::node::Column::Uri)
-            .filter(tables::node::Column::Uri.starts_with(prefix))
-            .limit(limit)
-            .into_tuple::<String>()
-            .all(&self.db)
-            .await?)
     }
 
     /// The identifiers touched by events with one of `terms` as their bizStep or

@@ -133,11 +133,20 @@ impl NodeIds {
         db: &C,
         uris: &[String],
     ) -> Result<Vec<i64>, DbErr> {
-        let mut ids = Vec::with_capacity(uris.len());
+        Ok(self.by_uri(db, uris).await?.into_values().collect())
+    }
+
+    /// The stored nodes among `uris`, with their ids.
+    pub(super) async fn by_uri<'u, C: ConnectionTrait>(
+        &self,
+        db: &C,
+        uris: &'u [String],
+    ) -> Result<HashMap<&'u str, i64>, DbErr> {
+        let mut ids = HashMap::with_capacity(uris.len());
         let mut pending = Vec::new();
         for uri in uris {
             match self.0.get(uri.as_str()) {
-                Some(id) => ids.push(id),
+                Some(id) => drop(ids.insert(uri.as_str(), id)),
                 None => pending.push(uri.as_str()),
             }
         }
@@ -148,7 +157,7 @@ impl NodeIds {
             let probed = probe_keys(db, &pending, probe).await?;
             for (uri, id) in probed.found {
                 self.0.insert(uri.to_owned(), id);
-                ids.push(id);
+                ids.insert(uri, id);
             }
             pending = probed.held;
         }
@@ -423,7 +432,19 @@ pub(super) fn touched_by(
 /// Joins to events `e` the nodes they touched, as `n` (the node id is in `h`): from
 /// PostgreSQL's `touched` array, or SQLite's history table. Returns the touched node's id.
 fn join_touched_nodes(backend: DatabaseBackend, query: &mut SelectStatement) -> Expr {
-    let node_of_event = if history_in_events(backend) {
+    let node_of_event = join_touched(backend, query);
+    query.join_as(
+        JoinType::InnerJoin,
+        node::Entity,
+        "n",
+        Expr::col(("n", node::Column::Id)).eq(node_of_event.clone()),
+    );
+    node_of_event
+}
+
+/// Joins to events `e` the ids of the nodes they touched, as `h`; returns that id.
+fn join_touched(backend: DatabaseBackend, query: &mut SelectStatement) -> Expr {
+    if history_in_events(backend) {
         let touched = Query::select()
             .expr_as(
                 Func::cust("unnest").arg(Expr::col(("e", event::Column::Touched))),
@@ -440,12 +461,64 @@ fn join_touched_nodes(backend: DatabaseBackend, query: &mut SelectStatement) -> 
             Expr::col(("h", history::Column::Sequence)).equals(("e", event::Column::Sequence)),
         );
         Expr::col(("h", history::Column::Node))
-    };
-    query.join_as(
-        JoinType::InnerJoin,
-        node::Entity,
-        "n",
-        Expr::col(("n", node::Column::Id)).eq(node_of_event.clone()),
-    );
-    node_of_event
+    }
+}
+
+/// One event of a unit, by ids only: what an analysis reads of each good unit.
+#[derive(Debug, Clone, Copy, FromQueryResult)]
+pub struct StepRow {
+    pub node: i64,
+    pub sequence: i64,
+    pub event_time: DateTime<Utc>,
+    pub read_point: Option<i64>,
+    pub production_order: Option<i64>,
+}
+
+/// The [`StepRow`]s of the nodes `ids`, found as [`histories`] finds them.
+pub(super) fn step_rows(backend: DatabaseBackend, ids: &[i64]) -> SelectStatement {
+    let mut query = Query::select();
+    query.from_as(event::Entity, "e");
+    if history_in_events(backend) {
+        query.and_where(Expr::col(("e", event::Column::Touched)).binary(
+            BinOper::Custom("&&"),
+            Expr::cust_with_values("(SELECT $1::bigint[])", [bigint_array(ids)]),
+        ));
+    }
+    let node_of_event = join_touched(backend, &mut query);
+    query
+        .expr_as(node_of_event.clone(), "node")
+        .column(("e", event::Column::Sequence))
+        .column(("e", event::Column::EventTime))
+        .column(("e", event::Column::ReadPoint))
+        .column(("e", event::Column::ProductionOrder))
+        .and_where(node_of_event.is_in(ids.iter().copied()));
+    query
+}
+
+/// A link by its ends' ids, with the time of the event that made it.
+#[derive(Debug, Clone, Copy, FromQueryResult)]
+pub struct LinkEnds {
+    pub from_node: i64,
+    pub to_node: i64,
+    pub kind: i16,
+    pub event_time: DateTime<Utc>,
+}
+
+/// The [`LinkEnds`] of links whose `end` column is among `ids`, of `kinds`.
+pub(super) fn link_ends(column: link::Column, ids: &[i64], kinds: &[i16]) -> SelectStatement {
+    Query::select()
+        .column(("l", link::Column::FromNode))
+        .column(("l", link::Column::ToNode))
+        .column(("l", link::Column::Kind))
+        .column(("e", event::Column::EventTime))
+        .from_as(link::Entity, "l")
+        .join_as(
+            JoinType::InnerJoin,
+            event::Entity,
+            "e",
+            Expr::col(("e", event::Column::Sequence)).equals(("l", link::Column::Sequence)),
+        )
+        .and_where(Expr::col(("l", column)).is_in(ids.iter().copied()))
+        .and_where(Expr::col(("l", link::Column::Kind)).is_in(kinds.iter().copied()))
+        .to_owned()
 }

@@ -1,0 +1,96 @@
+//! Reads for analyses over many units, by interned ids only: a common-cause analysis
+//! compares a few failed units with every good unit made beside them, and reading those
+//! by URI (each history row joined to its identifier, each link to both ends' URIs) cost
+//! most of its time. Names are read at the end, for what is answered.
+
+use std::{collections::HashMap, sync::Arc};
+
+use sea_orm::{
+    ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, StatementBuilder,
+};
+
+use super::{
+    CHUNK, LinkEnd, ProjectionStore,
+    read::{self, LinkEnds, StepRow},
+    tables::{link, node},
+};
+use crate::{errors::GenealogyError, facts::LinkKind};
+
+impl ProjectionStore {
+    /// The stored nodes among `uris` (canonical), with their ids.
+    pub async fn ids_of<'u>(
+        &self,
+        uris: &'u [String],
+    ) -> Result<HashMap<&'u str, i64>, GenealogyError> {
+        let mut ids = HashMap::with_capacity(uris.len());
+        for chunk in uris.chunks(CHUNK) {
+            ids.extend(self.node_ids.by_uri(&self.db, chunk).await?);
+        }
+        Ok(ids)
+    }
+
+    /// The ids of the stored nodes whose identifier starts with `prefix` (a product's
+    /// serials: its Digital Link up to `/21/`), at most `limit`.
+    pub async fn ids_starting_with(
+        &self,
+        prefix: &str,
+        limit: u64,
+    ) -> Result<Vec<i64>, GenealogyError> {
+        Ok(node::Entity::find()
+            .select_only()
+            .column(node::Column::Id)
+            .filter(node::Column::Uri.starts_with(prefix))
+            .limit(limit)
+            .into_tuple::<i64>()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Every event of the nodes `ids`, by ids.
+    pub async fn step_rows(&self, ids: &[i64]) -> Result<Vec<StepRow>, GenealogyError> {
+        let backend = self.db.get_database_backend();
+        let mut rows = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let query = read::step_rows(backend, chunk);
+            rows.extend(
+                StepRow::find_by_statement(StatementBuilder::build(&query, &backend))
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Links of `kinds` with a node of `ids` at `end`, by ids.
+    pub async fn link_ends_at(
+        &self,
+        ids: &[i64],
+        end: LinkEnd,
+        kinds: &[LinkKind],
+    ) -> Result<Vec<LinkEnds>, GenealogyError> {
+        let backend = self.db.get_database_backend();
+        let column = match end {
+            LinkEnd::From => link::Column::FromNode,
+            LinkEnd::To => link::Column::ToNode,
+        };
+        let codes: Vec<i16> = kinds.iter().map(|kind| kind.code()).collect();
+        let mut links = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let query = read::link_ends(column, chunk, &codes);
+            links.extend(
+                LinkEnds::find_by_statement(StatementBuilder::build(&query, &backend))
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        Ok(links)
+    }
+
+    /// The identifiers (or terms) of the nodes `ids`.
+    pub async fn names_of(
+        &self,
+        ids: impl Iterator<Item = i64>,
+    ) -> Result<HashMap<i64, Arc<str>>, GenealogyError> {
+        Ok(self.names.of(&self.db, ids).await?)
+    }
+}
