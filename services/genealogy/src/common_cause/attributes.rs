@@ -193,6 +193,25 @@ pub enum Key {
     Sensor(u32),
 }
 
+/// Which attributes a read answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Wanted<'k> {
+    /// Every ancestor, with the time of the link that reached it.
+    All,
+    /// Only these keys (upstream ones untimed, each at the Unix epoch): the good units of
+    /// an analysis, of which only who holds what is kept.
+    Only(&'k HashSet<Key>),
+}
+
+impl Wanted<'_> {
+    pub fn keeps(&self, key: &Key) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(keys) => keys.contains(key),
+        }
+    }
+}
+
 /// A unit's attribute values, each with a time it has it (repeats allowed: the earliest
 /// counts).
 pub type UnitKeys = Vec<(Key, DateTime<Utc>)>;
@@ -240,21 +259,20 @@ impl IntoIterator for OwnSteps {
     }
 }
 
-/// The own steps of each of `units` (node ids), in their order, keeping only the keys
-/// `keep` holds when it is given.
+/// The own steps of each of `units` (node ids), in their order, with the keys `wanted`.
 pub async fn own_steps(
     store: &ProjectionStore,
     units: &[i64],
     rules: &StepRules,
     excursions: &mut Excursions,
-    keep: Option<&HashSet<Key>>,
+    wanted: Wanted<'_>,
 ) -> Result<OwnSteps, GenealogyError> {
     let mut own = OwnSteps {
         keys: vec![UnitKeys::new(); units.len()],
         first_seen: vec![None; units.len()],
     };
     let index: HashMap<i64, usize> = units.iter().enumerate().map(|(i, u)| (*u, i)).collect();
-    let kept = |key: &Key| keep.is_none_or(|keep| keep.contains(key));
+    let kept = |key: &Key| wanted.keeps(key);
     // (unit, sequence, time) of every step, for its sensor readings.
     let mut steps = Vec::new();
     for row in store.step_rows(units).await? {

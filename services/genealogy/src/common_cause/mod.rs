@@ -16,7 +16,7 @@
 //! ever processed on one line from that line.
 //!
 //! The failed units' attributes are read in full; the good units', which are many more,
-//! only as far as they are candidates (`keep`), so the cost of the baseline is its reads
+//! only as far as they are candidates ([`Wanted::Only`]), so the cost of the baseline is its reads
 //! and not a map of every attribute of every good unit.
 
 pub mod attributes;
@@ -28,7 +28,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::{errors::GenealogyError, facts, store::ProjectionStore};
-use attributes::{Attribute, Excursions, Key, OwnSteps, StepRules, UnitKeys};
+use attributes::{Attribute, Excursions, Key, OwnSteps, StepRules, UnitKeys, Wanted};
 use stats::{RelativeRisk, Table};
 use upstream::earliest_once;
 
@@ -36,8 +36,13 @@ use upstream::earliest_once;
 pub const MIN_FAILED: usize = 3;
 /// Fewer baseline units than this give no analysis.
 pub const MIN_BASELINE: usize = 10;
-/// The most units one side of an analysis may hold.
+/// The most units a request may name on one side of an analysis.
 pub const MAX_UNITS: usize = 200_000;
+/// The most good units an analysis compares with when it finds them itself (a product's
+/// units): about a 1.3M-event plant's. Their holders of each candidate are what it keeps.
+pub const MAX_BASELINE: usize = 3_000_000;
+/// Good units read at a time.
+const BASELINE_CHUNK: usize = 50_000;
 /// Good units listed as evidence for a candidate.
 const BASELINE_EVIDENCE: usize = 20;
 /// Failed units listed as evidence for a candidate (its table has the count of all).
@@ -119,9 +124,15 @@ pub async fn analyze(
             if selected.is_empty() {
                 return Ok(analysis.declined(nothing_selected(selection)));
             }
-            seen(store, selected, &request.steps, &mut excursions, None)
-                .await?
-                .0
+            seen(
+                store,
+                selected,
+                &request.steps,
+                &mut excursions,
+                Wanted::All,
+            )
+            .await?
+            .0
         }
         None => {
             let failed = &request.failed;
@@ -133,7 +144,7 @@ pub async fn analyze(
                 failed,
                 steps,
                 &mut excursions,
-                None,
+                Wanted::All,
                 refused,
             )
             .await?
@@ -149,16 +160,16 @@ pub async fn analyze(
     let first_seen: Vec<DateTime<Utc>> =
         failed.steps.first_seen.iter().flatten().copied().collect();
     let mut failed_keys = failed.steps.keys;
-    add_upstream(store, &failed.ids, &mut failed_keys, None).await?;
+    add_upstream(store, &failed.ids, &mut failed_keys, Wanted::All).await?;
     let mut holders = Holders::of_failed(failed_keys);
-    let keep = holders.candidates();
+    let candidates = holders.candidates();
+    let good = Wanted::Only(&candidates);
     let baseline = if request.baseline.is_empty() {
         let made = made_alongside(
             store,
             (&failed.names, &failed.ids, &first_seen),
-            &request.steps,
-            &mut excursions,
-            &keep,
+            (&request.steps, &mut excursions, good),
+            &mut holders,
         );
         match made.await? {
             Ok(baseline) => baseline,
@@ -168,34 +179,30 @@ pub async fn analyze(
         refuse_overlap(&request.baseline, &failed.names)?;
         let (baseline, steps) = (&request.baseline, &request.steps);
         let refused = &mut analysis.refused;
-        let keep = Some(&keep);
-        resolve(
+        let given = resolve(
             store,
             "baseline",
             baseline,
             steps,
             &mut excursions,
-            keep,
+            good,
             refused,
-        )
-        .await?
+        );
+        count(store, given.await?, good, &mut holders).await?
     };
-    analysis.baseline_units = baseline.ids.len();
-    if baseline.ids.len() < MIN_BASELINE {
+    analysis.baseline_units = baseline.len();
+    if baseline.len() < MIN_BASELINE {
         return Ok(analysis.declined(format!(
             "{} good units to compare with; an analysis needs at least {MIN_BASELINE} (no \
              other units of these products were made in the failed units' period?)",
-            baseline.ids.len()
+            baseline.len()
         )));
     }
-    let mut baseline_keys = baseline.steps.keys;
-    add_upstream(store, &baseline.ids, &mut baseline_keys, Some(&keep)).await?;
-    holders.add_baseline(baseline_keys);
     let tested = named(store, holders.tested(), request, &excursions).await?;
     analysis.candidates_tested = tested.len();
     let sides = Sides {
         failed: &failed.names,
-        baseline: &baseline.ids,
+        baseline: &baseline,
     };
     let scored = score(&tested, &holders, &sides);
     analysis.candidates = rank(store, &tested, &scored, &holders, &sides, request).await?;
@@ -251,7 +258,7 @@ async fn resolve(
     written: &[String],
     rules: &StepRules,
     excursions: &mut Excursions,
-    keep: Option<&HashSet<Key>>,
+    wanted: Wanted<'_>,
     refused: &mut Vec<Refused>,
 ) -> Result<Side, GenealogyError> {
     if written.len() > MAX_UNITS {
@@ -278,7 +285,7 @@ async fn resolve(
         .filter(|(_, node)| distinct.insert(node.as_str()))
         .map(|(_, node)| node.clone())
         .collect();
-    let (side, unseen) = seen(store, distinct, rules, excursions, keep).await?;
+    let (side, unseen) = seen(store, distinct, rules, excursions, wanted).await?;
     for (index, node) in &named {
         if unseen.contains(node) {
             refused.push(Refused {
@@ -298,7 +305,7 @@ async fn seen(
     units: Vec<String>,
     rules: &StepRules,
     excursions: &mut Excursions,
-    keep: Option<&HashSet<Key>>,
+    wanted: Wanted<'_>,
 ) -> Result<(Side, HashSet<String>), GenealogyError> {
     let stored = store.ids_of(&units).await?;
     let ids: Vec<Option<i64>> = units
@@ -306,7 +313,7 @@ async fn seen(
         .map(|u| stored.get(u.as_str()).copied())
         .collect();
     let known: Vec<i64> = ids.iter().flatten().copied().collect();
-    let mut steps = attributes::own_steps(store, &known, rules, excursions, keep)
+    let mut steps = attributes::own_steps(store, &known, rules, excursions, wanted)
         .await?
         .into_iter();
     let mut side = Side::default();
@@ -408,55 +415,72 @@ fn product_prefix(unit: &str) -> Option<&str> {
 /// the failed units were first seen in, with the candidates among the attributes of their
 /// own steps.
 ///
-/// Products with more units than an analysis reads ([`MAX_UNITS`]) are declined with the
+/// Products with more units than an analysis reads ([`MAX_BASELINE`]) are declined with the
 /// reason (`Ok(Err(reason))`) rather than compared with some of their units: a baseline
 /// cut at an arbitrary point would leave out whole days, and what the failed units of
 /// those days share would look significant.
 async fn made_alongside(
     store: &ProjectionStore,
     (failed, failed_ids, failed_first_seen): (&[String], &[i64], &[DateTime<Utc>]),
-    rules: &StepRules,
-    excursions: &mut Excursions,
-    keep: &HashSet<Key>,
-) -> Result<Result<Side, String>, GenealogyError> {
+    (rules, excursions, good): (&StepRules, &mut Excursions, Wanted<'_>),
+    holders: &mut Holders,
+) -> Result<Result<Vec<i64>, String>, GenealogyError> {
     let seen = failed_first_seen.iter();
     let (Some(from), Some(until)) = (seen.clone().min(), seen.max()) else {
-        return Ok(Ok(Side::default()));
+        return Ok(Ok(Vec::new()));
     };
     let products: BTreeSet<&str> = failed.iter().filter_map(|u| product_prefix(u)).collect();
     let failed_ids: HashSet<i64> = failed_ids.iter().copied().collect();
-    let mut candidates = Vec::new();
+    let mut others = Vec::new();
     for product in products {
         let units = store
-            .ids_starting_with(product, MAX_UNITS as u64 + 1)
+            .ids_starting_with(product, MAX_BASELINE as u64 + 1)
             .await?;
-        candidates.extend(units.into_iter().filter(|unit| !failed_ids.contains(unit)));
-        if candidates.len() > MAX_UNITS {
+        others.extend(units.into_iter().filter(|unit| !failed_ids.contains(unit)));
+        if others.len() > MAX_BASELINE {
             return Ok(Err(format!(
-                "the failed units' products have more than {MAX_UNITS} other units, more than \
-                 an analysis reads; give the good units to compare with (baseline)"
+                "the failed units' products have more than {MAX_BASELINE} other units, more \
+                 than an analysis reads; give the good units to compare with (baseline)"
             )));
         }
     }
-    let steps = attributes::own_steps(store, &candidates, rules, excursions, Some(keep)).await?;
-    let mut side = Side::default();
-    for (id, (keys, first)) in candidates.into_iter().zip(steps) {
-        if let Some(first) = first.filter(|t| t >= from && t <= until) {
-            side.ids.push(id);
-            side.steps.push(keys, first);
+    let mut counted = Vec::new();
+    for chunk in others.chunks(BASELINE_CHUNK) {
+        let steps = attributes::own_steps(store, chunk, rules, excursions, good).await?;
+        let mut made = Side::default();
+        for (id, (keys, first)) in chunk.iter().zip(steps) {
+            if let Some(first) = first.filter(|t| t >= from && t <= until) {
+                made.ids.push(*id);
+                made.steps.push(keys, first);
+            }
         }
+        counted.extend(count(store, made, good, holders).await?);
     }
-    Ok(Ok(side))
+    Ok(Ok(counted))
 }
 
-/// Adds to each unit's keys what is upstream of it (only what `keep` holds, if given).
+/// Counts the good units of `side` (with what is upstream of them) as the next of the
+/// baseline's holders; returns their ids.
+async fn count(
+    store: &ProjectionStore,
+    side: Side,
+    good: Wanted<'_>,
+    holders: &mut Holders,
+) -> Result<Vec<i64>, GenealogyError> {
+    let mut keys = side.steps.keys;
+    add_upstream(store, &side.ids, &mut keys, good).await?;
+    holders.add_baseline(keys);
+    Ok(side.ids)
+}
+
+/// Adds to each unit's keys what is upstream of it.
 async fn add_upstream(
     store: &ProjectionStore,
     units: &[i64],
     keys: &mut [UnitKeys],
-    keep: Option<&HashSet<Key>>,
+    wanted: Wanted<'_>,
 ) -> Result<(), GenealogyError> {
-    let upstream = upstream::upstream(store, units, keep).await?;
+    let upstream = upstream::upstream(store, units, wanted).await?;
     for (own, ancestors) in keys.iter_mut().zip(upstream) {
         own.extend(ancestors);
     }
@@ -470,6 +494,8 @@ struct Holders {
     failed: HashMap<Key, Vec<u32>>,
     baseline: HashMap<Key, Vec<u32>>,
     first_seen: HashMap<Key, DateTime<Utc>>,
+    /// Baseline units counted so far.
+    baseline_units: u32,
 }
 
 impl Holders {
@@ -502,12 +528,15 @@ impl Holders {
         self.candidates().into_iter().collect()
     }
 
+    /// Counts the next baseline units, numbering them on from those counted.
     fn add_baseline(&mut self, baseline: Vec<UnitKeys>) {
-        for (unit, mut keys) in baseline.into_iter().enumerate() {
+        for mut keys in baseline {
+            let unit = self.baseline_units;
+            self.baseline_units += 1;
             earliest_once(&mut keys);
             for (key, _) in keys {
                 if self.failed.contains_key(&key) {
-                    self.baseline.entry(key).or_default().push(unit as u32);
+                    self.baseline.entry(key).or_default().push(unit);
                 }
             }
         }
@@ -697,4 +726,47 @@ fn in_both(a: &[u32], b: &[u32]) -> usize {
         }
     }
     common
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(stations: &[i64]) -> UnitKeys {
+        stations
+            .iter()
+            .map(|s| (Key::Station(*s), DateTime::UNIX_EPOCH))
+            .collect()
+    }
+
+    #[test]
+    fn good_units_counted_in_chunks_are_numbered_on_and_only_candidates_kept() {
+        let mut holders = Holders::of_failed(vec![keys(&[1, 2]), keys(&[1]), keys(&[1, 1])]);
+        assert_eq!(holders.candidates(), [Key::Station(1)].into());
+        holders.add_baseline(vec![keys(&[1, 1]), keys(&[2])]);
+        holders.add_baseline(vec![keys(&[3]), keys(&[1])]);
+        assert_eq!(holders.baseline[&Key::Station(1)], [0, 3]);
+        assert_eq!(holders.baseline[&Key::Station(2)], [1]);
+        assert!(!holders.baseline.contains_key(&Key::Station(3)));
+        let names = ["a", "b", "c"].map(String::from);
+        let sides = Sides {
+            failed: &names,
+            baseline: &[10, 11, 12, 13],
+        };
+        let table = holders.table(&Key::Station(1), &sides);
+        assert_eq!(
+            (table.failed_with, table.failed_without),
+            (3, 0),
+            "a unit holding a key twice counts once"
+        );
+        assert_eq!((table.baseline_with, table.baseline_without), (2, 2));
+    }
+
+    #[test]
+    fn holders_overlap_is_counted_on_sorted_lists() {
+        assert_eq!(in_both(&[1, 3, 5, 7], &[3, 4, 5]), 2);
+        let same = similar((&[1, 2], &[4, 5, 6]), (&[1, 2], &[4, 5, 6]));
+        assert!((same - 1.0).abs() < 1e-12);
+        assert_eq!(similar((&[], &[]), (&[], &[])), 0.0);
+    }
 }

@@ -4,14 +4,14 @@
 //! The ancestry of all the units is read once, breadth-first, one statement per level and
 //! link direction (a lot shared by a hundred thousand units is read once), then each
 //! node's ancestors are worked out from its parents'. An analysis keeps only the
-//! candidates among them for its good units (`keep`), so a unit's list stays a few keys
-//! long however deep its ancestry.
+//! candidates among them for its good units ([`Wanted::Only`]), so a unit's list stays a
+//! few keys long however deep its ancestry.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::attributes::{Key, UnitKeys};
+use super::attributes::{Key, UnitKeys, Wanted};
 use crate::{
     errors::GenealogyError,
     facts::LinkKind,
@@ -22,15 +22,14 @@ use crate::{
 /// How many levels upstream the walk goes.
 const MAX_DEPTH: usize = 32;
 
-/// What is upstream of each of `units` (distinct node ids), in their order: each ancestor
-/// with the time of the link that reached it, only those `keep` holds when it is given.
+/// What is upstream of each of `units` (distinct node ids), in their order.
 pub async fn upstream(
     store: &ProjectionStore,
     units: &[i64],
-    keep: Option<&HashSet<Key>>,
+    wanted: Wanted<'_>,
 ) -> Result<Vec<UnitKeys>, GenealogyError> {
-    let ancestry = Ancestry::read(store, units).await?;
-    let mut ancestors = ancestry.ancestors(keep);
+    let ancestry = Ancestry::read(store, units, wanted).await?;
+    let mut ancestors = ancestry.ancestors(wanted);
     ancestors.truncate(units.len());
     Ok(ancestors)
 }
@@ -43,6 +42,9 @@ struct Parent {
     time: DateTime<Utc>,
 }
 
+/// A link read: (child, parent, supplier, the event that made it).
+type Reached = (usize, usize, bool, i64);
+
 /// The units and everything upstream of them, numbered in the order reached (the units
 /// first).
 #[derive(Default)]
@@ -53,8 +55,13 @@ struct Ancestry {
 }
 
 impl Ancestry {
-    async fn read(store: &ProjectionStore, units: &[i64]) -> Result<Self, GenealogyError> {
+    async fn read(
+        store: &ProjectionStore,
+        units: &[i64],
+        wanted: Wanted<'_>,
+    ) -> Result<Self, GenealogyError> {
         let mut ancestry = Self::default();
+        let mut reached: Vec<Reached> = Vec::new();
         let mut frontier: Vec<i64> = Vec::new();
         for unit in units {
             if ancestry.reach(*unit).1 {
@@ -75,11 +82,7 @@ impl Ancestry {
                     let supplier = link.kind == LinkKind::ReceivedFrom.code();
                     let (parent, new) = ancestry.reach(far);
                     let child = ancestry.numbers[&near];
-                    ancestry.parents[child].push(Parent {
-                        node: parent,
-                        supplier,
-                        time: link.event_time,
-                    });
+                    reached.push((child, parent, supplier, link.sequence));
                     if new && !supplier {
                         next.push(far);
                     }
@@ -87,7 +90,34 @@ impl Ancestry {
             }
             frontier = next;
         }
+        ancestry.link(store, reached, wanted).await?;
         Ok(ancestry)
+    }
+
+    /// Records the links `reached`, timed when every ancestor is `wanted`.
+    async fn link(
+        &mut self,
+        store: &ProjectionStore,
+        reached: Vec<Reached>,
+        wanted: Wanted<'_>,
+    ) -> Result<(), GenealogyError> {
+        let times = match wanted {
+            Wanted::All => {
+                let mut sequences: Vec<i64> = reached.iter().map(|link| link.3).collect();
+                sequences.sort_unstable();
+                sequences.dedup();
+                store.event_times(&sequences).await?
+            }
+            Wanted::Only(_) => HashMap::new(),
+        };
+        for (child, parent, supplier, sequence) in reached {
+            self.parents[child].push(Parent {
+                node: parent,
+                supplier,
+                time: times.get(&sequence).copied().unwrap_or_default(),
+            });
+        }
+        Ok(())
     }
 
     /// The number of `node`, and whether it is newly reached.
@@ -102,12 +132,11 @@ impl Ancestry {
         (number, true)
     }
 
-    /// Each node's ancestors (those `keep` holds), sorted by key, each once with its
+    /// Each node's ancestors (those `wanted`), sorted by key, each once with its
     /// earliest time. Parents are mostly reached after their children, so working from the
     /// last reached node back settles a tree in one pass; a pass that changes nothing ends
     /// it (links back to an earlier node, and cycles, take more).
-    fn ancestors(&self, keep: Option<&HashSet<Key>>) -> Vec<UnitKeys> {
-        let kept = |key: &Key| keep.is_none_or(|keep| keep.contains(key));
+    fn ancestors(&self, wanted: Wanted<'_>) -> Vec<UnitKeys> {
         let mut ancestors: Vec<UnitKeys> = vec![UnitKeys::new(); self.nodes.len()];
         for _ in 0..=MAX_DEPTH {
             let mut changed = false;
@@ -118,7 +147,7 @@ impl Ancestry {
                         node: self.nodes[parent.node],
                         supplier: parent.supplier,
                     };
-                    if kept(&key) {
+                    if wanted.keeps(&key) {
                         found.push((key, parent.time));
                     }
                     if !parent.supplier {
@@ -148,6 +177,7 @@ pub fn earliest_once(keys: &mut UnitKeys) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     fn at(hour: u32) -> DateTime<Utc> {
         DateTime::from_timestamp(i64::from(hour) * 3600, 0).expect("a time")
@@ -186,7 +216,7 @@ mod tests {
             (4, 5, true, 1),
             (5, 6, false, 0),
         ];
-        let found = ancestry(6, &links).ancestors(None);
+        let found = ancestry(6, &links).ancestors(Wanted::All);
         assert_eq!(
             found[0],
             vec![
@@ -208,9 +238,9 @@ mod tests {
             (3, 4, false, 4),
         ];
         let keep: HashSet<Key> = [upstream(4, false)].into();
-        let found = ancestry(4, &links).ancestors(Some(&keep));
+        let found = ancestry(4, &links).ancestors(Wanted::Only(&keep));
         assert_eq!(found[0], vec![(upstream(4, false), at(4))]);
-        let all = ancestry(4, &links).ancestors(None);
+        let all = ancestry(4, &links).ancestors(Wanted::All);
         assert_eq!(all[0].len(), 3, "{:?}", all[0]);
     }
 }

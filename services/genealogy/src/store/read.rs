@@ -495,30 +495,26 @@ pub(super) fn step_rows(backend: DatabaseBackend, ids: &[i64]) -> SelectStatemen
     query
 }
 
-/// A link by its ends' ids, with the time of the event that made it.
+/// A link by its ends' ids, with the event that made it.
 #[derive(Debug, Clone, Copy, FromQueryResult)]
 pub struct LinkEnds {
     pub from_node: i64,
     pub to_node: i64,
     pub kind: i16,
-    pub event_time: DateTime<Utc>,
+    pub sequence: i64,
 }
 
 /// The [`LinkEnds`] of links whose `end` column is among `ids`, of `kinds`.
 pub(super) fn link_ends(column: link::Column, ids: &[i64], kinds: &[i16]) -> SelectStatement {
     Query::select()
-        .column(("l", link::Column::FromNode))
-        .column(("l", link::Column::ToNode))
-        .column(("l", link::Column::Kind))
-        .column(("e", event::Column::EventTime))
-        .from_as(link::Entity, "l")
-        .join_as(
-            JoinType::InnerJoin,
-            event::Entity,
-            "e",
-            Expr::col(("e", event::Column::Sequence)).equals(("l", link::Column::Sequence)),
-        )
-        .and_where(Expr::col(("l", column)).is_in(ids.iter().copied()))
-        .and_where(Expr::col(("l", link::Column::Kind)).is_in(kinds.iter().copied()))
+        .columns([
+            link::Column::FromNode,
+            link::Column::ToNode,
+            link::Column::Kind,
+            link::Column::Sequence,
+        ])
+        .from(link::Entity)
+        .and_where(Expr::col(column).is_in(ids.iter().copied()))
+        .and_where(Expr::col(link::Column::Kind).is_in(kinds.iter().copied()))
         .to_owned()
 }

@@ -5,6 +5,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, StatementBuilder,
 };
@@ -12,9 +13,13 @@ use sea_orm::{
 use super::{
     CHUNK, LinkEnd, ProjectionStore,
     read::{self, LinkEnds, StepRow},
-    tables::{link, node},
+    tables::{event, link, node},
 };
 use crate::{errors::GenealogyError, facts::LinkKind};
+
+/// Ids read at a time by the reads below, which bind each as a parameter (SQLite takes
+/// 32,766): ten times the URI lookups' chunk, since a statement's cost is mostly per call.
+const ID_CHUNK: usize = 5_000;
 
 impl ProjectionStore {
     /// The stored nodes among `uris` (canonical), with their ids.
@@ -50,7 +55,7 @@ impl ProjectionStore {
     pub async fn step_rows(&self, ids: &[i64]) -> Result<Vec<StepRow>, GenealogyError> {
         let backend = self.db.get_database_backend();
         let mut rows = Vec::new();
-        for chunk in ids.chunks(CHUNK) {
+        for chunk in ids.chunks(ID_CHUNK) {
             let query = read::step_rows(backend, chunk);
             rows.extend(
                 StepRow::find_by_statement(StatementBuilder::build(&query, &backend))
@@ -75,7 +80,7 @@ impl ProjectionStore {
         };
         let codes: Vec<i16> = kinds.iter().map(|kind| kind.code()).collect();
         let mut links = Vec::new();
-        for chunk in ids.chunks(CHUNK) {
+        for chunk in ids.chunks(ID_CHUNK) {
             let query = read::link_ends(column, chunk, &codes);
             links.extend(
                 LinkEnds::find_by_statement(StatementBuilder::build(&query, &backend))
@@ -84,6 +89,25 @@ impl ProjectionStore {
             );
         }
         Ok(links)
+    }
+
+    /// The event times of `sequences`.
+    pub async fn event_times(
+        &self,
+        sequences: &[i64],
+    ) -> Result<HashMap<i64, DateTime<Utc>>, GenealogyError> {
+        let mut times = HashMap::with_capacity(sequences.len());
+        for chunk in sequences.chunks(CHUNK) {
+            let found = event::Entity::find()
+                .select_only()
+                .columns([event::Column::Sequence, event::Column::EventTime])
+                .filter(event::Column::Sequence.is_in(chunk.iter().copied()))
+                .into_tuple::<(i64, DateTime<Utc>)>()
+                .all(&self.db)
+                .await?;
+            times.extend(found);
+        }
+        Ok(times)
     }
 
     /// The identifiers (or terms) of the nodes `ids`.
