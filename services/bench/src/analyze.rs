@@ -125,6 +125,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "verdict",
             "planted lot's rank",
             "its q",
+            "first candidate (q)",
         ],
         &[
             args.label,
@@ -146,6 +147,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             },
             ranked.map_or("-".to_owned(), |(rank, _)| rank.to_string()),
             ranked.map_or("-".to_owned(), |(_, q)| format!("{q:.1e}")),
+            answer.candidates.first().map_or("-".to_owned(), |c| {
+                format!("{} `{}` ({:.1e})", c.kind, c.value, c.q_value)
+            }),
         ],
     );
     Ok(())
