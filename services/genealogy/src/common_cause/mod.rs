@@ -16,8 +16,8 @@
 //! ever processed on one line from that line.
 //!
 //! The failed units' attributes are read in full; the good units', which are many more,
-//! only as far as they are candidates ([`Wanted::Only`]), so the cost of the baseline is its reads
-//! and not a map of every attribute of every good unit.
+//! only as far as they are candidates ([`Wanted::Only`]), so the cost of the baseline is
+//! its reads and not a map of every attribute of every good unit.
 
 pub mod attributes;
 pub mod stats;

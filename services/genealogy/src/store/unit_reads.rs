@@ -8,6 +8,7 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, StatementBuilder,
+    sea_query::SelectStatement,
 };
 
 use super::{
@@ -54,16 +55,8 @@ impl ProjectionStore {
     /// Every event of the nodes `ids`, by ids.
     pub async fn step_rows(&self, ids: &[i64]) -> Result<Vec<StepRow>, GenealogyError> {
         let backend = self.db.get_database_backend();
-        let mut rows = Vec::new();
-        for chunk in ids.chunks(ID_CHUNK) {
-            let query = read::step_rows(backend, chunk);
-            rows.extend(
-                StepRow::find_by_statement(StatementBuilder::build(&query, &backend))
-                    .all(&self.db)
-                    .await?,
-            );
-        }
-        Ok(rows)
+        self.by_chunks(ids, |chunk| read::step_rows(backend, chunk))
+            .await
     }
 
     /// Links of `kinds` with a node of `ids` at `end`, by ids.
@@ -73,22 +66,28 @@ impl ProjectionStore {
         end: LinkEnd,
         kinds: &[LinkKind],
     ) -> Result<Vec<LinkEnds>, GenealogyError> {
-        let backend = self.db.get_database_backend();
         let column = match end {
             LinkEnd::From => link::Column::FromNode,
             LinkEnd::To => link::Column::ToNode,
         };
         let codes: Vec<i16> = kinds.iter().map(|kind| kind.code()).collect();
-        let mut links = Vec::new();
+        self.by_chunks(ids, |chunk| read::link_ends(column, chunk, &codes))
+            .await
+    }
+
+    /// The rows of the statements `query` makes for `ids`, [`ID_CHUNK`] at a time.
+    async fn by_chunks<T: FromQueryResult>(
+        &self,
+        ids: &[i64],
+        query: impl Fn(&[i64]) -> SelectStatement,
+    ) -> Result<Vec<T>, GenealogyError> {
+        let backend = self.db.get_database_backend();
+        let mut rows = Vec::new();
         for chunk in ids.chunks(ID_CHUNK) {
-            let query = read::link_ends(column, chunk, &codes);
-            links.extend(
-                LinkEnds::find_by_statement(StatementBuilder::build(&query, &backend))
-                    .all(&self.db)
-                    .await?,
-            );
+            let statement = StatementBuilder::build(&query(chunk), &backend);
+            rows.extend(T::find_by_statement(statement).all(&self.db).await?);
         }
-        Ok(links)
+        Ok(rows)
     }
 
     /// The event times of `sequences`.
