@@ -325,20 +325,18 @@ fn hour_number(time: DateTime<Utc>) -> i64 {
     time.timestamp().div_euclid(3600)
 }
 
-/// The sensor excursions of the `steps` (unit, sequence, time), read in one range, as
-/// (unit, key, time).
+/// The sensor excursions of the `steps` (unit, sequence, time), as (unit, key, time).
 async fn excursions_of(
     store: &ProjectionStore,
     steps: &[(usize, i64, DateTime<Utc>)],
     bounds: &[SensorBound],
     numbered: &mut Excursions,
 ) -> Result<Vec<(usize, Key, DateTime<Utc>)>, GenealogyError> {
-    let sequences = steps.iter().map(|(_, sequence, _)| *sequence);
-    let (Some(first), Some(last)) = (sequences.clone().min(), sequences.max()) else {
-        return Ok(Vec::new());
-    };
+    let mut sequences: Vec<i64> = steps.iter().map(|(_, sequence, _)| *sequence).collect();
+    sequences.sort_unstable();
+    sequences.dedup();
     let mut by_sequence: HashMap<i64, Vec<Key>> = HashMap::new();
-    for reading in store.sensor_readings(first, last).await? {
+    for reading in store.sensor_readings_of(&sequences).await? {
         if let Some(excursion) = excursion(&reading, bounds) {
             let key = Key::Sensor(numbered.number(excursion));
             by_sequence.entry(reading.sequence).or_default().push(key);

@@ -24,7 +24,7 @@ use tracery_epcis::Event;
 
 pub use migration::Migrator;
 pub use read::{HistoryRow, Link, LinkEnds, StepRow};
-use tables::{cursor, event, link, sensor_reading};
+use tables::{cursor, event, link};
 
 use crate::{
     errors::GenealogyError,
@@ -239,20 +239,6 @@ impl ProjectionStore {
                 .map(|row| (name(row.stage), row))
                 .collect(),
         })
-    }
-
-    /// The sensor readings of the events at sequences `first..=last`, with their
-    /// sequences: one range read, since readings are few beside the events.
-    pub async fn sensor_readings(
-        &self,
-        first: i64,
-        last: i64,
-    ) -> Result<Vec<sensor_reading::Model>, GenealogyError> {
-        use sea_orm::{ColumnTrait, QueryFilter};
-        Ok(sensor_reading::Entity::find()
-            .filter(sensor_reading::Column::Sequence.between(first, last))
-            .all(&self.db)
-            .await?)
     }
 
     /// Events that touched `identifier`, in event-time order, after the `(time, sequence)`

@@ -14,7 +14,7 @@ use sea_orm::{
 use super::{
     CHUNK, LinkEnd, ProjectionStore,
     read::{self, LinkEnds, StepRow},
-    tables::{event, link, node},
+    tables::{event, link, node, sensor_reading},
 };
 use crate::{errors::GenealogyError, facts::LinkKind};
 
@@ -88,6 +88,22 @@ impl ProjectionStore {
             rows.extend(T::find_by_statement(statement).all(&self.db).await?);
         }
         Ok(rows)
+    }
+
+    /// The sensor readings of the events `sequences`.
+    pub async fn sensor_readings_of(
+        &self,
+        sequences: &[i64],
+    ) -> Result<Vec<sensor_reading::Model>, GenealogyError> {
+        let mut readings = Vec::new();
+        for chunk in sequences.chunks(ID_CHUNK) {
+            let found = sensor_reading::Entity::find()
+                .filter(sensor_reading::Column::Sequence.is_in(chunk.iter().copied()))
+                .all(&self.db)
+                .await?;
+            readings.extend(found);
+        }
+        Ok(readings)
     }
 
     /// The event times of `sequences`.
