@@ -11,7 +11,10 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Timelike, Utc};
 
-use crate::{errors::GenealogyError, facts, store::ProjectionStore, store::tables::sensor_reading};
+use crate::{
+    errors::GenealogyError, facts, store::ProjectionStore, store::tables::sensor_reading,
+    trends::hour_of,
+};
 
 /// What an attribute is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -178,10 +181,10 @@ pub enum Key {
         supplier: bool,
     },
     Station(i64),
-    /// A station in the hour numbered from the Unix epoch.
+    /// A station in the hour beginning at `start` (Unix seconds).
     Hour {
         station: i64,
-        hour: i64,
+        start: i64,
     },
     /// A station in the shift beginning at `start` (Unix seconds).
     Shift {
@@ -272,7 +275,6 @@ pub async fn own_steps(
         first_seen: vec![None; units.len()],
     };
     let index: HashMap<i64, usize> = units.iter().enumerate().map(|(i, u)| (*u, i)).collect();
-    let kept = |key: &Key| wanted.keeps(key);
     // (unit, sequence, time) of every step, for its sensor readings.
     let mut steps = Vec::new();
     for row in store.step_rows(units).await? {
@@ -293,13 +295,13 @@ pub async fn own_steps(
             order
                 .into_iter()
                 .chain(station)
-                .filter(kept)
+                .filter(|key| wanted.keeps(key))
                 .map(|k| (k, time)),
         );
     }
     let sensed = excursions_of(store, &steps, &rules.sensor_bounds, excursions).await?;
     for (unit, key, time) in sensed {
-        if kept(&key) {
+        if wanted.keeps(&key) {
             own.keys[unit].push((key, time));
         }
     }
@@ -312,17 +314,13 @@ fn station_keys(station: i64, time: DateTime<Utc>, shifts: &Shifts) -> [Key; 3] 
         Key::Station(station),
         Key::Hour {
             station,
-            hour: hour_number(time),
+            start: hour_of(time).timestamp(),
         },
         Key::Shift {
             station,
             start: shifts.start_of(time).timestamp(),
         },
     ]
-}
-
-fn hour_number(time: DateTime<Utc>) -> i64 {
-    time.timestamp().div_euclid(3600)
 }
 
 /// The sensor excursions of the `steps` (unit, sequence, time), as (unit, key, time).
@@ -382,13 +380,9 @@ pub async fn name(
                 (kind, uri)
             }
             Key::Station(station) => (Kind::Station, name(station)),
-            Key::Hour { station, hour } => (
+            Key::Hour { station, start } => (
                 Kind::Hour,
-                format!(
-                    "{} {}",
-                    name(station),
-                    at(hour * 3600).format("%Y-%m-%dT%H:00Z")
-                ),
+                format!("{} {}", name(station), at(start).format("%Y-%m-%dT%H:00Z")),
             ),
             Key::Shift { station, start } => (
                 Kind::Shift,
