@@ -198,7 +198,13 @@ pub async fn analyze(
             baseline.len()
         )));
     }
-    let tested = named(store, holders.tested(), request, &excursions).await?;
+    let tested = named(
+        store,
+        candidates.into_iter().collect(),
+        request,
+        &excursions,
+    )
+    .await?;
     analysis.candidates_tested = tested.len();
     let sides = Sides {
         failed: &failed.names,
@@ -522,10 +528,6 @@ impl Holders {
             .filter(|(_, units)| units.len() >= 2)
             .map(|(key, _)| *key)
             .collect()
-    }
-
-    fn tested(&self) -> Vec<Key> {
-        self.candidates().into_iter().collect()
     }
 
     /// Counts the next baseline units, numbering them on from those counted.
