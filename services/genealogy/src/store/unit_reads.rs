@@ -7,8 +7,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, StatementBuilder,
-    sea_query::SelectStatement,
+    ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, QueryTrait,
+    StatementBuilder, sea_query::SelectStatement,
 };
 
 use super::{
@@ -95,15 +95,12 @@ impl ProjectionStore {
         &self,
         sequences: &[i64],
     ) -> Result<Vec<sensor_reading::Model>, GenealogyError> {
-        let mut readings = Vec::new();
-        for chunk in sequences.chunks(ID_CHUNK) {
-            let found = sensor_reading::Entity::find()
+        self.by_chunks(sequences, |chunk| {
+            sensor_reading::Entity::find()
                 .filter(sensor_reading::Column::Sequence.is_in(chunk.iter().copied()))
-                .all(&self.db)
-                .await?;
-            readings.extend(found);
-        }
-        Ok(readings)
+                .into_query()
+        })
+        .await
     }
 
     /// The event times of `sequences`.
@@ -111,18 +108,24 @@ impl ProjectionStore {
         &self,
         sequences: &[i64],
     ) -> Result<HashMap<i64, DateTime<Utc>>, GenealogyError> {
-        let mut times = HashMap::with_capacity(sequences.len());
-        for chunk in sequences.chunks(CHUNK) {
-            let found = event::Entity::find()
-                .select_only()
-                .columns([event::Column::Sequence, event::Column::EventTime])
-                .filter(event::Column::Sequence.is_in(chunk.iter().copied()))
-                .into_tuple::<(i64, DateTime<Utc>)>()
-                .all(&self.db)
-                .await?;
-            times.extend(found);
+        #[derive(FromQueryResult)]
+        struct EventTime {
+            sequence: i64,
+            event_time: DateTime<Utc>,
         }
-        Ok(times)
+        let times: Vec<EventTime> = self
+            .by_chunks(sequences, |chunk| {
+                event::Entity::find()
+                    .select_only()
+                    .columns([event::Column::Sequence, event::Column::EventTime])
+                    .filter(event::Column::Sequence.is_in(chunk.iter().copied()))
+                    .into_query()
+            })
+            .await?;
+        Ok(times
+            .into_iter()
+            .map(|row| (row.sequence, row.event_time))
+            .collect())
     }
 
     /// The identifiers (or terms) of the nodes `ids`.
