@@ -153,6 +153,53 @@ fn row<'a>(rows: &'a Value, key: &str, value: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {key} = {value} in {rows}"))
 }
 
+/// The trend view's hours come from genealogy (events) and capture (quarantined events),
+/// both asked for by one request.
+#[tokio::test]
+async fn the_trend_view_has_each_hours_events_and_quarantine() {
+    let app = TestApp::spawn().await.expect("suite starts");
+    let http = Http::new(&app, None);
+    let now = chrono::Utc::now();
+    let written = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let scanned = event(json!({
+        "type": "ObjectEvent", "eventTime": written, "eventTimeZoneOffset": "+00:00",
+        "action": "OBSERVE", "bizStep": "inspecting", "readPoint": {"id": LINE},
+        "epcList": [unit(1)],
+    }));
+    let mut misread = misread_scan();
+    misread["eventTime"] = json!(written);
+    let results = capture(&app, vec![scanned, event(misread)]).await;
+    assert_eq!(
+        results.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+        [
+            pb::CaptureOutcome::Accepted,
+            pb::CaptureOutcome::Quarantined
+        ]
+        .map(|o| o as i32)
+    );
+    app.await_genealogy(results[0].sequence).await;
+
+    let period = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:00:00Z").to_string();
+    let hour = chrono::TimeDelta::hours(1);
+    let trends = http
+        .json(&format!(
+            "/dashboard/api/trends?from={}&until={}",
+            period(now - hour),
+            period(now + hour)
+        ))
+        .await;
+    let line = row(&trends["lines"], "line", LINE);
+    let events: Vec<i64> = serde_json::from_value(line["events"].clone()).expect("counts");
+    assert_eq!(events.iter().sum::<i64>(), 1, "{trends}");
+    let rates = line["quarantineRate"].as_array().expect("rates");
+    // 0.5 in the hour of both; were it recorded in the next hour, 1.0 there.
+    assert!(
+        rates.iter().any(|rate| rate.as_f64() > Some(0.0)),
+        "the quarantined event is counted: {trends}"
+    );
+    app.stop().await.expect("clean stop");
+}
+
 #[tokio::test]
 async fn the_dashboard_shows_the_floor_and_acts_on_quarantine() {
     let app = TestApp::spawn().await.expect("suite starts");

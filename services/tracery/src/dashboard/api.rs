@@ -426,30 +426,31 @@ async fn trends(
             .map_err(|(field, reason)| Problem::bad_request(format!("{field}: {reason}")))?;
     let timestamp = tracery_runtime::proto_fields::timestamp;
     let period = (Some(timestamp(start)), Some(timestamp(end)));
-    let floor = match hidden.contains(&"floor") {
-        true => None,
-        false => Some(
-            genealogy(&state)?
-                .get_trends(pb::GetTrendsRequest {
-                    from: period.0,
-                    until: period.1,
-                })
-                .await?
-                .into_inner(),
-        ),
+    // The two reads are independent: one waits for genealogy while the other waits for
+    // capture.
+    let floor = async {
+        if hidden.contains(&"floor") {
+            return Ok(None);
+        }
+        let request = pb::GetTrendsRequest {
+            from: period.0,
+            until: period.1,
+        };
+        let trends = genealogy(&state)?.get_trends(request).await?;
+        Ok::<_, Problem>(Some(trends.into_inner()))
     };
-    let quarantine = match hidden.contains(&"quarantine") {
-        true => None,
-        false => Some(
-            capture(&state)?
-                .quarantine_hours(pb::QuarantineHoursRequest {
-                    from: period.0,
-                    until: period.1,
-                })
-                .await?
-                .into_inner(),
-        ),
+    let quarantine = async {
+        if hidden.contains(&"quarantine") {
+            return Ok(None);
+        }
+        let request = pb::QuarantineHoursRequest {
+            from: period.0,
+            until: period.1,
+        };
+        let hours = capture(&state)?.quarantine_hours(request).await?;
+        Ok::<_, Problem>(Some(hours.into_inner()))
     };
+    let (floor, quarantine) = tokio::try_join!(floor, quarantine)?;
     let mut answer = json!(super::trends::trends(
         start,
         end,
