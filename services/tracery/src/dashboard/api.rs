@@ -428,28 +428,23 @@ async fn trends(
     let period = (Some(timestamp(start)), Some(timestamp(end)));
     // The two reads are independent: one waits for genealogy while the other waits for
     // capture.
-    let floor = async {
-        if hidden.contains(&"floor") {
-            return Ok(None);
-        }
+    let floor = unless_hidden(hidden.contains(&"floor"), async {
         let request = pb::GetTrendsRequest {
             from: period.0,
             until: period.1,
         };
-        let trends = genealogy(&state)?.get_trends(request).await?;
-        Ok::<_, Problem>(Some(trends.into_inner()))
-    };
-    let quarantine = async {
-        if hidden.contains(&"quarantine") {
-            return Ok(None);
-        }
+        Ok(genealogy(&state)?.get_trends(request).await?.into_inner())
+    });
+    let quarantine = unless_hidden(hidden.contains(&"quarantine"), async {
         let request = pb::QuarantineHoursRequest {
             from: period.0,
             until: period.1,
         };
-        let hours = capture(&state)?.quarantine_hours(request).await?;
-        Ok::<_, Problem>(Some(hours.into_inner()))
-    };
+        Ok(capture(&state)?
+            .quarantine_hours(request)
+            .await?
+            .into_inner())
+    });
     let (floor, quarantine) = tokio::try_join!(floor, quarantine)?;
     let mut answer = json!(super::trends::trends(
         start,
@@ -459,6 +454,17 @@ async fn trends(
     ));
     answer["omitted"] = json!(hidden);
     Ok(Json(answer))
+}
+
+/// What `read` answers, or nothing without reading when the caller may not see it.
+async fn unless_hidden<T>(
+    hidden: bool,
+    read: impl Future<Output = Result<T, Problem>>,
+) -> Result<Option<T>, Problem> {
+    if hidden {
+        return Ok(None);
+    }
+    read.await.map(Some)
 }
 
 /// The recall scope's counts, and its first items (the CSV has them all).
