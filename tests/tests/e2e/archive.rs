@@ -288,6 +288,46 @@ async fn export_drop_import_gives_back_the_same_events_sequences_and_chain() {
     app.stop().await.expect("stops");
 }
 
+/// More events than one restore batch (5,000), so batches are made into rows and written
+/// while the next ones arrive: every event comes back, each in its place in the chain.
+#[tokio::test]
+async fn a_month_of_many_restore_batches_comes_back_whole() {
+    const EVENTS: usize = 12_345;
+    let app = TestApp::spawn().await.expect("suite starts");
+    app.clock.shift(TimeDelta::days(-45));
+    let observation = |n: usize| pb::EpcisEvent {
+        event_id: format!("urn:uuid:00000000-0000-4000-8000-8{n:011}"),
+        ..event(
+            &app,
+            0,
+            "inspecting",
+            Body::ObjectEvent(pb::ObjectEvent {
+                action: pb::Action::Observe.into(),
+                epcs: vec![format!("urn:epc:id:sgtin:4012345.000004.M{n}")],
+                ..Default::default()
+            }),
+        )
+    };
+    let events: Vec<pb::EpcisEvent> = (0..EVENTS).map(observation).collect();
+    for batch in events.chunks(1_000) {
+        capture(&app, batch.to_vec()).await;
+    }
+    app.clock.shift(TimeDelta::zero());
+    let before = app.verify_integrity().await;
+    assert_eq!(before.checked, EVENTS as i64, "{before:?}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    export(&app, dir.path(), &this_month())
+        .await
+        .expect("exported");
+    drop_months(&app, dir.path()).await.expect("dropped");
+
+    import(&app, dir.path()).await.expect("imported");
+    let after = app.verify_integrity().await;
+    assert!(after.intact, "{after:?}");
+    assert_eq!(after.checked, EVENTS as i64, "every event is back");
+    app.stop().await.expect("stops");
+}
+
 /// A suite with the plant captured and its closed months exported: the suite, its stored
 /// events, and the archive folder.
 async fn exported_plant() -> (TestApp, Vec<(i64, pb::EpcisEvent)>, tempfile::TempDir) {
