@@ -39,24 +39,10 @@ pub async fn sequences_of(
     conn: &impl ConnectionTrait,
     store_keys: &[String],
 ) -> Result<HashMap<String, i64>, DbErr> {
-    let mut found = HashMap::new();
     if is_postgres(conn) {
-        let statement = Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            // One index lookup per eventID, whatever the statistics: as `= ANY($1)` over a
-            // month's partition without them (before autovacuum's ANALYZE, or with it off),
-            // the planner estimated thousands of rows per ID and read the whole partition
-            // for every batch. The OFFSET keeps the subquery from being merged into a join.
-            r#"SELECT e."event_id", e."sequence" FROM UNNEST($1::text[]) AS wanted(id)
-               CROSS JOIN LATERAL (SELECT "event_id", "sequence" FROM "capture_events"
-                                   WHERE "event_id" = wanted.id OFFSET 0) e"#,
-            [text_array(store_keys.iter().cloned().map(Some))],
-        );
-        for row in conn.query_all_raw(statement).await? {
-            found.insert(row.try_get("", "event_id")?, row.try_get("", "sequence")?);
-        }
-        return Ok(found);
+        return look_up_each(conn, "capture_events", "event_id", "sequence", store_keys).await;
     }
+    let mut found = HashMap::new();
     for chunk in store_keys.chunks(SQLITE_ROWS) {
         let rows: Vec<(String, i64)> = event::Entity::find()
             .select_only()
@@ -336,10 +322,10 @@ async fn intern(
     let inserted = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"INSERT INTO "capture_identifiers" ("value") SELECT * FROM UNNEST($1::text[])
-           ON CONFLICT ("value") DO NOTHING RETURNING "id", "value""#,
+           ON CONFLICT ("value") DO NOTHING RETURNING "value" AS key, "id" AS number"#,
         [text_array(missing.iter().cloned().map(Some))],
     );
-    numbers.extend(numbered(conn.query_all_raw(inserted).await?)?);
+    numbers.extend(key_numbers(conn.query_all_raw(inserted).await?)?);
     let numbered_meanwhile: Vec<String> = missing
         .into_iter()
         .filter(|value| !numbers.contains_key(value))
@@ -355,22 +341,38 @@ async fn numbers_of(
     conn: &impl ConnectionTrait,
     values: &[String],
 ) -> Result<HashMap<String, i64>, DbErr> {
-    let statement = Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        // One index lookup per value, as for eventIDs above: without statistics
-        // `= ANY($1)` read the whole table now and then (0.9 s at 1M events).
-        r#"SELECT i."id", i."value" FROM UNNEST($1::text[]) AS wanted(value)
-           CROSS JOIN LATERAL (SELECT "id", "value" FROM "capture_identifiers"
-                               WHERE "value" = wanted.value OFFSET 0) i"#,
-        [text_array(values.iter().cloned().map(Some))],
-    );
-    numbered(conn.query_all_raw(statement).await?)
+    look_up_each(conn, "capture_identifiers", "value", "id", values).await
 }
 
-/// `(value, id)` rows as a map.
-fn numbered(rows: Vec<sea_orm::QueryResult>) -> Result<HashMap<String, i64>, DbErr> {
+/// `key → number` for those of `keys` found in column `key` of `table` (PostgreSQL), one
+/// index lookup per key whatever the statistics: as `= ANY($1)` without them (before
+/// autovacuum's ANALYZE, or with it off) the planner estimated thousands of rows per key
+/// and now and then read the whole table or partition (0.9 s at 1M events). The OFFSET
+/// keeps the subquery from being merged into a join.
+async fn look_up_each(
+    conn: &impl ConnectionTrait,
+    table: &str,
+    key: &str,
+    number: &str,
+    keys: &[String],
+) -> Result<HashMap<String, i64>, DbErr> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        format!(
+            r#"SELECT found."{key}" AS key, found."{number}" AS number
+               FROM UNNEST($1::text[]) AS wanted(key)
+               CROSS JOIN LATERAL (SELECT "{key}", "{number}" FROM "{table}"
+                                   WHERE "{key}" = wanted.key OFFSET 0) found"#
+        ),
+        [text_array(keys.iter().cloned().map(Some))],
+    );
+    key_numbers(conn.query_all_raw(statement).await?)
+}
+
+/// Rows of `key` and `number` as a map.
+fn key_numbers(rows: Vec<sea_orm::QueryResult>) -> Result<HashMap<String, i64>, DbErr> {
     rows.iter()
-        .map(|row| Ok((row.try_get("", "value")?, row.try_get("", "id")?)))
+        .map(|row| Ok((row.try_get("", "key")?, row.try_get("", "number")?)))
         .collect()
 }
 
