@@ -153,7 +153,7 @@ trait Upload {
 /// Reads an upload month by month, checking every event against the store's chain.
 async fn receive(
     store: &EventStore,
-    mut upload: impl Upload,
+    upload: &mut impl Upload,
     mut stream: Streaming<pb::ArchiveChunk>,
 ) -> Result<pb::ArchiveResult, Status> {
     let mut done = Vec::new();
@@ -162,7 +162,7 @@ async fn receive(
         match chunk.part {
             Some(Part::Month(month)) => {
                 if let Some((check, files)) = current.take() {
-                    done.push(finish(&mut upload, check, files).await?);
+                    done.push(finish(upload, check, files).await?);
                 }
                 let (span, files) = span_from_proto(month);
                 upload.start(&span).await?;
@@ -183,7 +183,7 @@ async fn receive(
         }
     }
     if let Some((check, files)) = current.take() {
-        done.push(finish(&mut upload, check, files).await?);
+        done.push(finish(upload, check, files).await?);
     }
     Ok(pb::ArchiveResult { months: done })
 }
@@ -212,11 +212,11 @@ pub async fn drop_uploaded(
     store: &EventStore,
     stream: Streaming<pb::ArchiveChunk>,
 ) -> Result<pb::ArchiveResult, Status> {
-    let dropping = Dropping {
+    let mut dropping = Dropping {
         store,
         key_hashes: Vec::new(),
     };
-    receive(store, dropping, stream).await
+    receive(store, &mut dropping, stream).await
 }
 
 struct Dropping<'s> {
@@ -257,12 +257,18 @@ pub async fn import_uploaded(
     store: &EventStore,
     stream: Streaming<pb::ArchiveChunk>,
 ) -> Result<pb::ArchiveResult, Status> {
-    let importing = Importing {
+    let mut importing = Importing {
         store,
         pending: Vec::new(),
         writer: None,
     };
-    receive(store, importing, stream).await
+    let answer = receive(store, &mut importing, stream).await;
+    // An import that stopped on an error still writes the batches checked before it, and
+    // answers only then: once the answer is out, the store no longer changes.
+    if let Some(writer) = importing.writer.take() {
+        writer.finish().await.ok();
+    }
+    answer
 }
 
 struct Importing<'s> {
