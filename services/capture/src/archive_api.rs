@@ -326,11 +326,7 @@ impl RestoreWriter {
 }
 
 async fn joined(task: &mut JoinHandle<Result<(), CaptureError>>) -> Result<(), CaptureError> {
-    task.await.map_err(|err| {
-        CaptureError::Store(sea_orm::DbErr::Custom(format!(
-            "writing archived events failed: {err}"
-        )))
-    })?
+    outcome(task.await, "writing")
 }
 
 impl Importing<'_> {
@@ -350,9 +346,17 @@ impl Importing<'_> {
 }
 
 async fn prepared(preparing: Preparing) -> Result<Restore, CaptureError> {
-    preparing.await.map_err(|err| {
+    outcome(preparing.await, "preparing")
+}
+
+/// What a task of the import (`doing` its part) came to, a panic in it as a store error.
+fn outcome<T>(
+    joined: Result<Result<T, CaptureError>, tokio::task::JoinError>,
+    doing: &str,
+) -> Result<T, CaptureError> {
+    joined.map_err(|err| {
         CaptureError::Store(sea_orm::DbErr::Custom(format!(
-            "preparing archived events failed: {err}"
+            "{doing} archived events failed: {err}"
         )))
     })?
 }
