@@ -133,6 +133,22 @@ pub fn node_id(written: &str) -> String {
     effects::node_id(written)
 }
 
+/// The product part of a serialised unit's Digital Link (`…/01/<gtin>/21/`).
+pub fn product_prefix(unit: &str) -> Option<&str> {
+    let at = unit.find("/21/")?;
+    unit.starts_with("https://id.gs1.org/01/")
+        .then(|| &unit[..at + 4])
+}
+
+/// The GTIN of a serialised unit's Digital Link, as a number.
+pub fn unit_product(unit: &str) -> Option<i64> {
+    let prefix = product_prefix(unit)?;
+    let gtin = prefix
+        .strip_prefix("https://id.gs1.org/01/")?
+        .strip_suffix("/21/")?;
+    gtin.parse().ok()
+}
+
 /// Whether a node id stands for a lot or class rather than one instance.
 pub fn is_lot(node: &str) -> bool {
     if let Some(path) = node.strip_prefix("https://id.gs1.org/") {

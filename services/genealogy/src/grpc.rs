@@ -116,6 +116,7 @@ fn analysis_request(
             shifts,
             sensor_bounds,
         },
+        each_unit: false,
     })
 }
 

@@ -6,11 +6,12 @@
 //! each batch twice, since replaying a stream must change nothing.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
 use proptest::prelude::*;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+
+mod common;
+use common::Store;
 use sea_orm_migration::MigratorTrait;
 use tracery_epcis::{
     Action, AggregationEvent, ErrorDeclaration, Event, EventKind, ObjectEvent, QuantityElement,
@@ -490,61 +491,6 @@ fn flatten(node: &graph::Contained, out: &mut BTreeSet<(String, String)>) {
 
 /// Applies the plant's events `batch` at a time (the follower's batches vary with load;
 /// a batch is written as runs, one statement per table) and checks every answer.
-/// Where a plant's projection is kept: a SQLite file, or a PostgreSQL database dropped
-/// when the plant passed.
-enum Store {
-    /// The folder the file is in, removed with it.
-    Sqlite {
-        _dir: tempfile::TempDir,
-    },
-    Postgres {
-        admin_url: String,
-        name: String,
-    },
-}
-
-impl Store {
-    async fn create() -> (Self, DatabaseConnection) {
-        match std::env::var("TRACERY_TEST_DATABASE_URL") {
-            Ok(admin_url) if !admin_url.is_empty() => {
-                static PLANTS: AtomicUsize = AtomicUsize::new(0);
-                let plant = PLANTS.fetch_add(1, Ordering::Relaxed);
-                let name = format!("tracery_oracle_{}_{plant}", std::process::id());
-                let admin = Database::connect(&admin_url).await.expect("postgres");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("creates a database");
-                let (server, query) = match admin_url.split_once('?') {
-                    Some((base, query)) => (base, format!("?{query}")),
-                    None => (admin_url.as_str(), String::new()),
-                };
-                let (server, _) = server.rsplit_once('/').expect("URL ends in /<database>");
-                let db = Database::connect(format!("{server}/{name}{query}"))
-                    .await
-                    .expect("postgres");
-                (Self::Postgres { admin_url, name }, db)
-            }
-            _ => {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let url = format!("sqlite://{}/g.db?mode=rwc", dir.path().display());
-                let db = Database::connect(&url).await.expect("sqlite");
-                (Self::Sqlite { _dir: dir }, db)
-            }
-        }
-    }
-
-    async fn drop(self) {
-        if let Self::Postgres { admin_url, name } = self {
-            let admin = Database::connect(&admin_url).await.expect("postgres");
-            admin
-                .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .await
-                .expect("drops the database");
-        }
-    }
-}
-
 async fn check(ops: Vec<Op>, batch: usize) -> Result<(), TestCaseError> {
     let (events, declared) = events(&ops);
     for event in &events {
@@ -559,7 +505,7 @@ async fn check(ops: Vec<Op>, batch: usize) -> Result<(), TestCaseError> {
             );
         }
     }
-    let (kept, db) = Store::create().await;
+    let (kept, db) = Store::create("tracery_oracle").await;
     Migrator::up(&db, None).await.expect("migrations");
     let store = ProjectionStore::new(db);
     let numbered: Vec<(i64, Event)> = (1..).zip(events.iter().cloned()).collect();

@@ -190,7 +190,7 @@ async fn a_planted_supplier_lot_is_ranked_first() {
             first.baseline_with,
             first.baseline_without
         ),
-        (15, 0, 85, 135)
+        (15, 0, 85, 150)
     );
     assert!(first.relative_risk_low > 1.0, "{first:?}");
     assert_eq!(
@@ -208,9 +208,9 @@ async fn a_planted_supplier_lot_is_ranked_first() {
         "lot A ran on two lines: {answer:?}"
     );
     assert_eq!(answer.failed_units, 15);
-    // Every other unit of the product made in the failed units' period: all but the 15
-    // made in the last hour after lot A's last failed unit.
-    assert_eq!(answer.baseline_units, 220);
+    // Every other unit of the product made in the hours the failed units were made in:
+    // all of them, the runs after lot A's last failed unit in its hour included.
+    assert_eq!(answer.baseline_units, 235);
     app.stop().await.expect("clean stop");
 }
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Timelike, Utc};
 
 use crate::{
     errors::GenealogyError, facts, store::ProjectionStore, store::tables::sensor_reading,
-    trends::hour_of,
+    store::unit_profiles::Class, trends::hour_of,
 };
 
 /// What an attribute is about.
@@ -306,6 +306,82 @@ pub async fn own_steps(
         }
     }
     Ok(own)
+}
+
+/// The keys `wanted` each class of units holds (in their order): those of its own steps,
+/// from its profile, and what is upstream of its parents. Untimed, as a baseline's keys
+/// are.
+pub async fn class_keys(
+    store: &ProjectionStore,
+    classes: &[Class],
+    rules: &StepRules,
+    excursions: &mut Excursions,
+    wanted: Wanted<'_>,
+) -> Result<Vec<UnitKeys>, GenealogyError> {
+    let untimed = DateTime::UNIX_EPOCH;
+    let mut keys: Vec<UnitKeys> = Vec::with_capacity(classes.len());
+    let mut sensed = Vec::new();
+    for (number, class) in classes.iter().enumerate() {
+        let profile = &class.profile;
+        let visits = profile.visits.iter().flat_map(|&(station, hour)| {
+            let hour = DateTime::from_timestamp(hour, 0).unwrap_or_default();
+            station_keys(station, hour, &rules.shifts)
+        });
+        let own = visits.chain(profile.orders.iter().map(|&order| Key::Order(order)));
+        keys.push(
+            own.filter(|key| wanted.keeps(key))
+                .map(|key| (key, untimed))
+                .collect(),
+        );
+        sensed.extend(
+            profile
+                .sensed
+                .iter()
+                .map(|&sequence| (number, sequence, untimed)),
+        );
+    }
+    for (number, key, time) in
+        excursions_of(store, &sensed, &rules.sensor_bounds, excursions).await?
+    {
+        if wanted.keeps(&key) {
+            keys[number].push((key, time));
+        }
+    }
+    add_upstream_of_parents(store, classes, wanted, &mut keys).await?;
+    Ok(keys)
+}
+
+/// Adds to each class's keys its parents and what is upstream of them.
+async fn add_upstream_of_parents(
+    store: &ProjectionStore,
+    classes: &[Class],
+    wanted: Wanted<'_>,
+    keys: &mut [UnitKeys],
+) -> Result<(), GenealogyError> {
+    let made_from = |class: &Class| {
+        let parents = class.profile.parents.iter();
+        parents
+            .filter(|(_, supplier)| !supplier)
+            .map(|(node, _)| *node)
+            .collect::<Vec<_>>()
+    };
+    let mut parents: Vec<i64> = classes.iter().flat_map(made_from).collect();
+    parents.sort_unstable();
+    parents.dedup();
+    let ancestors = super::upstream::upstream(store, &parents, wanted).await?;
+    let number: HashMap<i64, usize> = parents.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+    for (class, keys) in classes.iter().zip(keys) {
+        for &(node, supplier) in &class.profile.parents {
+            let key = Key::Upstream { node, supplier };
+            if wanted.keeps(&key) {
+                keys.push((key, DateTime::UNIX_EPOCH));
+            }
+            if let Some(&i) = number.get(&node).filter(|_| !supplier) {
+                keys.extend_from_slice(&ancestors[i]);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The station, its hour and its shift of one step at `time`.

@@ -27,7 +27,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::{errors::GenealogyError, facts, store::ProjectionStore};
+use crate::{
+    errors::GenealogyError,
+    facts::{self, product_prefix},
+    store::{ProjectionStore, unit_profiles::Class},
+    trends::hour_of,
+};
 use attributes::{Attribute, Excursions, Key, OwnSteps, StepRules, UnitKeys, Wanted};
 use stats::{RelativeRisk, Table};
 use upstream::earliest_once;
@@ -75,6 +80,9 @@ pub struct Request {
     pub max_candidates: usize,
     /// How the units' own steps become attributes.
     pub steps: StepRules,
+    /// Read each good unit's history even where the projection's counts of unit profiles
+    /// could answer (to check the counts against).
+    pub each_unit: bool,
 }
 
 /// An identifier left out, and why.
@@ -170,6 +178,7 @@ pub async fn analyze(
             (&failed.names, &failed.ids, &first_seen),
             (&request.steps, &mut excursions, good),
             &mut holders,
+            request.each_unit,
         );
         match made.await? {
             Ok(baseline) => baseline,
@@ -188,14 +197,15 @@ pub async fn analyze(
             good,
             refused,
         );
-        count(store, given.await?, good, &mut holders).await?
+        Baseline::Units(count(store, given.await?, good, &mut holders).await?)
     };
-    analysis.baseline_units = baseline.len();
-    if baseline.len() < MIN_BASELINE {
+    let good_units = holders.baseline_units() as usize;
+    analysis.baseline_units = good_units;
+    if good_units < MIN_BASELINE {
         return Ok(analysis.declined(format!(
-            "{} good units to compare with; an analysis needs at least {MIN_BASELINE} (no \
-             other units of these products were made in the failed units' period?)",
-            baseline.len()
+            "{good_units} good units to compare with; an analysis needs at least \
+             {MIN_BASELINE} (no other units of these products were made in the failed units' \
+             period?)"
         )));
     }
     let tested = named(
@@ -208,6 +218,7 @@ pub async fn analyze(
     analysis.candidates_tested = tested.len();
     let sides = Sides {
         failed: &failed.names,
+        failed_ids: &failed.ids,
         baseline: &baseline,
     };
     let scored = score(&tested, &holders, &sides);
@@ -410,31 +421,75 @@ fn refuse_overlap(baseline: &[String], failed: &[String]) -> Result<(), Genealog
     }
 }
 
-/// The product part of a serialised unit's Digital Link (`…/01/<gtin>/21/`).
-fn product_prefix(unit: &str) -> Option<&str> {
-    let at = unit.find("/21/")?;
-    unit.starts_with("https://id.gs1.org/01/")
-        .then(|| &unit[..at + 4])
+/// The good units: the other units of the failed units' products first seen in the hours
+/// the failed units were first seen in, counted as holders of the candidates. Read from
+/// the projection's counts of unit profiles where they hold every unit, else unit by unit
+/// ([`each_unit_made_alongside`]).
+async fn made_alongside(
+    store: &ProjectionStore,
+    failed: (&[String], &[i64], &[DateTime<Utc>]),
+    (rules, excursions, good): (&StepRules, &mut Excursions, Wanted<'_>),
+    holders: &mut Holders,
+    each_unit: bool,
+) -> Result<Result<Baseline, String>, GenealogyError> {
+    let seen = failed.2.iter();
+    let (Some(from), Some(until)) = (seen.clone().min(), seen.max()) else {
+        return Ok(Ok(Baseline::Units(Vec::new())));
+    };
+    let hours = (hour_of(*from), hour_of(*until));
+    if each_unit || !store.profiles_complete().await? {
+        let read = (rules, excursions, good);
+        let made = each_unit_made_alongside(store, failed, hours, read, holders);
+        return Ok(made.await?.map(Baseline::Units));
+    }
+    let (names, ids, _) = failed;
+    let products: BTreeSet<i64> = names
+        .iter()
+        .filter_map(|u| facts::unit_product(u))
+        .collect();
+    let products: Vec<i64> = products.into_iter().collect();
+    let hours = (hours.0.timestamp(), hours.1.timestamp());
+    let mut classes = store.classes(&products, hours).await?;
+    leave_out_failed(store, ids, &mut classes).await?;
+    let keys = attributes::class_keys(store, &classes, rules, excursions, good).await?;
+    holders.add_baseline(keys, classes.iter().map(|class| class.units as u64));
+    Ok(Ok(Baseline::Classes(classes)))
 }
 
-/// The other units of the failed units' products whose first event falls in the period
-/// the failed units were first seen in, with the candidates among the attributes of their
-/// own steps.
+/// Takes the failed units out of the classes they are counted in.
+async fn leave_out_failed(
+    store: &ProjectionStore,
+    failed: &[i64],
+    classes: &mut Vec<Class>,
+) -> Result<(), GenealogyError> {
+    let index: HashMap<(i64, i64, i64), usize> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.product, c.hour, c.signature), i))
+        .collect();
+    for unit in store.unit_profiles(failed).await? {
+        if let Some(&i) = index.get(&(unit.product, unit.first_hour, unit.signature)) {
+            classes[i].units -= 1;
+        }
+    }
+    classes.retain(|class| class.units > 0);
+    Ok(())
+}
+
+/// What [`made_alongside`] counts, read unit by unit: each unit's own steps (the
+/// candidates among them), and with [`count`] what is upstream of it.
 ///
 /// Products with more units than an analysis reads ([`MAX_BASELINE`]) are declined with the
 /// reason (`Ok(Err(reason))`) rather than compared with some of their units: a baseline
 /// cut at an arbitrary point would leave out whole days, and what the failed units of
 /// those days share would look significant.
-async fn made_alongside(
+async fn each_unit_made_alongside(
     store: &ProjectionStore,
-    (failed, failed_ids, failed_first_seen): (&[String], &[i64], &[DateTime<Utc>]),
+    (failed, failed_ids, _): (&[String], &[i64], &[DateTime<Utc>]),
+    (from, until): (DateTime<Utc>, DateTime<Utc>),
     (rules, excursions, good): (&StepRules, &mut Excursions, Wanted<'_>),
     holders: &mut Holders,
 ) -> Result<Result<Vec<i64>, String>, GenealogyError> {
-    let seen = failed_first_seen.iter();
-    let (Some(from), Some(until)) = (seen.clone().min(), seen.max()) else {
-        return Ok(Ok(Vec::new()));
-    };
     let products: BTreeSet<&str> = failed.iter().filter_map(|u| product_prefix(u)).collect();
     let failed_ids: HashSet<i64> = failed_ids.iter().copied().collect();
     let mut others = Vec::new();
@@ -455,7 +510,8 @@ async fn made_alongside(
         let steps = attributes::own_steps(store, chunk, rules, excursions, good).await?;
         let mut made = Side::default();
         for (id, (keys, first)) in chunk.iter().zip(steps) {
-            if let Some(first) = first.filter(|t| t >= from && t <= until) {
+            let made_then = |t: &DateTime<Utc>| (from..=until).contains(&hour_of(*t));
+            if let Some(first) = first.filter(made_then) {
                 made.ids.push(*id);
                 made.steps.push(keys, first);
             }
@@ -475,7 +531,8 @@ async fn count(
 ) -> Result<Vec<i64>, GenealogyError> {
     let mut keys = side.steps.keys;
     add_upstream(store, &side.ids, &mut keys, good).await?;
-    holders.add_baseline(keys);
+    let units = keys.len();
+    holders.add_baseline(keys, std::iter::repeat_n(1, units));
     Ok(side.ids)
 }
 
@@ -493,15 +550,16 @@ async fn add_upstream(
     Ok(())
 }
 
-/// Which failed and baseline units hold each candidate (unit numbers, ascending), and
-/// when it first appears among the failed.
+/// Which failed units and which baseline members hold each candidate (numbers,
+/// ascending), and when it first appears among the failed. A baseline member is a unit, or
+/// a class of units that hold the same attributes ([`Baseline`]), weighed by its units.
 #[derive(Default)]
 struct Holders {
     failed: HashMap<Key, Vec<u32>>,
     baseline: HashMap<Key, Vec<u32>>,
     first_seen: HashMap<Key, DateTime<Utc>>,
-    /// Baseline units counted so far.
-    baseline_units: u32,
+    /// The units of each baseline member counted so far.
+    weights: Vec<u64>,
 }
 
 impl Holders {
@@ -530,28 +588,39 @@ impl Holders {
             .collect()
     }
 
-    /// Counts the next baseline units, numbering them on from those counted.
-    fn add_baseline(&mut self, baseline: Vec<UnitKeys>) {
-        for mut keys in baseline {
-            let unit = self.baseline_units;
-            self.baseline_units += 1;
+    /// Counts the next baseline members, of `weights` units each, numbering them on from
+    /// those counted.
+    fn add_baseline(&mut self, baseline: Vec<UnitKeys>, weights: impl Iterator<Item = u64>) {
+        for (mut keys, weight) in baseline.into_iter().zip(weights) {
+            let member = self.weights.len() as u32;
+            self.weights.push(weight);
             earliest_once(&mut keys);
             for (key, _) in keys {
                 if self.failed.contains_key(&key) {
-                    self.baseline.entry(key).or_default().push(unit);
+                    self.baseline.entry(key).or_default().push(member);
                 }
             }
         }
     }
 
-    fn table(&self, key: &Key, sides: &Sides) -> Table {
+    /// The baseline's units.
+    fn baseline_units(&self) -> u64 {
+        self.weights.iter().sum()
+    }
+
+    /// The units of the baseline `members`.
+    fn weight(&self, members: &[u32]) -> u64 {
+        members.iter().map(|&m| self.weights[m as usize]).sum()
+    }
+
+    fn table(&self, key: &Key, failed: usize) -> Table {
         let failed_with = self.failed.get(key).map_or(0, Vec::len);
-        let baseline_with = self.baseline.get(key).map_or(0, Vec::len);
+        let baseline_with = self.weight(Self::some(&self.baseline, key, usize::MAX));
         Table {
             failed_with: failed_with as u64,
-            failed_without: (sides.failed.len() - failed_with) as u64,
-            baseline_with: baseline_with as u64,
-            baseline_without: (sides.baseline.len() - baseline_with) as u64,
+            failed_without: (failed - failed_with) as u64,
+            baseline_with,
+            baseline_without: self.baseline_units() - baseline_with,
         }
     }
 
@@ -562,10 +631,52 @@ impl Holders {
     }
 }
 
-/// The units of both sides: the failed by identifier, the baseline by node id.
+/// The good units an analysis compares with: each a unit (node id), or classes of units
+/// that hold the same attributes, as the projection counts them.
+enum Baseline {
+    Units(Vec<i64>),
+    Classes(Vec<Class>),
+}
+
+/// The units of both sides: the failed by identifier, the baseline by node id or class.
 struct Sides<'a> {
     failed: &'a [String],
-    baseline: &'a [i64],
+    failed_ids: &'a [i64],
+    baseline: &'a Baseline,
+}
+
+impl Sides<'_> {
+    /// Up to `most` good units among the baseline `members`, as node ids.
+    async fn good_units(
+        &self,
+        store: &ProjectionStore,
+        members: &[u32],
+        most: usize,
+    ) -> Result<Vec<i64>, GenealogyError> {
+        let classes = match self.baseline {
+            Baseline::Units(units) => {
+                return Ok(members
+                    .iter()
+                    .take(most)
+                    .map(|&m| units[m as usize])
+                    .collect());
+            }
+            Baseline::Classes(classes) => classes,
+        };
+        let failed: HashSet<i64> = self.failed_ids.iter().copied().collect();
+        let mut found = Vec::new();
+        for &member in members {
+            if found.len() >= most {
+                break;
+            }
+            // A class's count leaves its failed units out; its rows still name them.
+            let wanted = (most - found.len() + failed.len()) as u64;
+            let units = store.units_of(&classes[member as usize], wanted).await?;
+            let good = units.into_iter().filter(|unit| !failed.contains(unit));
+            found.extend(good.take(most - found.len()));
+        }
+        Ok(found)
+    }
 }
 
 /// The candidates with their attributes, sorted by attribute (a stable order).
@@ -595,7 +706,7 @@ struct Scored {
 fn score(tested: &[(Key, Attribute)], holders: &Holders, sides: &Sides) -> Vec<Scored> {
     let tables: Vec<Table> = tested
         .iter()
-        .map(|(key, _)| holders.table(key, sides))
+        .map(|(key, _)| holders.table(key, sides.failed.len()))
         .collect();
     let p_values: Vec<f64> = tables.iter().map(Table::fisher_greater).collect();
     let q_values = stats::benjamini_hochberg(&p_values);
@@ -632,21 +743,20 @@ async fn rank(
             .then(tested[x].1.cmp(&tested[y].1))
     });
     significant.truncate(request.max_candidates);
-    let evidence = |i: usize| Holders::some(&holders.baseline, &tested[i].0, BASELINE_EVIDENCE);
-    let good_ids = significant
-        .iter()
-        .flat_map(|&i| evidence(i))
-        .map(|&unit| sides.baseline[unit as usize]);
-    let good_names = store.names_of(good_ids).await?;
+    let mut evidence = Vec::with_capacity(significant.len());
+    for &i in &significant {
+        let members = Holders::some(&holders.baseline, &tested[i].0, usize::MAX);
+        evidence.push(sides.good_units(store, members, BASELINE_EVIDENCE).await?);
+    }
+    let good_names = store.names_of(evidence.iter().flatten().copied()).await?;
     let keys: Vec<Key> = significant.iter().map(|&i| tested[i].0).collect();
     let mut candidates: Vec<Candidate> = significant
         .into_iter()
-        .map(|i| {
+        .zip(evidence)
+        .map(|(i, good)| {
             let (key, attribute) = &tested[i];
             let failed = Holders::some(&holders.failed, key, FAILED_EVIDENCE);
-            let good = evidence(i)
-                .iter()
-                .map(|&unit| sides.baseline[unit as usize]);
+            let good = good.into_iter();
             Candidate {
                 attribute: attribute.clone(),
                 table: scored[i].table,
@@ -686,7 +796,7 @@ fn group(candidates: &mut [Candidate], keys: &[Key], holders: &Holders) {
         .collect();
     let mut groups = 0;
     for i in 0..candidates.len() {
-        let joined = (0..i).find(|&j| similar(held[i], held[j]) >= SAME_UNITS);
+        let joined = (0..i).find(|&j| similar(held[i], held[j], &holders.weights) >= SAME_UNITS);
         candidates[i].group = match joined {
             Some(j) => {
                 candidates[j].indistinguishable = true;
@@ -701,11 +811,14 @@ fn group(candidates: &mut [Candidate], keys: &[Key], holders: &Holders) {
     }
 }
 
-/// Jaccard similarity of two candidates' holders (ascending unit numbers), failed and
-/// baseline alike.
-fn similar(a: (&[u32], &[u32]), b: (&[u32], &[u32])) -> f64 {
-    let common = in_both(a.0, b.0) + in_both(a.1, b.1);
-    let all = a.0.len() + b.0.len() + a.1.len() + b.1.len() - common;
+/// Jaccard similarity of two candidates' holders (ascending numbers of failed units and
+/// of baseline members, which weigh their `weights` in units).
+fn similar(a: (&[u32], &[u32]), b: (&[u32], &[u32]), weights: &[u64]) -> f64 {
+    let unit = |_: u32| 1;
+    let weight = |m: u32| weights[m as usize];
+    let common = in_both(a.0, b.0, unit) + in_both(a.1, b.1, weight);
+    let held = |members: &[u32]| members.iter().map(|&m| weight(m)).sum::<u64>();
+    let all = (a.0.len() + b.0.len()) as u64 + held(a.1) + held(b.1) - common;
     if all == 0 {
         0.0
     } else {
@@ -713,15 +826,15 @@ fn similar(a: (&[u32], &[u32]), b: (&[u32], &[u32])) -> f64 {
     }
 }
 
-/// How many units two ascending lists share.
-fn in_both(a: &[u32], b: &[u32]) -> usize {
+/// What the members two ascending lists share weigh.
+fn in_both(a: &[u32], b: &[u32], weight: impl Fn(u32) -> u64) -> u64 {
     let (mut i, mut j, mut common) = (0, 0, 0);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
-                common += 1;
+                common += weight(a[i]);
                 i += 1;
                 j += 1;
             }
@@ -745,17 +858,12 @@ mod tests {
     fn good_units_counted_in_chunks_are_numbered_on_and_only_candidates_kept() {
         let mut holders = Holders::of_failed(vec![keys(&[1, 2]), keys(&[1]), keys(&[1, 1])]);
         assert_eq!(holders.candidates(), [Key::Station(1)].into());
-        holders.add_baseline(vec![keys(&[1, 1]), keys(&[2])]);
-        holders.add_baseline(vec![keys(&[3]), keys(&[1])]);
+        holders.add_baseline(vec![keys(&[1, 1]), keys(&[2])], [1, 1].into_iter());
+        holders.add_baseline(vec![keys(&[3]), keys(&[1])], [1, 1].into_iter());
         assert_eq!(holders.baseline[&Key::Station(1)], [0, 3]);
         assert_eq!(holders.baseline[&Key::Station(2)], [1]);
         assert!(!holders.baseline.contains_key(&Key::Station(3)));
-        let names = ["a", "b", "c"].map(String::from);
-        let sides = Sides {
-            failed: &names,
-            baseline: &[10, 11, 12, 13],
-        };
-        let table = holders.table(&Key::Station(1), &sides);
+        let table = holders.table(&Key::Station(1), 3);
         assert_eq!(
             (table.failed_with, table.failed_without),
             (3, 0),
@@ -766,9 +874,28 @@ mod tests {
 
     #[test]
     fn holders_overlap_is_counted_on_sorted_lists() {
-        assert_eq!(in_both(&[1, 3, 5, 7], &[3, 4, 5]), 2);
-        let same = similar((&[1, 2], &[4, 5, 6]), (&[1, 2], &[4, 5, 6]));
+        assert_eq!(in_both(&[1, 3, 5, 7], &[3, 4, 5], |_| 1), 2);
+        let weights = [1; 7];
+        let same = similar((&[1, 2], &[4, 5, 6]), (&[1, 2], &[4, 5, 6]), &weights);
         assert!((same - 1.0).abs() < 1e-12);
-        assert_eq!(similar((&[], &[]), (&[], &[])), 0.0);
+        assert_eq!(similar((&[], &[]), (&[], &[]), &weights), 0.0);
+    }
+
+    #[test]
+    fn a_class_of_units_weighs_its_units_in_tables_and_overlaps() {
+        let mut holders = Holders::of_failed(vec![keys(&[1, 2]), keys(&[1, 2])]);
+        // Class 0: 90 units at stations 1 and 2; class 1: 10 units at station 1 only.
+        holders.add_baseline(vec![keys(&[1, 2]), keys(&[1])], [90, 10].into_iter());
+        let table = holders.table(&Key::Station(2), 2);
+        assert_eq!((table.baseline_with, table.baseline_without), (90, 10));
+        let held = |s: i64| {
+            let key = Key::Station(s);
+            (
+                Holders::some(&holders.failed, &key, usize::MAX),
+                Holders::some(&holders.baseline, &key, usize::MAX),
+            )
+        };
+        let overlap = similar(held(1), held(2), &holders.weights);
+        assert!((overlap - 92.0 / 102.0).abs() < 1e-12, "{overlap}");
     }
 }

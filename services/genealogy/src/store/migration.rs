@@ -32,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(LeanIndexes),
             Box::new(OrdersAndSensorReadings),
             Box::new(Trends),
+            Box::new(UnitProfiles),
         ]
     }
 }
@@ -369,6 +370,64 @@ impl MigrationTrait for Trends {
                  PRIMARY KEY, station {bigint} NOT NULL, since {bigint} NOT NULL, \
                  inspected boolean NOT NULL){without_rowid}"
             ),
+        ] {
+            db.execute_unprepared(&statement).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Unit profiles and their counts, for common-cause analysis
+/// ([`super::unit_profiles`]). They fill from the events applied after this migration;
+/// `genealogy_profiles_since` records the cursor at that point, and an analysis reads the
+/// counts only where it is 0 (a store that was empty), its units read one by one otherwise.
+struct UnitProfiles;
+
+impl MigrationName for UnitProfiles {
+    fn name(&self) -> &str {
+        "m0009_unit_profiles"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for UnitProfiles {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let (bigint, id, without_rowid) = match manager.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => ("bigint", "bigserial PRIMARY KEY", ""),
+            _ => (
+                "INTEGER",
+                "INTEGER PRIMARY KEY AUTOINCREMENT",
+                " WITHOUT ROWID",
+            ),
+        };
+        let db = manager.get_connection();
+        for statement in [
+            format!(
+                "CREATE TABLE IF NOT EXISTS genealogy_unit_profiles (node {bigint} NOT NULL \
+                 PRIMARY KEY, product {bigint} NOT NULL, first_hour {bigint} NOT NULL, \
+                 signature {bigint} NOT NULL){without_rowid}"
+            ),
+            // Evidence: a few units of one profile.
+            "CREATE INDEX IF NOT EXISTS genealogy_unit_profiles_signature ON \
+             genealogy_unit_profiles (signature)"
+                .to_owned(),
+            format!(
+                "CREATE TABLE IF NOT EXISTS genealogy_profile_signatures (id {id}, \
+                 digest {bigint} NOT NULL UNIQUE, body text NOT NULL)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS genealogy_profile_counts (product {bigint} NOT \
+                 NULL, hour {bigint} NOT NULL, signature {bigint} NOT NULL, units {bigint} NOT \
+                 NULL, PRIMARY KEY (product, hour, signature)){without_rowid}"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS genealogy_profiles_since (id integer NOT NULL \
+                 PRIMARY KEY, sequence {bigint} NOT NULL)"
+            ),
+            "INSERT INTO genealogy_profiles_since (id, sequence) SELECT 1, \
+             COALESCE(MAX(applied_sequence), 0) FROM genealogy_cursor \
+             WHERE NOT EXISTS (SELECT 1 FROM genealogy_profiles_since)"
+                .to_owned(),
         ] {
             db.execute_unprepared(&statement).await?;
         }

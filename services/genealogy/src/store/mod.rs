@@ -11,6 +11,7 @@ mod migration;
 mod read;
 pub mod tables;
 mod trend_rows;
+pub mod unit_profiles;
 mod unit_reads;
 mod write;
 

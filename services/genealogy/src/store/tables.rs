@@ -273,6 +273,80 @@ pub mod position {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// `genealogy_unit_profiles`: each serialised unit's product, first hour and profile
+/// ([`crate::store::unit_profiles`]).
+pub mod unit_profile {
+    use sea_orm::entity::prelude::*;
+
+    /// One unit.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_unit_profiles")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub node: i64,
+        /// Its GTIN, as a number.
+        pub product: i64,
+        /// The hour (Unix seconds) of its first step, or
+        /// [`NO_STEP`](crate::store::unit_profiles::NO_STEP) while it has none.
+        pub first_hour: i64,
+        /// Its profile's id in `genealogy_profile_signatures`.
+        pub signature: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `genealogy_profile_signatures`: each distinct unit profile, once.
+pub mod profile_signature {
+    use sea_orm::entity::prelude::*;
+
+    /// One profile.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_profile_signatures")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// The first 8 bytes of the body's SHA-256 (unique; a clash takes the next number).
+        pub digest: i64,
+        pub body: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `genealogy_profile_counts`: how many units of a product first seen in an hour hold a
+/// profile.
+pub mod profile_count {
+    use sea_orm::entity::prelude::*;
+
+    /// One count.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "genealogy_profile_counts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub product: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub hour: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub signature: i64,
+        pub units: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// `genealogy_cursor`: the last capture sequence applied (one row).
 pub mod cursor {
     use sea_orm::entity::prelude::*;

@@ -98,7 +98,7 @@ async fn positions_of(
 }
 
 /// `table.column + excluded.column`: a count added to the stored one.
-fn added(table: &str, column: &str) -> Expr {
+pub(super) fn added(table: &str, column: &str) -> Expr {
     Expr::cust(format!("{table}.{column} + excluded.{column}"))
 }
 

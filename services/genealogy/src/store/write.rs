@@ -156,6 +156,7 @@ pub(super) async fn record_run(
     insert_links(txn, links).await?;
     insert_sensor_readings(txn, run).await?;
     super::trend_rows::record(txn, run, &ids).await?;
+    super::unit_profiles::record(txn, run, &ids).await?;
     if run.iter().any(|(_, _, _, facts)| moves_containment(facts)) {
         let mut containment = OpenContainment::load(txn, run, &id).await?;
         for (sequence, _, _, facts) in run {
@@ -515,7 +516,8 @@ pub(super) async fn forget(
     if sequences.is_empty() {
         return Ok(());
     }
-    let made = MadeLinks::find(txn, &sequences, &touched_by(txn, &sequences).await?).await?;
+    let touched = touched_by(txn, &sequences).await?;
+    let made = MadeLinks::find(txn, &sequences, &touched).await?;
     // The children whose containment the event changed: those it packed (its links) or
     // unpacked; a child it moved out of another parent is one it packed.
     let mut affected = made.packed_children();
@@ -551,7 +553,7 @@ pub(super) async fn forget(
     for child in affected {
         rebuild_containment(txn, child).await?;
     }
-    Ok(())
+    super::unit_profiles::recompute(txn, &touched).await
 }
 
 /// The nodes the events at `sequences` touched: their history.

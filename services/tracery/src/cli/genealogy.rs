@@ -353,7 +353,7 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub product: Option<String>,
     /// A file of good units to compare with, one per line; by default the same products
-    /// made in the same period.
+    /// first seen in the hours the failed units were.
     #[arg(long)]
     pub baseline_file: Option<std::path::PathBuf>,
     /// The false discovery rate at which a candidate counts.
