@@ -36,6 +36,21 @@ use tracery_runtime::{
 /// Genealogy: the projection of capture's stream that answers traces and recalls.
 pub struct GenealogyModule;
 
+/// Fills the unit profiles of a store projected before they were kept, beside the
+/// follower; until it is done, analyses read each good unit's history.
+async fn fill_profiles(store: store::ProjectionStore, stop: tokio_util::sync::CancellationToken) {
+    let started = std::time::Instant::now();
+    match store.fill_profiles(&stop).await {
+        Ok(0) => {}
+        Ok(nodes) => tracing::info!(
+            nodes,
+            seconds = started.elapsed().as_secs(),
+            "unit profiles filled"
+        ),
+        Err(err) => tracing::warn!(%err, "unit profiles not filled; analyses read each unit"),
+    }
+}
+
 #[async_trait::async_trait]
 impl ServiceModule for GenealogyModule {
     async fn start(&self, ctx: &ServiceContext, routes: &mut Routes) -> Started {
@@ -49,12 +64,13 @@ impl ServiceModule for GenealogyModule {
             std::sync::Arc::clone(&stats),
             ctx.shutdown.clone(),
         ));
+        let fill = tokio::spawn(fill_profiles(store.clone(), ctx.shutdown.clone()));
         routes
             .grpc
             .add_service(GenealogyServiceServer::new(grpc::GenealogyApi::new(
                 store, stats,
             )));
-        Ok(vec![task])
+        Ok(vec![task, fill])
     }
 
     /// The projection follows capture's stream.

@@ -61,7 +61,7 @@ pub struct ProjectionStore {
 const CURSOR_ID: i32 = 1;
 
 /// The PostgreSQL advisory lock key of the projection's writer ("genealogy").
-const PROJECTION_LOCK: i64 = 0x6765_6e65_616c_6f67;
+pub(super) const PROJECTION_LOCK: i64 = 0x6765_6e65_616c_6f67;
 
 /// Frontier and node lists are queried this many at a time.
 const CHUNK: usize = 500;
@@ -74,6 +74,11 @@ impl ProjectionStore {
             names: read::Names::new(),
             node_ids: read::NodeIds::new(),
         }
+    }
+
+    /// The database it reads and writes.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
     }
 
     /// The highest capture sequence applied so far (0 when none).

@@ -23,6 +23,7 @@ use sea_orm::{
     FromQueryResult, QueryFilter, QuerySelect, Statement, StatementBuilder, sea_query::OnConflict,
 };
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 use tracery_epcis::Event;
 
 use super::{
@@ -539,6 +540,78 @@ async fn stored_at(
     Ok(stored)
 }
 
+/// Node ids whose profiles [`ProjectionStore::fill_profiles`] works out per transaction.
+const FILL_CHUNK: i64 = 5_000;
+/// Rows of `genealogy_profiles_since`: the cursor when the profiles began to be kept (0:
+/// from the start, or filled since), and the next node id to fill.
+const SINCE_ROW: i64 = 1;
+const FILL_ROW: i64 = 2;
+
+impl ProjectionStore {
+    /// Works out the profiles of the units projected before profiles were kept, a chunk
+    /// of node ids per transaction under the projection writer's lock, resumably (the next
+    /// node id is stored); done, the counts hold every unit. Returns the node ids gone
+    /// through; stops early when `stop` is cancelled.
+    pub async fn fill_profiles(&self, stop: &CancellationToken) -> Result<i64, GenealogyError> {
+        let mut done = 0;
+        while !stop.is_cancelled() {
+            let txn = tracery_runtime::db::begin_write(&self.db).await?;
+            tracery_runtime::db::serialize(&txn, super::PROJECTION_LOCK).await?;
+            if since_row(&txn, SINCE_ROW).await? == Some(0) {
+                return Ok(done);
+            }
+            let next = since_row(&txn, FILL_ROW).await?.unwrap_or(0);
+            let last: Option<i64> = node::Entity::find()
+                .select_only()
+                .column_as(node::Column::Id.max(), "last")
+                .into_tuple()
+                .one(&txn)
+                .await?
+                .flatten();
+            if next > last.unwrap_or(0) {
+                set_since_row(&txn, SINCE_ROW, 0).await?;
+                txn.commit().await?;
+                return Ok(done);
+            }
+            let nodes: Vec<i64> = (next..next + FILL_CHUNK).collect();
+            recompute(&txn, &nodes).await?;
+            set_since_row(&txn, FILL_ROW, next + FILL_CHUNK).await?;
+            txn.commit().await?;
+            done += FILL_CHUNK;
+        }
+        Ok(done)
+    }
+}
+
+/// The value of a row of `genealogy_profiles_since`.
+async fn since_row(txn: &DatabaseTransaction, id: i64) -> Result<Option<i64>, GenealogyError> {
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            txn.get_database_backend(),
+            format!("SELECT sequence FROM genealogy_profiles_since WHERE id = {id}"),
+        ))
+        .await?;
+    Ok(row
+        .map(|row| row.try_get::<i64>("", "sequence"))
+        .transpose()?)
+}
+
+async fn set_since_row(
+    txn: &DatabaseTransaction,
+    id: i64,
+    value: i64,
+) -> Result<(), GenealogyError> {
+    txn.execute_raw(Statement::from_string(
+        txn.get_database_backend(),
+        format!(
+            "INSERT INTO genealogy_profiles_since (id, sequence) VALUES ({id}, {value}) \
+             ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence"
+        ),
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Units of one product first seen in one hour with one profile: what an analysis reads
 /// of its good units.
 #[derive(Debug, Clone)]
@@ -551,13 +624,14 @@ pub struct Class {
 }
 
 impl ProjectionStore {
-    /// Whether the counts hold every unit: they were kept from the projection's start.
+    /// Whether the counts hold every unit: they were kept from the projection's start, or
+    /// filled since ([`Self::fill_profiles`]).
     pub async fn profiles_complete(&self) -> Result<bool, GenealogyError> {
         let since = self
             .db
             .query_one_raw(Statement::from_string(
                 self.db.get_database_backend(),
-                "SELECT sequence FROM genealogy_profiles_since WHERE id = 1",
+                format!("SELECT sequence FROM genealogy_profiles_since WHERE id = {SINCE_ROW}"),
             ))
             .await?;
         Ok(match since {
