@@ -126,6 +126,7 @@ pub async fn analyze(
 ) -> Result<Analysis, GenealogyError> {
     let mut analysis = Analysis::default();
     let mut excursions = Excursions::default();
+    let mut phases = Phases::started();
     let failed = match &request.selection {
         Some(selection) => {
             let selected = selected(store, selection).await?;
@@ -167,8 +168,10 @@ pub async fn analyze(
     }
     let first_seen: Vec<DateTime<Utc>> =
         failed.steps.first_seen.iter().flatten().copied().collect();
+    phases.ended("failed units' own steps");
     let mut failed_keys = failed.steps.keys;
     add_upstream(store, &failed.ids, &mut failed_keys, Wanted::All).await?;
+    phases.ended("failed units' upstream");
     let mut holders = Holders::of_failed(failed_keys);
     let candidates = holders.candidates();
     let good = Wanted::Only(&candidates);
@@ -201,6 +204,7 @@ pub async fn analyze(
     };
     let good_units = holders.baseline_units() as usize;
     analysis.baseline_units = good_units;
+    phases.ended("good units");
     if good_units < MIN_BASELINE {
         return Ok(analysis.declined(format!(
             "{good_units} good units to compare with; an analysis needs at least \
@@ -222,7 +226,9 @@ pub async fn analyze(
         baseline: &baseline,
     };
     let scored = score(&tested, &holders, &sides);
+    phases.ended("naming and statistics");
     analysis.candidates = rank(store, &tested, &scored, &holders, &sides, request).await?;
+    phases.ended("ranking and evidence");
     if analysis.candidates.is_empty() {
         let best = scored.iter().map(|s| s.q_value).fold(1.0, f64::min);
         return Ok(analysis.declined(format!(
@@ -232,6 +238,21 @@ pub async fn analyze(
         )));
     }
     Ok(analysis)
+}
+
+/// How long each phase of an analysis took, logged at debug level.
+struct Phases(std::time::Instant);
+
+impl Phases {
+    fn started() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    fn ended(&mut self, phase: &str) {
+        let seconds = self.0.elapsed().as_secs_f64();
+        tracing::debug!(phase, seconds, "common-cause analysis");
+        self.0 = std::time::Instant::now();
+    }
 }
 
 impl Analysis {
@@ -449,9 +470,12 @@ async fn made_alongside(
         .collect();
     let products: Vec<i64> = products.into_iter().collect();
     let hours = (hours.0.timestamp(), hours.1.timestamp());
+    let mut phases = Phases::started();
     let mut classes = store.classes(&products, hours).await?;
     leave_out_failed(store, ids, &mut classes).await?;
+    phases.ended("good units' classes");
     let keys = attributes::class_keys(store, &classes, rules, excursions, good).await?;
+    phases.ended("good units' keys");
     holders.add_baseline(keys, classes.iter().map(|class| class.units as u64));
     Ok(Ok(Baseline::Classes(classes)))
 }
