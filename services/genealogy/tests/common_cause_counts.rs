@@ -85,13 +85,7 @@ fn object(epcs: Vec<String>, quantities: Vec<QuantityElement>, minutes: u64) -> 
 }
 
 fn quantities(lots: &[u64]) -> Vec<QuantityElement> {
-    lots.iter()
-        .map(|&l| QuantityElement {
-            epc_class: lot(l),
-            quantity: Some(1.0),
-            uom: None,
-        })
-        .collect()
+    common::one_of_each(lots.iter().map(|&l| lot(l)))
 }
 
 /// One generated event at about `minutes`.

@@ -120,13 +120,7 @@ fn children(units: &[usize], cases: &[usize], parent: usize) -> Vec<String> {
 }
 
 fn quantities(lots: &[usize]) -> Vec<QuantityElement> {
-    lots.iter()
-        .map(|&l| QuantityElement {
-            epc_class: lot(l),
-            quantity: Some(1.0),
-            uom: None,
-        })
-        .collect()
+    common::one_of_each(lots.iter().map(|&l| lot(l)))
 }
 
 /// The events of a plant: each operation at its own minute, declarations repeating the

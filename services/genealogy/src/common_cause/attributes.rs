@@ -372,13 +372,9 @@ async fn add_upstream_of_parents(
     let number: HashMap<i64, usize> = parents.iter().enumerate().map(|(i, p)| (*p, i)).collect();
     for (class, keys) in classes.iter().zip(keys) {
         for &(node, supplier) in &class.profile.parents {
-            let key = Key::Upstream { node, supplier };
-            if wanted.keeps(&key) {
-                keys.push((key, DateTime::UNIX_EPOCH));
-            }
-            if let Some(&i) = number.get(&node).filter(|_| !supplier) {
-                keys.extend_from_slice(&ancestors[i]);
-            }
+            let above = number.get(&node).map_or(&[][..], |&i| &ancestors[i][..]);
+            let link = (node, supplier, DateTime::UNIX_EPOCH);
+            super::upstream::inherit(keys, link, above, wanted);
         }
     }
     Ok(())

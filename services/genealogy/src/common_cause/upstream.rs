@@ -143,16 +143,8 @@ impl Ancestry {
             for child in (0..self.nodes.len()).rev() {
                 let mut found = UnitKeys::new();
                 for parent in &self.parents[child] {
-                    let key = Key::Upstream {
-                        node: self.nodes[parent.node],
-                        supplier: parent.supplier,
-                    };
-                    if wanted.keeps(&key) {
-                        found.push((key, parent.time));
-                    }
-                    if !parent.supplier {
-                        found.extend_from_slice(&ancestors[parent.node]);
-                    }
+                    let link = (self.nodes[parent.node], parent.supplier, parent.time);
+                    inherit(&mut found, link, &ancestors[parent.node], wanted);
                 }
                 earliest_once(&mut found);
                 if found != ancestors[child] {
@@ -165,6 +157,24 @@ impl Ancestry {
             }
         }
         ancestors
+    }
+}
+
+/// Adds to `found` what a node holds through one link to a parent, (parent, over a
+/// supplier link, time): the parent itself where `wanted`, and the parent's `ancestors`
+/// unless the parent is the supplier, where a walk upstream ends.
+pub fn inherit(
+    found: &mut UnitKeys,
+    (node, supplier, time): (i64, bool, DateTime<Utc>),
+    ancestors: &[(Key, DateTime<Utc>)],
+    wanted: Wanted<'_>,
+) {
+    let key = Key::Upstream { node, supplier };
+    if wanted.keeps(&key) {
+        found.push((key, time));
+    }
+    if !supplier {
+        found.extend_from_slice(ancestors);
     }
 }
 

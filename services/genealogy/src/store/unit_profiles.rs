@@ -301,15 +301,7 @@ async fn load(
     txn: &DatabaseTransaction,
     nodes: &[i64],
 ) -> Result<HashMap<i64, (Unit, i64)>, GenealogyError> {
-    let mut rows = Vec::new();
-    for chunk in nodes.chunks(CHUNK) {
-        rows.extend(
-            unit_profile::Entity::find()
-                .filter(unit_profile::Column::Node.is_in(chunk.iter().copied()))
-                .all(txn)
-                .await?,
-        );
-    }
+    let rows = unit_rows(txn, nodes).await?;
     let mut signatures: Vec<i64> = rows.iter().map(|row| row.signature).collect();
     signatures.sort_unstable();
     signatures.dedup();
@@ -334,6 +326,23 @@ async fn load(
         units.insert(row.node, (unit, row.signature));
     }
     Ok(units)
+}
+
+/// The profile rows of `nodes` that have one.
+async fn unit_rows(
+    db: &impl ConnectionTrait,
+    nodes: &[i64],
+) -> Result<Vec<unit_profile::Model>, GenealogyError> {
+    let mut rows = Vec::new();
+    for chunk in nodes.chunks(CHUNK) {
+        rows.extend(
+            unit_profile::Entity::find()
+                .filter(unit_profile::Column::Node.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(rows)
 }
 
 /// Writes the units whose profile changed from `before`, and moves them in the counts.
@@ -584,10 +593,10 @@ impl ProjectionStore {
 }
 
 /// The value of a row of `genealogy_profiles_since`.
-async fn since_row(txn: &DatabaseTransaction, id: i64) -> Result<Option<i64>, GenealogyError> {
-    let row = txn
+async fn since_row(db: &impl ConnectionTrait, id: i64) -> Result<Option<i64>, GenealogyError> {
+    let row = db
         .query_one_raw(Statement::from_string(
-            txn.get_database_backend(),
+            db.get_database_backend(),
             format!("SELECT sequence FROM genealogy_profiles_since WHERE id = {id}"),
         ))
         .await?;
@@ -627,17 +636,7 @@ impl ProjectionStore {
     /// Whether the counts hold every unit: they were kept from the projection's start, or
     /// filled since ([`Self::fill_profiles`]).
     pub async fn profiles_complete(&self) -> Result<bool, GenealogyError> {
-        let since = self
-            .db
-            .query_one_raw(Statement::from_string(
-                self.db.get_database_backend(),
-                format!("SELECT sequence FROM genealogy_profiles_since WHERE id = {SINCE_ROW}"),
-            ))
-            .await?;
-        Ok(match since {
-            Some(row) => row.try_get::<i64>("", "sequence")? == 0,
-            None => false,
-        })
+        Ok(since_row(&self.db, SINCE_ROW).await? == Some(0))
     }
 
     /// The classes of units of `products` first seen in the hours `from..=until` (Unix
@@ -687,16 +686,7 @@ impl ProjectionStore {
         &self,
         units: &[i64],
     ) -> Result<Vec<unit_profile::Model>, GenealogyError> {
-        let mut rows = Vec::new();
-        for chunk in units.chunks(CHUNK) {
-            rows.extend(
-                unit_profile::Entity::find()
-                    .filter(unit_profile::Column::Node.is_in(chunk.iter().copied()))
-                    .all(&self.db)
-                    .await?,
-            );
-        }
-        Ok(rows)
+        unit_rows(&self.db, units).await
     }
 
     /// Up to `most` units of `class`.

@@ -1,8 +1,21 @@
-//! Shared by the store tests: where a test's projection is kept.
+//! Shared by the store tests: where a test's projection is kept, and what its plants'
+//! events are made of.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use tracery_epcis::QuantityElement;
+
+/// One of each of `classes` (lots), as an event's quantity list.
+pub fn one_of_each(classes: impl Iterator<Item = String>) -> Vec<QuantityElement> {
+    classes
+        .map(|epc_class| QuantityElement {
+            epc_class,
+            quantity: Some(1.0),
+            uom: None,
+        })
+        .collect()
+}
 
 /// Where a plant's projection is kept: a SQLite file, or a PostgreSQL database dropped
 /// when the plant passed.
