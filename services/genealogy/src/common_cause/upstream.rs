@@ -73,8 +73,13 @@ impl Ancestry {
                 break;
             }
             let mut next = Vec::new();
-            for step in graph::steps(Direction::Backward) {
-                for link in store.link_ends_at(&frontier, step.end, step.kinds).await? {
+            let steps = graph::steps(Direction::Backward);
+            let reads = steps
+                .iter()
+                .map(|step| store.link_ends_at(&frontier, step.end, step.kinds));
+            let links = futures::future::try_join_all(reads).await?;
+            for (step, links) in steps.iter().zip(links) {
+                for link in links {
                     let (near, far) = match step.end {
                         LinkEnd::From => (link.from_node, link.to_node),
                         LinkEnd::To => (link.to_node, link.from_node),

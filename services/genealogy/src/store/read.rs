@@ -504,17 +504,55 @@ pub struct LinkEnds {
     pub sequence: i64,
 }
 
-/// The [`LinkEnds`] of links whose `end` column is among `ids`, of `kinds`.
-pub(super) fn link_ends(column: link::Column, ids: &[i64], kinds: &[i16]) -> SelectStatement {
+/// The [`LinkEnds`] of links whose `end` column is among `ids`, of `kinds`, packed into
+/// one row ([`PackedLinks`]). A walk upstream reads hundreds of thousands of links, and
+/// each row handed from SQLite's worker thread to the task that reads it cost a thread
+/// switch, more than finding it did.
+pub(super) fn packed_link_ends(
+    backend: DatabaseBackend,
+    column: link::Column,
+    ids: &[i64],
+    kinds: &[i16],
+) -> SelectStatement {
+    let packed = match backend {
+        DatabaseBackend::Postgres => {
+            "json_agg(json_build_array(from_node, to_node, kind, sequence))::text"
+        }
+        _ => "json_group_array(json_array(from_node, to_node, kind, sequence))",
+    };
     Query::select()
-        .columns([
-            link::Column::FromNode,
-            link::Column::ToNode,
-            link::Column::Kind,
-            link::Column::Sequence,
-        ])
+        .expr_as(Expr::cust(packed), "links")
         .from(link::Entity)
         .and_where(Expr::col(column).is_in(ids.iter().copied()))
         .and_where(Expr::col(link::Column::Kind).is_in(kinds.iter().copied()))
         .to_owned()
+}
+
+/// Links read by [`packed_link_ends`]: a JSON array of `[from, to, kind, sequence]`
+/// (none where PostgreSQL found no link).
+#[derive(Debug, FromQueryResult)]
+pub struct PackedLinks {
+    links: Option<String>,
+}
+
+impl PackedLinks {
+    /// The links of all `packs`.
+    pub fn unpack_all(packs: Vec<Self>) -> Result<Vec<LinkEnds>, DbErr> {
+        let mut links = Vec::new();
+        for packed in packs.into_iter().filter_map(|pack| pack.links) {
+            let unpacked: Vec<(i64, i64, i16, i64)> = serde_json::from_str(&packed)
+                .map_err(|err| DbErr::Custom(format!("packed links: {err}")))?;
+            links.extend(
+                unpacked
+                    .into_iter()
+                    .map(|(from_node, to_node, kind, sequence)| LinkEnds {
+                        from_node,
+                        to_node,
+                        kind,
+                        sequence,
+                    }),
+            );
+        }
+        Ok(links)
+    }
 }

@@ -69,14 +69,20 @@ impl Profile {
     }
 
     fn from_body(body: &str) -> Result<Self, GenealogyError> {
-        let (visits, orders, sensed, parents): Body = serde_json::from_str(body)
+        let body: Body = serde_json::from_str(body)
             .map_err(|err| DbErr::Custom(format!("unit profile `{body}`: {err}")))?;
-        Ok(Self {
+        Ok(Self::from(body))
+    }
+}
+
+impl From<Body> for Profile {
+    fn from((visits, orders, sensed, parents): Body) -> Self {
+        Self {
             visits,
             orders,
             sensed,
             parents,
-        })
+        }
     }
 }
 
@@ -274,14 +280,15 @@ async fn replay_parents(
             LinkEnd::To => link::Column::ToNode,
         };
         let codes: Vec<i16> = step.kinds.iter().map(|kind| kind.code()).collect();
+        let backend = txn.get_database_backend();
         for chunk in units.chunks(CHUNK) {
-            let links = read::LinkEnds::find_by_statement(StatementBuilder::build(
-                &read::link_ends(column, chunk, &codes),
-                &txn.get_database_backend(),
+            let packs = read::PackedLinks::find_by_statement(StatementBuilder::build(
+                &read::packed_link_ends(backend, column, chunk, &codes),
+                &backend,
             ))
             .all(txn)
             .await?;
-            for l in links {
+            for l in read::PackedLinks::unpack_all(packs)? {
                 let Some(kind) = LinkKind::from_code(l.kind) else {
                     continue;
                 };
@@ -646,39 +653,54 @@ impl ProjectionStore {
         products: &[i64],
         (from, until): (i64, i64),
     ) -> Result<Vec<Class>, GenealogyError> {
+        /// All the classes as one JSON array of `[product, hour, signature, units, body]`:
+        /// a row each cost a switch between SQLite's worker thread and this task.
         #[derive(FromQueryResult)]
-        struct Row {
-            product: i64,
-            hour: i64,
-            signature: i64,
-            units: i64,
-            body: String,
+        struct Packed {
+            classes: Option<String>,
         }
         if products.is_empty() {
             return Ok(Vec::new());
         }
+        let backend = self.db.get_database_backend();
+        let packed = match backend {
+            sea_orm::DatabaseBackend::Postgres => {
+                "json_agg(json_build_array(c.product, c.hour, c.signature, c.units, \
+                 s.body::json))::text"
+            }
+            _ => {
+                "json_group_array(json_array(c.product, c.hour, c.signature, c.units, \
+                  json(s.body)))"
+            }
+        };
         // Numbers only, written by us: nothing to bind.
         let products: Vec<String> = products.iter().map(i64::to_string).collect();
         let sql = format!(
-            "SELECT c.product, c.hour, c.signature, c.units, s.body \
+            "SELECT {packed} AS classes \
              FROM genealogy_profile_counts c JOIN genealogy_profile_signatures s \
              ON s.id = c.signature WHERE c.product IN ({}) AND c.hour >= {from} \
              AND c.hour <= {until} AND c.units > 0",
             products.join(", ")
         );
-        let statement = Statement::from_string(self.db.get_database_backend(), sql);
-        let rows = Row::find_by_statement(statement).all(&self.db).await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(Class {
-                    product: row.product,
-                    hour: row.hour,
-                    signature: row.signature,
-                    units: row.units,
-                    profile: Profile::from_body(&row.body)?,
-                })
+        let statement = Statement::from_string(backend, sql);
+        let Some(Packed {
+            classes: Some(classes),
+        }) = Packed::find_by_statement(statement).one(&self.db).await?
+        else {
+            return Ok(Vec::new());
+        };
+        let classes: Vec<(i64, i64, i64, i64, Body)> = serde_json::from_str(&classes)
+            .map_err(|err| DbErr::Custom(format!("profile classes: {err}")))?;
+        Ok(classes
+            .into_iter()
+            .map(|(product, hour, signature, units, body)| Class {
+                product,
+                hour,
+                signature,
+                units,
+                profile: Profile::from(body),
             })
-            .collect()
+            .collect())
     }
 
     /// The profile rows of `units` that have one.

@@ -6,14 +6,15 @@
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 use sea_orm::{
-    ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, QueryTrait,
+    ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, QueryTrait, Statement,
     StatementBuilder, sea_query::SelectStatement,
 };
 
 use super::{
     CHUNK, LinkEnd, ProjectionStore,
-    read::{self, LinkEnds, StepRow},
+    read::{self, LinkEnds, PackedLinks, StepRow},
     tables::{event, link, node, sensor_reading},
 };
 use crate::{errors::GenealogyError, facts::LinkKind};
@@ -21,6 +22,11 @@ use crate::{errors::GenealogyError, facts::LinkKind};
 /// Ids read at a time by the reads below, which bind each as a parameter (SQLite takes
 /// 32,766): ten times the URI lookups' chunk, since a statement's cost is mostly per call.
 const ID_CHUNK: usize = 5_000;
+
+/// Chunks of one read in flight at once, each on its own pooled connection: SQLite runs
+/// readers side by side (WAL), and one statement at a time left a large read (an
+/// analysis's walk up from every lot its good units were made from) waiting on one core.
+const CHUNKS_AT_ONCE: usize = 4;
 
 impl ProjectionStore {
     /// The stored nodes among `uris` (canonical), with their ids.
@@ -71,21 +77,34 @@ impl ProjectionStore {
             LinkEnd::To => link::Column::ToNode,
         };
         let codes: Vec<i16> = kinds.iter().map(|kind| kind.code()).collect();
-        self.by_chunks(ids, |chunk| read::link_ends(column, chunk, &codes))
-            .await
+        let backend = self.db.get_database_backend();
+        let packs: Vec<PackedLinks> = self
+            .by_chunks(ids, |chunk| {
+                read::packed_link_ends(backend, column, chunk, &codes)
+            })
+            .await?;
+        Ok(PackedLinks::unpack_all(packs)?)
     }
 
-    /// The rows of the statements `query` makes for `ids`, [`ID_CHUNK`] at a time.
+    /// The rows of the statements `query` makes for `ids`, [`ID_CHUNK`] at a time, in
+    /// their order.
     async fn by_chunks<T: FromQueryResult>(
         &self,
         ids: &[i64],
         query: impl Fn(&[i64]) -> SelectStatement,
     ) -> Result<Vec<T>, GenealogyError> {
         let backend = self.db.get_database_backend();
+        let statements: Vec<Statement> = ids
+            .chunks(ID_CHUNK)
+            .map(|chunk| StatementBuilder::build(&query(chunk), &backend))
+            .collect();
+        let reads = statements
+            .into_iter()
+            .map(|statement| T::find_by_statement(statement).all(&self.db));
+        let mut chunks = futures::stream::iter(reads).buffered(CHUNKS_AT_ONCE);
         let mut rows = Vec::new();
-        for chunk in ids.chunks(ID_CHUNK) {
-            let statement = StatementBuilder::build(&query(chunk), &backend);
-            rows.extend(T::find_by_statement(statement).all(&self.db).await?);
+        while let Some(chunk) = chunks.try_next().await? {
+            rows.extend(chunk);
         }
         Ok(rows)
     }
@@ -134,5 +153,49 @@ impl ProjectionStore {
         ids: impl Iterator<Item = i64>,
     ) -> Result<HashMap<i64, Arc<str>>, GenealogyError> {
         Ok(self.names.of(&self.db, ids).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+    use sea_orm_migration::MigratorTrait;
+
+    use super::*;
+    use crate::store::Migrator;
+
+    /// An analysis walks up from every lot its good units were made from: each lot's
+    /// parents must come from the index of links by their `to` end alone, not from a
+    /// lookup of each link's row (which spread the walk over the whole table).
+    #[tokio::test]
+    async fn a_walk_upstream_reads_parents_from_the_index_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/g.db?mode=rwc", dir.path().display());
+        let db = Database::connect(&url).await.expect("sqlite");
+        Migrator::up(&db, None).await.expect("migrates");
+        let kinds = [
+            LinkKind::TransformedInto.code(),
+            LinkKind::ContainedIn.code(),
+        ];
+        let select =
+            read::packed_link_ends(DbBackend::Sqlite, link::Column::ToNode, &[3, 1, 2], &kinds);
+        let walk = StatementBuilder::build(&select, &DbBackend::Sqlite);
+        let explain = Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            format!("EXPLAIN QUERY PLAN {}", walk.sql),
+            walk.values.expect("bound ids"),
+        );
+        let plan: Vec<String> = db
+            .query_all_raw(explain)
+            .await
+            .expect("a plan")
+            .iter()
+            .map(|row| row.try_get::<String>("", "detail").expect("detail"))
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("COVERING INDEX genealogy_links_to_covering")),
+            "{plan:?}"
+        );
     }
 }
