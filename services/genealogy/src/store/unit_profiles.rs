@@ -628,6 +628,11 @@ async fn set_since_row(
     Ok(())
 }
 
+/// Hours of counts read as one packed string ([`ProjectionStore::classes`]): a week, whose
+/// classes at a busy plant come to tens of megabytes, far below SQLite's limit of 1 GB on
+/// one string, which a year of them could reach.
+const PACKED_HOURS: i64 = 24 * 7;
+
 /// Units of one product first seen in one hour with one profile: what an analysis reads
 /// of its good units.
 #[derive(Debug, Clone)]
@@ -647,20 +652,36 @@ impl ProjectionStore {
     }
 
     /// The classes of units of `products` first seen in the hours `from..=until` (Unix
-    /// seconds).
+    /// seconds), a week of hours at a time.
     pub async fn classes(
         &self,
         products: &[i64],
         (from, until): (i64, i64),
     ) -> Result<Vec<Class>, GenealogyError> {
-        /// All the classes as one JSON array of `[product, hour, signature, units, body]`:
-        /// a row each cost a switch between SQLite's worker thread and this task.
+        if products.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut classes = Vec::new();
+        let mut start = from;
+        while start <= until {
+            let end = until.min(start + PACKED_HOURS * 3600 - 1);
+            classes.extend(self.packed_classes(products, (start, end)).await?);
+            start = end + 1;
+        }
+        Ok(classes)
+    }
+
+    /// The classes of [`Self::classes`] in the hours `from..=until`, read as one JSON array
+    /// of `[product, hour, signature, units, body]`: a row each cost a switch between
+    /// SQLite's worker thread and this task.
+    async fn packed_classes(
+        &self,
+        products: &[i64],
+        (from, until): (i64, i64),
+    ) -> Result<Vec<Class>, GenealogyError> {
         #[derive(FromQueryResult)]
         struct Packed {
             classes: Option<String>,
-        }
-        if products.is_empty() {
-            return Ok(Vec::new());
         }
         let backend = self.db.get_database_backend();
         let packed = match backend {
