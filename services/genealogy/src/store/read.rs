@@ -496,7 +496,7 @@ pub(super) fn step_rows(backend: DatabaseBackend, ids: &[i64]) -> SelectStatemen
 }
 
 /// A link by its ends' ids, with the event that made it.
-#[derive(Debug, Clone, Copy, FromQueryResult)]
+#[derive(Debug, Clone, Copy)]
 pub struct LinkEnds {
     pub from_node: i64,
     pub to_node: i64,
@@ -514,18 +514,31 @@ pub(super) fn packed_link_ends(
     ids: &[i64],
     kinds: &[i16],
 ) -> SelectStatement {
-    let packed = match backend {
-        DatabaseBackend::Postgres => {
-            "json_agg(json_build_array(from_node, to_node, kind, sequence))::text"
-        }
-        _ => "json_group_array(json_array(from_node, to_node, kind, sequence))",
-    };
+    let packed = json_rows(backend, &["from_node", "to_node", "kind", "sequence"]);
     Query::select()
         .expr_as(Expr::cust(packed), "links")
         .from(link::Entity)
         .and_where(Expr::col(column).is_in(ids.iter().copied()))
         .and_where(Expr::col(link::Column::Kind).is_in(kinds.iter().copied()))
         .to_owned()
+}
+
+/// An aggregate of the rows a statement selects as one JSON array (text) of arrays of
+/// `values` (SQL expressions), or NULL (PostgreSQL) where there is no row.
+pub(super) fn json_rows(backend: DatabaseBackend, values: &[&str]) -> String {
+    let values = values.join(", ");
+    match backend {
+        DatabaseBackend::Postgres => format!("json_agg(json_build_array({values}))::text"),
+        _ => format!("json_group_array(json_array({values}))"),
+    }
+}
+
+/// A text `column` holding JSON, as a value [`json_rows`] nests rather than quotes.
+pub(super) fn json_value(backend: DatabaseBackend, column: &str) -> String {
+    match backend {
+        DatabaseBackend::Postgres => format!("{column}::json"),
+        _ => format!("json({column})"),
+    }
 }
 
 /// Links read by [`packed_link_ends`]: a JSON array of `[from, to, kind, sequence]`

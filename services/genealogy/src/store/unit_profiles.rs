@@ -684,16 +684,11 @@ impl ProjectionStore {
             classes: Option<String>,
         }
         let backend = self.db.get_database_backend();
-        let packed = match backend {
-            sea_orm::DatabaseBackend::Postgres => {
-                "json_agg(json_build_array(c.product, c.hour, c.signature, c.units, \
-                 s.body::json))::text"
-            }
-            _ => {
-                "json_group_array(json_array(c.product, c.hour, c.signature, c.units, \
-                  json(s.body)))"
-            }
-        };
+        let body = read::json_value(backend, "s.body");
+        let packed = read::json_rows(
+            backend,
+            &["c.product", "c.hour", "c.signature", "c.units", &body],
+        );
         // Numbers only, written by us: nothing to bind.
         let products: Vec<String> = products.iter().map(i64::to_string).collect();
         let sql = format!(
