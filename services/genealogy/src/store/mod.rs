@@ -49,6 +49,16 @@ pub enum LinkEnd {
     To,
 }
 
+impl LinkEnd {
+    /// The column of links this end matches.
+    pub(crate) fn column(self) -> link::Column {
+        match self {
+            Self::From => link::Column::FromNode,
+            Self::To => link::Column::ToNode,
+        }
+    }
+}
+
 /// Projection reads and writes.
 #[derive(Clone)]
 pub struct ProjectionStore {
@@ -156,10 +166,7 @@ impl ProjectionStore {
         kinds: &[LinkKind],
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Vec<Link>, GenealogyError> {
-        let column = match end {
-            LinkEnd::From => link::Column::FromNode,
-            LinkEnd::To => link::Column::ToNode,
-        };
+        let column = end.column();
         let mut found = Vec::new();
         for chunk in frontier.chunks(CHUNK) {
             let mut query = read::links();

@@ -9,9 +9,13 @@ use sea_orm::{
     QueryFilter,
     sea_query::{BinOper, Condition, Expr, ExprTrait, Func, JoinType, Query, SelectStatement},
 };
+use serde::de::DeserializeOwned;
 
-use super::tables::{
-    KEY_PROBES, bigint_array, event, history, history_in_events, key_of, link, node,
+use crate::facts::LinkKind;
+
+use super::{
+    LinkEnd,
+    tables::{KEY_PROBES, bigint_array, event, history, history_in_events, key_of, link, node},
 };
 
 /// A link as traces see it.
@@ -504,24 +508,27 @@ pub struct LinkEnds {
     pub sequence: i64,
 }
 
-/// The [`LinkEnds`] of links whose `end` column is among `ids`, of `kinds`, packed into
-/// one row ([`PackedLinks`]). A walk upstream reads hundreds of thousands of links, and
-/// each row handed from SQLite's worker thread to the task that reads it cost a thread
-/// switch, more than finding it did.
+/// The links whose `end` is among `ids`, of `kinds`, packed into one row of
+/// `[from, to, kind, sequence]` ([`PackedRows::links`]). A walk upstream reads hundreds of
+/// thousands of links, and each row handed from SQLite's worker thread to the task that
+/// reads it cost a thread switch, more than finding it did.
 pub(super) fn packed_link_ends(
     backend: DatabaseBackend,
-    column: link::Column,
+    end: LinkEnd,
     ids: &[i64],
-    kinds: &[i16],
+    kinds: &[LinkKind],
 ) -> SelectStatement {
     let packed = json_rows(backend, &["from_node", "to_node", "kind", "sequence"]);
     Query::select()
-        .expr_as(Expr::cust(packed), "links")
+        .expr_as(Expr::cust(packed), PACKED)
         .from(link::Entity)
-        .and_where(Expr::col(column).is_in(ids.iter().copied()))
-        .and_where(Expr::col(link::Column::Kind).is_in(kinds.iter().copied()))
+        .and_where(Expr::col(end.column()).is_in(ids.iter().copied()))
+        .and_where(Expr::col(link::Column::Kind).is_in(kinds.iter().map(|kind| kind.code())))
         .to_owned()
 }
+
+/// The column a statement's [`json_rows`] aggregate is read from.
+pub(super) const PACKED: &str = "packed";
 
 /// An aggregate of the rows a statement selects as one JSON array (text) of arrays of
 /// `values` (SQL expressions), or NULL (PostgreSQL) where there is no row.
@@ -541,31 +548,36 @@ pub(super) fn json_value(backend: DatabaseBackend, column: &str) -> String {
     }
 }
 
-/// Links read by [`packed_link_ends`]: a JSON array of `[from, to, kind, sequence]`
-/// (none where PostgreSQL found no link).
+/// Rows a statement packed with [`json_rows`] into its [`PACKED`] column.
 #[derive(Debug, FromQueryResult)]
-pub struct PackedLinks {
-    links: Option<String>,
+pub struct PackedRows {
+    packed: Option<String>,
 }
 
-impl PackedLinks {
-    /// The links of all `packs`.
-    pub fn unpack_all(packs: Vec<Self>) -> Result<Vec<LinkEnds>, DbErr> {
-        let mut links = Vec::new();
-        for packed in packs.into_iter().filter_map(|pack| pack.links) {
-            let unpacked: Vec<(i64, i64, i16, i64)> = serde_json::from_str(&packed)
-                .map_err(|err| DbErr::Custom(format!("packed links: {err}")))?;
-            links.extend(
-                unpacked
-                    .into_iter()
-                    .map(|(from_node, to_node, kind, sequence)| LinkEnds {
-                        from_node,
-                        to_node,
-                        kind,
-                        sequence,
-                    }),
-            );
+impl PackedRows {
+    /// The rows of all `packs`, each read as a `T` (a tuple of the packed values); `what`
+    /// names them in an error.
+    pub fn unpack<T: DeserializeOwned>(packs: Vec<Self>, what: &str) -> Result<Vec<T>, DbErr> {
+        let mut rows = Vec::new();
+        for packed in packs.into_iter().filter_map(|pack| pack.packed) {
+            let unpacked: Vec<T> = serde_json::from_str(&packed)
+                .map_err(|err| DbErr::Custom(format!("packed {what}: {err}")))?;
+            rows.extend(unpacked);
         }
-        Ok(links)
+        Ok(rows)
+    }
+
+    /// The links of all `packs` of [`packed_link_ends`].
+    pub fn links(packs: Vec<Self>) -> Result<Vec<LinkEnds>, DbErr> {
+        let links: Vec<(i64, i64, i16, i64)> = Self::unpack(packs, "links")?;
+        Ok(links
+            .into_iter()
+            .map(|(from_node, to_node, kind, sequence)| LinkEnds {
+                from_node,
+                to_node,
+                kind,
+                sequence,
+            })
+            .collect())
     }
 }

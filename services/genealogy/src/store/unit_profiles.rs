@@ -28,7 +28,7 @@ use tracery_epcis::Event;
 
 use super::{
     LinkEnd, ProjectionStore, read,
-    tables::{link, node, profile_count, profile_signature, sensor_reading, unit_profile},
+    tables::{node, profile_count, profile_signature, sensor_reading, unit_profile},
 };
 use crate::{
     errors::GenealogyError,
@@ -275,20 +275,15 @@ async fn replay_parents(
     profiles: &mut HashMap<i64, Unit>,
 ) -> Result<(), GenealogyError> {
     for step in graph::steps(Direction::Backward) {
-        let column = match step.end {
-            LinkEnd::From => link::Column::FromNode,
-            LinkEnd::To => link::Column::ToNode,
-        };
-        let codes: Vec<i16> = step.kinds.iter().map(|kind| kind.code()).collect();
         let backend = txn.get_database_backend();
         for chunk in units.chunks(CHUNK) {
-            let packs = read::PackedLinks::find_by_statement(StatementBuilder::build(
-                &read::packed_link_ends(backend, column, chunk, &codes),
+            let packs = read::PackedRows::find_by_statement(StatementBuilder::build(
+                &read::packed_link_ends(backend, step.end, chunk, step.kinds),
                 &backend,
             ))
             .all(txn)
             .await?;
-            for l in read::PackedLinks::unpack_all(packs)? {
+            for l in read::PackedRows::links(packs)? {
                 let Some(kind) = LinkKind::from_code(l.kind) else {
                     continue;
                 };
@@ -679,10 +674,6 @@ impl ProjectionStore {
         products: &[i64],
         (from, until): (i64, i64),
     ) -> Result<Vec<Class>, GenealogyError> {
-        #[derive(FromQueryResult)]
-        struct Packed {
-            classes: Option<String>,
-        }
         let backend = self.db.get_database_backend();
         let body = read::json_value(backend, "s.body");
         let packed = read::json_rows(
@@ -692,21 +683,19 @@ impl ProjectionStore {
         // Numbers only, written by us: nothing to bind.
         let products: Vec<String> = products.iter().map(i64::to_string).collect();
         let sql = format!(
-            "SELECT {packed} AS classes \
+            "SELECT {packed} AS {} \
              FROM genealogy_profile_counts c JOIN genealogy_profile_signatures s \
              ON s.id = c.signature WHERE c.product IN ({}) AND c.hour >= {from} \
              AND c.hour <= {until} AND c.units > 0",
+            read::PACKED,
             products.join(", ")
         );
         let statement = Statement::from_string(backend, sql);
-        let Some(Packed {
-            classes: Some(classes),
-        }) = Packed::find_by_statement(statement).one(&self.db).await?
-        else {
-            return Ok(Vec::new());
-        };
-        let classes: Vec<(i64, i64, i64, i64, Body)> = serde_json::from_str(&classes)
-            .map_err(|err| DbErr::Custom(format!("profile classes: {err}")))?;
+        let packs = read::PackedRows::find_by_statement(statement)
+            .all(&self.db)
+            .await?;
+        let classes: Vec<(i64, i64, i64, i64, Body)> =
+            read::PackedRows::unpack(packs, "profile classes")?;
         Ok(classes
             .into_iter()
             .map(|(product, hour, signature, units, body)| Class {

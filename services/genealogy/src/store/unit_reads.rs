@@ -14,8 +14,8 @@ use sea_orm::{
 
 use super::{
     CHUNK, LinkEnd, ProjectionStore,
-    read::{self, LinkEnds, PackedLinks, StepRow},
-    tables::{event, link, node, sensor_reading},
+    read::{self, LinkEnds, PackedRows, StepRow},
+    tables::{event, node, sensor_reading},
 };
 use crate::{errors::GenealogyError, facts::LinkKind};
 
@@ -72,18 +72,13 @@ impl ProjectionStore {
         end: LinkEnd,
         kinds: &[LinkKind],
     ) -> Result<Vec<LinkEnds>, GenealogyError> {
-        let column = match end {
-            LinkEnd::From => link::Column::FromNode,
-            LinkEnd::To => link::Column::ToNode,
-        };
-        let codes: Vec<i16> = kinds.iter().map(|kind| kind.code()).collect();
         let backend = self.db.get_database_backend();
-        let packs: Vec<PackedLinks> = self
+        let packs = self
             .by_chunks(ids, |chunk| {
-                read::packed_link_ends(backend, column, chunk, &codes)
+                read::packed_link_ends(backend, end, chunk, kinds)
             })
             .await?;
-        Ok(PackedLinks::unpack_all(packs)?)
+        Ok(PackedRows::links(packs)?)
     }
 
     /// The rows of the statements `query` makes for `ids`, [`ID_CHUNK`] at a time, in
@@ -173,12 +168,8 @@ mod tests {
         let url = format!("sqlite://{}/g.db?mode=rwc", dir.path().display());
         let db = Database::connect(&url).await.expect("sqlite");
         Migrator::up(&db, None).await.expect("migrates");
-        let kinds = [
-            LinkKind::TransformedInto.code(),
-            LinkKind::ContainedIn.code(),
-        ];
-        let select =
-            read::packed_link_ends(DbBackend::Sqlite, link::Column::ToNode, &[3, 1, 2], &kinds);
+        let kinds = [LinkKind::TransformedInto, LinkKind::ContainedIn];
+        let select = read::packed_link_ends(DbBackend::Sqlite, LinkEnd::To, &[3, 1, 2], &kinds);
         let walk = StatementBuilder::build(&select, &DbBackend::Sqlite);
         let explain = Statement::from_sql_and_values(
             DbBackend::Sqlite,
